@@ -1,0 +1,59 @@
+"""Building a Redis client from what users write: a URL (``redis://``,
+``rediss://``, ``unix://``) or php-resque's ``REDIS_BACKEND`` (``host:port``),
+and redacting passwords before a URL reaches a log line or a process title."""
+
+import re
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+
+DEFAULT_URL = "redis://127.0.0.1:6379/0"
+
+
+class BadRedisURL(ValueError):
+    pass
+
+
+def normalize_url(backend: str | None, db: int | str | None = None) -> str:
+    """Turn a redis URL or php-resque's ``host:port`` / ``unix:///path`` into a URL.
+
+    ``db`` (REDIS_BACKEND_DB) wins over a database in the URL, as in php-resque.
+    """
+    backend = (backend or DEFAULT_URL).strip()
+    if "://" not in backend:
+        # php-resque: "host:port", or a bare host.
+        host, _, port = backend.partition(":")
+        if not host:
+            raise BadRedisURL(f"redis backend {backend!r} has no host")
+        if port and not port.isdigit():
+            raise BadRedisURL(f"redis backend {backend!r}: port {port!r} is not a number")
+        backend = f"redis://{host}:{port or 6379}"
+    parts = urlsplit(backend)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise BadRedisURL(f"redis URL {redact(backend)!r}: scheme must be redis, rediss or unix")
+    if db is not None and str(db) != "":
+        if not str(db).isdigit():
+            raise BadRedisURL(f"redis database {db!r} is not a number")
+        if parts.scheme == "unix":
+            query = "&".join(q for q in parts.query.split("&") if q and not q.startswith("db="))
+            query = (query + "&" if query else "") + f"db={db}"
+            # urlunsplit drops the "//" of an empty netloc; keep the usual spelling.
+            backend = f"unix://{parts.netloc}{parts.path}?{query}"
+        else:
+            backend = urlunsplit(parts._replace(path=f"/{db}"))
+    return backend
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced by ``***``."""
+    url = re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+    return re.sub(r"([?&]password=)[^&]*", r"\1***", url)
+
+
+def connect(url: str, **options) -> redis.Redis:
+    """A client for ``url``. Responses stay bytes: payloads are decoded by us,
+    so an item that is not UTF-8 reaches the failed list instead of crashing."""
+    try:
+        return redis.Redis.from_url(url, **options)
+    except ValueError as exc:
+        raise BadRedisURL(f"redis URL {redact(url)!r}: {exc}") from None

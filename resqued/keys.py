@@ -1,0 +1,49 @@
+"""Every Redis key resqued reads or writes, in one place.
+
+The names are Resque's (php-resque and Ruby Resque agree on them), so that
+resque-web, PHP and Ruby applications see our workers, queues and failures.
+Keys of our own live under ``<namespace>:resqued:`` so they never collide with
+anything Resque may add.
+"""
+
+
+class Keys:
+    def __init__(self, namespace: str = "resque"):
+        # php-resque adds the missing trailing colon to PREFIX; so do we.
+        namespace = namespace.rstrip(":") or "resque"
+        self.namespace = namespace
+        self.prefix = namespace + ":"
+        p = self.prefix
+        self.queues = p + "queues"
+        self.workers = p + "workers"
+        self.heartbeats = p + "workers:heartbeat"
+        self.prune_lock = p + "pruning_dead_workers_in_progress"
+        self.pause_all = p + "pause-all-workers"
+        self.failed = p + "failed"
+        self.processed = p + "stat:processed"
+        self.failed_count = p + "stat:failed"
+        self._queue_prefix = p + "queue:"
+
+    def queue(self, name: str) -> str:
+        return self._queue_prefix + name
+
+    def queue_name(self, key) -> str:
+        """The queue name inside a ``<prefix>queue:<name>`` key (as BLPOP returns it)."""
+        if isinstance(key, bytes):
+            key = key.decode()
+        return key[len(self._queue_prefix):]
+
+    def status(self, job_id: str) -> str:
+        return f"{self.prefix}job:{job_id}:status"
+
+    def worker(self, worker_id: str) -> str:
+        return f"{self.prefix}worker:{worker_id}"
+
+    def worker_started(self, worker_id: str) -> str:
+        return f"{self.prefix}worker:{worker_id}:started"
+
+    def worker_processed(self, worker_id: str) -> str:
+        return f"{self.processed}:{worker_id}"
+
+    def worker_failed(self, worker_id: str) -> str:
+        return f"{self.failed_count}:{worker_id}"

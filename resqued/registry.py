@@ -1,0 +1,105 @@
+"""The allow-list: which payload ``class`` names may run, and what they run.
+
+A payload is data from the network. Its ``class`` is looked up in a table
+built once, at worker start, from the modules the operator listed (``jobs``,
+APP_INCLUDE, ``--app``) and from ``aliases``. It is never imported, never
+passed to getattr, never evaluated: a name that is not in the table — such as
+``os.system`` or ``builtins.eval`` — fails the job and runs nothing.
+"""
+
+import importlib
+import importlib.util
+import inspect
+import os
+import re
+import sys
+
+
+class UnknownJob(LookupError):
+    """The payload names no job of the allow-list."""
+
+
+class RegistryError(ValueError):
+    """The operator's job modules or aliases cannot be loaded."""
+
+
+def is_job(obj, module_name: str) -> bool:
+    """A job is a public class with a callable ``perform``, or a public
+    function, *defined* in the module (imported helpers don't count)."""
+    if getattr(obj, "__module__", None) != module_name:
+        return False
+    if inspect.isclass(obj):
+        return callable(getattr(obj, "perform", None))
+    return inspect.isfunction(obj)
+
+
+def import_module_or_file(spec: str):
+    """Import ``spec``: a dotted module name, or a path to a ``.py`` file."""
+    if spec.endswith(".py") or os.sep in spec:
+        path = os.path.abspath(spec)
+        if not os.path.isfile(path):
+            raise RegistryError(f"job file {spec!r} does not exist")
+        stem = re.sub(r"\W", "_", os.path.splitext(os.path.basename(path))[0])
+        name = f"resqued_app_{stem}"
+        if name in sys.modules and getattr(sys.modules[name], "__file__", None) == path:
+            return sys.modules[name]
+        module_spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[name] = module
+        try:
+            module_spec.loader.exec_module(module)
+        except Exception as exc:
+            del sys.modules[name]
+            raise RegistryError(f"job file {spec!r} failed to import: {type(exc).__name__}: {exc}") from exc
+        return module
+    try:
+        return importlib.import_module(spec)
+    except Exception as exc:
+        raise RegistryError(f"job module {spec!r} failed to import: {type(exc).__name__}: {exc}") from exc
+
+
+class JobRegistry:
+    def __init__(self):
+        self._dotted: dict[str, object] = {}
+        self._bare: dict[str, object] = {}
+        self._aliases: dict[str, object] = {}
+        self.modules: list[str] = []
+
+    @classmethod
+    def build(cls, modules=(), aliases=None) -> "JobRegistry":
+        registry = cls()
+        for spec in modules:
+            registry.add_module(import_module_or_file(spec))
+        for name, target in (aliases or {}).items():
+            registry.add_alias(name, target)
+        return registry
+
+    def add_module(self, module) -> None:
+        self.modules.append(module.__name__)
+        for name, obj in vars(module).items():
+            if name.startswith("_") or not is_job(obj, module.__name__):
+                continue
+            self._dotted[f"{module.__name__}.{name}"] = obj
+            # The first module listed wins a bare name: the list is a priority order.
+            self._bare.setdefault(name, obj)
+
+    def add_alias(self, name: str, target: str) -> None:
+        module_name, _, attr = target.rpartition(".")
+        if not module_name:
+            raise RegistryError(f"alias {name!r}: target {target!r} is not a dotted module.Name")
+        module = import_module_or_file(module_name)
+        obj = vars(module).get(attr)
+        if obj is None or attr.startswith("_") or not is_job(obj, module.__name__):
+            raise RegistryError(f"alias {name!r}: {target!r} is not a job class or function")
+        self._aliases[name] = obj
+
+    def resolve(self, name: str):
+        for table in (self._aliases, self._dotted, self._bare):
+            obj = table.get(name)
+            if obj is not None:
+                return obj
+        raise UnknownJob(f"job class {name!r} is not allowed: it is neither an alias nor a job "
+                         f"defined in the job modules ({', '.join(self.modules) or 'none listed'})")
+
+    def names(self) -> list[str]:
+        return sorted(set(self._aliases) | set(self._bare) | set(self._dotted))

@@ -1,0 +1,82 @@
+"""Signal handling for long-running processes (worker, master).
+
+Handlers only append the signal to a list; ``set_wakeup_fd`` writes a byte to
+a socketpair so that whatever the main loop is waiting on (select, BLPOP via
+the reserver) ends at once. The main loop drains and dispatches.
+"""
+
+import os
+import select
+import signal
+import socket
+
+
+class SignalQueue:
+    def __init__(self, signals):
+        self._signals = list(signals)
+        self._pending: list[int] = []
+        self._reader, self._writer = socket.socketpair()
+        self._reader.setblocking(False)
+        self._writer.setblocking(False)
+        self._previous = {}
+
+    def install(self) -> None:
+        signal.set_wakeup_fd(self._writer.fileno(), warn_on_full_buffer=False)
+        for signum in self._signals:
+            self._previous[signum] = signal.signal(signum, self._record)
+
+    def _record(self, signum, frame):
+        self._pending.append(signum)
+
+    def fileno(self) -> int:
+        """Readable whenever a signal has arrived and not been drained."""
+        return self._reader.fileno()
+
+    def has_pending(self) -> bool:
+        return bool(self._pending)
+
+    def drain(self) -> list[int]:
+        # Take the list before emptying the pipe: a signal landing in between
+        # stays pending (waits check has_pending() before they block).
+        pending, self._pending = self._pending, []
+        try:
+            while self._reader.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+        return pending
+
+    def reset_in_child(self) -> None:
+        """After fork, in a child that must behave like a plain process:
+        default dispositions, no wakeup fd, none of our descriptors."""
+        signal.set_wakeup_fd(-1)
+        for signum in self._signals:
+            signal.signal(signum, signal.SIG_DFL)
+        self._reader.close()
+        self._writer.close()
+
+
+def wait_readable(fds, timeout):
+    """select() on ``fds`` (ints or objects with fileno); returns the ready ones."""
+    try:
+        ready, _, _ = select.select(fds, [], [], timeout)
+    except InterruptedError:
+        return []
+    return ready
+
+
+def describe(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

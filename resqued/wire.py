@@ -1,0 +1,153 @@
+"""The bytes resqued puts into Redis: JSON encoding, time formats, payloads,
+failure and status records.
+
+Where php-resque and Ruby Resque write different formats, the choice made here
+keeps both working (see README, "Wire format"):
+
+* payloads carry php-resque's four fields (``class, args, id, queue_time``);
+  Ruby reads ``class`` and ``args`` and ignores the rest;
+* strings are encoded as PHP's ``json_encode`` does (``\\/``, ``\\uXXXX``),
+  which every JSON parser reads back unchanged;
+* the human-readable times (``started``, ``run_at``, ``failed_at``, heartbeat)
+  use Ruby's formats, because resque-web (Ruby) is what displays them and
+  php-resque never reads them back.
+"""
+
+import json
+import time
+import uuid
+from datetime import datetime, timezone
+
+STATUS_WAITING = 1
+STATUS_RUNNING = 2
+STATUS_FAILED = 3
+STATUS_COMPLETE = 4
+STATUS_NAMES = {
+    STATUS_WAITING: "waiting",
+    STATUS_RUNNING: "running",
+    STATUS_FAILED: "failed",
+    STATUS_COMPLETE: "complete",
+}
+# php-resque keeps finished statuses for a day.
+STATUS_TTL = 86400
+
+
+def dumps(value) -> str:
+    """Compact JSON as PHP's json_encode writes it.
+
+    '/' can only occur inside JSON strings, so escaping it after encoding is
+    safe; ensure_ascii gives PHP's \\uXXXX (with surrogate pairs).
+    """
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=True).replace("/", "\\/")
+
+
+def new_job_id() -> str:
+    """32 lowercase hex characters, the shape of php-resque's ids."""
+    return uuid.uuid4().hex
+
+
+def payload(job_class: str, args: list, job_id: str, queue_time: float | None = None) -> dict:
+    # Field order matters to byte-level comparisons: php-resque's order.
+    return {
+        "class": job_class,
+        "args": args,
+        "id": job_id,
+        "queue_time": time.time() if queue_time is None else queue_time,
+    }
+
+
+def _local(ts: float | None) -> datetime:
+    return datetime.fromtimestamp(time.time() if ts is None else ts).astimezone()
+
+
+def started_time(ts: float | None = None) -> str:
+    """``worker:<id>:started``: Ruby's ``2026-11-22 02:24:52 +0000``."""
+    return _local(ts).strftime("%Y-%m-%d %H:%M:%S %z")
+
+
+def run_at_time(ts: float | None = None) -> str:
+    """``run_at`` of the working-on record: UTC ISO 8601 with ``Z`` (Ruby)."""
+    return datetime.fromtimestamp(time.time() if ts is None else ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def failed_at_time(ts: float | None = None) -> str:
+    """``failed_at``: Ruby's ``2026/11/22 02:24:57 UTC``."""
+    return _local(ts).strftime("%Y/%m/%d %H:%M:%S %Z")
+
+
+def retried_at_time(ts: float | None = None) -> str:
+    """``retried_at`` as resque-web's retry writes it (no zone)."""
+    return _local(ts).strftime("%Y/%m/%d %H:%M:%S")
+
+
+def heartbeat_time(ts: float) -> str:
+    """Heartbeat hash value: ISO 8601 with offset, whole seconds (Ruby)."""
+    return _local(ts).isoformat(timespec="seconds")
+
+
+def parse_heartbeat(value) -> float | None:
+    if isinstance(value, bytes):
+        value = value.decode(errors="replace")
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+
+
+def working_on(queue: str, job_payload: dict, ts: float | None = None) -> str:
+    return dumps({"queue": queue, "run_at": run_at_time(ts), "payload": job_payload})
+
+
+def status_record(code: int, ts: float | None = None, started: bool = False) -> str:
+    now = int(time.time() if ts is None else ts)
+    record = {"status": code, "updated": now}
+    if started:
+        record["started"] = now
+    return dumps(record)
+
+
+def failure_record(job_payload, exception: str, error: str, backtrace: list,
+                   worker_id: str, queue: str, ts: float | None = None) -> str:
+    return dumps({
+        "failed_at": failed_at_time(ts),
+        "payload": job_payload,
+        "exception": exception,
+        "error": error,
+        "backtrace": backtrace,
+        "worker": worker_id,
+        "queue": queue,
+    })
+
+
+class InvalidPayload(ValueError):
+    """A queue item that is not a job resqued can run."""
+
+
+def decode_payload(raw) -> dict:
+    """Parse one queue item. Raises InvalidPayload with a one-line reason."""
+    try:
+        data = json.loads(raw)
+    except UnicodeDecodeError as exc:
+        raise InvalidPayload(f"payload is not valid UTF-8: {exc.reason} at byte {exc.start}") from None
+    except (TypeError, ValueError) as exc:
+        raise InvalidPayload(f"payload is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidPayload(f"payload is a JSON {type(data).__name__}, not an object")
+    job_class = data.get("class")
+    if not isinstance(job_class, str) or not job_class:
+        raise InvalidPayload("payload has no 'class' string")
+    args = data.get("args", [])
+    if not isinstance(args, list):
+        raise InvalidPayload(f"payload 'args' is a JSON {type(args).__name__}, not an array")
+    job_id = data.get("id")
+    if job_id is not None and not isinstance(job_id, str):
+        raise InvalidPayload("payload 'id' is not a string")
+    return data
+
+
+def raw_payload_record(raw) -> dict:
+    """What a failure entry holds for an item that could not be decoded: the
+    raw text, in an object so resque-web and Ruby's failure tools still find
+    ``class`` and ``args``."""
+    text = raw.decode("utf-8", errors="backslashreplace") if isinstance(raw, bytes) else str(raw)
+    return {"class": None, "args": [], "raw": text}

@@ -1,0 +1,128 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+import redis
+
+from resqued import Resque, events
+from redis_server import RedisServer
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+GOLDEN = os.path.join(os.path.dirname(ROOT), "shared", "golden")
+JOBS_FILE = os.path.join(HERE, "jobs.py")
+
+
+def wait_until(predicate, timeout=10.0, interval=0.01, message="condition"):
+    """Poll ``predicate`` until it returns something truthy; fail at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    server = RedisServer(str(tmp_path_factory.mktemp("redis"))).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server):
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+    return redis_server.url
+
+
+@pytest.fixture
+def r(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def resque(redis_url):
+    client = Resque(redis_url)
+    yield client
+    client.redis.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_listeners():
+    yield
+    events.clear_listeners()
+
+
+class Processes:
+    """Processes spawned by a test, every one reaped by pid at teardown."""
+
+    def __init__(self, tmp_path):
+        self.tmp_path = tmp_path
+        self.procs = []
+
+    def spawn(self, args, env=None, name="proc"):
+        full_env = dict(os.environ)
+        full_env["PYTHONPATH"] = os.pathsep.join([ROOT, HERE, full_env.get("PYTHONPATH", "")])
+        full_env.update(env or {})
+        log_path = self.tmp_path / f"{name}-{len(self.procs)}.log"
+        log = open(log_path, "wb")
+        proc = subprocess.Popen(args, env=full_env, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, cwd=ROOT)
+        proc.log_path = log_path
+        log.close()
+        self.procs.append(proc)
+        return proc
+
+    def resqued(self, redis_url, queue="default", extra_env=None, args=(), name="resqued"):
+        env = {"QUEUE": queue, "REDIS_BACKEND": redis_url, "APP_INCLUDE": JOBS_FILE,
+               "INTERVAL": "1", "VVERBOSE": "1"}
+        env.update(extra_env or {})
+        return self.spawn([sys.executable, "-m", "resqued", *args], env=env, name=name)
+
+    def cleanup(self):
+        for proc in self.procs:
+            if proc.poll() is None:
+                # Job children run in their own process groups: kill the tree.
+                try:
+                    tree = psutil.Process(proc.pid).children(recursive=True)
+                except psutil.NoSuchProcess:
+                    tree = []
+                proc.kill()
+                for child in tree:
+                    try:
+                        child.kill()
+                    except psutil.NoSuchProcess:
+                        pass
+                psutil.wait_procs(tree, timeout=10)
+            proc.wait(timeout=10)
+
+
+@pytest.fixture
+def procs(tmp_path):
+    p = Processes(tmp_path)
+    yield p
+    p.cleanup()
+
+
+def log_text(proc) -> str:
+    return proc.log_path.read_text(errors="replace")
+
+
+def stop(proc, sig=signal.SIGQUIT, timeout=15.0) -> int:
+    proc.send_signal(sig)
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"process {proc.pid} did not exit within {timeout}s after {sig!r}:\n"
+                             + log_text(proc)[-3000:])
