@@ -1,0 +1,80 @@
+"""``resqued``: run workers.
+
+Without ``-c`` this is php-resque's environment mode (QUEUE, COUNT, INTERVAL,
+PREFIX, REDIS_BACKEND, …, or the same as flags)."""
+
+import argparse
+import logging
+import os
+import sys
+
+from . import envmode, logs
+from .client import Resque
+from .connection import redact
+from .pidfile import Pidfile, PidfileError
+from .registry import JobRegistry, RegistryError
+from .supervisor import Supervisor
+from .version import __version__
+from .worker import Worker
+
+log = logging.getLogger("resqued")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="resqued", description="Resque-compatible workers for Python.")
+    p.add_argument("--version", action="version", version=f"resqued {__version__}")
+    p.add_argument("--queue", help="queues in priority order, comma separated, or * (env QUEUE)")
+    p.add_argument("--count", help="number of workers (env COUNT)")
+    p.add_argument("--interval", help="seconds each wait for a job lasts (env INTERVAL)")
+    p.add_argument("--blocking", action="store_true",
+                   help="accepted for php-resque compatibility; the reserve always blocks (env BLOCKING)")
+    p.add_argument("--prefix", help="Redis key namespace (env PREFIX, default resque)")
+    p.add_argument("--redis", help="redis://, rediss://, unix:// URL or host:port (env REDIS_BACKEND)")
+    p.add_argument("--pidfile", help="write the pid here (env PIDFILE)")
+    p.add_argument("--app", action="append",
+                   help="Python module or file whose jobs may run; repeatable (env APP_INCLUDE)")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug (env VERBOSE, VVERBOSE)")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = envmode.load(args, os.environ)
+    except envmode.ConfigError as exc:
+        print(f"resqued: {exc}", file=sys.stderr)
+        return envmode.EX_CONFIG
+    logs.setup(settings.log_level)
+    try:
+        registry = JobRegistry.build(settings.apps)
+    except RegistryError as exc:
+        print(f"resqued: {exc}", file=sys.stderr)
+        return envmode.EX_CONFIG
+    if not registry.names():
+        log.warning("no jobs are allowed (set APP_INCLUDE or --app): every job will fail as unknown")
+    log.info("resqued %s: queues %s on %s, namespace %s", __version__, ",".join(settings.queues),
+             redact(settings.redis_url), settings.namespace)
+
+    pidfile = Pidfile(settings.pidfile) if settings.pidfile else None
+    try:
+        if pidfile:
+            pidfile.create()
+    except (PidfileError, OSError) as exc:
+        print(f"resqued: {exc}", file=sys.stderr)
+        return 1
+    try:
+        if settings.count == 1:
+            return run_worker(settings, registry)
+        return Supervisor(settings.count, lambda parent: run_worker(settings, registry, parent)).run()
+    finally:
+        if pidfile:
+            pidfile.remove()
+
+
+def run_worker(settings, registry, parent_pid=None) -> int:
+    # A fresh client per process: connections must not be shared across a fork.
+    resque = Resque(settings.redis_url, settings.namespace)
+    worker = Worker(resque, registry, settings.queues, interval=settings.interval,
+                    heartbeat_interval=settings.heartbeat_interval,
+                    term_timeout=settings.term_timeout, parent_pid=parent_pid)
+    return worker.work()

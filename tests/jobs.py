@@ -1,0 +1,84 @@
+"""Jobs the worker tests run (loaded with APP_INCLUDE). Each one reports to
+Redis, so tests rendezvous on Redis instead of sleeping."""
+
+import os
+import signal
+import time
+
+import redis
+
+from resqued import DontPerform  # imported names are not jobs
+
+
+def _client():
+    return redis.Redis.from_url(os.environ["REDIS_BACKEND"])
+
+
+def _log(event, *values):
+    _client().rpush("test:log", ":".join([event, *map(str, values)]))
+
+
+class PhpJob:
+    """php-resque style: perform(self) reads self.args."""
+
+    def setUp(self):
+        _log("setUp", os.getpid())
+
+    def perform(self):
+        _log("perform", self.args.get("tag", ""), self.queue, self.job.id)
+
+    def tearDown(self):
+        _log("tearDown", os.getpid())
+
+
+class RubyJob:
+    @staticmethod
+    def perform(a, b):
+        _log("ruby", a + b)
+
+
+def add(a, b):
+    _log("add", a + b)
+
+
+class Failing:
+    def perform(self):
+        raise ValueError(f"boom {self.args}")
+
+
+class Skipped:
+    def setUp(self):
+        raise DontPerform()
+
+    def perform(self):
+        _log("should-not-run")
+
+
+class Slow:
+    """Signals it started, then waits until told to finish (or seconds pass)."""
+
+    def perform(self):
+        _log("started", os.getpid())
+        _client().blpop(["test:release"], timeout=self.args.get("seconds", 30))
+        _log("finished", os.getpid())
+
+
+class SelfKill:
+    def perform(self):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class HardExit:
+    def perform(self):
+        os._exit(self.args.get("code", 3))
+
+
+class CallsExit:
+    def perform(self):
+        raise SystemExit(0)
+
+
+class Sleeper:
+    def perform(self):
+        time.sleep(self.args.get("seconds", 1))
+        _log("slept")
