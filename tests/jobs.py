@@ -25,7 +25,7 @@ class PhpJob:
         _log("setUp", os.getpid())
 
     def perform(self):
-        _log("perform", self.args.get("tag", ""), self.queue, self.job.id)
+        _log("perform", (self.args or {}).get("tag", ""), self.queue, self.job.id)
 
     def tearDown(self):
         _log("tearDown", os.getpid())
@@ -59,7 +59,7 @@ class Slow:
 
     def perform(self):
         _log("started", os.getpid())
-        _client().blpop(["test:release"], timeout=self.args.get("seconds", 30))
+        _client().blpop(["test:release"], timeout=(self.args or {}).get("seconds", 30))
         _log("finished", os.getpid())
 
 
@@ -70,7 +70,7 @@ class SelfKill:
 
 class HardExit:
     def perform(self):
-        os._exit(self.args.get("code", 3))
+        os._exit((self.args or {}).get("code", 3))
 
 
 class CallsExit:
@@ -80,5 +80,20 @@ class CallsExit:
 
 class Sleeper:
     def perform(self):
-        time.sleep(self.args.get("seconds", 1))
+        time.sleep((self.args or {}).get("seconds", 1))
         _log("slept")
+
+
+class GoldenOk:
+    """The class name php-resque's golden run enqueued."""
+
+    def perform(self):
+        _log("golden-ok", sorted(self.args) if isinstance(self.args, dict) else self.args)
+
+
+class GoodJob:
+    """The class name Ruby Resque's golden run enqueued (Ruby style args)."""
+
+    @staticmethod
+    def perform(*args):
+        _log("good-job", len(args))

@@ -1,0 +1,51 @@
+import json
+import os
+import socket
+
+import psutil
+
+from conftest import wait_until
+
+
+def title(pid: int) -> str:
+    try:
+        # setproctitle pads a shortened title with spaces in /proc/PID/cmdline.
+        return " ".join(psutil.Process(pid).cmdline()).rstrip()
+    except psutil.NoSuchProcess:
+        return ""
+
+
+def worker_id(proc, queues="default") -> str:
+    return f"{socket.gethostname()}:{proc.pid}:{queues}"
+
+
+def wait_registered(r, proc, queues="default", timeout=15):
+    wid = worker_id(proc, queues)
+    wait_until(lambda: r.sismember("resque:workers", wid) or proc.poll() is not None,
+               timeout, message=f"worker {wid} to register")
+    assert proc.poll() is None, f"worker exited early:\n{proc.log_path.read_text()}"
+    return wid
+
+
+def log_entries(r):
+    return [e.decode() for e in r.lrange("test:log", 0, -1)]
+
+
+def wait_log(r, prefix, count=1, timeout=15):
+    return wait_until(lambda: [e for e in log_entries(r) if e.startswith(prefix)][count - 1:] and
+                      [e for e in log_entries(r) if e.startswith(prefix)],
+                      timeout, message=f"{count} log entries starting {prefix!r}")
+
+
+def failures(r):
+    return [json.loads(f) for f in r.lrange("resque:failed", 0, -1)]
+
+
+def job_child_pid(r):
+    """The pid of the Slow job's child, which logs 'started:<pid>'."""
+    entry = wait_log(r, "started:")[-1]
+    return int(entry.split(":")[1])
+
+
+def pid_gone(pid):
+    return not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE

@@ -1,0 +1,455 @@
+"""resquectl's inspection commands against a real redis-server: a few runs of
+the real program, the rest through ``main(argv)`` in this process."""
+
+import json
+import os
+import selectors
+import subprocess
+import sys
+import time
+import types
+
+import pytest
+import redis
+
+from conftest import ROOT
+from resqued import wire
+from resqued.ctl import connection_settings, main
+from resqued.keys import Keys
+
+KEYS = Keys()
+MISSING_SOCKET = "unix:///nonexistent/resqued-test/redis.sock"
+
+
+@pytest.fixture
+def ctl(redis_url, capsys, monkeypatch):
+    """Run ``resquectl ARGS`` in-process against the test server:
+    returns (exit code, stdout, stderr)."""
+    for name in ("REDIS_URL", "REDIS_BACKEND", "REDIS_BACKEND_DB", "PREFIX"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("COLUMNS", "200")
+
+    def run(*args):
+        code = main(["--redis", redis_url, *args])
+        out, err = capsys.readouterr()
+        return code, out, err
+    return run
+
+
+def run_cli(*args, env=None):
+    full_env = dict(os.environ, PYTHONPATH=ROOT, **(env or {}))
+    return subprocess.run([sys.executable, "-m", "resqued.ctl", *args], env=full_env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def add_failure(r, job_class="MailJob", args=({"to": "a@b.c"},), error="boom", queue="mail",
+                exception="RuntimeError", job_id=None):
+    payload = wire.payload(job_class, list(args), job_id or wire.new_job_id())
+    r.rpush(KEYS.failed, wire.failure_record(payload, exception, error, ["line 1", "line 2"],
+                                             "host:1:mail", queue))
+    return payload
+
+
+def queued(r, queue):
+    return [json.loads(raw) for raw in r.lrange(KEYS.queue(queue), 0, -1)]
+
+
+def one_line_error(err):
+    assert "Traceback" not in err
+    assert err.count("\n") == 1 and err.startswith("resquectl: "), err
+    return err
+
+
+# -- the real program ---------------------------------------------------------
+
+def test_cli_enqueue_then_inspect(redis_url, r):
+    done = run_cli("--redis", redis_url, "enqueue", "default", "MailJob", '{"to": "x@y.z"}')
+    assert done.returncode == 0, done.stderr
+    job_id = done.stdout.strip()
+    assert len(job_id) == 32
+    assert queued(r, "default")[0]["args"] == [{"to": "x@y.z"}]
+
+    listing = run_cli("queues", "--redis", redis_url)
+    assert listing.returncode == 0
+    assert listing.stdout.split() == ["QUEUE", "SIZE", "default", "1"]
+
+    stats = run_cli("stats", "--json", env={"REDIS_URL": redis_url})
+    assert stats.returncode == 0
+    assert json.loads(stats.stdout)["pending"] == 1
+
+
+def test_cli_unreachable_redis_redacts_password():
+    done = run_cli("--redis", "redis://admin:s3cr3t@127.0.0.1:1/0", "queues")
+    assert done.returncode == 1
+    assert done.stdout == ""
+    one_line_error(done.stderr)
+    assert done.stderr.startswith("resquectl: cannot reach Redis at redis://admin:***@127.0.0.1:1/0: ")
+    assert "s3cr3t" not in done.stderr
+
+
+def test_cli_bad_json_is_usage_error(redis_url):
+    done = run_cli("--redis", redis_url, "enqueue", "default", "MailJob", "{oops")
+    assert done.returncode == 2
+    assert "JSON_ARGS is not valid JSON" in one_line_error(done.stderr)
+
+
+class LineReader:
+    """Lines from a child's stdout, each awaited with a deadline."""
+
+    def __init__(self, proc):
+        self.proc = proc
+        self.buffer = b""
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(proc.stdout, selectors.EVENT_READ)
+
+    def next(self, timeout=10.0) -> str:
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buffer:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self.selector.select(left):
+                raise AssertionError(f"no line within {timeout}s; have {self.buffer!r}")
+            chunk = os.read(self.proc.stdout.fileno(), 4096)
+            if not chunk:
+                raise AssertionError(f"stdout closed; have {self.buffer!r}")
+            self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return line.decode()
+
+
+@pytest.fixture
+def watch(redis_url):
+    started = []
+
+    def start(job_id, *extra):
+        proc = subprocess.Popen([sys.executable, "-m", "resqued.ctl", "--redis", redis_url, "job", job_id,
+                                 "--watch", *extra], env=dict(os.environ, PYTHONPATH=ROOT),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        started.append(proc)
+        return proc, LineReader(proc)
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+@pytest.mark.parametrize("final, code", [(wire.STATUS_COMPLETE, 0), (wire.STATUS_FAILED, 1)])
+def test_cli_job_watch_follows_changes_until_the_end(resque, r, watch, final, code):
+    job_id = resque.enqueue("default", "MailJob", None, track_status=True)
+    proc, lines = watch(job_id)
+    assert lines.next().startswith(f"{job_id}: waiting (updated ")
+    r.set(KEYS.status(job_id), wire.status_record(wire.STATUS_RUNNING))
+    assert lines.next().startswith(f"{job_id}: running (updated ")
+    r.set(KEYS.status(job_id), wire.status_record(final))
+    assert lines.next().startswith(f"{job_id}: {wire.STATUS_NAMES[final]} (updated ")
+    assert proc.wait(10) == code
+
+
+def test_cli_job_watch_json_streams_one_document_per_change(resque, r, watch):
+    job_id = resque.enqueue("default", "MailJob", None, track_status=True)
+    proc, lines = watch(job_id, "--json")
+    assert json.loads(lines.next())["status"] == "waiting"
+    r.set(KEYS.status(job_id), wire.status_record(wire.STATUS_COMPLETE))
+    last = json.loads(lines.next())
+    assert (last["id"], last["status"], last["code"]) == (job_id, "complete", 4)
+    assert proc.wait(10) == 0
+
+
+def test_cli_job_watch_stops_when_the_status_disappears(resque, r, watch):
+    job_id = resque.enqueue("default", "MailJob", None, track_status=True)
+    proc, lines = watch(job_id)
+    lines.next()
+    resque.stop_tracking(job_id)
+    assert proc.wait(10) == 1
+    assert "is not tracked (or its status expired)" in proc.stderr.read().decode()
+
+
+# -- enqueue ------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, args", [('{"a": 1}', [{"a": 1}]), ("[1, 2]", [[1, 2]]),
+                                        ("null", [None]), (None, [None])])
+def test_enqueue_takes_object_array_or_null(ctl, r, text, args):
+    code, out, _ = ctl("enqueue", "default", "MailJob", *([text] if text else []))
+    assert code == 0
+    job = queued(r, "default")[0]
+    assert (job["class"], job["args"], job["id"]) == ("MailJob", args, out.strip())
+    assert r.get(KEYS.status(job["id"])) is None
+
+
+def test_enqueue_track_and_json(ctl, r, resque):
+    code, out, _ = ctl("enqueue", "high", "MailJob", "[]", "--track", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data == {"id": data["id"], "queue": "high", "class": "MailJob", "args": [], "tracked": True}
+    assert resque.status(data["id"])["status"] == "waiting"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["default", "MailJob", "{oops"], "JSON_ARGS is not valid JSON"),
+    (["default", "MailJob", "42"], "must be a JSON object, array or null, not a number"),
+    (["default", "MailJob", '"text"'], "not a string"),
+    (["default", "MailJob", "true"], "not a boolean"),
+    (["bad,queue", "MailJob"], "invalid queue name"),
+    (["default", " "], "invalid job class"),
+])
+def test_enqueue_rejects_bad_input(ctl, r, args, message):
+    code, out, err = ctl("enqueue", *args)
+    assert code == 2 and out == ""
+    assert message in one_line_error(err)
+    assert r.keys("*") == []
+
+
+# -- queues, workers, stats ---------------------------------------------------
+
+def test_queues_table_and_json(ctl, resque):
+    assert ctl("queues") == (0, "no queues\n", "")
+    for queue, n in [("mail", 2), ("high", 1)]:
+        for _ in range(n):
+            resque.enqueue(queue, "MailJob")
+    resque.redis.sadd(KEYS.queues, "empty")
+    code, out, _ = ctl("queues")
+    assert code == 0
+    assert [line.split() for line in out.splitlines()] == [
+        ["QUEUE", "SIZE"], ["empty", "0"], ["high", "1"], ["mail", "2"]]
+    code, out, _ = ctl("queues", "--json")
+    assert json.loads(out) == {"empty": 0, "high": 1, "mail": 2}
+
+
+def register_worker(r, worker_id, job=None, processed=0, failed=0):
+    r.sadd(KEYS.workers, worker_id)
+    r.set(KEYS.worker_started(worker_id), wire.started_time())
+    r.hset(KEYS.heartbeats, worker_id, wire.heartbeat_time(time.time()))
+    r.set(KEYS.worker_processed(worker_id), processed)
+    r.set(KEYS.worker_failed(worker_id), failed)
+    if job:
+        queue, payload = job
+        r.set(KEYS.worker(worker_id), wire.working_on(queue, payload, ts=0))
+
+
+def test_workers_table_and_json(ctl, r):
+    assert ctl("workers") == (0, "no workers registered\n", "")
+    register_worker(r, "box:100:high,mail", processed=7, failed=2)
+    register_worker(r, "box:200:mail", job=("mail", wire.payload("MailJob", [], "abc")), processed=3)
+    code, out, _ = ctl("workers")
+    assert code == 0
+    header, idle, busy = [line.split() for line in out.splitlines()]
+    assert header == ["WORKER", "STATE", "QUEUE", "CLASS", "SINCE", "PROCESSED", "FAILED", "HEARTBEAT"]
+    assert idle[:7] == ["box:100:high,mail", "idle", "-", "-", "-", "7", "2"]
+    assert busy[:7] == ["box:200:mail", "working", "mail", "MailJob", "1970-01-01T00:00:00Z", "3", "0"]
+    code, out, _ = ctl("workers", "--json")
+    workers = json.loads(out)
+    assert [w["id"] for w in workers] == ["box:100:high,mail", "box:200:mail"]
+    assert workers[1]["job"]["payload"]["id"] == "abc"
+
+
+def test_stats_text_and_json(ctl, r, resque):
+    resque.enqueue("mail", "MailJob")
+    r.set(KEYS.processed, 5)
+    r.set(KEYS.failed_count, 1)
+    add_failure(r)
+    register_worker(r, "box:1:mail")
+    code, out, _ = ctl("stats")
+    assert code == 0
+    assert [line.split() for line in out.splitlines()] == [
+        ["processed:", "5"], ["failed:", "1"], ["pending:", "1"], ["workers:", "1"], ["failures:", "1"]]
+    code, out, _ = ctl("--json", "stats")
+    assert json.loads(out) == {"processed": 5, "failed": 1, "pending": 1, "queues": {"mail": 1},
+                               "workers": 1, "failures": 1}
+
+
+# -- job ----------------------------------------------------------------------
+
+def test_job_status(ctl, resque, r):
+    job_id = resque.enqueue("default", "MailJob", None, track_status=True)
+    r.set(KEYS.status(job_id), wire.status_record(wire.STATUS_RUNNING))
+    code, out, _ = ctl("job", job_id)
+    assert code == 0 and out.startswith(f"{job_id}: running (updated 20")
+    code, out, _ = ctl("job", job_id, "--json")
+    data = json.loads(out)
+    assert (data["id"], data["status"], data["code"]) == (job_id, "running", 2)
+
+
+def test_job_unknown_id(ctl):
+    code, out, err = ctl("job", "feedface", "--watch")
+    assert code == 1 and out == ""
+    assert one_line_error(err) == "resquectl: job feedface is not tracked (or its status expired)\n"
+
+
+# -- failed -------------------------------------------------------------------
+
+def test_failed_list_table_paging_and_json(ctl, r):
+    assert ctl("failed") == (0, "no failures\n", "")
+    for i in range(3):
+        add_failure(r, job_class=f"Job{i}", error=f"error {i}\nsecond line")
+    code, out, _ = ctl("failed")
+    lines = out.splitlines()
+    assert lines[0].split() == ["INDEX", "FAILED_AT", "QUEUE", "CLASS", "EXCEPTION", "ERROR"]
+    assert len(lines) == 4
+    assert lines[1].split()[0] == "0" and "Job0" in lines[1] and lines[1].endswith("error 0 second line")
+
+    code, out, _ = ctl("failed", "list", "--start", "1", "--count", "1")
+    lines = out.splitlines()
+    assert "Job1" in lines[1] and len(lines) == 3
+    assert lines[2] == "showing 1-1 of 3 failures (see --start, --count)"
+    assert ctl("failed", "--start", "9")[1] == "no failures from index 9 (there are 3)\n"
+
+    code, out, _ = ctl("failed", "--json", "--count", "2")
+    entries = json.loads(out)
+    assert [(e["index"], e["payload"]["class"]) for e in entries] == [(0, "Job0"), (1, "Job1")]
+
+
+def test_failed_list_truncates_the_error_to_the_terminal(ctl, r, monkeypatch):
+    add_failure(r, error="x" * 500)
+    monkeypatch.setenv("COLUMNS", "100")
+    code, out, _ = ctl("failed")
+    row = out.splitlines()[1]
+    assert len(row) == 100 and row.endswith("x...")
+
+
+def test_failed_show(ctl, r):
+    payload = add_failure(r, error="it broke")
+    code, out, _ = ctl("failed", "show", "0")
+    assert code == 0
+    assert f"\nid:        {payload['id']}\n" in out
+    assert "\nerror:     it broke\n" in out
+    assert out.endswith("backtrace:\n  line 1\n  line 2\n")
+    code, out, _ = ctl("failed", "show", "0", "--json")
+    assert json.loads(out)["payload"] == payload
+
+
+@pytest.mark.parametrize("action", [["show"], ["retry"], ["remove"]])
+@pytest.mark.parametrize("index, message", [
+    ("5", "no failure at index 5 (there are 1)"), ("-1", "failure index must be 0 or more, not -1")])
+def test_failed_bad_index(ctl, r, action, index, message):
+    add_failure(r)
+    code, out, err = ctl("failed", *action, index)
+    assert code == 1 and out == ""
+    assert message in one_line_error(err)
+    assert r.llen(KEYS.failed) == 1
+
+
+@pytest.mark.parametrize("args", [["show", "one"], ["retry"], ["retry", "0", "--all"], ["remove"],
+                                  ["--count", "-3"], ["bogus"]])
+def test_failed_usage_errors(ctl, args):
+    code, out, err = ctl("failed", *args)
+    assert code == 2 and out == ""
+    assert "usage: resquectl failed" in err
+
+
+def test_failed_retry_requeues_by_index(ctl, r, resque):
+    first = add_failure(r, queue="mail")
+    add_failure(r, queue="mail")
+    third = add_failure(r, queue="high")
+    r.set(KEYS.status(third["id"]), wire.status_record(wire.STATUS_FAILED))
+    code, out, _ = ctl("failed", "retry", "2", "0")
+    assert code == 0
+    assert out.splitlines() == [f"retried failure 0: MailJob {first['id']} -> queue mail",
+                                f"retried failure 2: MailJob {third['id']} -> queue high"]
+    assert queued(r, "mail") == [first] and queued(r, "high") == [third]
+    assert resque.status(third["id"])["status"] == "waiting"
+    assert resque.status(first["id"]) is None  # an untracked job stays untracked
+    entries = resque.failures.all()
+    assert [bool(e.get("retried_at")) for e in entries] == [True, False, True]
+
+
+def test_failed_retry_all_reports_undecodable_entries(ctl, r):
+    good = add_failure(r)
+    r.rpush(KEYS.failed, b"{not json")
+    code, out, err = ctl("failed", "retry", "--all", "--json")
+    assert code == 1
+    result = json.loads(out)
+    assert [e["index"] for e in result["retried"]] == [0]
+    assert result["errors"] == [{"index": 1, "error": result["errors"][0]["error"]}]
+    assert "failure 1 holds no runnable payload" in one_line_error(err)
+    assert queued(r, "mail") == [good]
+
+
+def test_failed_retry_undecodable_entry(ctl, r):
+    r.rpush(KEYS.failed, b"\xff\xfe garbage")
+    code, out, err = ctl("failed", "retry", "0")
+    assert code == 1 and out == ""
+    assert "holds no runnable payload (it was undecodable); remove it instead" in one_line_error(err)
+    assert ctl("failed", "retry", "--all")[0] == 1
+    code, out, _ = ctl("failed", "show", "0")
+    assert "undecodable failure entry" in out and "raw:" in out
+
+
+def test_failed_retry_all_with_nothing_to_do(ctl):
+    assert ctl("failed", "retry", "--all") == (0, "no failures to retry\n", "")
+
+
+def test_failed_remove_several_highest_first(ctl, r, resque):
+    classes = [add_failure(r, job_class=f"Job{i}")["class"] for i in range(5)]
+    code, out, _ = ctl("failed", "remove", "1", "3", "1")
+    assert code == 0
+    assert out == "removed failure 3\nremoved failure 1\n"
+    assert [e["payload"]["class"] for e in resque.failures.all()] == [classes[0], classes[2], classes[4]]
+    code, out, err = ctl("failed", "remove", "0", "3")
+    assert code == 1 and "nothing removed" in one_line_error(err)
+    assert resque.failures.count() == 3
+    code, out, _ = ctl("failed", "remove", "0", "--json")
+    assert json.loads(out) == {"removed": [0]}
+
+
+def test_failed_clear(ctl, r):
+    add_failure(r)
+    add_failure(r)
+    assert ctl("failed", "clear") == (0, "cleared 2 failures\n", "")
+    assert r.exists(KEYS.failed) == 0
+    code, out, _ = ctl("failed", "clear", "--json")
+    assert json.loads(out) == {"cleared": 0}
+
+
+# -- connection ---------------------------------------------------------------
+
+@pytest.mark.parametrize("args", [["enqueue", "q", "C"], ["queues"], ["workers"], ["stats"], ["job", "x"],
+                                  ["failed"], ["failed", "show", "0"], ["failed", "retry", "--all"],
+                                  ["failed", "remove", "0"], ["failed", "clear"], ["--json", "queues"]])
+def test_unreachable_redis_is_one_line(args, capsys):
+    assert main(["--redis", MISSING_SOCKET, *args]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert one_line_error(err).startswith(f"resquectl: cannot reach Redis at {MISSING_SOCKET}: ")
+
+
+def test_password_in_a_query_is_redacted(capsys):
+    assert main(["queues", "--redis", MISSING_SOCKET + "?password=hunter2"]) == 1
+    err = capsys.readouterr().err
+    assert "hunter2" not in err and "password=***" in one_line_error(err)
+
+
+def test_bad_redis_url_is_usage_error(capsys):
+    assert main(["--redis", "ftp://example.com", "queues"]) == 2
+    assert "scheme must be redis, rediss or unix" in one_line_error(capsys.readouterr().err)
+
+
+def test_namespace_flag_and_prefix(ctl, r, monkeypatch):
+    assert ctl("--namespace", "myapp", "enqueue", "default", "MailJob")[0] == 0
+    assert r.llen("myapp:queue:default") == 1
+    monkeypatch.setenv("PREFIX", "myapp:")
+    assert ctl("queues")[1].split() == ["QUEUE", "SIZE", "default", "1"]
+    assert ctl("queues", "--namespace", "other")[1] == "no queues\n"
+
+
+def test_redis_backend_and_db_from_the_environment(redis_url, monkeypatch, capsys):
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.setenv("REDIS_BACKEND", redis_url)
+    monkeypatch.setenv("REDIS_BACKEND_DB", "3")
+    assert main(["enqueue", "default", "MailJob"]) == 0
+    client = redis.Redis.from_url(redis_url, db=3)
+    assert client.llen(KEYS.queue("default")) == 1
+    client.close()
+
+
+@pytest.mark.parametrize("flag, environ, expected", [
+    (None, {}, ("redis://127.0.0.1:6379/0", "resque")),
+    (None, {"REDIS_BACKEND": "cache:6380", "REDIS_BACKEND_DB": "2", "PREFIX": "app"},
+     ("redis://cache:6380/2", "app")),
+    (None, {"REDIS_URL": "redis://a:1/4", "REDIS_BACKEND": "b:2"}, ("redis://a:1/4", "resque")),
+    ("redis://flag:1/0", {"REDIS_URL": "redis://a:1/4"}, ("redis://flag:1/0", "resque")),
+])
+def test_connection_settings_precedence(flag, environ, expected):
+    args = types.SimpleNamespace(redis=flag, namespace=None)
+    assert connection_settings(args, environ) == expected
