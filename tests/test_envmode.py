@@ -1,0 +1,125 @@
+"""php-resque's environment mode beyond one worker: COUNT, PIDFILE, flags,
+and living through a Redis outage."""
+
+import os
+import signal
+
+import psutil
+import pytest
+
+from conftest import log_text, stop, wait_until
+from helpers import failures, log_entries, pid_gone, title, wait_log
+from redis_server import RedisServer
+from resqued import Resque
+
+
+def worker_pids(proc):
+    return sorted(c.pid for c in psutil.Process(proc.pid).children()
+                  if "Waiting for" in title(c.pid) or "Forked" in title(c.pid))
+
+
+def test_count_keeps_workers_alive_and_stops_them_all(procs, redis_url, r, resque):
+    master = procs.resqued(redis_url, extra_env={"COUNT": "2"})
+    pids = wait_until(lambda: len(worker_pids(master)) == 2 and worker_pids(master), message="2 workers")
+    wait_until(lambda: r.scard("resque:workers") == 2, message="2 registrations")
+    assert title(master.pid) == "resqued-master[env]: managing 2 workers"
+    for n in range(4):
+        resque.enqueue_call("default", "add", n, 10)
+    wait_log(r, "add:", 4)
+
+    os.kill(pids[0], signal.SIGKILL)
+    replaced = wait_until(lambda: (len(worker_pids(master)) == 2 and pids[0] not in worker_pids(master)
+                                   and worker_pids(master)), message="a replacement worker")
+    assert pids[1] in replaced
+    assert stop(master, signal.SIGQUIT) == 0
+    for pid in replaced:
+        assert pid_gone(pid)
+    # The killed worker's registration is pruned by its replacement or left
+    # for a later prune; the live ones unregistered themselves.
+    assert not any(str(pid).encode() in w for w in r.smembers("resque:workers") for pid in replaced)
+
+
+def test_workers_stop_when_their_master_dies(procs, redis_url, r, resque):
+    master = procs.resqued(redis_url, extra_env={"COUNT": "2"})
+    pids = wait_until(lambda: len(worker_pids(master)) == 2 and worker_pids(master))
+    resque.enqueue("default", "Slow", {"seconds": 30})
+    wait_log(r, "started:")
+    master.kill()
+    master.wait(10)
+    # The idle worker leaves at once; the busy one after its job.
+    idle = [p for p in pids if "Forked" not in title(p)]
+    wait_until(lambda: all(pid_gone(p) for p in idle), message="idle worker to stop")
+    r.rpush("test:release", 1)
+    wait_until(lambda: all(pid_gone(p) for p in pids), message="busy worker to finish and stop")
+    assert any(e.startswith("finished:") for e in log_entries(r))
+    assert r.scard("resque:workers") == 0
+
+
+def test_term_stops_count_workers_killing_running_jobs(procs, redis_url, r, resque):
+    master = procs.resqued(redis_url, extra_env={"COUNT": "2"})
+    wait_until(lambda: len(worker_pids(master)) == 2)
+    resque.enqueue("default", "Slow", {"seconds": 60})
+    wait_log(r, "started:")
+    assert stop(master, signal.SIGTERM) == 0
+    [entry] = failures(r)
+    assert "SIGTERM" in entry["error"]
+
+
+def test_pidfile_written_refused_when_live_and_removed(procs, redis_url, r, tmp_path):
+    pidfile = tmp_path / "run" / "resqued.pid"
+    first = procs.resqued(redis_url, extra_env={"PIDFILE": str(pidfile)})
+    wait_until(lambda: pidfile.exists() and pidfile.read_text().strip() == str(first.pid))
+    assert oct(pidfile.stat().st_mode & 0o777) == "0o600"
+    second = procs.resqued(redis_url, extra_env={"PIDFILE": str(pidfile)})
+    assert second.wait(15) == 1
+    assert f"names process {first.pid}, which is still running" in log_text(second)
+    assert stop(first) == 0
+    assert not pidfile.exists()
+
+
+def test_stale_pidfile_is_replaced(procs, redis_url, r, tmp_path):
+    pidfile = tmp_path / "resqued.pid"
+    dead = psutil.Popen(["true"])
+    dead.wait()
+    pidfile.write_text(f"{dead.pid}\n")
+    proc = procs.resqued(redis_url, extra_env={"PIDFILE": str(pidfile)})
+    wait_until(lambda: pidfile.read_text().strip() == str(proc.pid), message="pidfile replaced")
+    stop(proc)
+
+
+def test_flags_beat_environment(procs, redis_url, r):
+    proc = procs.resqued(redis_url, queue="ignored", extra_env={"PREFIX": "nope"},
+                         args=("--queue", "flagged", "--prefix", "myapp"))
+    wait_until(lambda: r.scard("myapp:workers") == 1, message="registration under myapp:")
+    assert r.smembers("myapp:workers").pop().decode().endswith(":flagged")
+    Resque(redis_url, "myapp").enqueue_call("flagged", "add", 7, 7)
+    wait_log(r, "add:14")
+    stop(proc)
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    server = RedisServer(str(tmp_path / "own-redis"), persistent=True).start()
+    yield server
+    server.stop()
+
+
+def test_redis_restart_is_survived(procs, own_redis, tmp_path):
+    client = Resque(own_redis.url)
+    proc = procs.resqued(own_redis.url)
+    wait_until(lambda: client.redis.scard("resque:workers") == 1)
+    client.enqueue_call("default", "add", 1, 1)
+    wait_until(lambda: client.redis.llen("test:log") == 1)
+    client.redis.close()
+
+    own_redis.stop()
+    wait_until(lambda: "Redis unavailable" in log_text(proc), message="the outage logged")
+    own_redis.start()
+    wait_until(lambda: "Redis is back" in log_text(proc), message="the recovery logged")
+    client = Resque(own_redis.url)
+    client.enqueue_call("default", "add", 2, 2)
+    wait_until(lambda: client.redis.lrange("test:log", 0, -1)[-1:] == [b"add:4"], message="work resumed")
+    assert client.redis.scard("resque:workers") == 1  # registered again
+    assert log_text(proc).count("Redis unavailable") == 1  # logged once, not per retry
+    assert proc.poll() is None
+    stop(proc)
