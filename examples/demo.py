@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""`make run`: a private Redis under ./var, resqued on conf/resqued.env with
+the demo jobs of examples/jobs.py, a few jobs enqueued (one fails), and the
+result shown. Ctrl-C stops everything; no process is left behind.
+
+--once: exit by itself once the demo jobs are done (used by the test suite).
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
+
+from redis_server import RedisServer  # noqa: E402  (tests/redis_server.py)
+from resqued import Resque  # noqa: E402
+
+
+def read_env_file(path):
+    env = {}
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line and not line.startswith("#"):
+                key, _, value = line.partition("=")
+                env[key.strip()] = value.strip()
+    return env
+
+
+def ctl(*args, env):
+    subprocess.run([sys.executable, "-m", "resqued.ctl", *args], env=env, cwd=ROOT, check=False)
+
+
+def main():
+    once = "--once" in sys.argv
+    var = os.environ.get("RESQUED_DEMO_VAR") or os.path.join(ROOT, "var")
+    redis = RedisServer(var, persistent=True).start()
+    print(f"redis-server running on {redis.socket} (data in ./var)")
+    env = dict(os.environ, **read_env_file(os.path.join(ROOT, "conf", "resqued.env")))
+    env["REDIS_BACKEND"] = redis.url
+    env["PYTHONPATH"] = ROOT
+    # Its own session: Ctrl-C reaches only us, and we stop resqued in order.
+    resqued = subprocess.Popen([sys.executable, "-m", "resqued"], env=env, cwd=ROOT,
+                               start_new_session=True)
+    try:
+        client = Resque(redis.url, env.get("PREFIX", "resque"))
+        deadline = time.monotonic() + 30
+        while client.redis.scard(client.keys.workers) < int(env.get("COUNT", 1)):
+            if resqued.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("resqued did not start; see the lines above")
+            time.sleep(0.05)
+        before = client.stats()["processed"]
+        print("\nenqueueing 5 demo jobs (one of them fails on purpose)\n")
+        client.enqueue("mail", "SendWelcomeEmail", {"to": "ada@example.com"}, track_status=True)
+        client.enqueue_call("default", "ResizeImage", "photos/cat.jpg", 640, 480)
+        client.enqueue_call("high", "rebuild_search_index", "books")
+        client.enqueue("default", "ChargeCard", {"order": 1042})
+        client.enqueue("mail", "SendWelcomeEmail", {"to": "grace@example.com"})
+        while client.stats()["processed"] < before + 5:
+            if time.monotonic() > deadline:
+                raise SystemExit("the demo jobs did not finish in time")
+            time.sleep(0.05)
+        print("\n$ resquectl stats")
+        ctl("stats", env=env)
+        print("\n$ resquectl workers")
+        ctl("workers", env=env)
+        print("\n$ resquectl failed")
+        ctl("failed", env=env)
+        if not once:
+            print("\nresqued is still running: try `.venv/bin/resquectl --redis "
+                  f"{redis.url} enqueue default ResizeImage '[\"a.png\", 10, 10]'` "
+                  "in another terminal.\nCtrl-C stops everything.")
+            signal.pause()
+    except KeyboardInterrupt:
+        print("\nstopping")
+    finally:
+        if resqued.poll() is None:
+            resqued.send_signal(signal.SIGQUIT)  # finish running jobs, then exit
+            try:
+                resqued.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(resqued.pid, signal.SIGKILL)
+                resqued.wait()
+        redis.stop()
+    print("stopped: no resqued or redis-server process left running")
+
+
+if __name__ == "__main__":
+    main()
