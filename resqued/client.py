@@ -12,12 +12,11 @@ from .connection import connect, normalize_url, redact
 from .failure import FailureBackend
 from .keys import Keys
 
-_BAD_QUEUE_CHARS = set(", \t\r\n")
-
 
 def check_queue_name(queue) -> str:
     # A worker id joins its queues with ',', so a comma would corrupt it.
-    if not isinstance(queue, str) or not queue or _BAD_QUEUE_CHARS & set(queue):
+    # Any whitespace (also \v, \f, U+00A0, ...) is refused, not only " \t\r\n".
+    if not isinstance(queue, str) or not queue or "," in queue or any(c.isspace() for c in queue):
         raise ValueError(f"invalid queue name {queue!r}: a non-empty name without commas or whitespace")
     return queue
 
@@ -46,23 +45,25 @@ class Resque:
         Returns the job id, or None if a beforeEnqueue listener cancelled it."""
         if args is not None and not isinstance(args, (dict, list, tuple)):
             raise ValueError(f"job args must be a dict, a list or None, not {type(args).__name__}")
-        return self._push(queue, job_class, [args], track_status)
+        return self._push(queue, job_class, [args], track_status, hook_args=args)
 
     def enqueue_call(self, queue: str, job_class: str, *args, track_status: bool = False):
         """Ruby's ``Resque.enqueue(Klass, *args)``: the job is called with ``args``."""
-        return self._push(queue, job_class, list(args), track_status)
+        return self._push(queue, job_class, list(args), track_status, hook_args=list(args))
 
-    def _push(self, queue, job_class, payload_args, track_status):
+    def _push(self, queue, job_class, payload_args, track_status, hook_args):
+        # hook_args is what enqueue listeners see: php's $args for enqueue, the
+        # whole argument list for enqueue_call (even when it has one element).
         check_queue_name(queue)
         _check_class(job_class)
         job_id = wire.new_job_id()
-        hook_args = payload_args[0] if len(payload_args) == 1 else payload_args
         try:
             events.trigger("beforeEnqueue", job_class, hook_args, queue, job_id)
         except events.DontCreate:
             return None
         try:
-            encoded = wire.dumps(wire.payload(job_class, payload_args, job_id))
+            # NaN/Infinity would be written as bare NaN, which PHP and Ruby cannot parse.
+            encoded = wire.dumps(wire.payload(job_class, payload_args, job_id), allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"job args for {job_class} are not JSON-serializable: {exc}") from None
         pipe = self.redis.pipeline(transaction=False)
@@ -93,6 +94,12 @@ class Resque:
         are removed one by one with LREM, so concurrent workers and enqueuers
         lose nothing."""
         key = self.keys.queue(check_queue_name(queue))
+        if isinstance(items, str):
+            items = [items]
+        elif isinstance(items, dict):
+            # php's associative array ['Class' => id-or-args, ...]. Iterating the
+            # dict would yield bare class names and remove every job of the class.
+            items = [{job_class: spec} for job_class, spec in items.items()]
         if not items:
             pipe = self.redis.pipeline(transaction=True)
             pipe.llen(key)
@@ -225,6 +232,11 @@ def _matcher(item):
         if isinstance(spec, str):
             return lambda payload: payload.get("class") == job_class and payload.get("id") == spec
         # php-resque compares only the values of the args (so {"a":1} matched
-        # {"b":1}); we compare the whole argument.
+        # {"b":1}); we compare the whole argument, in its JSON form (a tuple
+        # spec must match the list it was stored as).
+        try:
+            spec = json.loads(wire.dumps(spec, allow_nan=False))
+        except (TypeError, ValueError):
+            raise ValueError(f"dequeue item {item!r}: args are not JSON-serializable") from None
         return lambda payload: payload.get("class") == job_class and payload.get("args") == [spec]
     raise ValueError(f"dequeue item {item!r}: a class name, or {{class: id}}, or {{class: args}}")

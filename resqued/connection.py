@@ -46,7 +46,11 @@ def normalize_url(backend: str | None, db: int | str | None = None) -> str:
 
 def redact(url: str) -> str:
     """The URL with any password replaced by ``***``."""
-    url = re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+    # The userinfo ends at the *last* '@' of the netloc (as urlsplit and
+    # redis-py read it), so a raw '@' in the password must not end the match
+    # early; and the netloc ends at '/', '?' or '#', so a query is never taken
+    # for userinfo.
+    url = re.sub(r"(://[^:/@?#]*:)[^/?#]*@", r"\1***@", url)
     return re.sub(r"([?&]password=)[^&]*", r"\1***", url)
 
 

@@ -87,7 +87,11 @@ class JobRegistry:
         module_name, _, attr = target.rpartition(".")
         if not module_name:
             raise RegistryError(f"alias {name!r}: target {target!r} is not a dotted module.Name")
-        module = import_module_or_file(module_name)
+        try:
+            module = import_module_or_file(module_name)
+        except RegistryError as exc:
+            # Say which alias it was: the module error alone does not point at the config entry.
+            raise RegistryError(f"alias {name!r}: {exc}") from exc
         obj = vars(module).get(attr)
         if obj is None or attr.startswith("_") or not is_job(obj, module.__name__):
             raise RegistryError(f"alias {name!r}: {target!r} is not a job class or function")

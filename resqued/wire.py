@@ -32,13 +32,16 @@ STATUS_NAMES = {
 STATUS_TTL = 86400
 
 
-def dumps(value) -> str:
+def dumps(value, *, allow_nan: bool = True) -> str:
     """Compact JSON as PHP's json_encode writes it.
 
     '/' can only occur inside JSON strings, so escaping it after encoding is
     safe; ensure_ascii gives PHP's \\uXXXX (with surrogate pairs).
+    ``allow_nan=False`` raises ValueError on NaN/Infinity (not JSON at all)
+    instead of writing them; enqueue uses it.
     """
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=True).replace("/", "\\/")
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=True,
+                      allow_nan=allow_nan).replace("/", "\\/")
 
 
 def new_job_id() -> str:
