@@ -19,18 +19,19 @@ Signals (Resque's meanings):
 import json
 import logging
 import os
-import random
 import signal
 import socket
-import sys
 import time
 
 import redis
 
 from . import events, wire
-from .job import Job, backtrace, exception_name, perform
-from .outcome import DIRTY_EXIT, INVALID_PAYLOAD, UNKNOWN_JOB, Failure, add_outcome
+from .job import Job, backtrace, exception_name
+from .jobchild import child_main, interpret, read_rest, signal_group
+from .outcome import INVALID_PAYLOAD, UNKNOWN_JOB, Failure, add_outcome
+from .pidfile import Pidfile
 from .proctitle import set_title, stamp
+from .recycle import EXIT_OK, EXIT_REASONS, EXIT_RECYCLE_MEMORY, RecyclePolicy, human_size, tree_rss
 from .registration import HEARTBEAT_INTERVAL, Registration
 from .registry import UnknownJob
 from .reserve import Reserver
@@ -47,9 +48,13 @@ MAX_BACKOFF = 5.0
 class Worker:
     def __init__(self, resque, registry, queues, interval: float = 5.0,
                  heartbeat_interval: float = HEARTBEAT_INTERVAL, term_timeout: float = 4.0,
-                 parent_pid: int | None = None):
+                 parent_pid: int | None = None, recycle: RecyclePolicy | None = None,
+                 memory_check_interval: float = 1.0, start_paused: bool = False,
+                 report_fd: int | None = None, pidfile: str | None = None):
         """``parent_pid``: when set (a worker run by a master), the worker stops
-        after its current job once its parent is no longer that process."""
+        after its current job once its parent is no longer that process.
+        ``report_fd``: a pipe to the master, which learns the worker's state
+        (idle, busy with which job, paused, jobs done) from JSON lines on it."""
         self.resque = resque
         self.keys = resque.keys
         self.redis = resque.redis
@@ -64,9 +69,16 @@ class Worker:
         self.signals = SignalQueue(HANDLED_SIGNALS)
         self.registration = Registration(self.redis, self.keys, self.id, self.hostname, heartbeat_interval)
         self.reserver = Reserver(self.redis, self.keys, self.signals)
+        self.recycle = recycle or RecyclePolicy()
+        self.memory_check_interval = memory_check_interval
+        self.report_fd = report_fd
+        self.pidfile = Pidfile(pidfile) if pidfile else None
         self.shutdown = False
-        self.paused = False
+        self.paused = start_paused
+        self.exit_code = EXIT_OK
         self.jobs_done = 0
+        self._recycle_after_job = None  # exit code to leave with once the job ends
+        self._kill_reason = None
         self._child = None          # pid of the running job child
         self._kill_at = None        # monotonic time to SIGKILL the child
         self._outage_since = None
@@ -75,35 +87,66 @@ class Worker:
     # -- main loop ---------------------------------------------------------
     def work(self) -> int:
         self.signals.install()
+        if self.pidfile:
+            self.pidfile.create()
         log.info("worker %s starting", self.id)
-        self._redis(self.registration.register, until_shutdown=True)
-        if self.shutdown:
-            return 0
-        events.trigger("beforeFirstFork", self)
         try:
-            while True:
-                self._dispatch_signals()
-                if self.shutdown or self._orphaned():
-                    break
-                if self.paused or self._redis(self._paused_by_key, until_shutdown=True):
-                    self._title_once("Paused")
-                    self._idle_wait(self.interval or 1.0)
-                    continue
-                queues = self._redis(self._current_queues, until_shutdown=True)
-                if queues is None:
-                    continue
-                self._title_once(f"Waiting for {','.join(self.queues)}")
-                reserved = self._redis(lambda: self.reserver.pop(queues, self._wait_time()), until_shutdown=True)
-                if reserved is None:
-                    self._beat_if_due()
-                    continue
-                self._process(*reserved)
-                self._beat_if_due()
+            self._redis(self.registration.register, until_shutdown=True)
+            if not self.shutdown:
+                events.trigger("beforeFirstFork", self)
+                self._loop()
         finally:
+            self._report(state="stopping")
             self._redis(self.registration.unregister, until_shutdown=True)
             self.reserver.close()
-            log.info("worker %s stopped after %d jobs", self.id, self.jobs_done)
-        return 0
+            if self.pidfile:
+                self.pidfile.remove()
+            log.info("worker %s stopped after %d jobs%s", self.id, self.jobs_done,
+                     f" ({EXIT_REASONS[self.exit_code]})" if self.exit_code in EXIT_REASONS else "")
+        return self.exit_code
+
+    def _loop(self) -> None:
+        while True:
+            self._dispatch_signals()
+            if self.shutdown or self._orphaned():
+                return
+            if self.paused or self._redis(self._paused_by_key, until_shutdown=True):
+                self._title_once("Paused")
+                self._report(state="paused")
+                self._idle_wait(self.interval or 1.0)
+                continue
+            queues = self._redis(self._current_queues, until_shutdown=True)
+            if queues is None:
+                continue
+            self._title_once(f"Waiting for {','.join(self.queues)}")
+            self._report(state="idle")
+            reserved = self._redis(lambda: self.reserver.pop(queues, self._wait_time()), until_shutdown=True)
+            if reserved is not None:
+                self._process(*reserved)
+                if self._should_recycle():
+                    return
+            self._beat_if_due()
+
+    def _should_recycle(self) -> bool:
+        code = self._recycle_after_job
+        if code is None:
+            rss = tree_rss(self.pid) if self.recycle.watches_memory else None
+            code = self.recycle.after_job(self.jobs_done, rss)
+        if code is None:
+            return False
+        log.warning("worker %s: %s (%d jobs done)", self.id, EXIT_REASONS[code], self.jobs_done)
+        self.exit_code = code
+        return True
+
+    def _report(self, **state) -> None:
+        """Tell the master what we are doing; never block on it."""
+        if self.report_fd is None:
+            return
+        state.update(pid=self.pid, jobs=self.jobs_done, paused=self.paused)
+        try:
+            os.write(self.report_fd, json.dumps(state).encode() + b"\n")
+        except (BlockingIOError, BrokenPipeError, OSError):
+            pass
 
     def _wait_time(self) -> float:
         wait = self.interval if self.interval > 0 else HEARTBEAT_INTERVAL
@@ -161,14 +204,17 @@ class Worker:
                 self._kill_child()
             elif signum == signal.SIGUSR2:
                 self.paused = True
+                self._report(state="paused" if self._child is None else "busy")
             elif signum == signal.SIGCONT:
                 self.paused = False
+                self._report(state="idle" if self._child is None else "busy")
 
-    def _kill_child(self) -> None:
+    def _kill_child(self, reason: str | None = None) -> None:
         if self._child is None or self._kill_at is not None:
             return
-        log.warning("worker %s: killing job child %d", self.id, self._child)
-        _signal_group(self._child, signal.SIGTERM)
+        log.warning("worker %s: killing job child %d%s", self.id, self._child, f": {reason}" if reason else "")
+        self._kill_reason = reason
+        signal_group(self._child, signal.SIGTERM)
         self._kill_at = time.monotonic() + self.term_timeout
 
     # -- Redis outages -----------------------------------------------------
@@ -259,30 +305,35 @@ class Worker:
         pid = os.fork()
         if pid == 0:
             os.close(read_fd)
-            self._child_main(job, target, write_fd)  # never returns
+            child_main(job, target, write_fd, self.signals)  # never returns
         os.close(write_fd)
         try:
             os.setpgid(pid, pid)  # also done by the child; whichever runs first wins
         except OSError:
             pass
-        self._child, self._kill_at = pid, None
+        self._child, self._kill_at, self._kill_reason = pid, None, None
         self._title_once(f"Forked {pid} at {stamp()}")
+        self._report(state="busy", job={"class": job.job_class, "id": job.id, "queue": job.queue},
+                     since=time.time())
         log.debug("worker %s forked %d for job %s", self.id, pid, job.id)
         try:
             status, report = self._wait_for_child(pid, read_fd)
         finally:
             os.close(read_fd)
             self._child = self._kill_at = None
-        return self._interpret(job, pid, status, report)
+        return interpret(job, pid, status, report, self._kill_reason)
 
     def _wait_for_child(self, pid: int, read_fd: int):
         report = bytearray()
         pipe_open = True
+        next_memory_check = time.monotonic() + self.memory_check_interval
         while True:
             waits = [self.signals] + ([read_fd] if pipe_open else [])
             timeout = self.registration.heartbeat_due_in()
+            if self.recycle.watches_memory:
+                timeout = min(timeout, next_memory_check - time.monotonic())
             if self._kill_at is not None:
-                timeout = min(timeout, max(0.0, self._kill_at - time.monotonic()))
+                timeout = min(timeout, self._kill_at - time.monotonic())
             if not self.signals.has_pending():
                 ready = wait_readable(waits, max(timeout, 0.01))
                 if read_fd in ready:
@@ -292,93 +343,22 @@ class Worker:
             self._dispatch_signals()
             reaped, status = os.waitpid(pid, os.WNOHANG)
             if reaped:
-                report += _read_rest(read_fd) if pipe_open else b""
+                report += read_rest(read_fd) if pipe_open else b""
                 return status, bytes(report)
             if self._kill_at is not None and time.monotonic() >= self._kill_at:
-                _signal_group(pid, signal.SIGKILL)
+                signal_group(pid, signal.SIGKILL)
+            if self.recycle.watches_memory and time.monotonic() >= next_memory_check:
+                next_memory_check = time.monotonic() + self.memory_check_interval
+                self._check_memory_mid_job()
             self._beat_if_due()
 
-    def _interpret(self, job: Job, pid: int, status: int, report: bytes):
-        if report:
-            try:
-                result = json.loads(report)
-                if result.get("ok"):
-                    return None, bool(result.get("skipped"))
-                return Failure(result["exception"], result["error"], result.get("backtrace")), False
-            except (ValueError, KeyError, TypeError, AttributeError):
-                pass
-        if os.WIFSIGNALED(status):
-            sig = os.WTERMSIG(status)
-            error = f"Child process received unhandled signal pid {pid} {describe(sig)} (signal {sig})"
-        else:
-            code = os.waitstatus_to_exitcode(status)
-            error = f"Job exited with exit code {code} without reporting an outcome"
-        failure = Failure(DIRTY_EXIT, error)
-        try:
-            events.trigger("onFailure", DirtyExit(error), job)
-        except Exception:
-            log.exception("onFailure listener raised")
-        return failure, False
-
-    # -- the job child -----------------------------------------------------
-    def _child_main(self, job: Job, target, write_fd: int):
-        exit_code = 1
-        try:
-            try:
-                os.setpgid(0, 0)
-            except OSError:
-                pass
-            self.signals.reset_in_child()
-            random.seed()
-            set_title(f"Processing {job.queue} since {stamp()} [{job.job_class}]")
-            try:
-                events.trigger("afterFork", job)
-                performed = perform(job, target)
-                result = {"ok": True, "skipped": not performed}
-            except BaseException as exc:  # SystemExit and KeyboardInterrupt fail the job too
-                result = {"ok": False, "exception": exception_name(exc), "error": str(exc),
-                          "backtrace": backtrace(exc)}
-                try:
-                    events.trigger("onFailure", exc, job)
-                except BaseException:
-                    log.exception("onFailure listener raised")
-            data = json.dumps(result).encode()
-            while data:
-                data = data[os.write(write_fd, data):]
-            exit_code = 0
-        finally:
-            for stream in (sys.stdout, sys.stderr):
-                try:
-                    stream.flush()
-                except Exception:
-                    pass
-            os._exit(exit_code)
-
-
-class DirtyExit(Exception):
-    """Given to onFailure listeners when a job child died without reporting."""
-
-
-def _signal_group(pid: int, signum: int) -> None:
-    # The child leads its own process group, so the job's own subprocesses go too.
-    try:
-        os.killpg(pid, signum)
-    except ProcessLookupError:
-        try:
-            os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
-
-
-def _read_rest(fd: int) -> bytes:
-    os.set_blocking(fd, False)
-    chunks = []
-    try:
-        while True:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    except BlockingIOError:
-        pass
-    return b"".join(chunks)
+    def _check_memory_mid_job(self) -> None:
+        rss = tree_rss(self.pid)
+        if self.recycle.over_hard_limit(rss):
+            self._kill_child(f"worker and job use {human_size(rss)}, over the hard memory limit "
+                             f"of {human_size(self.recycle.max_memory_hard)}")
+            self._recycle_after_job = self._recycle_after_job or EXIT_RECYCLE_MEMORY
+        elif self.recycle.over_soft_limit(rss) and self._recycle_after_job is None:
+            log.warning("worker %s uses %s, over max_memory %s: recycling after this job",
+                        self.id, human_size(rss), human_size(self.recycle.max_memory))
+            self._recycle_after_job = EXIT_RECYCLE_MEMORY

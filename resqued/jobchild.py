@@ -1,0 +1,110 @@
+"""The job child: the forked process that runs one job and reports how it went.
+
+The child writes one JSON document to a pipe and exits. The worker reads it;
+a child that dies without writing one (a signal, the OOM killer, os._exit) is
+a dirty exit and is recorded as a failure.
+"""
+
+import json
+import logging
+import os
+import random
+import sys
+
+from . import events
+from .job import backtrace, exception_name, perform
+from .outcome import DIRTY_EXIT, Failure
+from .proctitle import set_title, stamp
+from .signals import describe
+
+log = logging.getLogger("resqued.worker")
+
+
+class DirtyExit(Exception):
+    """Given to onFailure listeners when a job child died without reporting."""
+
+
+def child_main(job, target, write_fd: int, signals) -> None:
+    """Run ``job`` in this (just forked) process; never returns."""
+    exit_code = 1
+    try:
+        try:
+            os.setpgid(0, 0)  # its own group, so killing the job kills its subprocesses
+        except OSError:
+            pass
+        signals.reset_in_child()
+        random.seed()
+        set_title(f"Processing {job.queue} since {stamp()} [{job.job_class}]")
+        try:
+            events.trigger("afterFork", job)
+            performed = perform(job, target)
+            result = {"ok": True, "skipped": not performed}
+        except BaseException as exc:  # SystemExit and KeyboardInterrupt fail the job too
+            result = {"ok": False, "exception": exception_name(exc), "error": str(exc),
+                      "backtrace": backtrace(exc)}
+            try:
+                events.trigger("onFailure", exc, job)
+            except BaseException:
+                log.exception("onFailure listener raised")
+        data = json.dumps(result).encode()
+        while data:
+            data = data[os.write(write_fd, data):]
+        exit_code = 0
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        os._exit(exit_code)
+
+
+def interpret(job, pid: int, status: int, report: bytes, kill_reason: str | None = None):
+    """Turn a reaped child's wait status and report into (failure, skipped)."""
+    if report:
+        try:
+            result = json.loads(report)
+            if result.get("ok"):
+                return None, bool(result.get("skipped"))
+            return Failure(result["exception"], result["error"], result.get("backtrace")), False
+        except (ValueError, KeyError, TypeError, AttributeError):
+            pass
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        error = f"Child process received unhandled signal pid {pid} {describe(sig)} (signal {sig})"
+    else:
+        code = os.waitstatus_to_exitcode(status)
+        error = f"Job exited with exit code {code} without reporting an outcome"
+    if kill_reason:
+        error = f"{error}: {kill_reason}"
+    try:
+        events.trigger("onFailure", DirtyExit(error), job)
+    except Exception:
+        log.exception("onFailure listener raised")
+    return Failure(DIRTY_EXIT, error), False
+
+
+def signal_group(pid: int, signum: int) -> None:
+    # The child leads its own process group, so the job's own subprocesses go too.
+    try:
+        os.killpg(pid, signum)
+    except ProcessLookupError:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+
+def read_rest(fd: int) -> bytes:
+    os.set_blocking(fd, False)
+    chunks = []
+    try:
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    except BlockingIOError:
+        pass
+    return b"".join(chunks)
+

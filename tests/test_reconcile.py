@@ -1,0 +1,64 @@
+from dataclasses import dataclass
+
+from resqued.reconcile import Alive, plan
+
+
+@dataclass(frozen=True)
+class Pool:
+    queues: tuple
+    count: int
+    max_jobs: int | None = None
+
+    @property
+    def name(self):
+        return ",".join(self.queues)
+
+
+HIGH = Pool(("high", "default"), 2)
+MAIL = Pool(("mail",), 1)
+
+
+def counts(*pools):
+    return {p.name: p.count for p in pools}
+
+
+def test_spawns_the_shortfall_of_every_pool():
+    result = plan([HIGH, MAIL], counts(HIGH, MAIL), [Alive(10, HIGH, 1.0)])
+    assert sorted(p.name for p in result.spawn) == ["high,default", "mail"]
+    assert result.retire == ()
+
+
+def test_nothing_to_do_when_counts_are_met():
+    alive = [Alive(10, HIGH, 1.0), Alive(11, HIGH, 2.0), Alive(12, MAIL, 1.0)]
+    assert plan([HIGH, MAIL], counts(HIGH, MAIL), alive).empty
+
+
+def test_surplus_retires_the_oldest_first():
+    alive = [Alive(12, HIGH, 3.0), Alive(10, HIGH, 1.0), Alive(11, HIGH, 2.0)]
+    result = plan([HIGH], counts(HIGH), alive)
+    assert [pid for pid, _ in result.retire] == [10]
+
+
+def test_stopping_workers_do_not_count_so_replacements_start_at_once():
+    alive = [Alive(10, HIGH, 1.0, stopping=True), Alive(11, HIGH, 2.0)]
+    assert [p.name for p in plan([HIGH], counts(HIGH), alive).spawn] == ["high,default"]
+
+
+def test_removed_pool_and_changed_settings_are_retired_and_replaced():
+    changed = Pool(("high", "default"), 2, max_jobs=50)
+    alive = [Alive(10, HIGH, 1.0), Alive(11, HIGH, 2.0), Alive(12, MAIL, 1.0)]
+    result = plan([changed], counts(changed), alive)
+    reasons = dict(result.retire)
+    assert reasons[10] == reasons[11] == "its pool settings changed"
+    assert reasons[12] == "its pool was removed from the config"
+    assert list(result.spawn) == [changed, changed]
+
+
+def test_blocked_pools_do_not_spawn_and_ttin_ttou_counts_apply():
+    result = plan([HIGH, MAIL], {HIGH.name: 3, MAIL.name: 0}, [Alive(12, MAIL, 1.0)], blocked={HIGH.name})
+    assert result.spawn == ()
+    assert [pid for pid, _ in result.retire] == [12]
+
+
+def test_count_zero_and_negative_adjustments_mean_no_workers():
+    assert plan([HIGH], {HIGH.name: -4}, []).empty
