@@ -1,7 +1,8 @@
 """``resqued``: run workers.
 
-Without ``-c`` this is php-resque's environment mode (QUEUE, COUNT, INTERVAL,
-PREFIX, REDIS_BACKEND, …, or the same as flags)."""
+``resqued -c pool.yml`` runs the master on a pool definition. Without ``-c``
+this is php-resque's environment mode (QUEUE, COUNT, INTERVAL, PREFIX,
+REDIS_BACKEND, …, or the same as flags)."""
 
 import argparse
 import logging
@@ -23,6 +24,13 @@ log = logging.getLogger("resqued")
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="resqued", description="Resque-compatible workers for Python.")
     p.add_argument("--version", action="version", version=f"resqued {__version__}")
+    p.add_argument("-c", "--config", metavar="POOL_YML", help="run the master on this pool definition")
+    p.add_argument("--check", action="store_true", help="with -c: validate, print the resolved pools, exit")
+    p.add_argument("-E", "--environment", help="with -c: the environment section of a resque-pool file")
+    p.add_argument("--term", choices=("graceful", "immediate"), default="graceful",
+                   help="what TERM/INT do: finish jobs within shutdown_timeout (default), or kill them")
+    p.add_argument("--daemonize", action="store_true", help="with -c: detach (python-daemon)")
+    p.add_argument("--log-file", help="with --daemonize: where logs go (default: beside the pidfile)")
     p.add_argument("--queue", help="queues in priority order, comma separated, or * (env QUEUE)")
     p.add_argument("--count", help="number of workers (env COUNT)")
     p.add_argument("--interval", help="seconds each wait for a job lasts (env INTERVAL)")
@@ -39,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if args.config:
+        return run_master(args)
+    if args.check or args.daemonize or args.environment:
+        print("resqued: --check, --environment and --daemonize need -c pool.yml", file=sys.stderr)
+        return 2
     try:
         settings = envmode.load(args, os.environ)
     except envmode.ConfigError as exc:
@@ -78,3 +91,35 @@ def run_worker(settings, registry, parent_pid=None) -> int:
                     heartbeat_interval=settings.heartbeat_interval,
                     term_timeout=settings.term_timeout, parent_pid=parent_pid)
     return worker.work()
+
+
+def run_master(args) -> int:
+    from .children import probe_jobs
+    from .config import ConfigError, describe, load_config
+    from .control import ControlError
+    from .daemonize import default_log_file, detach
+    from .master import Master
+
+    def loader():
+        config = load_config(args.config, args.environment)
+        error = probe_jobs(config)
+        if error:
+            raise ConfigError(f"{config.path}: jobs: {error}")
+        return config
+
+    try:
+        config = loader()
+    except ConfigError as exc:
+        print(f"resqued: {exc}", file=sys.stderr)
+        return envmode.EX_CONFIG
+    if args.check:
+        print(describe(config))
+        return 0
+    try:
+        if args.daemonize:
+            detach(config, args.log_file or default_log_file(config))
+        logs.setup(config.log_level, config.log_format)
+        return Master(config, loader, term_mode=args.term).run()
+    except (PidfileError, ControlError, OSError) as exc:
+        print(f"resqued: {exc}", file=sys.stderr)
+        return 1

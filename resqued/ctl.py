@@ -1,12 +1,11 @@
 """resquectl: look into Resque from the command line — enqueue a job, list
 queues, workers and failures, retry or remove failures, follow a job's status.
 
-Every command talks to Redis only, so it works against php-resque and Ruby
-workers too. Commands that drive a running master (pause, resume, reload, stop,
-status) will register in ``build_parser`` beside these and reach the master
-through its control socket instead.
+These commands talk to Redis only, so they work against php-resque and Ruby
+workers too. The commands that drive a running master (pause, resume, reload,
+stop, status) reach it through its control socket instead (ctlmaster.py).
 
-Exit codes (SPEC): 0 ok, 1 runtime failure, 2 usage.
+Exit codes (SPEC): 0 ok, 1 runtime failure, 2 usage, 78 invalid configuration.
 """
 
 import argparse
@@ -18,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import redis
 
+from . import ctlmaster
 from . import ctltables as tables
 from .client import Resque
 from .connection import DEFAULT_URL, BadRedisURL, connect, normalize_url, redact
@@ -51,15 +51,28 @@ def connection_settings(args, environ) -> tuple[str, str]:
     beats the default. This is where ``-c pool.yml`` will plug in with master
     control: the file's ``redis`` and ``namespace`` rank below the flags and
     REDIS_URL (SPEC: REDIS_URL overrides the file) and above the defaults."""
+    config = _config(args)
     if args.redis:
         url = normalize_url(args.redis)
     elif environ.get("REDIS_URL"):
         url = normalize_url(environ["REDIS_URL"])
+    elif config is not None:
+        url = config.redis_url
     else:
         # php-resque's pair; its REDIS_BACKEND_DB also applies to the default server.
         url = normalize_url(environ.get("REDIS_BACKEND") or DEFAULT_URL, environ.get("REDIS_BACKEND_DB"))
-    namespace = args.namespace or environ.get("PREFIX") or "resque"
+    namespace = args.namespace or (config.namespace if config else None) or environ.get("PREFIX") or "resque"
     return url, namespace
+
+
+def _config(args):
+    if not getattr(args, "config", None):
+        return None
+    from .config import ConfigError, load_config
+    try:
+        return load_config(args.config, getattr(args, "environment", None))
+    except ConfigError as exc:
+        raise CtlError(str(exc), ctlmaster.EXIT_CONFIG) from None
 
 
 def _scrub(text: str, url: str) -> str:
@@ -235,6 +248,13 @@ def _add_common(parser, top: bool) -> None:
                         help="key namespace, php-resque's PREFIX (default: $PREFIX, else resque)")
     parser.add_argument("--json", action="store_true", default=False if top else argparse.SUPPRESS,
                         help="print one machine-readable JSON document")
+    parser.add_argument("-c", "--config", metavar="POOL_YML", default=unset,
+                        help="the master's pool.yml: its Redis, namespace and control socket")
+    parser.add_argument("-E", "--environment", metavar="ENV", default=unset,
+                        help="environment section of a resque-pool style file")
+    parser.add_argument("--pidfile", metavar="PATH", default=unset,
+                        help="the master's pidfile (its control socket is beside it)")
+    parser.add_argument("--socket", metavar="PATH", default=unset, help="the master's control socket")
 
 
 def _count(text: str) -> int:
@@ -296,6 +316,16 @@ def build_parser() -> argparse.ArgumentParser:
     command(actions, "remove", cmd_failed_remove, "delete failures").add_argument(
         "indexes", metavar="INDEX", type=int, nargs="+")
     command(actions, "clear", cmd_failed_clear, "delete every failure")
+
+    for name, help_text in (("status", "the running master: pools and each worker, its job and memory"),
+                            ("pause", "pause every worker (running jobs finish); returns once all have paused"),
+                            ("resume", "resume every worker"),
+                            ("reload", "re-read pool.yml; returns once applied, or fails with the error"),
+                            ("stop", "stop the master gracefully (running jobs finish); waits until it is gone")):
+        sub = command(commands, name, None, help_text)
+        sub.set_defaults(master_command=name)
+        if name == "stop":
+            sub.add_argument("--now", action="store_true", help="kill running jobs instead of waiting")
     return parser
 
 
@@ -311,11 +341,20 @@ def main(argv=None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # argparse has printed usage or help
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    if getattr(args, "master_command", None):
+        try:
+            return ctlmaster.run(args, emit)
+        except ctlmaster.MasterError as exc:
+            return _fail(str(exc), exc.code)
+        except KeyboardInterrupt:
+            return 130
     try:
         url, namespace = connection_settings(args, os.environ)
         client = connect(url, socket_connect_timeout=CONNECT_TIMEOUT)
     except BadRedisURL as exc:
         return _fail(str(exc), EXIT_USAGE)
+    except CtlError as exc:
+        return _fail(str(exc), exc.code)
     try:
         return args.handler(Resque(url, namespace, redis=client), args)
     except CtlError as exc:

@@ -32,10 +32,11 @@ class Pidfile:
         directory = os.path.dirname(self.path)
         os.makedirs(directory, exist_ok=True)
         # Two starts at once must not both find the file stale: check and
-        # replace under an exclusive lock on a sibling lock file.
-        lock_fd = os.open(self.path + ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        # replace while holding a lock on the directory itself (no lock file
+        # to leave behind).
+        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            fcntl.flock(dir_fd, fcntl.LOCK_EX)
             if os.path.islink(self.path):
                 raise PidfileError(f"pidfile {self.path} is a symbolic link; refusing to use it")
             existing = read_pid(self.path)
@@ -50,11 +51,10 @@ class Pidfile:
                 _unlink(tmp)
                 raise
         finally:
-            os.close(lock_fd)
+            os.close(dir_fd)
 
     def remove(self, pid: int | None = None) -> None:
         if read_pid(self.path) == (pid or os.getpid()):
-            # The .lock file stays: deleting it could let two starts lock different inodes.
             _unlink(self.path)
 
 

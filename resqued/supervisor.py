@@ -14,7 +14,7 @@ import signal
 import time
 
 from .proctitle import set_raw_title
-from .signals import SignalQueue, describe, wait_readable
+from .signals import SignalQueue, blocked_for_fork, describe, wait_readable
 
 log = logging.getLogger("resqued.master")
 
@@ -107,7 +107,8 @@ class Supervisor:
     def _spawn_missing(self) -> None:
         while len(self.workers) < self.count and time.monotonic() >= self.next_spawn:
             parent = os.getpid()
-            pid = os.fork()
+            with blocked_for_fork():
+                pid = os.fork()
             if pid == 0:
                 code = 1
                 try:

@@ -97,3 +97,16 @@ class GoodJob:
     @staticmethod
     def perform(*args):
         _log("good-job", len(args))
+
+
+class Hog:
+    """Holds ``mb`` megabytes (touched, so they are resident) until released."""
+
+    def perform(self):
+        args = self.args or {}
+        data = bytearray(args.get("mb", 100) * 1024 * 1024)
+        for i in range(0, len(data), 4096):
+            data[i] = 1
+        _log("hogging", os.getpid())
+        _client().blpop(["test:release"], timeout=args.get("seconds", 30))
+        _log("hog-done", len(data))

@@ -1,0 +1,182 @@
+"""The master's control socket: how ``resquectl`` talks to a running master.
+
+A unix stream socket, owner-only (0600, created under umask 077), served from
+the master's own select loop (no thread). One request per connection: a JSON
+line such as ``{"command": "pause"}``; one JSON line back. A request that must
+wait for something (pause until every worker has paused, reload until the new
+config is applied) keeps its connection open until the master answers it.
+"""
+
+import json
+import os
+import socket
+import stat
+
+MAX_REQUEST = 64 * 1024
+COMMANDS = ("status", "pause", "resume", "reload", "stop")
+
+
+class ControlError(RuntimeError):
+    pass
+
+
+class BadRequest(ValueError):
+    pass
+
+
+def parse_request(data: bytes) -> dict:
+    """Decode one request line; BadRequest says what is wrong with it."""
+    try:
+        request = json.loads(data)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadRequest(f"request is not JSON: {exc}") from None
+    if not isinstance(request, dict):
+        raise BadRequest("request is not a JSON object")
+    command = request.get("command")
+    if command not in COMMANDS:
+        raise BadRequest(f"unknown command {command!r}; commands are {', '.join(COMMANDS)}")
+    return request
+
+
+class Connection:
+    def __init__(self, sock):
+        self.sock = sock
+        self.buffer = b""
+        self.request = None
+
+    def fileno(self):
+        return self.sock.fileno()
+
+    def reply(self, **answer) -> None:
+        try:
+            self.sock.setblocking(True)
+            self.sock.settimeout(2.0)
+            self.sock.sendall(json.dumps(answer).encode() + b"\n")
+        except OSError:
+            pass  # the client went away; nothing to tell
+        finally:
+            self.sock.close()
+
+
+class ControlServer:
+    def __init__(self, path: str):
+        self.path = path
+        self.sock = None
+        self.connections: list[Connection] = []
+
+    def open(self) -> None:
+        _remove_stale_socket(self.path)
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old_umask = os.umask(0o077)
+        try:
+            sock.bind(self.path)
+        finally:
+            os.umask(old_umask)
+        os.chmod(self.path, 0o600)
+        sock.listen(16)
+        sock.setblocking(False)
+        self.sock = sock
+
+    def fileno(self):
+        return self.sock.fileno()
+
+    def waitables(self) -> list:
+        """What the master's select should watch: the listener and connections
+        whose request has not fully arrived."""
+        return [self] + [c for c in self.connections if c.request is None]
+
+    def service(self, ready) -> list[Connection]:
+        """Accept and read what ``ready`` says is ready; return connections
+        whose request is complete (parsed into ``conn.request``)."""
+        complete = []
+        if self in ready:
+            while True:
+                try:
+                    client, _ = self.sock.accept()
+                except (BlockingIOError, InterruptedError):
+                    break
+                client.setblocking(False)
+                self.connections.append(Connection(client))
+        for conn in [c for c in self.connections if c in ready and c.request is None]:
+            try:
+                chunk = conn.sock.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError:
+                chunk = b""
+            conn.buffer += chunk
+            if not chunk or b"\n" in conn.buffer or len(conn.buffer) > MAX_REQUEST:
+                self.connections.remove(conn)
+                line = conn.buffer.split(b"\n", 1)[0]
+                if len(conn.buffer) > MAX_REQUEST:
+                    conn.reply(ok=False, error=f"request longer than {MAX_REQUEST} bytes")
+                    continue
+                if not line.strip():
+                    conn.sock.close()
+                    continue
+                try:
+                    conn.request = parse_request(line)
+                except BadRequest as exc:
+                    conn.reply(ok=False, error=str(exc))
+                    continue
+                complete.append(conn)
+        return complete
+
+    def close(self) -> None:
+        for conn in self.connections:
+            conn.sock.close()
+        self.connections.clear()
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+            try:
+                if stat.S_ISSOCK(os.lstat(self.path).st_mode):
+                    os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+
+
+def _remove_stale_socket(path: str) -> None:
+    """A socket file left by a dead master is removed; anything else at that
+    path (a regular file, a symlink) or a socket someone answers on is not."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise ControlError(f"control socket path {path} exists and is not a socket; refusing to replace it")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except (ConnectionRefusedError, FileNotFoundError):
+        os.unlink(path)
+        return
+    finally:
+        probe.close()
+    raise ControlError(f"control socket {path} is in use by a running master")
+
+
+def request(path: str, command: str, timeout: float = 60.0, **fields) -> dict:
+    """Send one request to the master at ``path`` and return its answer."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        try:
+            sock.connect(path)
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            raise ControlError(f"no master is running (nothing answers on {path}: {exc.strerror})") from None
+        sock.sendall(json.dumps({"command": command, **fields}).encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except socket.timeout:
+        raise ControlError(f"the master did not answer {command!r} within {timeout:.0f}s") from None
+    finally:
+        sock.close()
+    if not data:
+        raise ControlError(f"the master closed the connection without answering {command!r}")
+    return json.loads(data)

@@ -1,0 +1,397 @@
+"""The master: keeps every pool's workers alive, recycles them, reloads its
+config safely, and answers ``resquectl``.
+
+Single-threaded and event-driven, like gunicorn's arbiter: signal handlers
+only record; the wakeup fd, the control socket and the workers' report pipes
+end one select(); each turn of the loop dispatches signals, serves requests,
+reaps, and reconciles desired workers with live ones (reconcile.plan).
+
+Signals: HUP reload; QUIT graceful stop (no limit); TERM/INT graceful stop
+bounded by shutdown_timeout, then kill (``--term immediate``: kill at once);
+USR2/CONT pause/resume; USR1 relay (kill running jobs); TTIN/TTOU one more /
+one fewer worker in every pool.
+"""
+
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass
+
+import psutil
+
+from . import children, reconcile
+from .control import ControlServer
+from .pidfile import Pidfile
+from .proctitle import set_raw_title
+from .recycle import EXIT_BOOT_ERROR, EXIT_REASONS, EXIT_RECYCLE_JOBS, EXIT_RECYCLE_MEMORY
+from .signals import SignalQueue, describe, wait_readable
+from .systemd import Notifier
+
+log = logging.getLogger("resqued.master")
+
+SIGNALS = (signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1,
+           signal.SIGUSR2, signal.SIGCONT, signal.SIGTTIN, signal.SIGTTOU, signal.SIGCHLD)
+MAX_BOOT_FAILURES = 6      # then its pool is marked failed until the next reload
+MAX_BACKOFF = 30.0
+REQUEST_TIMEOUT = 60.0     # a pause/reload request waits at most this long
+
+
+@dataclass
+class PoolState:
+    failures: int = 0
+    backoff_until: float = 0.0
+    failed: bool = False
+    adjust: int = 0           # TTIN/TTOU
+    recycles: int = 0
+    restarts: int = 0
+
+
+class Master:
+    def __init__(self, config, loader, term_mode: str = "graceful"):
+        """``loader()`` re-reads the config file (raising ConfigError)."""
+        self.config = config
+        self.loader = loader
+        self.term_mode = term_mode
+        self.name = os.path.basename(config.path)
+        self.signals = SignalQueue(SIGNALS)
+        self.control = ControlServer(config.control_socket)
+        self.pidfile = Pidfile(config.pidfile)
+        self.notifier = Notifier()
+        self.children: dict[int, children.Child] = {}
+        self.pools: dict[str, PoolState] = {p.name: PoolState() for p in config.pools}
+        self.paused = False
+        self.stopping = None          # None, "graceful" or "immediate"
+        self.stop_deadline = None     # when a bounded graceful stop turns immediate
+        self.kill_deadline = None     # when stragglers get SIGKILL
+        self.waiting = []             # (connection, kind, deadline): answered later
+        self.ready_sent = False
+        self._title = None
+
+    # -- lifecycle ---------------------------------------------------------
+    def run(self) -> int:
+        self.pidfile.create()
+        try:
+            self.control.open()
+            os.makedirs(self.config.pid_dir, exist_ok=True)
+            self.signals.install()
+            log.info("master %d managing %s", os.getpid(), ", ".join(
+                f"{p.name}={p.count}" for p in self.config.pools) or "no pools")
+            while not (self.stopping and not self.children):
+                self._turn()
+            log.info("master %d stopped", os.getpid())
+            return 0
+        finally:
+            for conn, _, _ in self.waiting:
+                conn.reply(ok=True, message="master stopped")
+            self.control.close()
+            self.pidfile.remove()
+
+    def _turn(self) -> None:
+        for signum in self.signals.drain():
+            self._handle_signal(signum)
+        self._reap()
+        if self.stopping:
+            self._enforce_stop_deadlines()
+        else:
+            self._reconcile()
+        self._answer_waiting()
+        self._update_title()
+        self.notifier.watchdog()
+        if self.signals.has_pending():
+            return
+        ready = wait_readable([self.signals, *self.control.waitables(), *self.children.values()],
+                              self._next_timeout())
+        for child in self.children.values():
+            if child in ready:
+                child.read_reports()
+        for conn in self.control.service(ready):
+            self._handle_request(conn)
+
+    def _next_timeout(self) -> float:
+        now = time.monotonic()
+        times = [now + 1.0]
+        times += [s.backoff_until for s in self.pools.values() if s.backoff_until > now]
+        times += [t for t in (self.stop_deadline, self.kill_deadline) if t]
+        due = self.notifier.watchdog_due_in()
+        if due is not None:
+            times.append(now + due)
+        return max(0.005, min(times) - now)
+
+    # -- signals -----------------------------------------------------------
+    def _handle_signal(self, signum: int) -> None:
+        if signum == signal.SIGCHLD:
+            return
+        log.info("master received %s", describe(signum))
+        if signum == signal.SIGHUP:
+            self.reload()
+        elif signum == signal.SIGQUIT:
+            self.stop("graceful", bounded=False)
+        elif signum in (signal.SIGTERM, signal.SIGINT):
+            # A second TERM while stopping gracefully means "now".
+            now = self.term_mode == "immediate" or self.stopping == "graceful"
+            self.stop("immediate" if now else "graceful", bounded=True)
+        elif signum == signal.SIGUSR2:
+            self.pause()
+        elif signum == signal.SIGCONT:
+            self.resume()
+        elif signum == signal.SIGUSR1:
+            self._signal_workers(signal.SIGUSR1)
+        elif signum in (signal.SIGTTIN, signal.SIGTTOU):
+            step = 1 if signum == signal.SIGTTIN else -1
+            for pool in self.config.pools:
+                state = self.pools[pool.name]
+                state.adjust = max(-pool.count, state.adjust + step)
+
+    def _signal_workers(self, signum: int, only=None) -> None:
+        for child in list(only or self.children.values()):
+            try:
+                os.kill(child.pid, signum)
+            except ProcessLookupError:
+                pass
+
+    # -- commands (signals and resquectl) ----------------------------------
+    def pause(self) -> None:
+        self.paused = True
+        self._signal_workers(signal.SIGUSR2)
+
+    def resume(self) -> None:
+        self.paused = False
+        self._signal_workers(signal.SIGCONT)
+
+    def stop(self, mode: str, bounded: bool) -> None:
+        first = self.stopping is None
+        if not first and (self.stopping == "immediate" or mode == "graceful"):
+            return
+        self.stopping = mode
+        self.notifier.stopping()
+        if mode == "immediate":
+            log.warning("stopping now: running jobs are killed")
+            self._signal_workers(signal.SIGTERM)
+            self.stop_deadline = None
+            self.kill_deadline = time.monotonic() + self.config.term_timeout + 5.0
+        else:
+            log.info("stopping: workers finish their jobs%s",
+                     f" (at most {self.config.shutdown_timeout:g}s)" if bounded else "")
+            self._signal_workers(signal.SIGQUIT)
+            if bounded:
+                self.stop_deadline = time.monotonic() + self.config.shutdown_timeout
+        for child in self.children.values():
+            child.stopping, child.stop_reason = True, "master stopping"
+
+    def _enforce_stop_deadlines(self) -> None:
+        now = time.monotonic()
+        if self.stop_deadline and now >= self.stop_deadline:
+            log.warning("shutdown_timeout of %gs passed: killing running jobs", self.config.shutdown_timeout)
+            self.stop("immediate", bounded=True)
+        if self.kill_deadline and now >= self.kill_deadline:
+            self.kill_deadline = None
+            for child in list(self.children.values()):
+                log.error("worker %d did not stop: SIGKILL to it and its jobs", child.pid)
+                _kill_tree(child.pid)
+
+    def reload(self):
+        """Re-read the config; keep the old one if the new one is invalid.
+        Returns None if applied (workers converge), or the error text."""
+        from .config import ConfigError
+        self.notifier.reloading()
+        try:
+            new = self.loader()
+        except ConfigError as exc:
+            log.error("reload refused, still running the previous config: %s", exc)
+            self.notifier.ready(f"reload refused: {exc}")
+            return str(exc)
+        old_settings = children.global_settings(self.config)
+        self.config = new
+        self.pools = {p.name: PoolState(recycles=self.pools.get(p.name, PoolState()).recycles)
+                      for p in new.pools}
+        if children.global_settings(new) != old_settings:
+            self._retire([c for c in self.children.values() if not c.stopping],
+                         "redis, namespace or job settings changed")
+        log.info("reloaded %s: %s", new.path, ", ".join(f"{p.name}={p.count}" for p in new.pools))
+        self.ready_sent = False  # READY=1 again once the new config is applied
+        return None
+
+    # -- children ----------------------------------------------------------
+    def _desired_counts(self) -> dict:
+        return {p.name: max(0, p.count + self.pools[p.name].adjust) for p in self.config.pools}
+
+    def _reconcile(self) -> None:
+        now = time.monotonic()
+        blocked = {name for name, s in self.pools.items() if s.failed or s.backoff_until > now}
+        alive = [reconcile.Alive(c.pid, c.pool, c.started, c.stopping) for c in self.children.values()]
+        plan = reconcile.plan(self.config.pools, self._desired_counts(), alive, blocked)
+        for pid, reason in plan.retire:
+            self._retire([self.children[pid]], reason)
+        for pool in plan.spawn:
+            child = children.spawn(self.config, pool, self.paused, self._in_child)
+            self.children[child.pid] = child
+            log.info("started worker %d for %s", child.pid, pool.name)
+
+    def _in_child(self) -> None:
+        self.signals.reset_in_child()
+        if self.control.sock is not None:
+            self.control.sock.close()
+        for conn in self.control.connections:
+            conn.sock.close()
+        for child in self.children.values():
+            os.close(child.report_fd)
+
+    def _retire(self, workers, reason: str) -> None:
+        for child in workers:
+            log.info("retiring worker %d (%s): %s", child.pid, child.pool.name, reason)
+            child.stopping, child.stop_reason = True, reason
+            self._signal_workers(signal.SIGQUIT, only=[child])
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            child = self.children.pop(pid, None)
+            if child is None:
+                continue
+            child.read_reports()
+            os.close(child.report_fd)
+            children.remove_worker_pidfile(self.config, child)
+            self._account(child, os.waitstatus_to_exitcode(status))
+
+    def _account(self, child, code: int) -> None:
+        how = f"exit code {code}" if code >= 0 else f"signal {describe(-code)}"
+        state = self.pools.get(child.pool.name)
+        if child.stopping or state is None:
+            log.info("worker %d (%s) stopped (%s)", child.pid, child.pool.name, how)
+            return
+        if code in (EXIT_RECYCLE_JOBS, EXIT_RECYCLE_MEMORY):
+            state.recycles += 1
+            log.info("worker %d (%s) %s; replacing it", child.pid, child.pool.name, EXIT_REASONS[code])
+            return
+        lived = time.monotonic() - child.started
+        state.restarts += 1
+        # Died before it ever reported for work: a boot failure, which backs off.
+        if code == EXIT_BOOT_ERROR or not child.ready:
+            state.failures += 1
+            if state.failures >= MAX_BOOT_FAILURES:
+                state.failed = True
+                log.error("pool %s failed: its workers died at boot %d times in a row (last: %s); "
+                          "not restarting until a reload", child.pool.name, state.failures, how)
+                return
+            delay = min(0.5 * 2 ** (state.failures - 1), MAX_BACKOFF)
+            state.backoff_until = time.monotonic() + delay
+            log.warning("worker %d (%s) died at boot (%s); next start in %.1fs",
+                        child.pid, child.pool.name, how, delay)
+        else:
+            state.failures = 0
+            log.warning("worker %d (%s) died (%s) after %.0fs; replacing it",
+                        child.pid, child.pool.name, how, lived)
+
+    # -- resquectl ---------------------------------------------------------
+    def _handle_request(self, conn) -> None:
+        command = conn.request["command"]
+        if command == "status":
+            conn.reply(ok=True, **self.status())
+        elif self.stopping and command != "stop":
+            conn.reply(ok=False, error="the master is stopping")
+        elif command == "pause":
+            self.pause()
+            self.waiting.append((conn, "paused", time.monotonic() + REQUEST_TIMEOUT))
+        elif command == "resume":
+            self.resume()
+            self.waiting.append((conn, "resumed", time.monotonic() + REQUEST_TIMEOUT))
+        elif command == "reload":
+            error = self.reload()
+            if error:
+                conn.reply(ok=False, error=error)
+            else:
+                self.waiting.append((conn, "applied", time.monotonic() + REQUEST_TIMEOUT))
+        elif command == "stop":
+            self.stop("immediate" if conn.request.get("now") else "graceful", bounded=True)
+            conn.reply(ok=True, pid=os.getpid(), message="stopping")
+
+    def _condition(self, kind: str) -> bool:
+        live = [c for c in self.children.values() if not c.stopping]
+        if kind == "paused":
+            return all(c.paused for c in live)
+        if kind == "resumed":
+            return all(c.ready and not c.paused for c in live)
+        return self._applied()
+
+    def _applied(self) -> bool:
+        """Every pool has its count of ready workers of the current config."""
+        counts = self._desired_counts()
+        settings = children.global_settings(self.config)
+        for pool in self.config.pools:
+            if self.pools[pool.name].failed:
+                continue
+            ready = [c for c in self.children.values() if not c.stopping and c.ready
+                     and c.pool == pool and c.settings == settings]
+            if len(ready) < counts[pool.name]:
+                return False
+        return True
+
+    def _answer_waiting(self) -> None:
+        if not self.ready_sent and not self.stopping and self._applied():
+            self.ready_sent = True
+            self.notifier.ready(self._summary())
+        still = []
+        for conn, kind, deadline in self.waiting:
+            if self._condition(kind):
+                conn.reply(ok=True, message=kind, **self.status())
+            elif time.monotonic() > deadline:
+                conn.reply(ok=False, error=f"not {kind} after {REQUEST_TIMEOUT:.0f}s; see resquectl status")
+            else:
+                still.append((conn, kind, deadline))
+        self.waiting = still
+
+    def status(self) -> dict:
+        counts = self._desired_counts()
+        pools = []
+        for pool in self.config.pools:
+            state = self.pools[pool.name]
+            pools.append({"queues": list(pool.queues), "count": counts[pool.name],
+                          "alive": sum(1 for c in self.children.values() if c.pool.name == pool.name
+                                       and not c.stopping),
+                          "failed": state.failed, "recycles": state.recycles, "restarts": state.restarts,
+                          "max_memory": pool.max_memory, "max_jobs": pool.max_jobs})
+        return {"master": {"pid": os.getpid(), "config": self.config.path, "state": self._state(),
+                           "rss": psutil.Process().memory_info().rss},
+                "pools": pools,
+                "workers": [c.describe() for c in sorted(self.children.values(), key=lambda c: c.pid)]}
+
+    def _state(self) -> str:
+        if self.stopping:
+            return "stopping"
+        return "paused" if self.paused else "running"
+
+    def _summary(self) -> str:
+        live = sum(1 for c in self.children.values() if not c.stopping)
+        failed = [n for n, s in self.pools.items() if s.failed]
+        return f"{live} workers" + (f"; failed pools: {', '.join(failed)}" if failed else "")
+
+    def _update_title(self) -> None:
+        state = self._state()
+        live = sum(1 for c in self.children.values() if not c.stopping)
+        text = f"managing {live} workers" if state == "running" else state
+        if self.waiting and any(kind == "applied" for _, kind, _ in self.waiting):
+            text = "reloading"
+        if text != self._title:
+            set_raw_title(f"resqued-master[{self.name}]: {text}")
+            self.notifier.status(f"{text}; {self._summary()}")
+            self._title = text
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL a worker and everything under it (job children lead their own groups)."""
+    try:
+        procs = [psutil.Process(pid)]
+        procs += procs[0].children(recursive=True)
+    except psutil.NoSuchProcess:
+        return
+    for proc in procs:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
