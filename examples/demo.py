@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""`make run`: a private Redis under ./var, resqued on conf/resqued.env with
-the demo jobs of examples/jobs.py, a few jobs enqueued (one fails), and the
-result shown. Ctrl-C stops everything; no process is left behind.
+"""`make run`: a private Redis under ./var, the resqued master on
+conf/pool.yml with the demo jobs of examples/jobs.py, a few jobs enqueued
+(one fails), and the result shown. Ctrl-C stops everything; no process is
+left behind.
 
 --once: exit by itself once the demo jobs are done (used by the test suite).
 """
@@ -19,19 +20,11 @@ from redis_server import RedisServer  # noqa: E402  (tests/redis_server.py)
 from resqued import Resque  # noqa: E402
 
 
-def read_env_file(path):
-    env = {}
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if line and not line.startswith("#"):
-                key, _, value = line.partition("=")
-                env[key.strip()] = value.strip()
-    return env
+CONFIG = os.path.join(ROOT, "conf", "pool.yml")
 
 
 def ctl(*args, env):
-    subprocess.run([sys.executable, "-m", "resqued.ctl", *args], env=env, cwd=ROOT, check=False)
+    subprocess.run([sys.executable, "-m", "resqued.ctl", "-c", CONFIG, *args], env=env, cwd=ROOT, check=False)
 
 
 def main():
@@ -39,16 +32,15 @@ def main():
     var = os.environ.get("RESQUED_DEMO_VAR") or os.path.join(ROOT, "var")
     redis = RedisServer(var, persistent=True).start()
     print(f"redis-server running on {redis.socket} (data in ./var)")
-    env = dict(os.environ, **read_env_file(os.path.join(ROOT, "conf", "resqued.env")))
-    env["REDIS_BACKEND"] = redis.url
-    env["PYTHONPATH"] = ROOT
+    # REDIS_URL overrides the redis: of conf/pool.yml.
+    env = dict(os.environ, REDIS_URL=redis.url, PYTHONPATH=ROOT)
     # Its own session: Ctrl-C reaches only us, and we stop resqued in order.
-    resqued = subprocess.Popen([sys.executable, "-m", "resqued"], env=env, cwd=ROOT,
+    resqued = subprocess.Popen([sys.executable, "-m", "resqued", "-c", CONFIG], env=env, cwd=ROOT,
                                start_new_session=True)
     try:
-        client = Resque(redis.url, env.get("PREFIX", "resque"))
+        client = Resque(redis.url)
         deadline = time.monotonic() + 30
-        while client.redis.scard(client.keys.workers) < int(env.get("COUNT", 1)):
+        while client.redis.scard(client.keys.workers) < 3:
             if resqued.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit("resqued did not start; see the lines above")
             time.sleep(0.05)
@@ -63,16 +55,14 @@ def main():
             if time.monotonic() > deadline:
                 raise SystemExit("the demo jobs did not finish in time")
             time.sleep(0.05)
-        print("\n$ resquectl stats")
-        ctl("stats", env=env)
-        print("\n$ resquectl workers")
-        ctl("workers", env=env)
-        print("\n$ resquectl failed")
-        ctl("failed", env=env)
+        for command in ("stats", "status", "failed"):
+            print(f"\n$ resquectl -c conf/pool.yml {command}")
+            ctl(command, env=env)
         if not once:
-            print("\nresqued is still running: try `.venv/bin/resquectl --redis "
-                  f"{redis.url} enqueue default ResizeImage '[\"a.png\", 10, 10]'` "
-                  "in another terminal.\nCtrl-C stops everything.")
+            print("\nresqued is still running. In another terminal, try:\n"
+                  f"  REDIS_URL={redis.url} .venv/bin/resquectl enqueue default ResizeImage '[\"a.png\", 10, 10]'\n"
+                  "  .venv/bin/resquectl -c conf/pool.yml pause   (then resume, reload, status)\n"
+                  "Ctrl-C stops everything.")
             signal.pause()
     except KeyboardInterrupt:
         print("\nstopping")

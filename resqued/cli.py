@@ -5,6 +5,7 @@ this is php-resque's environment mode (QUEUE, COUNT, INTERVAL, PREFIX,
 REDIS_BACKEND, …, or the same as flags)."""
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
@@ -100,8 +101,15 @@ def run_master(args) -> int:
     from .daemonize import default_log_file, detach
     from .master import Master
 
+    # resque-pool files have no `jobs` key: --app / APP_INCLUDE supply (or add to) the allow-list.
+    apps = tuple(args.app or [a for a in os.environ.get("APP_INCLUDE", "").split(",") if a.strip()])
+
     def loader():
         config = load_config(args.config, args.environment)
+        if apps:
+            config = dataclasses.replace(config, jobs=config.jobs + tuple(a for a in apps if a not in config.jobs))
+        if not config.jobs:
+            raise ConfigError(f"{config.path}: jobs: no job modules: add `jobs:` to the file, or pass --app")
         error = probe_jobs(config)
         if error:
             raise ConfigError(f"{config.path}: jobs: {error}")

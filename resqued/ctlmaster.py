@@ -8,7 +8,8 @@ import time
 import psutil
 
 from . import control
-from .recycle import human_size
+from .recycle import approx_size
+from .sizes import format_size
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_CONFIG = 0, 1, 2, 78
 
@@ -81,10 +82,10 @@ def render_status(status: dict) -> str:
     from . import ctltables as tables
     master = status["master"]
     lines = [f"master {master['pid']} {master['state']}  config {master['config']}  "
-             f"rss {human_size(master['rss'])}", ""]
+             f"rss {approx_size(master['rss'])}", ""]
     lines.append(tables.table(["POOL", "COUNT", "ALIVE", "STATE", "RECYCLES", "RESTARTS", "MAX_MEMORY", "MAX_JOBS"], [
         [",".join(p["queues"]), p["count"], p["alive"], "FAILED" if p["failed"] else "ok", p["recycles"],
-         p["restarts"], human_size(p["max_memory"]), p["max_jobs"] or "-"] for p in status["pools"]]))
+         p["restarts"], format_size(p["max_memory"]) if p["max_memory"] else "-", p["max_jobs"] or "-"] for p in status["pools"]]))
     lines.append("")
     now = time.time()
     rows = []
@@ -93,6 +94,6 @@ def render_status(status: dict) -> str:
         since = f"{now - w['since']:.0f}s ago" if w.get("since") else "-"
         state = w["state"] + (" (paused)" if w["paused"] and w["state"] == "busy" else "")
         rows.append([w["pid"], ",".join(w["queues"]), state, job.get("class") or "-", job.get("id") or "-",
-                     since, human_size(w["rss"]), w["jobs_done"]])
+                     since, approx_size(w["rss"]), w["jobs_done"]])
     lines.append(tables.table(["PID", "QUEUES", "STATE", "JOB", "JOB_ID", "SINCE", "RSS", "JOBS"], rows))
     return "\n".join(lines)

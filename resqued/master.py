@@ -67,6 +67,7 @@ class Master:
         self.waiting = []             # (connection, kind, deadline): answered later
         self.ready_sent = False
         self._title = None
+        self._status = None
 
     # -- lifecycle ---------------------------------------------------------
     def run(self) -> int:
@@ -379,8 +380,11 @@ class Master:
             text = "reloading"
         if text != self._title:
             set_raw_title(f"resqued-master[{self.name}]: {text}")
-            self.notifier.status(f"{text}; {self._summary()}")
             self._title = text
+        status = f"{text}; {self._summary()}"
+        if status != self._status:
+            self.notifier.status(status)
+            self._status = status
 
 
 def _kill_tree(pid: int) -> None:

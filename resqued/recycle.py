@@ -34,7 +34,7 @@ def tree_rss(pid: int) -> int:
     return total
 
 
-def human_size(n: int | None) -> str:
+def approx_size(n: int | None) -> str:
     if n is None:
         return "-"
     for unit in ("B", "KiB", "MiB", "GiB"):

@@ -84,6 +84,11 @@ class JobRegistry:
             self._bare.setdefault(name, obj)
 
     def add_alias(self, name: str, target: str) -> None:
+        # A job already allowed can be named as payloads name it (bare or dotted).
+        known = self._dotted.get(target) or self._bare.get(target)
+        if known is not None:
+            self._aliases[name] = known
+            return
         module_name, _, attr = target.rpartition(".")
         if not module_name:
             raise RegistryError(f"alias {name!r}: target {target!r} is not a dotted module.Name")

@@ -31,10 +31,11 @@ from .jobchild import child_main, interpret, read_rest, signal_group
 from .outcome import INVALID_PAYLOAD, UNKNOWN_JOB, Failure, add_outcome
 from .pidfile import Pidfile
 from .proctitle import set_title, stamp
-from .recycle import EXIT_OK, EXIT_REASONS, EXIT_RECYCLE_MEMORY, RecyclePolicy, human_size, tree_rss
+from .recycle import EXIT_OK, EXIT_REASONS, EXIT_RECYCLE_MEMORY, RecyclePolicy, approx_size, tree_rss
 from .registration import HEARTBEAT_INTERVAL, Registration
 from .registry import UnknownJob
 from .reserve import Reserver
+from .sizes import format_size
 from .signals import SignalQueue, describe, wait_readable
 
 log = logging.getLogger("resqued.worker")
@@ -355,10 +356,10 @@ class Worker:
     def _check_memory_mid_job(self) -> None:
         rss = tree_rss(self.pid)
         if self.recycle.over_hard_limit(rss):
-            self._kill_child(f"worker and job use {human_size(rss)}, over the hard memory limit "
-                             f"of {human_size(self.recycle.max_memory_hard)}")
+            self._kill_child(f"worker and job use {approx_size(rss)}, over the hard memory limit "
+                             f"of {format_size(self.recycle.max_memory_hard)}")
             self._recycle_after_job = self._recycle_after_job or EXIT_RECYCLE_MEMORY
         elif self.recycle.over_soft_limit(rss) and self._recycle_after_job is None:
             log.warning("worker %s uses %s, over max_memory %s: recycling after this job",
-                        self.id, human_size(rss), human_size(self.recycle.max_memory))
+                        self.id, approx_size(rss), format_size(self.recycle.max_memory))
             self._recycle_after_job = EXIT_RECYCLE_MEMORY
