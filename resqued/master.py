@@ -328,7 +328,7 @@ class Master:
             if self.pools[pool.name].failed:
                 continue
             ready = [c for c in self.children.values() if not c.stopping and c.ready
-                     and c.pool == pool and c.settings == settings]
+                     and reconcile.same_settings(c.pool, pool) and c.settings == settings]
             if len(ready) < counts[pool.name]:
                 return False
         return True

@@ -8,7 +8,7 @@ starts at once while it finishes its job. Surplus workers are retired oldest
 first (resque-pool's rule): the oldest has the most memory to give back.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,12 @@ class Plan:
         return not self.spawn and not self.retire
 
 
+def same_settings(a, b) -> bool:
+    """Do two PoolConfigs run workers the same way? The count is not a
+    worker's setting: changing it adds or retires workers, it replaces none."""
+    return replace(a, count=0) == replace(b, count=0)
+
+
 def plan(pools, counts: dict, alive, blocked=frozenset()) -> Plan:
     """``pools``: the configured PoolConfigs; ``counts``: pool name -> desired
     worker count (config count adjusted by TTIN/TTOU); ``alive``: Alive records;
@@ -42,7 +48,7 @@ def plan(pools, counts: dict, alive, blocked=frozenset()) -> Plan:
         pool = by_name.get(worker.pool.name)
         if pool is None:
             retire.append((worker.pid, "its pool was removed from the config"))
-        elif worker.pool != pool:
+        elif not same_settings(worker.pool, pool):
             retire.append((worker.pid, "its pool settings changed"))
         else:
             current[pool.name].append(worker)

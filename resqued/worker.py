@@ -51,11 +51,15 @@ class Worker:
                  heartbeat_interval: float = HEARTBEAT_INTERVAL, term_timeout: float = 4.0,
                  parent_pid: int | None = None, recycle: RecyclePolicy | None = None,
                  memory_check_interval: float = 1.0, start_paused: bool = False,
-                 report_fd: int | None = None, pidfile: str | None = None):
+                 report_fd: int | None = None, pidfile: str | None = None,
+                 orphan_timeout: float | None = None):
         """``parent_pid``: when set (a worker run by a master), the worker stops
         after its current job once its parent is no longer that process.
         ``report_fd``: a pipe to the master, which learns the worker's state
-        (idle, busy with which job, paused, jobs done) from JSON lines on it."""
+        (idle, busy with which job, paused, jobs done) from JSON lines on it.
+        ``orphan_timeout``: once the master is gone, how long a running job
+        may go on before it is killed (the master's shutdown_timeout: nothing
+        outlives a master that was killed for not stopping in time)."""
         self.resque = resque
         self.keys = resque.keys
         self.redis = resque.redis
@@ -64,6 +68,7 @@ class Worker:
         self.interval = interval
         self.term_timeout = term_timeout
         self.parent_pid = parent_pid
+        self.orphan_timeout = orphan_timeout
         self.hostname = socket.gethostname()
         self.pid = os.getpid()
         self.id = f"{self.hostname}:{self.pid}:{','.join(self.queues)}"
@@ -80,6 +85,7 @@ class Worker:
         self.jobs_done = 0
         self._recycle_after_job = None  # exit code to leave with once the job ends
         self._kill_reason = None
+        self._orphaned_at = None
         self._child = None          # pid of the running job child
         self._kill_at = None        # monotonic time to SIGKILL the child
         self._outage_since = None
@@ -335,6 +341,8 @@ class Worker:
                 timeout = min(timeout, next_memory_check - time.monotonic())
             if self._kill_at is not None:
                 timeout = min(timeout, self._kill_at - time.monotonic())
+            elif self._orphaned_at is not None:
+                timeout = min(timeout, self._orphaned_at + self.orphan_timeout - time.monotonic())
             if not self.signals.has_pending():
                 ready = wait_readable(waits, max(timeout, 0.01))
                 if read_fd in ready:
@@ -348,10 +356,21 @@ class Worker:
                 return status, bytes(report)
             if self._kill_at is not None and time.monotonic() >= self._kill_at:
                 signal_group(pid, signal.SIGKILL)
+            self._bound_orphaned_job()
             if self.recycle.watches_memory and time.monotonic() >= next_memory_check:
                 next_memory_check = time.monotonic() + self.memory_check_interval
                 self._check_memory_mid_job()
             self._beat_if_due()
+
+    def _bound_orphaned_job(self) -> None:
+        if self.orphan_timeout is None or self._kill_at is not None or os.getppid() == self.parent_pid:
+            return
+        if self._orphaned_at is None:
+            self._orphaned_at = time.monotonic()
+            log.warning("worker %s: master %d is gone; the running job has %gs to finish",
+                        self.id, self.parent_pid, self.orphan_timeout)
+        elif time.monotonic() - self._orphaned_at >= self.orphan_timeout:
+            self._kill_child(f"the master died and the job was still running {self.orphan_timeout:g}s later")
 
     def _check_memory_mid_job(self) -> None:
         rss = tree_rss(self.pid)

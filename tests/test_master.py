@@ -250,6 +250,20 @@ def test_workers_stop_when_master_is_killed(master_factory, r, resque):
     assert r.scard("resque:workers") == 0
 
 
+def test_orphaned_job_is_bounded_by_shutdown_timeout(master_factory, r, resque):
+    # What a supervisor's final SIGKILL of the master leaves: a worker and its job.
+    m = master_factory(["queues: [default]\ncount: 1"], shutdown_timeout=1)
+    [worker] = m.wait_workers(1)
+    resque.enqueue("default", "Slow", {"seconds": 60})
+    child = int(wait_log(r, "started:")[0].split(":")[1])
+    m.proc.kill()
+    m.proc.wait(10)
+    wait_until(lambda: pid_gone(worker) and pid_gone(child), timeout=20, message="orphaned worker and job to end")
+    [entry] = failures(r)
+    assert "the master died and the job was still running 1s later" in entry["error"]
+    assert r.scard("resque:workers") == 0
+
+
 def test_ttin_ttou_usr1(master_factory, r, resque):
     m = master_factory(["queues: [default]\ncount: 1"])
     m.wait_workers(1)

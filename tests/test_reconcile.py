@@ -62,3 +62,12 @@ def test_blocked_pools_do_not_spawn_and_ttin_ttou_counts_apply():
 
 def test_count_zero_and_negative_adjustments_mean_no_workers():
     assert plan([HIGH], {HIGH.name: -4}, []).empty
+
+
+def test_a_count_change_adds_or_retires_but_replaces_nobody():
+    bigger = Pool(("high", "default"), 3)
+    alive = [Alive(10, HIGH, 1.0), Alive(11, HIGH, 2.0)]
+    result = plan([bigger], counts(bigger), alive)
+    assert result.retire == () and list(result.spawn) == [bigger]
+    smaller = Pool(("high", "default"), 1)
+    assert [pid for pid, _ in plan([smaller], counts(smaller), alive).retire] == [10]
