@@ -106,7 +106,7 @@ def global_settings(config) -> tuple:
     """The settings outside the pools that a running worker depends on: a
     reload that changes any of them replaces every worker."""
     return (config.redis_url, config.namespace, config.jobs, tuple(sorted(config.aliases.items())),
-            config.heartbeat_interval, config.term_timeout, config.pid_dir)
+            config.heartbeat_interval, config.term_timeout, config.pid_dir, config.on_lost, config.max_lost)
 
 
 def _worker_main(config, pool, paused, report_fd, max_jobs, master_pid) -> int:
@@ -128,6 +128,7 @@ def _worker_main(config, pool, paused, report_fd, max_jobs, master_pid) -> int:
                     parent_pid=master_pid,
                     recycle=RecyclePolicy(max_jobs, pool.max_memory, pool.max_memory_hard),
                     start_paused=paused, report_fd=report_fd, orphan_timeout=config.shutdown_timeout,
+                    on_lost=config.on_lost, max_lost=config.max_lost,
                     pidfile=worker_pidfile(config.pid_dir, pool, os.getpid()))
     return worker.work()
 

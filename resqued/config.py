@@ -21,6 +21,7 @@ from redis.connection import parse_url
 from . import envmode
 from .client import check_queue_name
 from .connection import BadRedisURL, normalize_url, redact
+from .recovery import ON_LOST
 from .registration import HEARTBEAT_INTERVAL
 from .sizes import human_size, parse_size
 from .yamlnodes import LocatedError, NodeReader, read_text
@@ -81,6 +82,8 @@ class Config:
     log_level: str
     log_format: str
     pools: tuple[PoolConfig, ...]
+    on_lost: str = "requeue"       # a dead worker's in-flight job: requeue | fail
+    max_lost: int = 3              # fail a job after it was lost this many times
 
 
 # -- settings: name -> validator(reader, node, path) -------------------------------
@@ -247,6 +250,8 @@ _TOP = {
     "shutdown_timeout": _seconds(0.0, above=True),
     "heartbeat_interval": _seconds(0.0, above=True, maximum=MAX_HEARTBEAT_INTERVAL),
     "term_timeout": _seconds(0.0),
+    "on_lost": _choice(ON_LOST),
+    "max_lost": _integer(1),
     "log": lambda r, node, path: _located(r, node, path, _LOG),
     "defaults": lambda r, node, path: _located(r, node, path, _LIMITS),
     "pools": _pools,
@@ -410,6 +415,7 @@ def describe(config: Config) -> str:
         f"timing          interval {seconds(config.interval)}, shutdown_timeout "
         f"{seconds(config.shutdown_timeout)}, heartbeat_interval {seconds(config.heartbeat_interval)}, "
         f"term_timeout {seconds(config.term_timeout)}",
+        f"lost jobs       on_lost {config.on_lost}, max_lost {config.max_lost}",
         f"log             {config.log_level}, {config.log_format}",
         f"pools           {len(config.pools)} ({sum(p.count for p in config.pools)} workers)",
     ]

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import random
+import signal
 import sys
 
 from . import events
@@ -16,6 +17,7 @@ from .job import backtrace, exception_name, perform
 from .outcome import DIRTY_EXIT, Failure
 from .proctitle import set_title, stamp
 from .signals import describe
+from .supervisor import exit_on_parent_death
 
 log = logging.getLogger("resqued.worker")
 
@@ -33,6 +35,9 @@ def child_main(job, target, write_fd: int, signals) -> None:
         except OSError:
             pass
         signals.reset_in_child()
+        # If the worker dies, its job goes back to the queue; the child must
+        # not go on running it beside the retry.
+        exit_on_parent_death(signal.SIGKILL)
         random.seed()
         set_title(f"Processing {job.queue} since {stamp()} [{job.job_class}]")
         try:

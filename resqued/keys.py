@@ -47,3 +47,11 @@ class Keys:
 
     def worker_failed(self, worker_id: str) -> str:
         return f"{self.failed_count}:{worker_id}"
+
+    # -- resqued's own keys (Resque's tools never read these) ---------------
+    def inflight(self, worker_id: str, queue: str) -> str:
+        """The job a worker has reserved from ``queue`` and not yet settled."""
+        return f"{self.prefix}resqued:inflight:{worker_id}:{queue}"
+
+    def recovery_lock(self, worker_id: str) -> str:
+        return f"{self.prefix}resqued:recovering:{worker_id}"

@@ -3,8 +3,11 @@ unregistration, and pruning the registrations of workers that died.
 
 resque-web lists what is in ``workers``; Ruby workers prune any registration
 whose heartbeat is over 5 minutes old. So we beat (every 60 s by default) and
-prune as Ruby does, but record every in-flight job of a dead worker as failed
-(Ruby loses it when the heartbeat is missing, php-resque always loses it).
+prune as Ruby does — at start and then once per heartbeat interval, by
+whichever worker takes Ruby's prune lock — but a dead resqued worker's
+in-flight job is recovered (requeued, or failed per on_lost), and a dead
+foreign worker's job is recorded as failed (Ruby loses it when the heartbeat
+is missing, php-resque always loses it).
 """
 
 import json
@@ -56,7 +59,7 @@ def _looks_like_worker(pid: int) -> bool:
 
 class Registration:
     def __init__(self, client, keys, worker_id: str, hostname: str,
-                 heartbeat_interval: float = HEARTBEAT_INTERVAL):
+                 heartbeat_interval: float = HEARTBEAT_INTERVAL, recovery=None):
         self.client = client
         self.keys = keys
         self.worker_id = worker_id
@@ -64,16 +67,26 @@ class Registration:
         self.heartbeat_interval = heartbeat_interval
         self.prune_age = 5 * heartbeat_interval  # Ruby's prune_interval
         self.last_beat = 0.0
+        self.recovery = recovery
 
     def register(self) -> None:
         self.client.hdel(self.keys.heartbeats, self.worker_id)
-        if self.client.set(self.keys.prune_lock, self.worker_id, nx=True, ex=PRUNE_LOCK_SECONDS):
-            self.prune_dead_workers()
+        if self.recovery is not None:
+            # A worker that had our id (same host, pid and queues) died with a job.
+            self.recovery.recover(self.worker_id, f"worker {self.worker_id} died while processing it")
+        self.prune_if_due()
         self.heartbeat()
         pipe = self.client.pipeline(transaction=False)
         pipe.sadd(self.keys.workers, self.worker_id)
         pipe.set(self.keys.worker_started(self.worker_id), wire.started_time())
         pipe.execute()
+
+    def prune_if_due(self) -> None:
+        """Prune, if no worker (ours or Ruby's) has in the last minute."""
+        # Ruby holds the lock 60 s; a shorter heartbeat prunes (and recovers) sooner.
+        seconds = max(1, int(min(PRUNE_LOCK_SECONDS, self.heartbeat_interval)))
+        if self.client.set(self.keys.prune_lock, self.worker_id, nx=True, ex=seconds):
+            self.prune_dead_workers()
 
     def heartbeat(self) -> None:
         now = redis_time(self.client)
@@ -114,9 +127,15 @@ class Registration:
         return pruned
 
     def _prune(self, worker_id: str, reason: Failure) -> None:
-        working = self.client.get(self.keys.worker(worker_id))
+        why = f"worker {worker_id} died while processing it"
+        if self.recovery is not None and self.recovery.has_inflight(worker_id):
+            self.recovery.recover(worker_id, why)
+            working = None
+        else:
+            working = self.client.get(self.keys.worker(worker_id))
         pipe = self.client.pipeline(transaction=False)
         if working:
+            # A foreign worker (Ruby, PHP) keeps its job only here: record it as failed.
             try:
                 record = json.loads(working)
                 payload, queue = record.get("payload"), record.get("queue", "")
@@ -127,6 +146,6 @@ class Registration:
             add_outcome(pipe, self.keys, worker_id, queue, payload, reason, processed=False)
             log.warning("pruned dead worker %s; its job %s recorded as failed (%s)", worker_id, job_class, reason.exception)
         else:
-            log.info("pruned dead worker %s (idle)", worker_id)
+            log.info("pruned dead worker %s", worker_id)
         unregister_commands(pipe, self.keys, worker_id)
         pipe.execute()

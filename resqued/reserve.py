@@ -1,13 +1,22 @@
-"""Taking the next job off the queues: a blocking pop that a signal can end.
+"""Taking the next job off the queues, crash-safely, with a wait a signal can end.
 
-BLPOP gives millisecond pickup without polling, but a process blocked in it
-cannot react to QUIT or TERM until the timeout ends (php-resque's BLOCKING
-mode ignores signals until a job arrives). Here the pop runs on a dedicated
-connection while the worker selects on both that socket and the signal
-wakeup fd; when a signal arrives, ``CLIENT UNBLOCK`` (sent on the ordinary
-connection) makes the server end the BLPOP as if it had timed out. Either
-the server already popped a job — and we read it, so nothing is lost — or it
-returns nothing.
+A reserved job is never only in a process's memory: it moves atomically from
+its queue to the worker's in-flight list (BLMOVE/LMOVE, Redis >= 6.2), and
+leaves it only in the same transaction that records its outcome. If the
+worker dies, the job is still in Redis for recovery.py to requeue.
+
+A single-queue worker blocks in BLMOVE: pickup in milliseconds, no polling. A
+multi-queue worker first moves the first job of its queues in priority order
+in one Lua call; when they are all empty it blocks in one BLMOVE per queue, on
+one connection each, and when one returns the others are ended with CLIENT
+UNBLOCK (a job they had already taken goes back to the head of its queue).
+
+Signals: a process blocked in BLPOP cannot react to QUIT or TERM until the
+timeout ends (php-resque's BLOCKING mode ignores signals until a job arrives).
+Here the worker selects on the blocked sockets and the signal wakeup fd; when
+a signal arrives, CLIENT UNBLOCK (sent on the ordinary connection) makes the
+server end the wait as if it had timed out. Either the server already moved
+a job — and we read it, so nothing is lost — or it returns nothing.
 """
 
 import redis
@@ -15,61 +24,119 @@ import redis
 from .signals import wait_readable
 
 # How long to wait for the reply after asking the server to unblock us before
-# asking again (the BLPOP may not have reached the server yet).
+# asking again (the BLMOVE may not have reached the server yet).
 _UNBLOCK_RETRY = 0.05
-# A reply later than the BLPOP timeout plus this means the connection is dead.
+# A reply later than the timeout plus this means the connection is dead.
 _REPLY_GRACE = 5.0
+# Past this many queues a worker stops opening a connection per queue and
+# polls instead (every queue is still tried in priority order).
+MAX_BLOCKING_QUEUES = 16
+POLL_INTERVAL = 0.25
+
+# KEYS: queue1, inflight1, queue2, inflight2, ... -> {index, job} of the first
+# job found, in priority order, moved to its in-flight list.
+_MOVE_FIRST = """
+for i = 1, #KEYS, 2 do
+  local job = redis.call('LMOVE', KEYS[i], KEYS[i + 1], 'LEFT', 'RIGHT')
+  if job then return {(i + 1) / 2, job} end
+end
+return false
+"""
 
 
 class Reserver:
-    def __init__(self, client: redis.Redis, keys, signals):
+    def __init__(self, client: redis.Redis, keys, worker_id: str, signals):
         self.client = client
         self.keys = keys
+        self.worker_id = worker_id
         self.signals = signals
-        self._conn = None
+        self._conns: dict[str, object] = {}
+        self._move_first = client.register_script(_MOVE_FIRST)
+
+    def inflight(self, queue: str) -> str:
+        return self.keys.inflight(self.worker_id, queue)
 
     def pop(self, queues: list[str], timeout: float):
-        """Pop the first job of ``queues`` (in priority order), waiting up to
-        ``timeout`` seconds. Returns ``(queue, raw_payload)`` or None (timed
-        out, or ended early because a signal arrived)."""
+        """Reserve the first job of ``queues`` (in priority order), waiting up
+        to ``timeout`` seconds. Returns ``(queue, raw_payload)`` — the job is
+        then in ``inflight(queue)`` — or None (timed out, or a signal came)."""
         if not queues:
             wait_readable([self.signals], timeout)
             return None
-        if self._conn is None:
-            self._conn = self.client.connection_pool.make_connection()
-        conn = self._conn
+        if len(queues) > 1:
+            found = self._first_waiting(queues)
+            if found or len(queues) > MAX_BLOCKING_QUEUES:
+                if not found:
+                    wait_readable([self.signals], min(timeout, POLL_INTERVAL))
+                return found
         try:
-            reply = self._blpop(conn, [self.keys.queue(q) for q in queues], timeout)
+            return self._block(queues, timeout)
         except BaseException:
             # A half-read reply would poison the next command: start afresh.
             self.close()
             raise
-        if reply is None:
-            return None
-        key, raw = reply
-        return self.keys.queue_name(key), raw
 
-    def _blpop(self, conn, keys, timeout):
-        # CLIENT ID travels with the BLPOP, so the id is always the one of the
-        # connection that is blocked, even after a reconnect.
-        conn.send_packed_command(conn.pack_commands([("CLIENT", "ID"), ("BLPOP", *keys, timeout)]))
-        client_id = conn.read_response()
+    def _first_waiting(self, queues):
+        keys = []
+        for queue in queues:
+            keys += [self.keys.queue(queue), self.inflight(queue)]
+        found = self._move_first(keys=keys)
+        if not found:
+            return None
+        index, raw = found
+        return queues[int(index) - 1], raw
+
+    def _connection(self, queue):
+        conn = self._conns.get(queue)
+        if conn is None:
+            conn = self._conns[queue] = self.client.connection_pool.make_connection()
+        return conn
+
+    def _block(self, queues, timeout):
+        conns = [self._connection(q) for q in queues]
+        for queue, conn in zip(queues, conns):
+            # CLIENT ID travels with the BLMOVE, so the id is always the one of
+            # the connection that is blocked, even after a reconnect.
+            conn.send_packed_command(conn.pack_commands([
+                ("CLIENT", "ID"),
+                ("BLMOVE", self.keys.queue(queue), self.inflight(queue), "LEFT", "RIGHT", timeout)]))
+        client_ids = [conn.read_response() for conn in conns]
+        replies = self._await_replies(conns, client_ids, timeout)
+        taken = [(i, raw) for i, raw in sorted(replies.items()) if raw is not None]
+        if not taken:
+            return None
+        # Several queues answered at once: keep the highest priority, give the
+        # others back to the head of their queues (they never left Redis).
+        for i, _ in taken[1:]:
+            self.client.lmove(self.inflight(queues[i]), self.keys.queue(queues[i]), "RIGHT", "LEFT")
+        first, raw = taken[0]
+        return queues[first], raw
+
+    def _await_replies(self, conns, client_ids, timeout) -> dict:
+        pending = set(range(len(conns)))
+        replies = {}
         unblock_sent = False
-        deadline_waits = (timeout + _REPLY_GRACE)
-        while not conn.can_read(timeout=0):
-            if self.signals.has_pending() and not unblock_sent:
-                self.client.execute_command("CLIENT", "UNBLOCK", client_id)
-                unblock_sent = True
-            if unblock_sent:
-                if not wait_readable([conn._sock], _UNBLOCK_RETRY):
+        while pending:
+            for i in [i for i in pending if conns[i].can_read(timeout=0)]:
+                replies[i] = conns[i].read_response()
+                pending.discard(i)
+            if not pending:
+                break
+            socks = [conns[i]._sock for i in pending]
+            if replies or self.signals.has_pending():
+                # A job came in on another connection, or a signal: end the rest.
+                if not unblock_sent:
+                    for i in pending:
+                        self.client.execute_command("CLIENT", "UNBLOCK", client_ids[i])
+                    unblock_sent = True
+                elif not wait_readable(socks, _UNBLOCK_RETRY):
                     unblock_sent = False  # not blocked yet when we asked: ask again
                 continue
-            ready = wait_readable([conn._sock, self.signals], deadline_waits)
-            if not ready:
-                raise redis.ConnectionError(f"no reply to BLPOP within {deadline_waits:.0f}s")
-        return conn.read_response()
+            if not wait_readable(socks + [self.signals], timeout + _REPLY_GRACE):
+                raise redis.ConnectionError(f"no reply to BLMOVE within {timeout + _REPLY_GRACE:.0f}s")
+        return replies
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.disconnect()
-            self._conn = None
+        for conn in self._conns.values():
+            conn.disconnect()
+        self._conns.clear()

@@ -31,9 +31,10 @@ from .jobchild import child_main, interpret, read_rest, signal_group
 from .outcome import INVALID_PAYLOAD, UNKNOWN_JOB, Failure, add_outcome
 from .pidfile import Pidfile
 from .proctitle import set_title, stamp
-from .recycle import EXIT_OK, EXIT_REASONS, EXIT_RECYCLE_MEMORY, RecyclePolicy, approx_size, tree_rss
+from .recycle import EXIT_BOOT_ERROR, EXIT_OK, EXIT_REASONS, EXIT_RECYCLE_MEMORY, RecyclePolicy, approx_size, tree_rss
 from .registration import HEARTBEAT_INTERVAL, Registration
 from .registry import UnknownJob
+from .recovery import Recovery
 from .reserve import Reserver
 from .sizes import format_size
 from .signals import SignalQueue, describe, wait_readable
@@ -46,13 +47,17 @@ REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)
 MAX_BACKOFF = 5.0
 
 
+class UnsupportedServer(redis.RedisError):
+    """The Redis server lacks what crash-safe reserve needs."""
+
+
 class Worker:
     def __init__(self, resque, registry, queues, interval: float = 5.0,
                  heartbeat_interval: float = HEARTBEAT_INTERVAL, term_timeout: float = 4.0,
                  parent_pid: int | None = None, recycle: RecyclePolicy | None = None,
                  memory_check_interval: float = 1.0, start_paused: bool = False,
                  report_fd: int | None = None, pidfile: str | None = None,
-                 orphan_timeout: float | None = None):
+                 orphan_timeout: float | None = None, on_lost: str = "requeue", max_lost: int = 3):
         """``parent_pid``: when set (a worker run by a master), the worker stops
         after its current job once its parent is no longer that process.
         ``report_fd``: a pipe to the master, which learns the worker's state
@@ -73,8 +78,10 @@ class Worker:
         self.pid = os.getpid()
         self.id = f"{self.hostname}:{self.pid}:{','.join(self.queues)}"
         self.signals = SignalQueue(HANDLED_SIGNALS)
-        self.registration = Registration(self.redis, self.keys, self.id, self.hostname, heartbeat_interval)
-        self.reserver = Reserver(self.redis, self.keys, self.signals)
+        self.recovery = Recovery(self.redis, self.keys, on_lost, max_lost)
+        self.registration = Registration(self.redis, self.keys, self.id, self.hostname, heartbeat_interval,
+                                         self.recovery)
+        self.reserver = Reserver(self.redis, self.keys, self.id, self.signals)
         self.recycle = recycle or RecyclePolicy()
         self.memory_check_interval = memory_check_interval
         self.report_fd = report_fd
@@ -93,11 +100,19 @@ class Worker:
 
     # -- main loop ---------------------------------------------------------
     def work(self) -> int:
+        try:
+            return self._work()
+        except UnsupportedServer as exc:
+            log.error("worker %s cannot start: %s", self.id, exc)
+            return EXIT_BOOT_ERROR
+
+    def _work(self) -> int:
         self.signals.install()
         if self.pidfile:
             self.pidfile.create()
         log.info("worker %s starting", self.id)
         try:
+            self._redis(self._check_server, until_shutdown=True)
             self._redis(self.registration.register, until_shutdown=True)
             if not self.shutdown:
                 events.trigger("beforeFirstFork", self)
@@ -133,6 +148,13 @@ class Worker:
                 if self._should_recycle():
                     return
             self._beat_if_due()
+
+    def _check_server(self) -> None:
+        version = self.redis.info("server").get("redis_version", "0")
+        parts = tuple(int(p) for p in str(version).split(".")[:2] if p.isdigit())
+        if parts < (6, 2):
+            # LMOVE/BLMOVE, which keep a reserved job in Redis, came with 6.2.
+            raise UnsupportedServer(f"Redis {version} is too old: resqued needs 6.2 or newer (BLMOVE)")
 
     def _should_recycle(self) -> bool:
         code = self._recycle_after_job
@@ -193,6 +215,8 @@ class Worker:
         if self.registration.heartbeat_due_in() <= 0:
             try:
                 self.registration.heartbeat()
+                if self._child is None:
+                    self.registration.prune_if_due()
             except REDIS_ERRORS as exc:
                 self._note_outage(exc)
 
@@ -264,14 +288,14 @@ class Worker:
             payload = wire.decode_payload(raw)
         except wire.InvalidPayload as exc:
             log.error("worker %s: bad item on queue %s: %s", self.id, queue, exc)
-            self._record(queue, wire.raw_payload_record(raw), Failure(INVALID_PAYLOAD, str(exc)))
+            self._record(queue, raw, wire.raw_payload_record(raw), Failure(INVALID_PAYLOAD, str(exc)))
             return
         job = Job(queue, payload, raw, self.id)
         try:
             target = self.registry.resolve(job.job_class)
         except UnknownJob as exc:
             log.error("worker %s: job %s refused: %s", self.id, job.id, exc)
-            self._record(queue, payload, Failure(UNKNOWN_JOB, str(exc)))
+            self._record(queue, raw, payload, Failure(UNKNOWN_JOB, str(exc)))
             return
         self._redis(lambda: self._mark_running(job))
         started = time.monotonic()
@@ -283,7 +307,7 @@ class Worker:
         else:
             log.warning("job %s %s on %s failed in %.0f ms: %s: %s", job.id, job.job_class, queue,
                         elapsed, failure.exception, failure.error)
-        self._record(queue, payload, failure)
+        self._record(queue, raw, payload, failure)
 
     def _mark_running(self, job: Job) -> None:
         pipe = self.redis.pipeline(transaction=False)
@@ -292,11 +316,15 @@ class Worker:
             pipe.set(self.keys.status(job.id), wire.status_record(wire.STATUS_RUNNING), xx=True)
         pipe.execute()
 
-    def _record(self, queue: str, payload, failure: Failure | None) -> None:
+    def _record(self, queue: str, raw: bytes, payload, failure: Failure | None) -> None:
         def commands():
-            pipe = self.redis.pipeline(transaction=False)
+            # One transaction: the job leaves the in-flight list exactly when
+            # its outcome is recorded, so a crash can neither lose it nor
+            # leave a recorded job to be recovered again.
+            pipe = self.redis.pipeline(transaction=True)
             add_outcome(pipe, self.keys, self.id, queue, payload, failure)
             pipe.delete(self.keys.worker(self.id))
+            pipe.lrem(self.reserver.inflight(queue), 1, raw)
             pipe.execute()
         # An outcome is never dropped: keep trying until Redis takes it.
         self._redis(commands)
