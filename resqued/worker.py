@@ -276,6 +276,8 @@ class Worker:
     def _end_outage(self) -> None:
         log.warning("worker %s: Redis is back after %.1fs", self.id, time.monotonic() - self._outage_since)
         self._outage_since = None
+        # The reserve's own connections outlived the old server: start them afresh.
+        self.reserver.close()
         # A Redis restarted without persistence forgot us: register again.
         try:
             self.registration.register()

@@ -110,3 +110,23 @@ class Hog:
         _log("hogging", os.getpid())
         _client().blpop(["test:release"], timeout=args.get("seconds", 30))
         _log("hog-done", len(data))
+
+
+class KillsItsWorker:
+    """The kind of job that takes its worker down (think: a native crash that
+    the job child's death propagates, or an OOM kill of the whole worker)."""
+
+    def perform(self):
+        _log("killer-run", (self.job.payload.get("resqued_lost") or 0))
+        os.kill(os.getppid(), signal.SIGKILL)
+        time.sleep(30)
+
+
+class FileSleep:
+    """Marks files instead of Redis, so it can run while Redis is down."""
+
+    def perform(self):
+        args = self.args or {}
+        open(args["path"] + ".started", "w").close()
+        time.sleep(args.get("seconds", 1))
+        open(args["path"] + ".done", "w").close()

@@ -1,0 +1,153 @@
+"""Never lose a job: a reserved job stays in Redis until its outcome is
+recorded, and the jobs of workers that die are recovered exactly once."""
+
+import json
+import os
+import signal
+import socket
+import threading
+
+from conftest import log_text, stop, wait_until
+from helpers import failures, log_entries, pid_gone, title, wait_log, wait_registered, worker_id
+from redis_server import RedisServer
+from resqued import Resque
+from resqued.recovery import Recovery
+from test_master import master_factory  # noqa: F401 (fixture)
+
+
+def inflight(r, wid, queue="default"):
+    return r.lrange(f"resque:resqued:inflight:{wid}:{queue}", 0, -1)
+
+
+def test_reserved_job_sits_in_flight_until_its_outcome_is_recorded(procs, redis_url, r, resque):
+    proc = procs.resqued(redis_url)
+    wid = wait_registered(r, proc)
+    job_id = resque.enqueue("default", "Slow")
+    wait_log(r, "started:")
+    [raw] = inflight(r, wid)
+    assert json.loads(raw)["id"] == job_id and r.llen("resque:queue:default") == 0
+    r.rpush("test:release", 1)
+    wait_until(lambda: r.get("resque:stat:processed") == b"1")
+    assert inflight(r, wid) == []
+    stop(proc)
+
+
+def test_master_requeues_the_job_of_a_killed_worker_and_it_runs_again(master_factory, r, resque):
+    m = master_factory(["queues: [default]\ncount: 1"])
+    [worker] = m.wait_workers(1)
+    job_id = resque.enqueue("default", "Slow", {"seconds": 60}, track_status=True)
+    child = int(wait_log(r, "started:")[0].split(":")[1])
+    os.kill(worker, signal.SIGKILL)
+    # The job child dies with its worker (it must not run beside the retry)...
+    wait_until(lambda: pid_gone(child), message="the job child to die with its worker")
+    # ...and the job starts again in the replacement worker.
+    wait_log(r, "started:", 2)
+    r.rpush("test:release", 1)
+    wait_log(r, "finished:")
+    wait_until(lambda: json.loads(r.get(f"resque:job:{job_id}:status"))["status"] == 4)
+    assert failures(r) == []
+    assert "requeued at the head of its queue" in log_text(m.proc)
+    dead = f"{socket.gethostname()}:{worker}:default"
+    assert not r.sismember("resque:workers", dead) and inflight(r, dead) == []
+
+
+def test_a_new_worker_recovers_the_job_of_a_dead_one_without_a_master(procs, redis_url, r, resque):
+    env = {"RESQUED_HEARTBEAT_INTERVAL": "1"}
+    first = procs.resqued(redis_url, extra_env=env)
+    wait_registered(r, first)
+    resque.enqueue("default", "Slow", {"seconds": 60})
+    wait_log(r, "started:")
+    first.kill()
+    first.wait(10)
+    second = procs.resqued(redis_url, extra_env=env)
+    wait_registered(r, second)
+    wait_log(r, "started:", 2, timeout=20)  # pruned (pid gone), requeued, run again
+    r.rpush("test:release", 1)
+    wait_log(r, "finished:")
+    assert failures(r) == []
+    stop(second)
+
+
+def test_on_lost_fail_records_a_failure_instead(master_factory, r, resque):
+    m = master_factory(["queues: [default]\ncount: 1"], on_lost="fail")
+    [worker] = m.wait_workers(1)
+    resque.enqueue("default", "Slow", {"seconds": 60})
+    wait_log(r, "started:")
+    os.kill(worker, signal.SIGKILL)
+    wait_until(lambda: len(failures(r)) == 1, message="the lost job failed")
+    [entry] = failures(r)
+    assert entry["exception"] == "resqued.LostJob" and "on_lost: fail" in entry["error"]
+    assert r.get("resque:stat:failed") == b"1"
+    assert r.llen("resque:queue:default") == 0
+
+
+def test_a_job_that_keeps_killing_its_worker_is_failed_after_max_lost(master_factory, r, resque):
+    m = master_factory(["queues: [default]\ncount: 1"], max_lost=2)
+    m.wait_workers(1)
+    resque.enqueue("default", "KillsItsWorker")
+    wait_until(lambda: len(failures(r)) == 1, timeout=30, message="the job failed after max_lost")
+    assert [e for e in log_entries(r) if e.startswith("killer-run")] == ["killer-run:0", "killer-run:1", "killer-run:2"]
+    [entry] = failures(r)
+    assert "lost 3 times, more than max_lost 2" in entry["error"]
+    m.wait_workers(1)  # and the pool goes on
+
+
+def test_recovery_settles_each_job_exactly_once_under_a_race(redis_url, r, resque):
+    dead = "elsewhere:4242:default,mail"
+    for n in range(20):
+        r.rpush(f"resque:resqued:inflight:{dead}:default", json.dumps({"class": "add", "args": [n], "id": f"{n:032x}"}))
+    barrier = threading.Barrier(4)
+    results = []
+
+    def race():
+        client = Resque(redis_url)
+        barrier.wait()
+        results.extend(Recovery(client.redis, client.keys).recover(dead, "test"))
+
+    threads = [threading.Thread(target=race) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 20 and r.llen("resque:queue:default") == 20
+    assert sorted(json.loads(j)["args"][0] for j in r.lrange("resque:queue:default", 0, -1)) == list(range(20))
+    assert all(json.loads(j)["resqued_lost"] == 1 for j in r.lrange("resque:queue:default", 0, -1))
+
+
+def test_multi_queue_worker_blocks_and_picks_up_any_queue_at_once(procs, redis_url, r, resque):
+    # INTERVAL=60: only a blocking reserve on every queue can pick these up in time.
+    proc = procs.resqued(redis_url, queue="high,low", extra_env={"INTERVAL": "60"})
+    wid = wait_registered(r, proc, "high,low")
+    wait_until(lambda: "Waiting for" in title(proc.pid))
+    resque.enqueue_call("low", "add", 1, 1)
+    wait_log(r, "add:2", timeout=5)
+    resque.enqueue_call("high", "add", 2, 2)
+    wait_log(r, "add:4", timeout=5)
+    wait_until(lambda: r.get("resque:stat:processed") == b"2", message="both outcomes recorded")
+    assert inflight(r, wid, "low") == [] and inflight(r, wid, "high") == []
+    assert stop(proc, timeout=10) == 0  # QUIT ends the blocked waits at once
+
+
+def test_outcome_recorded_when_redis_returns(procs, tmp_path):
+    server = RedisServer(str(tmp_path / "redis"), persistent=True).start()
+    try:
+        client = Resque(server.url)
+        proc = procs.resqued(server.url)
+        wid = wait_until(lambda: client.redis.smembers("resque:workers")).pop().decode()
+        marker = str(tmp_path / "job")
+        client.enqueue("default", "FileSleep", {"path": marker, "seconds": 1})
+        wait_until(lambda: os.path.exists(marker + ".started"))
+        client.redis.close()
+        server.stop()  # Redis goes away while the job runs and finishes
+        wait_until(lambda: os.path.exists(marker + ".done"), message="the job to finish without Redis")
+        wait_until(lambda: "Redis unavailable" in log_text(proc), message="the outage noticed")
+        server.start()
+        client = Resque(server.url)
+        wait_until(lambda: client.redis.get("resque:stat:processed") == b"1", timeout=20,
+                   message="the outcome recorded after Redis came back")
+        assert client.redis.llen("resque:failed") == 0
+        assert client.redis.lrange(f"resque:resqued:inflight:{wid}:default", 0, -1) == []
+        assert log_text(proc).count("Redis unavailable") == 1 and proc.poll() is None
+        stop(proc)
+    finally:
+        server.stop()
