@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test venv clean
+.PHONY: run test chaos venv clean
 
 venv: $(STAMP)
 
@@ -20,6 +20,11 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The full chaos test (10,000 jobs; CHAOS_JOBS=N to change); a 1,000-job run
+# is part of `make test`.
+chaos: $(STAMP)
+	$(PY) tests/chaos.py --jobs $${CHAOS_JOBS:-10000}
 
 clean:
 	rm -rf $(VENV) var .pytest_cache build *.egg-info

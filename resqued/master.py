@@ -20,16 +20,13 @@ import time
 from dataclasses import dataclass
 
 import psutil
-import redis
 
 from . import children, reconcile
-from .connection import connect
 from .control import ControlServer
+from .lostworkers import LostWorkers
 from .pidfile import Pidfile
 from .proctitle import set_raw_title
-from .recovery import Recovery
 from .recycle import EXIT_BOOT_ERROR, EXIT_OK, EXIT_REASONS, EXIT_RECYCLE_JOBS, EXIT_RECYCLE_MEMORY
-from .registration import unregister_commands
 from .signals import SignalQueue, describe, wait_readable
 from .systemd import Notifier
 
@@ -41,7 +38,6 @@ MAX_BOOT_FAILURES = 6      # then its pool is marked failed until the next reloa
 MAX_BACKOFF = 30.0
 REQUEST_TIMEOUT = 60.0     # a pause/reload request waits at most this long
 CLEAN_EXITS = (EXIT_OK, EXIT_BOOT_ERROR, EXIT_RECYCLE_JOBS, EXIT_RECYCLE_MEMORY)
-REDIS_RETRY = 1.0          # seconds between attempts to recover lost jobs while Redis is away
 
 
 @dataclass
@@ -74,10 +70,7 @@ class Master:
         self.waiting = []             # (connection, kind, deadline): answered later
         self.ready_sent = False
         self.hostname = socket.gethostname()
-        self.lost_workers: list[tuple[str, str]] = []   # (worker id, why): jobs to recover
-        self._resque = None
-        self._redis_retry_at = 0.0
-        self._redis_down = False
+        self.lost = LostWorkers()
         self._title = None
         self._status = None
 
@@ -90,7 +83,7 @@ class Master:
             self.signals.install()
             log.info("master %d managing %s", os.getpid(), ", ".join(
                 f"{p.name}={p.count}" for p in self.config.pools) or "no pools")
-            while not (self.stopping and not self.children and not self.lost_workers):
+            while not (self.stopping and not self.children and not self.lost):
                 self._turn()
             log.info("master %d stopped", os.getpid())
             return 0
@@ -127,8 +120,8 @@ class Master:
         times = [now + 1.0]
         times += [s.backoff_until for s in self.pools.values() if s.backoff_until > now]
         times += [t for t in (self.stop_deadline, self.kill_deadline) if t]
-        if self.lost_workers:
-            times.append(self._redis_retry_at)
+        if self.lost:
+            times.append(self.lost.retry_at)
         due = self.notifier.watchdog_due_in()
         if due is not None:
             times.append(now + due)
@@ -280,7 +273,7 @@ class Master:
         if code not in CLEAN_EXITS:
             # It did not unregister: its in-flight job, if any, must be recovered.
             worker_id = f"{self.hostname}:{child.pid}:{child.pool.name}"
-            self.lost_workers.append((worker_id, f"worker {worker_id} died ({how}) while processing it"))
+            self.lost.add(worker_id, f"worker {worker_id} died ({how}) while processing it")
         state = self.pools.get(child.pool.name)
         if child.stopping or state is None:
             log.info("worker %d (%s) stopped (%s)", child.pid, child.pool.name, how)
@@ -308,48 +301,13 @@ class Master:
             log.warning("worker %d (%s) died (%s) after %.0fs; replacing it",
                         child.pid, child.pool.name, how, lived)
 
-    # -- lost jobs ---------------------------------------------------------
     def _recover_lost_jobs(self) -> None:
-        """Requeue (or fail, per on_lost) what dead workers had reserved, and
-        unregister them so resque-web stops listing them. The master touches
-        Redis only for this; while Redis is away it retries each second and
-        goes on managing workers meanwhile."""
-        if not self.lost_workers or time.monotonic() < self._redis_retry_at:
-            return
-        try:
-            resque = self._redis_client()
-            recovery = Recovery(resque.redis, resque.keys, self.config.on_lost, self.config.max_lost)
-            while self.lost_workers:
-                worker_id, why = self.lost_workers[0]
-                recovery.recover(worker_id, why)
-                pipe = resque.redis.pipeline(transaction=False)
-                unregister_commands(pipe, resque.keys, worker_id)
-                pipe.execute()
-                self.lost_workers.pop(0)
-            if self._redis_down:
-                log.warning("Redis is back: lost jobs recovered")
-                self._redis_down = False
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            if not self._redis_down:
-                log.error("cannot recover the jobs of %d dead workers yet: Redis unavailable (%s); retrying",
-                          len(self.lost_workers), exc)
-                self._redis_down = True
-            self._redis_retry_at = time.monotonic() + REDIS_RETRY
-            if self.stopping and not self.children and self.kill_deadline is None:
-                # Nothing left to wait for but Redis: do not hang a stop on it forever.
+        if not self.lost.recover(self.config) and self.stopping and not self.children:
+            # Nothing left to wait for but Redis: a stop must not hang on it forever.
+            if self.kill_deadline is None:
                 self.kill_deadline = time.monotonic() + self.config.shutdown_timeout
-        if self.stopping and not self.children and self.lost_workers and self.kill_deadline \
-                and time.monotonic() >= self.kill_deadline:
-            log.error("giving up on recovering %d dead workers' jobs: they stay in their in-flight "
-                      "lists and are recovered by the next worker that prunes", len(self.lost_workers))
-            self.lost_workers.clear()
-
-    def _redis_client(self):
-        from .client import Resque
-        url, namespace = self.config.redis_url, self.config.namespace
-        if self._resque is None or (self._resque.url, self._resque.keys.namespace) != (url, namespace):
-            self._resque = Resque(url, namespace, redis=connect(url, socket_timeout=2, socket_connect_timeout=2))
-        return self._resque
+            elif time.monotonic() >= self.kill_deadline:
+                self.lost.give_up()
 
     # -- resquectl ---------------------------------------------------------
     def _handle_request(self, conn) -> None:

@@ -1,0 +1,279 @@
+#!/usr/bin/env python3
+"""The chaos test: prove that no job is lost.
+
+N jobs, each with a unique id that the job records in Redis, run on a real
+resqued master while random SIGKILLs hit job children, workers and the master
+(which is restarted, as systemd would), and Redis is restarted once with
+persistence on. At the end every id must be done, or failed with a reason;
+none may be missing. Duplicates (a job run again because its worker died
+after the job's own side effect) are counted and reported: that is what
+at-least-once means.
+
+    python tests/chaos.py --jobs 10000        (make chaos)
+    python tests/chaos.py --jobs 1000         (inside make test)
+
+Prints one line: ``chaos: N enqueued, D done, F failed, 0 lost, K duplicates``
+and exits 1 if anything was lost.
+"""
+
+import argparse
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import psutil
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path[:0] = [ROOT, HERE]
+
+from redis_server import RedisServer  # noqa: E402
+from resqued import Resque, wire  # noqa: E402
+
+JOB_MODULE = '''
+import os, random, time
+import redis
+
+_client = None
+
+def _redis():
+    global _client
+    if _client is None:
+        _client = redis.Redis.from_url(os.environ["CHAOS_REDIS"])
+    return _client
+
+class ChaosJob:
+    def perform(self):
+        n = self.args["n"]
+        time.sleep(random.random() * self.args["max_sleep"])
+        pipe = _redis().pipeline(transaction=True)
+        pipe.hincrby("chaos:runs", n, 1)
+        pipe.sadd("chaos:done", n)
+        pipe.execute()
+'''
+
+
+def log(message):
+    print(f"[chaos {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+class Chaos:
+    def __init__(self, args, workdir):
+        self.args = args
+        self.workdir = workdir
+        self.rng = random.Random(args.seed)
+        self.redis = RedisServer(os.path.join(workdir, "redis"), persistent=True)
+        self.master = None
+        self.master_log = open(os.path.join(workdir, "master.log"), "ab")
+        self.kills = {"job": 0, "worker": 0, "master": 0, "redis": 0}
+        self.seen = set()  # (pid, create time) of every process of this run
+
+    def write_config(self):
+        with open(os.path.join(self.workdir, "chaosjobs.py"), "w") as f:
+            f.write(JOB_MODULE)
+        config = os.path.join(self.workdir, "pool.yml")
+        with open(config, "w") as f:
+            f.write(f"redis: {self.redis.url}\n"
+                    f"jobs: [chaosjobs.py]\n"
+                    f"interval: 1\nshutdown_timeout: 5\nheartbeat_interval: 1\nmax_lost: 20\n"
+                    f"log: {{level: warning}}\n"
+                    f"pools:\n  - queues: [chaos]\n    count: {self.args.workers}\n")
+        return config
+
+    def start_master(self):
+        env = dict(os.environ, PYTHONPATH=ROOT, CHAOS_REDIS=self.redis.url)
+        self.master = subprocess.Popen([sys.executable, "-m", "resqued", "-c", self.config], env=env,
+                                       stdout=self.master_log, stderr=subprocess.STDOUT, cwd=self.workdir)
+
+    def my_tree(self):
+        """Every live process of this run: the master's descendants now, plus
+        what earlier (killed) masters left behind, remembered as we saw it."""
+        try:
+            tree = psutil.Process(self.master.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            tree = []
+        for proc in tree:
+            try:
+                self.seen.add((proc.pid, proc.create_time()))
+            except psutil.NoSuchProcess:
+                pass
+        return {pid for pid, created in self.seen if _same_process(pid, created)}
+
+    def kill_one(self, kind):
+        tree = self.my_tree()
+        if kind == "job":
+            pids = [p for p in tree if "Processing" in _title(p)]
+        else:
+            pids = [p for p in tree if _title(p).startswith("resque-") and "Processing" not in _title(p)]
+        if pids:
+            _kill(self.rng.choice(pids))
+            self.kills[kind] += 1
+
+    def kill_master(self):
+        self.my_tree()  # remember its workers: they outlive it
+        self.master.kill()
+        self.master.wait()
+        self.kills["master"] += 1
+        # systemd would restart it (Restart=on-failure); the old workers are
+        # still finishing, so the new master's pidfile check sees a dead pid.
+        self.start_master()
+
+    def restart_redis(self):
+        log("restarting Redis")
+        self.redis.stop()
+        self.redis.start()
+        self.kills["redis"] += 1
+
+    def run(self) -> int:
+        self.redis.start()
+        self.config = self.write_config()
+        client = Resque(self.redis.url)
+        n = self.args.jobs
+        log(f"enqueueing {n} jobs")
+        pipe = client.redis.pipeline(transaction=False)
+        pipe.sadd(client.keys.queues, "chaos")
+        for i in range(n):
+            payload = wire.payload("ChaosJob", [{"n": i, "max_sleep": self.args.max_sleep}], wire.new_job_id())
+            pipe.rpush(client.keys.queue("chaos"), wire.dumps(payload))
+        pipe.execute()
+        self.start_master()
+        deadline = time.monotonic() + self.args.timeout
+        chaos_until = time.monotonic() + self.args.chaos_seconds
+        redis_restart_at = time.monotonic() + self.args.chaos_seconds / 2
+        try:
+            while time.monotonic() < chaos_until:
+                time.sleep(self.rng.uniform(0.05, 0.3))
+                if redis_restart_at and time.monotonic() >= redis_restart_at:
+                    self.restart_redis()
+                    client = Resque(self.redis.url)
+                    redis_restart_at = None
+                    continue
+                action = self.rng.random()
+                if action < 0.5:
+                    self.kill_one("job")
+                elif action < 0.9:
+                    self.kill_one("worker")
+                else:
+                    self.kill_master()
+                if self.master.poll() is not None:
+                    self.start_master()
+            log(f"chaos over ({self.kills}); waiting for the queue to drain")
+            while time.monotonic() < deadline:
+                if self.master.poll() is not None:
+                    self.start_master()
+                if self.settled(client):
+                    break
+                time.sleep(0.2)
+            return self.report(client)
+        finally:
+            self.stop()
+
+    def accounted(self, client):
+        done = {int(x) for x in client.redis.smembers("chaos:done")}
+        failed = {}
+        for raw in client.redis.lrange(client.keys.failed, 0, -1):
+            entry = json.loads(raw)
+            try:
+                n = entry["payload"]["args"][0]["n"]
+            except (KeyError, IndexError, TypeError):
+                continue
+            failed.setdefault(n, entry["error"])
+        return done, failed
+
+    def settled(self, client):
+        try:
+            done, failed = self.accounted(client)
+            inflight = list(client.redis.scan_iter(f"{client.keys.prefix}resqued:inflight:*"))
+            pending = client.redis.llen(client.keys.queue("chaos"))
+        except Exception:
+            return False
+        return not pending and not inflight and len(done | set(failed)) == self.args.jobs
+
+    def report(self, client):
+        done, failed = self.accounted(client)
+        failed_only = {n: why for n, why in failed.items() if n not in done}
+        lost = sorted(set(range(self.args.jobs)) - done - set(failed_only))
+        runs = {int(k): int(v) for k, v in client.redis.hgetall("chaos:runs").items()}
+        duplicates = sum(v - 1 for v in runs.values() if v > 1)
+        reasons = {}
+        for why in failed_only.values():
+            key = re.sub(r"\d+", "N", why)[:70]
+            reasons[key] = reasons.get(key, 0) + 1
+        if failed_only:
+            log(f"failure reasons: {reasons}")
+        if lost:
+            log(f"LOST ids (first 20): {lost[:20]}")
+        log(f"kills: {self.kills}")
+        print(f"chaos: {self.args.jobs} enqueued, {len(done)} done, {len(failed_only)} failed, "
+              f"{len(lost)} lost, {duplicates} duplicates", flush=True)
+        return 1 if lost else 0
+
+    def stop(self):
+        if self.master and self.master.poll() is None:
+            self.master.send_signal(signal.SIGTERM)
+            try:
+                self.master.wait(30)
+            except subprocess.TimeoutExpired:
+                self.master.kill()
+                self.master.wait()
+        leftovers = []
+        for pid in self.my_tree():
+            try:
+                leftovers.append(psutil.Process(pid))
+            except psutil.NoSuchProcess:
+                pass
+        for proc in leftovers:
+            _kill(proc.pid)
+        psutil.wait_procs(leftovers, timeout=10)
+        self.redis.stop()
+        self.master_log.close()
+
+
+def _title(pid):
+    try:
+        return " ".join(psutil.Process(pid).cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return ""
+
+
+def _same_process(pid, created):
+    try:
+        proc = psutil.Process(pid)
+        return proc.create_time() == created and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _kill(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--jobs", type=int, default=int(os.environ.get("CHAOS_JOBS", 10000)))
+    p.add_argument("--workers", type=int, default=3)
+    p.add_argument("--chaos-seconds", type=float, default=None,
+                   help="how long the kills go on (default: scaled to the job count)")
+    p.add_argument("--max-sleep", type=float, default=0.005, help="longest a job sleeps")
+    p.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
+    p.add_argument("--seed", type=int, default=None)
+    args = p.parse_args(argv)
+    args.chaos_seconds = args.chaos_seconds or max(5.0, args.jobs / 400)
+    args.timeout = args.timeout or args.chaos_seconds + max(60.0, args.jobs / 50)
+    args.seed = args.seed if args.seed is not None else random.randrange(1 << 30)
+    log(f"seed {args.seed}")
+    with tempfile.TemporaryDirectory(prefix="resqued-chaos-") as workdir:
+        return Chaos(args, workdir).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
