@@ -151,3 +151,30 @@ def test_outcome_recorded_when_redis_returns(procs, tmp_path):
         stop(proc)
     finally:
         server.stop()
+
+
+def test_master_and_workers_ride_out_a_redis_outage(procs, tmp_path):
+    from test_master import Master
+    server = RedisServer(str(tmp_path / "redis"), persistent=True).start()
+    try:
+        m = Master(procs, tmp_path, server.url, ["queues: [default]\ncount: 2"])
+        pids = m.wait_workers(2)
+        client = Resque(server.url)
+        wait_until(lambda: client.redis.scard("resque:workers") == 2)
+        marker = str(tmp_path / "job")
+        client.enqueue("default", "FileSleep", {"path": marker, "seconds": 2})
+        wait_until(lambda: os.path.exists(marker + ".started"))
+        client.redis.close()
+        server.stop()  # one worker busy, one idle
+        wait_until(lambda: log_text(m.proc).count("Redis unavailable") == 2, message="both workers noticed")
+        wait_until(lambda: os.path.exists(marker + ".done"), message="the job finished during the outage")
+        server.start()
+        client = Resque(server.url)
+        wait_until(lambda: client.redis.get("resque:stat:processed") == b"1", timeout=20)
+        wait_until(lambda: log_text(m.proc).count("Redis is back") == 2, message="both workers back")
+        assert m.workers() == pids and m.proc.poll() is None  # nothing crashed or restarted
+        assert log_text(m.proc).count("Redis unavailable") == 2
+        client.enqueue_call("default", "add", 20, 22)
+        wait_until(lambda: client.redis.lrange("test:log", 0, -1) == [b"add:42"])
+    finally:
+        server.stop()
