@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interval", help="seconds each wait for a job lasts (env INTERVAL)")
     p.add_argument("--blocking", action="store_true",
                    help="accepted for php-resque compatibility; the reserve always blocks (env BLOCKING)")
+    p.add_argument("--no-fork", action="store_true",
+                   help="run jobs inside the worker, without forking (env FORK_PER_JOB=false); "
+                        "for trusted short jobs")
     p.add_argument("--prefix", help="Redis key namespace (env PREFIX, default resque)")
     p.add_argument("--redis", help="redis://, rediss://, unix:// URL or host:port (env REDIS_BACKEND)")
     p.add_argument("--pidfile", help="write the pid here (env PIDFILE)")
@@ -90,7 +93,7 @@ def run_worker(settings, registry, parent_pid=None) -> int:
     resque = Resque(settings.redis_url, settings.namespace)
     worker = Worker(resque, registry, settings.queues, interval=settings.interval,
                     heartbeat_interval=settings.heartbeat_interval,
-                    term_timeout=settings.term_timeout, parent_pid=parent_pid)
+                    term_timeout=settings.term_timeout, parent_pid=parent_pid, fork=settings.fork)
     return worker.work()
 
 

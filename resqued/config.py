@@ -59,6 +59,7 @@ class PoolConfig:
     max_jobs: int | None = None
     max_jobs_jitter: int = 0
     interval: float = 5.0
+    fork: bool = True              # false: run jobs inside the worker (trusted, short jobs)
 
     @property
     def name(self) -> str:
@@ -110,6 +111,13 @@ def _integer(minimum, nullable=False):
     def check(r, node, path):
         return None if nullable and r.is_null(node) else r.integer(node, path, minimum)
     return check
+
+
+def _boolean(r, node, path):
+    value = r.scalar(node, path)
+    if not isinstance(value, bool):
+        raise r.fail(node, path, f"expected true or false, got {node.value!r}")
+    return value
 
 
 def _path(r, node, path):
@@ -234,6 +242,7 @@ _LIMITS = {
     "max_jobs": _integer(1, nullable=True),  # recycle a worker after this many jobs
     "max_jobs_jitter": _integer(0),          # plus 0..jitter per worker, so a pool does not restart at once
     "interval": _seconds(0.0),               # seconds between polls
+    "fork": _boolean,                        # false: run jobs in the worker itself
 }
 _FIELDS = {"redis": "redis_url"}  # setting name -> Config field, where they differ
 _LOG = {"level": _choice(LOG_LEVELS), "format": _choice(LOG_FORMATS)}
@@ -349,7 +358,8 @@ def _resolve_pool(r, settings, defaults) -> PoolConfig:
         raise r.fail(node, path, "max_jobs_jitter has no effect without max_jobs")
     jitter = 0 if max_jobs is None else value.get("max_jobs_jitter", max_jobs // 10)
     return PoolConfig(queues=value["queues"], count=value["count"], max_memory=soft, max_memory_hard=hard,
-                      max_jobs=max_jobs, max_jobs_jitter=jitter, interval=float(value["interval"]))
+                      max_jobs=max_jobs, max_jobs_jitter=jitter, interval=float(value["interval"]),
+                      fork=value.get("fork", True))
 
 
 def _resque_pool(r, root, top, environment, environ) -> dict:
@@ -424,5 +434,6 @@ def describe(config: Config) -> str:
         if pool.max_memory_hard:
             memory += f", max_memory_hard {human_size(pool.max_memory_hard)}"
         jobs = f"max_jobs {pool.max_jobs} (+0..{pool.max_jobs_jitter})" if pool.max_jobs else "max_jobs none"
-        lines.append(f"  {pool.name}: count {pool.count}; {memory}; {jobs}; interval {seconds(pool.interval)}")
+        inline = "" if pool.fork else "; fork false (jobs run in the worker)"
+        lines.append(f"  {pool.name}: count {pool.count}; {memory}; {jobs}; interval {seconds(pool.interval)}{inline}")
     return "\n".join(lines)

@@ -26,6 +26,7 @@ class EnvSettings:
     log_level: str = "warning"
     heartbeat_interval: float = HEARTBEAT_INTERVAL
     term_timeout: float = 4.0
+    fork: bool = True
 
 
 def _number(name: str, text: str, kind=float, minimum=0):
@@ -69,6 +70,9 @@ def load(args, environ) -> EnvSettings:
     if environ.get("RESQUE_TERM_TIMEOUT"):
         settings.term_timeout = _number("RESQUE_TERM_TIMEOUT", environ["RESQUE_TERM_TIMEOUT"])
 
+    # Ruby Resque's FORK_PER_JOB=false: run jobs inside the worker.
+    settings.fork = not args.no_fork and not (
+        "FORK_PER_JOB" in environ and not _truthy(environ["FORK_PER_JOB"]))
     settings.namespace = (args.prefix if args.prefix is not None else environ.get("PREFIX")) or "resque"
     backend = args.redis or environ.get("REDIS_URL") or environ.get("REDIS_BACKEND")
     try:

@@ -59,6 +59,10 @@ def clear_listeners() -> None:
         callbacks.clear()
 
 
+def has_listeners(event: str) -> bool:
+    return bool(_listeners[_canonical(event)])
+
+
 def trigger(event: str, *data) -> None:
     for callback in list(_listeners[_canonical(event)]):
         callback(*data)

@@ -12,8 +12,8 @@ import random
 import signal
 import sys
 
-from . import events
-from .job import backtrace, exception_name, perform
+from . import events, wire
+from .job import Job, backtrace, exception_name, perform
 from .outcome import DIRTY_EXIT, Failure
 from .proctitle import set_title, stamp
 from .signals import describe
@@ -30,45 +30,95 @@ def child_main(job, target, write_fd: int, signals) -> None:
     """Run ``job`` in this (just forked) process; never returns."""
     exit_code = 1
     try:
-        try:
-            os.setpgid(0, 0)  # its own group, so killing the job kills its subprocesses
-        except OSError:
-            pass
-        signals.reset_in_child()
-        # If the worker dies, its job goes back to the queue; the child must
-        # not go on running it beside the retry.
-        exit_on_parent_death(signal.SIGKILL)
-        random.seed()
-        set_title(f"Processing {job.queue} since {stamp()} [{job.job_class}]")
-        try:
-            events.trigger("afterFork", job)
-            performed = perform(job, target)
-            result = {"ok": True, "skipped": not performed}
-        except BaseException as exc:  # SystemExit and KeyboardInterrupt fail the job too
-            result = {"ok": False, "exception": exception_name(exc), "error": str(exc),
-                      "backtrace": backtrace(exc)}
-            try:
-                events.trigger("onFailure", exc, job)
-            except BaseException:
-                log.exception("onFailure listener raised")
-        data = json.dumps(result).encode()
-        while data:
-            data = data[os.write(write_fd, data):]
-        exit_code = 0
+        _become_job_child(signals)
+        exit_code = _run_and_report(job, target, write_fd)
     finally:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except Exception:
-                pass
-        os._exit(exit_code)
+        _exit(exit_code)
+
+
+def standby_main(job_fd: int, write_fd: int, signals, registry, worker_id: str, title: str) -> None:
+    """A job child forked ahead of time: wait for the job on ``job_fd``, run
+    it, report on ``write_fd``; never returns. The worker closing ``job_fd``
+    without sending a job means "not needed": exit quietly."""
+    exit_code = 1
+    try:
+        _become_job_child(signals)
+        set_title(title)
+        data = bytearray()
+        while True:
+            chunk = os.read(job_fd, 65536)
+            if not chunk:
+                break
+            data += chunk
+        if not data:
+            exit_code = 0
+            return
+        queue, _, raw = bytes(data).partition(b"\n")
+        # The worker has already decoded and resolved this job: it cannot fail here.
+        job = Job(queue.decode(), wire.decode_payload(raw), raw, worker_id)
+        exit_code = _run_and_report(job, registry.resolve(job.job_class), write_fd)
+    finally:
+        _exit(exit_code)
+
+
+def _become_job_child(signals) -> None:
+    try:
+        os.setpgid(0, 0)  # its own group, so killing the job kills its subprocesses
+    except OSError:
+        pass
+    signals.reset_in_child()
+    # If the worker dies, its job goes back to the queue; the child must
+    # not go on running it beside the retry.
+    exit_on_parent_death(signal.SIGKILL)
+    random.seed()
+
+
+def _run_and_report(job, target, write_fd: int) -> int:
+    set_title(f"Processing {job.queue} since {stamp()} [{job.job_class}]")
+    try:
+        events.trigger("afterFork", job)
+        performed = perform(job, target)
+        result = {"ok": True, "skipped": not performed}
+    except BaseException as exc:  # SystemExit and KeyboardInterrupt fail the job too
+        result = {"ok": False, "exception": exception_name(exc), "error": str(exc),
+                  "backtrace": backtrace(exc)}
+        try:
+            events.trigger("onFailure", exc, job)
+        except BaseException:
+            log.exception("onFailure listener raised")
+    # One line: the worker takes the job as finished when the newline arrives.
+    data = json.dumps(result).encode() + b"\n"
+    while data:
+        data = data[os.write(write_fd, data):]
+    return 0
+
+
+def _exit(code: int) -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    os._exit(code)
+
+
+def run_inline(job, target):
+    """Run ``job`` inside the worker itself (fork: false). Returns (failure, skipped)."""
+    try:
+        return None, not perform(job, target)
+    except BaseException as exc:
+        try:
+            events.trigger("onFailure", exc, job)
+        except Exception:
+            log.exception("onFailure listener raised")
+        return Failure(exception_name(exc), str(exc), backtrace(exc)), False
 
 
 def interpret(job, pid: int, status: int, report: bytes, kill_reason: str | None = None):
     """Turn a reaped child's wait status and report into (failure, skipped)."""
     if report:
         try:
-            result = json.loads(report)
+            result = json.loads(report.split(b"\n", 1)[0])
             if result.get("ok"):
                 return None, bool(result.get("skipped"))
             return Failure(result["exception"], result["error"], result.get("backtrace")), False

@@ -18,11 +18,12 @@ EXIT_REASONS = {
 }
 
 
-def tree_rss(pid: int) -> int:
-    """Resident memory of ``pid`` and all its descendants, in bytes."""
+def tree_rss(pid: int, exclude=()) -> int:
+    """Resident memory of ``pid`` and its descendants, in bytes, leaving out
+    ``exclude`` (a worker's standby child, which holds no job)."""
     try:
         proc = psutil.Process(pid)
-        procs = [proc] + proc.children(recursive=True)
+        procs = [proc] + [p for p in proc.children(recursive=True) if p.pid not in exclude]
     except psutil.NoSuchProcess:
         return 0
     total = 0

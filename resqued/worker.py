@@ -27,7 +27,7 @@ import redis
 
 from . import events, wire
 from .job import Job, backtrace, exception_name
-from .jobchild import child_main, interpret, read_rest, signal_group
+from .jobchild import interpret, run_inline, signal_group
 from .outcome import INVALID_PAYLOAD, UNKNOWN_JOB, Failure, add_outcome
 from .pidfile import Pidfile
 from .proctitle import set_title, stamp
@@ -35,6 +35,7 @@ from .recycle import EXIT_BOOT_ERROR, EXIT_OK, EXIT_REASONS, EXIT_RECYCLE_MEMORY
 from .registration import HEARTBEAT_INTERVAL, Registration
 from .registry import UnknownJob
 from .recovery import Recovery
+from .forker import Forker
 from .reserve import Reserver
 from .sizes import format_size
 from .signals import SignalQueue, describe, wait_readable
@@ -45,6 +46,7 @@ HANDLED_SIGNALS = (signal.SIGQUIT, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1
                    signal.SIGUSR2, signal.SIGCONT, signal.SIGCHLD)
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)
 MAX_BACKOFF = 5.0
+PAUSE_KEY_CHECK = 1.0
 
 
 class UnsupportedServer(redis.RedisError):
@@ -57,14 +59,19 @@ class Worker:
                  parent_pid: int | None = None, recycle: RecyclePolicy | None = None,
                  memory_check_interval: float = 1.0, start_paused: bool = False,
                  report_fd: int | None = None, pidfile: str | None = None,
-                 orphan_timeout: float | None = None, on_lost: str = "requeue", max_lost: int = 3):
+                 orphan_timeout: float | None = None, on_lost: str = "requeue", max_lost: int = 3,
+                 fork: bool = True):
         """``parent_pid``: when set (a worker run by a master), the worker stops
         after its current job once its parent is no longer that process.
         ``report_fd``: a pipe to the master, which learns the worker's state
         (idle, busy with which job, paused, jobs done) from JSON lines on it.
         ``orphan_timeout``: once the master is gone, how long a running job
         may go on before it is killed (the master's shutdown_timeout: nothing
-        outlives a master that was killed for not stopping in time)."""
+        outlives a master that was killed for not stopping in time).
+        ``fork=False``: run jobs inside the worker (opt-in, for trusted short
+        jobs): no fork cost, but a job that crashes takes the worker with it
+        (its job is then recovered like any dead worker's) and signals wait
+        for the running job to end."""
         self.resque = resque
         self.keys = resque.keys
         self.redis = resque.redis
@@ -82,6 +89,10 @@ class Worker:
         self.registration = Registration(self.redis, self.keys, self.id, self.hostname, heartbeat_interval,
                                          self.recovery)
         self.reserver = Reserver(self.redis, self.keys, self.id, self.signals)
+        self.fork = fork
+        self.forker = Forker(self.signals, registry, self.id, ",".join(self.queues))
+        self._pause_checked_at = 0.0
+        self._paused_by_key_cache = False
         self.recycle = recycle or RecyclePolicy()
         self.memory_check_interval = memory_check_interval
         self.report_fd = report_fd
@@ -119,6 +130,7 @@ class Worker:
                 self._loop()
         finally:
             self._report(state="stopping")
+            self.forker.close()
             self._redis(self.registration.unregister, until_shutdown=True)
             self.reserver.close()
             if self.pidfile:
@@ -140,6 +152,8 @@ class Worker:
             queues = self._redis(self._current_queues, until_shutdown=True)
             if queues is None:
                 continue
+            if self.fork:
+                self.forker.prepare()  # fork while idle, not once the job is here
             self._title_once(f"Waiting for {','.join(self.queues)}")
             self._report(state="idle")
             reserved = self._redis(lambda: self.reserver.pop(queues, self._wait_time()), until_shutdown=True)
@@ -159,7 +173,9 @@ class Worker:
     def _should_recycle(self) -> bool:
         code = self._recycle_after_job
         if code is None:
-            rss = tree_rss(self.pid) if self.recycle.watches_memory else None
+            standby = self.forker.standby
+            rss = (tree_rss(self.pid, exclude={standby.pid} if standby else ())
+                   if self.recycle.watches_memory else None)
             code = self.recycle.after_job(self.jobs_done, rss)
         if code is None:
             return False
@@ -191,9 +207,14 @@ class Worker:
         return explicit + [q for q in known if q not in explicit]
 
     def _paused_by_key(self) -> bool:
-        # Ruby Resque's global pause switch, set by resque-web users.
-        value = self.redis.get(self.keys.pause_all)
-        return value is not None and value.strip().lower() == b"true"
+        # Ruby Resque's global pause switch, set by people (resque-web): read
+        # it at most once a second, not once per job.
+        now = time.monotonic()
+        if now - self._pause_checked_at >= PAUSE_KEY_CHECK:
+            value = self.redis.get(self.keys.pause_all)
+            self._paused_by_key_cache = value is not None and value.strip().lower() == b"true"
+            self._pause_checked_at = now
+        return self._paused_by_key_cache
 
     def _orphaned(self) -> bool:
         if self.parent_pid is not None and os.getppid() != self.parent_pid:
@@ -301,7 +322,11 @@ class Worker:
             return
         self._redis(lambda: self._mark_running(job))
         started = time.monotonic()
-        failure, skipped = self._run_in_child(job, target)
+        if self.fork:
+            failure, skipped = self._run_in_child(job, target)
+        else:
+            self._title_once(f"Processing {queue} since {stamp()} [{job.job_class}]")
+            failure, skipped = run_inline(job, target)
         elapsed = (time.monotonic() - started) * 1000
         if failure is None:
             log.info("job %s %s on %s %s in %.0f ms", job.id, job.job_class, queue,
@@ -333,34 +358,27 @@ class Worker:
         self.jobs_done += 1
 
     def _run_in_child(self, job: Job, target):
-        """Fork, run the job in the child, wait for it. Returns (failure, skipped)."""
+        """Run the job in a fresh child and wait for its report. Returns (failure, skipped)."""
         try:
             events.trigger("beforeFork", job)
         except Exception as exc:
             return Failure(exception_name(exc), f"beforeFork hook failed: {exc}", backtrace(exc)), False
-        read_fd, write_fd = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            os.close(read_fd)
-            child_main(job, target, write_fd, self.signals)  # never returns
-        os.close(write_fd)
-        try:
-            os.setpgid(pid, pid)  # also done by the child; whichever runs first wins
-        except OSError:
-            pass
+        pid, read_fd = self.forker.start(job, target)
         self._child, self._kill_at, self._kill_reason = pid, None, None
         self._title_once(f"Forked {pid} at {stamp()}")
         self._report(state="busy", job={"class": job.job_class, "id": job.id, "queue": job.queue},
                      since=time.time())
-        log.debug("worker %s forked %d for job %s", self.id, pid, job.id)
         try:
             status, report = self._wait_for_child(pid, read_fd)
         finally:
             os.close(read_fd)
             self._child = self._kill_at = None
+        self.forker.reap()
         return interpret(job, pid, status, report, self._kill_reason)
 
     def _wait_for_child(self, pid: int, read_fd: int):
+        """Wait for the child's one-line report (the job is then finished, even
+        if the child has not exited yet), or for its death without one."""
         report = bytearray()
         pipe_open = True
         next_memory_check = time.monotonic() + self.memory_check_interval
@@ -374,16 +392,19 @@ class Worker:
             elif self._orphaned_at is not None:
                 timeout = min(timeout, self._orphaned_at + self.orphan_timeout - time.monotonic())
             if not self.signals.has_pending():
-                ready = wait_readable(waits, max(timeout, 0.01))
+                ready = wait_readable(waits, max(timeout, 0.001))
                 if read_fd in ready:
                     chunk = os.read(read_fd, 65536)
                     report += chunk
                     pipe_open = bool(chunk)
+                    if report.endswith(b"\n"):
+                        return None, bytes(report)
             self._dispatch_signals()
-            reaped, status = os.waitpid(pid, os.WNOHANG)
-            if reaped:
-                report += read_rest(read_fd) if pipe_open else b""
-                return status, bytes(report)
+            if not pipe_open:
+                # Closed without a full report: it died; its wait status says how.
+                status = self.forker.wait_status(pid, block=False)
+                if status is not None:
+                    return status, bytes(report)
             if self._kill_at is not None and time.monotonic() >= self._kill_at:
                 signal_group(pid, signal.SIGKILL)
             self._bound_orphaned_job()
@@ -403,7 +424,8 @@ class Worker:
             self._kill_child(f"the master died and the job was still running {self.orphan_timeout:g}s later")
 
     def _check_memory_mid_job(self) -> None:
-        rss = tree_rss(self.pid)
+        standby = self.forker.standby
+        rss = tree_rss(self.pid, exclude={standby.pid} if standby else ())
         if self.recycle.over_hard_limit(rss):
             self._kill_child(f"worker and job use {approx_size(rss)}, over the hard memory limit "
                              f"of {format_size(self.recycle.max_memory_hard)}")

@@ -1,3 +1,4 @@
+import ctypes
 import os
 import signal
 import subprocess
@@ -12,6 +13,11 @@ from resqued import Resque, events
 from redis_server import RedisServer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+# Orphans (a killed worker's job child, a killed master's workers) come back to
+# the test session instead of to init, so every one is reaped by pid here.
+PR_SET_CHILD_SUBREAPER = 36
+ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 ROOT = os.path.dirname(HERE)
 GOLDEN = os.path.join(os.path.dirname(ROOT), "shared", "golden")
 JOBS_FILE = os.path.join(HERE, "jobs.py")
@@ -82,6 +88,7 @@ class Processes:
         proc.log_path = log_path
         log.close()
         self.procs.append(proc)
+        _TRACKED.add(proc.pid)
         return proc
 
     def resqued(self, redis_url, queue="default", extra_env=None, args=(), name="resqued"):
@@ -91,6 +98,7 @@ class Processes:
         return self.spawn([sys.executable, "-m", "resqued", *args], env=env, name=name)
 
     def cleanup(self):
+        killed = []
         for proc in self.procs:
             if proc.poll() is None:
                 # Job children run in their own process groups: kill the tree.
@@ -102,10 +110,30 @@ class Processes:
                 for child in tree:
                     try:
                         child.kill()
+                        killed.append(child.pid)
                     except psutil.NoSuchProcess:
                         pass
-                psutil.wait_procs(tree, timeout=10)
             proc.wait(timeout=10)
+        reap(killed)
+
+
+def reap(pids) -> None:
+    """Reap ``pids`` — killed descendants that were handed to us when their
+    parent died (we are a subreaper) — and any other orphan that has exited."""
+    for pid in pids:
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass  # not ours (reaped by its own parent)
+    for child in psutil.Process().children():
+        try:
+            if child.pid not in _TRACKED and child.status() == psutil.STATUS_ZOMBIE:
+                os.waitpid(child.pid, 0)
+        except (psutil.NoSuchProcess, ChildProcessError):
+            pass
+
+
+_TRACKED = set()  # pids that subprocess.Popen waits for itself
 
 
 @pytest.fixture

@@ -346,7 +346,9 @@ def test_daemonize(procs, tmp_path, redis_url, r):
     pidfile = tmp_path / "var/run/resqued.pid"
     pid = int(wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), message="daemon pidfile"))
     try:
-        assert psutil.Process(pid).ppid() == 1 or psutil.Process(pid).ppid() != os.getpid()
+        # Detached: a session of its own, no controlling terminal, stdio closed.
+        assert os.getsid(pid) != os.getsid(0)
+        assert psutil.Process(pid).terminal() is None
         wait_until(lambda: r.scard("resque:workers") == 1, message="daemon's worker")
         assert (tmp_path / "var/run/resqued.log").exists()
         again = subprocess.run([sys.executable, "-m", "resqued", "-c", str(cfg), "--daemonize"],
