@@ -51,7 +51,8 @@ def redact(url: str) -> str:
     # early; and the netloc ends at '/', '?' or '#', so a query is never taken
     # for userinfo.
     url = re.sub(r"(://[^:/@?#]*:)[^/?#]*@", r"\1***@", url)
-    return re.sub(r"([?&]password=)[^&]*", r"\1***", url)
+    # In the query: password, and ssl_password (the passphrase of the client key).
+    return re.sub(r"([?&][^=&]*password=)[^&]*", r"\1***", url, flags=re.IGNORECASE)
 
 
 def connect(url: str, **options) -> redis.Redis:

@@ -30,12 +30,24 @@ def parse_request(data: bytes) -> dict:
         request = json.loads(data)
     except (UnicodeDecodeError, ValueError) as exc:
         raise BadRequest(f"request is not JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest("request is nested too deeply to be a command") from None
     if not isinstance(request, dict):
         raise BadRequest("request is not a JSON object")
     command = request.get("command")
     if command not in COMMANDS:
-        raise BadRequest(f"unknown command {command!r}; commands are {', '.join(COMMANDS)}")
+        raise BadRequest(f"unknown command {_shown(command)}; commands are {', '.join(COMMANDS)}")
     return request
+
+
+def _shown(command) -> str:
+    # Never the repr of whatever arrived: it can be 64 KiB long, or nested
+    # deeper than repr can go.
+    if isinstance(command, str):
+        return repr(command) if len(command) <= 60 else f"{command[:60]!r}… ({len(command)} characters)"
+    kinds = {type(None): "(none given)", bool: "(a boolean)", int: "(a number)", float: "(a number)",
+             list: "(an array)", dict: "(an object)"}
+    return kinds.get(type(command), "(not a string)")
 
 
 class Connection:

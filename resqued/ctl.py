@@ -78,7 +78,8 @@ def _config(args):
 def _scrub(text: str, url: str) -> str:
     """Redis client errors may quote what they were given; keep passwords out."""
     parts = urlsplit(url)
-    secrets = [parts.password, *parse_qs(parts.query).get("password", [])]
+    secrets = [parts.password, *(value for name, values in parse_qs(parts.query).items()
+                                 if name.lower().endswith("password") for value in values)]
     for secret in filter(None, secrets):
         text = text.replace(secret, "***")
     return text

@@ -107,8 +107,16 @@ class JobRegistry:
             obj = table.get(name)
             if obj is not None:
                 return obj
-        raise UnknownJob(f"job class {name!r} is not allowed: it is neither an alias nor a job "
+        raise UnknownJob(f"job class {_shown(name)} is not allowed: it is neither an alias nor a job "
                          f"defined in the job modules ({', '.join(self.modules) or 'none listed'})")
 
     def names(self) -> list[str]:
         return sorted(set(self._aliases) | set(self._bare) | set(self._dotted))
+
+
+def _shown(name: str, limit: int = 200) -> str:
+    """The name as an error message shows it: quoted, and cut short, since a
+    payload can name a class of any length (the failure entry keeps it whole)."""
+    if len(name) <= limit:
+        return repr(name)
+    return f"{name[:limit]!r}… ({len(name)} characters)"

@@ -14,6 +14,7 @@ keeps both working (see README, "Wire format"):
 """
 
 import json
+import re
 import time
 import uuid
 from datetime import datetime, timezone
@@ -126,16 +127,63 @@ class InvalidPayload(ValueError):
     """A queue item that is not a job resqued can run."""
 
 
+# php-resque's json_decode depth. It also keeps every payload far below
+# Python's recursion limit, which json.dumps meets again when the payload is
+# written into a failure entry or a worker's working-on record.
+MAX_DEPTH = 512
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _reject_constant(name):
+    # NaN and Infinity are not JSON: PHP and Ruby refuse them, so a failure
+    # entry carrying one could not be read back by resque-web.
+    raise InvalidPayload(f"payload is not valid JSON: {name} is not a JSON value")
+
+
+def _finite_float(text):
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise InvalidPayload(f"payload is not valid JSON: number {text[:40]} is too large for a double")
+    return value
+
+
+def _check_tree(data) -> None:
+    """Depth and strings of a decoded payload. Iterative, so that measuring a
+    deep payload cannot itself recurse."""
+    stack = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise InvalidPayload(f"payload is nested more than {MAX_DEPTH} levels deep")
+        if isinstance(node, dict):
+            texts, children = node, node.values()
+        else:
+            texts, children = (), node
+        for item in (*texts, *children):
+            # "\ud800" alone is JSON that PHP refuses, and no Redis key (the
+            # job's status) can hold it: every string must be UTF-8.
+            if isinstance(item, str) and (lone := _SURROGATE.search(item)):
+                raise InvalidPayload(f"payload is not valid JSON: a string holds the unpaired "
+                                     f"UTF-16 surrogate \\u{ord(lone.group()):04x}")
+            if isinstance(item, (dict, list)):
+                stack.append((item, depth + 1))
+
+
 def decode_payload(raw) -> dict:
     """Parse one queue item. Raises InvalidPayload with a one-line reason."""
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
+    except InvalidPayload:
+        raise
     except UnicodeDecodeError as exc:
         raise InvalidPayload(f"payload is not valid UTF-8: {exc.reason} at byte {exc.start}") from None
+    except RecursionError:
+        raise InvalidPayload(f"payload is nested more than {MAX_DEPTH} levels deep") from None
     except (TypeError, ValueError) as exc:
         raise InvalidPayload(f"payload is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise InvalidPayload(f"payload is a JSON {type(data).__name__}, not an object")
+    _check_tree(data)
     job_class = data.get("class")
     if not isinstance(job_class, str) or not job_class:
         raise InvalidPayload("payload has no 'class' string")

@@ -59,6 +59,14 @@ def _yaml_problem(exc: yaml.YAMLError) -> tuple[str, int | None]:
     return f"invalid YAML: {exc}", None
 
 
+def _merge_key(node):
+    # The names that NodeReader.name reads are compared by value; any other
+    # key is its own node (aliases of it are the same node).
+    if isinstance(node, yaml.ScalarNode) and node.tag in (STR, INT):
+        return node.value
+    return id(node)
+
+
 class NodeReader:
     """Typed access to a composed YAML document. Relative paths resolve against ``base_dir``."""
 
@@ -70,6 +78,31 @@ class NodeReader:
             raise LocatedError(f"invalid YAML: character U+{exc.character:04X} is not allowed ({exc.reason})",
                                line=text.count("\n", 0, exc.position) + 1) from None
         self._flattened = set()
+        # PyYAML's flatten_mapping calls itself through the instance: merges nested
+        # in merges go through _flatten_mapping too.
+        self.loader.flatten_mapping = self._flatten_mapping
+
+    def _flatten_mapping(self, node):
+        """PyYAML's merge flattening, keeping one entry per merged key.
+
+        PyYAML keeps every copy: a mapping that merges eight aliases of one
+        that merges eight aliases of another… holds 8**depth entries, and a
+        600-byte file never finishes loading. Only the last copy of a key
+        counts (it is the one a dict would keep), so the others are dropped
+        at each level. The mapping's own entries are left as they are, so a
+        key written twice in it is still reported as a duplicate."""
+        own = [(key, value) for key, value in node.value if key.tag != MERGE]
+        yaml.SafeLoader.flatten_mapping(self.loader, node)
+        merged = node.value[:len(node.value) - len(own)]
+        if not merged:
+            return
+        seen = {_merge_key(key) for key, _ in own}
+        kept = []
+        for key, value in reversed(merged):
+            if _merge_key(key) not in seen:
+                seen.add(_merge_key(key))
+                kept.append((key, value))
+        node.value = kept[::-1] + own
 
     def __enter__(self):
         return self
