@@ -75,6 +75,45 @@ class Resque:
         events.trigger("afterEnqueue", job_class, hook_args, queue, job_id)
         return job_id
 
+    def enqueue_many(self, queue: str, job_class: str, args_list, track_status: bool = False,
+                     batch: int = 1000) -> list:
+        """Enqueue one job per element of ``args_list`` (each as ``enqueue``'s
+        ``args``), ``batch`` jobs per RPUSH, in one round trip per batch.
+        Returns the ids in order (None where a beforeEnqueue listener said DontCreate)."""
+        check_queue_name(queue)
+        _check_class(job_class)
+        hooks = events.has_listeners("beforeEnqueue") or events.has_listeners("afterEnqueue")
+        ids, encoded, created = [], [], []
+        for args in args_list:
+            if args is not None and not isinstance(args, (dict, list, tuple)):
+                raise ValueError(f"job args must be a dict, a list or None, not {type(args).__name__}")
+            job_id = wire.new_job_id()
+            if hooks:
+                try:
+                    events.trigger("beforeEnqueue", job_class, args, queue, job_id)
+                except events.DontCreate:
+                    ids.append(None)
+                    continue
+            try:
+                encoded.append(wire.dumps(wire.payload(job_class, [args], job_id), allow_nan=False))
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"job args for {job_class} are not JSON-serializable: {exc}") from None
+            ids.append(job_id)
+            created.append((args, job_id))
+        status = wire.status_record(wire.STATUS_WAITING, started=True)
+        for start in range(0, len(encoded), batch):
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.sadd(self.keys.queues, queue)
+            pipe.rpush(self.keys.queue(queue), *encoded[start:start + batch])
+            if track_status:
+                for _, job_id in created[start:start + batch]:
+                    pipe.set(self.keys.status(job_id), status)
+            pipe.execute()
+        if hooks:
+            for args, job_id in created:
+                events.trigger("afterEnqueue", job_class, args, queue, job_id)
+        return ids
+
     def push_payload(self, queue: str, payload: dict) -> None:
         """Put an already-built payload on a queue (used to requeue)."""
         check_queue_name(queue)

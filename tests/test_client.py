@@ -674,3 +674,25 @@ class TestRedact:
         finally:
             client.redis.close()
         assert "hunter2" not in text and "password=***" in text and "myapp" in text
+
+
+def test_enqueue_many_pushes_in_order_with_ids_and_status(resque, r):
+    from resqued import events
+    ids = resque.enqueue_many("bulk", "PhpJob", [{"n": i} for i in range(2500)], track_status=True, batch=1000)
+    assert len(ids) == 2500 and len(set(ids)) == 2500
+    items = [json.loads(x) for x in r.lrange("resque:queue:bulk", 0, -1)]
+    assert [i["args"] for i in items] == [[{"n": n}] for n in range(2500)]
+    assert [i["id"] for i in items] == ids and list(items[0]) == ["class", "args", "id", "queue_time"]
+    assert json.loads(r.get(f"resque:job:{ids[-1]}:status"))["status"] == 1
+    assert r.smembers("resque:queues") == {b"bulk"}
+
+    def skip_odd(job_class, args, queue, job_id):
+        if args["n"] % 2:
+            raise events.DontCreate()
+
+    events.listen("beforeEnqueue", skip_odd)
+    ids = resque.enqueue_many("bulk2", "PhpJob", [{"n": i} for i in range(4)])
+    assert ids[1] is None and ids[3] is None and r.llen("resque:queue:bulk2") == 2
+    with pytest.raises(ValueError, match="must be a dict"):
+        resque.enqueue_many("bulk3", "PhpJob", ["no"])
+    assert r.llen("resque:queue:bulk3") == 0  # nothing half-pushed
