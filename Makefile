@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test chaos venv clean
+.PHONY: run test chaos venv clean bench
 
 venv: $(STAMP)
 
@@ -25,6 +25,20 @@ test: $(STAMP)
 # is part of `make test`.
 chaos: $(STAMP)
 	$(PY) tests/chaos.py --jobs $${CHAOS_JOBS:-10000}
+
+# Benchmarks against RQ and Celery (not part of `make test`): a separate venv
+# with the peers from PyPI; see BENCHMARKS.md. BENCH_ARGS='--quick' for a short run.
+BENCH_VENV  := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed-stamp
+
+$(BENCH_STAMP): pyproject.toml bench/requirements.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e . -r bench/requirements.txt
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache build *.egg-info

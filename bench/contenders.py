@@ -1,0 +1,303 @@
+"""The systems under test, behind one small interface.
+
+Each contender starts its worker(s) the way its users would (its own CLI),
+waits until they are registered/ready, runs one warm-up job, and then:
+
+* ``prepare_push(n)`` builds n no-op jobs with the system's own API into one
+  Redis pipeline and returns a callable that sends it (the clock starts just
+  before that one round trip, as in Ruby Resque's and php-resque's benches);
+* ``progress(base)`` says how many jobs are finished, from the system's own
+  bookkeeping (resque:stat:processed; RQ's finished-job registry; for Celery,
+  which keeps no count without a result backend, the jobs no longer queued
+  nor reserved: acked, i.e. started — a no-op ends right after);
+* ``enqueue_latency(t)`` enqueues one latency job with the system's single
+  enqueue API.
+
+Every contender runs the same queue name ("bench"), logs at WARNING (no
+per-job log lines) and talks to the same redis-server over its unix socket.
+"""
+
+import os
+import time
+
+import psutil
+
+from procs import BENCH, BIN, wait_for
+
+QUEUE = "bench"
+STARTUP_TIMEOUT = 30.0
+
+
+class Handle:
+    def __init__(self, proc, root_pid, extra=None):
+        self.proc = proc
+        self.root_pid = root_pid
+        self.extra = extra or {}
+
+
+class Contender:
+    system = ""          # resqued | rq | celery
+    label = ""
+    forks_per_job = True
+    confirm_done = False  # Celery: "done" must be seen on two consecutive polls
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.r = ctx.redis
+
+    # -- lifecycle ---------------------------------------------------------
+    def start(self, tag: str) -> Handle:
+        raise NotImplementedError
+
+    def stop(self, handle: Handle) -> None:
+        self.ctx.procs.stop(handle.proc)
+
+    def _wait_ready(self, handle: Handle, condition, what: str) -> None:
+        def ready():
+            if handle.proc.poll() is not None:
+                raise RuntimeError(f"{self.label} exited {handle.proc.returncode} before it was ready "
+                                   f"(see bench/results/logs/{handle.proc.bench_name}.log)")
+            return condition()
+        wait_for(ready, STARTUP_TIMEOUT, 0.01, what)
+
+    def warmup(self, handle: Handle) -> dict:
+        """One job through the worker before the clock runs; says whether it
+        ran in a process that existed before it (the worker, or a prefork
+        pool process: no fork for the job) or in a new one."""
+        handle.processes = [psutil.Process(handle.root_pid), *_children(handle.root_pid)]
+        before = {p.pid for p in handle.processes}
+        key = f"bench:warmup:{time.monotonic_ns()}"
+        self.enqueue_pid_job(key)
+        _, pid = self.r.blpop([key], timeout=STARTUP_TIMEOUT) or (None, None)
+        if pid is None:
+            raise RuntimeError(f"{self.label}: the warm-up job did not run within {STARTUP_TIMEOUT:g}s")
+        return {"warmup_job_pid": int(pid), "job_ran_in_worker_process": int(pid) in before}
+
+    def rss(self, handle: Handle) -> int:
+        """RSS of the worker processes (those that existed before the warm-up
+        job: not the job children)."""
+        total = 0
+        for p in getattr(handle, "processes", []):
+            try:
+                total += p.memory_info().rss
+            except psutil.Error:
+                pass
+        return total
+
+    def failures(self) -> int:
+        return 0
+
+
+def _children(pid):
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+# -- resqued -------------------------------------------------------------------
+
+class Resqued(Contender):
+    system = "resqued"
+
+    def __init__(self, ctx, fork: bool = True, count: int = 1, master: bool = False):
+        super().__init__(ctx)
+        from resqued import Resque
+        self.resque = Resque(ctx.url)
+        self.fork = fork
+        self.count = count
+        self.master = master
+        if master:
+            self.label = f"resqued -c pool.yml (count {count})"
+        elif fork:
+            self.label = "resqued (env mode, fork per job)"
+        else:
+            self.label = "resqued FORK_PER_JOB=false"
+        self.forks_per_job = fork
+
+    def env(self) -> dict:
+        env = {"BENCH_REDIS_URL": self.ctx.url, "REDIS_BACKEND": self.ctx.url,
+               "APP_INCLUDE": os.path.join(BENCH, "jobs_resqued.py"), "QUEUE": QUEUE}
+        if not self.fork:
+            env["FORK_PER_JOB"] = "false"
+        return env
+
+    def start(self, tag):
+        if self.master:
+            path = write_pool_yml(self.ctx.rundir, self.ctx.url, self.count)
+            proc = self.ctx.procs.start(tag, [os.path.join(BIN, "resqued"), "-c", path], env=self.env())
+        else:
+            proc = self.ctx.procs.start(tag, [os.path.join(BIN, "resqued")], env=self.env())
+        handle = Handle(proc, proc.pid)
+        self._wait_ready(handle, lambda: self.r.scard("resque:workers") >= self.count,
+                         f"{self.count} resqued worker(s) to register")
+        return handle
+
+    def enqueue_pid_job(self, key):
+        self.resque.enqueue(QUEUE, "PidJob", {"key": key})
+
+    def enqueue_latency(self, t):
+        self.resque.enqueue(QUEUE, "LatencyJob", {"t": t})
+
+    def prepare_push(self, n):
+        from resqued import wire
+        raws = [wire.dumps(wire.payload("NoopJob", [{"i": i}], wire.new_job_id())) for i in range(n)]
+        pipe = self.r.pipeline(transaction=False)
+        pipe.sadd("resque:queues", QUEUE)
+        for start in range(0, n, 1000):
+            pipe.rpush(f"resque:queue:{QUEUE}", *raws[start:start + 1000])
+        sent = len(pipe.command_stack)
+        return lambda: (pipe.execute(), sent)[1]
+
+    def progress_base(self):
+        return int(self.r.get("resque:stat:processed") or 0)
+
+    def progress(self, base):
+        return int(self.r.get("resque:stat:processed") or 0) - base
+
+    poll_commands = 1
+
+    def failures(self):
+        return int(self.r.get("resque:stat:failed") or 0)
+
+
+def write_pool_yml(rundir: str, url: str, count: int, name: str = "pool.yml") -> str:
+    path = os.path.join(rundir, name)
+    with open(path + ".tmp", "w") as f:
+        f.write(f"""# written by bench/contenders.py
+redis: {url}
+jobs: [{os.path.join(BENCH, 'jobs_resqued.py')}]
+pidfile: {rundir}/run/resqued.pid
+pid_dir: {rundir}/run/workers
+log: {{level: warning}}
+pools:
+  - queues: [{QUEUE}]
+    count: {count}
+""")
+    os.replace(path + ".tmp", path)
+    return path
+
+
+# -- RQ ------------------------------------------------------------------------
+
+class RQ(Contender):
+    system = "rq"
+    poll_commands = 1
+
+    def __init__(self, ctx, worker_class: str = "Worker", pool: int = 0):
+        super().__init__(ctx)
+        from rq import Queue
+        import jobs_rq
+        self.jobs = jobs_rq
+        self.queue = Queue(QUEUE, connection=self.r)
+        self.worker_class = worker_class
+        self.pool = pool
+        self.forks_per_job = worker_class != "SimpleWorker"
+        self.label = f"rq worker-pool -n {pool}" if pool else f"rq {worker_class}"
+
+    def start(self, tag):
+        common = ["-u", self.ctx.url, "--path", BENCH]
+        if self.pool:
+            argv = [os.path.join(BIN, "rq"), "worker-pool", *common, "-n", str(self.pool),
+                    "--logging-level", "WARNING", "-w", f"rq.worker.{self.worker_class}", QUEUE]
+            count = self.pool
+        else:
+            argv = [os.path.join(BIN, "rq"), "worker", *common, "--logging_level", "WARNING",
+                    "--disable-job-desc-logging", "-w", f"rq.worker.{self.worker_class}", QUEUE]
+            count = 1
+        proc = self.ctx.procs.start(tag, argv, env={"BENCH_REDIS_URL": self.ctx.url})
+        handle = Handle(proc, proc.pid)
+        self._wait_ready(handle, lambda: self.r.scard("rq:workers") >= count, f"{count} rq worker(s) to register")
+        return handle
+
+    def enqueue_pid_job(self, key):
+        self.queue.enqueue(self.jobs.pid_job, key)
+
+    def enqueue_latency(self, t):
+        self.queue.enqueue(self.jobs.latency_job, t)
+
+    def prepare_push(self, n):
+        from rq import Queue
+        pipe = self.r.pipeline()
+        self.queue.enqueue_many([Queue.prepare_data(self.jobs.noop, (i,)) for i in range(n)], pipeline=pipe)
+        sent = len(pipe.command_stack) + 2  # MULTI/EXEC
+        return lambda: (pipe.execute(), sent)[1]
+
+    def progress_base(self):
+        return self.r.zcard(f"rq:finished:{QUEUE}")
+
+    def progress(self, base):
+        return self.r.zcard(f"rq:finished:{QUEUE}") - base
+
+    def failures(self):
+        return self.r.zcard(f"rq:failed:{QUEUE}")
+
+
+# -- Celery --------------------------------------------------------------------
+
+class Celery(Contender):
+    system = "celery"
+    confirm_done = True
+    poll_commands = 2
+
+    def __init__(self, ctx, pool: str = "solo", concurrency: int = 1):
+        super().__init__(ctx)
+        import benchapp
+        self.app = benchapp
+        self.pool = pool
+        self.concurrency = concurrency
+        self.label = f"celery -P {pool} -c {concurrency}"
+        self.forks_per_job = False
+
+    def start(self, tag):
+        argv = [os.path.join(BIN, "celery"), "-A", "benchapp", "worker", "-P", self.pool,
+                "-c", str(self.concurrency), "-l", "WARNING", "-Q", QUEUE,
+                "--without-gossip", "--without-mingle", "--without-heartbeat"]
+        proc = self.ctx.procs.start(tag, argv, env={"BENCH_REDIS_URL": self.ctx.url})
+        handle = Handle(proc, proc.pid)
+        self._wait_ready(handle, lambda: self.r.llen("bench:celery:ready") >= 1, "the celery worker to be ready")
+        return handle
+
+    def enqueue_pid_job(self, key):
+        self.app.pid_job.delay(key)
+
+    def enqueue_latency(self, t):
+        self.app.latency_job.delay(t)
+
+    def prepare_push(self, n):
+        self.n_pushed = n
+        app = self.app.app
+        producer_cm = app.producer_or_acquire()
+        producer = producer_cm.__enter__()
+        batch = producer.batch(max_size=4 * n + 16)
+        batch.__enter__()
+        try:
+            for i in range(n):
+                self.app.noop.apply_async((i,), producer=producer)
+            session = batch.state.session
+            sent = session._buffered if session is not None else n
+        except BaseException:
+            batch.__exit__(None, None, None)
+            producer_cm.__exit__(None, None, None)
+            raise
+
+        def push():
+            try:
+                batch.flush()
+            finally:
+                batch.__exit__(None, None, None)
+                producer_cm.__exit__(None, None, None)
+            return sent
+        return push
+
+    def progress_base(self):
+        return 0
+
+    def progress(self, base):
+        pipe = self.r.pipeline(transaction=False)
+        pipe.llen(QUEUE)
+        pipe.hlen("unacked")
+        queued, reserved = pipe.execute()
+        return self.n_pushed - queued - reserved
+
+    n_pushed = 0

@@ -1,0 +1,31 @@
+"""resqued jobs for the bench (APP_INCLUDE=bench/jobs_resqued.py). php-resque
+style: ``perform(self)`` reads ``self.args``. BENCH_REDIS_URL is set by the
+harness for the jobs that report."""
+
+import os
+import time
+
+
+class NoopJob:
+    """The job every throughput scenario runs: nothing at all."""
+
+    def perform(self):
+        pass
+
+
+class PidJob:
+    """Warm-up: records which process ran it (tells a forking run from a non-forking one)."""
+
+    def perform(self):
+        import redis
+        redis.Redis.from_url(os.environ["BENCH_REDIS_URL"]).rpush(self.args["key"], os.getpid())
+
+
+class LatencyJob:
+    """Records when it started, next to the enqueue time it was given."""
+
+    def perform(self):
+        started = time.time()
+        import redis
+        redis.Redis.from_url(os.environ["BENCH_REDIS_URL"]).rpush(
+            "bench:latency", f"{self.args['t']!r} {started!r}")
