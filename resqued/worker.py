@@ -320,11 +320,11 @@ class Worker:
             log.error("worker %s: job %s refused: %s", self.id, job.id, exc)
             self._record(queue, raw, payload, Failure(UNKNOWN_JOB, str(exc)))
             return
-        self._redis(lambda: self._mark_running(job))
         started = time.monotonic()
         if self.fork:
             failure, skipped = self._run_in_child(job, target)
         else:
+            self._redis(lambda: self._mark_running(job))
             self._title_once(f"Processing {queue} since {stamp()} [{job.job_class}]")
             failure, skipped = run_inline(job, target)
         elapsed = (time.monotonic() - started) * 1000
@@ -365,6 +365,10 @@ class Worker:
             return Failure(exception_name(exc), f"beforeFork hook failed: {exc}", backtrace(exc)), False
         pid, read_fd = self.forker.start(job, target)
         self._child, self._kill_at, self._kill_reason = pid, None, None
+        # Marked running once the child has the job, so the round trip
+        # overlaps the job instead of delaying its start. The outcome is
+        # recorded after this, so the order of the records is unchanged.
+        self._redis(lambda: self._mark_running(job))
         self._title_once(f"Forked {pid} at {stamp()}")
         self._report(state="busy", job={"class": job.job_class, "id": job.id, "queue": job.queue},
                      since=time.time())
