@@ -61,17 +61,23 @@ class Contender:
         wait_for(ready, STARTUP_TIMEOUT, 0.01, what)
 
     def warmup(self, handle: Handle) -> dict:
-        """One job through the worker before the clock runs; says whether it
-        ran in a process that existed before it (the worker, or a prefork
-        pool process: no fork for the job) or in a new one."""
+        """One job through the worker before the clock runs. Also says whether
+        the job ran in a long-lived process (the worker itself, or a prefork
+        pool process: no fork per job) or in a child that exited after it
+        (fork per job; a child forked ahead of time counts as that too)."""
         handle.processes = [psutil.Process(handle.root_pid), *_children(handle.root_pid)]
-        before = {p.pid for p in handle.processes}
         key = f"bench:warmup:{time.monotonic_ns()}"
         self.enqueue_pid_job(key)
         _, pid = self.r.blpop([key], timeout=STARTUP_TIMEOUT) or (None, None)
         if pid is None:
             raise RuntimeError(f"{self.label}: the warm-up job did not run within {STARTUP_TIMEOUT:g}s")
-        return {"warmup_job_pid": int(pid), "job_ran_in_worker_process": int(pid) in before}
+        pid = int(pid)
+        try:
+            wait_for(lambda: not _alive(pid), 1.0, 0.01, "the job's process to exit")
+            long_lived = False
+        except TimeoutError:
+            long_lived = True
+        return {"warmup_job_pid": pid, "job_ran_in_worker_process": long_lived}
 
     def rss(self, handle: Handle) -> int:
         """RSS of the worker processes (those that existed before the warm-up
@@ -86,6 +92,13 @@ class Contender:
 
     def failures(self) -> int:
         return 0
+
+
+def _alive(pid) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def _children(pid):
@@ -108,7 +121,7 @@ class Resqued(Contender):
         self.count = count
         self.master = master
         if master:
-            self.label = f"resqued -c pool.yml (count {count})"
+            self.label = f"resqued -c pool.yml (count {count}{'' if fork else ', fork: false'})"
         elif fork:
             self.label = "resqued (env mode, fork per job)"
         else:
@@ -124,7 +137,7 @@ class Resqued(Contender):
 
     def start(self, tag):
         if self.master:
-            path = write_pool_yml(self.ctx.rundir, self.ctx.url, self.count)
+            path = write_pool_yml(self.ctx.rundir, self.ctx.url, self.count, fork=self.fork)
             proc = self.ctx.procs.start(tag, [os.path.join(BIN, "resqued"), "-c", path], env=self.env())
         else:
             proc = self.ctx.procs.start(tag, [os.path.join(BIN, "resqued")], env=self.env())
@@ -161,7 +174,7 @@ class Resqued(Contender):
         return int(self.r.get("resque:stat:failed") or 0)
 
 
-def write_pool_yml(rundir: str, url: str, count: int, name: str = "pool.yml") -> str:
+def write_pool_yml(rundir: str, url: str, count: int, name: str = "pool.yml", fork: bool = True) -> str:
     path = os.path.join(rundir, name)
     with open(path + ".tmp", "w") as f:
         f.write(f"""# written by bench/contenders.py
@@ -173,7 +186,7 @@ log: {{level: warning}}
 pools:
   - queues: [{QUEUE}]
     count: {count}
-""")
+""" + ("" if fork else "    fork: false\n"))
     os.replace(path + ".tmp", path)
     return path
 

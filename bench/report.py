@@ -9,9 +9,11 @@ HIGHER_IS_BETTER = {"jobs/s", "enq/s"}
 SCENARIO_ORDER = ("drain1_fork", "drain1_nofork", "drain2", "enqueue_single", "enqueue_bulk",
                   "latency_p50", "latency_p95", "latency_p99", "master_idle_rss", "master_idle_cpu",
                   "master_replace_worker", "master_reload", "floor")
-CONTENDER_ORDER = ("resqued", "rq", "celery", "fork_lean", "fork_with_imports", "redis_min_commands")
+CONTENDER_ORDER = ("resqued", "resqued_nofork", "rq", "celery", "fork_lean", "fork_with_imports", "redis_min_commands")
 RATIO_NOTE = ("ratios are resqued ÷ contender for throughput (jobs/s, enq/s) and contender ÷ resqued "
-              "for latency, so that in both cases a ratio above 1 means resqued is better")
+              "for latency, so that in both cases a ratio above 1 means resqued is better; "
+              "'drain2:resqued_nofork' holds the same ratios for resqued's second drain2 configuration "
+              "(a master pool with fork: false)")
 
 
 def summarize(raw: dict) -> dict:
@@ -27,6 +29,9 @@ def summarize(raw: dict) -> dict:
                 extras = [e for e in slot["extras"] if e]
                 if extras:
                     entry["per_run"] = extras
+                observed = {not e["job_ran_in_worker_process"] for e in extras if "job_ran_in_worker_process" in e}
+                if len(observed) == 1:
+                    entry["fork_per_job_observed"] = observed.pop()
             else:
                 entry.update(figure=None, min=None, max=None, runs=[],
                              na=slot["errors"][0] if slot["errors"] else "not run")
@@ -52,7 +57,7 @@ def ratios(scenarios: dict) -> dict:
     out = {}
     for scenario, entries in scenarios.items():
         ours = entries.get("resqued", {}).get("figure")
-        peers = {k: v for k, v in entries.items() if k != "resqued"}
+        peers = {k: v for k, v in entries.items() if not k.startswith("resqued")}
         if scenario == "floor" or not peers:
             continue
         out[scenario] = {}
@@ -64,6 +69,11 @@ def ratios(scenarios: dict) -> dict:
                 out[scenario][key] = ours / theirs
             else:
                 out[scenario][key] = theirs / ours
+        # A second resqued configuration (drain2's fork: false pool) against the same peers.
+        for extra, entry in entries.items():
+            if extra.startswith("resqued_") and entry.get("figure"):
+                out[f"{scenario}:{extra}"] = {
+                    k: (entry["figure"] / v["figure"] if v.get("figure") else None) for k, v in peers.items()}
     return out
 
 
@@ -94,7 +104,8 @@ def targets(scenarios: dict, ratio: dict, floor: dict) -> list:
         return ratio.get(scenario, {}).get(key)
 
     best_drain2 = None
-    peers = [v.get("figure") for k, v in scenarios.get("drain2", {}).items() if k != "resqued" and v.get("figure")]
+    peers = [v.get("figure") for k, v in scenarios.get("drain2", {}).items()
+             if not k.startswith("resqued") and v.get("figure")]
     if peers and fig("drain2"):
         best_drain2 = fig("drain2") / max(peers)
     fr = floor["resqued_fraction"]
@@ -150,12 +161,17 @@ def table_rows(scenarios, ratio, floor):
             if scenario == "floor":
                 src, f = floor_notes.get(key, (None, None))
                 vs = f"resqued {src} = {f:.0%} of it" if f is not None else "—"
+            elif key.startswith("resqued_"):
+                vs = ", ".join(f"{v:.2f}× {k}" for k, v in ratio.get(f"{scenario}:{key}", {}).items() if v)
             elif key == "resqued":
                 vs = "—"
             else:
                 v = ratio.get(scenario, {}).get(key)
                 vs = f"{v:.2f}×" if v is not None else "n/a"
             note = e.get("na") or e.get("note") or ""
+            if "fork_per_job_observed" in e:
+                seen = "forks per job" if e["fork_per_job_observed"] else "no fork per job"
+                note = f"{seen}; {note}" if note else seen
             rows.append((scenario, e["label"], figure, e["unit"], vs, note))
     return rows
 
@@ -188,7 +204,8 @@ def render_targets(rows, markdown=False) -> str:
 
 # -- chart ---------------------------------------------------------------------
 
-COLORS = {"resqued": "#c0392b", "rq": "#2e86c1", "celery": "#27ae60"}
+COLORS = {"resqued": "#c0392b", "resqued_nofork": "#f1948a", "rq": "#2e86c1", "celery": "#27ae60"}
+LEGEND = {"resqued": "resqued", "resqued_nofork": "resqued, fork: false pool", "rq": "rq", "celery": "celery"}
 
 
 def chart(scenarios: dict, floor: dict, path: str, reps: int = 3) -> None:
@@ -204,10 +221,10 @@ def chart(scenarios: dict, floor: dict, path: str, reps: int = 3) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(14, 6.2), gridspec_kw={"width_ratios": [3, 2]})
     floors = floor["figures"]
     for ax, (title, ylabel, names, log) in zip(axes, panels):
-        width = 0.26
+        width = 0.21
         for g, scenario in enumerate(names):
             entries = scenarios.get(scenario, {})
-            keys = [k for k in ("resqued", "rq", "celery") if k in entries]
+            keys = [k for k in ("resqued", "resqued_nofork", "rq", "celery") if k in entries]
             for i, key in enumerate(keys):
                 e = entries[key]
                 x = g + (i - (len(keys) - 1) / 2) * width
@@ -216,7 +233,7 @@ def chart(scenarios: dict, floor: dict, path: str, reps: int = 3) -> None:
                     continue
                 err = [[e["figure"] - e["min"]], [e["max"] - e["figure"]]]
                 ax.bar(x, e["figure"], width * 0.92, color=COLORS[key], yerr=err, capsize=3,
-                       label=key)
+                       label=LEGEND[key])
                 ax.annotate(fmt(e["figure"], "jobs/s"), (x, e["max"]), ha="center", va="bottom",
                             fontsize=8, xytext=(0, 2), textcoords="offset points")
             if scenario == "drain1_fork":
@@ -234,7 +251,7 @@ def chart(scenarios: dict, floor: dict, path: str, reps: int = 3) -> None:
                     ax.annotate(f"Redis floor: {v:,.0f}", (g - 0.45, v), fontsize=7, xytext=(0, 2),
                                 textcoords="offset points")
         labels = {"drain1_fork": "1 worker,\nfork per job\n(2,000 jobs)", "drain1_nofork": "1 worker,\nno fork\n(2,000 jobs)",
-                  "drain2": "2 workers,\nfork/prefork\n(4,000 jobs)", "enqueue_single": "one job\nper call",
+                  "drain2": "2 workers\n(4,000 jobs)", "enqueue_single": "one job\nper call",
                   "enqueue_bulk": "bulk /\npipelined API"}
         ax.set_xticks(range(len(names)), [labels[n] for n in names])
         ax.set_title(title)
@@ -249,7 +266,8 @@ def chart(scenarios: dict, floor: dict, path: str, reps: int = 3) -> None:
         seen = {}
         for h, lab in zip(handles, lbls):
             seen.setdefault(lab, h)
-        ax.legend(seen.values(), seen.keys(), loc="upper left")
+        order = [lab for lab in LEGEND.values() if lab in seen]
+        ax.legend([seen[lab] for lab in order], order, loc="upper left")
     runs = f"median of {reps} runs, whiskers min–max" if reps > 1 else "1 run"
     fig.suptitle(f"resqued vs RQ vs Celery — {runs} (same machine, same run)")
     fig.tight_layout()

@@ -18,7 +18,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from datetime import datetime, timezone
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
@@ -169,7 +168,7 @@ def main(argv=None) -> int:
                 traceback.print_exc()
                 res.notes[name] = f"{type(exc).__name__}: {exc}"
     except KeyboardInterrupt as exc:
-        status = f"interrupted ({exc or 'Ctrl-C'})"
+        status = f"interrupted ({str(exc) or 'Ctrl-C'})"
         print(f"bench: {status}; writing what was measured", file=sys.stderr)
     except BudgetExceeded as exc:
         status = f"stopped: {exc}"
@@ -214,7 +213,7 @@ def main(argv=None) -> int:
         report.chart(summary, floor, chart_path, args.reps)
         print(f"\nwrote {os.path.relpath(args.out, ROOT)} and {os.path.relpath(chart_path, ROOT)} "
               f"in {budget.elapsed():.0f}s ({status})")
-    return 0 if status == "complete" else 1
+    return 0 if status == "complete" else 130 if status.startswith("interrupted") else 1
 
 
 if __name__ == "__main__":

@@ -4,14 +4,13 @@ scenario go round-robin over the contenders (rep 1 of each, then rep 2 ...) so
 that a burst of load from elsewhere on the machine hits them alike."""
 
 import os
-import statistics
 import sys
 import time
 import traceback
 
 import psutil
 
-from contenders import QUEUE, RQ, Celery, Resqued, write_pool_yml
+from contenders import RQ, Celery, Resqued, write_pool_yml
 from procs import BIN, BudgetExceeded, run_json, tree_cpu, wait_for
 
 POLL = 0.005  # how often the harness looks at the done counter (as Ruby's bench)
@@ -346,6 +345,7 @@ MAKERS = {
                       ("rq", lambda ctx: RQ(ctx, "SimpleWorker")),
                       ("celery", lambda ctx: Celery(ctx, "solo", 1))],
     "drain2": [("resqued", lambda ctx: Resqued(ctx, fork=True, count=2, master=True)),
+               ("resqued_nofork", lambda ctx: Resqued(ctx, fork=False, count=2, master=True)),
                ("rq", lambda ctx: RQ(ctx, "Worker", pool=2)),
                ("celery", lambda ctx: Celery(ctx, "prefork", 2))],
     "latency": [("resqued", lambda ctx: Resqued(ctx, fork=True)),
