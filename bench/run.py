@@ -100,17 +100,26 @@ def main(argv=None) -> int:
     p.add_argument("--budget", type=float, default=840.0, help="global time budget in seconds (default 840)")
     p.add_argument("--only", help=f"comma-separated subset of {','.join(ALL)}")
     p.add_argument("--quick", action="store_true", help="a smoke run: 1/10 of the jobs, 1 rep, 6 s idle")
+    p.add_argument("--contenders", help="comma-separated subset of the contenders (e.g. resqued,celery); "
+                   "for quick comparisons while working, not for the published figures")
     p.add_argument("--out", help="default bench/results/latest.json (quick.json with --quick)")
     args = p.parse_args(argv)
     scale = 10 if args.quick else 1
     if args.quick:
         args.reps, args.idle = 1, min(args.idle, 6.0)
+    out_given = args.out is not None
     args.out = args.out or os.path.join(RESULTS, "quick.json" if args.quick else "latest.json")
     chosen = [s.strip() for s in args.only.split(",")] if args.only else list(ALL)
     unknown = set(chosen) - set(ALL)
     if unknown:
         p.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
 
+    if args.contenders:
+        wanted = {c.strip() for c in args.contenders.split(",")}
+        for name, makers in scenarios.MAKERS.items():
+            scenarios.MAKERS[name] = [(k, m) for k, m in makers if k in wanted or k.split("_")[0] in wanted]
+        if not out_given:
+            args.out = os.path.join(RESULTS, "partial.json")
     os.makedirs(LOGS, exist_ok=True)
     for name in os.listdir(LOGS):
         if name.endswith(".log"):

@@ -61,8 +61,7 @@ class Forker:
             except BrokenPipeError:
                 pass  # the standby died: it reports nothing, which reads as a dirty exit
             os.close(standby.job_fd)
-            # Fork the next one now, while this job runs.
-            self.standby = self._fork_standby()
+            # The caller forks the next one with prepare(), while this job runs.
             return standby.pid, standby.report_fd
         read_fd, write_fd = os.pipe()
         pid = os.fork()

@@ -69,9 +69,13 @@ class Registration:
         self.last_beat = 0.0
         self.recovery = recovery
 
-    def register(self) -> None:
+    def register(self, recover_own: bool = True) -> None:
+        """``recover_own``: settle what a dead worker with our id left in our
+        in-flight lists; only at start. A worker registering again after an
+        outage reclaims its own lists itself (see reserve.py): it knows
+        their jobs never ran."""
         self.client.hdel(self.keys.heartbeats, self.worker_id)
-        if self.recovery is not None:
+        if recover_own and self.recovery is not None:
             # A worker that had our id (same host, pid and queues) died with a job.
             self.recovery.recover(self.worker_id, f"worker {self.worker_id} died while processing it")
         self.prune_if_due()

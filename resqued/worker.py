@@ -34,7 +34,8 @@ from .proctitle import set_title, stamp
 from .recycle import EXIT_BOOT_ERROR, EXIT_OK, EXIT_REASONS, EXIT_RECYCLE_MEMORY, RecyclePolicy, approx_size, tree_rss
 from .registration import HEARTBEAT_INTERVAL, Registration
 from .registry import UnknownJob
-from .recovery import Recovery
+from .recovery import Recovery, inflight_queues
+from .deferred import Deferred
 from .forker import Forker
 from .reserve import Reserver
 from .sizes import format_size
@@ -47,6 +48,7 @@ HANDLED_SIGNALS = (signal.SIGQUIT, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)
 MAX_BACKOFF = 5.0
 PAUSE_KEY_CHECK = 1.0
+QUEUES_REREAD = 1.0   # how stale a busy "*" worker's list of queues may get
 
 
 class UnsupportedServer(redis.RedisError):
@@ -108,6 +110,10 @@ class Worker:
         self._kill_at = None        # monotonic time to SIGKILL the child
         self._outage_since = None
         self._title = None
+        self._held = None           # (queue, raw): taken with the last outcome, not yet run
+        self._take_from = []        # the queues, in priority order, that it was taken from
+        self._queues_read_at = 0.0
+        self._reclaim_due = False   # a reply may have been lost: see reserve.py
 
     # -- main loop ---------------------------------------------------------
     def work(self) -> int:
@@ -130,6 +136,7 @@ class Worker:
                 self._loop()
         finally:
             self._report(state="stopping")
+            self._redis(self._give_back_held, until_shutdown=True)
             self.forker.close()
             self._redis(self.registration.unregister, until_shutdown=True)
             self.reserver.close()
@@ -145,23 +152,54 @@ class Worker:
             if self.shutdown or self._orphaned():
                 return
             if self.paused or self._redis(self._paused_by_key, until_shutdown=True):
+                self._redis(self._give_back_held, until_shutdown=True)
                 self._title_once("Paused")
                 self._report(state="paused")
                 self._idle_wait(self.interval or 1.0)
                 continue
-            queues = self._redis(self._current_queues, until_shutdown=True)
-            if queues is None:
-                continue
-            if self.fork:
-                self.forker.prepare()  # fork while idle, not once the job is here
-            self._title_once(f"Waiting for {','.join(self.queues)}")
-            self._report(state="idle")
-            reserved = self._redis(lambda: self.reserver.pop(queues, self._wait_time()), until_shutdown=True)
+            if self._held is not None:
+                reserved, self._held = self._held, None
+                queues = self._take_from
+                if "*" in self.queues and time.monotonic() - self._queues_read_at >= QUEUES_REREAD:
+                    queues = self._redis(self._current_queues, until_shutdown=True) or queues
+            else:
+                queues = self._redis(self._current_queues, until_shutdown=True)
+                if queues is None or (self._reclaim_due and not self._redis(self._reclaim, until_shutdown=True)):
+                    continue
+                if self.fork:
+                    self.forker.prepare()  # fork while idle, not once the job is here
+                self._title_once(f"Waiting for {','.join(self.queues)}")
+                self._report(state="idle")
+                reserved = self._redis(lambda: self.reserver.pop(queues, self._wait_time()), until_shutdown=True)
             if reserved is not None:
+                self._take_from = queues
                 self._process(*reserved)
                 if self._should_recycle():
                     return
             self._beat_if_due()
+
+    def _may_take_next(self) -> bool:
+        """Whether to take the next job along with this one's outcome: not
+        when this worker is about to stop, pause or recycle, and not after a
+        connection error until its in-flight lists are reclaimed."""
+        return not (self.shutdown or self.paused or self._reclaim_due or self.signals.has_pending()
+                    or self._recycle_after_job is not None
+                    or (self.recycle.max_jobs and self.jobs_done + 1 >= self.recycle.max_jobs)
+                    or (self.parent_pid is not None and os.getppid() != self.parent_pid))
+
+    def _give_back_held(self) -> bool:
+        if self._held is not None:
+            self.reserver.give_back(self._held[0])
+            self._held = None
+        return True
+
+    def _reclaim(self) -> bool:
+        moved = self.reserver.reclaim(inflight_queues(self.redis, self.keys, self.id))
+        self._reclaim_due = False
+        if moved:
+            log.warning("worker %s: %d job(s) taken by a command whose reply was lost went back "
+                        "to the head of their queue", self.id, moved)
+        return True
 
     def _check_server(self) -> None:
         version = self.redis.info("server").get("redis_version", "0")
@@ -203,6 +241,7 @@ class Worker:
         # "*" is every queue, alphabetically, re-read before each reservation
         # so that new queues are picked up.
         known = sorted(q.decode() for q in self.redis.smembers(self.keys.queues))
+        self._queues_read_at = time.monotonic()
         explicit = [q for q in self.queues if q != "*"]
         return explicit + [q for q in known if q not in explicit]
 
@@ -293,6 +332,7 @@ class Worker:
         if self._outage_since is None:
             self._outage_since = time.monotonic()
             log.error("worker %s: Redis unavailable (%s); retrying", self.id, exc)
+        self._reclaim_due = True
 
     def _end_outage(self) -> None:
         log.warning("worker %s: Redis is back after %.1fs", self.id, time.monotonic() - self._outage_since)
@@ -301,7 +341,7 @@ class Worker:
         self.reserver.close()
         # A Redis restarted without persistence forgot us: register again.
         try:
-            self.registration.register()
+            self.registration.register(recover_own=False)
         except REDIS_ERRORS as exc:
             self._note_outage(exc)
 
@@ -324,9 +364,10 @@ class Worker:
         if self.fork:
             failure, skipped = self._run_in_child(job, target)
         else:
-            self._redis(lambda: self._mark_running(job))
+            marked = self._mark_running(job)
             self._title_once(f"Processing {queue} since {stamp()} [{job.job_class}]")
             failure, skipped = run_inline(job, target)
+            self._marked(marked)
         elapsed = (time.monotonic() - started) * 1000
         if failure is None:
             log.info("job %s %s on %s %s in %.0f ms", job.id, job.job_class, queue,
@@ -336,25 +377,48 @@ class Worker:
                         elapsed, failure.exception, failure.error)
         self._record(queue, raw, payload, failure)
 
-    def _mark_running(self, job: Job) -> None:
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.set(self.keys.worker(self.id), wire.working_on(job.queue, job.payload))
+    def _mark_running(self, job: Job) -> Deferred | None:
+        """Send the working-on key and the running status; ``_marked`` reads
+        the replies (see deferred.py). While Redis is away the job runs
+        unmarked rather than waiting: its outcome is what must not be lost."""
+        commands = [("SET", self.keys.worker(self.id), wire.working_on(job.queue, job.payload))]
         if job.id:
-            pipe.set(self.keys.status(job.id), wire.status_record(wire.STATUS_RUNNING), xx=True)
-        pipe.execute()
+            commands.append(("SET", self.keys.status(job.id), wire.status_record(wire.STATUS_RUNNING), "XX"))
+        try:
+            return Deferred(self.redis, commands)
+        except REDIS_ERRORS as exc:
+            self._note_outage(exc)
+            return None
+
+    def _marked(self, marked: Deferred | None) -> None:
+        if marked is None:
+            return
+        try:
+            marked.wait()
+        except REDIS_ERRORS as exc:
+            self._note_outage(exc)
+        except redis.ResponseError as exc:
+            log.warning("worker %s: marking the job running failed: %s", self.id, exc)
 
     def _record(self, queue: str, raw: bytes, payload, failure: Failure | None) -> None:
+        take_from = self._take_from if self._may_take_next() else []
+
         def commands():
             # One transaction: the job leaves the in-flight list exactly when
             # its outcome is recorded, so a crash can neither lose it nor
-            # leave a recorded job to be recovered again.
+            # leave a recorded job to be recovered again. While the queue is
+            # busy, the next job is taken in it too (see reserve.py).
+            take = take_from if not self._reclaim_due else []
             pipe = self.redis.pipeline(transaction=True)
             add_outcome(pipe, self.keys, self.id, queue, payload, failure)
             pipe.delete(self.keys.worker(self.id))
             pipe.lrem(self.reserver.inflight(queue), 1, raw)
-            pipe.execute()
+            if take:
+                self.reserver.take_in(pipe, take)
+            replies = pipe.execute()
+            return self.reserver.taken(take, replies[-1]) if take else None
         # An outcome is never dropped: keep trying until Redis takes it.
-        self._redis(commands)
+        self._held = self._redis(commands)
         self.jobs_done += 1
 
     def _run_in_child(self, job: Job, target):
@@ -366,9 +430,10 @@ class Worker:
         pid, read_fd = self.forker.start(job, target)
         self._child, self._kill_at, self._kill_reason = pid, None, None
         # Marked running once the child has the job, so the round trip
-        # overlaps the job instead of delaying its start. The outcome is
-        # recorded after this, so the order of the records is unchanged.
-        self._redis(lambda: self._mark_running(job))
+        # overlaps the job instead of delaying its start.
+        marked = self._mark_running(job)
+        # The next standby is forked now, while this job runs.
+        self.forker.prepare()
         self._title_once(f"Forked {pid} at {stamp()}")
         self._report(state="busy", job={"class": job.job_class, "id": job.id, "queue": job.queue},
                      since=time.time())
@@ -377,6 +442,7 @@ class Worker:
         finally:
             os.close(read_fd)
             self._child = self._kill_at = None
+            self._marked(marked)
         self.forker.reap()
         return interpret(job, pid, status, report, self._kill_reason)
 

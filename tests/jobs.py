@@ -130,3 +130,12 @@ class FileSleep:
         open(args["path"] + ".started", "w").close()
         time.sleep(args.get("seconds", 1))
         open(args["path"] + ".done", "w").close()
+
+
+class PausesAll:
+    """Sets Resque's global pause switch after ``seconds``, as resque-web would."""
+
+    def perform(self):
+        time.sleep((self.args or {}).get("seconds", 0))
+        _client().set("resque:pause-all-workers", "true")
+        _log("paused-all")

@@ -178,3 +178,72 @@ def test_master_and_workers_ride_out_a_redis_outage(procs, tmp_path):
         wait_until(lambda: client.redis.lrange("test:log", 0, -1) == [b"add:42"])
     finally:
         server.stop()
+
+
+def _queue_args(r, queue="default"):
+    return [json.loads(raw)["args"] for raw in r.lrange(f"resque:queue:{queue}", 0, -1)]
+
+
+def test_a_job_taken_with_the_last_outcome_goes_back_to_the_head_on_quit(procs, redis_url, r, resque):
+    # While the queue is busy the next job is taken in the transaction that
+    # records the last one; a worker told to stop must give it back, in order.
+    for fork in ("true", "false"):
+        r.flushdb()
+        proc = procs.resqued(redis_url, extra_env={"FORK_PER_JOB": fork})
+        wid = wait_registered(r, proc)
+        resque.enqueue("default", "Slow", {"seconds": 30, "n": 0})
+        for n in range(1, 6):
+            resque.enqueue("default", "PhpJob", {"tag": n})
+        wait_log(r, "started:")
+        proc.send_signal(signal.SIGQUIT)  # finish the current job, then stop
+        r.rpush("test:release", 1)
+        assert proc.wait(timeout=15) == 0
+        assert r.get("resque:stat:processed") == b"1"
+        assert _queue_args(r) == [[{"tag": n}] for n in range(1, 6)], fork
+        assert inflight(r, wid) == []
+
+
+def test_a_job_taken_with_the_last_outcome_goes_back_when_the_worker_pauses(procs, redis_url, r, resque):
+    # The pause switch is read at most once a second: PausesAll sets it after
+    # 1.2 s, so the worker takes the next job with PausesAll's outcome and
+    # learns of the pause only then. It must give that job back.
+    for fork in ("true", "false"):
+        r.flushdb()
+        proc = procs.resqued(redis_url, extra_env={"FORK_PER_JOB": fork})
+        wid = wait_registered(r, proc)
+        resque.enqueue("default", "PausesAll", {"seconds": 1.2})
+        resque.enqueue("default", "PhpJob", {"tag": "next"})
+        wait_until(lambda: "Paused" in title(proc.pid), message="the worker paused")
+        assert log_entries(r) == ["paused-all"], fork
+        assert _queue_args(r) == [[{"tag": "next"}]] and inflight(r, wid) == [], fork
+        r.delete("resque:pause-all-workers")
+        wait_log(r, "perform:next")
+        stop(proc)
+
+
+def test_jobs_taken_by_a_reply_that_was_lost_are_reclaimed_after_an_outage(procs, tmp_path):
+    # A connection that drops after the server moved a job but before the
+    # reply arrived leaves the job in the worker's in-flight list, unknown to
+    # the worker. After any outage the worker, holding no job, puts such
+    # jobs back at the head of their queue; here two are planted that way.
+    server = RedisServer(str(tmp_path / "redis"), persistent=True).start()
+    try:
+        client = Resque(server.url)
+        proc = procs.resqued(server.url)
+        wid = wait_until(lambda: client.redis.smembers("resque:workers")).pop().decode()
+        key = f"resque:resqued:inflight:{wid}:default"
+        for tag in ("lost1", "lost2"):
+            client.redis.rpush(key, json.dumps({"class": "PhpJob", "args": [{"tag": tag}], "id": tag}))
+        client.redis.close()
+        server.stop()
+        wait_until(lambda: "Redis unavailable" in log_text(proc), message="the outage noticed")
+        server.start()
+        client = Resque(server.url)
+        wait_until(lambda: client.redis.get("resque:stat:processed") == b"2", timeout=20,
+                   message="the reclaimed jobs to run")
+        assert [e.split(":")[1] for e in log_entries(client.redis) if e.startswith("perform:")] == ["lost1", "lost2"]
+        assert client.redis.lrange(key, 0, -1) == [] and client.redis.llen("resque:failed") == 0
+        assert "reply was lost went back to the head of their queue" in log_text(proc)
+        stop(proc)
+    finally:
+        server.stop()

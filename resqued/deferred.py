@@ -1,0 +1,50 @@
+"""Commands sent now whose replies are read later.
+
+The worker marks a job running (its working-on key, the job's status) just
+before the job starts. Waiting for that reply would put a round trip on every
+job's critical path for a record nobody waits for, so the commands are sent
+on a connection held aside and their replies read just before the job's
+outcome is recorded: the server has long executed them by then, and since
+they were executed before the outcome was sent, the records keep their order.
+"""
+
+import redis
+
+
+class Deferred:
+    def __init__(self, client: redis.Redis, commands: list[tuple]):
+        """Send ``commands``; raises redis-py's connection errors if they
+        could not be sent (nothing is then held)."""
+        self._pool = client.connection_pool
+        self._conn = self._pool.get_connection()
+        self._count = len(commands)
+        try:
+            self._conn.send_packed_command(self._conn.pack_commands(commands))
+        except BaseException:
+            self._release(broken=True)
+            raise
+
+    def wait(self) -> None:
+        """Read every reply; raises the first error reply or connection error
+        (after reading them all, so the connection stays usable)."""
+        if self._conn is None:
+            return
+        first_error = None
+        try:
+            for _ in range(self._count):
+                try:
+                    self._conn.read_response()
+                except redis.ResponseError as exc:
+                    first_error = first_error or exc
+        except BaseException:
+            self._release(broken=True)
+            raise
+        self._release(broken=False)
+        if first_error is not None:
+            raise first_error
+
+    def _release(self, broken: bool) -> None:
+        conn, self._conn = self._conn, None
+        if broken:
+            conn.disconnect()  # a half-read reply would poison the next command
+        self._pool.release(conn)
