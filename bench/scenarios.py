@@ -218,7 +218,7 @@ def enqueue(ctx, res, n, reps):
 FLOORS = (
     ("fork_lean", "fork+_exit+waitpid loop, lean interpreter", "fork-lean"),
     ("fork_with_imports", "fork loop after importing resqued.cli/worker/master/config", "fork-imports"),
-    ("redis_min_commands", "minimum Redis commands per job (BLMOVE + one MULTI outcome)", "redis"),
+    ("redis_min_commands", "minimum Redis commands per job (one MULTI: outcome + next LMOVE)", "redis"),
 )
 
 
