@@ -7,7 +7,7 @@ from PHP reads the same.
 
 import json
 
-from . import events, wire
+from . import direct, events, wire
 from .connection import connect, normalize_url, redact
 from .failure import FailureBackend
 from .keys import Keys
@@ -66,12 +66,10 @@ class Resque:
             encoded = wire.dumps(wire.payload(job_class, payload_args, job_id), allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"job args for {job_class} are not JSON-serializable: {exc}") from None
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.sadd(self.keys.queues, queue)
-        pipe.rpush(self.keys.queue(queue), encoded)
+        commands = [("SADD", self.keys.queues, queue), ("RPUSH", self.keys.queue(queue), encoded)]
         if track_status:
-            pipe.set(self.keys.status(job_id), wire.status_record(wire.STATUS_WAITING, started=True))
-        pipe.execute()
+            commands.append(("SET", self.keys.status(job_id), wire.status_record(wire.STATUS_WAITING, started=True)))
+        direct.execute(self.redis, commands)  # one round trip
         events.trigger("afterEnqueue", job_class, hook_args, queue, job_id)
         return job_id
 

@@ -10,13 +10,15 @@ they were executed before the outcome was sent, the records keep their order.
 
 import redis
 
+from .direct import connection
+
 
 class Deferred:
     def __init__(self, client: redis.Redis, commands: list[tuple]):
         """Send ``commands``; raises redis-py's connection errors if they
         could not be sent (nothing is then held)."""
         self._pool = client.connection_pool
-        self._conn = self._pool.get_connection()
+        self._conn = connection(self._pool)
         self._count = len(commands)
         try:
             self._conn.send_packed_command(self._conn.pack_commands(commands))

@@ -31,17 +31,18 @@ UNKNOWN_JOB = "resqued.UnknownJob"
 
 def add_outcome(pipe, keys, worker_id: str, queue: str, payload, failure: Failure | None,
                 processed: bool = True) -> None:
-    """Queue the commands that record a finished job on ``pipe``."""
+    """Queue the commands that record a finished job on ``pipe`` (a redis-py
+    pipeline or a ``direct.Batch``: anything with ``execute_command``)."""
     job_id = payload.get("id") if isinstance(payload, dict) else None
     if failure is not None:
-        pipe.rpush(keys.failed, wire.failure_record(
+        pipe.execute_command("RPUSH", keys.failed, wire.failure_record(
             payload, failure.exception, failure.error, failure.backtrace, worker_id, queue))
-        pipe.incrby(keys.failed_count, 1)
-        pipe.incrby(keys.worker_failed(worker_id), 1)
+        pipe.execute_command("INCRBY", keys.failed_count, 1)
+        pipe.execute_command("INCRBY", keys.worker_failed(worker_id), 1)
     if isinstance(job_id, str) and job_id:
         code = wire.STATUS_FAILED if failure is not None else wire.STATUS_COMPLETE
         # XX: only tracked jobs have a status key (php-resque checks EXISTS first).
-        pipe.set(keys.status(job_id), wire.status_record(code), xx=True, ex=wire.STATUS_TTL)
+        pipe.execute_command("SET", keys.status(job_id), wire.status_record(code), "XX", "EX", wire.STATUS_TTL)
     if processed:
-        pipe.incrby(keys.processed, 1)
-        pipe.incrby(keys.worker_processed(worker_id), 1)
+        pipe.execute_command("INCRBY", keys.processed, 1)
+        pipe.execute_command("INCRBY", keys.worker_processed(worker_id), 1)

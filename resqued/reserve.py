@@ -95,18 +95,19 @@ class Reserver:
             raise
 
     def take_in(self, pipe, queues: list[str]) -> None:
-        """Queue on ``pipe`` (a transaction) the command that moves the first
+        """Queue on ``pipe`` (a transaction: a pipeline or a direct.Batch) the command that moves the first
         waiting job of ``queues`` to its in-flight list; ``taken`` reads the
         reply. Never blocks: an empty queue just answers nothing."""
         if len(queues) == 1:
-            pipe.lmove(self.keys.queue(queues[0]), self.inflight(queues[0]), "LEFT", "RIGHT")
+            pipe.execute_command("LMOVE", self.keys.queue(queues[0]), self.inflight(queues[0]), "LEFT", "RIGHT")
         else:
             keys = []
             for queue in queues:
                 keys += [self.keys.queue(queue), self.inflight(queue)]
-            # EVAL, not EVALSHA: a pipeline with a script in it would first ask
-            # the server whether it knows the script, a round trip per job.
-            pipe.eval(_MOVE_FIRST, len(keys), *keys)
+            # EVAL, not EVALSHA: a redis-py pipeline with a script in it first
+            # asks the server whether it knows the script, a round trip per
+            # job; the server caches the script body by its hash anyway.
+            pipe.execute_command("EVAL", _MOVE_FIRST, len(keys), *keys)
 
     @staticmethod
     def taken(queues: list[str], reply):

@@ -35,6 +35,7 @@ from .recycle import EXIT_BOOT_ERROR, EXIT_OK, EXIT_REASONS, EXIT_RECYCLE_MEMORY
 from .registration import HEARTBEAT_INTERVAL, Registration
 from .registry import UnknownJob
 from .recovery import Recovery, inflight_queues
+from . import direct
 from .deferred import Deferred
 from .forker import Forker
 from .reserve import Reserver
@@ -409,13 +410,13 @@ class Worker:
             # leave a recorded job to be recovered again. While the queue is
             # busy, the next job is taken in it too (see reserve.py).
             take = take_from if not self._reclaim_due else []
-            pipe = self.redis.pipeline(transaction=True)
-            add_outcome(pipe, self.keys, self.id, queue, payload, failure)
-            pipe.delete(self.keys.worker(self.id))
-            pipe.lrem(self.reserver.inflight(queue), 1, raw)
+            batch = direct.Batch()
+            add_outcome(batch, self.keys, self.id, queue, payload, failure)
+            batch.execute_command("DEL", self.keys.worker(self.id))
+            batch.execute_command("LREM", self.reserver.inflight(queue), 1, raw)
             if take:
-                self.reserver.take_in(pipe, take)
-            replies = pipe.execute()
+                self.reserver.take_in(batch, take)
+            replies = direct.execute(self.redis, batch.commands, transaction=True)
             return self.reserver.taken(take, replies[-1]) if take else None
         # An outcome is never dropped: keep trying until Redis takes it.
         self._held = self._redis(commands)

@@ -696,3 +696,29 @@ def test_enqueue_many_pushes_in_order_with_ids_and_status(resque, r):
     with pytest.raises(ValueError, match="must be a dict"):
         resque.enqueue_many("bulk3", "PhpJob", ["no"])
     assert r.llen("resque:queue:bulk3") == 0  # nothing half-pushed
+
+
+def test_direct_execute_returns_raw_replies_in_one_round_trip(r):
+    from resqued import direct
+    assert direct.execute(r, [("SET", "t:a", "1"), ("INCRBY", "t:a", 2), ("GET", "t:a")]) == [b"OK", 3, b"3"]
+    assert direct.execute(r, [("RPUSH", "t:l", "x"), ("LMOVE", "t:l", "t:m", "LEFT", "RIGHT")],
+                          transaction=True) == [1, b"x"]
+
+
+def test_direct_execute_raises_error_replies_and_leaves_the_connection_in_step(r):
+    import redis
+    from resqued import direct
+    r.set("t:string", "v")
+    # An error in the middle: the commands around it still ran (as in redis-py),
+    # and the next call on the same pooled connection reads its own replies.
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        direct.execute(r, [("SET", "t:before", "1"), ("LPUSH", "t:string", "x"), ("SET", "t:after", "1")])
+    assert r.mget("t:before", "t:after") == [b"1", b"1"]
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        direct.execute(r, [("INCRBY", "t:n", 1), ("LPUSH", "t:string", "x")], transaction=True)
+    assert r.get("t:n") == b"1"
+    # A command the server refuses to queue aborts the whole transaction.
+    with pytest.raises(redis.ResponseError, match="EXECABORT|discarded|wrong number"):
+        direct.execute(r, [("INCRBY", "t:n", 1), ("SET", "t:only-key")], transaction=True)
+    assert r.get("t:n") == b"1"
+    assert direct.execute(r, [("GET", "t:n")]) == [b"1"]
