@@ -33,19 +33,24 @@ def connection(pool):
         return pool.get_connection("_")
 
 
-def execute(client: redis.Redis, commands: list[tuple], transaction: bool = False) -> list:
+def execute(client: redis.Redis, commands: list[tuple], transaction: bool = False,
+            retry: bool = True) -> list:
     """Send ``commands`` (tuples of command name and arguments) and return
     their replies, in order. With ``transaction``, they run in MULTI/EXEC and
     the replies are EXEC's. An error reply raises ``redis.ResponseError``
     after every reply has been read (so the connection stays usable);
     within a transaction the other commands have then still run, as in
-    redis-py."""
+    redis-py. ``retry=False``: no retry on a connection error, for a caller
+    that must know that a reply was lost (the commands may have run)."""
     pool = client.connection_pool
     conn = connection(pool)
     wire = [("MULTI",), *commands, ("EXEC",)] if transaction else commands
     try:
-        replies = conn.retry.call_with_retry(lambda: _round_trip(conn, wire),
-                                             lambda _error: conn.disconnect())
+        if retry:
+            replies = conn.retry.call_with_retry(lambda: _round_trip(conn, wire),
+                                                 lambda _error: conn.disconnect())
+        else:
+            replies = _round_trip(conn, wire)
     except BaseException:
         conn.disconnect()  # a half-read reply would poison the next command
         raise

@@ -129,16 +129,23 @@ class Worker:
         if self.pidfile:
             self.pidfile.create()
         log.info("worker %s starting", self.id)
+        reserving = False
         try:
             self._redis(self._check_server, until_shutdown=True)
             self._redis(self.registration.register, until_shutdown=True)
             if not self.shutdown:
                 events.trigger("beforeFirstFork", self)
+                reserving = True
                 self._loop()
         finally:
             self._report(state="stopping")
-            self._redis(self._give_back_held, until_shutdown=True)
             self.forker.close()
+            if reserving:
+                # No job runs now: whatever is left in our in-flight lists (a
+                # job taken with the last outcome, one taken by a command whose
+                # reply was lost) goes back to the head of its queue.
+                self._redis(self._give_back_held, until_shutdown=True)
+                self._redis(self._reclaim, until_shutdown=True)
             self._redis(self.registration.unregister, until_shutdown=True)
             self.reserver.close()
             if self.pidfile:
@@ -416,7 +423,9 @@ class Worker:
             batch.execute_command("LREM", self.reserver.inflight(queue), 1, raw)
             if take:
                 self.reserver.take_in(batch, take)
-            replies = direct.execute(self.redis, batch.commands, transaction=True)
+            # No silent retry: a lost reply must reach _redis, which marks
+            # the in-flight lists for reclaiming (the next job may have moved).
+            replies = direct.execute(self.redis, batch.commands, transaction=True, retry=False)
             return self.reserver.taken(take, replies[-1]) if take else None
         # An outcome is never dropped: keep trying until Redis takes it.
         self._held = self._redis(commands)

@@ -186,6 +186,20 @@ class Chaos:
             failed.setdefault(n, entry["error"])
         return done, failed
 
+    def locate(self, client, ids):
+        """Say where each lost job is, if anywhere (a queue, an in-flight list)."""
+        keys = [client.keys.queue("chaos"), *client.redis.scan_iter(f"{client.keys.prefix}resqued:inflight:*")]
+        for key in keys:
+            for raw in client.redis.lrange(key, 0, -1):
+                try:
+                    n = json.loads(raw)["args"][0]["n"]
+                except (ValueError, KeyError, IndexError, TypeError):
+                    continue
+                if n in ids:
+                    log(f"  lost job {n} is in {key if isinstance(key, str) else key.decode()}: {raw[:200]!r}")
+        runs = client.redis.hmget("chaos:runs", *sorted(ids))
+        log(f"  their runs: {dict(zip(sorted(ids), runs))}")
+
     def settled(self, client):
         try:
             done, failed = self.accounted(client)
@@ -209,6 +223,7 @@ class Chaos:
             log(f"failure reasons: {reasons}")
         if lost:
             log(f"LOST ids (first 20): {lost[:20]}")
+            self.locate(client, set(lost[:20]))
         log(f"kills: {self.kills}")
         print(f"chaos: {self.args.jobs} enqueued, {len(done)} done, {len(failed_only)} failed, "
               f"{len(lost)} lost, {duplicates} duplicates", flush=True)
