@@ -53,12 +53,23 @@ class Job:
         return f"<Job {self.job_class} id={self.id} queue={self.queue}>"
 
 
+# Per function (and whether bound): inspecting a signature costs more than a
+# no-op job, and a worker runs the same few classes thousands of times.
+_positional: dict = {}
+_static_perform: dict = {}
+
+
 def _takes_positional(func) -> bool:
-    try:
-        params = inspect.signature(func).parameters.values()
-    except (TypeError, ValueError):
-        return True
-    return any(p.kind in _POSITIONAL for p in params)
+    key = (getattr(func, "__func__", func), hasattr(func, "__self__"))
+    known = _positional.get(key)
+    if known is None:
+        try:
+            params = inspect.signature(func).parameters.values()
+            known = any(p.kind in _POSITIONAL for p in params)
+        except (TypeError, ValueError):
+            known = True
+        _positional[key] = known
+    return known
 
 
 def perform(job: Job, target) -> bool:
@@ -80,7 +91,11 @@ def perform(job: Job, target) -> bool:
 
 
 def _perform_class(job: Job, cls) -> None:
-    if isinstance(inspect.getattr_static(cls, "perform"), (staticmethod, classmethod)):
+    static = _static_perform.get(cls)
+    if static is None:
+        static = _static_perform[cls] = isinstance(inspect.getattr_static(cls, "perform"),
+                                                   (staticmethod, classmethod))
+    if static:
         instance, perform_method = None, cls.perform
     else:
         instance = cls()
