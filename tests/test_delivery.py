@@ -7,6 +7,8 @@ import signal
 import socket
 import threading
 
+import pytest
+
 from conftest import log_text, stop, wait_until
 from helpers import failures, log_entries, pid_gone, title, wait_log, wait_registered, worker_id
 from redis_server import RedisServer
@@ -128,29 +130,41 @@ def test_multi_queue_worker_blocks_and_picks_up_any_queue_at_once(procs, redis_u
     assert stop(proc, timeout=10) == 0  # QUIT ends the blocked waits at once
 
 
-def test_outcome_recorded_when_redis_returns(procs, tmp_path):
+@pytest.fixture
+def persistent_redis(tmp_path):
+    """A private redis-server with an append-only file: tests stop and
+    restart it to make an outage, and the data survives."""
     server = RedisServer(str(tmp_path / "redis"), persistent=True).start()
-    try:
-        client = Resque(server.url)
-        proc = procs.resqued(server.url)
-        wid = wait_until(lambda: client.redis.smembers("resque:workers")).pop().decode()
-        marker = str(tmp_path / "job")
-        client.enqueue("default", "FileSleep", {"path": marker, "seconds": 1})
-        wait_until(lambda: os.path.exists(marker + ".started"))
-        client.redis.close()
-        server.stop()  # Redis goes away while the job runs and finishes
-        wait_until(lambda: os.path.exists(marker + ".done"), message="the job to finish without Redis")
-        wait_until(lambda: "Redis unavailable" in log_text(proc), message="the outage noticed")
-        server.start()
-        client = Resque(server.url)
-        wait_until(lambda: client.redis.get("resque:stat:processed") == b"1", timeout=20,
-                   message="the outcome recorded after Redis came back")
-        assert client.redis.llen("resque:failed") == 0
-        assert client.redis.lrange(f"resque:resqued:inflight:{wid}:default", 0, -1) == []
-        assert log_text(proc).count("Redis unavailable") == 1 and proc.poll() is None
-        stop(proc)
-    finally:
-        server.stop()
+    yield server
+    server.stop()
+
+
+def worker_on(procs, server):
+    """A worker on ``server``, registered: (client, process, worker id)."""
+    client = Resque(server.url)
+    proc = procs.resqued(server.url)
+    wid = wait_until(lambda: client.redis.smembers("resque:workers")).pop().decode()
+    return client, proc, wid
+
+
+def test_outcome_recorded_when_redis_returns(procs, tmp_path, persistent_redis):
+    server = persistent_redis
+    client, proc, wid = worker_on(procs, server)
+    marker = str(tmp_path / "job")
+    client.enqueue("default", "FileSleep", {"path": marker, "seconds": 1})
+    wait_until(lambda: os.path.exists(marker + ".started"))
+    client.redis.close()
+    server.stop()  # Redis goes away while the job runs and finishes
+    wait_until(lambda: os.path.exists(marker + ".done"), message="the job to finish without Redis")
+    wait_until(lambda: "Redis unavailable" in log_text(proc), message="the outage noticed")
+    server.start()
+    client = Resque(server.url)
+    wait_until(lambda: client.redis.get("resque:stat:processed") == b"1", timeout=20,
+               message="the outcome recorded after Redis came back")
+    assert client.redis.llen("resque:failed") == 0
+    assert client.redis.lrange(f"resque:resqued:inflight:{wid}:default", 0, -1) == []
+    assert log_text(proc).count("Redis unavailable") == 1 and proc.poll() is None
+    stop(proc)
 
 
 def test_master_and_workers_ride_out_a_redis_outage(procs, tmp_path):
@@ -221,29 +235,24 @@ def test_a_job_taken_with_the_last_outcome_goes_back_when_the_worker_pauses(proc
         stop(proc)
 
 
-def test_jobs_taken_by_a_reply_that_was_lost_are_reclaimed_after_an_outage(procs, tmp_path):
+def test_jobs_taken_by_a_reply_that_was_lost_are_reclaimed_after_an_outage(procs, persistent_redis):
     # A connection that drops after the server moved a job but before the
     # reply arrived leaves the job in the worker's in-flight list, unknown to
     # the worker. After any outage the worker, holding no job, puts such
     # jobs back at the head of their queue; here two are planted that way.
-    server = RedisServer(str(tmp_path / "redis"), persistent=True).start()
-    try:
-        client = Resque(server.url)
-        proc = procs.resqued(server.url)
-        wid = wait_until(lambda: client.redis.smembers("resque:workers")).pop().decode()
-        key = f"resque:resqued:inflight:{wid}:default"
-        for tag in ("lost1", "lost2"):
-            client.redis.rpush(key, json.dumps({"class": "PhpJob", "args": [{"tag": tag}], "id": tag}))
-        client.redis.close()
-        server.stop()
-        wait_until(lambda: "Redis unavailable" in log_text(proc), message="the outage noticed")
-        server.start()
-        client = Resque(server.url)
-        wait_until(lambda: client.redis.get("resque:stat:processed") == b"2", timeout=20,
-                   message="the reclaimed jobs to run")
-        assert [e.split(":")[1] for e in log_entries(client.redis) if e.startswith("perform:")] == ["lost1", "lost2"]
-        assert client.redis.lrange(key, 0, -1) == [] and client.redis.llen("resque:failed") == 0
-        assert "reply was lost went back to the head of their queue" in log_text(proc)
-        stop(proc)
-    finally:
-        server.stop()
+    server = persistent_redis
+    client, proc, wid = worker_on(procs, server)
+    key = f"resque:resqued:inflight:{wid}:default"
+    for tag in ("lost1", "lost2"):
+        client.redis.rpush(key, json.dumps({"class": "PhpJob", "args": [{"tag": tag}], "id": tag}))
+    client.redis.close()
+    server.stop()
+    wait_until(lambda: "Redis unavailable" in log_text(proc), message="the outage noticed")
+    server.start()
+    client = Resque(server.url)
+    wait_until(lambda: client.redis.get("resque:stat:processed") == b"2", timeout=20,
+               message="the reclaimed jobs to run")
+    assert [e.split(":")[1] for e in log_entries(client.redis) if e.startswith("perform:")] == ["lost1", "lost2"]
+    assert client.redis.lrange(key, 0, -1) == [] and client.redis.llen("resque:failed") == 0
+    assert "reply was lost went back to the head of their queue" in log_text(proc)
+    stop(proc)
