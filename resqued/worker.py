@@ -49,7 +49,8 @@ HANDLED_SIGNALS = (signal.SIGQUIT, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)
 MAX_BACKOFF = 5.0
 PAUSE_KEY_CHECK = 1.0
-QUEUES_REREAD = 1.0   # how stale a busy "*" worker's list of queues may get
+QUEUES_REREAD = 1.0
+STANDBY_DELAY = 0.005  # into a job, when to fork the next job's child   # how stale a busy "*" worker's list of queues may get
 
 
 class UnsupportedServer(redis.RedisError):
@@ -115,6 +116,7 @@ class Worker:
         self._take_from = []        # the queues, in priority order, that it was taken from
         self._queues_read_at = 0.0
         self._reclaim_due = False   # a reply may have been lost: see reserve.py
+        self._streaming = False     # this job was taken with the last one's outcome
 
     # -- main loop ---------------------------------------------------------
     def work(self) -> int:
@@ -167,6 +169,9 @@ class Worker:
                 continue
             if self._held is not None:
                 reserved, self._held = self._held, None
+                self._streaming = True  # taken with the last outcome: the queue is busy
+                if self.fork:
+                    self.forker.prepare()
                 queues = self._take_from
                 if "*" in self.queues and time.monotonic() - self._queues_read_at >= QUEUES_REREAD:
                     queues = self._redis(self._current_queues, until_shutdown=True) or queues
@@ -174,8 +179,10 @@ class Worker:
                 queues = self._redis(self._current_queues, until_shutdown=True)
                 if queues is None or (self._reclaim_due and not self._redis(self._reclaim, until_shutdown=True)):
                     continue
+                self._streaming = True  # taken with the last outcome: the queue is busy
                 if self.fork:
                     self.forker.prepare()  # fork while idle, not once the job is here
+                self._streaming = False
                 self._title_once(f"Waiting for {','.join(self.queues)}")
                 self._report(state="idle")
                 reserved = self._redis(lambda: self.reserver.pop(queues, self._wait_time()), until_shutdown=True)
@@ -442,8 +449,6 @@ class Worker:
         # Marked running once the child has the job, so the round trip
         # overlaps the job instead of delaying its start.
         marked = self._mark_running(job)
-        # The next standby is forked now, while this job runs.
-        self.forker.prepare()
         self._title_once(f"Forked {pid} at {stamp()}")
         self._report(state="busy", job={"class": job.job_class, "id": job.id, "queue": job.queue},
                      since=time.time())
@@ -462,9 +467,21 @@ class Worker:
         report = bytearray()
         pipe_open = True
         next_memory_check = time.monotonic() + self.memory_check_interval
+        # The next standby is forked while this job runs. While the queue is
+        # busy, at once: that overlaps the fork with the job. A job that came
+        # to an idle worker is one someone may be waiting for, and a fork
+        # right beside the child's first steps slows them by up to the fork's
+        # time (their copy-on-write faults wait for it), so the fork waits a
+        # few ms, or for the report of a job shorter than that.
+        standby_at = time.monotonic() + (0.0 if self._streaming else STANDBY_DELAY)
         while True:
+            if standby_at is not None and time.monotonic() >= standby_at:
+                self.forker.prepare()
+                standby_at = None
             waits = [self.signals] + ([read_fd] if pipe_open else [])
             timeout = self.registration.heartbeat_due_in()
+            if standby_at is not None:
+                timeout = min(timeout, standby_at - time.monotonic())
             if self.recycle.watches_memory:
                 timeout = min(timeout, next_memory_check - time.monotonic())
             if self._kill_at is not None:
