@@ -283,6 +283,32 @@ def write_json(path: str, data: dict) -> None:
     os.replace(path + ".tmp", path)
 
 
+def cost_rows(scenarios: dict) -> list:
+    """Per-job costs of the drain runs (medians over the runs): Redis
+    commands, redis-server CPU, worker CPU, cores busy, worker RSS."""
+    import statistics
+    rows = []
+    for scenario in ("drain1_fork", "drain1_nofork", "drain2"):
+        for key in CONTENDER_ORDER:
+            e = scenarios.get(scenario, {}).get(key)
+            runs = [r for r in (e or {}).get("per_run", []) if r.get("cpu_ms_per_job") is not None]
+            if not runs:
+                continue
+            med = {k: statistics.median(r[k] for r in runs)
+                   for k in ("redis_cmds_per_job", "redis_cpu_ms_per_job", "cpu_ms_per_job", "worker_rss_mb")}
+            cores = e["figure"] * med["cpu_ms_per_job"] / 1000
+            rows.append((scenario, e["label"], f"{med['redis_cmds_per_job']:.1f}", f"{med['redis_cpu_ms_per_job']:.2f}",
+                         f"{med['cpu_ms_per_job']:.2f}", f"{cores:.2f}", f"{med['worker_rss_mb']:.1f} MB"))
+    return rows
+
+
+def render_costs(rows) -> str:
+    lines = ["| scenario | contender | Redis commands/job | redis-server CPU ms/job | worker CPU ms/job "
+             "| cores busy (rate × CPU/job) | worker RSS |", "|---|---|---|---|---|---|---|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
     # Print the markdown tables of a results file (for BENCHMARKS.md):
     #   python bench/report.py [bench/results/latest.json]
@@ -291,5 +317,7 @@ if __name__ == "__main__":
     with open(path) as f:
         data = json.load(f)
     print(render_table(table_rows(data["scenarios"], data["ratios"], data["floor"]), markdown=True))
+    print()
+    print(render_costs(cost_rows(data["scenarios"])))
     print()
     print(render_targets(data["targets"], markdown=True))
