@@ -197,6 +197,10 @@ class Worker:
         """Whether to take the next job along with this one's outcome: not
         when this worker is about to stop, pause or recycle, and not after a
         connection error until its in-flight lists are reclaimed."""
+        # Act on what came in during the job first: a QUIT or USR2 stops the
+        # take, and the SIGCHLD of a job child's exit must not (it would, as
+        # a pending signal, in nearly every forked job).
+        self._dispatch_signals()
         return not (self.shutdown or self.paused or self._reclaim_due or self.signals.has_pending()
                     or self._recycle_after_job is not None
                     or (self.recycle.max_jobs and self.jobs_done + 1 >= self.recycle.max_jobs)

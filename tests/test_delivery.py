@@ -256,3 +256,36 @@ def test_jobs_taken_by_a_reply_that_was_lost_are_reclaimed_after_an_outage(procs
     assert client.redis.lrange(key, 0, -1) == [] and client.redis.llen("resque:failed") == 0
     assert "reply was lost went back to the head of their queue" in log_text(proc)
     stop(proc)
+
+
+def test_a_busy_multi_queue_worker_still_takes_jobs_in_priority_order(procs, redis_url, r, resque):
+    # The next job is taken with the last outcome (one Lua call over the
+    # queues in order): a job on "high" always goes before one on "low".
+    proc = procs.resqued(redis_url, queue="high,low")
+    wid = wait_registered(r, proc, "high,low")
+    resque.enqueue("low", "Slow", {"seconds": 30})
+    wait_log(r, "started:")
+    for n in range(3):
+        resque.enqueue("low", "PhpJob", {"tag": f"low{n}"})
+        resque.enqueue("high", "PhpJob", {"tag": f"high{n}"})
+    r.rpush("test:release", 1)
+    wait_log(r, "perform:", 6)
+    tags = [e.split(":")[1] for e in log_entries(r) if e.startswith("perform:")]
+    assert tags == ["high0", "high1", "high2", "low0", "low1", "low2"]
+    assert inflight(r, wid, "high") == [] and inflight(r, wid, "low") == []
+    stop(proc)
+
+
+def test_a_busy_star_worker_notices_a_new_queue_within_a_second_or_so(procs, redis_url, r, resque):
+    # "*" is every queue, alphabetically. A worker that never runs out of
+    # jobs re-reads the list of queues at least once a second.
+    proc = procs.resqued(redis_url, queue="*")
+    resque.enqueue("zzz", "PhpJob", {"tag": "first"})
+    wait_registered(r, proc, "*")
+    wait_log(r, "perform:first")
+    resque.enqueue_many("zzz", "Sleeper", [{"seconds": 0.05}] * 100)  # ~5 s of work
+    wait_log(r, "slept")
+    resque.enqueue("aaa", "PhpJob", {"tag": "new-queue"})
+    wait_log(r, "perform:new-queue", timeout=4)
+    assert r.llen("resque:queue:zzz") > 0  # it did not wait for "zzz" to drain
+    stop(proc, timeout=20)
