@@ -272,6 +272,7 @@ def test_a_busy_multi_queue_worker_still_takes_jobs_in_priority_order(procs, red
     wait_log(r, "perform:", 6)
     tags = [e.split(":")[1] for e in log_entries(r) if e.startswith("perform:")]
     assert tags == ["high0", "high1", "high2", "low0", "low1", "low2"]
+    wait_until(lambda: r.get("resque:stat:processed") == b"7", message="every outcome recorded")
     assert inflight(r, wid, "high") == [] and inflight(r, wid, "low") == []
     stop(proc)
 
