@@ -8,10 +8,14 @@ import argparse
 import dataclasses
 import logging
 import os
+import socket
 import sys
+from types import SimpleNamespace
 
 from . import envmode, logs
 from .client import Resque
+from .lostworkers import LostWorkers
+from .recovery import DEFAULT_MAX_LOST, ON_LOST
 from .connection import redact
 from .pidfile import Pidfile, PidfileError
 from .registry import JobRegistry, RegistryError
@@ -82,7 +86,10 @@ def main(argv=None) -> int:
     try:
         if settings.count == 1:
             return run_worker(settings, registry)
-        return Supervisor(settings.count, lambda parent: run_worker(settings, registry, parent)).run()
+        lost = (LostWorkers(), SimpleNamespace(redis_url=settings.redis_url, namespace=settings.namespace,
+                                               on_lost=ON_LOST[0], max_lost=DEFAULT_MAX_LOST),
+                lambda pid: f"{socket.gethostname()}:{pid}:{','.join(settings.queues)}")
+        return Supervisor(settings.count, lambda parent: run_worker(settings, registry, parent), lost=lost).run()
     finally:
         if pidfile:
             pidfile.remove()

@@ -26,7 +26,7 @@ from .control import ControlServer
 from .lostworkers import LostWorkers
 from .pidfile import Pidfile
 from .proctitle import set_raw_title
-from .recycle import EXIT_BOOT_ERROR, EXIT_OK, EXIT_REASONS, EXIT_RECYCLE_JOBS, EXIT_RECYCLE_MEMORY
+from .recycle import CLEAN_EXITS, EXIT_BOOT_ERROR, EXIT_REASONS, EXIT_RECYCLE_JOBS, EXIT_RECYCLE_MEMORY
 from .signals import SignalQueue, describe, wait_readable
 from .systemd import Notifier
 
@@ -37,7 +37,6 @@ SIGNALS = (signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM, signal.SIGINT, signal.
 MAX_BOOT_FAILURES = 6      # then its pool is marked failed until the next reload
 MAX_BACKOFF = 30.0
 REQUEST_TIMEOUT = 60.0     # a pause/reload request waits at most this long
-CLEAN_EXITS = (EXIT_OK, EXIT_BOOT_ERROR, EXIT_RECYCLE_JOBS, EXIT_RECYCLE_MEMORY)
 
 
 @dataclass

@@ -16,6 +16,9 @@ EXIT_REASONS = {
     EXIT_RECYCLE_JOBS: "recycled after max_jobs",
     EXIT_RECYCLE_MEMORY: "recycled over max_memory",
 }
+# Exits after which a worker has unregistered and left nothing in flight;
+# after any other, its supervisor recovers its jobs.
+CLEAN_EXITS = (EXIT_OK, EXIT_BOOT_ERROR, EXIT_RECYCLE_JOBS, EXIT_RECYCLE_MEMORY)
 
 
 def tree_rss(pid: int, exclude=()) -> int:

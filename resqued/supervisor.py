@@ -4,7 +4,9 @@ php-resque's launcher forks COUNT workers and exits, orphaning them (its issue
 #294): nothing restarts a dead worker and no signal reaches them all. Here the
 launching process stays as their parent: it replaces workers that die (backing
 off when one dies at boot again and again), relays signals, and exits once
-every worker has stopped. Workers stop by themselves if it dies.
+every worker has stopped. Workers stop by themselves if it dies. Like the
+master, it recovers the in-flight job of a worker that died without
+unregistering at once (``lost``), instead of leaving it to the next prune.
 """
 
 import ctypes
@@ -14,6 +16,7 @@ import signal
 import time
 
 from .proctitle import set_raw_title
+from .recycle import CLEAN_EXITS
 from .signals import SignalQueue, blocked_for_fork, describe, wait_readable
 
 log = logging.getLogger("resqued.master")
@@ -23,6 +26,7 @@ STOPPING = (signal.SIGQUIT, signal.SIGTERM, signal.SIGINT)
 # A worker that exits sooner than this after its start counts as a failed boot.
 QUICK_DEATH = 2.0
 MAX_BACKOFF = 30.0
+STOP_RECOVERY_TIMEOUT = 5.0
 PR_SET_PDEATHSIG = 1
 
 
@@ -37,9 +41,12 @@ def exit_on_parent_death(signum: int = signal.SIGQUIT) -> None:
 
 
 class Supervisor:
-    def __init__(self, count: int, run_worker, name: str = "env"):
+    def __init__(self, count: int, run_worker, name: str = "env", lost=None):
         """``run_worker(parent_pid)`` runs a worker in a freshly forked child and
-        returns its exit code."""
+        returns its exit code. ``lost``: (LostWorkers, settings with redis_url,
+        namespace, on_lost and max_lost, worker_id(pid)) to recover dead
+        workers' jobs with."""
+        self.lost, self.lost_settings, self.worker_id = lost or (None, None, None)
         self.count = count
         self.run_worker = run_worker
         self.name = name
@@ -55,7 +62,10 @@ class Supervisor:
             for signum in self.signals.drain():
                 self._handle(signum)
             self._reap()
+            if self.lost is not None:
+                self.lost.recover(self.lost_settings)
             if self.stopping and not self.workers:
+                self._last_recovery()
                 log.info("all workers stopped")
                 return 0
             if not self.stopping:
@@ -64,6 +74,16 @@ class Supervisor:
             if not self.signals.has_pending():
                 wait_readable([self.signals], max(0.01, min(1.0, self.next_spawn - time.monotonic()))
                               if len(self.workers) < self.count else 1.0)
+
+    def _last_recovery(self) -> None:
+        # Redis may be away: try for a few seconds, then leave the jobs in
+        # their in-flight lists for the next worker's prune.
+        deadline = time.monotonic() + STOP_RECOVERY_TIMEOUT
+        while self.lost and not self.lost.recover(self.lost_settings):
+            if time.monotonic() >= deadline:
+                self.lost.give_up()
+                return
+            time.sleep(max(0.05, min(1.0, self.lost.retry_at - time.monotonic())))
 
     def _handle(self, signum: int) -> None:
         if signum == signal.SIGCHLD:
@@ -91,6 +111,10 @@ class Supervisor:
                 continue
             code = os.waitstatus_to_exitcode(status)
             how = f"exit code {code}" if code >= 0 else f"signal {describe(-code)}"
+            if self.lost is not None and code not in CLEAN_EXITS:
+                # It did not unregister: its in-flight job, if any, must be recovered.
+                worker_id = self.worker_id(pid)
+                self.lost.add(worker_id, f"worker {worker_id} died ({how}) while processing it")
             if self.stopping:
                 log.info("worker %d stopped (%s)", pid, how)
                 continue

@@ -34,7 +34,7 @@ from .proctitle import set_title, stamp
 from .recycle import EXIT_BOOT_ERROR, EXIT_OK, EXIT_REASONS, EXIT_RECYCLE_MEMORY, RecyclePolicy, approx_size, tree_rss
 from .registration import HEARTBEAT_INTERVAL, Registration
 from .registry import UnknownJob
-from .recovery import Recovery, inflight_queues
+from .recovery import DEFAULT_MAX_LOST, ON_LOST, Recovery, inflight_queues
 from . import direct
 from .deferred import Deferred
 from .forker import Forker
@@ -63,7 +63,8 @@ class Worker:
                  parent_pid: int | None = None, recycle: RecyclePolicy | None = None,
                  memory_check_interval: float = 1.0, start_paused: bool = False,
                  report_fd: int | None = None, pidfile: str | None = None,
-                 orphan_timeout: float | None = None, on_lost: str = "requeue", max_lost: int = 3,
+                 orphan_timeout: float | None = None, on_lost: str = ON_LOST[0],
+                 max_lost: int = DEFAULT_MAX_LOST,
                  fork: bool = True):
         """``parent_pid``: when set (a worker run by a master), the worker stops
         after its current job once its parent is no longer that process.

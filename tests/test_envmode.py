@@ -123,3 +123,21 @@ def test_redis_restart_is_survived(procs, own_redis, tmp_path):
     assert log_text(proc).count("Redis unavailable") == 1  # logged once, not per retry
     assert proc.poll() is None
     stop(proc)
+
+
+def test_count_supervisor_requeues_a_killed_workers_job_at_once(procs, redis_url, r, resque):
+    # Like the master: the job goes back to the head of its queue when the
+    # supervisor reaps its dead worker, not a prune interval later.
+    master = procs.resqued(redis_url, extra_env={"COUNT": "2"})
+    wait_until(lambda: len(worker_pids(master)) == 2, message="2 workers")
+    resque.enqueue("default", "Slow", {"seconds": 60})
+    child = int(wait_log(r, "started:")[0].split(":")[1])
+    busy = psutil.Process(child).ppid()
+    os.kill(busy, signal.SIGKILL)
+    wait_until(lambda: pid_gone(child), message="the job child to die with its worker")
+    wait_log(r, "started:", 2, timeout=10)
+    assert "requeued at the head of its queue" in log_text(master)
+    r.rpush("test:release", 1)
+    wait_log(r, "finished:")
+    assert failures(r) == []
+    assert stop(master, signal.SIGQUIT) == 0
