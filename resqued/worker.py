@@ -49,8 +49,8 @@ HANDLED_SIGNALS = (signal.SIGQUIT, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)
 MAX_BACKOFF = 5.0
 PAUSE_KEY_CHECK = 1.0
-QUEUES_REREAD = 1.0
-STANDBY_DELAY = 0.005  # into a job, when to fork the next job's child   # how stale a busy "*" worker's list of queues may get
+QUEUES_REREAD = 1.0   # how stale a busy "*" worker's list of queues may get
+STANDBY_DELAY = 0.005  # into a job that came to an idle worker, when to fork the next child
 
 
 class UnsupportedServer(redis.RedisError):
@@ -180,7 +180,6 @@ class Worker:
                 queues = self._redis(self._current_queues, until_shutdown=True)
                 if queues is None or (self._reclaim_due and not self._redis(self._reclaim, until_shutdown=True)):
                     continue
-                self._streaming = True  # taken with the last outcome: the queue is busy
                 if self.fork:
                     self.forker.prepare()  # fork while idle, not once the job is here
                 self._streaming = False
