@@ -107,13 +107,15 @@ def test_sigkill_of_job_child_from_outside(worker, resque, r):
 
 def test_titles_and_working_on_record(worker, resque, r):
     wait_until(lambda: title(worker.pid) == f"{PREFIX}: Waiting for default", message="idle title")
-    resque.enqueue("default", "Slow", track_status=True)
+    job_id = resque.enqueue("default", "Slow", track_status=True)
     child = job_child_pid(r)
     assert re.fullmatch(rf"{re.escape(PREFIX)}: Processing default since \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d \[Slow\]",
                         title(child))
     wait_until(lambda: re.fullmatch(rf"{re.escape(PREFIX)}: Forked {child} at [-\d]+ [:\d]+", title(worker.pid)),
                message="forked title")
-    working = json.loads(r.get(f"resque:worker:{worker_id(worker)}"))
+    # Sent as the job starts, without waiting for the reply (deferred.py).
+    working = json.loads(wait_until(lambda: r.get(f"resque:worker:{worker_id(worker)}"), message="working-on"))
+    wait_until(lambda: json.loads(r.get(f"resque:job:{job_id}:status"))["status"] == 2, message="running status")
     assert list(working) == ["queue", "run_at", "payload"] and working["payload"]["class"] == "Slow"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", working["run_at"])
     r.rpush("test:release", 1)
