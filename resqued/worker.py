@@ -143,13 +143,22 @@ class Worker:
         finally:
             self._report(state="stopping")
             self.forker.close()
+            emptied = True
             if reserving:
                 # No job runs now: whatever is left in our in-flight lists (a
                 # job taken with the last outcome, one taken by a command whose
                 # reply was lost) goes back to the head of its queue.
-                self._redis(self._give_back_held, until_shutdown=True)
-                self._redis(self._reclaim, until_shutdown=True)
-            self._redis(self.registration.unregister, until_shutdown=True)
+                emptied = (self._redis(self._give_back_held, until_shutdown=True)
+                           and self._redis(self._reclaim, until_shutdown=True))
+            if emptied:
+                self._redis(self.registration.unregister, until_shutdown=True)
+            else:
+                # Redis was away as we stopped. Unregistering without emptying
+                # the lists would leave their jobs where nobody looks; a worker
+                # left registered is pruned once its heartbeat is stale, and
+                # the prune recovers them.
+                log.warning("worker %s: stopping with jobs still in its in-flight lists (Redis "
+                            "unavailable); the next prune of this worker recovers them", self.id)
             self.reserver.close()
             if self.pidfile:
                 self.pidfile.remove()

@@ -139,10 +139,10 @@ def persistent_redis(tmp_path):
     server.stop()
 
 
-def worker_on(procs, server):
+def worker_on(procs, server, extra_env=None):
     """A worker on ``server``, registered: (client, process, worker id)."""
     client = Resque(server.url)
-    proc = procs.resqued(server.url)
+    proc = procs.resqued(server.url, extra_env=extra_env)
     wid = wait_until(lambda: client.redis.smembers("resque:workers")).pop().decode()
     return client, proc, wid
 
@@ -290,3 +290,26 @@ def test_a_busy_star_worker_notices_a_new_queue_within_a_second_or_so(procs, red
     wait_log(r, "perform:new-queue", timeout=4)
     assert r.llen("resque:queue:zzz") > 0  # it did not wait for "zzz" to drain
     stop(proc, timeout=20)
+
+
+def test_a_worker_stopping_while_redis_is_down_leaves_its_jobs_to_the_next_prune(procs, persistent_redis):
+    server = persistent_redis
+    fast_prune = {"RESQUED_HEARTBEAT_INTERVAL": "1"}  # the prune lock lasts one interval
+    client, proc, wid = worker_on(procs, server, fast_prune)
+    key = f"resque:resqued:inflight:{wid}:default"
+    # As if the worker had taken a job whose reply it never saw.
+    client.redis.rpush(key, json.dumps({"class": "PhpJob", "args": [{"tag": "stranded"}], "id": "s1"}))
+    client.redis.close()
+    server.stop()
+    wait_until(lambda: "Redis unavailable" in log_text(proc), message="the outage noticed")
+    assert stop(proc, signal.SIGQUIT, timeout=20) == 0
+    server.start()
+    client = Resque(server.url)
+    # It could neither empty its lists nor unregister: it is still listed...
+    assert client.redis.sismember("resque:workers", wid) and client.redis.llen(key) == 1
+    # ...so the next worker's prune (same host, pid gone) recovers the job.
+    second = procs.resqued(server.url, extra_env=fast_prune)
+    wait_until(lambda: any(e.startswith(b"perform:stranded:") for e in client.redis.lrange("test:log", 0, -1)),
+               timeout=20, message="the stranded job to run")
+    assert client.redis.llen(key) == 0 and not client.redis.sismember("resque:workers", wid)
+    stop(second)
