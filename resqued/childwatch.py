@@ -70,7 +70,7 @@ class JobChildWatch:
         standby_at = time.monotonic() + (0.0 if self._streaming else STANDBY_DELAY)
         while True:
             if standby_at is not None and time.monotonic() >= standby_at:
-                self.forker.prepare()
+                self.forker.prepare(idle=not self._streaming)
                 standby_at = None
             waits = [self.signals] + ([read_fd] if pipe_open else [])
             timeout = self.registration.heartbeat_due_in()

