@@ -4,7 +4,9 @@ The cost of fork-per-job is the fork itself (copying the worker's page
 tables) and the child's exit. So the worker keeps one *standby* child forked
 ahead of time, waiting on a pipe for its job; when a job is reserved it is
 sent to the standby, and the worker forks the next standby (``prepare``)
-while that job runs, on the other core (when: see childwatch.py). Each job still runs in a fresh child that never ran another.
+while that job runs, on the other core (when: see childwatch.py). Each job
+still runs in a fresh child that never ran another. A standby forked while
+the worker is idle rehearses the job path while it waits (jobchild.py).
 Children are reaped when convenient: the worker takes a job as finished as
 soon as its report arrives, not when its child has exited.
 
