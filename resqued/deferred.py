@@ -10,7 +10,7 @@ they were executed before the outcome was sent, the records keep their order.
 
 import redis
 
-from .direct import connection
+from .direct import connection, read_replies, send
 
 
 class Deferred:
@@ -21,7 +21,7 @@ class Deferred:
         self._conn = connection(self._pool)
         self._count = len(commands)
         try:
-            self._conn.send_packed_command(self._conn.pack_commands(commands))
+            send(self._conn, commands)
         except BaseException:
             self._release(broken=True)
             raise
@@ -31,19 +31,15 @@ class Deferred:
         (after reading them all, so the connection stays usable)."""
         if self._conn is None:
             return
-        first_error = None
         try:
-            for _ in range(self._count):
-                try:
-                    self._conn.read_response()
-                except redis.ResponseError as exc:
-                    first_error = first_error or exc
+            replies = read_replies(self._conn, self._count)
         except BaseException:
             self._release(broken=True)
             raise
         self._release(broken=False)
-        if first_error is not None:
-            raise first_error
+        for reply in replies:
+            if isinstance(reply, redis.ResponseError):
+                raise reply
 
     def _release(self, broken: bool) -> None:
         conn, self._conn = self._conn, None

@@ -50,12 +50,15 @@ def execute(client: redis.Redis, commands: list[tuple], transaction: bool = Fals
     pool = client.connection_pool
     conn = connection(pool)
     wire = [("MULTI",), *commands, ("EXEC",)] if transaction else commands
+    def round_trip():
+        send(conn, wire)
+        return read_replies(conn, len(wire))
+
     try:
         if retry:
-            replies = conn.retry.call_with_retry(lambda: _round_trip(conn, wire),
-                                                 lambda _error: conn.disconnect())
+            replies = conn.retry.call_with_retry(round_trip, lambda _error: conn.disconnect())
         else:
-            replies = _round_trip(conn, wire)
+            replies = round_trip()
     except BaseException:
         conn.disconnect()  # a half-read reply would poison the next command
         raise
@@ -71,13 +74,19 @@ def execute(client: redis.Redis, commands: list[tuple], transaction: bool = Fals
     return replies
 
 
-def _round_trip(conn, commands) -> list:
+def send(conn, commands) -> None:
+    """Write ``commands`` on ``conn`` in one go."""
     if _pack_one is not None:
         conn.send_packed_command([b"".join([_pack_one(command) for command in commands])])
     else:
         conn.send_packed_command(conn.pack_commands(commands))
+
+
+def read_replies(conn, count: int) -> list:
+    """Read ``count`` replies; an error reply is returned in its place (a
+    ``redis.ResponseError``), not raised, so that every reply is read."""
     replies = []
-    for _ in commands:
+    for _ in range(count):
         try:
             replies.append(conn.read_response())
         except redis.ResponseError as error:
