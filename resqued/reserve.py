@@ -95,9 +95,10 @@ class Reserver:
             raise
 
     def take_in(self, pipe, queues: list[str]) -> None:
-        """Queue on ``pipe`` (a transaction: a pipeline or a direct.Batch) the command that moves the first
-        waiting job of ``queues`` to its in-flight list; ``taken`` reads the
-        reply. Never blocks: an empty queue just answers nothing."""
+        """Queue on ``pipe`` (a transaction: a pipeline or a direct.Batch) the
+        command that moves the first waiting job of ``queues`` to its in-flight
+        list; ``taken`` reads the reply. Never blocks: an empty queue just
+        answers nothing."""
         if len(queues) == 1:
             pipe.execute_command("LMOVE", self.keys.queue(queues[0]), self.inflight(queues[0]), "LEFT", "RIGHT")
         else:
@@ -164,7 +165,7 @@ class Reserver:
         # Several queues answered at once: keep the highest priority, give the
         # others back to the head of their queues (they never left Redis).
         for i, _ in taken[1:]:
-            self.client.lmove(self.inflight(queues[i]), self.keys.queue(queues[i]), "RIGHT", "LEFT")
+            self.give_back(queues[i])
         first, raw = taken[0]
         return queues[first], raw
 
