@@ -14,7 +14,6 @@ from types import SimpleNamespace
 
 from . import envmode, logs
 from .client import Resque
-from .lostworkers import LostWorkers
 from .recovery import DEFAULT_MAX_LOST, ON_LOST
 from .connection import redact
 from .pidfile import Pidfile, PidfileError
@@ -86,10 +85,11 @@ def main(argv=None) -> int:
     try:
         if settings.count == 1:
             return run_worker(settings, registry)
-        lost = (LostWorkers(), SimpleNamespace(redis_url=settings.redis_url, namespace=settings.namespace,
-                                               on_lost=ON_LOST[0], max_lost=DEFAULT_MAX_LOST),
-                lambda pid: f"{socket.gethostname()}:{pid}:{','.join(settings.queues)}")
-        return Supervisor(settings.count, lambda parent: run_worker(settings, registry, parent), lost=lost).run()
+        recovery = (SimpleNamespace(redis_url=settings.redis_url, namespace=settings.namespace,
+                                    on_lost=ON_LOST[0], max_lost=DEFAULT_MAX_LOST),
+                    lambda pid: f"{socket.gethostname()}:{pid}:{','.join(settings.queues)}")
+        return Supervisor(settings.count, lambda parent: run_worker(settings, registry, parent),
+                          recovery=recovery).run()
     finally:
         if pidfile:
             pidfile.remove()

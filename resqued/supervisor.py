@@ -16,6 +16,7 @@ import signal
 import time
 
 from .proctitle import set_raw_title
+from .lostworkers import LostWorkers
 from .recycle import CLEAN_EXITS
 from .signals import SignalQueue, blocked_for_fork, describe, wait_readable
 
@@ -41,12 +42,13 @@ def exit_on_parent_death(signum: int = signal.SIGQUIT) -> None:
 
 
 class Supervisor:
-    def __init__(self, count: int, run_worker, name: str = "env", lost=None):
+    def __init__(self, count: int, run_worker, name: str = "env", recovery=None):
         """``run_worker(parent_pid)`` runs a worker in a freshly forked child and
-        returns its exit code. ``lost``: (LostWorkers, settings with redis_url,
-        namespace, on_lost and max_lost, worker_id(pid)) to recover dead
-        workers' jobs with."""
-        self.lost, self.lost_settings, self.worker_id = lost or (None, None, None)
+        returns its exit code. ``recovery``: (settings with redis_url,
+        namespace, on_lost and max_lost; worker_id(pid)), to recover the jobs
+        of workers that die."""
+        self.lost_settings, self.worker_id = recovery or (None, None)
+        self.lost = LostWorkers() if recovery else None
         self.count = count
         self.run_worker = run_worker
         self.name = name
