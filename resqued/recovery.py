@@ -14,6 +14,8 @@ field ``resqued_lost`` (Ruby and PHP ignore fields they do not know).
 
 import logging
 
+import redis
+
 from . import wire
 from .outcome import Failure
 
@@ -40,6 +42,29 @@ return 1
 """
 
 
+def client_name(worker_id: str) -> str:
+    """The name a worker's Redis connections carry (CLIENT SETNAME allows
+    only printable ASCII without spaces)."""
+    return "".join(c if "!" <= c <= "~" else "_" for c in worker_id)
+
+
+def disconnect(client, worker_id: str) -> int:
+    """End the Redis connections of a worker that is gone, before its
+    in-flight lists are settled. A command it sent just before it died may
+    still be unread by the server; run after the settling, it could move a
+    job into a list nobody looks at again. Returns how many were ended; a
+    user without the CLIENT command (an ACL) settles without it."""
+    name = client_name(worker_id)
+    try:
+        ids = [c["id"] for c in client.client_list() if c.get("name") == name]
+        for client_id in ids:
+            client.execute_command("CLIENT", "KILL", "ID", client_id)
+    except redis.ResponseError as exc:
+        log.warning("cannot end the connections of %s before recovering its jobs: %s", worker_id, exc)
+        return 0
+    return len(ids)
+
+
 def inflight_queues(client, keys, worker_id: str) -> list[str]:
     """The queues a worker may hold in-flight jobs from (its id names them;
     ``*`` means any known queue)."""
@@ -58,8 +83,12 @@ class Recovery:
         self.max_lost = max_lost
         self._settle = client.register_script(_SETTLE)
 
-    def recover(self, worker_id: str, why: str) -> list[tuple[str, str]]:
-        """Settle every in-flight job of ``worker_id``; returns (action, job id) pairs."""
+    def recover(self, worker_id: str, why: str, live_name: bool = False) -> list[tuple[str, str]]:
+        """Settle every in-flight job of ``worker_id``; returns (action, job id)
+        pairs. ``live_name``: a live worker (ourselves) carries that id now,
+        so its connections must not be ended."""
+        if not live_name:
+            disconnect(self.client, worker_id)
         settled = []
         for queue in inflight_queues(self.client, self.keys, worker_id):
             key = self.keys.inflight(worker_id, queue)

@@ -77,7 +77,8 @@ class Registration:
         self.client.hdel(self.keys.heartbeats, self.worker_id)
         if recover_own and self.recovery is not None:
             # A worker that had our id (same host, pid and queues) died with a job.
-            self.recovery.recover(self.worker_id, f"worker {self.worker_id} died while processing it")
+            self.recovery.recover(self.worker_id, f"worker {self.worker_id} died while processing it",
+                                  live_name=True)
         self.prune_if_due()
         self.heartbeat()
         pipe = self.client.pipeline(transaction=False)

@@ -34,7 +34,7 @@ from .jobchild import run_inline
 from .outcome import INVALID_PAYLOAD, UNKNOWN_JOB, Failure, add_outcome
 from .pidfile import Pidfile
 from .proctitle import set_title, stamp
-from .recovery import DEFAULT_MAX_LOST, ON_LOST, Recovery, inflight_queues
+from .recovery import DEFAULT_MAX_LOST, ON_LOST, Recovery, client_name, inflight_queues
 from .recycle import EXIT_BOOT_ERROR, EXIT_OK, EXIT_REASONS, RecyclePolicy, tree_rss
 from .registration import HEARTBEAT_INTERVAL, Registration
 from .registry import UnknownJob
@@ -87,6 +87,10 @@ class Worker(JobChildWatch):
         self.hostname = socket.gethostname()
         self.pid = os.getpid()
         self.id = f"{self.hostname}:{self.pid}:{','.join(self.queues)}"
+        # Every connection carries our id, so that whoever recovers our jobs
+        # after our death can first end what we left in flight (recovery.py).
+        self.redis.connection_pool.connection_kwargs["client_name"] = client_name(self.id)
+        self.redis.connection_pool.disconnect()
         self.signals = SignalQueue(HANDLED_SIGNALS)
         self.recovery = Recovery(self.redis, self.keys, on_lost, max_lost)
         self.registration = Registration(self.redis, self.keys, self.id, self.hostname, heartbeat_interval,

@@ -313,3 +313,25 @@ def test_a_worker_stopping_while_redis_is_down_leaves_its_jobs_to_the_next_prune
                timeout=20, message="the stranded job to run")
     assert client.redis.llen(key) == 0 and not client.redis.sismember("resque:workers", wid)
     stop(second)
+
+
+def test_recovery_first_ends_the_dead_workers_connections(redis_url, r, resque):
+    # A command the worker sent just before it died, still unread by Redis,
+    # must not run after its in-flight list was settled (an outcome
+    # transaction also takes the next job): recovery ends its connections first.
+    import redis
+    from resqued.recovery import client_name
+    wid = "deadhost:4242:default"
+    leftover = redis.Redis.from_url(redis_url, client_name=client_name(wid))
+    leftover.ping()
+    r.rpush(f"resque:resqued:inflight:{wid}:default", json.dumps({"class": "PhpJob", "args": [], "id": "x1"}))
+    settled = Recovery(r, resque.keys).recover(wid, "test")
+    assert settled == [("requeue", "x1")]
+    assert [c for c in r.client_list() if c.get("name") == client_name(wid)] == []
+
+
+def test_a_worker_names_its_connections_after_its_id(procs, redis_url, r):
+    proc = procs.resqued(redis_url, queue="a,b")
+    wid = wait_registered(r, proc, "a,b")
+    wait_until(lambda: any(c.get("name") == wid for c in r.client_list()), message="a named connection")
+    stop(proc)
