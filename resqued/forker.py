@@ -41,6 +41,7 @@ class Forker:
         self.prefork = prefork
         self.standby = None
         self.unreaped: set[int] = set()
+        self.reaped: dict[int, int] = {}   # pid -> wait status, reaped before anyone asked
 
     @property
     def using_standby(self) -> bool:
@@ -55,7 +56,15 @@ class Forker:
     def start(self, job, target):
         """Start ``job`` in a fresh child; returns (pid, report fd)."""
         if self.using_standby:
-            standby = self.standby or self._fork_standby()
+            standby = self.standby
+            if standby is not None and (standby.pid not in self.unreaped
+                                        or self._wait(standby.pid, block=False) is not None):
+                # It died waiting (killed, say): a job must not be handed to it.
+                self.reaped.pop(standby.pid, None)
+                os.close(standby.job_fd)
+                os.close(standby.report_fd)
+                standby = None
+            standby = standby or self._fork_standby()
             self.standby = None
             message = job.queue.encode() + b"\n" + job.raw
             try:
@@ -93,19 +102,33 @@ class Forker:
 
     def wait_status(self, pid: int, block: bool):
         """The wait status of ``pid`` if it has exited (waiting if ``block``)."""
+        if pid in self.reaped:
+            return self.reaped.pop(pid)
+        return self._wait(pid, block)
+
+    def _wait(self, pid: int, block: bool):
         try:
             reaped, status = os.waitpid(pid, 0 if block else os.WNOHANG)
         except ChildProcessError:
+            # Not our child any more; its status is lost. Say it exited, so
+            # that a wait for it ends (as a dirty exit) instead of never.
             self.unreaped.discard(pid)
-            return None
+            return 0
         if reaped:
             self.unreaped.discard(pid)
             return status
         return None
 
     def reap(self) -> None:
+        """Reap what has exited, keeping the last few statuses for a later
+        ``wait_status`` (a standby can die, and be reaped here, before its job
+        is handed to it and waited for)."""
         for pid in list(self.unreaped):
-            self.wait_status(pid, block=False)
+            status = self._wait(pid, block=False)
+            if status is not None:
+                self.reaped[pid] = status
+        while len(self.reaped) > 8:
+            del self.reaped[next(iter(self.reaped))]
 
     def close(self) -> None:
         """Dismiss the standby and reap every child (at most a few seconds)."""

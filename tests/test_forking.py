@@ -71,3 +71,26 @@ def test_inline_mode_runs_jobs_in_the_worker(procs, redis_url, r, resque):
     assert not standby_children(proc.pid)
     assert title(proc.pid).startswith(f"{PREFIX}: ")
     assert stop(proc, signal.SIGTERM) == 0
+
+
+def test_a_standby_killed_while_it_waits_is_replaced_not_given_a_job(procs, redis_url, r, resque):
+    # Killed while idle (not yet reaped), or during a job (and reaped after
+    # it): either way the next job gets a live child, runs, and nothing hangs.
+    proc = procs.resqued(redis_url)
+    wait_registered(r, proc)
+    [standby] = wait_until(lambda: standby_children(proc.pid), message="a standby")
+    os.kill(standby, signal.SIGKILL)
+    resque.enqueue("default", "PhpJob", {"tag": "after-idle-kill"})
+    wait_log(r, "perform:after-idle-kill")
+
+    resque.enqueue("default", "Slow", {"seconds": 30})
+    wait_log(r, "started:")
+    [standby] = wait_until(lambda: standby_children(proc.pid), message="a standby during the job")
+    os.kill(standby, signal.SIGKILL)
+    r.rpush("test:release", 1)
+    wait_log(r, "finished:")
+    resque.enqueue("default", "PhpJob", {"tag": "after-busy-kill"})
+    wait_log(r, "perform:after-busy-kill", timeout=10)
+    wait_until(lambda: r.get("resque:stat:processed") == b"3", message="three outcomes")
+    assert failures(r) == []
+    stop(proc)
