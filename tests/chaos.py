@@ -13,7 +13,10 @@ at-least-once means.
     python tests/chaos.py --jobs 1000         (inside make test)
 
 Prints one line: ``chaos: N enqueued, D done, F failed, 0 lost, K duplicates``
-and exits 1 if anything was lost.
+and exits 1 if anything was lost. For each lost job it says where the job
+is and what its worker is doing (registered? alive? its log lines); with
+CHAOS_PYSPY=/path/to/py-spy it also dumps the stacks of a live worker and its
+children.
 """
 
 import argparse
@@ -155,6 +158,12 @@ class Chaos:
                     redis_restart_at = None
                     continue
                 action = self.rng.random()
+                if time.monotonic() > chaos_until - self.args.chaos_seconds / 3:
+                    # Past two thirds of the time, make sure every kind of
+                    # kill happened at least once (the test checks that).
+                    missing = [kind for kind in ("job", "worker", "master") if not self.kills[kind]]
+                    if missing:
+                        action = {"job": 0.0, "worker": 0.6, "master": 0.95}[missing[0]]
                 if action < 0.5:
                     self.kill_one("job")
                 elif action < 0.9:
@@ -199,6 +208,25 @@ class Chaos:
                     log(f"  lost job {n} is in {key if isinstance(key, str) else key.decode()}: {raw[:200]!r}")
         runs = client.redis.hmget("chaos:runs", *sorted(ids))
         log(f"  their runs: {dict(zip(sorted(ids), runs))}")
+        for key in keys[1:]:
+            key = key if isinstance(key, str) else key.decode()
+            worker_id = key.split("resqued:inflight:", 1)[1].rsplit(":", 1)[0]
+            pid = worker_id.split(":")[1]
+            log(f"  {worker_id}: registered {client.redis.sismember(client.keys.workers, worker_id)}, "
+                f"heartbeat {client.redis.hget(client.keys.heartbeats, worker_id)}, "
+                f"alive {psutil.pid_exists(int(pid))}")
+            if os.environ.get("CHAOS_PYSPY") and psutil.pid_exists(int(pid)):
+                import subprocess as sp
+                log(sp.run([os.environ["CHAOS_PYSPY"], "dump", "--pid", pid], capture_output=True, text=True).stdout)
+                for child in psutil.Process(int(pid)).children():
+                    log(f"    child {child.pid} {child.status()}")
+                    if child.status() != psutil.STATUS_ZOMBIE:
+                        log(sp.run([os.environ["CHAOS_PYSPY"], "dump", "--pid", str(child.pid)],
+                                   capture_output=True, text=True).stdout)
+            with open(os.path.join(self.workdir, "master.log"), errors="replace") as f:
+                for line in f:
+                    if pid in line:
+                        log(f"    log: {line.rstrip()[:300]}")
 
     def settled(self, client):
         try:
