@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from .pidfile import Pidfile
 from .recycle import EXIT_BOOT_ERROR, RecyclePolicy, tree_rss
 from .registry import JobRegistry, RegistryError
-from .signals import blocked_for_fork
-from .supervisor import exit_on_parent_death
+from .signals import blocked_for_fork, exit_on_parent_death
 
 log = logging.getLogger("resqued.master")
 

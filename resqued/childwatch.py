@@ -72,7 +72,9 @@ class JobChildWatch:
             if standby_at is not None and time.monotonic() >= standby_at:
                 self.forker.prepare(idle=not self._streaming)
                 standby_at = None
-            waits = [self.signals] + ([read_fd] if pipe_open else [])
+            # Once the report pipe is closed, the exit status is what is left
+            # to wait for: from the job forker, when it forked the child.
+            waits = [self.signals] + ([read_fd] if pipe_open else [fd for fd in [self.forker.fileno()] if fd])
             timeout = self.registration.heartbeat_due_in()
             if standby_at is not None:
                 timeout = min(timeout, standby_at - time.monotonic())
@@ -115,8 +117,7 @@ class JobChildWatch:
             self._kill_child(f"the master died and the job was still running {self.orphan_timeout:g}s later")
 
     def _check_memory_mid_job(self) -> None:
-        standby = self.forker.standby
-        rss = tree_rss(self.pid, exclude={standby.pid} if standby else ())
+        rss = tree_rss(self.pid, exclude=self.forker.idle_pids())
         if self.recycle.over_hard_limit(rss):
             self._kill_child(f"worker and job use {approx_size(rss)}, over the hard memory limit "
                              f"of {format_size(self.recycle.max_memory_hard)}")

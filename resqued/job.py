@@ -72,6 +72,26 @@ def _takes_positional(func) -> bool:
     return known
 
 
+def warm(target) -> None:
+    """Fill the caches above for ``target`` without running it. A process
+    that forks job children (forkserver.py) does this once, so that its
+    children do not each inspect the same signature again."""
+    try:
+        if inspect.isclass(target):
+            if _is_static(target):
+                _takes_positional(target.perform)
+            elif inspect.isfunction(target.perform):
+                # What _perform_class will ask about: that function, bound to
+                # an instance (its first parameter taken).
+                func = target.perform
+                params = list(inspect.signature(func).parameters.values())[1:]
+                _positional[(func, True)] = any(p.kind in _POSITIONAL for p in params)
+        else:
+            _takes_positional(target)
+    except Exception:
+        pass  # a job class that cannot be looked at ahead is looked at when it runs
+
+
 def perform(job: Job, target) -> bool:
     """Run ``target`` for ``job`` in this process.
 
@@ -91,11 +111,7 @@ def perform(job: Job, target) -> bool:
 
 
 def _perform_class(job: Job, cls) -> None:
-    static = _static_perform.get(cls)
-    if static is None:
-        static = _static_perform[cls] = isinstance(inspect.getattr_static(cls, "perform"),
-                                                   (staticmethod, classmethod))
-    if static:
+    if _is_static(cls):
         instance, perform_method = None, cls.perform
     else:
         instance = cls()
@@ -114,6 +130,14 @@ def _perform_class(job: Job, cls) -> None:
     finally:
         if tear_down is not None:
             tear_down()
+
+
+def _is_static(cls) -> bool:
+    static = _static_perform.get(cls)
+    if static is None:
+        static = _static_perform[cls] = isinstance(inspect.getattr_static(cls, "perform"),
+                                                   (staticmethod, classmethod))
+    return static
 
 
 def exception_name(exc: BaseException) -> str:

@@ -8,7 +8,6 @@ a dirty exit and is recorded as a failure.
 import json
 import logging
 import os
-import random
 import signal
 import sys
 
@@ -16,8 +15,7 @@ from . import events, wire
 from .job import Job, backtrace, exception_name, perform
 from .outcome import DIRTY_EXIT, Failure
 from .proctitle import set_title, stamp
-from .signals import describe
-from .supervisor import exit_on_parent_death
+from .signals import describe, exit_on_parent_death
 
 log = logging.getLogger("resqued.worker")
 
@@ -26,25 +24,27 @@ class DirtyExit(Exception):
     """Given to onFailure listeners when a job child died without reporting."""
 
 
-def child_main(job, target, write_fd: int, signals) -> None:
+def child_main(job, target, write_fd: int, signals, parent_pid: int) -> None:
     """Run ``job`` in this (just forked) process; never returns."""
     exit_code = 1
     try:
-        _become_job_child(signals)
+        _become_job_child(signals, parent_pid)
         exit_code = _run_and_report(job, target, write_fd)
     finally:
         _exit(exit_code)
 
 
 def standby_main(job_fd: int, write_fd: int, signals, registry, worker_id: str, title: str,
-                 rehearse: bool = False) -> None:
+                 rehearse: bool, parent_pid: int) -> None:
     """A job child forked ahead of time: wait for the job on ``job_fd``, run
     it, report on ``write_fd``; never returns. The worker closing ``job_fd``
     without sending a job means "not needed": exit quietly. ``rehearse``: the
-    worker is idle, so take the job path's page faults now (``_rehearse``)."""
+    worker is idle, so take the job path's page faults now (``_rehearse``).
+    ``signals``: what to reset (the worker's SignalQueue, or the job forker's
+    Reset); ``parent_pid``: the process that forked it (worker or forker)."""
     exit_code = 1
     try:
-        _become_job_child(signals)
+        _become_job_child(signals, parent_pid)
         set_title(title)
         if rehearse:
             _rehearse(registry, worker_id)
@@ -81,7 +81,7 @@ def _rehearse(registry, worker_id: str) -> None:
     json.dumps({"ok": True, "skipped": False}).encode()
 
 
-def _become_job_child(signals) -> None:
+def _become_job_child(signals, parent_pid: int) -> None:
     try:
         os.setpgid(0, 0)  # its own group, so killing the job kills its subprocesses
     except OSError:
@@ -90,7 +90,9 @@ def _become_job_child(signals) -> None:
     # If the worker dies, its job goes back to the queue; the child must
     # not go on running it beside the retry.
     exit_on_parent_death(signal.SIGKILL)
-    random.seed()
+    if os.getppid() != parent_pid:
+        _exit(1)  # it died before we asked to die with it
+    # (random reseeds itself in a forked child: os.register_at_fork.)
 
 
 def _run_and_report(job, target, write_fd: int) -> int:

@@ -64,6 +64,9 @@ class JobRegistry:
         self._bare: dict[str, object] = {}
         self._aliases: dict[str, object] = {}
         self.modules: list[str] = []
+        # What build() was given, so that another process (the job forker,
+        # forkserver.py) can build the same table; None when built by hand.
+        self.specs: tuple | None = None
 
     @classmethod
     def build(cls, modules=(), aliases=None) -> "JobRegistry":
@@ -72,6 +75,7 @@ class JobRegistry:
             registry.add_module(import_module_or_file(spec))
         for name, target in (aliases or {}).items():
             registry.add_alias(name, target)
+        registry.specs = (list(modules), dict(aliases or {}))
         return registry
 
     def add_module(self, module) -> None:
@@ -109,6 +113,11 @@ class JobRegistry:
                 return obj
         raise UnknownJob(f"job class {_shown(name)} is not allowed: it is neither an alias nor a job "
                          f"defined in the job modules ({', '.join(self.modules) or 'none listed'})")
+
+    def targets(self) -> list:
+        """Every job class or function the table can resolve to."""
+        unique = {id(obj): obj for table in (self._aliases, self._dotted, self._bare) for obj in table.values()}
+        return list(unique.values())
 
     def names(self) -> list[str]:
         return sorted(set(self._aliases) | set(self._bare) | set(self._dotted))

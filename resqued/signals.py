@@ -5,6 +5,7 @@ a socketpair so that whatever the main loop is waiting on (select, BLPOP via
 the reserver) ends at once. The main loop drains and dispatches.
 """
 
+import ctypes
 import os
 import select
 import signal
@@ -105,3 +106,21 @@ def process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+PR_SET_PDEATHSIG = 1
+_prctl = None
+
+
+def exit_on_parent_death(signum: int = signal.SIGQUIT) -> None:
+    """Ask Linux to send ``signum`` when the parent dies (PR_SET_PDEATHSIG);
+    the worker's own ppid check covers other systems."""
+    global _prctl
+    try:
+        if _prctl is None:
+            # Looked up once: a process that forks job children calls this
+            # itself first, and each child then skips building a ctypes CDLL.
+            _prctl = ctypes.CDLL(None, use_errno=True).prctl
+        _prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass

@@ -9,7 +9,6 @@ master, it recovers the in-flight job of a worker that died without
 unregistering at once (``lost``), instead of leaving it to the next prune.
 """
 
-import ctypes
 import logging
 import os
 import signal
@@ -18,7 +17,7 @@ import time
 from .proctitle import set_raw_title
 from .lostworkers import LostWorkers
 from .recycle import CLEAN_EXITS
-from .signals import SignalQueue, blocked_for_fork, describe, wait_readable
+from .signals import SignalQueue, blocked_for_fork, describe, exit_on_parent_death, wait_readable
 
 log = logging.getLogger("resqued.master")
 
@@ -28,17 +27,6 @@ STOPPING = (signal.SIGQUIT, signal.SIGTERM, signal.SIGINT)
 QUICK_DEATH = 2.0
 MAX_BACKOFF = 30.0
 STOP_RECOVERY_TIMEOUT = 5.0
-PR_SET_PDEATHSIG = 1
-
-
-def exit_on_parent_death(signum: int = signal.SIGQUIT) -> None:
-    """Ask Linux to send ``signum`` when the parent dies (PR_SET_PDEATHSIG);
-    the worker's own ppid check covers other systems."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
 
 
 class Supervisor:

@@ -241,8 +241,7 @@ class Worker(JobChildWatch):
     def _should_recycle(self) -> bool:
         code = self._recycle_after_job
         if code is None:
-            standby = self.forker.standby
-            rss = (tree_rss(self.pid, exclude={standby.pid} if standby else ())
+            rss = (tree_rss(self.pid, exclude=self.forker.idle_pids())
                    if self.recycle.watches_memory else None)
             code = self.recycle.after_job(self.jobs_done, rss)
         if code is None:

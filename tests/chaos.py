@@ -218,7 +218,7 @@ class Chaos:
             if os.environ.get("CHAOS_PYSPY") and psutil.pid_exists(int(pid)):
                 import subprocess as sp
                 log(sp.run([os.environ["CHAOS_PYSPY"], "dump", "--pid", pid], capture_output=True, text=True).stdout)
-                for child in psutil.Process(int(pid)).children():
+                for child in psutil.Process(int(pid)).children(recursive=True):
                     log(f"    child {child.pid} {child.status()}")
                     if child.status() != psutil.STATUS_ZOMBIE:
                         log(sp.run([os.environ["CHAOS_PYSPY"], "dump", "--pid", str(child.pid)],

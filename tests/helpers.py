@@ -48,4 +48,16 @@ def job_child_pid(r):
 
 
 def pid_gone(pid):
-    return not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def worker_of(job_pid: int) -> int:
+    """The worker running job child ``job_pid``: its parent, or its job
+    forker's parent."""
+    parent = psutil.Process(job_pid).parent()
+    if "Job forker for" in title(parent.pid):
+        parent = parent.parent()
+    return parent.pid

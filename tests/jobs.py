@@ -118,7 +118,9 @@ class KillsItsWorker:
 
     def perform(self):
         _log("killer-run", (self.job.payload.get("resqued_lost") or 0))
-        os.kill(os.getppid(), signal.SIGKILL)
+        # The worker, not the parent (a job forker forks the children):
+        # worker ids are host:pid:queues.
+        os.kill(int(self.job.worker_id.split(":")[1]), signal.SIGKILL)
         time.sleep(30)
 
 

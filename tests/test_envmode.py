@@ -8,7 +8,7 @@ import psutil
 import pytest
 
 from conftest import log_text, stop, wait_until
-from helpers import failures, log_entries, pid_gone, title, wait_log
+from helpers import failures, log_entries, pid_gone, title, wait_log, worker_of
 from redis_server import RedisServer
 from resqued import Resque
 
@@ -132,7 +132,7 @@ def test_count_supervisor_requeues_a_killed_workers_job_at_once(procs, redis_url
     wait_until(lambda: len(worker_pids(master)) == 2, message="2 workers")
     resque.enqueue("default", "Slow", {"seconds": 60})
     child = int(wait_log(r, "started:")[0].split(":")[1])
-    busy = psutil.Process(child).ppid()
+    busy = worker_of(child)
     os.kill(busy, signal.SIGKILL)
     wait_until(lambda: pid_gone(child), message="the job child to die with its worker")
     wait_log(r, "started:", 2, timeout=10)

@@ -2,18 +2,23 @@
 critical path, still a fresh child per job), on-demand forks when beforeFork
 listeners exist, and the opt-in inline mode (FORK_PER_JOB=false)."""
 
+import json
 import os
 import signal
+import textwrap
+
+import psutil
 
 from conftest import HERE, stop, wait_until
-from helpers import failures, log_entries, title, wait_log, wait_registered
+from helpers import failures, log_entries, pid_gone, title, wait_log, wait_registered
 from resqued.proctitle import PREFIX
 
 
 def standby_children(pid):
-    import psutil
     try:
-        return [c.pid for c in psutil.Process(pid).children() if title(c.pid) == f"{PREFIX}: Standby for default"]
+        # Standbys are the job forker's children, or the worker's when it forks them itself.
+        return [c.pid for c in psutil.Process(pid).children(recursive=True)
+                if title(c.pid) == f"{PREFIX}: Standby for default"]
     except psutil.NoSuchProcess:
         return []
 
@@ -42,7 +47,6 @@ def test_standby_dies_with_its_worker(procs, redis_url, r):
     [standby] = wait_until(lambda: standby_children(proc.pid))
     proc.kill()
     proc.wait(10)
-    import psutil
     wait_until(lambda: not psutil.pid_exists(standby) or psutil.Process(standby).status() == psutil.STATUS_ZOMBIE,
                message="the standby to die with its worker")
 
@@ -80,6 +84,9 @@ def test_a_standby_killed_while_it_waits_is_replaced_not_given_a_job(procs, redi
     wait_registered(r, proc)
     [standby] = wait_until(lambda: standby_children(proc.pid), message="a standby")
     os.kill(standby, signal.SIGKILL)
+    # Dead (a job arriving while the kill is still on its way is the job's
+    # death, a dirty exit), but perhaps not yet reaped, nor its exit reported.
+    wait_until(lambda: pid_gone(standby), message="the standby to die")
     resque.enqueue("default", "PhpJob", {"tag": "after-idle-kill"})
     wait_log(r, "perform:after-idle-kill")
 
@@ -94,3 +101,77 @@ def test_a_standby_killed_while_it_waits_is_replaced_not_given_a_job(procs, redi
     wait_until(lambda: r.get("resque:stat:processed") == b"3", message="three outcomes")
     assert failures(r) == []
     stop(proc)
+
+
+def forkers(pid):
+    try:
+        return [c.pid for c in psutil.Process(pid).children() if title(c.pid) == f"{PREFIX}: Job forker for default"]
+    except psutil.NoSuchProcess:
+        return []
+
+
+REPORTING_JOBS = """
+    import json, os, sys
+
+    class Report:
+        def perform(self):
+            with open(self.args["path"], "w") as f:
+                json.dump({"pid": os.getpid(), "ppid": os.getppid(), "redis": "redis" in sys.modules}, f)
+"""
+
+
+def run_report_job(procs, redis_url, r, resque, tmp_path, module_text):
+    jobs = tmp_path / "reporting_jobs.py"
+    jobs.write_text(textwrap.dedent(module_text))
+    proc = procs.resqued(redis_url, extra_env={"APP_INCLUDE": str(jobs)})
+    wait_registered(r, proc)
+    out = tmp_path / "report.json"
+    resque.enqueue("default", "Report", {"path": str(out)})
+    wait_until(lambda: r.get("resque:stat:processed") == b"1", message="the job to run")
+    return proc, json.loads(out.read_text())
+
+
+def test_job_children_come_from_a_job_forker_without_redis_py(procs, redis_url, r, resque, tmp_path):
+    # The worker holds redis-py; its job children are forked by a fresh
+    # process that imported only the job path and the job modules.
+    proc, report = run_report_job(procs, redis_url, r, resque, tmp_path, REPORTING_JOBS)
+    [forker] = forkers(proc.pid)
+    assert report["ppid"] == forker and psutil.Process(forker).ppid() == proc.pid
+    assert report["redis"] is False
+    assert stop(proc) == 0
+    assert not psutil.pid_exists(forker) or psutil.Process(forker).status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_job_forker_that_cannot_build_the_jobs_leaves_forking_to_the_worker(procs, redis_url, r, resque,
+                                                                               tmp_path):
+    proc, report = run_report_job(procs, redis_url, r, resque, tmp_path, REPORTING_JOBS + """
+    if sys.argv[0] == "-c":  # the job forker runs python -c
+        raise RuntimeError("this module imports only once")
+""")
+    assert report["ppid"] == proc.pid
+    assert not forkers(proc.pid)
+    assert failures(r) == []
+    stop(proc)
+    assert "job forker cannot build the job table (RegistryError" in proc.log_path.read_text()
+
+
+def test_a_killed_job_forker_fails_its_running_job_and_is_replaced(procs, redis_url, r, resque):
+    proc = procs.resqued(redis_url)
+    wait_registered(r, proc)
+    resque.enqueue("default", "Slow", {"seconds": 30})
+    child = int(wait_log(r, "started:")[0].split(":")[1])
+    [forker] = forkers(proc.pid)
+    assert psutil.Process(child).ppid() == forker
+    os.kill(forker, signal.SIGKILL)
+    # Its children die with it: the running job is a dirty exit, recorded, not lost.
+    wait_until(lambda: len(failures(r)) == 1, message="the running job to fail")
+    [entry] = failures(r)
+    assert entry["exception"] == "Resque::DirtyExit" and "SIGKILL" in entry["error"]
+    # Idle, a new forker serves the next job; killed idle, it is replaced again.
+    [second] = wait_until(lambda: forkers(proc.pid), message="a new job forker")
+    assert second != forker
+    os.kill(second, signal.SIGKILL)
+    resque.enqueue("default", "PhpJob", {"tag": "after-forker-kill"})
+    wait_log(r, "perform:after-forker-kill")
+    assert len(failures(r)) == 1
+    assert stop(proc) == 0
