@@ -6,13 +6,12 @@ Fork-per-job costs what the forking process holds: its page tables are
 copied at the fork, every page it then writes takes a copy-on-write fault,
 and the child's exit tears the copy down. A worker holds redis-py (about
 15 MB of its 22 MB heap: redis-py imports its asyncio client and cluster
-support too) and the worker's own machinery; a job child needs none of it.
+support too) and the worker's own machinery; a job child needs little of it.
 So a forking worker starts this process: a fresh interpreter (exec'd, so it
-inherits nothing) that imports only resqued's job path and the job modules,
-and forks standby children (jobchild.py) when the worker asks. On this
-machine a fork+exit loop runs ~560/s from a process with the worker's
-imports and ~2,000/s from a lean one; BENCHMARKS.md has what it does for
-draining jobs.
+inherits nothing) that imports resqued's job path, the Resque client and
+the job modules, and forks standby children (jobchild.py) when the worker
+asks. The worker, which no longer forks, takes no copy-on-write faults
+either. BENCHMARKS.md has what it does for draining jobs.
 
 Protocol, on a SOCK_SEQPACKET socketpair (one message per send; descriptors
 ride along with SCM_RIGHTS):
@@ -102,6 +101,13 @@ def main(argv) -> None:
 
 def serve(sock, spec) -> int:
     from .registry import JobRegistry
+    # redis-py and the Resque client, though no job child of ours needs them
+    # to run: a job that imports them inside perform (to enqueue more jobs,
+    # say) found them loaded in the worker it was forked from, and must not
+    # pay ~70 ms to import them in every child now. They cost the forker
+    # ~12 MB of heap, and fork+exit ~15 % (BENCHMARKS.md); the worker's own
+    # machinery (psutil, the reserve, the registration) stays out.
+    from . import client  # noqa: F401
 
     modules, aliases = spec["registry"]
     try:
