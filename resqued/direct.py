@@ -39,14 +39,15 @@ def connection(pool):
 
 
 def execute(client: redis.Redis, commands: list[tuple], transaction: bool = False,
-            retry: bool = True) -> list:
+            retry: bool = True, raise_errors: bool = True) -> list:
     """Send ``commands`` (tuples of command name and arguments) and return
     their replies, in order. With ``transaction``, they run in MULTI/EXEC and
     the replies are EXEC's. An error reply raises ``redis.ResponseError``
     after every reply has been read (so the connection stays usable);
     within a transaction the other commands have then still run, as in
     redis-py. ``retry=False``: no retry on a connection error, for a caller
-    that must know that a reply was lost (the commands may have run)."""
+    that must know that a reply was lost (the commands may have run).
+    ``raise_errors=False``: error replies are returned in their place."""
     pool = client.connection_pool
     conn = connection(pool)
     wire = [("MULTI",), *commands, ("EXEC",)] if transaction else commands
@@ -68,7 +69,7 @@ def execute(client: redis.Redis, commands: list[tuple], transaction: bool = Fals
         replies = replies[-1]
         if isinstance(replies, redis.ResponseError):  # EXECABORT: nothing ran
             raise replies
-    for reply in replies:
+    for reply in replies if raise_errors else ():
         if isinstance(reply, redis.ResponseError):
             raise reply
     return replies

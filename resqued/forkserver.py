@@ -31,6 +31,7 @@ group: the worker decides what happens to a running job.
 """
 
 import gc
+import importlib
 import json
 import logging
 import os
@@ -107,7 +108,7 @@ def serve(sock, spec) -> int:
     # pay ~70 ms to import them in every child now. They cost the forker
     # ~12 MB of heap, and fork+exit ~15 % (BENCHMARKS.md); the worker's own
     # machinery (psutil, the reserve, the registration) stays out.
-    from . import client  # noqa: F401
+    importlib.import_module("resqued.client")
 
     modules, aliases = spec["registry"]
     try:

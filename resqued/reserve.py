@@ -28,9 +28,14 @@ server end the wait as if it had timed out. Either the server already moved
 a job — and we read it, so nothing is lost — or it returns nothing.
 """
 
+import logging
+import time
+
 import redis
 
 from .signals import wait_readable
+
+log = logging.getLogger("resqued.worker")
 
 # How long to wait for the reply after asking the server to unblock us before
 # asking again (the BLMOVE may not have reached the server yet).
@@ -41,6 +46,9 @@ _REPLY_GRACE = 5.0
 # polls instead (every queue is still tried in priority order).
 MAX_BLOCKING_QUEUES = 16
 POLL_INTERVAL = 0.25
+# A queue whose key holds something other than a list (someone SET it, say)
+# is skipped, not allowed to stop the worker, and looked at again this often.
+BAD_QUEUE_RECHECK = 30.0
 
 # KEYS: queue1, inflight1, queue2, inflight2, ... -> {index, job} of the first
 # job found, in priority order, moved to its in-flight list.
@@ -70,29 +78,55 @@ class Reserver:
         self._conns: dict[str, object] = {}
         self._move_first = client.register_script(_MOVE_FIRST)
         self._reclaim = client.register_script(_RECLAIM)
+        self._bad: dict[str, float] = {}  # queue -> when to look at its key again
 
     def inflight(self, queue: str) -> str:
         return self.keys.inflight(self.worker_id, queue)
 
+    def usable(self, queues: list[str]) -> list[str]:
+        """``queues`` without those whose key is not a list (see
+        ``_skip_wrong_types``); a skipped one is looked at again every
+        BAD_QUEUE_RECHECK seconds."""
+        if not self._bad:
+            return queues
+        now = time.monotonic()
+        for queue in [q for q, at in self._bad.items() if at <= now]:
+            if self._key_type(queue) in ("list", "none"):
+                del self._bad[queue]
+                log.warning("worker %s: queue %s holds a list again: taking jobs from it", self.worker_id, queue)
+            else:
+                self._bad[queue] = now + BAD_QUEUE_RECHECK
+        return [q for q in queues if q not in self._bad]
+
     def pop(self, queues: list[str], timeout: float):
         """Reserve the first job of ``queues`` (in priority order), waiting up
         to ``timeout`` seconds. Returns ``(queue, raw_payload)`` — the job is
-        then in ``inflight(queue)`` — or None (timed out, or a signal came)."""
+        then in ``inflight(queue)`` — or None (timed out, a signal came, or a
+        queue's key turned out not to be a list)."""
         if not queues:
             wait_readable([self.signals], timeout)
             return None
-        if len(queues) > 1:
-            found = self._first_waiting(queues)
-            if found or len(queues) > MAX_BLOCKING_QUEUES:
-                if not found:
-                    wait_readable([self.signals], min(timeout, POLL_INTERVAL))
-                return found
         try:
-            return self._block(queues, timeout)
-        except BaseException:
-            # A half-read reply would poison the next command: start afresh.
-            self.close()
-            raise
+            if len(queues) > 1:
+                found = self._first_waiting(queues)
+                if found or len(queues) > MAX_BLOCKING_QUEUES:
+                    if not found:
+                        wait_readable([self.signals], min(timeout, POLL_INTERVAL))
+                    return found
+            try:
+                return self._block(queues, timeout)
+            except BaseException:
+                # A half-read reply would poison the next command: start afresh.
+                self.close()
+                raise
+        except redis.ResponseError as exc:
+            if not _wrong_type(exc):
+                raise
+            self._skip_wrong_types(queues)
+            # The wait of another queue may have been cut short after its
+            # job moved: we hold none, so whatever is in flight goes back.
+            self.reclaim(self.usable(queues))
+            return None
 
     def take_in(self, pipe, queues: list[str]) -> None:
         """Queue on ``pipe`` (a transaction: a pipeline or a direct.Batch) the
@@ -110,10 +144,15 @@ class Reserver:
             # job; the server caches the script body by its hash anyway.
             pipe.execute_command("EVAL", _MOVE_FIRST, len(keys), *keys)
 
-    @staticmethod
-    def taken(queues: list[str], reply):
-        """``(queue, raw)`` from the reply to ``take_in``'s command, or None."""
+    def taken(self, queues: list[str], reply):
+        """``(queue, raw)`` from the reply to ``take_in``'s command, or None.
+        An error reply (a queue whose key is not a list) takes nothing."""
         if reply is None:  # not "not reply": an empty string is a (bad) job too
+            return None
+        if isinstance(reply, redis.ResponseError):
+            if not _wrong_type(reply):
+                raise reply
+            self._skip_wrong_types(queues)
             return None
         if len(queues) == 1:
             return queues[0], reply
@@ -132,6 +171,25 @@ class Reserver:
         for queue in queues:
             moved += self._reclaim(keys=[self.inflight(queue), self.keys.queue(queue)])
         return moved
+
+    def _skip_wrong_types(self, queues: list[str]) -> None:
+        kinds = self._key_types(queues)
+        for queue, kind in zip(queues, kinds):
+            if kind not in ("list", "none"):
+                if queue not in self._bad:
+                    log.error("worker %s: queue %s: key %s holds a %s, not a list of jobs: skipping that queue "
+                              "(looking again every %gs)", self.worker_id, queue, self.keys.queue(queue), kind,
+                              BAD_QUEUE_RECHECK)
+                self._bad[queue] = time.monotonic() + BAD_QUEUE_RECHECK
+
+    def _key_type(self, queue: str) -> str:
+        return self._key_types([queue])[0]
+
+    def _key_types(self, queues: list[str]) -> list[str]:
+        pipe = self.client.pipeline(transaction=False)
+        for queue in queues:
+            pipe.type(self.keys.queue(queue))
+        return [kind.decode() if isinstance(kind, bytes) else kind for kind in pipe.execute()]
 
     def _first_waiting(self, queues):
         keys = []
@@ -197,3 +255,8 @@ class Reserver:
         for conn in self._conns.values():
             conn.disconnect()
         self._conns.clear()
+
+
+def _wrong_type(error: Exception) -> bool:
+    # Alone, or inside a script's error ("... @user_script:3: WRONGTYPE ...").
+    return "WRONGTYPE" in str(error)

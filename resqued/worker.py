@@ -266,13 +266,13 @@ class Worker(JobChildWatch):
 
     def _current_queues(self) -> list[str]:
         if "*" not in self.queues:
-            return self.queues
+            return self.reserver.usable(self.queues)
         # "*" is every queue, alphabetically, re-read before each reservation
         # so that new queues are picked up.
         known = sorted(q.decode() for q in self.redis.smembers(self.keys.queues))
         self._queues_read_at = time.monotonic()
         explicit = [q for q in self.queues if q != "*"]
-        return explicit + [q for q in known if q not in explicit]
+        return self.reserver.usable(explicit + [q for q in known if q not in explicit])
 
     def _paused_by_key(self) -> bool:
         # Ruby Resque's global pause switch, set by people (resque-web): read
@@ -438,7 +438,11 @@ class Worker(JobChildWatch):
                 self.reserver.take_in(batch, take)
             # No silent retry: a lost reply must reach _redis, which marks
             # the in-flight lists for reclaiming (the next job may have moved).
-            replies = direct.execute(self.redis, batch.commands, transaction=True, retry=False)
+            replies = direct.execute(self.redis, batch.commands, transaction=True, retry=False,
+                                     raise_errors=False)
+            for reply in replies[:-1] if take else replies:
+                if isinstance(reply, redis.ResponseError):
+                    raise reply
             return self.reserver.taken(take, replies[-1]) if take else None
         # An outcome is never dropped: keep trying until Redis takes it.
         self._held = self._redis(commands)
