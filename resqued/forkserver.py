@@ -42,7 +42,7 @@ import sys
 
 from . import logs
 from .job import warm
-from .jobchild import standby_main
+from .jobchild import flush_and_exit, standby_main
 from .proctitle import set_title
 from .signals import exit_on_parent_death
 
@@ -92,12 +92,7 @@ def main(argv) -> None:
     except Exception:
         log.exception("job forker for worker %s failed", spec["worker_id"])
     finally:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except Exception:
-                pass
-        os._exit(code)
+        flush_and_exit(code)
 
 
 def serve(sock, spec) -> int:

@@ -31,7 +31,7 @@ def child_main(job, target, write_fd: int, signals, parent_pid: int) -> None:
         _become_job_child(signals, parent_pid)
         exit_code = _run_and_report(job, target, write_fd)
     finally:
-        _exit(exit_code)
+        flush_and_exit(exit_code)
 
 
 def standby_main(job_fd: int, write_fd: int, signals, registry, worker_id: str, title: str,
@@ -62,7 +62,7 @@ def standby_main(job_fd: int, write_fd: int, signals, registry, worker_id: str, 
         job = Job(queue.decode(), wire.decode_payload(raw), raw, worker_id)
         exit_code = _run_and_report(job, registry.resolve(job.job_class), write_fd)
     finally:
-        _exit(exit_code)
+        flush_and_exit(exit_code)
 
 
 def _rehearse(registry, worker_id: str) -> None:
@@ -91,7 +91,7 @@ def _become_job_child(signals, parent_pid: int) -> None:
     # not go on running it beside the retry.
     exit_on_parent_death(signal.SIGKILL)
     if os.getppid() != parent_pid:
-        _exit(1)  # it died before we asked to die with it
+        flush_and_exit(1)  # it died before we asked to die with it
     # (random reseeds itself in a forked child: os.register_at_fork.)
 
 
@@ -115,7 +115,7 @@ def _run_and_report(job, target, write_fd: int) -> int:
     return 0
 
 
-def _exit(code: int) -> None:
+def flush_and_exit(code: int) -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
