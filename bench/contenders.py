@@ -113,17 +113,19 @@ def _children(pid):
 class Resqued(Contender):
     system = "resqued"
 
-    def __init__(self, ctx, fork: bool = True, count: int = 1, master: bool = False):
+    def __init__(self, ctx, fork: bool = True, count: int = 1, master: bool = False, job_forker: bool = False):
         super().__init__(ctx)
         from resqued import Resque
         self.resque = Resque(ctx.url)
         self.fork = fork
         self.count = count
         self.master = master
+        self.job_forker = job_forker
         if master:
-            self.label = f"resqued -c pool.yml (count {count}{'' if fork else ', fork: false'})"
+            extra = ", job_forker: true" if job_forker else "" if fork else ", fork: false"
+            self.label = f"resqued -c pool.yml (count {count}{extra})"
         elif fork:
-            self.label = "resqued (env mode, fork per job)"
+            self.label = "resqued (env mode, fork per job" + (", JOB_FORKER=true)" if job_forker else ")")
         else:
             self.label = "resqued FORK_PER_JOB=false"
         self.forks_per_job = fork
@@ -133,11 +135,14 @@ class Resqued(Contender):
                "APP_INCLUDE": os.path.join(BENCH, "jobs_resqued.py"), "QUEUE": QUEUE}
         if not self.fork:
             env["FORK_PER_JOB"] = "false"
+        if self.job_forker:
+            env["JOB_FORKER"] = "true"
         return env
 
     def start(self, tag):
         if self.master:
-            path = write_pool_yml(self.ctx.rundir, self.ctx.url, self.count, fork=self.fork)
+            path = write_pool_yml(self.ctx.rundir, self.ctx.url, self.count, fork=self.fork,
+                                  job_forker=self.job_forker)
             proc = self.ctx.procs.start(tag, [os.path.join(BIN, "resqued"), "-c", path], env=self.env())
         else:
             proc = self.ctx.procs.start(tag, [os.path.join(BIN, "resqued")], env=self.env())
@@ -174,7 +179,8 @@ class Resqued(Contender):
         return int(self.r.get("resque:stat:failed") or 0)
 
 
-def write_pool_yml(rundir: str, url: str, count: int, name: str = "pool.yml", fork: bool = True) -> str:
+def write_pool_yml(rundir: str, url: str, count: int, name: str = "pool.yml", fork: bool = True,
+                   job_forker: bool = False) -> str:
     path = os.path.join(rundir, name)
     with open(path + ".tmp", "w") as f:
         f.write(f"""# written by bench/contenders.py
@@ -186,7 +192,7 @@ log: {{level: warning}}
 pools:
   - queues: [{QUEUE}]
     count: {count}
-""" + ("" if fork else "    fork: false\n"))
+""" + ("" if fork else "    fork: false\n") + ("    job_forker: true\n" if job_forker else ""))
     os.replace(path + ".tmp", path)
     return path
 

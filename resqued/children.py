@@ -127,7 +127,7 @@ def _worker_main(config, pool, paused, report_fd, max_jobs, master_pid) -> int:
                     parent_pid=master_pid,
                     recycle=RecyclePolicy(max_jobs, pool.max_memory, pool.max_memory_hard),
                     start_paused=paused, report_fd=report_fd, orphan_timeout=config.shutdown_timeout,
-                    on_lost=config.on_lost, max_lost=config.max_lost, fork=pool.fork,
+                    on_lost=config.on_lost, max_lost=config.max_lost, fork=pool.fork, job_forker=pool.job_forker,
                     pidfile=worker_pidfile(config.pid_dir, pool, os.getpid()))
     return worker.work()
 

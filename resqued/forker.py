@@ -10,10 +10,11 @@ while the worker is idle rehearses the job path while it waits (jobchild.py).
 Children are reaped when convenient: the worker takes a job as finished as
 soon as its report arrives, not when its child has exited.
 
-Standbys are forked by the worker's job forker (forkserver.py), a lean
-process without redis-py, so that they are cheap to fork and to tear down;
-it reports their exits here. Without one (it could not build the job table,
-or the registry was built by hand) the worker forks them itself. A standby
+With ``job_forker`` (opt-in), standbys are forked by the worker's job forker
+(forkserver.py), a process without the worker's machinery, so that they are
+cheap to fork and to tear down; it reports their exits here. Without one
+(not asked for, it could not build the job table, or the registry was built
+by hand) the worker forks them itself. A standby
 is forked before its job is known, so it cannot run ``beforeFork`` listeners
 first: when any are registered, the worker forks children on demand.
 """
@@ -80,7 +81,8 @@ class ForkerLink:
 
 
 class Forker:
-    def __init__(self, signals, registry, worker_id: str, queues: str, prefork: bool = True):
+    def __init__(self, signals, registry, worker_id: str, queues: str, prefork: bool = True,
+                 job_forker: bool = False):
         self.signals = signals
         self.registry = registry
         self.worker_id = worker_id
@@ -92,9 +94,10 @@ class Forker:
         self.reaped: dict[int, int] = {}   # pid -> wait status, reaped before anyone asked
         self.served: set[int] = set()      # forked (and reaped) by the job forker
         self._link = None
-        # Without the modules it was built from, the allow-list cannot be
-        # rebuilt in another process: children are then forked here.
-        self._link_broken = registry.specs is None
+        # Off unless asked for (it costs memory, see forkserver.py). Without
+        # the modules it was built from, the allow-list cannot be rebuilt in
+        # another process: children are then forked here too.
+        self._link_broken = not job_forker or registry.specs is None
         self._asked = False                # a standby asked of the forker, not yet here
 
     @property

@@ -63,7 +63,7 @@ class Worker(JobChildWatch):
                  report_fd: int | None = None, pidfile: str | None = None,
                  orphan_timeout: float | None = None, on_lost: str = ON_LOST[0],
                  max_lost: int = DEFAULT_MAX_LOST,
-                 fork: bool = True):
+                 fork: bool = True, job_forker: bool = False):
         """``parent_pid``: when set (a worker run by a master), the worker stops
         after its current job once its parent is no longer that process.
         ``report_fd``: a pipe to the master, which learns the worker's state
@@ -74,7 +74,8 @@ class Worker(JobChildWatch):
         ``fork=False``: run jobs inside the worker (opt-in, for trusted short
         jobs): no fork cost, but a job that crashes takes the worker with it
         (its job is then recovered like any dead worker's) and signals wait
-        for the running job to end."""
+        for the running job to end. ``job_forker``: job children come from
+        a lean process beside the worker (forkserver.py), not from the worker."""
         self.resque = resque
         self.keys = resque.keys
         self.redis = resque.redis
@@ -97,7 +98,7 @@ class Worker(JobChildWatch):
                                          self.recovery)
         self.reserver = Reserver(self.redis, self.keys, self.id, self.signals)
         self.fork = fork
-        self.forker = Forker(self.signals, registry, self.id, ",".join(self.queues))
+        self.forker = Forker(self.signals, registry, self.id, ",".join(self.queues), job_forker=job_forker)
         self._pause_checked_at = 0.0
         self._paused_by_key_cache = False
         self.recycle = recycle or RecyclePolicy()

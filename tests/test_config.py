@@ -117,6 +117,21 @@ def test_every_top_level_setting(tmp_path):
     assert config.pools == (PoolConfig(("high", "low", "*"), 0, interval=0.5),)
 
 
+def test_job_forker_is_off_unless_a_pool_or_the_defaults_ask(tmp_path):
+    config = load(tmp_path, """
+        defaults:
+          job_forker: true
+        pools:
+          - queues: [short]
+            count: 1
+          - queues: [heavy]
+            count: 1
+            job_forker: false
+    """)
+    assert [p.job_forker for p in config.pools] == [True, False]
+    assert load(tmp_path, ONE_POOL).pools[0].job_forker is False
+
+
 def test_defaults_are_inherited_and_overridden(tmp_path):
     config = load(tmp_path, """
         interval: 2
@@ -311,6 +326,7 @@ BAD = [
     ("pools:\n  - [a]\n", 2, "pools[0]", "expected a mapping, got a list"),
     ("pools: {queues: [a], count: 1}\n", 1, "pools", "expected a list of pools, got a mapping"),
     ("interval: yes\n" + ONE_POOL, 1, "interval", "expected a number of seconds, got a boolean (yes)"),
+    (ONE_POOL + "    job_forker: 1\n", 4, "pools[0].job_forker", "expected true or false, got '1'"),
     ("interval: -1\n" + ONE_POOL, 1, "interval", "must be at least 0, got -1"),
     ("interval: .nan\n" + ONE_POOL, 1, "interval", "expected a finite number of seconds"),
     ("shutdown_timeout: 0\n" + ONE_POOL, 1, "shutdown_timeout", "must be greater than 0, got 0"),

@@ -8,10 +8,12 @@ import signal
 import textwrap
 
 import psutil
+import pytest
 
 from conftest import HERE, stop, wait_until
 from helpers import failures, log_entries, pid_gone, title, wait_log, wait_registered
 from resqued.proctitle import PREFIX
+from test_master import master_factory  # noqa: F401 (fixture)
 
 
 def standby_children(pid):
@@ -30,6 +32,7 @@ def test_a_standby_child_waits_and_each_job_gets_a_fresh_one(procs, redis_url, r
     resque.enqueue("default", "Slow")
     child = int(wait_log(r, "started:")[0].split(":")[1])
     assert child == first  # the standby ran the job...
+    assert psutil.Process(child).ppid() == proc.pid  # forked by the worker: no job forker unless asked for
     [second] = wait_until(lambda: standby_children(proc.pid), message="the next standby")
     assert second != first  # ...and a new one is ready while it runs
     r.rpush("test:release", 1)
@@ -77,10 +80,11 @@ def test_inline_mode_runs_jobs_in_the_worker(procs, redis_url, r, resque):
     assert stop(proc, signal.SIGTERM) == 0
 
 
-def test_a_standby_killed_while_it_waits_is_replaced_not_given_a_job(procs, redis_url, r, resque):
+@pytest.mark.parametrize("job_forker", ["false", "true"])
+def test_a_standby_killed_while_it_waits_is_replaced_not_given_a_job(procs, redis_url, r, resque, job_forker):
     # Killed while idle (not yet reaped), or during a job (and reaped after
     # it): either way the next job gets a live child, runs, and nothing hangs.
-    proc = procs.resqued(redis_url)
+    proc = procs.resqued(redis_url, extra_env={"JOB_FORKER": job_forker})
     wait_registered(r, proc)
     [standby] = wait_until(lambda: standby_children(proc.pid), message="a standby")
     os.kill(standby, signal.SIGKILL)
@@ -124,7 +128,7 @@ REPORTING_JOBS = """
 def run_report_job(procs, redis_url, r, resque, tmp_path, module_text):
     jobs = tmp_path / "reporting_jobs.py"
     jobs.write_text(textwrap.dedent(module_text))
-    proc = procs.resqued(redis_url, extra_env={"APP_INCLUDE": str(jobs)})
+    proc = procs.resqued(redis_url, extra_env={"APP_INCLUDE": str(jobs), "JOB_FORKER": "true"})
     wait_registered(r, proc)
     out = tmp_path / "report.json"
     resque.enqueue("default", "Report", {"path": str(out)})
@@ -159,7 +163,7 @@ def test_a_job_forker_that_cannot_build_the_jobs_leaves_forking_to_the_worker(pr
 
 
 def test_a_killed_job_forker_fails_its_running_job_and_is_replaced(procs, redis_url, r, resque):
-    proc = procs.resqued(redis_url)
+    proc = procs.resqued(redis_url, extra_env={"JOB_FORKER": "true"})
     wait_registered(r, proc)
     resque.enqueue("default", "Slow", {"seconds": 30})
     child = int(wait_log(r, "started:")[0].split(":")[1])
@@ -178,3 +182,18 @@ def test_a_killed_job_forker_fails_its_running_job_and_is_replaced(procs, redis_
     wait_log(r, "perform:after-forker-kill")
     assert len(failures(r)) == 1
     assert stop(proc) == 0
+
+
+def test_a_pool_with_job_forker_true_gets_one_per_worker(master_factory, r, resque):
+    m = master_factory(["queues: [default]\ncount: 2\njob_forker: true", "queues: [mail]\ncount: 1"])
+    workers = m.wait_workers(3)
+    wait_until(lambda: r.scard("resque:workers") == 3, message="3 registrations")
+    with_forker = wait_until(lambda: [w for w in workers if forkers(w)] if len(
+        [w for w in workers if forkers(w)]) == 2 else None, message="a job forker beside each default worker")
+    assert all("default" in title(w) for w in with_forker)
+    forker_pids = [f for w in with_forker for f in forkers(w)]
+    resque.enqueue("default", "PhpJob", {"tag": "pooled"})
+    wait_log(r, "perform:pooled")
+    assert m.ctl("stop").returncode == 0
+    assert m.proc.wait(10) == 0
+    assert len(forker_pids) == 2 and all(pid_gone(f) for f in forker_pids)
