@@ -74,7 +74,8 @@ class JobChildWatch:
                 standby_at = None
             # Once the report pipe is closed, the exit status is what is left
             # to wait for: from the job forker, when it forked the child.
-            waits = [self.signals] + ([read_fd] if pipe_open else [fd for fd in [self.forker.fileno()] if fd])
+            waits = [self.signals, read_fd if pipe_open else self.forker.fileno()]
+            waits = [w for w in waits if w is not None]
             timeout = self.registration.heartbeat_due_in()
             if standby_at is not None:
                 timeout = min(timeout, standby_at - time.monotonic())
