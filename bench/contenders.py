@@ -113,7 +113,7 @@ def _children(pid):
 class Resqued(Contender):
     system = "resqued"
 
-    def __init__(self, ctx, fork: bool = True, count: int = 1, master: bool = False, job_forker: bool = False):
+    def __init__(self, ctx, fork: bool = True, count: int = 1, master: bool = False, job_forker: bool = True):
         super().__init__(ctx)
         from resqued import Resque
         self.resque = Resque(ctx.url)
@@ -122,10 +122,10 @@ class Resqued(Contender):
         self.master = master
         self.job_forker = job_forker
         if master:
-            extra = ", job_forker: true" if job_forker else "" if fork else ", fork: false"
+            extra = ", fork: false" if not fork else "" if job_forker else ", job_forker: false"
             self.label = f"resqued -c pool.yml (count {count}{extra})"
         elif fork:
-            self.label = "resqued (env mode, fork per job" + (", JOB_FORKER=true)" if job_forker else ")")
+            self.label = "resqued (env mode, fork per job" + (")" if job_forker else ", JOB_FORKER=false)")
         else:
             self.label = "resqued FORK_PER_JOB=false"
         self.forks_per_job = fork
@@ -135,8 +135,8 @@ class Resqued(Contender):
                "APP_INCLUDE": os.path.join(BENCH, "jobs_resqued.py"), "QUEUE": QUEUE}
         if not self.fork:
             env["FORK_PER_JOB"] = "false"
-        if self.job_forker:
-            env["JOB_FORKER"] = "true"
+        if not self.job_forker:
+            env["JOB_FORKER"] = "false"
         return env
 
     def start(self, tag):
@@ -180,7 +180,7 @@ class Resqued(Contender):
 
 
 def write_pool_yml(rundir: str, url: str, count: int, name: str = "pool.yml", fork: bool = True,
-                   job_forker: bool = False) -> str:
+                   job_forker: bool = True) -> str:
     path = os.path.join(rundir, name)
     with open(path + ".tmp", "w") as f:
         f.write(f"""# written by bench/contenders.py
@@ -192,7 +192,7 @@ log: {{level: warning}}
 pools:
   - queues: [{QUEUE}]
     count: {count}
-""" + ("" if fork else "    fork: false\n") + ("    job_forker: true\n" if job_forker else ""))
+""" + ("" if fork else "    fork: false\n") + ("" if job_forker else "    job_forker: false\n"))
     os.replace(path + ".tmp", path)
     return path
 

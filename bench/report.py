@@ -9,11 +9,11 @@ HIGHER_IS_BETTER = {"jobs/s", "enq/s"}
 SCENARIO_ORDER = ("drain1_fork", "drain1_nofork", "drain2", "enqueue_single", "enqueue_bulk",
                   "latency_p50", "latency_p95", "latency_p99", "master_idle_rss", "master_idle_cpu",
                   "master_replace_worker", "master_reload", "floor")
-CONTENDER_ORDER = ("resqued", "resqued_forker", "resqued_nofork", "rq", "celery", "fork_lean", "fork_with_imports", "redis_min_commands")
+CONTENDER_ORDER = ("resqued", "resqued_noforker", "resqued_nofork", "rq", "celery", "fork_lean", "fork_with_imports", "redis_min_commands")
 RATIO_NOTE = ("ratios are resqued ÷ contender for throughput (jobs/s, enq/s) and contender ÷ resqued "
               "for latency, so that in both cases a ratio above 1 means resqued is better; "
-              "'<scenario>:resqued_forker' and 'drain2:resqued_nofork' hold the same ratios for resqued's "
-              "other configurations (JOB_FORKER=true / job_forker: true; a master pool with fork: false)")
+              "'<scenario>:resqued_noforker' and 'drain2:resqued_nofork' hold the same ratios for resqued's "
+              "other configurations (JOB_FORKER=false / job_forker: false; a master pool with fork: false)")
 
 
 def summarize(raw: dict) -> dict:
@@ -93,8 +93,6 @@ def floor_section(scenarios: dict) -> dict:
         "resqued_fraction": {
             "drain1_fork_vs_fork_floor_with_imports": frac("drain1_fork", "fork_with_imports"),
             "drain1_fork_vs_lean_fork_floor": frac("drain1_fork", "fork_lean"),
-            "drain1_fork_job_forker_vs_fork_floor_with_imports": frac("drain1_fork", "fork_with_imports",
-                                                                      "resqued_forker"),
             "drain1_nofork_vs_redis_floor": frac("drain1_nofork", "redis_min_commands"),
         },
     }
@@ -124,12 +122,6 @@ def targets(scenarios: dict, ratio: dict, floor: dict) -> list:
         ("bulk enqueue ≥ 10× RQ's bulk API", r("enqueue_bulk", "rq"), ">=", 10, "×"),
         ("latency p50 ≤ half of Celery solo's", r("latency_p50", "celery"), ">=", 2, "× (Celery p50 ÷ resqued p50)"),
         ("latency p99 ≤ 10 ms (forking worker)", fig("latency_p99"), "<=", 10, "ms"),
-        ("with JOB_FORKER=true: drain1_fork ≥ 5× RQ Worker", r("drain1_fork:resqued_forker", "rq"), ">=", 5, "×"),
-        ("with JOB_FORKER=true: drain1_fork ≥ 90 % of the fork floor with the worker's imports",
-         fr["drain1_fork_job_forker_vs_fork_floor_with_imports"], ">=", 0.9, "fraction"),
-        ("with JOB_FORKER=true: latency p50 ≤ half of Celery solo's", r("latency_p50:resqued_forker", "celery"),
-         ">=", 2, "× (Celery p50 ÷ resqued p50)"),
-        ("with JOB_FORKER=true: latency p99 ≤ 10 ms", fig("latency_p99", "resqued_forker"), "<=", 10, "ms"),
         ("master idle RSS ≤ 25 MB (8 workers)", fig("master_idle_rss"), "<=", 25, "MB"),
         ("master idle CPU ≤ 0.5 %", fig("master_idle_cpu"), "<=", 0.5, "%"),
         ("killed worker replaced in ≤ 200 ms", fig("master_replace_worker"), "<=", 200, "ms"),
@@ -214,9 +206,9 @@ def render_targets(rows, markdown=False) -> str:
 
 # -- chart ---------------------------------------------------------------------
 
-COLORS = {"resqued": "#c0392b", "resqued_forker": "#922b21", "resqued_nofork": "#f1948a", "rq": "#2e86c1",
+COLORS = {"resqued": "#c0392b", "resqued_noforker": "#e6b0aa", "resqued_nofork": "#f1948a", "rq": "#2e86c1",
           "celery": "#27ae60"}
-LEGEND = {"resqued": "resqued", "resqued_forker": "resqued, job forker", "resqued_nofork": "resqued, fork: false pool",
+LEGEND = {"resqued": "resqued", "resqued_noforker": "resqued, no job forker", "resqued_nofork": "resqued, fork: false pool",
           "rq": "rq", "celery": "celery"}
 
 
@@ -236,7 +228,7 @@ def chart(scenarios: dict, floor: dict, path: str, reps: int = 3) -> None:
         width = 0.21
         for g, scenario in enumerate(names):
             entries = scenarios.get(scenario, {})
-            keys = [k for k in ("resqued", "resqued_forker", "resqued_nofork", "rq", "celery") if k in entries]
+            keys = [k for k in ("resqued", "resqued_noforker", "resqued_nofork", "rq", "celery") if k in entries]
             for i, key in enumerate(keys):
                 e = entries[key]
                 x = g + (i - (len(keys) - 1) / 2) * width

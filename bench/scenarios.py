@@ -340,18 +340,18 @@ def replace_one(m, count) -> float:
 
 MAKERS = {
     "drain1_fork": [("resqued", lambda ctx: Resqued(ctx, fork=True)),
-                    ("resqued_forker", lambda ctx: Resqued(ctx, fork=True, job_forker=True)),
+                    ("resqued_noforker", lambda ctx: Resqued(ctx, fork=True, job_forker=False)),
                     ("rq", lambda ctx: RQ(ctx, "Worker"))],
     "drain1_nofork": [("resqued", lambda ctx: Resqued(ctx, fork=False)),
                       ("rq", lambda ctx: RQ(ctx, "SimpleWorker")),
                       ("celery", lambda ctx: Celery(ctx, "solo", 1))],
     "drain2": [("resqued", lambda ctx: Resqued(ctx, fork=True, count=2, master=True)),
-               ("resqued_forker", lambda ctx: Resqued(ctx, fork=True, count=2, master=True, job_forker=True)),
+               ("resqued_noforker", lambda ctx: Resqued(ctx, fork=True, count=2, master=True, job_forker=False)),
                ("resqued_nofork", lambda ctx: Resqued(ctx, fork=False, count=2, master=True)),
                ("rq", lambda ctx: RQ(ctx, "Worker", pool=2)),
                ("celery", lambda ctx: Celery(ctx, "prefork", 2))],
     "latency": [("resqued", lambda ctx: Resqued(ctx, fork=True)),
-                ("resqued_forker", lambda ctx: Resqued(ctx, fork=True, job_forker=True)),
+                ("resqued_noforker", lambda ctx: Resqued(ctx, fork=True, job_forker=False)),
                 ("rq", lambda ctx: RQ(ctx, "Worker")),
                 ("celery", lambda ctx: Celery(ctx, "solo", 1))],
 }

@@ -43,9 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-fork", action="store_true",
                    help="run jobs inside the worker, without forking (env FORK_PER_JOB=false); "
                         "for trusted short jobs")
-    p.add_argument("--job-forker", action="store_true",
-                   help="fork job children from a lean process beside the worker (env JOB_FORKER=true); "
-                        "faster for many short jobs, costs ~20 MB and a second import of the job modules")
+    p.add_argument("--no-job-forker", action="store_true",
+                   help="the worker forks its job children itself, not a job forker beside it "
+                        "(env JOB_FORKER=false)")
     p.add_argument("--prefix", help="Redis key namespace (env PREFIX, default resque)")
     p.add_argument("--redis", help="redis://, rediss://, unix:// URL or host:port (env REDIS_BACKEND)")
     p.add_argument("--pidfile", help="write the pid here (env PIDFILE)")

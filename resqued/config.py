@@ -60,7 +60,7 @@ class PoolConfig:
     max_jobs_jitter: int = 0
     interval: float = 5.0
     fork: bool = True              # false: run jobs inside the worker (trusted, short jobs)
-    job_forker: bool = False       # true: a lean process forks the job children (forkserver.py)
+    job_forker: bool = True        # false: the worker forks its job children itself (forkserver.py)
 
     @property
     def name(self) -> str:
@@ -244,7 +244,7 @@ _LIMITS = {
     "max_jobs_jitter": _integer(0),          # plus 0..jitter per worker, so a pool does not restart at once
     "interval": _seconds(0.0),               # seconds between polls
     "fork": _boolean,                        # false: run jobs in the worker itself
-    "job_forker": _boolean,                  # true: a lean process beside the worker forks its job children
+    "job_forker": _boolean,                  # false: the worker forks job children itself, not its job forker
 }
 _FIELDS = {"redis": "redis_url"}  # setting name -> Config field, where they differ
 _LOG = {"level": _choice(LOG_LEVELS), "format": _choice(LOG_FORMATS)}
@@ -361,7 +361,7 @@ def _resolve_pool(r, settings, defaults) -> PoolConfig:
     jitter = 0 if max_jobs is None else value.get("max_jobs_jitter", max_jobs // 10)
     return PoolConfig(queues=value["queues"], count=value["count"], max_memory=soft, max_memory_hard=hard,
                       max_jobs=max_jobs, max_jobs_jitter=jitter, interval=float(value["interval"]),
-                      fork=value.get("fork", True), job_forker=value.get("job_forker", False))
+                      fork=value.get("fork", True), job_forker=value.get("job_forker", True))
 
 
 def _resque_pool(r, root, top, environment, environ) -> dict:
@@ -436,7 +436,7 @@ def describe(config: Config) -> str:
         if pool.max_memory_hard:
             memory += f", max_memory_hard {human_size(pool.max_memory_hard)}"
         jobs = f"max_jobs {pool.max_jobs} (+0..{pool.max_jobs_jitter})" if pool.max_jobs else "max_jobs none"
-        inline = ("; job_forker true" if pool.job_forker else "") if pool.fork else \
+        inline = ("" if pool.job_forker else "; job_forker false") if pool.fork else \
             "; fork false (jobs run in the worker)"
         lines.append(f"  {pool.name}: count {pool.count}; {memory}; {jobs}; interval {seconds(pool.interval)}{inline}")
     return "\n".join(lines)

@@ -27,7 +27,7 @@ class EnvSettings:
     heartbeat_interval: float = HEARTBEAT_INTERVAL
     term_timeout: float = 4.0
     fork: bool = True
-    job_forker: bool = False
+    job_forker: bool = True
 
 
 def _number(name: str, text: str, kind=float, minimum=0):
@@ -74,7 +74,8 @@ def load(args, environ) -> EnvSettings:
     # Ruby Resque's FORK_PER_JOB=false: run jobs inside the worker.
     settings.fork = not args.no_fork and not (
         "FORK_PER_JOB" in environ and not _truthy(environ["FORK_PER_JOB"]))
-    settings.job_forker = args.job_forker or _truthy(environ.get("JOB_FORKER", ""))
+    settings.job_forker = not args.no_job_forker and not (
+        "JOB_FORKER" in environ and not _truthy(environ["JOB_FORKER"]))
     settings.namespace = (args.prefix if args.prefix is not None else environ.get("PREFIX")) or "resque"
     backend = args.redis or environ.get("REDIS_URL") or environ.get("REDIS_BACKEND")
     try:

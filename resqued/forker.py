@@ -10,11 +10,11 @@ while the worker is idle rehearses the job path while it waits (jobchild.py).
 Children are reaped when convenient: the worker takes a job as finished as
 soon as its report arrives, not when its child has exited.
 
-With ``job_forker`` (opt-in), standbys are forked by the worker's job forker
-(forkserver.py), a process without the worker's machinery, so that they are
-cheap to fork and to tear down; it reports their exits here. Without one
-(not asked for, it could not build the job table, or the registry was built
-by hand) the worker forks them itself. A standby
+Standbys are forked by the worker's job forker (forkserver.py), a copy of
+the worker forked once, so that the worker itself never forks (and takes no
+copy-on-write faults); it reports their exits here. With ``job_forker``
+false, or after a forker died before it was ready, the worker forks them
+itself. A standby
 is forked before its job is known, so it cannot run ``beforeFork`` listeners
 first: when any are registered, the worker forks children on demand.
 """
@@ -24,9 +24,9 @@ import logging
 import os
 import signal
 import socket
-import subprocess
+import time
 
-from . import events, forkserver, logs
+from . import events, forkserver
 from .jobchild import child_main, standby_main
 from .signals import wait_readable
 
@@ -46,21 +46,16 @@ class ForkerLink:
     """The worker's end of its job forker (forkserver.py): the process and
     the socket to it."""
 
-    def __init__(self, registry, worker_id: str, queues: str):
+    def __init__(self, signals, registry, worker_id: str, queues: str):
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        level, fmt = logs.current()
-        spec = {"worker_pid": os.getpid(), "worker_id": worker_id, "queues": queues,
-                "registry": registry.specs, "log_level": level, "log_format": fmt}
-        try:
-            # Its own process group: a Ctrl-C meant for the worker is the
-            # worker's to act on, not the forker's.
-            self.process = subprocess.Popen(forkserver.command(theirs.fileno(), spec), pass_fds=[theirs.fileno()],
-                                            stdin=subprocess.DEVNULL, process_group=0)
-        except BaseException:
+        worker_pid = os.getpid()
+        pid = os.fork()
+        if pid == 0:
             ours.close()
-            raise
-        finally:
-            theirs.close()
+            forkserver.run_forked(theirs, signals, registry, worker_id, queues, worker_pid)  # never returns
+        theirs.close()
+        _own_group(pid)  # a Ctrl-C meant for the worker is the worker's to act on
+        self.pid = pid
         self.sock = ours
         self.ready = False
 
@@ -73,16 +68,17 @@ class ForkerLink:
 
     def close(self) -> None:
         self.sock.close()  # EOF: it exits, and anything it still has dies with it
-        try:
-            self.process.wait(2)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        for _ in range(200):
+            if os.waitpid(self.pid, os.WNOHANG)[0]:
+                return
+            time.sleep(0.01)
+        os.kill(self.pid, signal.SIGKILL)
+        os.waitpid(self.pid, 0)
 
 
 class Forker:
     def __init__(self, signals, registry, worker_id: str, queues: str, prefork: bool = True,
-                 job_forker: bool = False):
+                 job_forker: bool = True):
         self.signals = signals
         self.registry = registry
         self.worker_id = worker_id
@@ -94,10 +90,9 @@ class Forker:
         self.reaped: dict[int, int] = {}   # pid -> wait status, reaped before anyone asked
         self.served: set[int] = set()      # forked (and reaped) by the job forker
         self._link = None
-        # Off unless asked for (it costs memory, see forkserver.py). Without
-        # the modules it was built from, the allow-list cannot be rebuilt in
-        # another process: children are then forked here too.
-        self._link_broken = not job_forker or registry.specs is None
+        # job_forker false (or a forker that died before it was ready):
+        # children are forked here, by the worker.
+        self._link_broken = not job_forker
         self._asked = False                # a standby asked of the forker, not yet here
 
     @property
@@ -107,7 +102,7 @@ class Forker:
     @property
     def helper_pid(self):
         """The job forker's pid, if one runs (it holds no job)."""
-        return self._link.process.pid if self._link else None
+        return self._link.pid if self._link else None
 
     def idle_pids(self) -> set:
         """The worker's descendants that hold no job (the standby and the job
@@ -209,7 +204,7 @@ class Forker:
         """Is there a job forker to ask (starting one if need be)?"""
         if self._link is None and not self._link_broken:
             try:
-                self._link = ForkerLink(self.registry, self.worker_id, self.queues)
+                self._link = ForkerLink(self.signals, self.registry, self.worker_id, self.queues)
             except OSError as exc:
                 log.error("worker %s: cannot start a job forker (%s): forking job children in the worker",
                           self.worker_id, exc)
@@ -259,22 +254,17 @@ class Forker:
                 self.reaped[pid] = status
         elif kind == b"R":
             self._link.ready = True
-        elif kind == b"E":
-            log.error("worker %s: the job forker cannot build the job table (%s): forking job children "
-                      "in the worker", self.worker_id, rest.decode(errors="replace"))
-            self._link_broken = True
-            self._lose_link(None)
 
     def _lose_link(self, reason) -> None:
         link, self._link, self._asked = self._link, None, False
         if reason:
             if link.ready:
                 log.warning("worker %s: job forker %d: %s; its children died with it; starting another",
-                            self.worker_id, link.process.pid, reason)
+                            self.worker_id, link.pid, reason)
             else:
                 # Dead before it was ready: it would die again. Fork here instead.
                 log.error("worker %s: job forker %d did not start (%s): forking job children in the worker",
-                          self.worker_id, link.process.pid, reason)
+                          self.worker_id, link.pid, reason)
                 self._link_broken = True
         link.close()
         # Its children got SIGKILL when it died (PR_SET_PDEATHSIG).

@@ -27,11 +27,3 @@ def setup(level: str | int = "warning", fmt: str = "text", stream=None) -> None:
     logger.handlers[:] = [handler]
     logger.setLevel(level.upper() if isinstance(level, str) else level)
     logger.propagate = False
-
-
-def current() -> tuple[int, str]:
-    """(level, format) of this process's resqued logging, for a helper
-    process (the job forker) to set up the same."""
-    logger = logging.getLogger("resqued")
-    json_out = any(isinstance(h.formatter, JsonFormatter) for h in logger.handlers)
-    return logger.getEffectiveLevel(), "json" if json_out else "text"

@@ -64,9 +64,6 @@ class JobRegistry:
         self._bare: dict[str, object] = {}
         self._aliases: dict[str, object] = {}
         self.modules: list[str] = []
-        # What build() was given, so that another process (the job forker,
-        # forkserver.py) can build the same table; None when built by hand.
-        self.specs: tuple | None = None
 
     @classmethod
     def build(cls, modules=(), aliases=None) -> "JobRegistry":
@@ -75,7 +72,6 @@ class JobRegistry:
             registry.add_module(import_module_or_file(spec))
         for name, target in (aliases or {}).items():
             registry.add_alias(name, target)
-        registry.specs = (list(modules), dict(aliases or {}))
         return registry
 
     def add_module(self, module) -> None:

@@ -63,7 +63,7 @@ class Worker(JobChildWatch):
                  report_fd: int | None = None, pidfile: str | None = None,
                  orphan_timeout: float | None = None, on_lost: str = ON_LOST[0],
                  max_lost: int = DEFAULT_MAX_LOST,
-                 fork: bool = True, job_forker: bool = False):
+                 fork: bool = True, job_forker: bool = True):
         """``parent_pid``: when set (a worker run by a master), the worker stops
         after its current job once its parent is no longer that process.
         ``report_fd``: a pipe to the master, which learns the worker's state
@@ -74,8 +74,8 @@ class Worker(JobChildWatch):
         ``fork=False``: run jobs inside the worker (opt-in, for trusted short
         jobs): no fork cost, but a job that crashes takes the worker with it
         (its job is then recovered like any dead worker's) and signals wait
-        for the running job to end. ``job_forker``: job children come from
-        a lean process beside the worker (forkserver.py), not from the worker."""
+        for the running job to end. ``job_forker``: job children are forked
+        by a process beside the worker (forkserver.py), not by the worker."""
         self.resque = resque
         self.keys = resque.keys
         self.redis = resque.redis

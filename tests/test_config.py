@@ -117,19 +117,19 @@ def test_every_top_level_setting(tmp_path):
     assert config.pools == (PoolConfig(("high", "low", "*"), 0, interval=0.5),)
 
 
-def test_job_forker_is_off_unless_a_pool_or_the_defaults_ask(tmp_path):
+def test_job_forker_is_on_unless_a_pool_or_the_defaults_say_false(tmp_path):
     config = load(tmp_path, """
         defaults:
-          job_forker: true
+          job_forker: false
         pools:
-          - queues: [short]
+          - queues: [plain]
             count: 1
-          - queues: [heavy]
+          - queues: [forked]
             count: 1
-            job_forker: false
+            job_forker: true
     """)
-    assert [p.job_forker for p in config.pools] == [True, False]
-    assert load(tmp_path, ONE_POOL).pools[0].job_forker is False
+    assert [p.job_forker for p in config.pools] == [False, True]
+    assert load(tmp_path, ONE_POOL).pools[0].job_forker is True
 
 
 def test_defaults_are_inherited_and_overridden(tmp_path):
