@@ -6,7 +6,7 @@ sides: after each fork every page the parent writes is copied, and the
 worker writes a lot (Redis replies, the report, its heartbeat) while its
 job runs. So a forking worker forks this process once, at its first job: a
 copy of the worker (it shares the worker's pages, imports and job table, so
-it costs ~1.5 MB), which forks the standby children (jobchild.py) when the
+it costs ~2 MB of PSS), which forks the standby children (jobchild.py) when the
 worker asks, on the other core. The worker then only hands jobs over and
 records outcomes. BENCHMARKS.md has what it does for draining jobs.
 
