@@ -87,9 +87,10 @@ class Chaos:
                     f"interval: 1\nshutdown_timeout: 5\nheartbeat_interval: 1\nmax_lost: 20\n"
                     f"log: {{level: warning}}\n"
                     f"pools:\n  - queues: [chaos]\n    count: {max(self.args.workers - 1, 1)}\n"
-                    # One worker forks its jobs from a job forker, which the
-                    # kills hit too (it is a "worker" kind: resque- titled).
-                    f"  - queues: [chaos, chaos_forked]\n    count: 1\n    job_forker: true\n")
+                    # Workers fork their jobs from a job forker, which the
+                    # kills hit too (a "worker" kind: resque- titled); one
+                    # forks its jobs itself.
+                    f"  - queues: [chaos, chaos_plain]\n    count: 1\n    job_forker: false\n")
         return config
 
     def start_master(self):
