@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 
 from .pidfile import Pidfile
+from .proctitle import PREFIX
 from .recycle import EXIT_BOOT_ERROR, RecyclePolicy, tree_rss
 from .registry import JobRegistry, RegistryError
 from .signals import blocked_for_fork, exit_on_parent_death
@@ -68,8 +69,13 @@ class Child:
         return {"pid": self.pid, "queues": list(self.pool.queues), "state": state,
                 "paused": self.paused, "job": self.report.get("job") if state == "busy" else None,
                 "since": self.report.get("since") if state == "busy" else None,
-                "jobs_done": self.report.get("jobs", 0), "rss": tree_rss(self.pid),
+                "jobs_done": self.report.get("jobs", 0), "rss": tree_rss(self.pid, idle_titles=IDLE_TITLES),
                 "started": self.started_wall, "stop_reason": self.stop_reason or None}
+
+
+# A worker's helpers that hold no job: what the worker's own memory checks
+# leave out (childwatch.py), by their titles, which the master can see.
+IDLE_TITLES = (f"{PREFIX}: Job forker for ", f"{PREFIX}: Standby for ")
 
 
 def worker_pidfile(pid_dir: str, pool, pid: int) -> str:

@@ -21,12 +21,15 @@ EXIT_REASONS = {
 CLEAN_EXITS = (EXIT_OK, EXIT_BOOT_ERROR, EXIT_RECYCLE_JOBS, EXIT_RECYCLE_MEMORY)
 
 
-def tree_rss(pid: int, exclude=()) -> int:
+def tree_rss(pid: int, exclude=(), idle_titles=()) -> int:
     """Resident memory of ``pid`` and its descendants, in bytes, leaving out
-    ``exclude`` (a worker's standby child, which holds no job)."""
+    ``exclude`` and the processes whose title starts with one of
+    ``idle_titles`` (a worker's job forker and standby: no job, and mostly
+    the worker's own pages, which would count twice)."""
     try:
         proc = psutil.Process(pid)
-        procs = [proc] + [p for p in proc.children(recursive=True) if p.pid not in exclude]
+        procs = [proc] + [p for p in proc.children(recursive=True)
+                          if p.pid not in exclude and not _titled(p, idle_titles)]
     except psutil.NoSuchProcess:
         return 0
     total = 0
@@ -36,6 +39,15 @@ def tree_rss(pid: int, exclude=()) -> int:
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
     return total
+
+
+def _titled(proc, titles) -> bool:
+    if not titles:
+        return False
+    try:
+        return " ".join(proc.cmdline()).startswith(titles)
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return True  # gone: nothing to count
 
 
 def approx_size(n: int | None) -> str:

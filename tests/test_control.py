@@ -8,6 +8,7 @@ import socket
 
 import pytest
 
+from conftest import wait_until
 from resqued.control import ControlError, ControlServer, request
 from resqued.pidfile import Pidfile, PidfileError
 from test_master import TWO_POOLS, master_factory  # noqa: F401 (fixture)
@@ -94,3 +95,20 @@ def test_pidfile_refuses_symlink_and_removes_only_its_own(tmp_path):
     own.remove()
     assert not (tmp_path / "own.pid").exists()
     assert sorted(os.listdir(tmp_path)) == ["resqued.pid", "target"]  # no temp or lock files left
+
+
+def test_status_rss_of_an_idle_worker_leaves_out_its_job_forker_and_standby(master_factory, tmp_path):
+    import psutil
+    from helpers import title
+    m = master_factory(["queues: [default]\ncount: 1"])
+    [worker] = m.wait_workers(1)
+    path = str(tmp_path / "var/run/resqued.sock")
+    wait_until(lambda: len(psutil.Process(worker).children(recursive=True)) == 2, message="forker and standby")
+    helpers = psutil.Process(worker).children(recursive=True)
+    assert sorted(title(p.pid).split(": ")[1].split(" for ")[0] for p in helpers) == ["Job forker", "Standby"]
+    [entry] = request(path, "status")["workers"]
+    own = psutil.Process(worker).memory_info().rss
+    with_helpers = own + sum(p.memory_info().rss for p in helpers)
+    # Its own RSS give or take what moved between the two readings; the
+    # helpers' RSS (mostly the worker's own pages) would nearly double it.
+    assert entry["rss"] < (own + with_helpers) / 2
