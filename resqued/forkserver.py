@@ -4,11 +4,11 @@ worker's job children, so that the worker itself never forks.
 Fork-per-job costs, besides the fork itself, copy-on-write faults on both
 sides: after each fork every page the parent writes is copied, and the
 worker writes a lot (Redis replies, the report, its heartbeat) while its
-job runs. So a forking worker forks this process once, at its first job: a
-copy of the worker (it shares the worker's pages, imports and job table, so
-it costs ~2 MB of PSS), which forks the standby children (jobchild.py) when the
-worker asks, on the other core. The worker then only hands jobs over and
-records outcomes. BENCHMARKS.md has what it does for draining jobs.
+job runs. So a forking worker forks this process once, when it first
+waits for a job: a copy of the worker (it shares the worker's pages,
+imports and job table, so it costs ~2 MB of PSS), which forks the standby
+children (jobchild.py) when the worker asks, on the other core. The worker
+then only hands jobs over and records outcomes. BENCHMARKS.md has what it does for draining jobs.
 
 Protocol, on a SOCK_SEQPACKET socketpair (one message per send; descriptors
 ride along with SCM_RIGHTS):
