@@ -27,6 +27,7 @@ import socket
 import time
 
 from . import events, forkserver
+from .job import warm
 from .jobchild import child_main, standby_main
 from .signals import wait_readable
 
@@ -77,14 +78,12 @@ class ForkerLink:
 
 
 class Forker:
-    def __init__(self, signals, registry, worker_id: str, queues: str, prefork: bool = True,
-                 job_forker: bool = True):
+    def __init__(self, signals, registry, worker_id: str, queues: str, job_forker: bool = True):
         self.signals = signals
         self.registry = registry
         self.worker_id = worker_id
         self.queues = queues
         self.standby_title = f"Standby for {queues}"
-        self.prefork = prefork
         self.standby = None
         self.unreaped: set[int] = set()
         self.reaped: dict[int, int] = {}   # pid -> wait status, reaped before anyone asked
@@ -94,10 +93,12 @@ class Forker:
         # children are forked here, by the worker.
         self._link_broken = not job_forker
         self._asked = False                # a standby asked of the forker, not yet here
+        for target in registry.targets():
+            warm(target)  # once, here: every child (and the forker) inherits it
 
     @property
     def using_standby(self) -> bool:
-        return self.prefork and not events.has_listeners("beforeFork")
+        return not events.has_listeners("beforeFork")
 
     @property
     def helper_pid(self):
@@ -257,15 +258,14 @@ class Forker:
 
     def _lose_link(self, reason) -> None:
         link, self._link, self._asked = self._link, None, False
-        if reason:
-            if link.ready:
-                log.warning("worker %s: job forker %d: %s; its children died with it; starting another",
-                            self.worker_id, link.pid, reason)
-            else:
-                # Dead before it was ready: it would die again. Fork here instead.
-                log.error("worker %s: job forker %d did not start (%s): forking job children in the worker",
-                          self.worker_id, link.pid, reason)
-                self._link_broken = True
+        if link.ready:
+            log.warning("worker %s: job forker %d: %s; its children died with it; starting another",
+                        self.worker_id, link.pid, reason)
+        else:
+            # Dead before it was ready: it would die again. Fork here instead.
+            log.error("worker %s: job forker %d did not start (%s): forking job children in the worker",
+                      self.worker_id, link.pid, reason)
+            self._link_broken = True
         link.close()
         # Its children got SIGKILL when it died (PR_SET_PDEATHSIG).
         for pid in self.served:

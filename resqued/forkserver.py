@@ -33,7 +33,6 @@ import select
 import signal
 import socket
 
-from .job import warm
 from .jobchild import flush_and_exit, standby_main
 from .proctitle import set_title
 from .signals import exit_on_parent_death
@@ -85,8 +84,6 @@ def run_forked(sock, signals, registry, worker_id: str, queues: str, worker_pid:
 
 
 def _loop(sock, registry, worker_id: str, title: str) -> int:
-    for target in registry.targets():
-        warm(target)  # once here, not in every child
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
     os.set_blocking(wake_w, False)

@@ -73,9 +73,9 @@ def _takes_positional(func) -> bool:
 
 
 def warm(target) -> None:
-    """Fill the caches above for ``target`` without running it. A process
-    that forks job children (forkserver.py) does this once, so that its
-    children do not each inspect the same signature again."""
+    """Fill the caches above for ``target`` without running it. A worker
+    does this once (forker.py), so that its job children do not each
+    inspect the same signature again."""
     try:
         if inspect.isclass(target):
             if _is_static(target):
