@@ -323,7 +323,8 @@ def live_workers(m) -> int:
 
 def replace_one(m, count) -> float:
     """SIGKILL one worker; seconds until the master has a new worker child
-    whose title starts with "resque-" (polled every 2 ms)."""
+    waiting for jobs: its title starts with "resque-", and no longer says
+    "Starting" (polled every 2 ms)."""
     workers = [c for c in m.children() if _title(c).startswith("resque-")]
     before = {c.pid for c in m.children()}
     victim = workers[0]
@@ -332,7 +333,7 @@ def replace_one(m, count) -> float:
     deadline = t0 + 10
     while time.perf_counter() < deadline:
         for c in m.children():
-            if c.pid not in before and _title(c).startswith("resque-"):
+            if c.pid not in before and _title(c).startswith("resque-") and "Starting" not in _title(c):
                 return time.perf_counter() - t0
         time.sleep(0.002)
     raise TimeoutError("no replacement worker within 10 s")

@@ -7,6 +7,7 @@ signals, leaves the master's process group, arranges to hear of the master's
 death, and never returns into the master's code.
 """
 
+import dataclasses
 import json
 import logging
 import os
@@ -16,10 +17,10 @@ import time
 from dataclasses import dataclass, field
 
 from .pidfile import Pidfile
-from .proctitle import PREFIX
+from .proctitle import PREFIX, set_title
 from .recycle import EXIT_BOOT_ERROR, RecyclePolicy, tree_rss
 from .registry import JobRegistry, RegistryError
-from .signals import blocked_for_fork, exit_on_parent_death
+from .signals import exit_on_parent_death
 
 log = logging.getLogger("resqued.master")
 
@@ -83,26 +84,22 @@ def worker_pidfile(pid_dir: str, pool, pid: int) -> str:
     return os.path.join(pid_dir, f"{safe}.{pid}.pid")
 
 
-def spawn(config, pool, paused: bool, in_child) -> Child:
-    """Fork a worker for ``pool``. ``in_child()`` runs first in the child: it
-    drops what belongs to the master (signal handlers, control socket, the
-    other workers' pipes)."""
+def spawn(config, pool, paused: bool, spawner) -> Child:
+    """Have the spawner (spawner.py) fork a worker for ``pool``; raises
+    SpawnerError. Everything the worker needs is decided here and sent as
+    JSON, so the spawner needs no copy of the current config."""
     read_fd, write_fd = os.pipe()
     max_jobs = pool.max_jobs + random.randint(0, pool.max_jobs_jitter) if pool.max_jobs else None
-    master_pid = os.getpid()
-    with blocked_for_fork():
-        pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            os.close(read_fd)
-            in_child()
-            code = _worker_main(config, pool, paused, write_fd, max_jobs, master_pid)
-        except BaseException:
-            log.exception("worker for %s crashed", pool.name)
-        finally:
-            os._exit(code)
-    os.close(write_fd)
+    settings = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name != "pools"}
+    spec = {"config": settings, "pool": dataclasses.asdict(pool), "paused": paused,
+            "max_jobs": max_jobs, "master_pid": os.getpid()}
+    try:
+        pid = spawner.spawn_worker(spec, write_fd)
+    except BaseException:
+        os.close(read_fd)
+        raise
+    finally:
+        os.close(write_fd)
     os.set_blocking(read_fd, False)
     return Child(pid=pid, pool=pool, settings=global_settings(config), report_fd=read_fd)
 
@@ -114,14 +111,27 @@ def global_settings(config) -> tuple:
             config.heartbeat_interval, config.term_timeout, config.pid_dir, config.on_lost, config.max_lost)
 
 
+def worker_main(spec: dict, report_fd: int) -> int:
+    """In the worker, forked by the spawner and adopted by the master."""
+    from .config import Config, PoolConfig
+    config = Config(**{**spec["config"], "jobs": tuple(spec["config"]["jobs"]), "pools": ()})
+    pool = PoolConfig(**{**spec["pool"], "queues": tuple(spec["pool"]["queues"])})
+    try:
+        return _worker_main(config, pool, spec["paused"], report_fd, spec["max_jobs"], spec["master_pid"])
+    except BaseException:
+        log.exception("worker for %s crashed", pool.name)
+        return 1
+
+
 def _worker_main(config, pool, paused, report_fd, max_jobs, master_pid) -> int:
-    # Imported here: the master itself never needs the worker's code paths.
+    # Imported here: the master itself never loads the worker's code (the
+    # spawner has, before forking us).
     from .client import Resque
     from .worker import Worker
 
+    set_title("Starting")  # as Resque's; not the spawner's title we inherited
     os.setpgid(0, 0)  # Ctrl-C on the master's terminal must not reach workers directly
     exit_on_parent_death()
-    random.seed()
     try:
         registry = JobRegistry.build(config.jobs, config.aliases)
     except RegistryError as exc:
@@ -142,24 +152,21 @@ def remove_worker_pidfile(config, child: Child) -> None:
     Pidfile(worker_pidfile(config.pid_dir, child.pool, child.pid)).remove(child.pid)
 
 
-def probe_jobs(config) -> str | None:
-    """Import the job modules and aliases in a throwaway child, so that a
-    broken job module is reported at start (or refuses a reload) instead of
-    making every worker die at boot. Returns the error, or None. The master
-    itself stays free of the application's code and memory."""
+def probe(config) -> str | None:
+    """In a throwaway child, check the Redis URL's options with redis-py and
+    import the job modules and aliases, so that a broken URL or job module is
+    reported at start (or refuses a reload) instead of making every worker
+    die at boot. Returns the error as "<key>: <problem>", or None. The master
+    itself stays free of redis-py and of the application's code and memory."""
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:
-        code = 0
+        code = 1
         try:
             os.close(read_fd)
-            JobRegistry.build(config.jobs, config.aliases)
-        except RegistryError as exc:
-            os.write(write_fd, str(exc).encode()[:60000])
-            code = 1
+            code = 0 if _probe_in_child(config, write_fd) else 1
         except BaseException as exc:
-            os.write(write_fd, f"{type(exc).__name__}: {exc}".encode()[:60000])
-            code = 1
+            os.write(write_fd, f"jobs: {type(exc).__name__}: {exc}".encode()[:60000])
         finally:
             os._exit(code)
     os.close(write_fd)
@@ -167,5 +174,22 @@ def probe_jobs(config) -> str | None:
         message = pipe.read().decode(errors="replace")
     _, status = os.waitpid(pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
-        return message or f"job modules could not be loaded (exit status {status})"
+        return message or f"jobs: job modules could not be loaded (exit status {status})"
     return None
+
+
+def _probe_in_child(config, write_fd) -> bool:
+    from redis.connection import parse_url
+
+    from .connection import redact
+    try:
+        parse_url(config.redis_url)
+    except ValueError as exc:
+        os.write(write_fd, f"redis: redis URL {redact(config.redis_url)!r}: {exc}".encode())
+        return False
+    try:
+        JobRegistry.build(config.jobs, config.aliases)
+    except RegistryError as exc:
+        os.write(write_fd, f"jobs: {exc}".encode()[:60000])
+        return False
+    return True

@@ -12,15 +12,14 @@ import socket
 import sys
 from types import SimpleNamespace
 
+# Only what every path needs: the master (run_master) must not load redis-py,
+# so the worker's modules are imported where env mode runs them.
 from . import envmode, logs
-from .client import Resque
-from .recovery import DEFAULT_MAX_LOST, ON_LOST
 from .connection import redact
+from .outcome import DEFAULT_MAX_LOST, ON_LOST
 from .pidfile import Pidfile, PidfileError
 from .registry import JobRegistry, RegistryError
-from .supervisor import Supervisor
 from .version import __version__
-from .worker import Worker
 
 log = logging.getLogger("resqued")
 
@@ -88,6 +87,7 @@ def main(argv=None) -> int:
     try:
         if settings.count == 1:
             return run_worker(settings, registry)
+        from .supervisor import Supervisor
         recovery = (SimpleNamespace(redis_url=settings.redis_url, namespace=settings.namespace,
                                     on_lost=ON_LOST[0], max_lost=DEFAULT_MAX_LOST),
                     lambda pid: f"{socket.gethostname()}:{pid}:{','.join(settings.queues)}")
@@ -99,6 +99,9 @@ def main(argv=None) -> int:
 
 
 def run_worker(settings, registry, parent_pid=None) -> int:
+    from .client import Resque
+    from .worker import Worker
+
     # A fresh client per process: connections must not be shared across a fork.
     resque = Resque(settings.redis_url, settings.namespace)
     worker = Worker(resque, registry, settings.queues, interval=settings.interval,
@@ -109,7 +112,7 @@ def run_worker(settings, registry, parent_pid=None) -> int:
 
 
 def run_master(args) -> int:
-    from .children import probe_jobs
+    from .children import probe
     from .config import ConfigError, describe, load_config
     from .control import ControlError
     from .daemonize import default_log_file, detach
@@ -124,9 +127,9 @@ def run_master(args) -> int:
             config = dataclasses.replace(config, jobs=config.jobs + tuple(a for a in apps if a not in config.jobs))
         if not config.jobs:
             raise ConfigError(f"{config.path}: jobs: no job modules: add `jobs:` to the file, or pass --app")
-        error = probe_jobs(config)
+        error = probe(config)
         if error:
-            raise ConfigError(f"{config.path}: jobs: {error}")
+            raise ConfigError(f"{config.path}: {error}")
         return config
 
     try:

@@ -10,15 +10,8 @@ import json
 from . import direct, events, wire
 from .connection import connect, normalize_url, redact
 from .failure import FailureBackend
-from .keys import Keys
+from .keys import Keys, check_queue_name  # noqa: F401 (part of the API)
 
-
-def check_queue_name(queue) -> str:
-    # A worker id joins its queues with ',', so a comma would corrupt it.
-    # Any whitespace (also \v, \f, U+00A0, ...) is refused, not only " \t\r\n".
-    if not isinstance(queue, str) or not queue or "," in queue or any(c.isspace() for c in queue):
-        raise ValueError(f"invalid queue name {queue!r}: a non-empty name without commas or whitespace")
-    return queue
 
 
 def _check_class(job_class) -> str:

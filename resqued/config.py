@@ -16,12 +16,11 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import yaml
-from redis.connection import parse_url
 
 from . import envmode
-from .client import check_queue_name
+from .keys import check_queue_name
 from .connection import BadRedisURL, normalize_url, redact
-from .recovery import ON_LOST
+from .outcome import ON_LOST
 from .registration import HEARTBEAT_INTERVAL
 from .sizes import human_size, parse_size
 from .yamlnodes import LocatedError, NodeReader, read_text
@@ -140,13 +139,15 @@ def _redis(r, node, path):
 
 
 def check_redis_url(url: str | None) -> str:
-    """The normalized URL, or BadRedisURL for anything redis-py would refuse or misread."""
+    """The normalized URL, or BadRedisURL for a URL redis-py would misread.
+    Its query options are checked by redis-py itself, in children.probe():
+    the master process does not import redis-py."""
     url = normalize_url(url)
+    parts = urlsplit(url)
     try:
-        parse_url(url)
+        parts.port
     except ValueError as exc:
         raise BadRedisURL(f"redis URL {redact(url)!r}: {exc}") from None
-    parts = urlsplit(url)
     database = parts.path.strip("/")
     if parts.scheme != "unix" and (not parts.hostname or (database and not database.isdigit())):
         raise BadRedisURL(f"redis URL {redact(url)!r}: expected redis://[user:password@]host[:port][/db]")

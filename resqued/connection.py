@@ -3,9 +3,11 @@
 and redacting passwords before a URL reaches a log line or a process title."""
 
 import re
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
-import redis
+if TYPE_CHECKING:
+    import redis
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
@@ -55,9 +57,11 @@ def redact(url: str) -> str:
     return re.sub(r"([?&][^=&]*password=)[^&]*", r"\1***", url, flags=re.IGNORECASE)
 
 
-def connect(url: str, **options) -> redis.Redis:
+def connect(url: str, **options) -> "redis.Redis":
     """A client for ``url``. Responses stay bytes: payloads are decoded by us,
     so an item that is not UTF-8 reaches the failed list instead of crashing."""
+    import redis  # here, not at the top: the master imports this module and never connects
+
     try:
         return redis.Redis.from_url(url, **options)
     except ValueError as exc:

@@ -3,7 +3,7 @@ QUEUE, COUNT, INTERVAL, … or the equivalent flags (a flag beats its variable).
 
 from dataclasses import dataclass, field
 
-from .client import check_queue_name
+from .keys import check_queue_name
 from .connection import BadRedisURL, normalize_url
 from .registration import HEARTBEAT_INTERVAL
 

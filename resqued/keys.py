@@ -7,6 +7,14 @@ anything Resque may add.
 """
 
 
+def check_queue_name(queue) -> str:
+    # A worker id joins its queues with ',', so a comma would corrupt it.
+    # Any whitespace (also \v, \f, U+00A0, ...) is refused, not only " \t\r\n".
+    if not isinstance(queue, str) or not queue or "," in queue or any(c.isspace() for c in queue):
+        raise ValueError(f"invalid queue name {queue!r}: a non-empty name without commas or whitespace")
+    return queue
+
+
 class Keys:
     def __init__(self, namespace: str = "resque"):
         # php-resque adds the missing trailing colon to PREFIX; so do we.

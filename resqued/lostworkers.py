@@ -1,9 +1,10 @@
-"""The master's list of workers that died without unregistering, and the
-recovery of the jobs they had reserved (see recovery.py).
+"""A list of workers that died without unregistering, and the recovery of
+the jobs they had reserved (see recovery.py): env mode's supervisor keeps
+one, and each of the master's recovery runs (recoveryruns.py) is one.
 
-The master touches Redis only for this. While Redis is away it retries once
-a second and goes on managing workers meanwhile: a slow or absent Redis never
-stalls the master's loop for long (2 s socket timeouts)."""
+While Redis is away the supervisor retries once a second and goes on managing
+workers meanwhile: a slow or absent Redis never stalls its loop for long (2 s
+socket timeouts)."""
 
 import logging
 import time
@@ -20,11 +21,12 @@ RETRY = 1.0
 
 
 class LostWorkers:
-    def __init__(self):
+    def __init__(self, down: bool = False):
+        """``down``: Redis was already found unavailable (and said so)."""
         self.pending: list[tuple[str, str]] = []   # (worker id, why)
         self.retry_at = 0.0
         self._resque = None
-        self._down = False
+        self._down = down
 
     def __bool__(self) -> bool:
         return bool(self.pending)

@@ -6,6 +6,9 @@ only record; the wakeup fd, the control socket and the workers' report pipes
 end one select(); each turn of the loop dispatches signals, serves requests,
 reaps, and reconciles desired workers with live ones (reconcile.plan).
 
+The master never talks to Redis and does not load redis-py: its workers and
+its recovery runs are forked by the spawner (spawner.py), and it adopts them.
+
 Signals: HUP reload; QUIT graceful stop (no limit); TERM/INT graceful stop
 bounded by shutdown_timeout, then kill (``--term immediate``: kill at once);
 USR2/CONT pause/resume; USR1 relay (kill running jobs); TTIN/TTOU one more /
@@ -23,11 +26,12 @@ import psutil
 
 from . import children, reconcile
 from .control import ControlServer
-from .lostworkers import LostWorkers
 from .pidfile import Pidfile
 from .proctitle import set_raw_title
+from .recoveryruns import RecoveryRuns
 from .recycle import CLEAN_EXITS, EXIT_BOOT_ERROR, EXIT_REASONS, EXIT_RECYCLE_JOBS, EXIT_RECYCLE_MEMORY
-from .signals import SignalQueue, describe, wait_readable
+from .signals import SignalQueue, become_child_subreaper, describe, wait_readable
+from .spawner import Spawner, SpawnerError
 from .systemd import Notifier
 
 log = logging.getLogger("resqued.master")
@@ -69,7 +73,8 @@ class Master:
         self.waiting = []             # (connection, kind, deadline): answered later
         self.ready_sent = False
         self.hostname = socket.gethostname()
-        self.lost = LostWorkers()
+        self.lost = RecoveryRuns()
+        self.spawner = Spawner(self.name)
         self._title = None
         self._status = None
 
@@ -80,6 +85,7 @@ class Master:
             self.control.open()
             os.makedirs(self.config.pid_dir, exist_ok=True)
             self.signals.install()
+            become_child_subreaper()
             log.info("master %d managing %s", os.getpid(), ", ".join(
                 f"{p.name}={p.count}" for p in self.config.pools) or "no pools")
             while not (self.stopping and not self.children and not self.lost):
@@ -89,6 +95,7 @@ class Master:
         finally:
             for conn, _, _ in self.waiting:
                 conn.reply(ok=True, message="master stopped")
+            self.spawner.stop()
             self.control.close()
             self.pidfile.remove()
 
@@ -96,6 +103,7 @@ class Master:
         for signum in self.signals.drain():
             self._handle_signal(signum)
         self._reap()
+        self._keep_spawner()
         self._recover_lost_jobs()
         if self.stopping:
             self._enforce_stop_deadlines()
@@ -106,8 +114,11 @@ class Master:
         self.notifier.watchdog()
         if self.signals.has_pending():
             return
-        ready = wait_readable([self.signals, *self.control.waitables(), *self.children.values()],
+        spawner = [self.spawner] if self.spawner.sock is not None else []
+        ready = wait_readable([self.signals, *spawner, *self.control.waitables(), *self.children.values()],
                               self._next_timeout())
+        if spawner and self.spawner in ready:
+            self.spawner.read_ready()
         for child in self.children.values():
             if child in ready:
                 child.read_reports()
@@ -119,8 +130,7 @@ class Master:
         times = [now + 1.0]
         times += [s.backoff_until for s in self.pools.values() if s.backoff_until > now]
         times += [t for t in (self.stop_deadline, self.kill_deadline) if t]
-        if self.lost:
-            times.append(self.lost.retry_at)
+        times += [t for t in (self.lost.next_try(), self.spawner.pid is None and self.spawner.retry_at) if t]
         due = self.notifier.watchdog_due_in()
         if due is not None:
             times.append(now + due)
@@ -231,10 +241,18 @@ class Master:
         plan = reconcile.plan(self.config.pools, self._desired_counts(), alive, blocked)
         for pid, reason in plan.retire:
             self._retire([self.children[pid]], reason)
-        for pool in plan.spawn:
-            child = children.spawn(self.config, pool, self.paused, self._in_child)
+        for pool in plan.spawn if self.spawner.ready else ():
+            try:
+                child = children.spawn(self.config, pool, self.paused, self.spawner)
+            except SpawnerError as exc:
+                log.error("cannot start a worker for %s: %s", pool.name, exc)
+                break
             self.children[child.pid] = child
             log.info("started worker %d for %s", child.pid, pool.name)
+
+    def _keep_spawner(self) -> None:
+        if self.spawner.due():
+            self.spawner.start(self._in_child)
 
     def _in_child(self) -> None:
         self.signals.reset_in_child()
@@ -261,11 +279,20 @@ class Master:
                 return
             child = self.children.pop(pid, None)
             if child is None:
+                self._reap_helper(pid, status)
                 continue
             child.read_reports()
             os.close(child.report_fd)
             children.remove_worker_pidfile(self.config, child)
             self._account(child, os.waitstatus_to_exitcode(status))
+
+    def _reap_helper(self, pid: int, status: int) -> None:
+        code = os.waitstatus_to_exitcode(status)
+        if pid == self.spawner.pid:
+            self.spawner.exited(f"exit code {code}" if code >= 0 else f"signal {describe(-code)}")
+        elif self.lost.owns(pid):
+            self.lost.finished(code)
+        # Anything else is an orphan we adopted as a subreaper: reaped, no more.
 
     def _account(self, child, code: int) -> None:
         how = f"exit code {code}" if code >= 0 else f"signal {describe(-code)}"
@@ -301,7 +328,8 @@ class Master:
                         child.pid, child.pool.name, how, lived)
 
     def _recover_lost_jobs(self) -> None:
-        if not self.lost.recover(self.config) and self.stopping and not self.children:
+        self.lost.start_due(self.config, self.spawner)
+        if self.lost and self.stopping and not self.children:
             # Nothing left to wait for but Redis: a stop must not hang on it forever.
             if self.kill_deadline is None:
                 self.kill_deadline = time.monotonic() + self.config.shutdown_timeout

@@ -21,6 +21,11 @@ class Failure:
         return f"{self.exception}: {self.error}"
 
 
+# What happens to the job of a worker that died holding it (recovery.py);
+# here, not there, so that config validation needs no redis-py.
+ON_LOST = ("requeue", "fail")    # the first is the default
+DEFAULT_MAX_LOST = 3
+
 # Resque's names for failures that the worker, not the job, detects; resque-web
 # users know them, and Ruby's retry tooling matches on them.
 DIRTY_EXIT = "Resque::DirtyExit"

@@ -21,8 +21,6 @@ from .outcome import Failure
 
 log = logging.getLogger("resqued.recovery")
 
-ON_LOST = ("requeue", "fail")    # the first is the default
-DEFAULT_MAX_LOST = 3
 LOST_JOB = "resqued.LostJob"
 LOST_FIELD = "resqued_lost"
 

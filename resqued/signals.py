@@ -109,18 +109,30 @@ def process_alive(pid: int) -> bool:
 
 
 PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
 _prctl = None
 
 
-def exit_on_parent_death(signum: int = signal.SIGQUIT) -> None:
-    """Ask Linux to send ``signum`` when the parent dies (PR_SET_PDEATHSIG);
-    the worker's own ppid check covers other systems."""
+def _prctl_call(option: int, arg: int) -> bool:
     global _prctl
     try:
         if _prctl is None:
             # Looked up once: a process that forks job children calls this
             # itself first, and each child then skips building a ctypes CDLL.
             _prctl = ctypes.CDLL(None, use_errno=True).prctl
-        _prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)
+        return _prctl(option, arg, 0, 0, 0) == 0
     except (OSError, AttributeError):
-        pass
+        return False
+
+
+def exit_on_parent_death(signum: int = signal.SIGQUIT) -> None:
+    """Ask Linux to send ``signum`` when the parent dies (PR_SET_PDEATHSIG);
+    the worker's own ppid check covers other systems."""
+    _prctl_call(PR_SET_PDEATHSIG, signum)
+
+
+def become_child_subreaper() -> bool:
+    """Adopt our descendants when their parent dies (PR_SET_CHILD_SUBREAPER),
+    instead of init: the master's workers are forked by its spawner and must
+    be the master's own children."""
+    return _prctl_call(PR_SET_CHILD_SUBREAPER, 1)

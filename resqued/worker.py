@@ -31,10 +31,10 @@ from .deferred import Deferred
 from .forker import Forker
 from .job import Job
 from .jobchild import run_inline
-from .outcome import INVALID_PAYLOAD, UNKNOWN_JOB, Failure, add_outcome
+from .outcome import DEFAULT_MAX_LOST, INVALID_PAYLOAD, ON_LOST, UNKNOWN_JOB, Failure, add_outcome
 from .pidfile import Pidfile
 from .proctitle import set_title, stamp
-from .recovery import DEFAULT_MAX_LOST, ON_LOST, Recovery, client_name, inflight_queues
+from .recovery import Recovery, client_name, inflight_queues
 from .recycle import EXIT_BOOT_ERROR, EXIT_OK, EXIT_REASONS, RecyclePolicy, tree_rss
 from .registration import HEARTBEAT_INTERVAL, Registration
 from .registry import UnknownJob
@@ -258,8 +258,15 @@ class Worker(JobChildWatch):
         state.update(pid=self.pid, jobs=self.jobs_done, paused=self.paused)
         try:
             os.write(self.report_fd, json.dumps(state).encode() + b"\n")
-        except (BlockingIOError, BrokenPipeError, OSError):
-            pass
+        except BrokenPipeError:
+            # Nobody reads: the master is gone, or a spawner died before it
+            # could tell the master it forked us (spawner.py). Either way no
+            # one would replace, signal or recover us: stop, as when orphaned.
+            if not self.shutdown:
+                log.warning("worker %s: the master does not read its reports: stopping", self.id)
+                self.shutdown = True
+        except OSError:
+            pass  # full (the master is busy): the next report says it all
 
     def _wait_time(self) -> float:
         wait = self.interval if self.interval > 0 else HEARTBEAT_INTERVAL

@@ -74,7 +74,7 @@ class Chaos:
         self.redis = RedisServer(os.path.join(workdir, "redis"), persistent=True)
         self.master = None
         self.master_log = open(os.path.join(workdir, "master.log"), "ab")
-        self.kills = {"job": 0, "worker": 0, "master": 0, "redis": 0}
+        self.kills = {"job": 0, "worker": 0, "master": 0, "spawner": 0, "redis": 0}
         self.seen = set()  # (pid, create time) of every process of this run
 
     def write_config(self):
@@ -116,6 +116,8 @@ class Chaos:
         tree = self.my_tree()
         if kind == "job":
             pids = [p for p in tree if "Processing" in _title(p)]
+        elif kind == "spawner":  # the master's: it forks the workers (resqued/spawner.py)
+            pids = [p for p in tree if _title(p).startswith("resqued-spawner[")]
         else:
             pids = [p for p in tree if _title(p).startswith("resque-") and "Processing" not in _title(p)]
         if pids:
@@ -165,13 +167,15 @@ class Chaos:
                 if time.monotonic() > chaos_until - self.args.chaos_seconds / 3:
                     # Past two thirds of the time, make sure every kind of
                     # kill happened at least once (the test checks that).
-                    missing = [kind for kind in ("job", "worker", "master") if not self.kills[kind]]
+                    missing = [kind for kind in ("job", "worker", "spawner", "master") if not self.kills[kind]]
                     if missing:
-                        action = {"job": 0.0, "worker": 0.6, "master": 0.95}[missing[0]]
+                        action = {"job": 0.0, "worker": 0.6, "spawner": 0.85, "master": 0.95}[missing[0]]
                 if action < 0.5:
                     self.kill_one("job")
-                elif action < 0.9:
+                elif action < 0.8:
                     self.kill_one("worker")
+                elif action < 0.9:
+                    self.kill_one("spawner")
                 else:
                     self.kill_master()
                 if self.master.poll() is not None:

@@ -21,5 +21,6 @@ def test_chaos_loses_no_job():
     assert lost == 0 and result.returncode == 0, result.stderr[-3000:]
     assert enqueued == int(jobs) and done + failed == enqueued
     # The chaos really happened: something was killed of each kind.
-    kills = re.findall(r"kills: \{'job': (\d+), 'worker': (\d+), 'master': (\d+), 'redis': (\d+)\}", result.stderr)
+    kills = re.findall(r"kills: \{'job': (\d+), 'worker': (\d+), 'master': (\d+), 'spawner': (\d+), "
+                       r"'redis': (\d+)\}", result.stderr)
     assert kills and all(int(k) > 0 for k in kills[-1]), result.stderr[-2000:]

@@ -34,12 +34,14 @@ class Master:
                                 env={"REDIS_BACKEND": redis_url, **(env or {})}, name="master")
         self.pid = self.proc.pid
 
-    def workers(self):
+    def workers(self, starting=False):
+        """The master's workers, by title; ``starting``: also those not ready yet."""
         try:
             kids = psutil.Process(self.pid).children()
         except psutil.NoSuchProcess:
             return []
-        return sorted(k.pid for k in kids if title(k.pid).startswith("resque-"))
+        return sorted(k.pid for k in kids if title(k.pid).startswith("resque-")
+                      and (starting or not title(k.pid).endswith(": Starting")))
 
     def wait_workers(self, n, message=None):
         found = wait_until(lambda: (len(self.workers()) == n and self.workers()) or self.proc.poll() is not None,

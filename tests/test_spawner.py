@@ -1,0 +1,144 @@
+"""The master's spawner (resqued/spawner.py): the master holds no Redis
+client; a child of it that does forks the workers and the recovery runs,
+which the master adopts, reaps and replaces exactly as before."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import psutil
+
+from conftest import JOBS_FILE, ROOT, log_text, wait_until
+from helpers import failures, title, wait_log
+from redis_server import RedisServer
+from resqued import Resque
+from test_master import TWO_POOLS, Master, master_factory, write_config  # noqa: F401 (fixture)
+
+
+def spawners(master_pid):
+    try:
+        kids = psutil.Process(master_pid).children()
+    except psutil.NoSuchProcess:
+        return []
+    return [k.pid for k in kids if title(k.pid).startswith("resqued-spawner[")]
+
+
+def maps(pid) -> str:
+    with open(f"/proc/{pid}/maps") as f:
+        return f.read()
+
+
+def test_the_master_holds_no_redis_client_its_spawner_forks_the_workers(master_factory, r):
+    m = master_factory(TWO_POOLS)
+    workers = m.wait_workers(3)
+    [spawner] = wait_until(lambda: spawners(m.pid), message="the spawner")
+    assert title(spawner) == "resqued-spawner[pool.yml]"
+    # redis-py loads hiredis, a C extension, so it shows in a process's memory map.
+    assert "hiredis" in maps(spawner) and all("hiredis" in maps(w) for w in workers)
+    assert "hiredis" not in maps(m.pid)
+    # Forked by the spawner, adopted by the master: its own children.
+    assert all(psutil.Process(w).ppid() == m.pid for w in workers)
+    assert m.status()["master"]["pid"] == m.pid
+
+
+def test_a_killed_spawner_is_replaced_and_the_workers_keep_running(master_factory, r, resque):
+    m = master_factory(["queues: [default]\ncount: 2"])
+    workers = m.wait_workers(2)
+    [spawner] = wait_until(lambda: spawners(m.pid), message="the spawner")
+    os.kill(spawner, signal.SIGKILL)
+    [new] = wait_until(lambda: [p for p in spawners(m.pid) if p != spawner], message="a new spawner")
+    assert "the worker spawner died (signal SIGKILL)" in log_text(m.proc)
+    assert m.workers() == workers
+
+    os.kill(workers[0], signal.SIGKILL)  # the new spawner replaces it
+    after = wait_until(lambda: len(m.workers()) == 2 and workers[0] not in m.workers() and m.workers(),
+                       message="the killed worker replaced")
+    assert workers[1] in after and psutil.Process(new).ppid() == m.pid
+    resque.enqueue_call("default", "add", 1, 2)
+    wait_log(r, "add:3")
+    assert "stopping worker" not in log_text(m.proc)  # no stray was found
+
+
+def test_the_spawner_dies_with_the_master(master_factory, r):
+    m = master_factory(["queues: [default]\ncount: 1"])
+    m.wait_workers(1)
+    [spawner] = wait_until(lambda: spawners(m.pid), message="the spawner")
+    os.kill(m.pid, signal.SIGKILL)
+    m.proc.wait(10)
+    wait_until(lambda: not psutil.pid_exists(spawner) or psutil.Process(spawner).status() == psutil.STATUS_ZOMBIE,
+               message="the spawner gone")
+
+
+def test_a_redis_option_redis_py_refuses_is_a_config_error(tmp_path):
+    cfg = write_config(tmp_path / "pool.yml", "redis://127.0.0.1:1/0?socket_timeout=soon", TWO_POOLS)
+    out = subprocess.run([sys.executable, "-m", "resqued", "--check", "-c", str(cfg)], capture_output=True,
+                         text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT})
+    assert out.returncode == 78 and out.stderr.count("\n") == 1, out.stderr
+    assert f"{cfg}: redis: redis URL" in out.stderr and "socket_timeout" in out.stderr
+
+
+def test_a_lost_job_waits_out_a_redis_outage_and_is_recovered_once(procs, tmp_path):
+    server = RedisServer(str(tmp_path / "redis"), persistent=True).start()
+    try:
+        m = Master(procs, tmp_path, server.url, ["queues: [default]\ncount: 1"], on_lost="fail")
+        [worker] = m.wait_workers(1)
+        client = Resque(server.url)
+        wait_until(lambda: client.redis.scard("resque:workers") == 1)
+        marker = str(tmp_path / "job")
+        client.enqueue("default", "FileSleep", {"path": marker, "seconds": 60})
+        wait_until(lambda: os.path.exists(marker + ".started"), message="the job started")
+        client.redis.close()
+        server.stop()
+        os.kill(worker, signal.SIGKILL)
+        wait_until(lambda: "cannot recover the jobs of 1 dead workers yet" in log_text(m.proc),
+                   message="the recovery run found Redis away")
+        # Its replacement starts, and waits for Redis.
+        [new] = wait_until(lambda: [w for w in m.workers(starting=True) if w != worker],
+                           message="the worker replaced")
+        server.start()
+        client = Resque(server.url)
+        wait_until(lambda: len(failures(client.redis)) == 1, timeout=20, message="the lost job failed")
+        [entry] = failures(client.redis)
+        assert entry["exception"] == "resqued.LostJob" and f":{worker}:" in entry["error"]
+        wait_until(lambda: "Redis is back: lost jobs recovered" in log_text(m.proc))
+        text = log_text(m.proc)
+        # Retried every second meanwhile, but said once; nothing crashed.
+        assert text.count("cannot recover the jobs") == 1 and "recovery run" not in text
+        assert m.workers(starting=True) == [new] and m.proc.poll() is None
+        assert not client.redis.sismember("resque:workers", f"{os.uname().nodename}:{worker}:default")
+    finally:
+        server.stop()
+
+
+def test_the_master_path_imports_no_redis_client():
+    code = ("import sys, resqued.cli, resqued.master, resqued.config, resqued.daemonize, resqued.ctlmaster; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('redis', 'hiredis')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": ROOT}, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_a_worker_whose_reports_nobody_reads_stops(procs, redis_url, r, tmp_path):
+    """What a worker sees if the spawner that forked it died before telling
+    the master: the master closed its end of the report pipe. It must not
+    go on working unseen (nobody would replace, signal or recover it)."""
+    script = tmp_path / "stray.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, sys
+        from resqued import logs
+        from resqued.client import Resque
+        from resqued.registry import JobRegistry
+        from resqued.worker import Worker
+        logs.setup("info")
+        read_end, report_fd = os.pipe()
+        os.close(read_end)
+        worker = Worker(Resque({redis_url!r}), JobRegistry.build([{JOBS_FILE!r}]), ["default"], interval=1,
+                        report_fd=report_fd)
+        sys.exit(worker.work())
+    """))
+    proc = procs.spawn([sys.executable, str(script)], name="stray")
+    assert proc.wait(15) == 0, log_text(proc)
+    assert "the master does not read its reports: stopping" in log_text(proc)
+    assert r.scard("resque:workers") == 0  # it unregistered
