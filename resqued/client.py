@@ -26,6 +26,7 @@ class Resque:
         self.redis = redis if redis is not None else connect(self.url)
         self.keys = Keys(namespace)
         self.failures = FailureBackend(self.redis, self.keys)
+        self._conns = direct.PerThread(self.redis)  # enqueue's own, per thread (direct.Held)
 
     def __repr__(self):
         return f"<Resque {redact(self.url)} namespace={self.keys.namespace}>"
@@ -62,7 +63,7 @@ class Resque:
         commands = [("SADD", self.keys.queues, queue), ("RPUSH", self.keys.queue(queue), encoded)]
         if track_status:
             commands.append(("SET", self.keys.status(job_id), wire.status_record(wire.STATUS_WAITING, started=True)))
-        direct.execute(self.redis, commands)  # one round trip
+        direct.execute(self.redis, commands, held=self._conns.held)  # one round trip
         events.trigger("afterEnqueue", job_class, hook_args, queue, job_id)
         return job_id
 

@@ -10,15 +10,18 @@ they were executed before the outcome was sent, the records keep their order.
 
 import redis
 
-from .direct import connection, read_replies, send
+from .direct import Held, connection, read_replies, send
 
 
 class Deferred:
-    def __init__(self, client: redis.Redis, commands: list[tuple]):
+    def __init__(self, client: redis.Redis, commands: list[tuple], held: Held | None = None):
         """Send ``commands``; raises redis-py's connection errors if they
-        could not be sent (nothing is then held)."""
+        could not be sent (nothing is then held). ``held``: the connection
+        to use (and keep), not one from the pool; nothing else may use it
+        until ``wait()``."""
         self._pool = client.connection_pool
-        self._conn = connection(self._pool)
+        self._held = held
+        self._conn = held.take() if held is not None else connection(self._pool)
         self._count = len(commands)
         try:
             send(self._conn, commands)
@@ -45,4 +48,5 @@ class Deferred:
         conn, self._conn = self._conn, None
         if broken:
             conn.disconnect()  # a half-read reply would poison the next command
-        self._pool.release(conn)
+        if self._held is None:
+            self._pool.release(conn)

@@ -9,7 +9,16 @@ CPU. This sends the same commands with the same connection API the Pipeline
 uses (``pack_commands``, ``send_packed_command``, ``read_response``) and the
 same retry policy (the connection's ``retry``), and returns the raw replies:
 bytes, ints, lists, no callbacks.
+
+A caller that makes such calls all the time (``Resque.enqueue``, the worker's
+per-job transaction) keeps its connection (``Held``) instead of taking it
+from redis-py's pool and giving it back each time: measured, the checkout
+and release cost ~25 µs per call (redis-py 8 records pool metrics in both),
+a quarter of an enqueue.
 """
+
+import os
+import threading
 
 import redis
 
@@ -38,8 +47,54 @@ def connection(pool):
         return pool.get_connection("_")
 
 
+class Held:
+    """A connection taken from ``client``'s pool once and kept, by one thread
+    of one process: a connection is not thread-safe, and a forked child must
+    not use its parent's socket (it takes its own). Given back to the pool
+    when this object goes (with its thread, see PerThread). A broken one is
+    disconnected and stays held: redis-py reconnects it on the next send."""
+
+    def __init__(self, client: redis.Redis):
+        self.pool = client.connection_pool
+        self._conn = None
+        self._pid = None
+
+    def take(self):
+        if self._pid != os.getpid():
+            self._conn = None  # the parent's; the pool itself resets after a fork
+        if self._conn is None:
+            self._conn = connection(self.pool)
+            self._pid = os.getpid()
+        elif self._conn._sock is not None:
+            # As the pool checks a connection it hands out: one with something
+            # to read (the server closed it, e.g. a restart) is reconnected,
+            # instead of failing the next command. One poll(), ~1 µs.
+            try:
+                stale = self._conn.can_read()
+            except (redis.ConnectionError, redis.TimeoutError, OSError):
+                stale = True
+            if stale:
+                self._conn.disconnect()
+        return self._conn
+
+    def __del__(self):
+        if self._conn is not None and self._pid == os.getpid():
+            try:
+                self.pool.release(self._conn)
+            except Exception:  # interpreter shutdown: nothing left to give it back to
+                pass
+
+
+class PerThread(threading.local):
+    """One ``Held`` connection per thread (``.held``), for a client that any
+    thread may use; a thread's connection goes back to the pool when it ends."""
+
+    def __init__(self, client: redis.Redis):
+        self.held = Held(client)
+
+
 def execute(client: redis.Redis, commands: list[tuple], transaction: bool = False,
-            retry: bool = True, raise_errors: bool = True) -> list:
+            retry: bool = True, raise_errors: bool = True, held: Held | None = None) -> list:
     """Send ``commands`` (tuples of command name and arguments) and return
     their replies, in order. With ``transaction``, they run in MULTI/EXEC and
     the replies are EXEC's. An error reply raises ``redis.ResponseError``
@@ -47,9 +102,10 @@ def execute(client: redis.Redis, commands: list[tuple], transaction: bool = Fals
     within a transaction the other commands have then still run, as in
     redis-py. ``retry=False``: no retry on a connection error, for a caller
     that must know that a reply was lost (the commands may have run).
-    ``raise_errors=False``: error replies are returned in their place."""
+    ``raise_errors=False``: error replies are returned in their place.
+    ``held``: use that connection (and keep it), not one from the pool."""
     pool = client.connection_pool
-    conn = connection(pool)
+    conn = held.take() if held is not None else connection(pool)
     wire = [("MULTI",), *commands, ("EXEC",)] if transaction else commands
     def round_trip():
         send(conn, wire)
@@ -64,7 +120,8 @@ def execute(client: redis.Redis, commands: list[tuple], transaction: bool = Fals
         conn.disconnect()  # a half-read reply would poison the next command
         raise
     finally:
-        pool.release(conn)
+        if held is None:
+            pool.release(conn)
     if transaction:
         replies = replies[-1]
         if isinstance(replies, redis.ResponseError):  # EXECABORT: nothing ran

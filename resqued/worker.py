@@ -79,6 +79,9 @@ class Worker(JobChildWatch):
         self.resque = resque
         self.keys = resque.keys
         self.redis = resque.redis
+        # Kept, not taken from the pool per job (direct.Held): the outcome's
+        # transaction, and the "running" records whose replies are read later.
+        self._outcome_conn, self._deferred_conn = direct.Held(self.redis), direct.Held(self.redis)
         self.registry = registry
         self.queues = list(queues)
         self.interval = interval
@@ -414,7 +417,7 @@ class Worker(JobChildWatch):
         if job.id:
             commands.append(("SET", self.keys.status(job.id), wire.status_record(wire.STATUS_RUNNING), "XX"))
         try:
-            return Deferred(self.redis, commands)
+            return Deferred(self.redis, commands, held=self._deferred_conn)
         except REDIS_ERRORS as exc:
             self._note_outage(exc)
             return None
@@ -447,7 +450,7 @@ class Worker(JobChildWatch):
             # No silent retry: a lost reply must reach _redis, which marks
             # the in-flight lists for reclaiming (the next job may have moved).
             replies = direct.execute(self.redis, batch.commands, transaction=True, retry=False,
-                                     raise_errors=False)
+                                     raise_errors=False, held=self._outcome_conn)
             for reply in replies[:-1] if take else replies:
                 if isinstance(reply, redis.ResponseError):
                     raise reply

@@ -722,3 +722,53 @@ def test_direct_execute_raises_error_replies_and_leaves_the_connection_in_step(r
         direct.execute(r, [("INCRBY", "t:n", 1), ("SET", "t:only-key")], transaction=True)
     assert r.get("t:n") == b"1"
     assert direct.execute(r, [("GET", "t:n")]) == [b"1"]
+
+
+def _clients(r, name):
+    return [c for c in r.client_list() if c.get("name") == name]
+
+
+def test_enqueue_keeps_one_connection_per_thread_and_gives_it_back_when_the_thread_ends(redis_url, r):
+    import threading
+    resque = Resque(redis=connect(redis_url, client_name="held-test"))
+    for i in range(20):  # one thread after another: each one's connection goes back to the pool
+        thread = threading.Thread(target=lambda i=i: [resque.enqueue("held", "Job", {"i": i, "n": n})
+                                                      for n in range(3)])
+        thread.start()
+        thread.join()
+    assert len(_clients(r, "held-test")) == 1
+    together = [threading.Thread(target=lambda: resque.enqueue("held", "Job", {"t": 1})) for _ in range(4)]
+    for thread in together:
+        thread.start()
+    for thread in together:
+        thread.join()
+    assert r.llen("resque:queue:held") == 64
+    assert len(_clients(r, "held-test")) <= 4
+
+
+def test_enqueue_in_a_forked_child_uses_its_own_connection(resque, r):
+    import os
+    resque.enqueue("held", "Job", {"who": "parent"})
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            for n in range(50):
+                resque.enqueue("held", "Job", {"who": "child", "n": n})
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    resque.enqueue("held", "Job", {"who": "parent again"})  # the parent's connection is intact
+    whos = [item["args"][0]["who"] for item in queue_items(r, "held")]
+    assert whos == ["parent"] + ["child"] * 50 + ["parent again"]
+
+
+def test_enqueue_reconnects_a_kept_connection_the_server_closed(redis_url, r):
+    resque = Resque(redis=connect(redis_url, client_name="held-kill"))
+    resque.enqueue("held", "Job", {"n": 1})
+    [client] = _clients(r, "held-kill")
+    r.client_kill_filter(_id=client["id"])
+    resque.enqueue("held", "Job", {"n": 2})  # no error: it notices the close and reconnects
+    assert [item["args"][0]["n"] for item in queue_items(r, "held")] == [1, 2]
