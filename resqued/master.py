@@ -104,11 +104,12 @@ class Master:
             self._handle_signal(signum)
         self._reap()
         self._keep_spawner()
-        self._recover_lost_jobs()
         if self.stopping:
             self._enforce_stop_deadlines()
         else:
             self._reconcile()
+        # After the replacements are forked: they need the CPU more urgently.
+        self._recover_lost_jobs()
         self._answer_waiting()
         self._update_title()
         self.notifier.watchdog()
