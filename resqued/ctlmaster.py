@@ -80,9 +80,13 @@ def run(args, emit) -> int:
 
 def render_status(status: dict) -> str:
     from . import ctltables as tables
-    master = status["master"]
+    master, spawner = status["master"], status.get("spawner") or {}
     lines = [f"master {master['pid']} {master['state']}  config {master['config']}  "
-             f"rss {approx_size(master['rss'])}", ""]
+             f"rss {approx_size(master['rss'])}"]
+    if spawner:  # the process that forks the workers (resqued/spawner.py)
+        lines[0] += (f"  spawner {spawner['pid'] or '-'} {spawner['state']}"
+                     + (f" rss {approx_size(spawner['rss'])}" if spawner.get("rss") else ""))
+    lines.append("")
     lines.append(tables.table(["POOL", "COUNT", "ALIVE", "STATE", "RECYCLES", "RESTARTS", "MAX_MEMORY", "MAX_JOBS"], [
         [",".join(p["queues"]), p["count"], p["alive"], "FAILED" if p["failed"] else "ok", p["recycles"],
          p["restarts"], format_size(p["max_memory"]) if p["max_memory"] else "-", p["max_jobs"] or "-"] for p in status["pools"]]))

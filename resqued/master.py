@@ -407,8 +407,18 @@ class Master:
                           "max_memory": pool.max_memory, "max_jobs": pool.max_jobs})
         return {"master": {"pid": os.getpid(), "config": self.config.path, "state": self._state(),
                            "rss": psutil.Process().memory_info().rss},
+                "spawner": self._spawner_status(),
                 "pools": pools,
                 "workers": [c.describe() for c in sorted(self.children.values(), key=lambda c: c.pid)]}
+
+    def _spawner_status(self) -> dict:
+        pid, rss = self.spawner.pid, None
+        try:
+            rss = psutil.Process(pid).memory_info().rss if pid else None
+        except psutil.Error:
+            pass
+        state = "ready" if self.spawner.ready else "starting" if pid else "down"
+        return {"pid": pid, "state": state, "rss": rss}
 
     def _state(self) -> str:
         if self.stopping:

@@ -40,7 +40,12 @@ def test_the_master_holds_no_redis_client_its_spawner_forks_the_workers(master_f
     assert "hiredis" not in maps(m.pid)
     # Forked by the spawner, adopted by the master: its own children.
     assert all(psutil.Process(w).ppid() == m.pid for w in workers)
-    assert m.status()["master"]["pid"] == m.pid
+    status = m.status()
+    assert status["master"]["pid"] == m.pid
+    assert status["spawner"]["pid"] == spawner and status["spawner"]["state"] == "ready"
+    assert status["spawner"]["rss"] > status["master"]["rss"] / 2
+    text = m.ctl("status").stdout
+    assert f"spawner {spawner} ready rss" in text.splitlines()[0]
 
 
 def test_a_killed_spawner_is_replaced_and_the_workers_keep_running(master_factory, r, resque):
