@@ -147,3 +147,18 @@ def test_a_worker_whose_reports_nobody_reads_stops(procs, redis_url, r, tmp_path
     assert proc.wait(15) == 0, log_text(proc)
     assert "the master does not read its reports: stopping" in log_text(proc)
     assert r.scard("resque:workers") == 0  # it unregistered
+
+
+def test_a_hung_spawner_is_killed_and_replaced(master_factory, r):
+    m = master_factory(["queues: [default]\ncount: 2"])
+    workers = m.wait_workers(2)
+    [spawner] = wait_until(lambda: spawners(m.pid), message="the spawner")
+    os.kill(spawner, signal.SIGSTOP)
+    os.kill(workers[0], signal.SIGKILL)  # the master asks the hung spawner for a replacement
+    wait_until(lambda: "the worker spawner failed a request (no reply)" in log_text(m.proc), timeout=20)
+    [new] = wait_until(lambda: [p for p in spawners(m.pid) if p != spawner], message="a new spawner")
+    after = wait_until(lambda: len(m.workers()) == 2 and workers[0] not in m.workers() and m.workers(),
+                       message="the killed worker replaced")
+    assert workers[1] in after
+    assert not psutil.pid_exists(spawner) or psutil.Process(spawner).status() == psutil.STATUS_ZOMBIE
+    assert m.ctl("status").returncode == 0  # the master answers again
