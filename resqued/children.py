@@ -31,6 +31,7 @@ class Child:
     pool: object              # the PoolConfig it was started with
     settings: tuple           # the global settings it was started with
     report_fd: int
+    recovery: dict = field(default_factory=dict)  # where its jobs are recovered if it dies
     started: float = field(default_factory=time.monotonic)
     started_wall: float = field(default_factory=time.time)
     stopping: bool = False
@@ -101,7 +102,15 @@ def spawn(config, pool, paused: bool, spawner) -> Child:
     finally:
         os.close(write_fd)
     os.set_blocking(read_fd, False)
-    return Child(pid=pid, pool=pool, settings=global_settings(config), report_fd=read_fd)
+    return Child(pid=pid, pool=pool, settings=global_settings(config), report_fd=read_fd,
+                 recovery=recovery_settings(config))
+
+
+def recovery_settings(config) -> dict:
+    """Where and how a dead worker's jobs are recovered: from the Redis it was
+    started with, which a reload may since have changed."""
+    return {"redis_url": config.redis_url, "namespace": config.namespace,
+            "on_lost": config.on_lost, "max_lost": config.max_lost}
 
 
 def global_settings(config) -> tuple:

@@ -300,7 +300,7 @@ class Master:
         if code not in CLEAN_EXITS:
             # It did not unregister: its in-flight job, if any, must be recovered.
             worker_id = f"{self.hostname}:{child.pid}:{child.pool.name}"
-            self.lost.add(worker_id, f"worker {worker_id} died ({how}) while processing it")
+            self.lost.add(worker_id, f"worker {worker_id} died ({how}) while processing it", child.recovery)
         state = self.pools.get(child.pool.name)
         if child.stopping or state is None:
             log.info("worker %d (%s) stopped (%s)", child.pid, child.pool.name, how)
@@ -329,7 +329,7 @@ class Master:
                         child.pid, child.pool.name, how, lived)
 
     def _recover_lost_jobs(self) -> None:
-        self.lost.start_due(self.config, self.spawner)
+        self.lost.start_due(self.spawner)
         if self.lost and self.stopping and not self.children:
             # Nothing left to wait for but Redis: a stop must not hang on it forever.
             if self.kill_deadline is None:

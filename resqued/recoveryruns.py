@@ -28,8 +28,8 @@ EX_TEMPFAIL = 75
 
 class RecoveryRuns:
     def __init__(self):
-        self.pending: list[tuple[str, str]] = []   # (worker id, why)
-        self.running = None                        # (pid, batch)
+        self.pending: list[tuple[str, str, dict]] = []   # (worker id, why, children.recovery_settings)
+        self.running = None                              # (pid, batch)
         self.retry_at = 0.0
         self._down = False       # Redis unavailable, already said
         self._failures = 0       # runs that crashed in a row
@@ -37,19 +37,22 @@ class RecoveryRuns:
     def __bool__(self) -> bool:
         return bool(self.pending or self.running)
 
-    def add(self, worker_id: str, why: str) -> None:
-        self.pending.append((worker_id, why))
+    def add(self, worker_id: str, why: str, settings: dict) -> None:
+        """``settings``: the Redis (and on_lost, max_lost) the worker ran with."""
+        self.pending.append((worker_id, why, settings))
 
     def next_try(self):
         """When the master's loop must wake up for us, or None."""
         return self.retry_at if self.pending and not self.running else None
 
-    def start_due(self, config, spawner) -> None:
+    def start_due(self, spawner) -> None:
         if self.running or not self.pending or not spawner.ready or time.monotonic() < self.retry_at:
             return
         from .spawner import SpawnerError
-        spec = {"redis_url": config.redis_url, "namespace": config.namespace, "on_lost": config.on_lost,
-                "max_lost": config.max_lost, "workers": self.pending, "down": self._down,
+        # One run per Redis: workers started before a reload may use another.
+        settings = self.pending[0][2]
+        batch = [entry for entry in self.pending if entry[2] == settings]
+        spec = {**settings, "workers": [entry[:2] for entry in batch], "down": self._down,
                 "master_pid": os.getpid(), "title": spawner.title.replace("spawner", "recovery", 1)}
         try:
             pid = spawner.spawn_recovery(spec)
@@ -57,7 +60,8 @@ class RecoveryRuns:
             log.error("cannot start recovering the jobs of %d dead workers: %s", len(self.pending), exc)
             self.retry_at = time.monotonic() + RETRY
             return
-        self.running, self.pending = (pid, self.pending), []
+        self.running = (pid, batch)
+        self.pending = [entry for entry in self.pending if entry[2] != settings]
 
     def owns(self, pid: int) -> bool:
         return self.running is not None and self.running[0] == pid

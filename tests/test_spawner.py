@@ -2,6 +2,7 @@
 client; a child of it that does forks the workers and the recovery runs,
 which the master adopts, reaps and replaces exactly as before."""
 
+import json
 import os
 import signal
 import subprocess
@@ -162,3 +163,25 @@ def test_a_hung_spawner_is_killed_and_replaced(master_factory, r):
     assert workers[1] in after
     assert not psutil.pid_exists(spawner) or psutil.Process(spawner).status() == psutil.STATUS_ZOMBIE
     assert m.ctl("status").returncode == 0  # the master answers again
+
+
+def test_a_worker_from_before_a_reload_to_another_redis_is_recovered_from_its_own(master_factory, r, resque,
+                                                                                   tmp_path):
+    other = RedisServer(str(tmp_path / "other-redis")).start()
+    try:
+        m = master_factory(["queues: [default]\ncount: 1"])
+        [old] = m.wait_workers(1)
+        resque.enqueue("default", "Slow", {"seconds": 60})
+        wait_log(r, "started:")
+        # The new config points at another Redis: the old worker finishes its job first.
+        write_config(m.config, other.url, ["queues: [default]\ncount: 1"])
+        m.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: len(m.workers()) == 2, message="the replacement beside the finishing worker")
+        os.kill(old, signal.SIGKILL)
+        # Its job goes back to the queue it came from, on the Redis it came from.
+        wait_until(lambda: r.llen("resque:queue:default") == 1, message="the job requeued on the first Redis")
+        assert json.loads(r.lindex("resque:queue:default", 0))["class"] == "Slow"
+        assert not r.keys("resque:resqued:inflight:*")
+        assert not Resque(other.url).redis.keys("resque:queue:*")
+    finally:
+        other.stop()
