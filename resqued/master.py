@@ -75,6 +75,7 @@ class Master:
         self.hostname = socket.gethostname()
         self.lost = RecoveryRuns()
         self.spawner = Spawner(self.name)
+        self._spawn_retry_at = 0.0
         self._title = None
         self._status = None
 
@@ -242,11 +243,15 @@ class Master:
         plan = reconcile.plan(self.config.pools, self._desired_counts(), alive, blocked)
         for pid, reason in plan.retire:
             self._retire([self.children[pid]], reason)
-        for pool in plan.spawn if self.spawner.ready else ():
+        can_spawn = self.spawner.ready and now >= self._spawn_retry_at
+        for pool in plan.spawn if can_spawn else ():
             try:
                 child = children.spawn(self.config, pool, self.paused, self.spawner)
-            except SpawnerError as exc:
+            except (SpawnerError, OSError) as exc:
+                # E.g. fork failed (a process limit): try again in a second,
+                # not on every turn of the loop (each job's report is one).
                 log.error("cannot start a worker for %s: %s", pool.name, exc)
+                self._spawn_retry_at = now + 1.0
                 break
             self.children[child.pid] = child
             log.info("started worker %d for %s", child.pid, pool.name)

@@ -16,10 +16,12 @@ death: PR_SET_PDEATHSIG fires on the death of whoever is the parent then.
 
 Protocol over a SOCK_SEQPACKET socketpair, one request at a time:
   spawner -> master   R                 ready: the imports are done
-  master -> spawner   W <json> + 1 fd   fork a worker (fd: its report pipe)
-                      L <json>          fork a recovery run (recoveryruns.py)
+  master -> spawner   W + 2 fds         fork a worker (fds: its settings, its report pipe)
+                      L + 1 fd          fork a recovery run (fd: its settings; recoveryruns.py)
   spawner -> master   P <pid>           forked (the master's child soon)
                       E <problem>       not forked
+The settings are JSON in a memfd: a message is limited to ~200 KB, which a
+config with thousands of aliases could pass.
 """
 
 import gc
@@ -113,10 +115,10 @@ class Spawner:
                   how, delay)
 
     def spawn_worker(self, spec: dict, report_fd: int) -> int:
-        return self._request(b"W " + json.dumps(spec).encode(), [report_fd])
+        return self._request(b"W", spec, [report_fd])
 
     def spawn_recovery(self, spec: dict) -> int:
-        return self._request(b"L " + json.dumps(spec).encode(), [])
+        return self._request(b"L", spec, [])
 
     def stop(self) -> None:
         """The master is leaving: the spawner has nothing to finish."""
@@ -129,11 +131,18 @@ class Spawner:
             self.pid = None
         self._close()
 
-    def _request(self, message: bytes, fds) -> int:
+    def _request(self, kind: bytes, spec: dict, fds) -> int:
         if not self.ready:
             raise SpawnerError("the worker spawner is not running")
+        settings = os.memfd_create("resqued-settings", os.MFD_CLOEXEC)
         try:
-            socket.send_fds(self.sock, [message], fds)
+            os.write(settings, json.dumps(spec).encode())
+            socket.send_fds(self.sock, [kind], [settings, *fds])
+        except OSError as exc:
+            raise SpawnerError(f"the worker spawner failed ({exc})") from None
+        finally:
+            os.close(settings)
+        try:
             ready, _, _ = select.select([self.sock], [], [], REPLY_TIMEOUT)
             reply = self.sock.recv(4096) if ready else None
         except OSError as exc:
@@ -175,18 +184,18 @@ def _serve(sock, title: str, master_pid: int) -> int:
     sock.send(b"R")
     while True:
         try:
-            message, fds, _, _ = socket.recv_fds(sock, 1 << 20, 1)
+            kind, fds, _, _ = socket.recv_fds(sock, 16, 2)
         except InterruptedError:
             continue
-        if not message:
+        if not kind:
             return 0  # the master closed its end
         try:
-            kind, _, body = message.partition(b" ")
-            spec = json.loads(body)
+            spec = json.loads(_read_all(fds[0]))
+            ours = [sock.fileno(), fds[0]]  # not for the forked process
             if kind == b"W":
-                pid = _fork_adopted(lambda: children.worker_main(spec, fds[0]), master_pid, sock)
+                pid = _fork_adopted(lambda: children.worker_main(spec, fds[1]), master_pid, ours)
             elif kind == b"L":
-                pid = _fork_adopted(lambda: recoveryruns.recovery_main(spec), master_pid, sock)
+                pid = _fork_adopted(lambda: recoveryruns.recovery_main(spec), master_pid, ours)
             else:
                 raise SpawnerError(f"unknown request {kind!r}")
             reply = b"P %d" % pid
@@ -198,7 +207,16 @@ def _serve(sock, title: str, master_pid: int) -> int:
         sock.send(reply)
 
 
-def _fork_adopted(run, master_pid: int, sock) -> int:
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    offset = 0
+    while chunk := os.pread(fd, 1 << 16, offset):
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
+
+
+def _fork_adopted(run, master_pid: int, close_fds) -> int:
     """Fork ``run()`` as a grandchild that the master adopts; its pid."""
     read_fd, write_fd = os.pipe()
     middle = os.fork()
@@ -209,9 +227,8 @@ def _fork_adopted(run, master_pid: int, sock) -> int:
             if pid == 0:
                 code = 1
                 try:
-                    os.close(read_fd)
-                    os.close(write_fd)
-                    sock.close()
+                    for fd in (read_fd, write_fd, *close_fds):
+                        os.close(fd)
                     if _adopted(middle, master_pid):
                         code = run()
                 except BaseException:

@@ -185,3 +185,13 @@ def test_a_worker_from_before_a_reload_to_another_redis_is_recovered_from_its_ow
         assert not Resque(other.url).redis.keys("resque:queue:*")
     finally:
         other.stop()
+
+
+def test_workers_start_with_thousands_of_aliases(master_factory, r, resque):
+    # Too many settings for one socket message (~200 KB): they travel in a memfd.
+    aliases = "{" + ", ".join(f"'Php\\Jobs\\Job{i:05d}': add" for i in range(9000)) + "}"
+    assert len(aliases) > 200_000
+    m = master_factory(["queues: [default]\ncount: 1"], aliases=aliases)
+    m.wait_workers(1)
+    resque.enqueue_call("default", "Php\\Jobs\\Job08999", 2, 3)
+    wait_log(r, "add:5")
