@@ -70,6 +70,7 @@ class Master:
         self.stopping = None          # None, "graceful" or "immediate"
         self.stop_deadline = None     # when a bounded graceful stop turns immediate
         self.kill_deadline = None     # when stragglers get SIGKILL
+        self.recovery_deadline = None # when a stop gives up on recovering lost jobs
         self.waiting = []             # (connection, kind, deadline): answered later
         self.ready_sent = False
         self.hostname = socket.gethostname()
@@ -131,7 +132,7 @@ class Master:
         now = time.monotonic()
         times = [now + 1.0]
         times += [s.backoff_until for s in self.pools.values() if s.backoff_until > now]
-        times += [t for t in (self.stop_deadline, self.kill_deadline) if t]
+        times += [t for t in (self.stop_deadline, self.kill_deadline, self.recovery_deadline) if t]
         times += [t for t in (self.lost.next_try(), self.spawner.pid is None and self.spawner.retry_at) if t]
         due = self.notifier.watchdog_due_in()
         if due is not None:
@@ -337,9 +338,9 @@ class Master:
         self.lost.start_due(self.spawner)
         if self.lost and self.stopping and not self.children:
             # Nothing left to wait for but Redis: a stop must not hang on it forever.
-            if self.kill_deadline is None:
-                self.kill_deadline = time.monotonic() + self.config.shutdown_timeout
-            elif time.monotonic() >= self.kill_deadline:
+            if self.recovery_deadline is None:
+                self.recovery_deadline = time.monotonic() + self.config.shutdown_timeout
+            elif time.monotonic() >= self.recovery_deadline:
                 self.lost.give_up()
 
     # -- resquectl ---------------------------------------------------------

@@ -195,3 +195,28 @@ def test_workers_start_with_thousands_of_aliases(master_factory, r, resque):
     m.wait_workers(1)
     resque.enqueue_call("default", "Php\\Jobs\\Job08999", 2, 3)
     wait_log(r, "add:5")
+
+
+def test_a_stop_does_not_wait_for_ever_on_a_recovery_redis_refuses(procs, tmp_path):
+    server = RedisServer(str(tmp_path / "redis"), persistent=True).start()
+    try:
+        m = Master(procs, tmp_path, server.url, ["queues: [default]\ncount: 1"], shutdown_timeout=2)
+        [worker] = m.wait_workers(1)
+        client = Resque(server.url)
+        marker = str(tmp_path / "job")
+        client.enqueue("default", "FileSleep", {"path": marker, "seconds": 60})
+        wait_until(lambda: os.path.exists(marker + ".started"), message="the job started")
+        client.redis.close()
+        server.stop()
+        os.kill(worker, signal.SIGKILL)
+        wait_until(lambda: "cannot recover the jobs of 1 dead workers yet" in log_text(m.proc))
+        m.proc.send_signal(signal.SIGQUIT)
+        assert m.proc.wait(20) == 0
+        assert "giving up on recovering 1 dead workers' jobs" in log_text(m.proc)
+        assert not spawners(m.pid)
+        server.start()
+        # Left where the next worker's prune finds it: in the dead worker's in-flight list.
+        [key] = Resque(server.url).redis.keys("resque:resqued:inflight:*")
+        assert f":{worker}:" in key.decode()
+    finally:
+        server.stop()
