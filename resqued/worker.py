@@ -38,6 +38,7 @@ from .recovery import Recovery, client_name, inflight_queues
 from .recycle import EXIT_BOOT_ERROR, EXIT_OK, EXIT_REASONS, RecyclePolicy, tree_rss
 from .registration import HEARTBEAT_INTERVAL, Registration
 from .registry import UnknownJob
+from .redisoutage import REDIS_ERRORS, RedisOutages
 from .reserve import Reserver
 from .signals import SignalQueue, describe, wait_readable
 
@@ -45,8 +46,6 @@ log = logging.getLogger("resqued.worker")
 
 HANDLED_SIGNALS = (signal.SIGQUIT, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1,
                    signal.SIGUSR2, signal.SIGCONT, signal.SIGCHLD)
-REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)
-MAX_BACKOFF = 5.0
 PAUSE_KEY_CHECK = 1.0
 QUEUES_REREAD = 1.0   # how stale a busy "*" worker's list of queues may get
 
@@ -55,7 +54,7 @@ class UnsupportedServer(redis.RedisError):
     """The Redis server lacks what crash-safe reserve needs."""
 
 
-class Worker(JobChildWatch):
+class Worker(JobChildWatch, RedisOutages):
     def __init__(self, resque, registry, queues, interval: float = 5.0,
                  heartbeat_interval: float = HEARTBEAT_INTERVAL, term_timeout: float = 4.0,
                  parent_pid: int | None = None, recycle: RecyclePolicy | None = None,
@@ -341,42 +340,6 @@ class Worker(JobChildWatch):
                 self._report(state="idle" if self._child is None else "busy")
 
     # -- Redis outages -----------------------------------------------------
-    def _redis(self, action, until_shutdown: bool = False):
-        """Run ``action``, retrying with backoff while Redis is unreachable.
-        With ``until_shutdown``, give up (return None) once a stop is asked."""
-        delay = 0.1
-        while True:
-            try:
-                result = action()
-            except REDIS_ERRORS as exc:
-                self._note_outage(exc)
-                self._idle_wait(delay)
-                self._dispatch_signals()
-                if until_shutdown and self.shutdown:
-                    return None
-                delay = min(delay * 2, MAX_BACKOFF)
-                continue
-            if self._outage_since is not None:
-                self._end_outage()
-            return result
-
-    def _note_outage(self, exc) -> None:
-        if self._outage_since is None:
-            self._outage_since = time.monotonic()
-            log.error("worker %s: Redis unavailable (%s); retrying", self.id, exc)
-        self._reclaim_due = True
-
-    def _end_outage(self) -> None:
-        log.warning("worker %s: Redis is back after %.1fs", self.id, time.monotonic() - self._outage_since)
-        self._outage_since = None
-        # The reserve's own connections outlived the old server: start them afresh.
-        self.reserver.close()
-        # A Redis restarted without persistence forgot us: register again.
-        try:
-            self.registration.register(recover_own=False)
-        except REDIS_ERRORS as exc:
-            self._note_outage(exc)
-
     # -- one job -----------------------------------------------------------
     def _process(self, queue: str, raw: bytes) -> None:
         try:
