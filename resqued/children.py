@@ -1,10 +1,12 @@
-"""The master's workers: how one is forked, what the master knows of it, and
+"""The master's workers: how one is started, what the master knows of it, and
 how it hears from it.
 
-Everything the child needs is decided before the fork (its pool, its job
-limit with jitter, whether it starts paused); after the fork the child resets
-signals, leaves the master's process group, arranges to hear of the master's
-death, and never returns into the master's code.
+Everything the worker needs is decided by the master (its pool, its job
+limit with jitter, whether it starts paused) and sent to the spawner, which
+forks it (spawner.py); the worker then leaves the spawner's process group,
+arranges to hear of the master's death, and runs (worker_main). Also here:
+the probe that checks a config's Redis URL and job modules in a throwaway
+child before the master uses it.
 """
 
 import dataclasses

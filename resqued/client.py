@@ -6,6 +6,7 @@ from PHP reads the same.
 """
 
 import json
+import threading
 
 from . import direct, events, wire
 from .connection import connect, normalize_url, redact
@@ -26,7 +27,9 @@ class Resque:
         self.redis = redis if redis is not None else connect(self.url)
         self.keys = Keys(namespace)
         self.failures = FailureBackend(self.redis, self.keys)
-        self._conns = direct.PerThread(self.redis)  # enqueue's own, per thread (direct.Held)
+        # enqueue's own connection for a few threads (direct.Held), unless the pool is small
+        self._conns = (direct.PerThread(self.redis, threading.BoundedSemaphore(direct.HELD_PER_CLIENT))
+                       if direct.may_hold(self.redis) else None)
 
     def __repr__(self):
         return f"<Resque {redact(self.url)} namespace={self.keys.namespace}>"
@@ -63,7 +66,7 @@ class Resque:
         commands = [("SADD", self.keys.queues, queue), ("RPUSH", self.keys.queue(queue), encoded)]
         if track_status:
             commands.append(("SET", self.keys.status(job_id), wire.status_record(wire.STATUS_WAITING, started=True)))
-        direct.execute(self.redis, commands, held=self._conns.held)  # one round trip
+        direct.execute(self.redis, commands, held=self._conns and self._conns.held)  # one round trip
         events.trigger("afterEnqueue", job_class, hook_args, queue, job_id)
         return job_id
 

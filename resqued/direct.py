@@ -54,8 +54,9 @@ class Held:
     when this object goes (with its thread, see PerThread). A broken one is
     disconnected and stays held: redis-py reconnects it on the next send."""
 
-    def __init__(self, client: redis.Redis):
+    def __init__(self, client: redis.Redis, slot=None):
         self.pool = client.connection_pool
+        self._slot = slot  # a PerThread's semaphore, released when we go
         self._conn = None
         self._pid = None
 
@@ -78,19 +79,35 @@ class Held:
         return self._conn
 
     def __del__(self):
-        if self._conn is not None and self._pid == os.getpid():
-            try:
+        try:
+            if self._conn is not None and self._pid == os.getpid():
                 self.pool.release(self._conn)
-            except Exception:  # interpreter shutdown: nothing left to give it back to
-                pass
+            if self._slot is not None:
+                self._slot.release()
+        except Exception:  # interpreter shutdown: nothing left to give it back to
+            pass
+
+
+HELD_PER_CLIENT = 4
+
+
+def may_hold(client: redis.Redis) -> bool:
+    """Whether connections of ``client``'s pool may be kept (``Held``): not
+    from a BlockingConnectionPool or a small one (max_connections; redis-py
+    8's default is 100), which kept connections could leave short."""
+    pool = client.connection_pool
+    return type(pool) is redis.ConnectionPool and getattr(pool, "max_connections", 0) >= 4 * HELD_PER_CLIENT
 
 
 class PerThread(threading.local):
-    """One ``Held`` connection per thread (``.held``), for a client that any
-    thread may use; a thread's connection goes back to the pool when it ends."""
+    """A ``Held`` connection (``.held``) for each of the first few threads
+    that use a client at a time, None for the others (they take one from the
+    pool per call): an application with hundreds of threads must not keep
+    hundreds of connections. A thread's connection and its place go back
+    when the thread ends."""
 
-    def __init__(self, client: redis.Redis):
-        self.held = Held(client)
+    def __init__(self, client: redis.Redis, slots: threading.Semaphore):
+        self.held = Held(client, slots) if slots.acquire(blocking=False) else None
 
 
 def execute(client: redis.Redis, commands: list[tuple], transaction: bool = False,

@@ -772,3 +772,46 @@ def test_enqueue_reconnects_a_kept_connection_the_server_closed(redis_url, r):
     r.client_kill_filter(_id=client["id"])
     resque.enqueue("held", "Job", {"n": 2})  # no error: it notices the close and reconnects
     assert [item["args"][0]["n"] for item in queue_items(r, "held")] == [1, 2]
+
+
+def _alive_threads_enqueue_in_turn(resque, count):
+    """``count`` threads, each enqueueing once in turn and staying alive until
+    all have: what a web server's thread pool does. Returns their errors."""
+    import threading
+    turns = [threading.Event() for _ in range(count + 1)]
+    done, errors = threading.Event(), []
+
+    def run(i):
+        turns[i].wait(10)
+        try:
+            resque.enqueue("held", "Job", {"i": i})
+        except Exception as exc:  # noqa: BLE001 - reported by the test
+            errors.append(f"thread {i}: {exc!r}")
+        turns[i + 1].set()
+        done.wait(10)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    turns[0].set()
+    turns[count].wait(10)
+    done.set()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
+def test_many_live_threads_do_not_keep_a_connection_each(redis_url, r):
+    import redis as redis_py
+    pool = redis_py.ConnectionPool.from_url(redis_url, max_connections=16)
+    resque = Resque(redis=redis_py.Redis(connection_pool=pool))
+    assert _alive_threads_enqueue_in_turn(resque, 30) == []
+    assert r.llen("resque:queue:held") == 30
+
+
+def test_enqueue_keeps_no_connection_from_a_blocking_pool(redis_url, r):
+    import redis as redis_py
+    pool = redis_py.BlockingConnectionPool.from_url(redis_url, max_connections=1, timeout=1)
+    resque = Resque(redis=redis_py.Redis(connection_pool=pool))
+    assert _alive_threads_enqueue_in_turn(resque, 3) == []
+    assert r.llen("resque:queue:held") == 3
