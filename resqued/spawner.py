@@ -63,10 +63,6 @@ class Spawner:
     def fileno(self) -> int:
         return self.sock.fileno()
 
-    @property
-    def waiting_for_ready(self) -> bool:
-        return self.sock is not None and not self.ready
-
     def start(self, in_child) -> None:
         """Fork the spawner; ``in_child()`` first drops what is the master's."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
