@@ -85,21 +85,28 @@ def test_a_redis_option_redis_py_refuses_is_a_config_error(tmp_path):
     assert f"{cfg}: redis: redis URL" in out.stderr and "socket_timeout" in out.stderr
 
 
+def _lose_a_busy_worker_while_redis_is_down(procs, tmp_path, server, **top):
+    """A master whose one worker runs a job, then Redis stops and the worker
+    is SIGKILLed: its recovery run finds Redis away. Returns (master, pid)."""
+    m = Master(procs, tmp_path, server.url, ["queues: [default]\ncount: 1"], **top)
+    [worker] = m.wait_workers(1)
+    client = Resque(server.url)
+    wait_until(lambda: client.redis.scard("resque:workers") == 1)
+    marker = str(tmp_path / "job")
+    client.enqueue("default", "FileSleep", {"path": marker, "seconds": 60})
+    wait_until(lambda: os.path.exists(marker + ".started"), message="the job started")
+    client.redis.close()
+    server.stop()
+    os.kill(worker, signal.SIGKILL)
+    wait_until(lambda: "cannot recover the jobs of 1 dead workers yet" in log_text(m.proc),
+               message="the recovery run found Redis away")
+    return m, worker
+
+
 def test_a_lost_job_waits_out_a_redis_outage_and_is_recovered_once(procs, tmp_path):
     server = RedisServer(str(tmp_path / "redis"), persistent=True).start()
     try:
-        m = Master(procs, tmp_path, server.url, ["queues: [default]\ncount: 1"], on_lost="fail")
-        [worker] = m.wait_workers(1)
-        client = Resque(server.url)
-        wait_until(lambda: client.redis.scard("resque:workers") == 1)
-        marker = str(tmp_path / "job")
-        client.enqueue("default", "FileSleep", {"path": marker, "seconds": 60})
-        wait_until(lambda: os.path.exists(marker + ".started"), message="the job started")
-        client.redis.close()
-        server.stop()
-        os.kill(worker, signal.SIGKILL)
-        wait_until(lambda: "cannot recover the jobs of 1 dead workers yet" in log_text(m.proc),
-                   message="the recovery run found Redis away")
+        m, worker = _lose_a_busy_worker_while_redis_is_down(procs, tmp_path, server, on_lost="fail")
         # Its replacement starts, and waits for Redis.
         [new] = wait_until(lambda: [w for w in m.workers(starting=True) if w != worker],
                            message="the worker replaced")
@@ -200,16 +207,7 @@ def test_workers_start_with_thousands_of_aliases(master_factory, r, resque):
 def test_a_stop_does_not_wait_for_ever_on_a_recovery_redis_refuses(procs, tmp_path):
     server = RedisServer(str(tmp_path / "redis"), persistent=True).start()
     try:
-        m = Master(procs, tmp_path, server.url, ["queues: [default]\ncount: 1"], shutdown_timeout=2)
-        [worker] = m.wait_workers(1)
-        client = Resque(server.url)
-        marker = str(tmp_path / "job")
-        client.enqueue("default", "FileSleep", {"path": marker, "seconds": 60})
-        wait_until(lambda: os.path.exists(marker + ".started"), message="the job started")
-        client.redis.close()
-        server.stop()
-        os.kill(worker, signal.SIGKILL)
-        wait_until(lambda: "cannot recover the jobs of 1 dead workers yet" in log_text(m.proc))
+        m, worker = _lose_a_busy_worker_while_redis_is_down(procs, tmp_path, server, shutdown_timeout=2)
         m.proc.send_signal(signal.SIGQUIT)
         assert m.proc.wait(20) == 0
         assert "giving up on recovering 1 dead workers' jobs" in log_text(m.proc)
