@@ -39,7 +39,7 @@ from .signals import blocked_for_fork, exit_on_parent_death
 
 log = logging.getLogger("resqued.master")
 
-REPLY_TIMEOUT = 10.0     # a fork takes milliseconds; this is a hung spawner
+REPLY_TIMEOUT = 5.0      # a fork takes milliseconds: this is a hung spawner (and the master waits)
 ADOPTION_TIMEOUT = 10.0
 MAX_BACKOFF = 30.0
 
