@@ -87,7 +87,11 @@ class Master(MasterRequests):
             self.control.open()
             os.makedirs(self.config.pid_dir, exist_ok=True)
             self.signals.install()
-            become_child_subreaper()
+            if not become_child_subreaper():
+                # Without it the spawner's workers would be init's children:
+                # the master could neither reap them nor see them die.
+                raise OSError("cannot become a child subreaper (prctl PR_SET_CHILD_SUBREAPER): "
+                              "resqued -c needs Linux 3.4 or later")
             log.info("master %d managing %s", os.getpid(), ", ".join(
                 f"{p.name}={p.count}" for p in self.config.pools) or "no pools")
             while not (self.stopping and not self.children and not self.lost):
