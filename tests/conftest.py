@@ -19,7 +19,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PR_SET_CHILD_SUBREAPER = 36
 ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 ROOT = os.path.dirname(HERE)
-GOLDEN = os.path.join(os.path.dirname(ROOT), "shared", "golden")
+GOLDEN = os.path.join(HERE, "golden")
 JOBS_FILE = os.path.join(HERE, "jobs.py")
 
 

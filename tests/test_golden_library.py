@@ -1,5 +1,5 @@
 """What the library writes, compared with what the real php-resque and Ruby
-Resque wrote to Redis (the golden snapshots in /work/shared/golden).
+Resque wrote to Redis (the golden snapshots in tests/golden, see its README).
 
 Shapes, field orders and formats must agree; where the two peers disagree the
 choice made in resqued.wire is asserted (and commented) here.
