@@ -57,11 +57,13 @@ def new_job_id() -> str:
 
 def payload(job_class: str, args: list, job_id: str, queue_time: float | None = None) -> dict:
     # Field order matters to byte-level comparisons: php-resque's order.
+    # queue_time in microseconds, as php-resque writes it: time.time()'s
+    # seventh decimal made Ruby's Oj write the float back as a string.
     return {
         "class": job_class,
         "args": args,
         "id": job_id,
-        "queue_time": time.time() if queue_time is None else queue_time,
+        "queue_time": round(time.time() if queue_time is None else queue_time, 6),
     }
 
 

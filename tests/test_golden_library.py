@@ -89,6 +89,21 @@ def test_payload_shape_matches_php(resque, r):
         assert isinstance(item["queue_time"], float)
 
 
+def test_queue_time_has_at_most_six_decimals_as_php_writes_it(resque, r):
+    """php-resque writes microtime(true): microseconds. A float time.time()
+    has a seventh decimal, which Ruby's Oj adapter wrote back as the string
+    "0.17961577473370125e10" in a failure record."""
+    six = re.compile(r'"queue_time":\d+(?:\.\d{1,6})?\}$')
+    php = snapshot(PHP, "01_after_enqueue")["resque:queue:golden"]["value"]
+    for _ in range(50):  # about one time.time() in four has six decimals or fewer
+        resque.enqueue("q", "GoldenOk", {})
+    resque.enqueue_many("q", "GoldenOk", [{}] * 50)
+    ours = [raw.decode() for raw in r.lrange("resque:queue:q", 0, -1)]
+    assert len(ours) == 100
+    for raw in php + ours:
+        assert six.search(raw), raw
+
+
 @pytest.mark.parametrize("index, args", [
     (0, {"n": 1, "s": "hello", "list": [1, 2], "f": 1.5}),
     (1, None),
