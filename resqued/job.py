@@ -36,6 +36,11 @@ class Job:
         return self.payload.get("id")
 
     @property
+    def label(self) -> str:
+        """The id for a log line: Ruby's Resque.enqueue writes none."""
+        return self.id or "(no id)"
+
+    @property
     def job_class(self) -> str:
         return self.payload.get("class")
 

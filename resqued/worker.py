@@ -352,7 +352,7 @@ class Worker(JobChildWatch, RedisOutages):
         try:
             target = self.registry.resolve(job.job_class)
         except UnknownJob as exc:
-            log.error("worker %s: job %s refused: %s", self.id, job.id, exc)
+            log.error("worker %s: job %s on %s refused: %s", self.id, job.label, queue, exc)  # exc names the class
             self._record(queue, raw, payload, Failure(UNKNOWN_JOB, str(exc)))
             return
         started = time.monotonic()
@@ -365,10 +365,10 @@ class Worker(JobChildWatch, RedisOutages):
             self._marked(marked)
         elapsed = (time.monotonic() - started) * 1000
         if failure is None:
-            log.info("job %s %s on %s %s in %.0f ms", job.id, job.job_class, queue,
+            log.info("job %s %s on %s %s in %.0f ms", job.label, job.job_class, queue,
                      "skipped" if skipped else "done", elapsed)
         else:
-            log.warning("job %s %s on %s failed in %.0f ms: %s: %s", job.id, job.job_class, queue,
+            log.warning("job %s %s on %s failed in %.0f ms: %s: %s", job.label, job.job_class, queue,
                         elapsed, failure.exception, failure.error)
         self._record(queue, raw, payload, failure)
 

@@ -234,6 +234,18 @@ def test_payloads_captured_from_php_and_ruby_run(worker, r):
     assert r.llen("resque:failed") == 0
 
 
+def test_a_job_without_id_is_logged_by_class_and_queue(worker, r):
+    # Ruby's Resque.enqueue writes class and args only.
+    for payload in ({"class": "RubyJob", "args": [2, 3]}, {"class": "Failing", "args": [{"n": 2}]},
+                    {"class": "NoSuchJob", "args": []}):
+        r.rpush("resque:queue:default", json.dumps(payload))
+    lines = ["job (no id) RubyJob on default done", "job (no id) Failing on default failed",
+             "job (no id) on default refused: job class 'NoSuchJob'"]
+    wait_until(lambda: all(line in log_text(worker) for line in lines), message=f"log lines {lines}")
+    job_lines = [line for line in log_text(worker).splitlines() if "job " in line]
+    assert not [line for line in job_lines if "None" in line], job_lines
+
+
 def test_prunes_dead_worker_and_records_its_job(procs, redis_url, resque, r):
     import socket
     dead = f"{socket.gethostname()}:999999:default"
