@@ -86,6 +86,8 @@ def render_status(status: dict) -> str:
     if spawner:  # the process that forks the workers (resqued/spawner.py)
         lines[0] += (f"  spawner {spawner['pid'] or '-'} {spawner['state']}"
                      + (f" rss {approx_size(spawner['rss'])}" if spawner.get("rss") else ""))
+    if master["state"] == "winched":
+        lines.append("workers stopped by WINCH: SIGHUP or `resquectl reload` starts each pool's COUNT again")
     lines.append("")
     lines.append(tables.table(["POOL", "COUNT", "ALIVE", "STATE", "RECYCLES", "RESTARTS", "MAX_MEMORY", "MAX_JOBS"], [
         [",".join(p["queues"]), p["count"], p["alive"], "FAILED" if p["failed"] else "ok", p["recycles"],

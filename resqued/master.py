@@ -12,7 +12,9 @@ its recovery runs are forked by the spawner (spawner.py), and it adopts them.
 Signals: HUP reload; QUIT graceful stop (no limit); TERM/INT graceful stop
 bounded by shutdown_timeout, then kill (``--term immediate``: kill at once);
 USR2/CONT pause/resume; USR1 relay (kill running jobs); TTIN/TTOU one more /
-one fewer worker in every pool.
+one fewer worker in every pool; WINCH stop every worker until the next HUP
+(resque-pool's meaning; ignored while the master has a controlling terminal,
+where resizing the window sends it).
 """
 
 import logging
@@ -31,14 +33,14 @@ from .pidfile import Pidfile
 from .proctitle import set_raw_title
 from .recoveryruns import RecoveryRuns
 from .recycle import CLEAN_EXITS, EXIT_BOOT_ERROR, EXIT_REASONS, EXIT_RECYCLE_JOBS, EXIT_RECYCLE_MEMORY
-from .signals import SignalQueue, become_child_subreaper, describe, wait_readable
+from .signals import SignalQueue, become_child_subreaper, describe, has_controlling_terminal, wait_readable
 from .spawner import Spawner, SpawnerError
 from .systemd import Notifier
 
 log = logging.getLogger("resqued.master")
 
 SIGNALS = (signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1,
-           signal.SIGUSR2, signal.SIGCONT, signal.SIGTTIN, signal.SIGTTOU, signal.SIGCHLD)
+           signal.SIGUSR2, signal.SIGCONT, signal.SIGTTIN, signal.SIGTTOU, signal.SIGWINCH, signal.SIGCHLD)
 MAX_BOOT_FAILURES = 6      # then its pool is marked failed until the next reload
 MAX_BACKOFF = 30.0
 
@@ -67,6 +69,7 @@ class Master(MasterRequests):
         self.children: dict[int, children.Child] = {}
         self.pools: dict[str, PoolState] = {p.name: PoolState() for p in config.pools}
         self.paused = False
+        self.winched = False          # WINCH: every worker stopped, none started until HUP
         self.stopping = None          # None, "graceful" or "immediate"
         self.stop_deadline = None     # when a bounded graceful stop turns immediate
         self.kill_deadline = None     # when stragglers get SIGKILL
@@ -112,7 +115,7 @@ class Master(MasterRequests):
         self._keep_spawner()
         if self.stopping:
             self._enforce_stop_deadlines()
-        else:
+        elif not self.winched:
             self._reconcile()
         # After the replacements are forked: they need the CPU more urgently.
         self._recover_lost_jobs()
@@ -146,6 +149,9 @@ class Master(MasterRequests):
     # -- signals -----------------------------------------------------------
     def _handle_signal(self, signum: int) -> None:
         if signum == signal.SIGCHLD:
+            return
+        if signum == signal.SIGWINCH:
+            self.winch()
             return
         log.info("master received %s", describe(signum))
         if signum == signal.SIGHUP:
@@ -184,6 +190,15 @@ class Master(MasterRequests):
         self.paused = False
         self._signal_workers(signal.SIGCONT)
 
+    def winch(self) -> None:
+        if has_controlling_terminal():
+            # A window resize, not an operator (resque-pool also honours it only as a daemon).
+            log.debug("SIGWINCH ignored: the master has a controlling terminal")
+        elif not (self.stopping or self.winched):
+            log.info("master received SIGWINCH: stopping every worker until HUP")
+            self.winched = True
+            self._retire([c for c in self.children.values() if not c.stopping], "WINCH: stopped until HUP")
+
     def stop(self, mode: str, bounded: bool) -> None:
         first = self.stopping is None
         if not first and (self.stopping == "immediate" or mode == "graceful"):
@@ -217,9 +232,13 @@ class Master(MasterRequests):
 
     def reload(self):
         """Re-read the config; keep the old one if the new one is invalid.
-        Returns None if applied (workers converge), or the error text."""
+        Ends a WINCH either way. Returns None if applied (workers converge),
+        or the error text."""
         from .config import ConfigError
         self.notifier.reloading()
+        resumed, self.winched = self.winched, False
+        if resumed:
+            log.info("the workers stopped by WINCH start again")
         try:
             new = self.loader()
         except ConfigError as exc:
@@ -228,7 +247,11 @@ class Master(MasterRequests):
             return str(exc)
         old_settings = children.global_settings(self.config)
         self.config = new
-        self.pools = {p.name: PoolState(recycles=self.pools.get(p.name, PoolState()).recycles)
+        # A reload resets TTIN/TTOU to the file's counts, except the one that
+        # ends a WINCH: TTIN/TTOU while stopped set the counts workers return to.
+        old = {p.name: self.pools.get(p.name, PoolState()) for p in new.pools}
+        self.pools = {p.name: PoolState(recycles=old[p.name].recycles,
+                                        adjust=max(-p.count, old[p.name].adjust) if resumed else 0)
                       for p in new.pools}
         if children.global_settings(new) != old_settings:
             self._retire([c for c in self.children.values() if not c.stopping],

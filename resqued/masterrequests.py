@@ -48,7 +48,10 @@ class MasterRequests:
         return self._applied()
 
     def _applied(self) -> bool:
-        """Every pool has its count of ready workers of the current config."""
+        """Every pool has its count of ready workers of the current config
+        (none while WINCH keeps them stopped)."""
+        if self.winched:
+            return True
         counts = self._desired_counts()
         settings = children.global_settings(self.config)
         for pool in self.config.pools:
@@ -102,6 +105,8 @@ class MasterRequests:
     def _state(self) -> str:
         if self.stopping:
             return "stopping"
+        if self.winched:
+            return "winched"
         return "paused" if self.paused else "running"
 
     def _summary(self) -> str:

@@ -108,6 +108,18 @@ def process_alive(pid: int) -> bool:
     return True
 
 
+def has_controlling_terminal() -> bool:
+    """Does this process have a controlling terminal? There, resizing the
+    window sends SIGWINCH, so WINCH cannot be taken as an operator's command.
+    Only a process with one can open /dev/tty (O_NONBLOCK: a serial line
+    must not make the open wait for a carrier)."""
+    try:
+        os.close(os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK))
+    except OSError:
+        return False
+    return True
+
+
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 _prctl = None
