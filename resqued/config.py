@@ -21,7 +21,7 @@ from . import envmode
 from .keys import check_queue_name
 from .connection import BadRedisURL, normalize_url, redact
 from .outcome import ON_LOST
-from .registration import HEARTBEAT_INTERVAL
+from .wire import HEARTBEAT_INTERVAL
 from .sizes import human_size, parse_size
 from .yamlnodes import LocatedError, NodeReader, read_text
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 from .keys import check_queue_name
 from .connection import BadRedisURL, normalize_url
-from .registration import HEARTBEAT_INTERVAL
+from .wire import HEARTBEAT_INTERVAL
 
 EX_CONFIG = 78
 

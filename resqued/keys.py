@@ -31,6 +31,12 @@ class Keys:
         self.processed = p + "stat:processed"
         self.failed_count = p + "stat:failed"
         self._queue_prefix = p + "queue:"
+        # resqued's own (Resque's tools never read these):
+        # worker id -> its heartbeat interval in seconds, so that a pruner
+        # judges each worker by its own beat; a worker not in it (Ruby, PHP)
+        # is judged by Resque's 60 s.
+        self.heartbeat_intervals = p + "resqued:heartbeat_intervals"
+        self._inflight_prefix = p + "resqued:inflight:"
 
     def queue(self, name: str) -> str:
         return self._queue_prefix + name
@@ -59,7 +65,28 @@ class Keys:
     # -- resqued's own keys (Resque's tools never read these) ---------------
     def inflight(self, worker_id: str, queue: str) -> str:
         """The job a worker has reserved from ``queue`` and not yet settled."""
-        return f"{self.prefix}resqued:inflight:{worker_id}:{queue}"
+        return f"{self._inflight_prefix}{worker_id}:{queue}"
 
-    def recovery_lock(self, worker_id: str) -> str:
-        return f"{self.prefix}resqued:recovering:{worker_id}"
+    def inflight_owner(self, key) -> tuple[str, str] | None:
+        """(worker id, queue) of an in-flight list's key, or None. A queue
+        name may hold ':', so the split is the one whose queue the worker id
+        lists (or any, for a ``*`` worker)."""
+        if isinstance(key, bytes):
+            key = key.decode(errors="replace")
+        if not key.startswith(self._inflight_prefix):
+            return None
+        host, _, rest = key[len(self._inflight_prefix):].partition(":")
+        pid, _, rest = rest.partition(":")
+        at = rest.find(":")
+        while at > 0:
+            queues, queue = rest[:at].split(","), rest[at + 1:]
+            if queue and (queue in queues or "*" in queues):
+                return f"{host}:{pid}:{rest[:at]}", queue
+            at = rest.find(":", at + 1)
+        return None
+
+    def inflight_pattern(self) -> str:
+        """SCAN MATCH pattern of every in-flight list (the namespace's glob
+        characters escaped)."""
+        escaped = "".join("\\" + c if c in "\\[]*?" else c for c in self._inflight_prefix)
+        return escaped + "*"

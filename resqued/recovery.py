@@ -81,14 +81,16 @@ class Recovery:
         self.max_lost = max_lost
         self._settle = client.register_script(_SETTLE)
 
-    def recover(self, worker_id: str, why: str, live_name: bool = False) -> list[tuple[str, str]]:
-        """Settle every in-flight job of ``worker_id``; returns (action, job id)
-        pairs. ``live_name``: a live worker (ourselves) carries that id now,
-        so its connections must not be ended."""
+    def recover(self, worker_id: str, why: str, live_name: bool = False,
+                queues: list[str] | None = None) -> list[tuple[str, str]]:
+        """Settle every in-flight job of ``worker_id`` (from ``queues``, or
+        every queue its id may hold); returns (action, job id) pairs.
+        ``live_name``: a live worker (ourselves) carries that id now, so its
+        connections must not be ended."""
         if not live_name:
             disconnect(self.client, worker_id)
         settled = []
-        for queue in inflight_queues(self.client, self.keys, worker_id):
+        for queue in queues if queues is not None else inflight_queues(self.client, self.keys, worker_id):
             key = self.keys.inflight(worker_id, queue)
             for raw in self.client.lrange(key, 0, -1):
                 result = self._settle_one(worker_id, queue, key, raw, why)

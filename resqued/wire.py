@@ -31,6 +31,10 @@ STATUS_NAMES = {
 }
 # php-resque keeps finished statuses for a day.
 STATUS_TTL = 86400
+# Resque's heartbeat: every 60 s, and Ruby prunes a worker whose beat is older
+# than five intervals (its prune_interval).
+HEARTBEAT_INTERVAL = 60.0
+PRUNE_BEATS = 5
 
 
 def dumps(value, *, allow_nan: bool = True) -> str:
@@ -103,6 +107,29 @@ def parse_heartbeat(value) -> float | None:
         return datetime.fromisoformat(value).timestamp()
     except (TypeError, ValueError):
         return None
+
+
+def parse_run_at(value) -> float | None:
+    """A working-on record's ``run_at`` as a timestamp: Ruby's ISO 8601
+    (``2026-11-22T02:24:53Z``) or php-resque's ``Sun Nov 22 01:47:43 UTC 2026``
+    (a zone other than UTC/GMT is read as this machine's local time)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        pass
+    fields = value.split()
+    if len(fields) != 6:
+        return None
+    zone = fields.pop(4)
+    try:
+        moment = datetime.strptime(" ".join(fields), "%a %b %d %H:%M:%S %Y")
+    except ValueError:
+        return None
+    if zone in ("UTC", "GMT", "Z"):
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
 
 
 def working_on(queue: str, job_payload: dict, ts: float | None = None) -> str:

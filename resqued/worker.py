@@ -26,6 +26,7 @@ import time
 import redis
 
 from . import direct, events, wire
+from .wire import HEARTBEAT_INTERVAL
 from .childwatch import JobChildWatch
 from .deferred import Deferred
 from .forker import Forker
@@ -36,7 +37,7 @@ from .pidfile import Pidfile
 from .proctitle import set_title, stamp
 from .recovery import Recovery, client_name, inflight_queues
 from .recycle import EXIT_BOOT_ERROR, EXIT_OK, EXIT_REASONS, RecyclePolicy, tree_rss
-from .registration import HEARTBEAT_INTERVAL, Registration
+from .registration import Registration
 from .registry import UnknownJob
 from .redisoutage import REDIS_ERRORS, RedisOutages
 from .reserve import Reserver
