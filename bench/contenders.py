@@ -158,7 +158,7 @@ class Resqued(Contender):
         self.resque.enqueue(QUEUE, "LatencyJob", {"t": t})
 
     def prepare_push(self, n):
-        from resqued import wire
+        from resqued.resque import wire
         raws = [wire.dumps(wire.payload("NoopJob", [{"i": i}], wire.new_job_id())) for i in range(n)]
         pipe = self.r.pipeline(transaction=False)
         pipe.sadd("resque:queues", QUEUE)

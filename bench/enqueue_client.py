@@ -26,7 +26,8 @@ def resqued_single(url, n):
 
 
 def resqued_bulk(url, n):
-    from resqued import Resque, wire
+    from resqued import Resque
+    from resqued.resque import wire
     resque = Resque(url)
     resque.enqueue(QUEUE, "NoopJob", {"i": -1})
     many = getattr(resque, "enqueue_many", None)

@@ -69,7 +69,7 @@ def redis_loop(n: int, url: str) -> float:
 def main():
     mode, n = sys.argv[1], int(sys.argv[2])
     if mode == "fork-imports":
-        import resqued.cli, resqued.worker, resqued.master, resqued.config  # noqa: E401,F401
+        import resqued.cli, resqued.worker.worker, resqued.master.arbiter, resqued.config.loader  # noqa: E401,F401
     if mode in ("fork-lean", "fork-imports"):
         rss = rss_kb()
         fork_loop(min(50, n))  # warm-up

@@ -1,9 +1,9 @@
 """resqued: Resque-compatible background jobs for Python, with the daemon
 operators need around them. See README.md."""
 
-from .events import DontCreate, DontPerform, listen, stop_listening
-from .job import Job
-from .version import __version__
+from resqued.jobs.events import DontCreate, DontPerform, listen, stop_listening
+from resqued.jobs.job import Job
+from resqued.version import __version__
 
 __all__ = ["Resque", "Job", "DontCreate", "DontPerform", "listen", "stop_listening", "__version__"]
 
@@ -12,6 +12,6 @@ def __getattr__(name):
     # Resque (and with it redis-py, ~19 MB of RSS with asyncio) loads on first
     # use: the master process imports resqued.* and must not pay for it.
     if name == "Resque":
-        from .client import Resque
+        from resqued.resque.client import Resque
         return Resque
     raise AttributeError(f"module 'resqued' has no attribute {name!r}")

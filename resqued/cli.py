@@ -14,12 +14,13 @@ from types import SimpleNamespace
 
 # Only what every path needs: the master (run_master) must not load redis-py,
 # so the worker's modules are imported where env mode runs them.
-from . import envmode, logs
-from .connection import redact
-from .outcome import DEFAULT_MAX_LOST, ON_LOST
-from .pidfile import Pidfile, PidfileError
-from .registry import JobRegistry, RegistryError
-from .version import __version__
+from resqued.envmode import variables
+from resqued.process import logs
+from resqued.redisio.connection import redact
+from resqued.resque.outcome import DEFAULT_MAX_LOST, ON_LOST
+from resqued.process.pidfile import Pidfile, PidfileError
+from resqued.jobs.allowlist import JobRegistry, RegistryError
+from resqued.version import __version__
 
 log = logging.getLogger("resqued")
 
@@ -62,16 +63,16 @@ def main(argv=None) -> int:
         print("resqued: --check, --environment and --daemonize need -c pool.yml", file=sys.stderr)
         return 2
     try:
-        settings = envmode.load(args, os.environ)
-    except envmode.ConfigError as exc:
+        settings = variables.load(args, os.environ)
+    except variables.ConfigError as exc:
         print(f"resqued: {exc}", file=sys.stderr)
-        return envmode.EX_CONFIG
+        return variables.EX_CONFIG
     logs.setup(settings.log_level)
     try:
         registry = JobRegistry.build(settings.apps)
     except RegistryError as exc:
         print(f"resqued: {exc}", file=sys.stderr)
-        return envmode.EX_CONFIG
+        return variables.EX_CONFIG
     if not registry.names():
         log.warning("no jobs are allowed (set APP_INCLUDE or --app): every job will fail as unknown")
     log.info("resqued %s: queues %s on %s, namespace %s", __version__, ",".join(settings.queues),
@@ -87,7 +88,7 @@ def main(argv=None) -> int:
     try:
         if settings.count == 1:
             return run_worker(settings, registry)
-        from .supervisor import Supervisor
+        from resqued.envmode.pool import Supervisor
         recovery = (SimpleNamespace(redis_url=settings.redis_url, namespace=settings.namespace,
                                     on_lost=ON_LOST[0], max_lost=DEFAULT_MAX_LOST),
                     lambda pid: f"{socket.gethostname()}:{pid}:{','.join(settings.queues)}")
@@ -99,8 +100,8 @@ def main(argv=None) -> int:
 
 
 def run_worker(settings, registry, parent_pid=None) -> int:
-    from .client import Resque
-    from .worker import Worker
+    from resqued.resque.client import Resque
+    from resqued.worker.worker import Worker
 
     # A fresh client per process: connections must not be shared across a fork.
     resque = Resque(settings.redis_url, settings.namespace)
@@ -112,11 +113,11 @@ def run_worker(settings, registry, parent_pid=None) -> int:
 
 
 def run_master(args) -> int:
-    from .children import probe
-    from .config import ConfigError, describe, load_config
-    from .control import ControlError
-    from .daemonize import default_log_file, detach
-    from .master import Master
+    from resqued.master.workerprocess import probe
+    from resqued.config.loader import ConfigError, describe, load_config
+    from resqued.master.control import ControlError
+    from resqued.process.daemon import default_log_file, detach
+    from resqued.master.arbiter import Master
 
     # resque-pool files have no `jobs` key: --app / APP_INCLUDE supply (or add to) the allow-list.
     apps = tuple(args.app or [a for a in os.environ.get("APP_INCLUDE", "").split(",") if a.strip()])
@@ -136,7 +137,7 @@ def run_master(args) -> int:
         config = loader()
     except ConfigError as exc:
         print(f"resqued: {exc}", file=sys.stderr)
-        return envmode.EX_CONFIG
+        return variables.EX_CONFIG
     if args.check:
         print(describe(config))
         return 0

@@ -37,7 +37,8 @@ ROOT = os.path.dirname(HERE)
 sys.path[:0] = [ROOT, HERE]
 
 from redis_server import RedisServer  # noqa: E402
-from resqued import Resque, wire  # noqa: E402
+from resqued import Resque  # noqa: E402
+from resqued.resque import wire
 
 JOB_MODULE = '''
 import os, random, time
@@ -116,7 +117,7 @@ class Chaos:
         tree = self.my_tree()
         if kind == "job":
             pids = [p for p in tree if "Processing" in _title(p)]
-        elif kind == "spawner":  # the master's: it forks the workers (resqued/spawner.py)
+        elif kind == "spawner":  # the master's: it forks the workers (resqued/master/spawner.py)
             pids = [p for p in tree if _title(p).startswith("resqued-spawner[")]
         else:
             pids = [p for p in tree if _title(p).startswith("resque-") and "Processing" not in _title(p)]

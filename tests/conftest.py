@@ -9,7 +9,8 @@ import psutil
 import pytest
 import redis
 
-from resqued import Resque, events
+from resqued import Resque
+from resqued.jobs import events
 from redis_server import RedisServer
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -5,10 +5,10 @@ once it holds a list."""
 
 from conftest import stop, wait_until
 from helpers import wait_log, wait_registered
-from resqued import reserve
-from resqued.keys import Keys
-from resqued.reserve import Reserver
-from resqued.signals import SignalQueue
+from resqued.worker import reserve
+from resqued.resque.keys import Keys
+from resqued.worker.reserve import Reserver
+from resqued.process.signals import SignalQueue
 
 
 def test_a_worker_skips_a_queue_whose_key_is_not_a_list(procs, redis_url, r, resque):

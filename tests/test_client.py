@@ -1,4 +1,4 @@
-"""The library client (resqued.client.Resque), the failure backend and the
+"""The library client (resqued.resque.client.Resque), the failure backend and the
 connection helpers, against a real redis-server."""
 
 import json
@@ -7,10 +7,12 @@ import time
 
 import pytest
 
-from resqued import Resque, events, wire
-from resqued.connection import BadRedisURL, connect, normalize_url, redact
-from resqued.failure import FailureError
-from resqued.keys import Keys
+from resqued import Resque
+from resqued.jobs import events
+from resqued.resque import wire
+from resqued.redisio.connection import BadRedisURL, connect, normalize_url, redact
+from resqued.resque.failures import FailureError
+from resqued.resque.keys import Keys
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 
@@ -677,7 +679,7 @@ class TestRedact:
 
 
 def test_enqueue_many_pushes_in_order_with_ids_and_status(resque, r):
-    from resqued import events
+    from resqued.jobs import events
     ids = resque.enqueue_many("bulk", "PhpJob", [{"n": i} for i in range(2500)], track_status=True, batch=1000)
     assert len(ids) == 2500 and len(set(ids)) == 2500
     items = [json.loads(x) for x in r.lrange("resque:queue:bulk", 0, -1)]
@@ -699,7 +701,7 @@ def test_enqueue_many_pushes_in_order_with_ids_and_status(resque, r):
 
 
 def test_direct_execute_returns_raw_replies_in_one_round_trip(r):
-    from resqued import direct
+    from resqued.redisio import direct
     assert direct.execute(r, [("SET", "t:a", "1"), ("INCRBY", "t:a", 2), ("GET", "t:a")]) == [b"OK", 3, b"3"]
     assert direct.execute(r, [("RPUSH", "t:l", "x"), ("LMOVE", "t:l", "t:m", "LEFT", "RIGHT")],
                           transaction=True) == [1, b"x"]
@@ -707,7 +709,7 @@ def test_direct_execute_returns_raw_replies_in_one_round_trip(r):
 
 def test_direct_execute_raises_error_replies_and_leaves_the_connection_in_step(r):
     import redis
-    from resqued import direct
+    from resqued.redisio import direct
     r.set("t:string", "v")
     # An error in the middle: the commands around it still ran (as in redis-py),
     # and the next call on the same pooled connection reads its own replies.

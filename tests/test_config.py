@@ -8,9 +8,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from resqued import envmode
-from resqued.config import EX_CONFIG, Config, ConfigError, PoolConfig, describe, load_config
-from resqued.sizes import format_size, human_size, parse_size
+from resqued.envmode import variables
+from resqued.config.loader import EX_CONFIG, Config, ConfigError, PoolConfig, describe, load_config
+from resqued.config.sizes import format_size, human_size, parse_size
 
 SPEC_EXAMPLE = r"""
 redis: redis://127.0.0.1:6379/0   # REDIS_URL overrides; redis:// rediss:// unix://
@@ -236,7 +236,7 @@ def test_merge_keys_work_and_the_mappings_own_keys_win(tmp_path):
 
 
 def test_config_error_is_a_value_error_and_an_envmode_config_error():
-    assert issubclass(ConfigError, ValueError) and issubclass(ConfigError, envmode.ConfigError)
+    assert issubclass(ConfigError, ValueError) and issubclass(ConfigError, variables.ConfigError)
     assert EX_CONFIG == 78
     exc = ConfigError("bad\nthing", file="p.yml", line=3, path="pools[0]")
     assert (str(exc), exc.file, exc.line, exc.path) == ("p.yml:3: pools[0]: bad thing", "p.yml", 3, "pools[0]")

@@ -9,8 +9,8 @@ import socket
 import pytest
 
 from conftest import wait_until
-from resqued.control import ControlError, ControlServer, request
-from resqued.pidfile import Pidfile, PidfileError
+from resqued.master.control import ControlError, ControlServer, request
+from resqued.process.pidfile import Pidfile, PidfileError
 from test_master import TWO_POOLS, master_factory  # noqa: F401 (fixture)
 
 

@@ -13,9 +13,9 @@ import pytest
 import redis
 
 from conftest import ROOT
-from resqued import wire
-from resqued.ctl import connection_settings, main
-from resqued.keys import Keys
+from resqued.resque import wire
+from resqued.ctl.cli import connection_settings, main
+from resqued.resque.keys import Keys
 
 KEYS = Keys()
 MISSING_SOCKET = "unix:///nonexistent/resqued-test/redis.sock"

@@ -13,7 +13,7 @@ from conftest import log_text, stop, wait_until
 from helpers import failures, log_entries, pid_gone, title, wait_log, wait_registered, worker_id
 from redis_server import RedisServer
 from resqued import Resque
-from resqued.recovery import Recovery
+from resqued.resque.recovery import Recovery
 from test_master import master_factory  # noqa: F401 (fixture)
 
 
@@ -320,7 +320,7 @@ def test_recovery_first_ends_the_dead_workers_connections(redis_url, r, resque):
     # must not run after its in-flight list was settled (an outcome
     # transaction also takes the next job): recovery ends its connections first.
     import redis
-    from resqued.recovery import client_name
+    from resqued.resque.recovery import client_name
     wid = "deadhost:4242:default"
     leftover = redis.Redis.from_url(redis_url, client_name=client_name(wid))
     leftover.ping()

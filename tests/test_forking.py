@@ -12,7 +12,7 @@ import pytest
 
 from conftest import HERE, stop, wait_until
 from helpers import failures, log_entries, pid_gone, title, wait_log, wait_registered
-from resqued.proctitle import PREFIX
+from resqued.process.title import PREFIX
 from test_master import master_factory  # noqa: F401 (fixture)
 
 
@@ -125,7 +125,7 @@ REPORTING_JOBS = """
         def perform(self):
             with open(self.args["path"], "w") as f:
                 json.dump({"pid": os.getpid(), "ppid": os.getppid(),
-                           "loaded": {m: m in sys.modules for m in ("redis", "resqued.worker", "psutil")}}, f)
+                           "loaded": {m: m in sys.modules for m in ("redis", "resqued.worker.worker", "psutil")}}, f)
 """
 
 

@@ -15,10 +15,11 @@ from hypothesis import strategies as st
 
 from conftest import JOBS_FILE, ROOT, log_text, wait_until
 from helpers import wait_log, wait_registered
-from resqued import control, wire
-from resqued.config import Config, ConfigError, load_config
-from resqued.registry import JobRegistry, UnknownJob
-from resqued.yamlnodes import MAX_FILE_BYTES
+from resqued.master import control
+from resqued.resque import wire
+from resqued.config.loader import Config, ConfigError, load_config
+from resqued.jobs.allowlist import JobRegistry, UnknownJob
+from resqued.config.yamlnodes import MAX_FILE_BYTES
 from test_master import Master
 
 PURE = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -35,7 +36,7 @@ HOSTILE_NAMES = [
     "add.__globals__", "add.__code__", "PhpJob.perform", "PhpJob.__init__", "PhpJob.__class__.__base__",
     "__class__", "__builtins__", "__dict__", "__main__", "resqued_app_jobs.__dict__",
     "resqued_app_jobs._client", "resqued_app_jobs.os", "resqued_app_jobs.redis",
-    "resqued_app_jobs.DontPerform", "DontPerform", "importlib.import_module", "resqued.registry.JobRegistry",
+    "resqued_app_jobs.DontPerform", "DontPerform", "importlib.import_module", "resqued.jobs.allowlist.JobRegistry",
     "jobs.add", "tests.jobs.add", "add\x00", "\x00", " add", "add ", "ADD", "add\n", "/etc/passwd",
     "../../tmp/x.py", "Common\\Job\\MailJob", "A" * 100_000, "add." * 25_000,
 ]

@@ -2,7 +2,7 @@
 Resque wrote to Redis (the golden snapshots in tests/golden, see its README).
 
 Shapes, field orders and formats must agree; where the two peers disagree the
-choice made in resqued.wire is asserted (and commented) here.
+choice made in resqued.resque.wire is asserted (and commented) here.
 """
 
 import calendar
@@ -13,9 +13,10 @@ import time
 
 import pytest
 
-from resqued import Resque, wire
-from resqued.keys import Keys
-from resqued.outcome import DIRTY_EXIT, Failure, add_outcome
+from resqued import Resque
+from resqued.resque import wire
+from resqued.resque.keys import Keys
+from resqued.resque.outcome import DIRTY_EXIT, Failure, add_outcome
 
 from conftest import GOLDEN
 

@@ -17,9 +17,9 @@ import pytest
 
 from conftest import stop, wait_until
 from helpers import failures, job_child_pid, log_entries, pid_gone, wait_log, wait_registered, worker_id
-from resqued import wire
-from resqued.keys import Keys
-from resqued.outcome import PRUNED_DIRTY_EXIT
+from resqued.resque import wire
+from resqued.resque.keys import Keys
+from resqued.resque.outcome import PRUNED_DIRTY_EXIT
 
 HOST = socket.gethostname()
 INTERVALS = "resque:resqued:heartbeat_intervals"

@@ -1,6 +1,6 @@
 from dataclasses import dataclass
 
-from resqued.reconcile import Alive, plan
+from resqued.master.reconcile import Alive, plan
 
 
 @dataclass(frozen=True)

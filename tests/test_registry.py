@@ -1,5 +1,5 @@
-"""The job allow-list (resqued.registry) and performing a job in-process
-(resqued.job)."""
+"""The job allow-list (resqued.jobs.allowlist) and performing a job in-process
+(resqued.jobs.job)."""
 
 import builtins
 import importlib
@@ -13,9 +13,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from resqued import events, job as jobmod, wire
-from resqued.job import Job, backtrace, exception_name, perform
-from resqued.registry import JobRegistry, RegistryError, UnknownJob
+from resqued.jobs import events
+from resqued.jobs import job as jobmod
+from resqued.resque import wire
+from resqued.jobs.job import Job, backtrace, exception_name, perform
+from resqued.jobs.allowlist import JobRegistry, RegistryError, UnknownJob
 
 JOBS_SOURCE = textwrap.dedent('''\
     """A job module as an application would write it."""
@@ -24,7 +26,7 @@ JOBS_SOURCE = textwrap.dedent('''\
     from os import system
     from os.path import join as path_join
 
-    from resqued.events import DontPerform
+    from resqued.jobs.events import DontPerform
 
     LOG = []
     LIMIT = 5
@@ -317,7 +319,7 @@ HOSTILE = [
     "os.system", "subprocess.Popen", "builtins.eval", "builtins.exec", "builtins.__import__",
     "__import__", "eval", "..relative", ".MailJob", "MailJob.", "system", "subprocess", "os",
     "__class__", "__builtins__", "__dict__", "MailJob.perform", "MailJob.__init__", "MailJob.__class__",
-    "resqued.registry.JobRegistry", "resqued.events.DontPerform", "importlib.import_module",
+    "resqued.jobs.allowlist.JobRegistry", "resqued.jobs.events.DontPerform", "importlib.import_module",
     "A" * 100_000, "MailJob" * 10_000, "MailJob\x00", "\x00", "Mail\x00Job", " MailJob", "MailJob ",
     "", "/etc/passwd", "../../etc/passwd.py",
 ]
@@ -431,7 +433,7 @@ class TestFailureDetails:
         assert exception_name(ValueError("x")) == "ValueError"
         assert exception_name(KeyboardInterrupt()) == "KeyboardInterrupt"
         assert exception_name(jobs.JobError("x")) == f"{jobs.__name__}.JobError"
-        assert exception_name(UnknownJob("x")) == "resqued.registry.UnknownJob"
+        assert exception_name(UnknownJob("x")) == "resqued.jobs.allowlist.UnknownJob"
 
         class Local(Exception):
             pass

@@ -23,7 +23,7 @@ from conftest import JOBS_FILE, ROOT, log_text, wait_until
 from helpers import failures, title, wait_log, wait_registered
 from redis_server import RedisServer
 from resqued import Resque
-from resqued.connection import redact
+from resqued.redisio.connection import redact
 from test_master import Master
 
 PACKAGE = pathlib.Path(ROOT) / "resqued"
@@ -57,7 +57,7 @@ def unsafe_uses(path: pathlib.Path) -> list[str]:
 
 
 def test_the_package_deserializes_json_only(tmp_path):
-    modules = sorted(PACKAGE.glob("*.py"))
+    modules = sorted(PACKAGE.rglob("*.py"))
     assert len(modules) > 20
     assert {path.name: unsafe_uses(path) for path in modules if unsafe_uses(path)} == {}
     # The check sees what it looks for.

@@ -1,4 +1,4 @@
-"""The master's spawner (resqued/spawner.py): the master holds no Redis
+"""The master's spawner (resqued/master/spawner.py): the master holds no Redis
 client; a child of it that does forks the workers and the recovery runs,
 which the master adopts, reaps and replaces exactly as before."""
 
@@ -126,7 +126,7 @@ def test_a_lost_job_waits_out_a_redis_outage_and_is_recovered_once(procs, tmp_pa
 
 
 def test_the_master_path_imports_no_redis_client():
-    code = ("import sys, resqued.cli, resqued.master, resqued.config, resqued.daemonize, resqued.ctlmaster; "
+    code = ("import sys, resqued.cli, resqued.master.arbiter, resqued.config.loader, resqued.process.daemon, resqued.ctl.mastercommands; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('redis', 'hiredis')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                          env={**os.environ, "PYTHONPATH": ROOT}, check=True)
@@ -140,10 +140,10 @@ def test_a_worker_whose_reports_nobody_reads_stops(procs, redis_url, r, tmp_path
     script = tmp_path / "stray.py"
     script.write_text(textwrap.dedent(f"""
         import os, sys
-        from resqued import logs
-        from resqued.client import Resque
-        from resqued.registry import JobRegistry
-        from resqued.worker import Worker
+        from resqued.process import logs
+        from resqued.resque.client import Resque
+        from resqued.jobs.allowlist import JobRegistry
+        from resqued.worker.worker import Worker
         logs.setup("info")
         read_end, report_fd = os.pipe()
         os.close(read_end)

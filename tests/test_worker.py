@@ -12,7 +12,7 @@ import resqued
 from conftest import log_text, stop, wait_until
 from helpers import (failures, job_child_pid, log_entries, pid_gone, title, wait_log,
                      wait_registered, worker_id)
-from resqued.proctitle import PREFIX
+from resqued.process.title import PREFIX
 
 
 @pytest.fixture

@@ -1,0 +1,3 @@
+from resqued.ctl.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,376 @@
+"""resquectl: look into Resque from the command line — enqueue a job, list
+queues, workers and failures, retry or remove failures, follow a job's status.
+
+These commands talk to Redis only, so they work against php-resque and Ruby
+workers too. The commands that drive a running master (pause, resume, reload,
+stop, status) reach it through its control socket instead (mastercommands.py).
+
+Exit codes (SPEC): 0 ok, 1 runtime failure, 2 usage, 78 invalid configuration.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from urllib.parse import parse_qs, urlsplit
+
+import redis
+
+from resqued.ctl import mastercommands
+from resqued.ctl import tables as tables
+from resqued.resque.client import Resque
+from resqued.redisio.connection import DEFAULT_URL, BadRedisURL, connect, normalize_url, redact
+from resqued.resque.failures import FailureError
+from resqued.version import __version__
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+WATCH_INTERVAL = 0.2
+# A watched job's final states, and the exit code each one ends the watch with.
+FINAL_STATUSES = {"complete": EXIT_OK, "failed": EXIT_FAILURE}
+CONNECT_TIMEOUT = 5.0
+
+
+class CtlError(Exception):
+    """A failure to report in one line; ``code`` is the exit status."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILURE):
+        super().__init__(message)
+        self.code = code
+
+
+class UsageError(CtlError):
+    def __init__(self, message: str):
+        super().__init__(message, EXIT_USAGE)
+
+
+# -- where Redis is -----------------------------------------------------------
+
+def connection_settings(args, environ) -> tuple[str, str]:
+    """The Redis URL and key namespace: a flag beats the environment, which
+    beats the default. This is where ``-c pool.yml`` will plug in with master
+    control: the file's ``redis`` and ``namespace`` rank below the flags and
+    REDIS_URL (SPEC: REDIS_URL overrides the file) and above the defaults."""
+    config = _config(args)
+    if args.redis:
+        url = normalize_url(args.redis)
+    elif environ.get("REDIS_URL"):
+        url = normalize_url(environ["REDIS_URL"])
+    elif config is not None:
+        url = config.redis_url
+    else:
+        # php-resque's pair; its REDIS_BACKEND_DB also applies to the default server.
+        url = normalize_url(environ.get("REDIS_BACKEND") or DEFAULT_URL, environ.get("REDIS_BACKEND_DB"))
+    namespace = args.namespace or (config.namespace if config else None) or environ.get("PREFIX") or "resque"
+    return url, namespace
+
+
+def _config(args):
+    if not getattr(args, "config", None):
+        return None
+    from resqued.config.loader import ConfigError, load_config
+    try:
+        return load_config(args.config, getattr(args, "environment", None))
+    except ConfigError as exc:
+        raise CtlError(str(exc), mastercommands.EXIT_CONFIG) from None
+
+
+def _scrub(text: str, url: str) -> str:
+    """Redis client errors may quote what they were given; keep passwords out."""
+    parts = urlsplit(url)
+    secrets = [parts.password, *(value for name, values in parse_qs(parts.query).items()
+                                 if name.lower().endswith("password") for value in values)]
+    for secret in filter(None, secrets):
+        text = text.replace(secret, "***")
+    return text
+
+
+# -- output -------------------------------------------------------------------
+
+def print_json(data) -> None:
+    print(json.dumps(data, indent=2))
+
+
+def emit(args, data, render) -> None:
+    """One JSON document with ``--json``, else ``render(data)`` for people."""
+    if args.json:
+        print_json(data)
+    else:
+        print(render(data))
+
+
+def _index(value: int) -> int:
+    if value < 0:
+        raise CtlError(f"failure index must be 0 or more, not {value}")
+    return value
+
+
+# -- commands -----------------------------------------------------------------
+
+def parse_job_args(text):
+    """JSON_ARGS as php-resque's ``enqueue`` takes them: an object, an array or null."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"JSON_ARGS is not valid JSON ({exc}): {text!r}") from None
+    if value is not None and not isinstance(value, (dict, list)):
+        kind = {str: "a string", bool: "a boolean"}.get(type(value), "a number")
+        raise UsageError(f"JSON_ARGS must be a JSON object, array or null, not {kind}: {text!r}")
+    return value
+
+
+def cmd_enqueue(resque, args) -> int:
+    job_args = parse_job_args(args.json_args)
+    try:
+        job_id = resque.enqueue(args.queue, args.job_class, job_args, track_status=args.track)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if job_id is None:
+        raise CtlError("a beforeEnqueue listener cancelled the job")
+    data = {"id": job_id, "queue": args.queue, "class": args.job_class, "args": job_args,
+            "tracked": args.track}
+    emit(args, data, lambda d: d["id"])
+    return EXIT_OK
+
+
+def cmd_queues(resque, args) -> int:
+    emit(args, resque.stats()["queues"], lambda sizes: tables.queues_table(sizes) if sizes else "no queues")
+    return EXIT_OK
+
+
+def cmd_workers(resque, args) -> int:
+    emit(args, resque.workers(), lambda ws: tables.workers_table(ws) if ws else "no workers registered")
+    return EXIT_OK
+
+
+def cmd_stats(resque, args) -> int:
+    emit(args, resque.stats(), tables.stats_text)
+    return EXIT_OK
+
+
+def cmd_job(resque, args) -> int:
+    last = None
+    while True:
+        status = resque.status(args.job_id)
+        if status is None:
+            raise CtlError(f"job {args.job_id} is not tracked (or its status expired)")
+        status = {"id": args.job_id, **status}
+        if not args.watch:
+            emit(args, status, lambda s: tables.job_status_line(args.job_id, s))
+            return EXIT_OK
+        if status != last:
+            # A stream of changes: with --json, one compact document per line.
+            text = json.dumps(status) if args.json else tables.job_status_line(args.job_id, status)
+            print(text, flush=True)
+            last = status
+        if status["status"] in FINAL_STATUSES:
+            return FINAL_STATUSES[status["status"]]
+        time.sleep(WATCH_INTERVAL)
+
+
+def cmd_failed_list(resque, args) -> int:
+    failures = resque.failures
+    entries = failures.all(args.start, args.count)
+    if args.json:
+        print_json(entries)
+        return EXIT_OK
+    total = failures.count()
+    if not entries:
+        print("no failures" if total == 0 else f"no failures from index {args.start} (there are {total})")
+        return EXIT_OK
+    print(tables.failures_table(entries))
+    last = entries[-1]["index"]
+    if args.start > 0 or last < total - 1:
+        print(f"showing {args.start}-{last} of {total} failures (see --start, --count)")
+    return EXIT_OK
+
+
+def cmd_failed_show(resque, args) -> int:
+    emit(args, resque.failures.get(_index(args.index)), tables.failure_details)
+    return EXIT_OK
+
+
+def cmd_failed_retry(resque, args) -> int:
+    failures = resque.failures
+    indexes = range(failures.count()) if args.all else sorted({_index(i) for i in args.indexes})
+    retried, errors = [], []
+    for index in indexes:
+        # Requeueing rewrites an entry in place, so the other indexes stay valid.
+        try:
+            retried.append({"index": index, **failures.requeue(index)})
+        except FailureError as exc:
+            errors.append({"index": index, "error": str(exc)})
+    if args.json:
+        print_json({"retried": retried, "errors": errors})
+    elif not indexes:
+        print("no failures to retry")
+    else:
+        for entry in retried:
+            job = " ".join(filter(None, [entry["payload"]["class"], entry["payload"].get("id")]))
+            print(f"retried failure {entry['index']}: {job} -> queue {entry['queue']}")
+    for error in errors:
+        print(f"resquectl: {error['error']}", file=sys.stderr)
+    return EXIT_FAILURE if errors else EXIT_OK
+
+
+def cmd_failed_remove(resque, args) -> int:
+    failures = resque.failures
+    indexes = sorted({_index(i) for i in args.indexes}, reverse=True)
+    total = failures.count()
+    # Check them all first: a partial removal would shift the indexes the user
+    # sees, and running the same command again would remove the wrong entries.
+    if indexes[0] >= total:
+        raise CtlError(f"no failure at index {indexes[0]} (there are {total}); nothing removed")
+    # Highest first, so removing one does not move the ones still to remove.
+    for index in indexes:
+        failures.remove(index)
+    emit(args, {"removed": indexes}, lambda d: "\n".join(f"removed failure {i}" for i in d["removed"]))
+    return EXIT_OK
+
+
+def cmd_failed_clear(resque, args) -> int:
+    emit(args, {"cleared": resque.failures.clear()}, lambda d: f"cleared {d['cleared']} failures")
+    return EXIT_OK
+
+
+# -- parser -------------------------------------------------------------------
+
+def _add_common(parser, top: bool) -> None:
+    """Options every command takes, before or after its name. Below the top
+    level they default to SUPPRESS, so they only override what was given.
+    (``-c pool.yml`` and ``--pidfile`` join these with master control.)"""
+    unset = None if top else argparse.SUPPRESS
+    parser.add_argument("--redis", metavar="URL", default=unset,
+                        help="Redis URL or host:port (default: $REDIS_URL, else $REDIS_BACKEND "
+                             f"with $REDIS_BACKEND_DB, else {DEFAULT_URL})")
+    parser.add_argument("--namespace", metavar="NS", default=unset,
+                        help="key namespace, php-resque's PREFIX (default: $PREFIX, else resque)")
+    parser.add_argument("--json", action="store_true", default=False if top else argparse.SUPPRESS,
+                        help="print one machine-readable JSON document")
+    parser.add_argument("-c", "--config", metavar="POOL_YML", default=unset,
+                        help="the master's pool.yml: its Redis, namespace and control socket")
+    parser.add_argument("-E", "--environment", metavar="ENV", default=unset,
+                        help="environment section of a resque-pool style file")
+    parser.add_argument("--pidfile", metavar="PATH", default=unset,
+                        help="the master's pidfile (its control socket is beside it)")
+    parser.add_argument("--socket", metavar="PATH", default=unset, help="the master's control socket")
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {text!r}")
+    return value
+
+
+def _paging(parser, top: bool) -> None:
+    parser.add_argument("--start", type=_count, metavar="N", default=0 if top else argparse.SUPPRESS,
+                        help="first index to list (default 0)")
+    parser.add_argument("--count", type=_count, metavar="N", default=100 if top else argparse.SUPPRESS,
+                        help="how many to list (default 100)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="resquectl", description="Inspect and manage Resque queues, "
+                                     "workers, failures and jobs.")
+    parser.add_argument("--version", action="version", version=f"resquectl {__version__}")
+    _add_common(parser, top=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(group, name, handler, help_text):
+        sub = group.add_parser(name, help=help_text, description=help_text)
+        _add_common(sub, top=False)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    enqueue = command(commands, "enqueue", cmd_enqueue, "enqueue one job and print its id")
+    enqueue.add_argument("queue", metavar="QUEUE")
+    enqueue.add_argument("job_class", metavar="CLASS")
+    enqueue.add_argument("json_args", metavar="JSON_ARGS", nargs="?",
+                         help="the job's args: a JSON object, array or null")
+    enqueue.add_argument("--track", action="store_true", help="track the job's status")
+
+    command(commands, "queues", cmd_queues, "list queues and their sizes")
+    command(commands, "workers", cmd_workers, "list registered workers and what they do")
+    command(commands, "stats", cmd_stats, "processed, failed, pending, workers, failures")
+
+    job = command(commands, "job", cmd_job, "show a tracked job's status")
+    job.add_argument("job_id", metavar="ID")
+    job.add_argument("--watch", action="store_true",
+                     help="follow the status until the job completes (exit 0) or fails (exit 1)")
+
+    failed = command(commands, "failed", cmd_failed_list, "list and manage failed jobs (default: list)")
+    _paging(failed, top=True)
+    actions = failed.add_subparsers(dest="action", metavar="ACTION")
+    _paging(command(actions, "list", cmd_failed_list, "list failures, oldest first"), top=False)
+    command(actions, "show", cmd_failed_show, "show one failure in full").add_argument(
+        "index", metavar="INDEX", type=int)
+    retry = command(actions, "retry", cmd_failed_retry, "put failed jobs back on their queues")
+    which = retry.add_mutually_exclusive_group(required=True)
+    which.add_argument("indexes", metavar="INDEX", type=int, nargs="*", default=[])
+    which.add_argument("--all", action="store_true", help="retry every failure")
+    command(actions, "remove", cmd_failed_remove, "delete failures").add_argument(
+        "indexes", metavar="INDEX", type=int, nargs="+")
+    command(actions, "clear", cmd_failed_clear, "delete every failure")
+
+    for name, help_text in (("status", "the running master: pools and each worker, its job and memory"),
+                            ("pause", "pause every worker (running jobs finish); returns once all have paused"),
+                            ("resume", "resume every worker"),
+                            ("reload", "re-read pool.yml; returns once applied, or fails with the error"),
+                            ("stop", "stop the master gracefully (running jobs finish); waits until it is gone")):
+        sub = command(commands, name, None, help_text)
+        sub.set_defaults(master_command=name)
+        if name == "stop":
+            sub.add_argument("--now", action="store_true", help="kill running jobs instead of waiting")
+    return parser
+
+
+# -- entry point --------------------------------------------------------------
+
+def _fail(message: str, code: int) -> int:
+    print(f"resquectl: {message}", file=sys.stderr)
+    return code
+
+
+def main(argv=None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse has printed usage or help
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    if getattr(args, "master_command", None):
+        try:
+            return mastercommands.run(args, emit)
+        except mastercommands.MasterError as exc:
+            return _fail(str(exc), exc.code)
+        except KeyboardInterrupt:
+            return 130
+    try:
+        url, namespace = connection_settings(args, os.environ)
+        client = connect(url, socket_connect_timeout=CONNECT_TIMEOUT)
+    except BadRedisURL as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except CtlError as exc:
+        return _fail(str(exc), exc.code)
+    try:
+        return args.handler(Resque(url, namespace, redis=client), args)
+    except CtlError as exc:
+        return _fail(str(exc), exc.code)
+    except FailureError as exc:
+        return _fail(str(exc), EXIT_FAILURE)
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        return _fail(f"cannot reach Redis at {redact(url)}: {_scrub(str(exc), url)}", EXIT_FAILURE)
+    except redis.RedisError as exc:
+        return _fail(f"Redis error at {redact(url)}: {_scrub(str(exc), url)}", EXIT_FAILURE)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`resquectl failed | head`): silence the final flush.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILURE
+    finally:
+        client.close()

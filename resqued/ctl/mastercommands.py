@@ -1,0 +1,105 @@
+"""resquectl's master commands: pause, resume, reload, stop, status. They talk
+to a running master through its control socket (found from ``-c pool.yml``,
+``--pidfile`` or ``--socket``), never through Redis."""
+
+import os
+import time
+
+import psutil
+
+from resqued.master import control
+from resqued.worker.recycle import approx_size
+from resqued.config.sizes import format_size
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_CONFIG = 0, 1, 2, 78
+
+
+class MasterError(Exception):
+    def __init__(self, message: str, code: int = EXIT_FAILURE):
+        super().__init__(message)
+        self.code = code
+
+
+def socket_for_pidfile(pidfile: str) -> str:
+    base = pidfile[:-4] if pidfile.endswith(".pid") else pidfile
+    return os.path.abspath(base + ".sock")
+
+
+def locate(args):
+    """(socket path, pidfile or None, shutdown_timeout) of the master meant."""
+    if getattr(args, "config", None):
+        from resqued.config.loader import ConfigError, load_config
+        try:
+            config = load_config(args.config, getattr(args, "environment", None))
+        except ConfigError as exc:
+            raise MasterError(str(exc), EXIT_CONFIG) from None
+        return config.control_socket, config.pidfile, config.shutdown_timeout
+    if getattr(args, "socket", None):
+        return os.path.abspath(args.socket), None, 30.0
+    if getattr(args, "pidfile", None):
+        return socket_for_pidfile(args.pidfile), os.path.abspath(args.pidfile), 30.0
+    raise MasterError("which master? give -c pool.yml, --pidfile PATH or --socket PATH", EXIT_USAGE)
+
+
+def ask(path: str, command: str, timeout: float = 90.0, **fields) -> dict:
+    try:
+        answer = control.request(path, command, timeout=timeout, **fields)
+    except control.ControlError as exc:
+        raise MasterError(str(exc)) from None
+    if not answer.get("ok"):
+        code = EXIT_CONFIG if command == "reload" else EXIT_FAILURE
+        raise MasterError(f"{command} failed: {answer.get('error')}", code)
+    return answer
+
+
+def run(args, emit) -> int:
+    path, pidfile, shutdown_timeout = locate(args)
+    command = args.master_command
+    if command == "status":
+        emit(args, ask(path, "status"), render_status)
+    elif command in ("pause", "resume"):
+        answer = ask(path, command)
+        emit(args, answer, lambda a: f"{len(a['workers'])} workers {a['message']}")
+    elif command == "reload":
+        answer = ask(path, "reload")
+        emit(args, answer, lambda a: "reloaded: " + ", ".join(
+            f"{','.join(p['queues'])}={p['count']}" for p in a["pools"]))
+    elif command == "stop":
+        answer = ask(path, "stop", now=bool(args.now))
+        pid = answer["pid"]
+        # Wait for the master to be gone: a graceful stop lasts as long as the
+        # longest running job, up to shutdown_timeout.
+        deadline = time.monotonic() + shutdown_timeout + 30
+        while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+            if time.monotonic() > deadline:
+                raise MasterError(f"master {pid} is still running {shutdown_timeout + 30:.0f}s after stop")
+            time.sleep(0.05)
+        emit(args, {"stopped": pid}, lambda a: f"master {pid} stopped")
+    return EXIT_OK
+
+
+def render_status(status: dict) -> str:
+    from resqued.ctl import tables as tables
+    master, spawner = status["master"], status.get("spawner") or {}
+    lines = [f"master {master['pid']} {master['state']}  config {master['config']}  "
+             f"rss {approx_size(master['rss'])}"]
+    if spawner:  # the process that forks the workers (resqued/master/spawner.py)
+        lines[0] += (f"  spawner {spawner['pid'] or '-'} {spawner['state']}"
+                     + (f" rss {approx_size(spawner['rss'])}" if spawner.get("rss") else ""))
+    if master["state"] == "winched":
+        lines.append("workers stopped by WINCH: SIGHUP or `resquectl reload` starts each pool's COUNT again")
+    lines.append("")
+    lines.append(tables.table(["POOL", "COUNT", "ALIVE", "STATE", "RECYCLES", "RESTARTS", "MAX_MEMORY", "MAX_JOBS"], [
+        [",".join(p["queues"]), p["count"], p["alive"], "FAILED" if p["failed"] else "ok", p["recycles"],
+         p["restarts"], format_size(p["max_memory"]) if p["max_memory"] else "-", p["max_jobs"] or "-"] for p in status["pools"]]))
+    lines.append("")
+    now = time.time()
+    rows = []
+    for w in status["workers"]:
+        job = w.get("job") or {}
+        since = f"{now - w['since']:.0f}s ago" if w.get("since") else "-"
+        state = w["state"] + (" (paused)" if w["paused"] and w["state"] == "busy" else "")
+        rows.append([w["pid"], ",".join(w["queues"]), state, job.get("class") or "-", job.get("id") or "-",
+                     since, approx_size(w["rss"]), w["jobs_done"]])
+    lines.append(tables.table(["PID", "QUEUES", "STATE", "JOB", "JOB_ID", "SINCE", "RSS", "JOBS"], rows))
+    return "\n".join(lines)

@@ -1,0 +1,400 @@
+"""The master: keeps every pool's workers alive, recycles them, reloads its
+config safely, and answers ``resquectl``.
+
+Single-threaded and event-driven, like gunicorn's arbiter: signal handlers
+only record; the wakeup fd, the control socket and the workers' report pipes
+end one select(); each turn of the loop dispatches signals, serves requests,
+reaps, and reconciles desired workers with live ones (reconcile.plan).
+
+The master never talks to Redis and does not load redis-py: its workers and
+its recovery runs are forked by the spawner (spawner.py), and it adopts them.
+
+Signals: HUP reload; QUIT graceful stop (no limit); TERM/INT graceful stop
+bounded by shutdown_timeout, then kill (``--term immediate``: kill at once);
+USR2/CONT pause/resume; USR1 relay (kill running jobs); TTIN/TTOU one more /
+one fewer worker in every pool; WINCH stop every worker until the next HUP
+(resque-pool's meaning; ignored while the master has a controlling terminal,
+where resizing the window sends it).
+"""
+
+import logging
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass
+
+import psutil
+
+from resqued.master import workerprocess
+from resqued.master import reconcile
+from resqued.master.control import ControlServer
+from resqued.master.requests import MasterRequests
+from resqued.process.pidfile import Pidfile
+from resqued.process.title import set_raw_title
+from resqued.master.recoveryruns import RecoveryRuns
+from resqued.worker.recycle import CLEAN_EXITS, EXIT_BOOT_ERROR, EXIT_REASONS, EXIT_RECYCLE_JOBS, EXIT_RECYCLE_MEMORY
+from resqued.process.signals import SignalQueue, become_child_subreaper, describe, has_controlling_terminal, wait_readable
+from resqued.master.spawner import Spawner, SpawnerError
+from resqued.process.systemd import Notifier
+
+log = logging.getLogger("resqued.master")
+
+SIGNALS = (signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1,
+           signal.SIGUSR2, signal.SIGCONT, signal.SIGTTIN, signal.SIGTTOU, signal.SIGWINCH, signal.SIGCHLD)
+MAX_BOOT_FAILURES = 6      # then its pool is marked failed until the next reload
+MAX_BACKOFF = 30.0
+
+
+@dataclass
+class PoolState:
+    failures: int = 0
+    backoff_until: float = 0.0
+    failed: bool = False
+    adjust: int = 0           # TTIN/TTOU
+    recycles: int = 0
+    restarts: int = 0
+
+
+class Master(MasterRequests):
+    def __init__(self, config, loader, term_mode: str = "graceful"):
+        """``loader()`` re-reads the config file (raising ConfigError)."""
+        self.config = config
+        self.loader = loader
+        self.term_mode = term_mode
+        self.name = os.path.basename(config.path)
+        self.signals = SignalQueue(SIGNALS)
+        self.control = ControlServer(config.control_socket)
+        self.pidfile = Pidfile(config.pidfile)
+        self.notifier = Notifier()
+        self.children: dict[int, workerprocess.Child] = {}
+        self.pools: dict[str, PoolState] = {p.name: PoolState() for p in config.pools}
+        self.paused = False
+        self.winched = False          # WINCH: every worker stopped, none started until HUP
+        self.stopping = None          # None, "graceful" or "immediate"
+        self.stop_deadline = None     # when a bounded graceful stop turns immediate
+        self.kill_deadline = None     # when stragglers get SIGKILL
+        self.recovery_deadline = None # when a stop gives up on recovering lost jobs
+        self.waiting = []             # (connection, kind, deadline): answered later
+        self.ready_sent = False
+        self.hostname = socket.gethostname()
+        self.lost = RecoveryRuns()
+        self.spawner = Spawner(self.name)
+        self._spawn_retry_at = 0.0
+        self._title = None
+        self._status = None
+
+    # -- lifecycle ---------------------------------------------------------
+    def run(self) -> int:
+        self.pidfile.create()
+        try:
+            self.control.open()
+            os.makedirs(self.config.pid_dir, exist_ok=True)
+            self.signals.install()
+            if not become_child_subreaper():
+                # Without it the spawner's workers would be init's children:
+                # the master could neither reap them nor see them die.
+                raise OSError("cannot become a child subreaper (prctl PR_SET_CHILD_SUBREAPER): "
+                              "resqued -c needs Linux 3.4 or later")
+            log.info("master %d managing %s", os.getpid(), ", ".join(
+                f"{p.name}={p.count}" for p in self.config.pools) or "no pools")
+            while not (self.stopping and not self.children and not self.lost):
+                self._turn()
+            log.info("master %d stopped", os.getpid())
+            return 0
+        finally:
+            for conn, _, _ in self.waiting:
+                conn.reply(ok=True, message="master stopped")
+            self.spawner.stop()
+            self.control.close()
+            self.pidfile.remove()
+
+    def _turn(self) -> None:
+        for signum in self.signals.drain():
+            self._handle_signal(signum)
+        self._reap()
+        self._keep_spawner()
+        if self.stopping:
+            self._enforce_stop_deadlines()
+        elif not self.winched:
+            self._reconcile()
+        # After the replacements are forked: they need the CPU more urgently.
+        self._recover_lost_jobs()
+        self._answer_waiting()
+        self._update_title()
+        self.notifier.watchdog()
+        if self.signals.has_pending():
+            return
+        spawner = [self.spawner] if self.spawner.sock is not None else []
+        ready = wait_readable([self.signals, *spawner, *self.control.waitables(), *self.children.values()],
+                              self._next_timeout())
+        if spawner and self.spawner in ready:
+            self.spawner.read_ready()
+        for child in self.children.values():
+            if child in ready:
+                child.read_reports()
+        for conn in self.control.service(ready):
+            self._handle_request(conn)
+
+    def _next_timeout(self) -> float:
+        now = time.monotonic()
+        times = [now + 1.0]
+        times += [s.backoff_until for s in self.pools.values() if s.backoff_until > now]
+        times += [t for t in (self.stop_deadline, self.kill_deadline, self.recovery_deadline) if t]
+        times += [t for t in (self.lost.next_try(), self.spawner.pid is None and self.spawner.retry_at) if t]
+        due = self.notifier.watchdog_due_in()
+        if due is not None:
+            times.append(now + due)
+        return max(0.005, min(times) - now)
+
+    # -- signals -----------------------------------------------------------
+    def _handle_signal(self, signum: int) -> None:
+        if signum == signal.SIGCHLD:
+            return
+        if signum == signal.SIGWINCH:
+            self.winch()
+            return
+        log.info("master received %s", describe(signum))
+        if signum == signal.SIGHUP:
+            self.reload()
+        elif signum == signal.SIGQUIT:
+            self.stop("graceful", bounded=False)
+        elif signum in (signal.SIGTERM, signal.SIGINT):
+            # A second TERM while stopping gracefully means "now".
+            now = self.term_mode == "immediate" or self.stopping == "graceful"
+            self.stop("immediate" if now else "graceful", bounded=True)
+        elif signum == signal.SIGUSR2:
+            self.pause()
+        elif signum == signal.SIGCONT:
+            self.resume()
+        elif signum == signal.SIGUSR1:
+            self._signal_workers(signal.SIGUSR1)
+        elif signum in (signal.SIGTTIN, signal.SIGTTOU):
+            step = 1 if signum == signal.SIGTTIN else -1
+            for pool in self.config.pools:
+                state = self.pools[pool.name]
+                state.adjust = max(-pool.count, state.adjust + step)
+
+    def _signal_workers(self, signum: int, only=None) -> None:
+        for child in list(only or self.children.values()):
+            try:
+                os.kill(child.pid, signum)
+            except ProcessLookupError:
+                pass
+
+    # -- commands (signals and resquectl) ----------------------------------
+    def pause(self) -> None:
+        self.paused = True
+        self._signal_workers(signal.SIGUSR2)
+
+    def resume(self) -> None:
+        self.paused = False
+        self._signal_workers(signal.SIGCONT)
+
+    def winch(self) -> None:
+        if has_controlling_terminal():
+            # A window resize, not an operator (resque-pool also honours it only as a daemon).
+            log.debug("SIGWINCH ignored: the master has a controlling terminal")
+        elif not (self.stopping or self.winched):
+            log.info("master received SIGWINCH: stopping every worker until HUP")
+            self.winched = True
+            self._retire([c for c in self.children.values() if not c.stopping], "WINCH: stopped until HUP")
+
+    def stop(self, mode: str, bounded: bool) -> None:
+        first = self.stopping is None
+        if not first and (self.stopping == "immediate" or mode == "graceful"):
+            return
+        self.stopping = mode
+        self.notifier.stopping()
+        if mode == "immediate":
+            log.warning("stopping now: running jobs are killed")
+            self._signal_workers(signal.SIGTERM)
+            self.stop_deadline = None
+            self.kill_deadline = time.monotonic() + self.config.term_timeout + 5.0
+        else:
+            log.info("stopping: workers finish their jobs%s",
+                     f" (at most {self.config.shutdown_timeout:g}s)" if bounded else "")
+            self._signal_workers(signal.SIGQUIT)
+            if bounded:
+                self.stop_deadline = time.monotonic() + self.config.shutdown_timeout
+        for child in self.children.values():
+            child.stopping, child.stop_reason = True, "master stopping"
+
+    def _enforce_stop_deadlines(self) -> None:
+        now = time.monotonic()
+        if self.stop_deadline and now >= self.stop_deadline:
+            log.warning("shutdown_timeout of %gs passed: killing running jobs", self.config.shutdown_timeout)
+            self.stop("immediate", bounded=True)
+        if self.kill_deadline and now >= self.kill_deadline:
+            self.kill_deadline = None
+            for child in list(self.children.values()):
+                log.error("worker %d did not stop: SIGKILL to it and its jobs", child.pid)
+                _kill_tree(child.pid)
+
+    def reload(self):
+        """Re-read the config; keep the old one if the new one is invalid.
+        Ends a WINCH either way. Returns None if applied (workers converge),
+        or the error text."""
+        from resqued.config.loader import ConfigError
+        self.notifier.reloading()
+        resumed, self.winched = self.winched, False
+        if resumed:
+            log.info("the workers stopped by WINCH start again")
+        try:
+            new = self.loader()
+        except ConfigError as exc:
+            log.error("reload refused, still running the previous config: %s", exc)
+            self.notifier.ready(f"reload refused: {exc}")
+            return str(exc)
+        old_settings = workerprocess.global_settings(self.config)
+        self.config = new
+        # A reload resets TTIN/TTOU to the file's counts, except the one that
+        # ends a WINCH: TTIN/TTOU while stopped set the counts workers return to.
+        old = {p.name: self.pools.get(p.name, PoolState()) for p in new.pools}
+        self.pools = {p.name: PoolState(recycles=old[p.name].recycles,
+                                        adjust=max(-p.count, old[p.name].adjust) if resumed else 0)
+                      for p in new.pools}
+        if workerprocess.global_settings(new) != old_settings:
+            self._retire([c for c in self.children.values() if not c.stopping],
+                         "redis, namespace or job settings changed")
+        log.info("reloaded %s: %s", new.path, ", ".join(f"{p.name}={p.count}" for p in new.pools))
+        self.ready_sent = False  # READY=1 again once the new config is applied
+        return None
+
+    # -- children ----------------------------------------------------------
+    def _desired_counts(self) -> dict:
+        return {p.name: max(0, p.count + self.pools[p.name].adjust) for p in self.config.pools}
+
+    def _reconcile(self) -> None:
+        now = time.monotonic()
+        blocked = {name for name, s in self.pools.items() if s.failed or s.backoff_until > now}
+        alive = [reconcile.Alive(c.pid, c.pool, c.started, c.stopping) for c in self.children.values()]
+        plan = reconcile.plan(self.config.pools, self._desired_counts(), alive, blocked)
+        for pid, reason in plan.retire:
+            self._retire([self.children[pid]], reason)
+        can_spawn = self.spawner.ready and now >= self._spawn_retry_at
+        for pool in plan.spawn if can_spawn else ():
+            try:
+                child = workerprocess.spawn(self.config, pool, self.paused, self.spawner)
+            except (SpawnerError, OSError) as exc:
+                # E.g. fork failed (a process limit): try again in a second,
+                # not on every turn of the loop (each job's report is one).
+                log.error("cannot start a worker for %s: %s", pool.name, exc)
+                self._spawn_retry_at = now + 1.0
+                break
+            self.children[child.pid] = child
+            log.info("started worker %d for %s", child.pid, pool.name)
+
+    def _keep_spawner(self) -> None:
+        if self.spawner.due():
+            self.spawner.start(self._in_child)
+
+    def _in_child(self) -> None:
+        self.signals.reset_in_child()
+        if self.control.sock is not None:
+            self.control.sock.close()
+        for conn in self.control.connections:
+            conn.sock.close()
+        for child in self.children.values():
+            os.close(child.report_fd)
+
+    def _retire(self, workers, reason: str) -> None:
+        for child in workers:
+            log.info("retiring worker %d (%s): %s", child.pid, child.pool.name, reason)
+            child.stopping, child.stop_reason = True, reason
+            self._signal_workers(signal.SIGQUIT, only=[child])
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            child = self.children.pop(pid, None)
+            if child is None:
+                self._reap_helper(pid, status)
+                continue
+            child.read_reports()
+            os.close(child.report_fd)
+            workerprocess.remove_worker_pidfile(self.config, child)
+            self._account(child, os.waitstatus_to_exitcode(status))
+
+    def _reap_helper(self, pid: int, status: int) -> None:
+        code = os.waitstatus_to_exitcode(status)
+        if pid == self.spawner.pid:
+            self.spawner.exited(f"exit code {code}" if code >= 0 else f"signal {describe(-code)}")
+        elif self.lost.owns(pid):
+            self.lost.finished(code)
+        # Anything else is an orphan we adopted as a subreaper: reaped, no more.
+
+    def _account(self, child, code: int) -> None:
+        how = f"exit code {code}" if code >= 0 else f"signal {describe(-code)}"
+        if code not in CLEAN_EXITS:
+            # It did not unregister: its in-flight job, if any, must be recovered.
+            worker_id = f"{self.hostname}:{child.pid}:{child.pool.name}"
+            self.lost.add(worker_id, f"worker {worker_id} died ({how}) while processing it", child.recovery)
+        state = self.pools.get(child.pool.name)
+        if child.stopping or state is None:
+            log.info("worker %d (%s) stopped (%s)", child.pid, child.pool.name, how)
+            return
+        if code in (EXIT_RECYCLE_JOBS, EXIT_RECYCLE_MEMORY):
+            state.recycles += 1
+            log.info("worker %d (%s) %s; replacing it", child.pid, child.pool.name, EXIT_REASONS[code])
+            return
+        lived = time.monotonic() - child.started
+        state.restarts += 1
+        # Died before it ever reported for work: a boot failure, which backs off.
+        if code == EXIT_BOOT_ERROR or not child.ready:
+            state.failures += 1
+            if state.failures >= MAX_BOOT_FAILURES:
+                state.failed = True
+                log.error("pool %s failed: its workers died at boot %d times in a row (last: %s); "
+                          "not restarting until a reload", child.pool.name, state.failures, how)
+                return
+            delay = min(0.5 * 2 ** (state.failures - 1), MAX_BACKOFF)
+            state.backoff_until = time.monotonic() + delay
+            log.warning("worker %d (%s) died at boot (%s); next start in %.1fs",
+                        child.pid, child.pool.name, how, delay)
+        else:
+            state.failures = 0
+            log.warning("worker %d (%s) died (%s) after %.0fs; replacing it",
+                        child.pid, child.pool.name, how, lived)
+
+    def _recover_lost_jobs(self) -> None:
+        self.lost.start_due(self.spawner)
+        if self.lost and self.stopping and not self.children:
+            # Nothing left to wait for but Redis: a stop must not hang on it forever.
+            if self.recovery_deadline is None:
+                self.recovery_deadline = time.monotonic() + self.config.shutdown_timeout
+            elif time.monotonic() >= self.recovery_deadline:
+                self.lost.give_up()
+
+    def _update_title(self) -> None:
+        state = self._state()
+        live = sum(1 for c in self.children.values() if not c.stopping)
+        text = f"managing {live} workers" if state == "running" else state
+        if self.waiting and any(kind == "applied" for _, kind, _ in self.waiting):
+            text = "reloading"
+        if text != self._title:
+            set_raw_title(f"resqued-master[{self.name}]: {text}")
+            self._title = text
+        status = f"{text}; {self._summary()}"
+        if status != self._status:
+            self.notifier.status(status)
+            self._status = status
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL a worker and everything under it (job children lead their own groups)."""
+    try:
+        procs = [psutil.Process(pid)]
+        procs += procs[0].children(recursive=True)
+    except psutil.NoSuchProcess:
+        return
+    for proc in procs:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass

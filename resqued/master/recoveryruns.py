@@ -1,0 +1,112 @@
+"""The master's dead workers whose reserved jobs are still to be recovered,
+and the recovery runs that recover them.
+
+The master does not talk to Redis (it does not even import redis-py: see
+spawner.py), so each batch is recovered by a short-lived process that the
+spawner forks and the master reaps: exit 0 when every job was recovered, 75
+(EX_TEMPFAIL) when Redis was unavailable. A batch that did not finish is
+tried again a second later; recovering a worker twice is harmless (one Lua
+call takes each job out of its in-flight list, see recovery.py). A hung or
+absent Redis never stalls the master's loop: it only waits for an exit.
+"""
+
+import logging
+import os
+import signal
+import time
+from types import SimpleNamespace
+
+from resqued.process.title import set_raw_title
+from resqued.process.signals import exit_on_parent_death
+
+log = logging.getLogger("resqued.master")
+
+RETRY = 1.0
+MAX_RETRY = 30.0
+EX_TEMPFAIL = 75
+
+
+class RecoveryRuns:
+    def __init__(self):
+        self.pending: list[tuple[str, str, dict]] = []   # (worker id, why, children.recovery_settings)
+        self.running = None                              # (pid, batch)
+        self.retry_at = 0.0
+        self._down = False       # Redis unavailable, already said
+        self._failures = 0       # runs that crashed in a row
+
+    def __bool__(self) -> bool:
+        return bool(self.pending or self.running)
+
+    def add(self, worker_id: str, why: str, settings: dict) -> None:
+        """``settings``: the Redis (and on_lost, max_lost) the worker ran with."""
+        self.pending.append((worker_id, why, settings))
+
+    def next_try(self):
+        """When the master's loop must wake up for us, or None."""
+        return self.retry_at if self.pending and not self.running else None
+
+    def start_due(self, spawner) -> None:
+        if self.running or not self.pending or not spawner.ready or time.monotonic() < self.retry_at:
+            return
+        from resqued.master.spawner import SpawnerError
+        # One run per Redis: workers started before a reload may use another.
+        settings = self.pending[0][2]
+        batch = [entry for entry in self.pending if entry[2] == settings]
+        spec = {**settings, "workers": [entry[:2] for entry in batch], "down": self._down,
+                "master_pid": os.getpid(), "title": spawner.title.replace("spawner", "recovery", 1)}
+        try:
+            pid = spawner.spawn_recovery(spec)
+        except SpawnerError as exc:
+            log.error("cannot start recovering the jobs of %d dead workers: %s", len(self.pending), exc)
+            self.retry_at = time.monotonic() + RETRY
+            return
+        self.running = (pid, batch)
+        self.pending = [entry for entry in self.pending if entry[2] != settings]
+
+    def owns(self, pid: int) -> bool:
+        return self.running is not None and self.running[0] == pid
+
+    def finished(self, code: int) -> None:
+        """The master reaped the recovery run, which exited with ``code``."""
+        pid, batch = self.running
+        self.running = None
+        if code == 0:
+            self._down, self._failures = False, 0
+            return
+        self.pending[:0] = batch
+        if code == EX_TEMPFAIL:
+            self._down = True   # the run said so, once
+            self.retry_at = time.monotonic() + RETRY
+            return
+        self._failures += 1
+        delay = min(RETRY * 2 ** (self._failures - 1), MAX_RETRY)
+        self.retry_at = time.monotonic() + delay
+        log.error("the recovery run %d failed (exit %d); trying again in %.0fs", pid, code, delay)
+
+    def give_up(self) -> None:
+        if self.running:
+            pid, batch = self.running
+            self.pending[:0] = batch
+            self.running = None
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+        log.error("giving up on recovering %d dead workers' jobs: they stay in their in-flight "
+                  "lists, and the next worker that prunes recovers them", len(self.pending))
+        self.pending.clear()
+
+
+def recovery_main(spec: dict) -> int:
+    """In the recovery run, forked by the spawner and adopted by the master."""
+    exit_on_parent_death(signal.SIGKILL)  # each job is settled by one Lua call: safe to kill
+    if os.getppid() != spec["master_pid"]:
+        return 1
+    set_raw_title(spec["title"])
+    from resqued.supervise.lostworkers import LostWorkers
+    lost = LostWorkers(down=spec["down"])
+    for worker_id, why in spec["workers"]:
+        lost.add(worker_id, why)
+    settings = SimpleNamespace(**{k: spec[k] for k in ("redis_url", "namespace", "on_lost", "max_lost")})
+    return 0 if lost.recover(settings) else EX_TEMPFAIL

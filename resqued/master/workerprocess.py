@@ -1,0 +1,206 @@
+"""The master's workers: how one is started, what the master knows of it, and
+how it hears from it.
+
+Everything the worker needs is decided by the master (its pool, its job
+limit with jitter, whether it starts paused) and sent to the spawner, which
+forks it (spawner.py); the worker then leaves the spawner's process group,
+arranges to hear of the master's death, and runs (worker_main). Also here:
+the probe that checks a config's Redis URL and job modules in a throwaway
+child before the master uses it.
+"""
+
+import dataclasses
+import json
+import logging
+import os
+import random
+import re
+import time
+from dataclasses import dataclass, field
+
+from resqued.process.pidfile import Pidfile
+from resqued.process.title import PREFIX, set_title
+from resqued.worker.recycle import EXIT_BOOT_ERROR, RecyclePolicy, tree_rss
+from resqued.jobs.allowlist import JobRegistry, RegistryError
+from resqued.process.signals import exit_on_parent_death
+
+log = logging.getLogger("resqued.master")
+
+
+@dataclass
+class Child:
+    pid: int
+    pool: object              # the PoolConfig it was started with
+    settings: tuple           # the global settings it was started with
+    report_fd: int
+    recovery: dict = field(default_factory=dict)  # where its jobs are recovered if it dies
+    started: float = field(default_factory=time.monotonic)
+    started_wall: float = field(default_factory=time.time)
+    stopping: bool = False
+    stop_reason: str = ""
+    report: dict = field(default_factory=dict)
+    buffer: bytes = b""
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.report)
+
+    @property
+    def paused(self) -> bool:
+        return bool(self.report.get("paused"))
+
+    def fileno(self) -> int:
+        return self.report_fd
+
+    def read_reports(self) -> None:
+        """Take in what the worker wrote; the last complete line is its state."""
+        try:
+            data = os.read(self.report_fd, 65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        self.buffer += data
+        *lines, self.buffer = self.buffer.split(b"\n")
+        for line in lines:
+            try:
+                self.report = json.loads(line)
+            except ValueError:
+                log.warning("worker %d sent an unreadable report: %r", self.pid, line[:200])
+
+    def describe(self) -> dict:
+        state = "stopping" if self.stopping else self.report.get("state", "starting")
+        return {"pid": self.pid, "queues": list(self.pool.queues), "state": state,
+                "paused": self.paused, "job": self.report.get("job") if state == "busy" else None,
+                "since": self.report.get("since") if state == "busy" else None,
+                "jobs_done": self.report.get("jobs", 0), "rss": tree_rss(self.pid, idle_titles=IDLE_TITLES),
+                "started": self.started_wall, "stop_reason": self.stop_reason or None}
+
+
+# A worker's helpers that hold no job: what the worker's own memory checks
+# leave out (childwatch.py), by their titles, which the master can see.
+IDLE_TITLES = (f"{PREFIX}: Job forker for ", f"{PREFIX}: Standby for ")
+
+
+def worker_pidfile(pid_dir: str, pool, pid: int) -> str:
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", pool.name)
+    return os.path.join(pid_dir, f"{safe}.{pid}.pid")
+
+
+def spawn(config, pool, paused: bool, spawner) -> Child:
+    """Have the spawner (spawner.py) fork a worker for ``pool``; raises
+    SpawnerError. Everything the worker needs is decided here and sent as
+    JSON, so the spawner needs no copy of the current config."""
+    read_fd, write_fd = os.pipe()
+    max_jobs = pool.max_jobs + random.randint(0, pool.max_jobs_jitter) if pool.max_jobs else None
+    settings = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name != "pools"}
+    spec = {"config": settings, "pool": dataclasses.asdict(pool), "paused": paused,
+            "max_jobs": max_jobs, "master_pid": os.getpid()}
+    try:
+        pid = spawner.spawn_worker(spec, write_fd)
+    except BaseException:
+        os.close(read_fd)
+        raise
+    finally:
+        os.close(write_fd)
+    os.set_blocking(read_fd, False)
+    return Child(pid=pid, pool=pool, settings=global_settings(config), report_fd=read_fd,
+                 recovery=recovery_settings(config))
+
+
+def recovery_settings(config) -> dict:
+    """Where and how a dead worker's jobs are recovered: from the Redis it was
+    started with, which a reload may since have changed."""
+    return {"redis_url": config.redis_url, "namespace": config.namespace,
+            "on_lost": config.on_lost, "max_lost": config.max_lost}
+
+
+def global_settings(config) -> tuple:
+    """The settings outside the pools that a running worker depends on: a
+    reload that changes any of them replaces every worker."""
+    return (config.redis_url, config.namespace, config.jobs, tuple(sorted(config.aliases.items())),
+            config.heartbeat_interval, config.term_timeout, config.pid_dir, config.on_lost, config.max_lost)
+
+
+def worker_main(spec: dict, report_fd: int) -> int:
+    """In the worker, forked by the spawner and adopted by the master."""
+    from resqued.config.loader import Config, PoolConfig
+    config = Config(**{**spec["config"], "jobs": tuple(spec["config"]["jobs"]), "pools": ()})
+    pool = PoolConfig(**{**spec["pool"], "queues": tuple(spec["pool"]["queues"])})
+    try:
+        return _worker_main(config, pool, spec["paused"], report_fd, spec["max_jobs"], spec["master_pid"])
+    except BaseException:
+        log.exception("worker for %s crashed", pool.name)
+        return 1
+
+
+def _worker_main(config, pool, paused, report_fd, max_jobs, master_pid) -> int:
+    # Imported here: the master itself never loads the worker's code (the
+    # spawner has, before forking us).
+    from resqued.resque.client import Resque
+    from resqued.worker.worker import Worker
+
+    set_title("Starting")  # as Resque's; not the spawner's title we inherited
+    os.setpgid(0, 0)  # Ctrl-C on the master's terminal must not reach workers directly
+    exit_on_parent_death()
+    try:
+        registry = JobRegistry.build(config.jobs, config.aliases)
+    except RegistryError as exc:
+        log.error("worker for %s cannot start: %s", pool.name, exc)
+        return EXIT_BOOT_ERROR
+    resque = Resque(config.redis_url, config.namespace)
+    worker = Worker(resque, registry, pool.queues, interval=pool.interval,
+                    heartbeat_interval=config.heartbeat_interval, term_timeout=config.term_timeout,
+                    parent_pid=master_pid,
+                    recycle=RecyclePolicy(max_jobs, pool.max_memory, pool.max_memory_hard),
+                    start_paused=paused, report_fd=report_fd, orphan_timeout=config.shutdown_timeout,
+                    on_lost=config.on_lost, max_lost=config.max_lost, fork=pool.fork, job_forker=pool.job_forker,
+                    pidfile=worker_pidfile(config.pid_dir, pool, os.getpid()))
+    return worker.work()
+
+
+def remove_worker_pidfile(config, child: Child) -> None:
+    Pidfile(worker_pidfile(config.pid_dir, child.pool, child.pid)).remove(child.pid)
+
+
+def probe(config) -> str | None:
+    """In a throwaway child, check the Redis URL's options with redis-py and
+    import the job modules and aliases, so that a broken URL or job module is
+    reported at start (or refuses a reload) instead of making every worker
+    die at boot. Returns the error as "<key>: <problem>", or None. The master
+    itself stays free of redis-py and of the application's code and memory."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(read_fd)
+            code = 0 if _probe_in_child(config, write_fd) else 1
+        except BaseException as exc:
+            os.write(write_fd, f"jobs: {type(exc).__name__}: {exc}".encode()[:60000])
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as pipe:
+        message = pipe.read().decode(errors="replace")
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        return message or f"jobs: job modules could not be loaded (exit status {status})"
+    return None
+
+
+def _probe_in_child(config, write_fd) -> bool:
+    from redis.connection import parse_url
+
+    from resqued.redisio.connection import redact
+    try:
+        parse_url(config.redis_url)
+    except ValueError as exc:
+        os.write(write_fd, f"redis: redis URL {redact(config.redis_url)!r}: {exc}".encode())
+        return False
+    try:
+        JobRegistry.build(config.jobs, config.aliases)
+    except RegistryError as exc:
+        os.write(write_fd, f"jobs: {exc}".encode()[:60000])
+        return False
+    return True

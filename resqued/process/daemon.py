@@ -1,0 +1,38 @@
+"""``--daemonize`` for hosts without systemd or supervisord, with
+python-daemon: detach, close stdio, log to a file, keep the working directory.
+
+Everything that can fail is checked before detaching — the config, the
+pidfile, the log file — so that the command you typed reports it and exits
+non-zero (resque-pool's daemon mode exits 0 and dies afterwards)."""
+
+import os
+import signal
+
+import daemon
+
+from resqued.process.pidfile import PidfileError, read_pid
+from resqued.process.signals import process_alive
+
+
+def default_log_file(config) -> str:
+    base = config.pidfile[:-4] if config.pidfile.endswith(".pid") else config.pidfile
+    return base + ".log"
+
+
+def detach(config, log_file: str) -> None:
+    """Become a daemon. Raises PidfileError / OSError before detaching."""
+    existing = read_pid(config.pidfile)
+    if existing and process_alive(existing):
+        raise PidfileError(f"pidfile {config.pidfile} names process {existing}, which is still running")
+    os.makedirs(os.path.dirname(os.path.abspath(log_file)), exist_ok=True)
+    log = open(log_file, "a", buffering=1)
+    context = daemon.DaemonContext(
+        working_directory=os.getcwd(),
+        umask=0o027,
+        stdout=log,
+        stderr=log,
+        detach_process=True,
+        # The master installs its own handlers; python-daemon's would end it on TERM.
+        signal_map={signal.SIGTTIN: None, signal.SIGTTOU: None, signal.SIGTSTP: None},
+    )
+    context.open()

@@ -1,0 +1,278 @@
+"""The library API: ``Resque(url, namespace)`` enqueues, dequeues and inspects.
+
+Method names and semantics follow php-resque (``enqueue``, ``dequeue``,
+``size``, ``queues``, ``removeQueue`` → ``remove_queue``) so that code ported
+from PHP reads the same.
+"""
+
+import json
+import threading
+
+from resqued.redisio import direct
+from resqued.jobs import events
+from resqued.resque import wire
+from resqued.redisio.connection import connect, normalize_url, redact
+from resqued.resque.failures import FailureBackend
+from resqued.resque.keys import Keys, check_queue_name  # noqa: F401 (part of the API)
+
+
+
+def _check_class(job_class) -> str:
+    if not isinstance(job_class, str) or not job_class.strip():
+        raise ValueError(f"invalid job class {job_class!r}: a non-empty string")
+    return job_class
+
+
+class Resque:
+    def __init__(self, url: str | None = None, namespace: str = "resque", *, db=None, redis=None):
+        self.url = normalize_url(url, db)
+        self.redis = redis if redis is not None else connect(self.url)
+        self.keys = Keys(namespace)
+        self.failures = FailureBackend(self.redis, self.keys)
+        # enqueue's own connection for a few threads (direct.Held), unless the pool is small
+        self._conns = (direct.PerThread(self.redis, threading.BoundedSemaphore(direct.HELD_PER_CLIENT))
+                       if direct.may_hold(self.redis) else None)
+
+    def __repr__(self):
+        return f"<Resque {redact(self.url)} namespace={self.keys.namespace}>"
+
+    # -- enqueue -----------------------------------------------------------
+    def enqueue(self, queue: str, job_class: str, args=None, track_status: bool = False):
+        """php-resque's ``Resque::enqueue``: ``args`` (a dict, a list or None)
+        becomes the payload's single argument, which is what a PHP job reads
+        as ``$this->args`` and a php-style Python job as ``self.args``.
+        Returns the job id, or None if a beforeEnqueue listener cancelled it."""
+        if args is not None and not isinstance(args, (dict, list, tuple)):
+            raise ValueError(f"job args must be a dict, a list or None, not {type(args).__name__}")
+        return self._push(queue, job_class, [args], track_status, hook_args=args)
+
+    def enqueue_call(self, queue: str, job_class: str, *args, track_status: bool = False):
+        """Ruby's ``Resque.enqueue(Klass, *args)``: the job is called with ``args``."""
+        return self._push(queue, job_class, list(args), track_status, hook_args=list(args))
+
+    def _push(self, queue, job_class, payload_args, track_status, hook_args):
+        # hook_args is what enqueue listeners see: php's $args for enqueue, the
+        # whole argument list for enqueue_call (even when it has one element).
+        check_queue_name(queue)
+        _check_class(job_class)
+        job_id = wire.new_job_id()
+        try:
+            events.trigger("beforeEnqueue", job_class, hook_args, queue, job_id)
+        except events.DontCreate:
+            return None
+        try:
+            # NaN/Infinity would be written as bare NaN, which PHP and Ruby cannot parse.
+            encoded = wire.dumps(wire.payload(job_class, payload_args, job_id), allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"job args for {job_class} are not JSON-serializable: {exc}") from None
+        commands = [("SADD", self.keys.queues, queue), ("RPUSH", self.keys.queue(queue), encoded)]
+        if track_status:
+            commands.append(("SET", self.keys.status(job_id), wire.status_record(wire.STATUS_WAITING, started=True)))
+        direct.execute(self.redis, commands, held=self._conns and self._conns.held)  # one round trip
+        events.trigger("afterEnqueue", job_class, hook_args, queue, job_id)
+        return job_id
+
+    def enqueue_many(self, queue: str, job_class: str, args_list, track_status: bool = False,
+                     batch: int = 1000) -> list:
+        """Enqueue one job per element of ``args_list`` (each as ``enqueue``'s
+        ``args``), ``batch`` jobs per RPUSH, in one round trip per batch.
+        Returns the ids in order (None where a beforeEnqueue listener said DontCreate)."""
+        check_queue_name(queue)
+        _check_class(job_class)
+        hooks = events.has_listeners("beforeEnqueue") or events.has_listeners("afterEnqueue")
+        ids, encoded, created = [], [], []
+        for args in args_list:
+            if args is not None and not isinstance(args, (dict, list, tuple)):
+                raise ValueError(f"job args must be a dict, a list or None, not {type(args).__name__}")
+            job_id = wire.new_job_id()
+            if hooks:
+                try:
+                    events.trigger("beforeEnqueue", job_class, args, queue, job_id)
+                except events.DontCreate:
+                    ids.append(None)
+                    continue
+            try:
+                encoded.append(wire.dumps(wire.payload(job_class, [args], job_id), allow_nan=False))
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"job args for {job_class} are not JSON-serializable: {exc}") from None
+            ids.append(job_id)
+            created.append((args, job_id))
+        status = wire.status_record(wire.STATUS_WAITING, started=True)
+        for start in range(0, len(encoded), batch):
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.sadd(self.keys.queues, queue)
+            pipe.rpush(self.keys.queue(queue), *encoded[start:start + batch])
+            if track_status:
+                for _, job_id in created[start:start + batch]:
+                    pipe.set(self.keys.status(job_id), status)
+            pipe.execute()
+        if hooks:
+            for args, job_id in created:
+                events.trigger("afterEnqueue", job_class, args, queue, job_id)
+        return ids
+
+    def push_payload(self, queue: str, payload: dict) -> None:
+        """Put an already-built payload on a queue (used to requeue)."""
+        check_queue_name(queue)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.sadd(self.keys.queues, queue)
+        pipe.rpush(self.keys.queue(queue), wire.dumps(payload))
+        pipe.execute()
+
+    # -- dequeue -----------------------------------------------------------
+    def dequeue(self, queue: str, items=None) -> int:
+        """php-resque's ``Resque::dequeue``. ``items`` is a list whose elements are
+        a class name (every job of that class), ``{class: id}`` (that job) or
+        ``{class: args}`` (jobs of that class with exactly these args). With no
+        items the whole queue is emptied. Returns how many jobs were removed.
+
+        Unlike php-resque the queue is never emptied while this runs: matches
+        are removed one by one with LREM, so concurrent workers and enqueuers
+        lose nothing."""
+        key = self.keys.queue(check_queue_name(queue))
+        if isinstance(items, str):
+            items = [items]
+        elif isinstance(items, dict):
+            # php's associative array ['Class' => id-or-args, ...]. Iterating the
+            # dict would yield bare class names and remove every job of the class.
+            items = [{job_class: spec} for job_class, spec in items.items()]
+        if not items:
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.llen(key)
+            pipe.delete(key)
+            return pipe.execute()[0]
+        matchers = [_matcher(item) for item in items]
+        removed, start, page = 0, 0, 1000
+        while True:
+            chunk = self.redis.lrange(key, start, start + page - 1)
+            if not chunk:
+                return removed
+            kept = 0
+            for raw in chunk:
+                try:
+                    payload = json.loads(raw)
+                except ValueError:
+                    payload = None
+                if isinstance(payload, dict) and any(match(payload) for match in matchers):
+                    removed += self.redis.lrem(key, 1, raw)
+                else:
+                    kept += 1
+            start += kept
+
+    # -- queues ------------------------------------------------------------
+    def queues(self) -> list[str]:
+        return sorted(q.decode() for q in self.redis.smembers(self.keys.queues))
+
+    def size(self, queue: str) -> int:
+        return self.redis.llen(self.keys.queue(queue))
+
+    def peek(self, queue: str, start: int = 0, count: int = 1) -> list:
+        """Payloads waiting in ``queue``, oldest first, without removing them."""
+        raws = self.redis.lrange(self.keys.queue(queue), start, start + count - 1)
+        result = []
+        for raw in raws:
+            try:
+                result.append(wire.decode_payload(raw))
+            except wire.InvalidPayload:
+                result.append(wire.raw_payload_record(raw))
+        return result
+
+    def remove_queue(self, queue: str) -> int:
+        """php-resque's ``removeQueue``: delete the jobs and forget the name."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.llen(self.keys.queue(queue))
+        pipe.delete(self.keys.queue(queue))
+        pipe.srem(self.keys.queues, queue)
+        return pipe.execute()[0]
+
+    # -- job status --------------------------------------------------------
+    def status(self, job_id: str) -> dict | None:
+        """``{"status": "running", "code": 2, "updated": …}`` for a tracked job,
+        or None if the job is not tracked (or its status has expired)."""
+        raw = self.redis.get(self.keys.status(job_id))
+        if raw is None:
+            return None
+        try:
+            record = json.loads(raw)
+            code = int(record["status"])
+        except (ValueError, KeyError, TypeError):
+            return {"status": "unknown", "code": None, "raw": raw.decode(errors="replace")}
+        return {"status": wire.STATUS_NAMES.get(code, "unknown"), "code": code, **{
+            k: v for k, v in record.items() if k != "status"}}
+
+    def stop_tracking(self, job_id: str) -> bool:
+        """php-resque's ``Resque_Job_Status::stop``: forget the job's status."""
+        return bool(self.redis.delete(self.keys.status(job_id)))
+
+    # -- workers and stats -------------------------------------------------
+    def worker_ids(self) -> list[str]:
+        return sorted(w.decode() for w in self.redis.smembers(self.keys.workers))
+
+    def workers(self) -> list[dict]:
+        """Every registered worker with its state, as resque-web shows them."""
+        ids = self.worker_ids()
+        if not ids:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for worker_id in ids:
+            pipe.get(self.keys.worker(worker_id))
+            pipe.get(self.keys.worker_started(worker_id))
+            pipe.get(self.keys.worker_processed(worker_id))
+            pipe.get(self.keys.worker_failed(worker_id))
+        pipe.hgetall(self.keys.heartbeats)
+        replies = pipe.execute()
+        heartbeats = {k.decode(): v.decode() for k, v in replies[-1].items()}
+        result = []
+        for i, worker_id in enumerate(ids):
+            working, started, processed, failed = replies[4 * i:4 * i + 4]
+            host, pid, queues = (worker_id.split(":", 2) + ["", ""])[:3]
+            job = None
+            if working:
+                try:
+                    job = json.loads(working)
+                except ValueError:
+                    job = {"raw": working.decode(errors="replace")}
+            result.append({
+                "id": worker_id, "host": host, "pid": int(pid) if pid.isdigit() else None,
+                "queues": queues.split(","), "state": "working" if job else "idle",
+                "job": job, "started": started.decode() if started else None,
+                "heartbeat": heartbeats.get(worker_id),
+                "processed": int(processed or 0), "failed": int(failed or 0),
+            })
+        return result
+
+    def stats(self) -> dict:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(self.keys.processed)
+        pipe.get(self.keys.failed_count)
+        pipe.smembers(self.keys.queues)
+        pipe.scard(self.keys.workers)
+        pipe.llen(self.keys.failed)
+        processed, failed, queues, workers, failures = pipe.execute()
+        names = sorted(q.decode() for q in queues)
+        pipe = self.redis.pipeline(transaction=False)
+        for name in names:
+            pipe.llen(self.keys.queue(name))
+        sizes = dict(zip(names, pipe.execute()))
+        return {"processed": int(processed or 0), "failed": int(failed or 0),
+                "pending": sum(sizes.values()), "queues": sizes, "workers": workers,
+                "failures": failures}
+
+
+def _matcher(item):
+    """A predicate on decoded payloads for one ``dequeue`` item."""
+    if isinstance(item, str):
+        return lambda payload: payload.get("class") == item
+    if isinstance(item, dict) and len(item) == 1:
+        (job_class, spec), = item.items()
+        if isinstance(spec, str):
+            return lambda payload: payload.get("class") == job_class and payload.get("id") == spec
+        # php-resque compares only the values of the args (so {"a":1} matched
+        # {"b":1}); we compare the whole argument, in its JSON form (a tuple
+        # spec must match the list it was stored as).
+        try:
+            spec = json.loads(wire.dumps(spec, allow_nan=False))
+        except (TypeError, ValueError):
+            raise ValueError(f"dequeue item {item!r}: args are not JSON-serializable") from None
+        return lambda payload: payload.get("class") == job_class and payload.get("args") == [spec]
+    raise ValueError(f"dequeue item {item!r}: a class name, or {{class: id}}, or {{class: args}}")

@@ -1,0 +1,53 @@
+"""Recording what happened to a job, in Resque's keys, as one pipeline.
+
+php-resque and Ruby Resque each count failures differently (php counts a dirty
+exit, Ruby does not; neither records a child killed by OOM the same way). We
+record every failure the same way: a ``failed`` entry, ``stat:failed`` +1
+(global and per worker), and a failed status for tracked jobs.
+"""
+
+from resqued.resque import wire
+
+
+class Failure:
+    """Why a job failed, as the failure entry will show it."""
+
+    def __init__(self, exception: str, error: str, backtrace=None):
+        self.exception = exception
+        self.error = error
+        self.backtrace = list(backtrace or [])
+
+    def __repr__(self):
+        return f"{self.exception}: {self.error}"
+
+
+# What happens to the job of a worker that died holding it (recovery.py);
+# here, not there, so that config validation needs no redis-py.
+ON_LOST = ("requeue", "fail")    # the first is the default
+DEFAULT_MAX_LOST = 3
+
+# Resque's names for failures that the worker, not the job, detects; resque-web
+# users know them, and Ruby's retry tooling matches on them.
+DIRTY_EXIT = "Resque::DirtyExit"
+PRUNED_DIRTY_EXIT = "Resque::PruneDeadWorkerDirtyExit"
+INVALID_PAYLOAD = "resqued.InvalidPayload"
+UNKNOWN_JOB = "resqued.UnknownJob"
+
+
+def add_outcome(pipe, keys, worker_id: str, queue: str, payload, failure: Failure | None,
+                processed: bool = True) -> None:
+    """Queue the commands that record a finished job on ``pipe`` (a redis-py
+    pipeline or a ``direct.Batch``: anything with ``execute_command``)."""
+    job_id = payload.get("id") if isinstance(payload, dict) else None
+    if failure is not None:
+        pipe.execute_command("RPUSH", keys.failed, wire.failure_record(
+            payload, failure.exception, failure.error, failure.backtrace, worker_id, queue))
+        pipe.execute_command("INCRBY", keys.failed_count, 1)
+        pipe.execute_command("INCRBY", keys.worker_failed(worker_id), 1)
+    if isinstance(job_id, str) and job_id:
+        code = wire.STATUS_FAILED if failure is not None else wire.STATUS_COMPLETE
+        # XX: only tracked jobs have a status key (php-resque checks EXISTS first).
+        pipe.execute_command("SET", keys.status(job_id), wire.status_record(code), "XX", "EX", wire.STATUS_TTL)
+    if processed:
+        pipe.execute_command("INCRBY", keys.processed, 1)
+        pipe.execute_command("INCRBY", keys.worker_processed(worker_id), 1)

@@ -1,0 +1,266 @@
+"""A worker's presence in Redis, in Resque's format: registration, heartbeat,
+unregistration, and pruning the registrations of workers that died.
+
+resque-web lists what is in ``workers``; Ruby workers prune any registration
+whose heartbeat is over 5 minutes old. So we beat (every 60 s by default) and
+prune as Ruby does — at start and then once per heartbeat interval, by
+whichever worker takes Ruby's prune lock — but a dead resqued worker's
+in-flight job is recovered (requeued, or failed per on_lost), and a dead
+foreign worker's job is recorded as failed (Ruby loses it when the heartbeat
+is missing, php-resque always loses it) unless its status says it finished.
+
+Each worker is judged by its own heartbeat: resqued workers publish their
+interval (in resqued's own hash), and any other worker is judged by Resque's
+60 s, so a short ``heartbeat_interval`` here never prunes a live Ruby worker.
+Ruby's pruners know nothing of in-flight lists, so a prune also looks for
+lists whose worker is neither registered, nor beating, nor alive.
+"""
+
+import json
+import logging
+import time
+
+import psutil
+
+import redis
+
+from resqued.resque import wire
+from resqued.resque.wire import HEARTBEAT_INTERVAL, PRUNE_BEATS
+from resqued.resque.outcome import DIRTY_EXIT, PRUNED_DIRTY_EXIT, Failure, add_outcome
+from resqued.resque.recovery import client_name
+
+log = logging.getLogger("resqued.worker")
+
+PRUNE_LOCK_SECONDS = 60
+
+
+def split_worker_id(worker_id: str):
+    host, _, rest = worker_id.partition(":")
+    pid, _, queues = rest.partition(":")
+    return host, int(pid) if pid.isdigit() else None, queues
+
+
+def redis_time(client) -> float:
+    seconds, micros = client.time()
+    return seconds + micros / 1e6
+
+
+def unregister_commands(pipe, keys, worker_id: str) -> None:
+    # Ruby Resque's order, as one pipeline.
+    pipe.srem(keys.workers, worker_id)
+    pipe.delete(keys.worker(worker_id))
+    pipe.delete(keys.worker_started(worker_id))
+    pipe.hdel(keys.heartbeats, worker_id)
+    pipe.delete(keys.worker_processed(worker_id))
+    pipe.delete(keys.worker_failed(worker_id))
+    pipe.hdel(keys.heartbeat_intervals, worker_id)
+
+
+def _looks_like_worker(pid: int) -> bool:
+    """Is ``pid`` a live process that is a Resque worker of some kind?"""
+    try:
+        cmdline = " ".join(psutil.Process(pid).cmdline())
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return False
+    except psutil.AccessDenied:
+        return True
+    return "resque" in cmdline
+
+
+def _interval(value) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return HEARTBEAT_INTERVAL
+    return seconds if 0 < seconds < float("inf") else HEARTBEAT_INTERVAL
+
+
+def _connected_names(client) -> set[str]:
+    """The names of every open Redis connection (a resqued worker names its
+    own, see recovery.client_name); empty where an ACL refuses CLIENT LIST."""
+    try:
+        return {c.get("name", "") for c in client.client_list()}
+    except redis.ResponseError:
+        return set()
+
+
+class WorkingOn:
+    """A worker's working-on record (``<ns>:worker:<id>``), as Ruby, PHP
+    and resqued write it."""
+
+    def __init__(self, raw):
+        try:
+            record = json.loads(raw)
+            self.payload, self.queue = record.get("payload"), record.get("queue", "")
+            self.run_at = wire.parse_run_at(record.get("run_at"))
+        except (ValueError, AttributeError):
+            self.payload, self.queue, self.run_at = wire.raw_payload_record(raw), "", None
+        payload = self.payload if isinstance(self.payload, dict) else {}
+        self.job_class = payload.get("class")
+        job_id = payload.get("id")
+        self.id = job_id if isinstance(job_id, str) and job_id else None
+        self.label = self.id or "(no id)"
+
+
+def _finished_since(status_raw, run_at: float | None) -> bool:
+    """Does a job status say the job ended (failed or complete) at or after
+    it started on the dead worker? (Without a readable ``run_at`` a final
+    status is believed.)"""
+    try:
+        status = json.loads(status_raw) if status_raw else None
+        code, updated = status["status"], status["updated"]
+    except (ValueError, TypeError, KeyError):
+        return False
+    if code not in (wire.STATUS_FAILED, wire.STATUS_COMPLETE):
+        return False
+    return run_at is None or (isinstance(updated, (int, float)) and updated >= int(run_at))
+
+
+class Registration:
+    def __init__(self, client, keys, worker_id: str, hostname: str,
+                 heartbeat_interval: float = HEARTBEAT_INTERVAL, recovery=None):
+        self.client = client
+        self.keys = keys
+        self.worker_id = worker_id
+        self.hostname = hostname
+        self.heartbeat_interval = heartbeat_interval
+        self.last_beat = 0.0
+        self.recovery = recovery
+
+    def register(self, recover_own: bool = True) -> None:
+        """``recover_own``: settle what a dead worker with our id left in our
+        in-flight lists; only at start. A worker registering again after an
+        outage reclaims its own lists itself (see reserve.py): it knows
+        their jobs never ran."""
+        self.client.hdel(self.keys.heartbeats, self.worker_id)
+        if recover_own and self.recovery is not None:
+            # A worker that had our id (same host, pid and queues) died with a job.
+            self.recovery.recover(self.worker_id, f"worker {self.worker_id} died while processing it",
+                                  live_name=True)
+        self.prune_if_due()
+        self.heartbeat()
+        pipe = self.client.pipeline(transaction=False)
+        pipe.sadd(self.keys.workers, self.worker_id)
+        pipe.set(self.keys.worker_started(self.worker_id), wire.started_time())
+        pipe.hset(self.keys.heartbeat_intervals, self.worker_id, repr(float(self.heartbeat_interval)))
+        pipe.execute()
+
+    def prune_if_due(self) -> None:
+        """Prune, if no worker (ours or Ruby's) has in the last minute."""
+        # Ruby holds the lock 60 s; a shorter heartbeat prunes (and recovers) sooner.
+        seconds = max(1, int(min(PRUNE_LOCK_SECONDS, self.heartbeat_interval)))
+        if self.client.set(self.keys.prune_lock, self.worker_id, nx=True, ex=seconds):
+            self.prune_dead_workers()
+
+    def heartbeat(self) -> None:
+        now = redis_time(self.client)
+        self.client.hset(self.keys.heartbeats, self.worker_id, wire.heartbeat_time(now))
+        self.last_beat = time.monotonic()
+
+    def heartbeat_due_in(self) -> float:
+        return max(0.0, self.last_beat + self.heartbeat_interval - time.monotonic())
+
+    def unregister(self) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        unregister_commands(pipe, self.keys, self.worker_id)
+        pipe.execute()
+
+    def prune_dead_workers(self) -> list[str]:
+        """Unregister workers that are gone, and settle what they held:
+        a heartbeat older than five of *its own* intervals (any host; a
+        worker that publishes none, Ruby's or PHP's, is judged by Resque's
+        60 s, as Ruby judges it), or on this host a pid that is no worker
+        any more; then in-flight lists that no worker owns any more."""
+        pipe = self.client.pipeline(transaction=True)   # one consistent view
+        pipe.smembers(self.keys.workers)
+        pipe.hgetall(self.keys.heartbeats)
+        pipe.hgetall(self.keys.heartbeat_intervals)
+        members, beats, intervals = pipe.execute()
+        now = redis_time(self.client)
+        beats = {k.decode(): wire.parse_heartbeat(v) for k, v in beats.items()}
+        intervals = {k.decode(): _interval(v) for k, v in intervals.items()}
+        known = {m.decode() for m in members} | set(beats)
+        pruned = []
+        for worker_id in sorted(known):
+            if worker_id == self.worker_id:
+                continue
+            host, pid, _ = split_worker_id(worker_id)
+            beat = beats.get(worker_id)
+            prune_age = PRUNE_BEATS * intervals.get(worker_id, HEARTBEAT_INTERVAL)
+            if beat is not None and now - beat > prune_age:
+                reason = Failure(PRUNED_DIRTY_EXIT, f"Worker {worker_id} did not gracefully exit while processing {{class}}")
+            elif host == self.hostname and pid is not None and not _looks_like_worker(pid):
+                reason = Failure(DIRTY_EXIT, "Job still being processed")
+            else:
+                continue
+            self._prune(worker_id, reason)
+            pruned.append(worker_id)
+        if self.recovery is not None:
+            for worker_id, queues in self._vanished(known).items():
+                self.recovery.recover(worker_id, f"worker {worker_id} vanished (unregistered by another "
+                                      "pruner, or never registered) while processing it", queues=queues)
+                pruned.append(worker_id)
+        # Interval entries of workers a foreign pruner unregistered.
+        stale = [w for w in intervals if w not in known and w != self.worker_id]
+        if stale:
+            self.client.hdel(self.keys.heartbeat_intervals, *stale)
+        return pruned
+
+    def _vanished(self, known: set[str]) -> dict[str, list[str]]:
+        """In-flight lists whose worker is neither registered, nor beating,
+        nor alive: a Ruby worker pruned it (Ruby knows nothing of these
+        lists), or it died between two steps of registering. {worker id:
+        [queue, ...]}."""
+        held: dict[str, list[str]] = {}
+        for key in self.client.scan_iter(match=self.keys.inflight_pattern(), count=1000):
+            owner = self.keys.inflight_owner(key)
+            if owner and owner[0] != self.worker_id and owner[0] not in known:
+                held.setdefault(owner[0], []).append(owner[1])
+        if not held:
+            return held
+        connected = _connected_names(self.client)
+        for worker_id in list(held):
+            host, pid, _ = split_worker_id(worker_id)
+            # Alive, though unregistered (a foreign pruner misjudged it, or
+            # a partition hid its beats): its job is still running.
+            if client_name(worker_id) in connected or (
+                    host == self.hostname and pid is not None and _looks_like_worker(pid)):
+                del held[worker_id]
+        return held
+
+    def _prune(self, worker_id: str, reason: Failure) -> None:
+        why = f"worker {worker_id} died while processing it"
+        if self.recovery is not None and self.recovery.has_inflight(worker_id):
+            # A resqued worker: its job is in its in-flight list (and its
+            # working-on record only repeats it).
+            self.recovery.recover(worker_id, why)
+            pipe = self.client.pipeline(transaction=False)
+            unregister_commands(pipe, self.keys, worker_id)
+            pipe.execute()
+            log.info("pruned dead worker %s", worker_id)
+            return
+        level, outcome = self.client.transaction(lambda pipe: self._prune_foreign(pipe, worker_id, reason),
+                                                 self.keys.worker(worker_id), value_from_callable=True)
+        log.log(level, "pruned dead worker %s%s", worker_id, outcome)
+
+    def _prune_foreign(self, pipe, worker_id: str, reason: Failure) -> str:
+        """Unregister ``worker_id``; a job in its working-on record (where a
+        foreign worker keeps it) is recorded as failed, unless it finished
+        after all: a php-resque job child outlives its killed parent and
+        writes its final status. WATCHed, so a status written meanwhile
+        makes this run again; returns what to log (level, words)."""
+        working = pipe.get(self.keys.worker(worker_id))
+        job = WorkingOn(working) if working else None
+        finished = False
+        if job is not None and job.id:
+            pipe.watch(self.keys.status(job.id))
+            finished = _finished_since(pipe.get(self.keys.status(job.id)), job.run_at)
+        pipe.multi()
+        unregister_commands(pipe, self.keys, worker_id)
+        if job is None:
+            return logging.INFO, ""
+        if finished:
+            return logging.INFO, f"; its job {job.label} {job.job_class} had finished"
+        reason = Failure(reason.exception, reason.error.replace("{class}", str(job.job_class)))
+        add_outcome(pipe, self.keys, worker_id, job.queue, job.payload, reason, processed=False)
+        return logging.WARNING, f"; its job {job.label} {job.job_class} recorded as failed ({reason.exception})"

@@ -1,0 +1,3 @@
+"""Supervision shared by the master and env mode: settling the jobs of workers
+that died (lostworkers).
+"""

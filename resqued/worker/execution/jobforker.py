@@ -1,0 +1,168 @@
+"""The job forker: a process beside a forking worker that forks the
+worker's job children, so that the worker itself never forks.
+
+Fork-per-job costs, besides the fork itself, copy-on-write faults on both
+sides: after each fork every page the parent writes is copied, and the
+worker writes a lot (Redis replies, the report, its heartbeat) while its
+job runs. So a forking worker forks this process once, when it first
+waits for a job: a copy of the worker (it shares the worker's pages,
+imports and job table, so it costs ~2 MB of PSS), which forks the standby
+children (jobchild.py) when the worker asks, on the other core. The worker
+then only hands jobs over and records outcomes. BENCHMARKS.md has what it does for draining jobs.
+
+Protocol, on a SOCK_SEQPACKET socketpair (one message per send; descriptors
+ride along with SCM_RIGHTS):
+
+    worker -> forker   b"S0", b"S1"          fork a standby (S1: the worker is
+                                              idle, so it rehearses the job path)
+    forker -> worker   b"R"                  ready
+                       b"P <pid>"            a standby, with its job pipe's write
+                                              end and its report pipe's read end
+                       b"X <pid> <status>"   a child exited (its wait status)
+
+The worker closing its end means "stop". The forker dies with the worker and
+its children die with it (PR_SET_PDEATHSIG), so a job never outlives its
+worker. It ignores the signals an operator sends to a worker's process
+group: the worker decides what happens to a running job.
+"""
+
+import gc
+import logging
+import os
+import select
+import signal
+import socket
+
+from resqued.worker.execution.jobchild import flush_and_exit, standby_main
+from resqued.process.title import set_title
+from resqued.process.signals import exit_on_parent_death
+
+log = logging.getLogger("resqued.worker")
+
+# What an operator or a terminal sends to workers; a job child gets them back
+# at their defaults (Reset below).
+IGNORED = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+
+
+class Reset:
+    """What a standby forked here undoes before it becomes a job child."""
+
+    def __init__(self, wakeup_fds):
+        self.wakeup_fds = wakeup_fds
+
+    def reset_in_child(self) -> None:
+        signal.set_wakeup_fd(-1)
+        for signum in IGNORED + (signal.SIGCHLD,):
+            signal.signal(signum, signal.SIG_DFL)
+        for fd in self.wakeup_fds:
+            os.close(fd)
+
+
+def run_forked(sock, signals, registry, worker_id: str, queues: str, worker_pid: int) -> None:
+    """The job forker's life, in a child just forked from the worker; never
+    returns."""
+    code = 1
+    try:
+        # The worker's handlers and wakeup socket are the worker's; what an
+        # operator sends to the worker is for the worker to act on.
+        signals.reset_in_child()
+        for signum in IGNORED:
+            signal.signal(signum, signal.SIG_IGN)
+        try:
+            os.setpgid(0, 0)  # out of the worker's group: a Ctrl-C is not for us
+        except OSError:
+            pass
+        exit_on_parent_death(signal.SIGKILL)
+        if os.getppid() != worker_pid:
+            flush_and_exit(0)  # the worker died before we asked to die with it
+        set_title(f"Job forker for {queues}")
+        code = _loop(sock, registry, worker_id, f"Standby for {queues}")
+    except BaseException:
+        log.exception("job forker for worker %s failed", worker_id)
+    finally:
+        flush_and_exit(code)
+
+
+def _loop(sock, registry, worker_id: str, title: str) -> int:
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+    signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+    reset = Reset((wake_r, wake_w))
+    # Everything imported so far is shared with the children: out of the
+    # collector's sight, a full collection in a child (a job that allocates
+    # a lot) does not write, and so copy, every page of it. No-op jobs never
+    # collect: the bench shows no difference either way.
+    gc.freeze()
+    if not _send(sock, b"R"):
+        return 0
+    while True:
+        ready, _, _ = select.select([sock, wake_r], [], [])
+        if wake_r in ready:
+            try:
+                while os.read(wake_r, 4096):
+                    pass
+            except BlockingIOError:
+                pass
+        if not _report_exits(sock):
+            return 0
+        if sock in ready:
+            try:
+                message = sock.recv(64)
+            except ConnectionError:
+                message = b""
+            if not message:
+                return 0  # the worker is done with us
+            if message[:1] == b"S":
+                if not _fork_standby(sock, reset, registry, worker_id, title, rehearse=message == b"S1"):
+                    return 0
+
+
+def _fork_standby(sock, reset, registry, worker_id: str, title: str, rehearse: bool) -> bool:
+    job_r, job_w = os.pipe()
+    report_r, report_w = os.pipe()
+    me = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            sock.close()
+            os.close(job_w)
+            os.close(report_r)
+        finally:
+            standby_main(job_r, report_w, reset, registry, worker_id, title, rehearse,
+                         parent_pid=me)  # never returns
+    os.close(job_r)
+    os.close(report_w)
+    try:
+        os.setpgid(pid, pid)  # also done by the child; whichever runs first wins
+    except OSError:
+        pass
+    try:
+        socket.send_fds(sock, [b"P %d" % pid], [job_w, report_r])
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(job_w)
+        os.close(report_r)
+
+
+def _report_exits(sock) -> bool:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return True
+        if not pid:
+            return True
+        if not _send(sock, b"X %d %d" % (pid, status)):
+            return False
+
+
+def _send(sock, message: bytes) -> bool:
+    try:
+        sock.send(message)
+        return True
+    except OSError:
+        return False

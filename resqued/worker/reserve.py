@@ -1,0 +1,262 @@
+"""Taking the next job off the queues, crash-safely, with a wait a signal can end.
+
+A reserved job is never only in a process's memory: it moves atomically from
+its queue to the worker's in-flight list (BLMOVE/LMOVE, Redis >= 6.2), and
+leaves it only in the same transaction that records its outcome. If the
+worker dies, the job is still in Redis for recovery.py to requeue.
+
+A single-queue worker blocks in BLMOVE: pickup in milliseconds, no polling. A
+multi-queue worker first moves the first job of its queues in priority order
+in one Lua call; when they are all empty it blocks in one BLMOVE per queue, on
+one connection each, and when one returns the others are ended with CLIENT
+UNBLOCK (a job they had already taken goes back to the head of its queue).
+
+While a queue is busy, the worker takes its next job in the same transaction
+that records the outcome of the last one (``take_in``): one round trip per
+job instead of two. A job taken that way that the worker then does not run
+(it was asked to stop or pause) goes back to the head of its queue
+(``give_back``). If a reply is lost (the connection dropped after the server
+moved a job), the job would sit in the in-flight list unknown to the worker:
+after any connection error the worker, holding no job, moves its in-flight
+lists back to their queues (``reclaim``) before it reserves again.
+
+Signals: a process blocked in BLPOP cannot react to QUIT or TERM until the
+timeout ends (php-resque's BLOCKING mode ignores signals until a job arrives).
+Here the worker selects on the blocked sockets and the signal wakeup fd; when
+a signal arrives, CLIENT UNBLOCK (sent on the ordinary connection) makes the
+server end the wait as if it had timed out. Either the server already moved
+a job — and we read it, so nothing is lost — or it returns nothing.
+"""
+
+import logging
+import time
+
+import redis
+
+from resqued.process.signals import wait_readable
+
+log = logging.getLogger("resqued.worker")
+
+# How long to wait for the reply after asking the server to unblock us before
+# asking again (the BLMOVE may not have reached the server yet).
+_UNBLOCK_RETRY = 0.05
+# A reply later than the timeout plus this means the connection is dead.
+_REPLY_GRACE = 5.0
+# Past this many queues a worker stops opening a connection per queue and
+# polls instead (every queue is still tried in priority order).
+MAX_BLOCKING_QUEUES = 16
+POLL_INTERVAL = 0.25
+# A queue whose key holds something other than a list (someone SET it, say)
+# is skipped, not allowed to stop the worker, and looked at again this often.
+BAD_QUEUE_RECHECK = 30.0
+
+# KEYS: queue1, inflight1, queue2, inflight2, ... -> {index, job} of the first
+# job found, in priority order, moved to its in-flight list.
+_MOVE_FIRST = """
+for i = 1, #KEYS, 2 do
+  local job = redis.call('LMOVE', KEYS[i], KEYS[i + 1], 'LEFT', 'RIGHT')
+  if job then return {(i + 1) / 2, job} end
+end
+return false
+"""
+
+# KEYS: inflight, queue -> how many jobs went back to the head of the queue, in
+# their order.
+_RECLAIM = """
+local n = 0
+while redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT') do n = n + 1 end
+return n
+"""
+
+
+class Reserver:
+    def __init__(self, client: redis.Redis, keys, worker_id: str, signals):
+        self.client = client
+        self.keys = keys
+        self.worker_id = worker_id
+        self.signals = signals
+        self._conns: dict[str, object] = {}
+        self._move_first = client.register_script(_MOVE_FIRST)
+        self._reclaim = client.register_script(_RECLAIM)
+        self._bad: dict[str, float] = {}  # queue -> when to look at its key again
+
+    def inflight(self, queue: str) -> str:
+        return self.keys.inflight(self.worker_id, queue)
+
+    def usable(self, queues: list[str]) -> list[str]:
+        """``queues`` without those whose key is not a list (see
+        ``_skip_wrong_types``); a skipped one is looked at again every
+        BAD_QUEUE_RECHECK seconds."""
+        if not self._bad:
+            return queues
+        now = time.monotonic()
+        for queue in [q for q, at in self._bad.items() if at <= now]:
+            if self._key_type(queue) in ("list", "none"):
+                del self._bad[queue]
+                log.warning("worker %s: queue %s holds a list again: taking jobs from it", self.worker_id, queue)
+            else:
+                self._bad[queue] = now + BAD_QUEUE_RECHECK
+        return [q for q in queues if q not in self._bad]
+
+    def pop(self, queues: list[str], timeout: float):
+        """Reserve the first job of ``queues`` (in priority order), waiting up
+        to ``timeout`` seconds. Returns ``(queue, raw_payload)`` — the job is
+        then in ``inflight(queue)`` — or None (timed out, a signal came, or a
+        queue's key turned out not to be a list)."""
+        if not queues:
+            wait_readable([self.signals], timeout)
+            return None
+        try:
+            if len(queues) > 1:
+                found = self._first_waiting(queues)
+                if found or len(queues) > MAX_BLOCKING_QUEUES:
+                    if not found:
+                        wait_readable([self.signals], min(timeout, POLL_INTERVAL))
+                    return found
+            try:
+                return self._block(queues, timeout)
+            except BaseException:
+                # A half-read reply would poison the next command: start afresh.
+                self.close()
+                raise
+        except redis.ResponseError as exc:
+            if not _wrong_type(exc):
+                raise
+            self._skip_wrong_types(queues)
+            # The wait of another queue may have been cut short after its
+            # job moved: we hold none, so whatever is in flight goes back.
+            self.reclaim(self.usable(queues))
+            return None
+
+    def take_in(self, pipe, queues: list[str]) -> None:
+        """Queue on ``pipe`` (a transaction: a pipeline or a direct.Batch) the
+        command that moves the first waiting job of ``queues`` to its in-flight
+        list; ``taken`` reads the reply. Never blocks: an empty queue just
+        answers nothing."""
+        if len(queues) == 1:
+            pipe.execute_command("LMOVE", self.keys.queue(queues[0]), self.inflight(queues[0]), "LEFT", "RIGHT")
+        else:
+            keys = []
+            for queue in queues:
+                keys += [self.keys.queue(queue), self.inflight(queue)]
+            # EVAL, not EVALSHA: a redis-py pipeline with a script in it first
+            # asks the server whether it knows the script, a round trip per
+            # job; the server caches the script body by its hash anyway.
+            pipe.execute_command("EVAL", _MOVE_FIRST, len(keys), *keys)
+
+    def taken(self, queues: list[str], reply):
+        """``(queue, raw)`` from the reply to ``take_in``'s command, or None.
+        An error reply (a queue whose key is not a list) takes nothing."""
+        if reply is None:  # not "not reply": an empty string is a (bad) job too
+            return None
+        if isinstance(reply, redis.ResponseError):
+            if not _wrong_type(reply):
+                raise reply
+            self._skip_wrong_types(queues)
+            return None
+        if len(queues) == 1:
+            return queues[0], reply
+        index, raw = reply
+        return queues[int(index) - 1], raw
+
+    def give_back(self, queue: str) -> None:
+        """Return the job last taken from ``queue`` (not yet run) to its head."""
+        self.client.lmove(self.inflight(queue), self.keys.queue(queue), "RIGHT", "LEFT")
+
+    def reclaim(self, queues: list[str]) -> int:
+        """Move everything in our in-flight lists back to the head of its
+        queue, in order. Only for a worker that holds no job: whatever is in
+        them then was taken by a command whose reply never reached us."""
+        moved = 0
+        for queue in queues:
+            moved += self._reclaim(keys=[self.inflight(queue), self.keys.queue(queue)])
+        return moved
+
+    def _skip_wrong_types(self, queues: list[str]) -> None:
+        kinds = self._key_types(queues)
+        for queue, kind in zip(queues, kinds):
+            if kind not in ("list", "none"):
+                if queue not in self._bad:
+                    log.error("worker %s: queue %s: key %s holds a %s, not a list of jobs: skipping that queue "
+                              "(looking again every %gs)", self.worker_id, queue, self.keys.queue(queue), kind,
+                              BAD_QUEUE_RECHECK)
+                self._bad[queue] = time.monotonic() + BAD_QUEUE_RECHECK
+
+    def _key_type(self, queue: str) -> str:
+        return self._key_types([queue])[0]
+
+    def _key_types(self, queues: list[str]) -> list[str]:
+        pipe = self.client.pipeline(transaction=False)
+        for queue in queues:
+            pipe.type(self.keys.queue(queue))
+        return [kind.decode() if isinstance(kind, bytes) else kind for kind in pipe.execute()]
+
+    def _first_waiting(self, queues):
+        keys = []
+        for queue in queues:
+            keys += [self.keys.queue(queue), self.inflight(queue)]
+        found = self._move_first(keys=keys)
+        if not found:
+            return None
+        index, raw = found
+        return queues[int(index) - 1], raw
+
+    def _connection(self, queue):
+        conn = self._conns.get(queue)
+        if conn is None:
+            conn = self._conns[queue] = self.client.connection_pool.make_connection()
+        return conn
+
+    def _block(self, queues, timeout):
+        conns = [self._connection(q) for q in queues]
+        for queue, conn in zip(queues, conns):
+            # CLIENT ID travels with the BLMOVE, so the id is always the one of
+            # the connection that is blocked, even after a reconnect.
+            conn.send_packed_command(conn.pack_commands([
+                ("CLIENT", "ID"),
+                ("BLMOVE", self.keys.queue(queue), self.inflight(queue), "LEFT", "RIGHT", timeout)]))
+        client_ids = [conn.read_response() for conn in conns]
+        replies = self._await_replies(conns, client_ids, timeout)
+        taken = [(i, raw) for i, raw in sorted(replies.items()) if raw is not None]
+        if not taken:
+            return None
+        # Several queues answered at once: keep the highest priority, give the
+        # others back to the head of their queues (they never left Redis).
+        for i, _ in taken[1:]:
+            self.give_back(queues[i])
+        first, raw = taken[0]
+        return queues[first], raw
+
+    def _await_replies(self, conns, client_ids, timeout) -> dict:
+        pending = set(range(len(conns)))
+        replies = {}
+        unblock_sent = False
+        while pending:
+            for i in [i for i in pending if conns[i].can_read(timeout=0)]:
+                replies[i] = conns[i].read_response()
+                pending.discard(i)
+            if not pending:
+                break
+            socks = [conns[i]._sock for i in pending]
+            if replies or self.signals.has_pending():
+                # A job came in on another connection, or a signal: end the rest.
+                if not unblock_sent:
+                    for i in pending:
+                        self.client.execute_command("CLIENT", "UNBLOCK", client_ids[i])
+                    unblock_sent = True
+                elif not wait_readable(socks, _UNBLOCK_RETRY):
+                    unblock_sent = False  # not blocked yet when we asked: ask again
+                continue
+            if not wait_readable(socks + [self.signals], timeout + _REPLY_GRACE):
+                raise redis.ConnectionError(f"no reply to BLMOVE within {timeout + _REPLY_GRACE:.0f}s")
+        return replies
+
+    def close(self) -> None:
+        for conn in self._conns.values():
+            conn.disconnect()
+        self._conns.clear()
+
+
+def _wrong_type(error: Exception) -> bool:
+    # Alone, or inside a script's error ("... @user_script:3: WRONGTYPE ...").
+    return "WRONGTYPE" in str(error)

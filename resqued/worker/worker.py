@@ -1,0 +1,426 @@
+"""The worker: reserve a job, fork a child to run it, record the outcome.
+
+One process, one loop (``work``). Signal handlers only record; the loop
+dispatches them between steps, and every wait (BLPOP, waiting for the job
+child, backing off while Redis is away) ends as soon as a signal arrives.
+
+The job child reports its outcome to the worker through a pipe and exits; the
+worker records everything in one Redis pipeline. A child that dies without
+reporting (SIGKILL, OOM, ``os._exit``) is a dirty exit and is recorded as a
+failure — never counted as done.
+
+Signals (Resque's meanings):
+  QUIT        finish the current job, then exit
+  TERM, INT   kill the current job (TERM, then KILL after term_timeout), then exit
+  USR1        kill the current job, keep working
+  USR2, CONT  pause (take no new jobs) / resume
+"""
+
+import json
+import logging
+import os
+import signal
+import socket
+import time
+
+import redis
+
+from resqued.redisio import direct
+from resqued.jobs import events
+from resqued.resque import wire
+from resqued.resque.wire import HEARTBEAT_INTERVAL
+from resqued.worker.execution.childwatch import JobChildWatch
+from resqued.redisio.deferred import Deferred
+from resqued.worker.execution.standbys import Forker
+from resqued.jobs.job import Job
+from resqued.worker.execution.jobchild import run_inline
+from resqued.resque.outcome import DEFAULT_MAX_LOST, INVALID_PAYLOAD, ON_LOST, UNKNOWN_JOB, Failure, add_outcome
+from resqued.process.pidfile import Pidfile
+from resqued.process.title import set_title, stamp
+from resqued.resque.recovery import Recovery, client_name, inflight_queues
+from resqued.worker.recycle import EXIT_BOOT_ERROR, EXIT_OK, EXIT_REASONS, RecyclePolicy, tree_rss
+from resqued.resque.presence import Registration
+from resqued.jobs.allowlist import UnknownJob
+from resqued.worker.outage import REDIS_ERRORS, RedisOutages
+from resqued.worker.reserve import Reserver
+from resqued.process.signals import SignalQueue, describe, wait_readable
+
+log = logging.getLogger("resqued.worker")
+
+HANDLED_SIGNALS = (signal.SIGQUIT, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1,
+                   signal.SIGUSR2, signal.SIGCONT, signal.SIGCHLD)
+PAUSE_KEY_CHECK = 1.0
+QUEUES_REREAD = 1.0   # how stale a busy "*" worker's list of queues may get
+
+
+class UnsupportedServer(redis.RedisError):
+    """The Redis server lacks what crash-safe reserve needs."""
+
+
+class Worker(JobChildWatch, RedisOutages):
+    def __init__(self, resque, registry, queues, interval: float = 5.0,
+                 heartbeat_interval: float = HEARTBEAT_INTERVAL, term_timeout: float = 4.0,
+                 parent_pid: int | None = None, recycle: RecyclePolicy | None = None,
+                 memory_check_interval: float = 1.0, start_paused: bool = False,
+                 report_fd: int | None = None, pidfile: str | None = None,
+                 orphan_timeout: float | None = None, on_lost: str = ON_LOST[0],
+                 max_lost: int = DEFAULT_MAX_LOST,
+                 fork: bool = True, job_forker: bool = True):
+        """``parent_pid``: when set (a worker run by a master), the worker stops
+        after its current job once its parent is no longer that process.
+        ``report_fd``: a pipe to the master, which learns the worker's state
+        (idle, busy with which job, paused, jobs done) from JSON lines on it.
+        ``orphan_timeout``: once the master is gone, how long a running job
+        may go on before it is killed (the master's shutdown_timeout: nothing
+        outlives a master that was killed for not stopping in time).
+        ``fork=False``: run jobs inside the worker (opt-in, for trusted short
+        jobs): no fork cost, but a job that crashes takes the worker with it
+        (its job is then recovered like any dead worker's) and signals wait
+        for the running job to end. ``job_forker``: job children are forked
+        by a process beside the worker (jobforker.py), not by the worker."""
+        self.resque = resque
+        self.keys = resque.keys
+        self.redis = resque.redis
+        # Kept, not taken from the pool per job (direct.Held): the outcome's
+        # transaction, and the "running" records whose replies are read later.
+        self._outcome_conn, self._deferred_conn = direct.Held(self.redis), direct.Held(self.redis)
+        self.registry = registry
+        self.queues = list(queues)
+        self.interval = interval
+        self.term_timeout = term_timeout
+        self.parent_pid = parent_pid
+        self.orphan_timeout = orphan_timeout
+        self.hostname = socket.gethostname()
+        self.pid = os.getpid()
+        self.id = f"{self.hostname}:{self.pid}:{','.join(self.queues)}"
+        # Every connection carries our id, so that whoever recovers our jobs
+        # after our death can first end what we left in flight (recovery.py).
+        self.redis.connection_pool.connection_kwargs["client_name"] = client_name(self.id)
+        self.redis.connection_pool.disconnect()
+        self.signals = SignalQueue(HANDLED_SIGNALS)
+        self.recovery = Recovery(self.redis, self.keys, on_lost, max_lost)
+        self.registration = Registration(self.redis, self.keys, self.id, self.hostname, heartbeat_interval,
+                                         self.recovery)
+        self.reserver = Reserver(self.redis, self.keys, self.id, self.signals)
+        self.fork = fork
+        self.forker = Forker(self.signals, registry, self.id, ",".join(self.queues), job_forker=job_forker)
+        self._pause_checked_at = 0.0
+        self._paused_by_key_cache = False
+        self.recycle = recycle or RecyclePolicy()
+        self.memory_check_interval = memory_check_interval
+        self.report_fd = report_fd
+        self.pidfile = Pidfile(pidfile) if pidfile else None
+        self.shutdown = False
+        self.paused = start_paused
+        self.exit_code = EXIT_OK
+        self.jobs_done = 0
+        self._recycle_after_job = None  # exit code to leave with once the job ends
+        self._kill_reason = None
+        self._orphaned_at = None
+        self._child = None          # pid of the running job child
+        self._kill_at = None        # monotonic time to SIGKILL the child
+        self._outage_since = None
+        self._title = None
+        self._held = None           # (queue, raw): taken with the last outcome, not yet run
+        self._take_from = []        # the queues, in priority order, that it was taken from
+        self._queues_read_at = 0.0
+        self._reclaim_due = False   # a reply may have been lost: see reserve.py
+        self._streaming = False     # this job was taken with the last one's outcome
+
+    # -- main loop ---------------------------------------------------------
+    def work(self) -> int:
+        try:
+            return self._work()
+        except UnsupportedServer as exc:
+            log.error("worker %s cannot start: %s", self.id, exc)
+            return EXIT_BOOT_ERROR
+
+    def _work(self) -> int:
+        self.signals.install()
+        if self.pidfile:
+            self.pidfile.create()
+        log.info("worker %s starting", self.id)
+        reserving = False
+        try:
+            self._redis(self._check_server, until_shutdown=True)
+            self._redis(self.registration.register, until_shutdown=True)
+            if not self.shutdown:
+                events.trigger("beforeFirstFork", self)
+                reserving = True
+                self._loop()
+        finally:
+            self._report(state="stopping")
+            self.forker.close()
+            emptied = True
+            if reserving:
+                # No job runs now: whatever is left in our in-flight lists (a
+                # job taken with the last outcome, one taken by a command whose
+                # reply was lost) goes back to the head of its queue.
+                emptied = (self._redis(self._give_back_held, until_shutdown=True)
+                           and self._redis(self._reclaim, until_shutdown=True))
+            if emptied:
+                self._redis(self.registration.unregister, until_shutdown=True)
+            else:
+                # Redis was away as we stopped. Unregistering without emptying
+                # the lists would leave their jobs where nobody looks; a worker
+                # left registered is pruned once its heartbeat is stale, and
+                # the prune recovers them.
+                log.warning("worker %s: stopping with jobs still in its in-flight lists (Redis "
+                            "unavailable); the next prune of this worker recovers them", self.id)
+            self.reserver.close()
+            if self.pidfile:
+                self.pidfile.remove()
+            log.info("worker %s stopped after %d jobs%s", self.id, self.jobs_done,
+                     f" ({EXIT_REASONS[self.exit_code]})" if self.exit_code in EXIT_REASONS else "")
+        return self.exit_code
+
+    def _loop(self) -> None:
+        while True:
+            self._dispatch_signals()
+            if self.shutdown or self._orphaned():
+                return
+            if self.paused or self._redis(self._paused_by_key, until_shutdown=True):
+                self._redis(self._give_back_held, until_shutdown=True)
+                self._title_once("Paused")
+                self._report(state="paused")
+                self._idle_wait(self.interval or 1.0)
+                continue
+            if self._held is not None:
+                reserved, self._held = self._held, None
+                self._streaming = True  # taken with the last outcome: the queue is busy
+                if self.fork:
+                    self.forker.prepare()
+                queues = self._take_from
+                if "*" in self.queues and time.monotonic() - self._queues_read_at >= QUEUES_REREAD:
+                    queues = self._redis(self._current_queues, until_shutdown=True) or queues
+            else:
+                queues = self._redis(self._current_queues, until_shutdown=True)
+                if queues is None or (self._reclaim_due and not self._redis(self._reclaim, until_shutdown=True)):
+                    continue
+                if self.fork:
+                    self.forker.prepare(idle=True)  # fork while idle, not once the job is here
+                self._streaming = False
+                self._title_once(f"Waiting for {','.join(self.queues)}")
+                self._report(state="idle")
+                reserved = self._redis(lambda: self.reserver.pop(queues, self._wait_time()), until_shutdown=True)
+            if reserved is not None:
+                self._take_from = queues
+                self._process(*reserved)
+                if self._should_recycle():
+                    return
+            self._beat_if_due()
+
+    def _may_take_next(self) -> bool:
+        """Whether to take the next job along with this one's outcome: not
+        when this worker is about to stop, pause or recycle, and not after a
+        connection error until its in-flight lists are reclaimed."""
+        # Act on what came in during the job first: a QUIT or USR2 stops the
+        # take, and the SIGCHLD of a job child's exit must not (it would, as
+        # a pending signal, in nearly every forked job).
+        self._dispatch_signals()
+        return not (self.shutdown or self.paused or self._reclaim_due or self.signals.has_pending()
+                    or self._recycle_after_job is not None
+                    or (self.recycle.max_jobs and self.jobs_done + 1 >= self.recycle.max_jobs)
+                    or (self.parent_pid is not None and os.getppid() != self.parent_pid))
+
+    def _give_back_held(self) -> bool:
+        if self._held is not None:
+            self.reserver.give_back(self._held[0])
+            self._held = None
+        return True
+
+    def _reclaim(self) -> bool:
+        moved = self.reserver.reclaim(inflight_queues(self.redis, self.keys, self.id))
+        self._reclaim_due = False
+        if moved:
+            log.warning("worker %s: %d job(s) taken by a command whose reply was lost went back "
+                        "to the head of their queue", self.id, moved)
+        return True
+
+    def _check_server(self) -> None:
+        version = self.redis.info("server").get("redis_version", "0")
+        parts = tuple(int(p) for p in str(version).split(".")[:2] if p.isdigit())
+        if parts < (6, 2):
+            # LMOVE/BLMOVE, which keep a reserved job in Redis, came with 6.2.
+            raise UnsupportedServer(f"Redis {version} is too old: resqued needs 6.2 or newer (BLMOVE)")
+
+    def _should_recycle(self) -> bool:
+        code = self._recycle_after_job
+        if code is None:
+            rss = (tree_rss(self.pid, exclude=self.forker.idle_pids())
+                   if self.recycle.watches_memory else None)
+            code = self.recycle.after_job(self.jobs_done, rss)
+        if code is None:
+            return False
+        log.warning("worker %s: %s (%d jobs done)", self.id, EXIT_REASONS[code], self.jobs_done)
+        self.exit_code = code
+        return True
+
+    def _report(self, **state) -> None:
+        """Tell the master what we are doing; never block on it."""
+        if self.report_fd is None:
+            return
+        state.update(pid=self.pid, jobs=self.jobs_done, paused=self.paused)
+        try:
+            os.write(self.report_fd, json.dumps(state).encode() + b"\n")
+        except BrokenPipeError:
+            # Nobody reads: the master is gone, or a spawner died before it
+            # could tell the master it forked us (spawner.py). Either way no
+            # one would replace, signal or recover us: stop, as when orphaned.
+            if not self.shutdown:
+                log.warning("worker %s: the master does not read its reports: stopping", self.id)
+                self.shutdown = True
+        except OSError:
+            pass  # full (the master is busy): the next report says it all
+
+    def _wait_time(self) -> float:
+        wait = self.interval if self.interval > 0 else HEARTBEAT_INTERVAL
+        return max(0.01, min(wait, self.registration.heartbeat_due_in() or 0.01))
+
+    def _current_queues(self) -> list[str]:
+        if "*" not in self.queues:
+            return self.reserver.usable(self.queues)
+        # "*" is every queue, alphabetically, re-read before each reservation
+        # so that new queues are picked up.
+        known = sorted(q.decode() for q in self.redis.smembers(self.keys.queues))
+        self._queues_read_at = time.monotonic()
+        explicit = [q for q in self.queues if q != "*"]
+        return self.reserver.usable(explicit + [q for q in known if q not in explicit])
+
+    def _paused_by_key(self) -> bool:
+        # Ruby Resque's global pause switch, set by people (resque-web): read
+        # it at most once a second, not once per job.
+        now = time.monotonic()
+        if now - self._pause_checked_at >= PAUSE_KEY_CHECK:
+            value = self.redis.get(self.keys.pause_all)
+            self._paused_by_key_cache = value is not None and value.strip().lower() == b"true"
+            self._pause_checked_at = now
+        return self._paused_by_key_cache
+
+    def _orphaned(self) -> bool:
+        if self.parent_pid is not None and os.getppid() != self.parent_pid:
+            log.warning("worker %s: master %d is gone; stopping", self.id, self.parent_pid)
+            return True
+        return False
+
+    def _title_once(self, text: str) -> None:
+        if text != self._title:
+            set_title(text)
+            self._title = text
+
+    def _idle_wait(self, seconds: float) -> None:
+        if not self.signals.has_pending():
+            wait_readable([self.signals], min(seconds, self.registration.heartbeat_due_in() or seconds))
+        self._beat_if_due()
+
+    def _beat_if_due(self) -> None:
+        if self.registration.heartbeat_due_in() <= 0:
+            try:
+                self.registration.heartbeat()
+                if self._child is None:
+                    self.registration.prune_if_due()
+            except REDIS_ERRORS as exc:
+                self._note_outage(exc)
+
+    # -- signals -----------------------------------------------------------
+    def _dispatch_signals(self) -> None:
+        for signum in self.signals.drain():
+            if signum == signal.SIGCHLD:
+                continue  # only wakes the wait for the job child
+            log.info("worker %s received %s", self.id, describe(signum))
+            if signum == signal.SIGQUIT:
+                self.shutdown = True
+            elif signum in (signal.SIGTERM, signal.SIGINT):
+                self.shutdown = True
+                self._kill_child()
+            elif signum == signal.SIGUSR1:
+                self._kill_child()
+            elif signum == signal.SIGUSR2:
+                self.paused = True
+                self._report(state="paused" if self._child is None else "busy")
+            elif signum == signal.SIGCONT:
+                self.paused = False
+                self._report(state="idle" if self._child is None else "busy")
+
+    # -- Redis outages -----------------------------------------------------
+    # -- one job -----------------------------------------------------------
+    def _process(self, queue: str, raw: bytes) -> None:
+        try:
+            payload = wire.decode_payload(raw)
+        except wire.InvalidPayload as exc:
+            log.error("worker %s: bad item on queue %s: %s", self.id, queue, exc)
+            self._record(queue, raw, wire.raw_payload_record(raw), Failure(INVALID_PAYLOAD, str(exc)))
+            return
+        job = Job(queue, payload, raw, self.id)
+        try:
+            target = self.registry.resolve(job.job_class)
+        except UnknownJob as exc:
+            log.error("worker %s: job %s on %s refused: %s", self.id, job.label, queue, exc)  # exc names the class
+            self._record(queue, raw, payload, Failure(UNKNOWN_JOB, str(exc)))
+            return
+        started = time.monotonic()
+        if self.fork:
+            failure, skipped = self._run_in_child(job, target)
+        else:
+            marked = self._mark_running(job)
+            self._title_once(f"Processing {queue} since {stamp()} [{job.job_class}]")
+            failure, skipped = run_inline(job, target)
+            self._marked(marked)
+        elapsed = (time.monotonic() - started) * 1000
+        if failure is None:
+            log.info("job %s %s on %s %s in %.0f ms", job.label, job.job_class, queue,
+                     "skipped" if skipped else "done", elapsed)
+        else:
+            log.warning("job %s %s on %s failed in %.0f ms: %s: %s", job.label, job.job_class, queue,
+                        elapsed, failure.exception, failure.error)
+        self._record(queue, raw, payload, failure)
+
+    def _mark_running(self, job: Job) -> Deferred | None:
+        """Send the working-on key and the running status; ``_marked`` reads
+        the replies (see deferred.py). While Redis is away the job runs
+        unmarked rather than waiting: its outcome is what must not be lost."""
+        commands = [("SET", self.keys.worker(self.id), wire.working_on(job.queue, job.payload))]
+        if job.id:
+            commands.append(("SET", self.keys.status(job.id), wire.status_record(wire.STATUS_RUNNING), "XX"))
+        try:
+            return Deferred(self.redis, commands, held=self._deferred_conn)
+        except REDIS_ERRORS as exc:
+            self._note_outage(exc)
+            return None
+
+    def _marked(self, marked: Deferred | None) -> None:
+        if marked is None:
+            return
+        try:
+            marked.wait()
+        except REDIS_ERRORS as exc:
+            self._note_outage(exc)
+        except redis.ResponseError as exc:
+            log.warning("worker %s: marking the job running failed: %s", self.id, exc)
+
+    def _record(self, queue: str, raw: bytes, payload, failure: Failure | None) -> None:
+        take_from = self._take_from if self._may_take_next() else []
+
+        def commands():
+            # One transaction: the job leaves the in-flight list exactly when
+            # its outcome is recorded, so a crash can neither lose it nor
+            # leave a recorded job to be recovered again. While the queue is
+            # busy, the next job is taken in it too (see reserve.py).
+            take = take_from if not self._reclaim_due else []
+            batch = direct.Batch()
+            add_outcome(batch, self.keys, self.id, queue, payload, failure)
+            batch.execute_command("DEL", self.keys.worker(self.id))
+            batch.execute_command("LREM", self.reserver.inflight(queue), 1, raw)
+            if take:
+                self.reserver.take_in(batch, take)
+            # No silent retry: a lost reply must reach _redis, which marks
+            # the in-flight lists for reclaiming (the next job may have moved).
+            replies = direct.execute(self.redis, batch.commands, transaction=True, retry=False,
+                                     raise_errors=False, held=self._outcome_conn)
+            for reply in replies[:-1] if take else replies:
+                if isinstance(reply, redis.ResponseError):
+                    raise reply
+            return self.reserver.taken(take, replies[-1]) if take else None
+        # An outcome is never dropped: keep trying until Redis takes it.
+        self._held = self._redis(commands)
+        self.jobs_done += 1
