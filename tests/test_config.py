@@ -9,7 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from resqued.envmode import variables
-from resqued.config.loader import EX_CONFIG, Config, ConfigError, PoolConfig, describe, load_config
+from resqued.config.loader import Config, ConfigError, PoolConfig, describe, load_config
+from resqued.exits import EX_CONFIG
 from resqued.config.sizes import format_size, human_size, parse_size
 
 SPEC_EXAMPLE = r"""

@@ -18,13 +18,13 @@ from urllib.parse import parse_qs, urlsplit
 import redis
 
 from resqued.ctl import mastercommands
+from resqued.exits import EX_CONFIG, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from resqued.ctl import tables as tables
 from resqued.resque.client import Resque
 from resqued.redisio.connection import DEFAULT_URL, BadRedisURL, connect, normalize_url, redact
 from resqued.resque.failures import FailureError
 from resqued.version import __version__
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 WATCH_INTERVAL = 0.2
 # A watched job's final states, and the exit code each one ends the watch with.
 FINAL_STATUSES = {"complete": EXIT_OK, "failed": EXIT_FAILURE}
@@ -72,7 +72,7 @@ def _config(args):
     try:
         return load_config(args.config, getattr(args, "environment", None))
     except ConfigError as exc:
-        raise CtlError(str(exc), mastercommands.EXIT_CONFIG) from None
+        raise CtlError(str(exc), EX_CONFIG) from None
 
 
 def _scrub(text: str, url: str) -> str:
@@ -348,7 +348,7 @@ def main(argv=None) -> int:
         except mastercommands.MasterError as exc:
             return _fail(str(exc), exc.code)
         except KeyboardInterrupt:
-            return 130
+            return EXIT_INTERRUPTED
     try:
         url, namespace = connection_settings(args, os.environ)
         client = connect(url, socket_connect_timeout=CONNECT_TIMEOUT)
@@ -367,7 +367,7 @@ def main(argv=None) -> int:
     except redis.RedisError as exc:
         return _fail(f"Redis error at {redact(url)}: {_scrub(str(exc), url)}", EXIT_FAILURE)
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (`resquectl failed | head`): silence the final flush.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -16,6 +16,7 @@ import signal
 import time
 from types import SimpleNamespace
 
+from resqued.exits import EX_TEMPFAIL, EXIT_FAILURE, EXIT_OK
 from resqued.process.title import set_raw_title
 from resqued.process.signals import exit_on_parent_death
 
@@ -23,7 +24,6 @@ log = logging.getLogger("resqued.master")
 
 RETRY = 1.0
 MAX_RETRY = 30.0
-EX_TEMPFAIL = 75
 
 
 class RecoveryRuns:
@@ -70,7 +70,7 @@ class RecoveryRuns:
         """The master reaped the recovery run, which exited with ``code``."""
         pid, batch = self.running
         self.running = None
-        if code == 0:
+        if code == EXIT_OK:
             self._down, self._failures = False, 0
             return
         self.pending[:0] = batch
@@ -102,11 +102,11 @@ def recovery_main(spec: dict) -> int:
     """In the recovery run, forked by the spawner and adopted by the master."""
     exit_on_parent_death(signal.SIGKILL)  # each job is settled by one Lua call: safe to kill
     if os.getppid() != spec["master_pid"]:
-        return 1
+        return EXIT_FAILURE
     set_raw_title(spec["title"])
     from resqued.supervise.lostworkers import LostWorkers
     lost = LostWorkers(down=spec["down"])
     for worker_id, why in spec["workers"]:
         lost.add(worker_id, why)
     settings = SimpleNamespace(**{k: spec[k] for k in ("redis_url", "namespace", "on_lost", "max_lost")})
-    return 0 if lost.recover(settings) else EX_TEMPFAIL
+    return EXIT_OK if lost.recover(settings) else EX_TEMPFAIL

@@ -38,7 +38,8 @@ from resqued.resque.outcome import DEFAULT_MAX_LOST, INVALID_PAYLOAD, ON_LOST, U
 from resqued.process.pidfile import Pidfile
 from resqued.process.title import set_title, stamp
 from resqued.resque.recovery import Recovery, client_name, inflight_queues
-from resqued.worker.recycle import EXIT_BOOT_ERROR, EXIT_OK, EXIT_REASONS, RecyclePolicy, tree_rss
+from resqued.exits import EXIT_BOOT_ERROR, EXIT_OK, EXIT_REASONS
+from resqued.worker.recycle import RecyclePolicy, tree_rss
 from resqued.resque.presence import Registration
 from resqued.jobs.allowlist import UnknownJob
 from resqued.worker.outage import REDIS_ERRORS, RedisOutages

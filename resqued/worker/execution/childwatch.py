@@ -14,7 +14,8 @@ from resqued.jobs.job import Job, backtrace, exception_name
 from resqued.worker.execution.jobchild import interpret, signal_group
 from resqued.resque.outcome import Failure
 from resqued.process.title import stamp
-from resqued.worker.recycle import EXIT_RECYCLE_MEMORY, approx_size, tree_rss
+from resqued.exits import EXIT_RECYCLE_MEMORY
+from resqued.worker.recycle import approx_size, tree_rss
 from resqued.config.sizes import format_size
 from resqued.process.signals import wait_readable
 
