@@ -7,18 +7,17 @@ spawner forks and the master reaps: exit 0 when every job was recovered, 75
 (EX_TEMPFAIL) when Redis was unavailable. A batch that did not finish is
 tried again a second later; recovering a worker twice is harmless (one Lua
 call takes each job out of its in-flight list, see recovery.py). A hung or
-absent Redis never stalls the master's loop: it only waits for an exit.
+absent Redis never stalls the master's loop: it only waits for an exit. The
+run itself is entrypoints.recovery_main.
 """
 
 import logging
 import os
 import signal
 import time
-from types import SimpleNamespace
 
-from resqued.exits import EX_TEMPFAIL, EXIT_FAILURE, EXIT_OK
-from resqued.process.title import set_raw_title
-from resqued.process.signals import exit_on_parent_death
+from resqued.exits import EX_TEMPFAIL, EXIT_OK
+from resqued.master.spawner import SpawnerError
 
 log = logging.getLogger("resqued.master")
 
@@ -48,7 +47,6 @@ class RecoveryRuns:
     def start_due(self, spawner) -> None:
         if self.running or not self.pending or not spawner.ready or time.monotonic() < self.retry_at:
             return
-        from resqued.master.spawner import SpawnerError
         # One run per Redis: workers started before a reload may use another.
         settings = self.pending[0][2]
         batch = [entry for entry in self.pending if entry[2] == settings]
@@ -97,16 +95,3 @@ class RecoveryRuns:
                   "lists, and the next worker that prunes recovers them", len(self.pending))
         self.pending.clear()
 
-
-def recovery_main(spec: dict) -> int:
-    """In the recovery run, forked by the spawner and adopted by the master."""
-    exit_on_parent_death(signal.SIGKILL)  # each job is settled by one Lua call: safe to kill
-    if os.getppid() != spec["master_pid"]:
-        return EXIT_FAILURE
-    set_raw_title(spec["title"])
-    from resqued.supervise.lostworkers import LostWorkers
-    lost = LostWorkers(down=spec["down"])
-    for worker_id, why in spec["workers"]:
-        lost.add(worker_id, why)
-    settings = SimpleNamespace(**{k: spec[k] for k in ("redis_url", "namespace", "on_lost", "max_lost")})
-    return EXIT_OK if lost.recover(settings) else EX_TEMPFAIL

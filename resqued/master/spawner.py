@@ -34,6 +34,7 @@ import signal
 import socket
 import time
 
+from resqued.master import workerprocess
 from resqued.process.title import set_raw_title
 from resqued.process.signals import blocked_for_fork, exit_on_parent_death
 
@@ -173,9 +174,9 @@ def _serve(sock, title: str, master_pid: int) -> int:
     if os.getppid() != master_pid:
         return 0
     set_raw_title(title)
-    # What every worker needs, imported once here so that all of them share it.
-    from resqued.master import workerprocess
-    from resqued.master import recoveryruns
+    # What every worker and recovery run needs (redis-py with it), imported once
+    # here so that all of them share it, and never in the master.
+    from resqued.master import entrypoints
     importlib.import_module("resqued.worker.worker")
     gc.freeze()  # our objects stay out of the workers' collections: fewer copied pages
     sock.send(b"R")
@@ -192,7 +193,7 @@ def _serve(sock, title: str, master_pid: int) -> int:
             if kind == b"W":
                 pid = _fork_adopted(lambda: workerprocess.worker_main(spec, fds[1]), master_pid, ours)
             elif kind == b"L":
-                pid = _fork_adopted(lambda: recoveryruns.recovery_main(spec), master_pid, ours)
+                pid = _fork_adopted(lambda: entrypoints.recovery_main(spec), master_pid, ours)
             else:
                 raise SpawnerError(f"unknown request {kind!r}")
             reply = b"P %d" % pid
