@@ -9,9 +9,9 @@ __all__ = ["Resque", "Job", "DontCreate", "DontPerform", "listen", "stop_listeni
 
 
 def __getattr__(name):
-    # Resque (and with it redis-py, ~19 MB of RSS with asyncio) loads on first
-    # use: the master process imports resqued.* and must not pay for it.
     if name == "Resque":
+        # Resque (and with it redis-py, ~19 MB of RSS with asyncio) loads on first
+        # use: the master process imports resqued.* and must not pay for it.
         from resqued.resque.client import Resque
         return Resque
     raise AttributeError(f"module 'resqued' has no attribute {name!r}")

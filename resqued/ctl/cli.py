@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import redis
 
+from resqued.config.loader import ConfigError, load_config
 from resqued.ctl import mastercommands
 from resqued.exits import EX_CONFIG, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from resqued.ctl import tables as tables
@@ -68,7 +69,6 @@ def connection_settings(args, environ) -> tuple[str, str]:
 def _config(args):
     if not getattr(args, "config", None):
         return None
-    from resqued.config.loader import ConfigError, load_config
     try:
         return load_config(args.config, getattr(args, "environment", None))
     except ConfigError as exc:

@@ -12,6 +12,7 @@ import time
 import redis
 
 from resqued.redisio.connection import connect
+from resqued.resque.client import Resque
 from resqued.resque.recovery import Recovery
 from resqued.resque.presence import unregister_commands
 
@@ -65,7 +66,6 @@ class LostWorkers:
         self.pending.clear()
 
     def _client(self, config):
-        from resqued.resque.client import Resque
         url, namespace = config.redis_url, config.namespace
         if self._resque is None or (self._resque.url, self._resque.keys.namespace) != (url, namespace):
             self._resque = Resque(url, namespace, redis=connect(url, socket_timeout=2, socket_connect_timeout=2))
