@@ -8,16 +8,14 @@ import argparse
 import dataclasses
 import logging
 import os
-import socket
 import sys
-from types import SimpleNamespace
 
 # Only what every path needs: the master (run_master) must not load redis-py,
 # so the worker's modules are imported where env mode runs them.
 from resqued.envmode import variables
+from resqued.exits import EX_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from resqued.process import logs
 from resqued.redisio.connection import redact
-from resqued.resque.outcome import DEFAULT_MAX_LOST, ON_LOST
 from resqued.process.pidfile import Pidfile, PidfileError
 from resqued.jobs.allowlist import JobRegistry, RegistryError
 from resqued.version import __version__
@@ -61,18 +59,20 @@ def main(argv=None) -> int:
         return run_master(args)
     if args.check or args.daemonize or args.environment:
         print("resqued: --check, --environment and --daemonize need -c pool.yml", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     try:
         settings = variables.load(args, os.environ)
     except variables.ConfigError as exc:
         print(f"resqued: {exc}", file=sys.stderr)
-        return variables.EX_CONFIG
+        return EX_CONFIG
     logs.setup(settings.log_level)
+    if settings.supervised:
+        return run_env_pool(settings)
     try:
         registry = JobRegistry.build(settings.apps)
     except RegistryError as exc:
         print(f"resqued: {exc}", file=sys.stderr)
-        return variables.EX_CONFIG
+        return EX_CONFIG
     if not registry.names():
         log.warning("no jobs are allowed (set APP_INCLUDE or --app): every job will fail as unknown")
     log.info("resqued %s: queues %s on %s, namespace %s", __version__, ",".join(settings.queues),
@@ -84,19 +84,36 @@ def main(argv=None) -> int:
             pidfile.create()
     except (PidfileError, OSError) as exc:
         print(f"resqued: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_FAILURE
     try:
-        if settings.count == 1:
-            return run_worker(settings, registry)
-        from resqued.envmode.pool import Supervisor
-        recovery = (SimpleNamespace(redis_url=settings.redis_url, namespace=settings.namespace,
-                                    on_lost=ON_LOST[0], max_lost=DEFAULT_MAX_LOST),
-                    lambda pid: f"{socket.gethostname()}:{pid}:{','.join(settings.queues)}")
-        return Supervisor(settings.count, lambda parent: run_worker(settings, registry, parent),
-                          recovery=recovery).run()
+        return run_worker(settings, registry)
     finally:
         if pidfile:
             pidfile.remove()
+
+
+def run_env_pool(settings) -> int:
+    """COUNT > 1 (or recycling): the master's arbiter over one pool. Like the
+    master of ``-c``, this process loads neither redis-py nor the
+    application: a throwaway child checks the job modules."""
+    from resqued.envmode.pool import pool_config, run
+    from resqued.master.control import ControlError
+    from resqued.master.workerprocess import probe
+
+    config = pool_config(settings)
+    error = probe(config)
+    if error:
+        print(f"resqued: {error}", file=sys.stderr)
+        return EX_CONFIG
+    if not config.jobs:
+        log.warning("no jobs are allowed (set APP_INCLUDE or --app): every job will fail as unknown")
+    log.info("resqued %s: %d workers for queues %s on %s, namespace %s", __version__, settings.count,
+             ",".join(settings.queues), redact(settings.redis_url), settings.namespace)
+    try:
+        return run(config)
+    except (PidfileError, ControlError, OSError) as exc:
+        print(f"resqued: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 def run_worker(settings, registry, parent_pid=None) -> int:
@@ -137,10 +154,10 @@ def run_master(args) -> int:
         config = loader()
     except ConfigError as exc:
         print(f"resqued: {exc}", file=sys.stderr)
-        return variables.EX_CONFIG
+        return EX_CONFIG
     if args.check:
         print(describe(config))
-        return 0
+        return EXIT_OK
     try:
         if args.daemonize:
             detach(config, args.log_file or default_log_file(config))
@@ -148,4 +165,4 @@ def run_master(args) -> int:
         return Master(config, loader, term_mode=args.term).run()
     except (PidfileError, ControlError, OSError) as exc:
         print(f"resqued: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_FAILURE

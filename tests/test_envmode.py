@@ -1,8 +1,11 @@
 """php-resque's environment mode beyond one worker: COUNT, PIDFILE, flags,
 and living through a Redis outage."""
 
+import json
 import os
 import signal
+import subprocess
+import sys
 
 import psutil
 import pytest
@@ -125,9 +128,9 @@ def test_redis_restart_is_survived(procs, own_redis, tmp_path):
     stop(proc)
 
 
-def test_count_supervisor_requeues_a_killed_workers_job_at_once(procs, redis_url, r, resque):
-    # Like the master: the job goes back to the head of its queue when the
-    # supervisor reaps its dead worker, not a prune interval later.
+def test_count_requeues_a_killed_workers_job_at_once(procs, redis_url, r, resque):
+    # As with -c: the job goes back to the head of its queue when the master
+    # reaps its dead worker, not a prune interval later.
     master = procs.resqued(redis_url, extra_env={"COUNT": "2"})
     wait_until(lambda: len(worker_pids(master)) == 2, message="2 workers")
     resque.enqueue("default", "Slow", {"seconds": 60})
@@ -141,3 +144,38 @@ def test_count_supervisor_requeues_a_killed_workers_job_at_once(procs, redis_url
     wait_log(r, "finished:")
     assert failures(r) == []
     assert stop(master, signal.SIGQUIT) == 0
+
+
+def resquectl_status(pidfile):
+    result = subprocess.run([sys.executable, "-m", "resqued.ctl", "--pidfile", str(pidfile), "status", "--json"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_count_runs_on_the_masters_arbiter_with_status_and_recycling(procs, redis_url, r, resque, tmp_path):
+    """COUNT > 1 is the master's supervision: resquectl reaches it through the
+    control socket beside PIDFILE, and MAX_JOBS recycles a worker."""
+    pidfile = tmp_path / "run" / "resqued.pid"
+    master = procs.resqued(redis_url, extra_env={"COUNT": "2", "PIDFILE": str(pidfile), "MAX_JOBS": "3"})
+    wait_until(lambda: len(worker_pids(master)) == 2, message="2 workers")
+    status = wait_until(lambda: (s := resquectl_status(pidfile)) and len(s["workers"]) == 2 and s)
+    assert status["master"]["pid"] == master.pid and status["master"]["config"] == "env"
+    assert [(p["queues"], p["count"], p["alive"]) for p in status["pools"]] == [(["default"], 2, 2)]
+    assert oct((tmp_path / "run" / "resqued.sock").stat().st_mode & 0o777) == "0o600"
+    before = set(worker_pids(master))
+    for n in range(8):
+        resque.enqueue_call("default", "add", n, 1)
+    wait_log(r, "add:", 8)
+    # 8 jobs on 2 workers of 3 jobs each: at least one was recycled, and replaced.
+    wait_until(lambda: len(worker_pids(master)) == 2 and set(worker_pids(master)) - before,
+               message="a recycled worker's replacement")
+    assert "recycled after max_jobs; replacing it" in log_text(master)
+    assert stop(master, signal.SIGQUIT) == 0
+    assert not pidfile.exists() and not (tmp_path / "run" / "resqued.sock").exists()
+
+
+def test_max_memory_in_env_mode_is_checked(procs, redis_url):
+    proc = procs.resqued(redis_url, extra_env={"COUNT": "2", "MAX_MEMORY": "lots"})
+    assert proc.wait(15) == 78
+    assert "MAX_MEMORY='lots'" in log_text(proc)

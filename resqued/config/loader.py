@@ -24,8 +24,7 @@ from resqued.resque.outcome import ON_LOST
 from resqued.resque.wire import HEARTBEAT_INTERVAL
 from resqued.config.sizes import human_size, parse_size
 from resqued.config.yamlnodes import LocatedError, NodeReader, read_text
-
-EX_CONFIG = 78
+from resqued.process.pidfile import socket_beside
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
@@ -73,9 +72,9 @@ class Config:
     namespace: str
     jobs: tuple[str, ...]
     aliases: dict
-    pidfile: str
-    pid_dir: str
-    control_socket: str
+    pidfile: str | None            # None (env mode without PIDFILE): no pidfile,
+    pid_dir: str | None            # no worker pidfiles,
+    control_socket: str | None     # no control socket
     interval: float
     shutdown_timeout: float
     heartbeat_interval: float
@@ -301,13 +300,9 @@ def load_config(path, environment: str | None = None, environ=os.environ) -> Con
 def _defaults(r) -> dict:
     pidfile = r.resolve("var/run/resqued.pid")
     return dict(redis_url=check_redis_url(None), namespace="resque", jobs=(), aliases={},
-                pidfile=pidfile, pid_dir=r.resolve("var/run/workers"), control_socket=_socket_for(pidfile),
+                pidfile=pidfile, pid_dir=r.resolve("var/run/workers"), control_socket=socket_beside(pidfile),
                 interval=5.0, shutdown_timeout=30.0, heartbeat_interval=HEARTBEAT_INTERVAL,
                 term_timeout=4.0, log_level="info", log_format="text")
-
-
-def _socket_for(pidfile: str) -> str:
-    return (pidfile[:-len(".pid")] if pidfile.endswith(".pid") else pidfile) + ".sock"
 
 
 def _native(r, root, top) -> dict:
@@ -325,7 +320,7 @@ def _native(r, root, top) -> dict:
                   if key not in ("log", "defaults", "pools"))
     fields.update((f"log_{key}", value) for key, (value, _, _) in found.get("log", ({},))[0].items())
     if "control_socket" not in found:
-        fields["control_socket"] = _socket_for(fields["pidfile"])
+        fields["control_socket"] = socket_beside(fields["pidfile"])
     if len(os.fsencode(fields["control_socket"])) > MAX_SOCKET_PATH:
         _, node, path = found.get("control_socket") or found.get("pidfile") or (None, root, "control_socket")
         raise r.fail(node, path, f"control socket path {fields['control_socket']!r} is longer than "

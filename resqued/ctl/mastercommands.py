@@ -7,22 +7,17 @@ import time
 
 import psutil
 
+from resqued.exits import EX_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from resqued.master import control
 from resqued.worker.recycle import approx_size
 from resqued.config.sizes import format_size
-
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_CONFIG = 0, 1, 2, 78
+from resqued.process.pidfile import socket_beside
 
 
 class MasterError(Exception):
     def __init__(self, message: str, code: int = EXIT_FAILURE):
         super().__init__(message)
         self.code = code
-
-
-def socket_for_pidfile(pidfile: str) -> str:
-    base = pidfile[:-4] if pidfile.endswith(".pid") else pidfile
-    return os.path.abspath(base + ".sock")
 
 
 def locate(args):
@@ -32,12 +27,12 @@ def locate(args):
         try:
             config = load_config(args.config, getattr(args, "environment", None))
         except ConfigError as exc:
-            raise MasterError(str(exc), EXIT_CONFIG) from None
+            raise MasterError(str(exc), EX_CONFIG) from None
         return config.control_socket, config.pidfile, config.shutdown_timeout
     if getattr(args, "socket", None):
         return os.path.abspath(args.socket), None, 30.0
     if getattr(args, "pidfile", None):
-        return socket_for_pidfile(args.pidfile), os.path.abspath(args.pidfile), 30.0
+        return os.path.abspath(socket_beside(args.pidfile)), os.path.abspath(args.pidfile), 30.0
     raise MasterError("which master? give -c pool.yml, --pidfile PATH or --socket PATH", EXIT_USAGE)
 
 
@@ -47,7 +42,7 @@ def ask(path: str, command: str, timeout: float = 90.0, **fields) -> dict:
     except control.ControlError as exc:
         raise MasterError(str(exc)) from None
     if not answer.get("ok"):
-        code = EXIT_CONFIG if command == "reload" else EXIT_FAILURE
+        code = EX_CONFIG if command == "reload" else EXIT_FAILURE
         raise MasterError(f"{command} failed: {answer.get('error')}", code)
     return answer
 

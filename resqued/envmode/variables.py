@@ -3,11 +3,10 @@ QUEUE, COUNT, INTERVAL, … or the equivalent flags (a flag beats its variable).
 
 from dataclasses import dataclass, field
 
+from resqued.config.sizes import parse_size
 from resqued.resque.keys import check_queue_name
 from resqued.redisio.connection import BadRedisURL, normalize_url
 from resqued.resque.wire import HEARTBEAT_INTERVAL
-
-EX_CONFIG = 78
 
 
 class ConfigError(ValueError):
@@ -28,6 +27,15 @@ class EnvSettings:
     term_timeout: float = 4.0
     fork: bool = True
     job_forker: bool = True
+    max_jobs: int | None = None      # recycle a worker after this many jobs (MAX_JOBS)
+    max_memory: int | None = None    # ... or past this much memory (MAX_MEMORY)
+
+    @property
+    def supervised(self) -> bool:
+        """Run the master's arbiter over the workers (COUNT > 1, or a recycle
+        limit: a lone worker that exits to be recycled needs someone to start
+        the next), rather than one worker in this process, as php-resque."""
+        return self.count > 1 or bool(self.max_jobs or self.max_memory)
 
 
 def _number(name: str, text: str, kind=float, minimum=0):
@@ -68,6 +76,13 @@ def load(args, environ) -> EnvSettings:
     if environ.get("RESQUED_HEARTBEAT_INTERVAL"):
         settings.heartbeat_interval = _number("RESQUED_HEARTBEAT_INTERVAL",
                                               environ["RESQUED_HEARTBEAT_INTERVAL"], float, 0.1)
+    if environ.get("MAX_JOBS"):
+        settings.max_jobs = _number("MAX_JOBS", environ["MAX_JOBS"], int, 1)
+    if environ.get("MAX_MEMORY"):
+        try:
+            settings.max_memory = parse_size(environ["MAX_MEMORY"])
+        except ValueError as exc:
+            raise ConfigError(f"MAX_MEMORY={environ['MAX_MEMORY']!r}: {exc}") from None
     if environ.get("RESQUE_TERM_TIMEOUT"):
         settings.term_timeout = _number("RESQUE_TERM_TIMEOUT", environ["RESQUE_TERM_TIMEOUT"])
 

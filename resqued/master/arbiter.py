@@ -22,41 +22,29 @@ import os
 import signal
 import socket
 import time
-from dataclasses import dataclass
 
 import psutil
 
 from resqued.master import workerprocess
 from resqued.master import reconcile
 from resqued.master.control import ControlServer
-from resqued.master.requests import MasterRequests
+from resqued.master.requests import RequestHandlers
 from resqued.process.pidfile import Pidfile
 from resqued.process.title import set_raw_title
 from resqued.master.recoveryruns import RecoveryRuns
-from resqued.worker.recycle import CLEAN_EXITS, EXIT_BOOT_ERROR, EXIT_REASONS, EXIT_RECYCLE_JOBS, EXIT_RECYCLE_MEMORY
+from resqued.exits import EXIT_REASONS
 from resqued.process.signals import SignalQueue, become_child_subreaper, describe, has_controlling_terminal, wait_readable
 from resqued.master.spawner import Spawner, SpawnerError
 from resqued.process.systemd import Notifier
+from resqued.supervise.states import Exit, Pool, judge_exit, left_jobs_behind
 
 log = logging.getLogger("resqued.master")
 
 SIGNALS = (signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1,
            signal.SIGUSR2, signal.SIGCONT, signal.SIGTTIN, signal.SIGTTOU, signal.SIGWINCH, signal.SIGCHLD)
-MAX_BOOT_FAILURES = 6      # then its pool is marked failed until the next reload
-MAX_BACKOFF = 30.0
 
 
-@dataclass
-class PoolState:
-    failures: int = 0
-    backoff_until: float = 0.0
-    failed: bool = False
-    adjust: int = 0           # TTIN/TTOU
-    recycles: int = 0
-    restarts: int = 0
-
-
-class Master(MasterRequests):
+class Master:
     def __init__(self, config, loader, term_mode: str = "graceful"):
         """``loader()`` re-reads the config file (raising ConfigError)."""
         self.config = config
@@ -64,19 +52,19 @@ class Master(MasterRequests):
         self.term_mode = term_mode
         self.name = os.path.basename(config.path)
         self.signals = SignalQueue(SIGNALS)
-        self.control = ControlServer(config.control_socket)
-        self.pidfile = Pidfile(config.pidfile)
+        # Env mode without PIDFILE has neither (envmode/pool.py).
+        self.control = ControlServer(config.control_socket) if config.control_socket else None
+        self.pidfile = Pidfile(config.pidfile) if config.pidfile else None
         self.notifier = Notifier()
         self.children: dict[int, workerprocess.Child] = {}
-        self.pools: dict[str, PoolState] = {p.name: PoolState() for p in config.pools}
+        self.pools: dict[str, Pool] = {p.name: Pool() for p in config.pools}
         self.paused = False
         self.winched = False          # WINCH: every worker stopped, none started until HUP
         self.stopping = None          # None, "graceful" or "immediate"
         self.stop_deadline = None     # when a bounded graceful stop turns immediate
         self.kill_deadline = None     # when stragglers get SIGKILL
         self.recovery_deadline = None # when a stop gives up on recovering lost jobs
-        self.waiting = []             # (connection, kind, deadline): answered later
-        self.ready_sent = False
+        self.requests = RequestHandlers(self)   # resquectl's requests, status, READY
         self.hostname = socket.gethostname()
         self.lost = RecoveryRuns()
         self.spawner = Spawner(self.name)
@@ -86,10 +74,13 @@ class Master(MasterRequests):
 
     # -- lifecycle ---------------------------------------------------------
     def run(self) -> int:
-        self.pidfile.create()
+        if self.pidfile:
+            self.pidfile.create()
         try:
-            self.control.open()
-            os.makedirs(self.config.pid_dir, exist_ok=True)
+            if self.control:
+                self.control.open()
+            if self.config.pid_dir:
+                os.makedirs(self.config.pid_dir, exist_ok=True)
             self.signals.install()
             if not become_child_subreaper():
                 # Without it the spawner's workers would be init's children:
@@ -103,11 +94,13 @@ class Master(MasterRequests):
             log.info("master %d stopped", os.getpid())
             return 0
         finally:
-            for conn, _, _ in self.waiting:
+            for conn, _, _ in self.requests.waiting:
                 conn.reply(ok=True, message="master stopped")
             self.spawner.stop()
-            self.control.close()
-            self.pidfile.remove()
+            if self.control:
+                self.control.close()
+            if self.pidfile:
+                self.pidfile.remove()
 
     def _turn(self) -> None:
         for signum in self.signals.drain():
@@ -120,28 +113,28 @@ class Master(MasterRequests):
             self._reconcile()
         # After the replacements are forked: they need the CPU more urgently.
         self._recover_lost_jobs()
-        self._answer_waiting()
+        self.requests.answer_waiting()
         self._update_title()
         self.notifier.watchdog()
         if self.signals.has_pending():
             return
         spawner = [self.spawner] if self.spawner.sock is not None else []
-        ready = wait_readable([self.signals, *spawner, *self.control.waitables(), *self.children.values()],
-                              self._next_timeout())
+        control = self.control.waitables() if self.control else []
+        ready = wait_readable([self.signals, *spawner, *control, *self.children.values()], self._next_timeout())
         if spawner and self.spawner in ready:
             self.spawner.read_ready()
         for child in self.children.values():
             if child in ready:
                 child.read_reports()
-        for conn in self.control.service(ready):
-            self._handle_request(conn)
+        for conn in self.control.service(ready) if self.control else ():
+            self.requests.handle(conn)
 
     def _next_timeout(self) -> float:
         now = time.monotonic()
         times = [now + 1.0]
-        times += [s.backoff_until for s in self.pools.values() if s.backoff_until > now]
+        times += [s.backoff.until for s in self.pools.values() if s.backoff.waiting(now)]
         times += [t for t in (self.stop_deadline, self.kill_deadline, self.recovery_deadline) if t]
-        times += [t for t in (self.lost.next_try(), self.spawner.pid is None and self.spawner.retry_at) if t]
+        times += [t for t in (self.lost.next_try(), self.spawner.pid is None and self.spawner.backoff.until) if t]
         due = self.notifier.watchdog_due_in()
         if due is not None:
             times.append(now + due)
@@ -250,15 +243,15 @@ class Master(MasterRequests):
         self.config = new
         # A reload resets TTIN/TTOU to the file's counts, except the one that
         # ends a WINCH: TTIN/TTOU while stopped set the counts workers return to.
-        old = {p.name: self.pools.get(p.name, PoolState()) for p in new.pools}
-        self.pools = {p.name: PoolState(recycles=old[p.name].recycles,
-                                        adjust=max(-p.count, old[p.name].adjust) if resumed else 0)
+        old = {p.name: self.pools.get(p.name, Pool()) for p in new.pools}
+        self.pools = {p.name: Pool(recycles=old[p.name].recycles,
+                                   adjust=max(-p.count, old[p.name].adjust) if resumed else 0)
                       for p in new.pools}
         if workerprocess.global_settings(new) != old_settings:
             self._retire([c for c in self.children.values() if not c.stopping],
                          "redis, namespace or job settings changed")
         log.info("reloaded %s: %s", new.path, ", ".join(f"{p.name}={p.count}" for p in new.pools))
-        self.ready_sent = False  # READY=1 again once the new config is applied
+        self.requests.ready_sent = False  # READY=1 again once the new config is applied
         return None
 
     # -- children ----------------------------------------------------------
@@ -267,7 +260,7 @@ class Master(MasterRequests):
 
     def _reconcile(self) -> None:
         now = time.monotonic()
-        blocked = {name for name, s in self.pools.items() if s.failed or s.backoff_until > now}
+        blocked = {name for name, s in self.pools.items() if not s.may_start(now)}
         alive = [reconcile.Alive(c.pid, c.pool, c.started, c.stopping) for c in self.children.values()]
         plan = reconcile.plan(self.config.pools, self._desired_counts(), alive, blocked)
         for pid, reason in plan.retire:
@@ -291,10 +284,8 @@ class Master(MasterRequests):
 
     def _in_child(self) -> None:
         self.signals.reset_in_child()
-        if self.control.sock is not None:
-            self.control.sock.close()
-        for conn in self.control.connections:
-            conn.sock.close()
+        if self.control:
+            self.control.close_in_child()
         for child in self.children.values():
             os.close(child.report_fd)
 
@@ -331,36 +322,27 @@ class Master(MasterRequests):
 
     def _account(self, child, code: int) -> None:
         how = f"exit code {code}" if code >= 0 else f"signal {describe(-code)}"
-        if code not in CLEAN_EXITS:
+        if left_jobs_behind(code):
             # It did not unregister: its in-flight job, if any, must be recovered.
             worker_id = f"{self.hostname}:{child.pid}:{child.pool.name}"
             self.lost.add(worker_id, f"worker {worker_id} died ({how}) while processing it", child.recovery)
-        state = self.pools.get(child.pool.name)
-        if child.stopping or state is None:
+        pool = self.pools.get(child.pool.name)
+        verdict = judge_exit(code, stopping=child.stopping or pool is None, ready=child.ready)
+        if verdict is Exit.STOPPED:
             log.info("worker %d (%s) stopped (%s)", child.pid, child.pool.name, how)
             return
-        if code in (EXIT_RECYCLE_JOBS, EXIT_RECYCLE_MEMORY):
-            state.recycles += 1
+        delay = pool.worker_exited(verdict, time.monotonic())
+        if verdict is Exit.RECYCLED:
             log.info("worker %d (%s) %s; replacing it", child.pid, child.pool.name, EXIT_REASONS[code])
-            return
-        lived = time.monotonic() - child.started
-        state.restarts += 1
-        # Died before it ever reported for work: a boot failure, which backs off.
-        if code == EXIT_BOOT_ERROR or not child.ready:
-            state.failures += 1
-            if state.failures >= MAX_BOOT_FAILURES:
-                state.failed = True
-                log.error("pool %s failed: its workers died at boot %d times in a row (last: %s); "
-                          "not restarting until a reload", child.pool.name, state.failures, how)
-                return
-            delay = min(0.5 * 2 ** (state.failures - 1), MAX_BACKOFF)
-            state.backoff_until = time.monotonic() + delay
+        elif verdict is Exit.DIED:
+            log.warning("worker %d (%s) died (%s) after %.0fs; replacing it",
+                        child.pid, child.pool.name, how, time.monotonic() - child.started)
+        elif pool.failed:
+            log.error("pool %s failed: its workers died at boot %d times in a row (last: %s); "
+                      "not restarting until a reload", child.pool.name, pool.backoff.failures, how)
+        else:
             log.warning("worker %d (%s) died at boot (%s); next start in %.1fs",
                         child.pid, child.pool.name, how, delay)
-        else:
-            state.failures = 0
-            log.warning("worker %d (%s) died (%s) after %.0fs; replacing it",
-                        child.pid, child.pool.name, how, lived)
 
     def _recover_lost_jobs(self) -> None:
         self.lost.start_due(self.spawner)
@@ -372,15 +354,15 @@ class Master(MasterRequests):
                 self.lost.give_up()
 
     def _update_title(self) -> None:
-        state = self._state()
+        state = self.requests.state()
         live = sum(1 for c in self.children.values() if not c.stopping)
         text = f"managing {live} workers" if state == "running" else state
-        if self.waiting and any(kind == "applied" for _, kind, _ in self.waiting):
+        if any(kind == "applied" for _, kind, _ in self.requests.waiting):
             text = "reloading"
         if text != self._title:
             set_raw_title(f"resqued-master[{self.name}]: {text}")
             self._title = text
-        status = f"{text}; {self._summary()}"
+        status = f"{text}; {self.requests.summary()}"
         if status != self._status:
             self.notifier.status(status)
             self._status = status

@@ -135,6 +135,14 @@ class ControlServer:
                 complete.append(conn)
         return complete
 
+    def close_in_child(self) -> None:
+        """In a process forked from the master: drop its copies of the
+        sockets, leaving the socket file to the master."""
+        if self.sock is not None:
+            self.sock.close()
+        for conn in self.connections:
+            conn.sock.close()
+
     def close(self) -> None:
         for conn in self.connections:
             conn.sock.close()

@@ -18,11 +18,12 @@ import time
 
 from resqued.exits import EX_TEMPFAIL, EXIT_OK
 from resqued.master.spawner import SpawnerError
+from resqued.supervise.backoff import Backoff
+
 
 log = logging.getLogger("resqued.master")
 
-RETRY = 1.0
-MAX_RETRY = 30.0
+RETRY = 1.0     # while Redis is away, or the spawner cannot fork: a poll, not a backoff
 
 
 class RecoveryRuns:
@@ -31,7 +32,7 @@ class RecoveryRuns:
         self.running = None                              # (pid, batch)
         self.retry_at = 0.0
         self._down = False       # Redis unavailable, already said
-        self._failures = 0       # runs that crashed in a row
+        self._crashes = Backoff(first=RETRY)   # runs that crashed in a row
 
     def __bool__(self) -> bool:
         return bool(self.pending or self.running)
@@ -69,16 +70,16 @@ class RecoveryRuns:
         pid, batch = self.running
         self.running = None
         if code == EXIT_OK:
-            self._down, self._failures = False, 0
+            self._down = False
+            self._crashes.succeeded()
             return
         self.pending[:0] = batch
         if code == EX_TEMPFAIL:
             self._down = True   # the run said so, once
             self.retry_at = time.monotonic() + RETRY
             return
-        self._failures += 1
-        delay = min(RETRY * 2 ** (self._failures - 1), MAX_RETRY)
-        self.retry_at = time.monotonic() + delay
+        delay = self._crashes.failed()
+        self.retry_at = self._crashes.until
         log.error("the recovery run %d failed (exit %d); trying again in %.0fs", pid, code, delay)
 
     def give_up(self) -> None:
@@ -94,4 +95,3 @@ class RecoveryRuns:
         log.error("giving up on recovering %d dead workers' jobs: they stay in their in-flight "
                   "lists, and the next worker that prunes recovers them", len(self.pending))
         self.pending.clear()
-

@@ -37,12 +37,13 @@ import time
 from resqued.master import workerprocess
 from resqued.process.title import set_raw_title
 from resqued.process.signals import blocked_for_fork, exit_on_parent_death
+from resqued.supervise.backoff import Backoff
+
 
 log = logging.getLogger("resqued.master")
 
 REPLY_TIMEOUT = 5.0      # a fork takes milliseconds: this is a hung spawner (and the master waits)
 ADOPTION_TIMEOUT = 10.0
-MAX_BACKOFF = 30.0
 
 
 class SpawnerError(Exception):
@@ -58,8 +59,7 @@ class Spawner:
         self.pid = None
         self.sock = None
         self.ready = False
-        self.failures = 0
-        self.retry_at = 0.0
+        self.backoff = Backoff()    # restarts after it died
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -94,20 +94,19 @@ class Spawner:
         except OSError:
             message = b""
         if message == b"R":
-            self.ready, self.failures = True, 0
+            self.ready = True
+            self.backoff.succeeded()
         else:
             self._close()  # it died: the master reaps it and calls exited()
 
     def due(self) -> bool:
-        return self.pid is None and time.monotonic() >= self.retry_at
+        return self.pid is None and not self.backoff.waiting()
 
     def exited(self, how: str) -> None:
         """The master reaped the spawner."""
         self._close()
         self.pid = None
-        self.failures += 1
-        delay = min(0.5 * 2 ** (self.failures - 1), MAX_BACKOFF)
-        self.retry_at = time.monotonic() + delay
+        delay = self.backoff.failed()
         log.error("the worker spawner died (%s); a new one starts in %.1fs, workers meanwhile keep running",
                   how, delay)
 

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 
 from resqued.process.pidfile import Pidfile
 from resqued.process.title import PREFIX, set_title
-from resqued.worker.recycle import EXIT_BOOT_ERROR, RecyclePolicy, tree_rss
+from resqued.exits import EXIT_BOOT_ERROR, EXIT_FAILURE
+from resqued.worker.recycle import RecyclePolicy, tree_rss
 from resqued.jobs.allowlist import JobRegistry, RegistryError
 from resqued.process.signals import exit_on_parent_death
 
@@ -82,7 +83,9 @@ class Child:
 IDLE_TITLES = (f"{PREFIX}: Job forker for ", f"{PREFIX}: Standby for ")
 
 
-def worker_pidfile(pid_dir: str, pool, pid: int) -> str:
+def worker_pidfile(pid_dir: str | None, pool, pid: int) -> str | None:
+    if not pid_dir:
+        return None    # env mode: php-resque writes no worker pidfiles either
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", pool.name)
     return os.path.join(pid_dir, f"{safe}.{pid}.pid")
 
@@ -131,7 +134,7 @@ def worker_main(spec: dict, report_fd: int) -> int:
         return _worker_main(config, pool, spec["paused"], report_fd, spec["max_jobs"], spec["master_pid"])
     except BaseException:
         log.exception("worker for %s crashed", pool.name)
-        return 1
+        return EXIT_FAILURE
 
 
 def _worker_main(config, pool, paused, report_fd, max_jobs, master_pid) -> int:
@@ -160,7 +163,8 @@ def _worker_main(config, pool, paused, report_fd, max_jobs, master_pid) -> int:
 
 
 def remove_worker_pidfile(config, child: Child) -> None:
-    Pidfile(worker_pidfile(config.pid_dir, child.pool, child.pid)).remove(child.pid)
+    if config.pid_dir:
+        Pidfile(worker_pidfile(config.pid_dir, child.pool, child.pid)).remove(child.pid)
 
 
 def probe(config) -> str | None:

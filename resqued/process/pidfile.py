@@ -14,6 +14,13 @@ class PidfileError(RuntimeError):
     pass
 
 
+def socket_beside(pidfile: str) -> str:
+    """The master's control socket: beside its pidfile, ``.pid`` -> ``.sock``
+    (where resquectl --pidfile looks for it)."""
+    base = pidfile[:-len(".pid")] if pidfile.endswith(".pid") else pidfile
+    return base + ".sock"
+
+
 def read_pid(path: str) -> int | None:
     try:
         with open(path) as f:

@@ -1,0 +1,83 @@
+"""What a supervisor decides when one of its workers exits, and the state of
+a pool of workers, as pure code (no processes, no clock of its own): the
+master's arbiter, which env mode runs too, acts on it.
+
+A pool is RUNNING, in BACKOFF after its workers died at boot (each start
+waits longer), or FATAL after MAX_BOOT_FAILURES boot deaths in a row, until
+a reload: Supervisor's STARTING/BACKOFF/FATAL, per pool.
+"""
+
+import enum
+from dataclasses import dataclass, field
+
+from resqued.exits import CLEAN_EXITS, EXIT_BOOT_ERROR, EXIT_RECYCLE_JOBS, EXIT_RECYCLE_MEMORY
+from resqued.supervise.backoff import Backoff
+
+MAX_BOOT_FAILURES = 6      # then the pool is FATAL until the next reload
+
+
+class Exit(enum.Enum):
+    """Why a worker exited, as its supervisor judges it."""
+    STOPPED = "stopped"            # it was told to stop
+    RECYCLED = "recycled"          # it left to be replaced (max_jobs, max_memory)
+    BOOT_FAILURE = "boot failure"  # it died before it ever reported for work
+    DIED = "died"                  # it died while working
+
+
+def judge_exit(code: int, *, stopping: bool, ready: bool) -> Exit:
+    """``code``: exit code, or minus the signal number; ``stopping``: it was
+    told to stop; ``ready``: it had reported for work."""
+    if stopping:
+        return Exit.STOPPED
+    if code in (EXIT_RECYCLE_JOBS, EXIT_RECYCLE_MEMORY):
+        return Exit.RECYCLED
+    if code == EXIT_BOOT_ERROR or not ready:
+        return Exit.BOOT_FAILURE
+    return Exit.DIED
+
+
+def left_jobs_behind(code: int) -> bool:
+    """Did it exit without unregistering (so its in-flight jobs, if any,
+    must be recovered)?"""
+    return code not in CLEAN_EXITS
+
+
+class PoolState(enum.Enum):
+    RUNNING = "running"
+    BACKOFF = "backoff"
+    FATAL = "failed"
+
+
+@dataclass
+class Pool:
+    """A pool's supervision record, kept across the lives of its workers."""
+    backoff: Backoff = field(default_factory=Backoff)
+    failed: bool = False      # FATAL: no more starts until a reload
+    adjust: int = 0           # TTIN/TTOU
+    recycles: int = 0
+    restarts: int = 0
+
+    def state(self, now: float) -> PoolState:
+        if self.failed:
+            return PoolState.FATAL
+        return PoolState.BACKOFF if self.backoff.waiting(now) else PoolState.RUNNING
+
+    def may_start(self, now: float) -> bool:
+        return self.state(now) is PoolState.RUNNING
+
+    def worker_exited(self, verdict: Exit, now: float) -> float | None:
+        """Record a worker's exit. Returns the backoff delay after a boot
+        failure (None when the pool just turned FATAL, or for other exits)."""
+        if verdict is Exit.RECYCLED:
+            self.recycles += 1
+        elif verdict is Exit.BOOT_FAILURE:
+            self.restarts += 1
+            if self.backoff.failures + 1 >= MAX_BOOT_FAILURES:
+                self.backoff.failures += 1
+                self.failed = True
+                return None
+            return self.backoff.failed(now)
+        elif verdict is Exit.DIED:
+            self.restarts += 1
+            self.backoff.succeeded()
+        return None

@@ -1,0 +1,56 @@
+"""The supervision decisions the master (and so env mode) acts on, as pure
+code: no processes, the clock passed in."""
+
+import pytest
+
+from resqued.exits import EXIT_BOOT_ERROR, EXIT_FAILURE, EXIT_OK, EXIT_RECYCLE_JOBS, EXIT_RECYCLE_MEMORY
+from resqued.supervise.backoff import Backoff
+from resqued.supervise.states import MAX_BOOT_FAILURES, Exit, Pool, PoolState, judge_exit, left_jobs_behind
+
+
+def test_backoff_doubles_up_to_its_cap_and_starts_over_after_a_success():
+    backoff = Backoff()
+    assert [backoff.failed(now=100.0) for _ in range(8)] == [0.5, 1, 2, 4, 8, 16, 30, 30]
+    assert backoff.until == 130.0 and backoff.waiting(129.9) and not backoff.waiting(130.0)
+    backoff.succeeded()
+    assert not backoff.waiting(0.0) and backoff.failed(now=0.0) == 0.5
+
+
+@pytest.mark.parametrize("code, stopping, ready, verdict", [
+    (EXIT_OK, True, True, Exit.STOPPED),
+    (-9, True, False, Exit.STOPPED),               # told to stop: whatever it exits with
+    (EXIT_RECYCLE_JOBS, False, True, Exit.RECYCLED),
+    (EXIT_RECYCLE_MEMORY, False, True, Exit.RECYCLED),
+    (EXIT_BOOT_ERROR, False, True, Exit.BOOT_FAILURE),
+    (EXIT_FAILURE, False, False, Exit.BOOT_FAILURE),  # died before it reported for work
+    (-9, False, True, Exit.DIED),
+    (EXIT_OK, False, True, Exit.DIED),            # left unasked
+])
+def test_judge_exit(code, stopping, ready, verdict):
+    assert judge_exit(code, stopping=stopping, ready=ready) is verdict
+
+
+def test_only_unclean_exits_leave_jobs_to_recover():
+    assert [left_jobs_behind(c) for c in (EXIT_OK, EXIT_BOOT_ERROR, EXIT_RECYCLE_JOBS, EXIT_RECYCLE_MEMORY)] == [False] * 4
+    assert left_jobs_behind(EXIT_FAILURE) and left_jobs_behind(-9)
+
+
+def test_a_pool_backs_off_on_boot_failures_then_turns_fatal():
+    pool = Pool()
+    delays = [pool.worker_exited(Exit.BOOT_FAILURE, now=10.0) for _ in range(MAX_BOOT_FAILURES - 1)]
+    assert delays == [0.5, 1, 2, 4, 8]
+    assert pool.state(10.0) is PoolState.BACKOFF and not pool.may_start(10.0)
+    assert pool.state(18.0) is PoolState.RUNNING
+    assert pool.worker_exited(Exit.BOOT_FAILURE, now=20.0) is None
+    assert pool.state(1e9) is PoolState.FATAL and pool.failed and not pool.may_start(1e9)
+    assert pool.restarts == MAX_BOOT_FAILURES and pool.backoff.failures == MAX_BOOT_FAILURES
+
+
+def test_a_worker_that_dies_at_work_resets_the_boot_failures():
+    pool = Pool()
+    pool.worker_exited(Exit.BOOT_FAILURE, now=0.0)
+    pool.worker_exited(Exit.DIED, now=1.0)
+    assert pool.backoff.failures == 0 and pool.may_start(1.0) and pool.restarts == 2
+    pool.worker_exited(Exit.RECYCLED, now=2.0)
+    pool.worker_exited(Exit.STOPPED, now=3.0)
+    assert (pool.recycles, pool.restarts) == (1, 2)
