@@ -29,7 +29,7 @@ from resqued.resque.wire import HEARTBEAT_INTERVAL, PRUNE_BEATS
 from resqued.resque.outcome import DIRTY_EXIT, PRUNED_DIRTY_EXIT, Failure, add_outcome
 from resqued.resque.recovery import client_name
 
-log = logging.getLogger("resqued.worker")
+log = logging.getLogger("resqued.resque")
 
 PRUNE_LOCK_SECONDS = 60
 

@@ -19,7 +19,7 @@ import redis
 from resqued.resque import wire
 from resqued.resque.outcome import Failure
 
-log = logging.getLogger("resqued.recovery")
+log = logging.getLogger("resqued.resque")
 
 LOST_JOB = "resqued.LostJob"
 LOST_FIELD = "resqued_lost"

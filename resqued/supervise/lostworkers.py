@@ -16,7 +16,7 @@ from resqued.resque.client import Resque
 from resqued.resque.recovery import Recovery
 from resqued.resque.presence import unregister_commands
 
-log = logging.getLogger("resqued.master")
+log = logging.getLogger("resqued.supervise")
 
 RETRY = 1.0
 
