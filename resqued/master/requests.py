@@ -2,8 +2,10 @@
 the replies that wait for a condition: paused, resumed, applied), its status,
 and the one-line summary systemd and the process title show.
 
-A part of Master (arbiter.py), split out to keep each file about one thing:
-it reads the master's state and calls its commands, and changes nothing else.
+``RequestHandlers(master)`` is owned by the master (``master.requests``), as
+gunicorn's CommandHandlers is by its arbiter. Its own state is the requests
+waiting for their condition and whether systemd was told READY; it reads the
+master's state and calls its commands, and changes nothing else of it.
 """
 
 import os
@@ -17,31 +19,37 @@ from resqued.master import reconcile
 REQUEST_TIMEOUT = 60.0     # a pause/reload request waits at most this long
 
 
-class MasterRequests:
-    def _handle_request(self, conn) -> None:
+class RequestHandlers:
+    def __init__(self, master):
+        self.master = master
+        self.waiting = []         # (connection, kind, deadline): answered once kind holds
+        self.ready_sent = False   # systemd told READY=1 (again after each reload)
+
+    def handle(self, conn) -> None:
+        master = self.master
         command = conn.request["command"]
         if command == "status":
             conn.reply(ok=True, **self.status())
-        elif self.stopping and command != "stop":
+        elif master.stopping and command != "stop":
             conn.reply(ok=False, error="the master is stopping")
         elif command == "pause":
-            self.pause()
+            master.pause()
             self.waiting.append((conn, "paused", time.monotonic() + REQUEST_TIMEOUT))
         elif command == "resume":
-            self.resume()
+            master.resume()
             self.waiting.append((conn, "resumed", time.monotonic() + REQUEST_TIMEOUT))
         elif command == "reload":
-            error = self.reload()
+            error = master.reload()
             if error:
                 conn.reply(ok=False, error=error)
             else:
                 self.waiting.append((conn, "applied", time.monotonic() + REQUEST_TIMEOUT))
         elif command == "stop":
-            self.stop("immediate" if conn.request.get("now") else "graceful", bounded=True)
+            master.stop("immediate" if conn.request.get("now") else "graceful", bounded=True)
             conn.reply(ok=True, pid=os.getpid(), message="stopping")
 
     def _condition(self, kind: str) -> bool:
-        live = [c for c in self.children.values() if not c.stopping]
+        live = [c for c in self.master.children.values() if not c.stopping]
         if kind == "paused":
             return all(c.paused for c in live)
         if kind == "resumed":
@@ -51,23 +59,24 @@ class MasterRequests:
     def _applied(self) -> bool:
         """Every pool has its count of ready workers of the current config
         (none while WINCH keeps them stopped)."""
-        if self.winched:
+        master = self.master
+        if master.winched:
             return True
-        counts = self._desired_counts()
-        settings = workerprocess.global_settings(self.config)
-        for pool in self.config.pools:
-            if self.pools[pool.name].failed:
+        counts = master._desired_counts()
+        settings = workerprocess.global_settings(master.config)
+        for pool in master.config.pools:
+            if master.pools[pool.name].failed:
                 continue
-            ready = [c for c in self.children.values() if not c.stopping and c.ready
+            ready = [c for c in master.children.values() if not c.stopping and c.ready
                      and reconcile.same_settings(c.pool, pool) and c.settings == settings]
             if len(ready) < counts[pool.name]:
                 return False
         return True
 
-    def _answer_waiting(self) -> None:
-        if not self.ready_sent and not self.stopping and self._applied():
+    def answer_waiting(self) -> None:
+        if not self.ready_sent and not self.master.stopping and self._applied():
             self.ready_sent = True
-            self.notifier.ready(self._summary())
+            self.master.notifier.ready(self.summary())
         still = []
         for conn, kind, deadline in self.waiting:
             if self._condition(kind):
@@ -79,38 +88,43 @@ class MasterRequests:
         self.waiting = still
 
     def status(self) -> dict:
-        counts = self._desired_counts()
+        master = self.master
+        counts = master._desired_counts()
         pools = []
-        for pool in self.config.pools:
-            state = self.pools[pool.name]
+        for pool in master.config.pools:
+            state = master.pools[pool.name]
             pools.append({"queues": list(pool.queues), "count": counts[pool.name],
-                          "alive": sum(1 for c in self.children.values() if c.pool.name == pool.name
+                          "alive": sum(1 for c in master.children.values() if c.pool.name == pool.name
                                        and not c.stopping),
                           "failed": state.failed, "recycles": state.recycles, "restarts": state.restarts,
                           "max_memory": pool.max_memory, "max_jobs": pool.max_jobs})
-        return {"master": {"pid": os.getpid(), "config": self.config.path, "state": self._state(),
+        return {"master": {"pid": os.getpid(), "config": master.config.path, "state": self.state(),
                            "rss": psutil.Process().memory_info().rss},
                 "spawner": self._spawner_status(),
                 "pools": pools,
-                "workers": [c.describe() for c in sorted(self.children.values(), key=lambda c: c.pid)]}
+                "workers": [c.describe() for c in sorted(master.children.values(), key=lambda c: c.pid)]}
 
     def _spawner_status(self) -> dict:
-        pid, rss = self.spawner.pid, None
+        spawner = self.master.spawner
+        pid, rss = spawner.pid, None
         try:
             rss = psutil.Process(pid).memory_info().rss if pid else None
         except psutil.Error:
             pass
-        state = "ready" if self.spawner.ready else "starting" if pid else "down"
+        state = "ready" if spawner.ready else "starting" if pid else "down"
         return {"pid": pid, "state": state, "rss": rss}
 
-    def _state(self) -> str:
-        if self.stopping:
+    def state(self) -> str:
+        """The master's state, in one word."""
+        master = self.master
+        if master.stopping:
             return "stopping"
-        if self.winched:
+        if master.winched:
             return "winched"
-        return "paused" if self.paused else "running"
+        return "paused" if master.paused else "running"
 
-    def _summary(self) -> str:
-        live = sum(1 for c in self.children.values() if not c.stopping)
-        failed = [n for n, s in self.pools.items() if s.failed]
+    def summary(self) -> str:
+        """What systemd's STATUS and READY show."""
+        live = sum(1 for c in self.master.children.values() if not c.stopping)
+        failed = [n for n, s in self.master.pools.items() if s.failed]
         return f"{live} workers" + (f"; failed pools: {', '.join(failed)}" if failed else "")
