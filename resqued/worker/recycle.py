@@ -1,24 +1,13 @@
 """When a worker should be replaced: after enough jobs, or when it (with its
 job child) uses too much memory — what operators used monit for.
 
-Exit codes tell the master why a worker left (gunicorn's idea: exit codes are
-a protocol), so every recycle is logged with its reason and counted.
+A recycled worker leaves with an exit code that says why (resqued/exits.py),
+so every recycle is logged with its reason and counted.
 """
 
 import psutil
 
-EXIT_OK = 0
-EXIT_BOOT_ERROR = 3
-EXIT_RECYCLE_JOBS = 4
-EXIT_RECYCLE_MEMORY = 5
-EXIT_REASONS = {
-    EXIT_BOOT_ERROR: "could not boot",
-    EXIT_RECYCLE_JOBS: "recycled after max_jobs",
-    EXIT_RECYCLE_MEMORY: "recycled over max_memory",
-}
-# Exits after which a worker has unregistered and left nothing in flight;
-# after any other, its supervisor recovers its jobs.
-CLEAN_EXITS = (EXIT_OK, EXIT_BOOT_ERROR, EXIT_RECYCLE_JOBS, EXIT_RECYCLE_MEMORY)
+from resqued.exits import EXIT_RECYCLE_JOBS, EXIT_RECYCLE_MEMORY
 
 
 def tree_rss(pid: int, exclude=(), idle_titles=()) -> int:
