@@ -2,8 +2,10 @@
 (ending at once on a signal), say once that Redis is away and once that it
 is back, and then start afresh what the outage may have broken.
 
-A mixin of Worker (worker.py), like childwatch.py: it reads and sets the
-worker's state (its id, reserver, registration, the reclaim flag).
+``RedisOutage(worker)`` is owned by the worker (``worker.outage``). Its own
+state is the outage's start and whether the in-flight lists need
+reclaiming; of the worker it reads its id and whether it is stopping, waits
+and acts on signals through it, and restarts its reserver and registration.
 """
 
 import logging
@@ -17,8 +19,15 @@ REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)
 MAX_BACKOFF = 5.0
 
 
-class RedisOutages:
-    def _redis(self, action, until_shutdown: bool = False):
+class RedisOutage:
+    def __init__(self, worker):
+        self.worker = worker
+        self.since = None          # monotonic time Redis went away; None while it answers
+        # A reply may have been lost, so a job may sit in an in-flight list
+        # unknown to the worker: reclaim them before the next reserve (reserve.py).
+        self.reclaim_due = False
+
+    def retry(self, action, until_shutdown: bool = False):
         """Run ``action``, retrying with backoff while Redis is unreachable.
         With ``until_shutdown``, give up (return None) once a stop is asked."""
         delay = 0.1
@@ -26,30 +35,31 @@ class RedisOutages:
             try:
                 result = action()
             except REDIS_ERRORS as exc:
-                self._note_outage(exc)
-                self._idle_wait(delay)
-                self._dispatch_signals()
-                if until_shutdown and self.shutdown:
+                self.note(exc)
+                self.worker.idle_wait(delay)
+                self.worker.dispatch_signals()
+                if until_shutdown and self.worker.shutdown:
                     return None
                 delay = min(delay * 2, MAX_BACKOFF)
                 continue
-            if self._outage_since is not None:
-                self._end_outage()
+            if self.since is not None:
+                self._end()
             return result
 
-    def _note_outage(self, exc) -> None:
-        if self._outage_since is None:
-            self._outage_since = time.monotonic()
-            log.error("worker %s: Redis unavailable (%s); retrying", self.id, exc)
-        self._reclaim_due = True
+    def note(self, exc) -> None:
+        """A Redis command failed for want of Redis."""
+        if self.since is None:
+            self.since = time.monotonic()
+            log.error("worker %s: Redis unavailable (%s); retrying", self.worker.id, exc)
+        self.reclaim_due = True
 
-    def _end_outage(self) -> None:
-        log.warning("worker %s: Redis is back after %.1fs", self.id, time.monotonic() - self._outage_since)
-        self._outage_since = None
+    def _end(self) -> None:
+        log.warning("worker %s: Redis is back after %.1fs", self.worker.id, time.monotonic() - self.since)
+        self.since = None
         # The reserve's own connections outlived the old server: start them afresh.
-        self.reserver.close()
+        self.worker.reserver.close()
         # A Redis restarted without persistence forgot us: register again.
         try:
-            self.registration.register(recover_own=False)
+            self.worker.registration.register(recover_own=False)
         except REDIS_ERRORS as exc:
-            self._note_outage(exc)
+            self.note(exc)

@@ -69,6 +69,19 @@ return n
 """
 
 
+class UnsupportedServer(redis.RedisError):
+    """The Redis server lacks what crash-safe reserve needs."""
+
+
+def check_server(client) -> None:
+    """Raise UnsupportedServer unless the server has LMOVE/BLMOVE, which keep
+    a reserved job in Redis: Redis 6.2 or newer."""
+    version = client.info("server").get("redis_version", "0")
+    parts = tuple(int(p) for p in str(version).split(".")[:2] if p.isdigit())
+    if parts < (6, 2):
+        raise UnsupportedServer(f"Redis {version} is too old: resqued needs 6.2 or newer (BLMOVE)")
+
+
 class Reserver:
     def __init__(self, client: redis.Redis, keys, worker_id: str, signals):
         self.client = client

@@ -4,10 +4,12 @@ One process, one loop (``work``). Signal handlers only record; the loop
 dispatches them between steps, and every wait (BLPOP, waiting for the job
 child, backing off while Redis is away) ends as soon as a signal arrives.
 
-The job child reports its outcome to the worker through a pipe and exits; the
-worker records everything in one Redis pipeline. A child that dies without
-reporting (SIGKILL, OOM, ``os._exit``) is a dirty exit and is recorded as a
-failure — never counted as done.
+The job runs as ``execution`` says (execution/: in a fresh child that reports
+through a pipe, or inline); the worker records the outcome in one Redis
+transaction. A child that dies without reporting (SIGKILL, OOM, ``os._exit``)
+is a dirty exit, recorded as a failure — never counted as done. Redis
+outages are ridden out by ``outage`` (outage.py). Both are objects the
+worker owns; they hold it and read its state explicitly.
 
 Signals (Resque's meanings):
   QUIT        finish the current job, then exit
@@ -29,21 +31,21 @@ from resqued.redisio import direct
 from resqued.jobs import events
 from resqued.resque import wire
 from resqued.resque.wire import HEARTBEAT_INTERVAL
-from resqued.worker.execution.childwatch import JobChildWatch
 from resqued.redisio.deferred import Deferred
-from resqued.worker.execution.standbys import Forker
+from resqued.worker.execution import Execution
+from resqued.worker.execution.forking import ForkingExecution
+from resqued.worker.execution.inline import InlineExecution
 from resqued.jobs.job import Job
-from resqued.worker.execution.jobchild import run_inline
 from resqued.resque.outcome import DEFAULT_MAX_LOST, INVALID_PAYLOAD, ON_LOST, UNKNOWN_JOB, Failure, add_outcome
 from resqued.process.pidfile import Pidfile
-from resqued.process.title import set_title, stamp
+from resqued.process.title import set_title
 from resqued.resque.recovery import Recovery, client_name, inflight_queues
 from resqued.exits import EXIT_BOOT_ERROR, EXIT_OK, EXIT_REASONS
 from resqued.worker.recycle import RecyclePolicy, tree_rss
 from resqued.resque.presence import Registration
 from resqued.jobs.allowlist import UnknownJob
-from resqued.worker.outage import REDIS_ERRORS, RedisOutages
-from resqued.worker.reserve import Reserver
+from resqued.worker.outage import REDIS_ERRORS, RedisOutage
+from resqued.worker.reserve import Reserver, UnsupportedServer, check_server
 from resqued.process.signals import SignalQueue, describe, wait_readable
 
 log = logging.getLogger("resqued.worker")
@@ -54,11 +56,7 @@ PAUSE_KEY_CHECK = 1.0
 QUEUES_REREAD = 1.0   # how stale a busy "*" worker's list of queues may get
 
 
-class UnsupportedServer(redis.RedisError):
-    """The Redis server lacks what crash-safe reserve needs."""
-
-
-class Worker(JobChildWatch, RedisOutages):
+class Worker:
     def __init__(self, resque, registry, queues, interval: float = 5.0,
                  heartbeat_interval: float = HEARTBEAT_INTERVAL, term_timeout: float = 4.0,
                  parent_pid: int | None = None, recycle: RecyclePolicy | None = None,
@@ -74,11 +72,9 @@ class Worker(JobChildWatch, RedisOutages):
         ``orphan_timeout``: once the master is gone, how long a running job
         may go on before it is killed (the master's shutdown_timeout: nothing
         outlives a master that was killed for not stopping in time).
-        ``fork=False``: run jobs inside the worker (opt-in, for trusted short
-        jobs): no fork cost, but a job that crashes takes the worker with it
-        (its job is then recovered like any dead worker's) and signals wait
-        for the running job to end. ``job_forker``: job children are forked
-        by a process beside the worker (jobforker.py), not by the worker."""
+        ``fork=False``: run jobs inside the worker (execution/inline.py).
+        ``job_forker``: job children are forked by a process beside the
+        worker (execution/jobforker.py), not by the worker."""
         self.resque = resque
         self.keys = resque.keys
         self.redis = resque.redis
@@ -103,8 +99,7 @@ class Worker(JobChildWatch, RedisOutages):
         self.registration = Registration(self.redis, self.keys, self.id, self.hostname, heartbeat_interval,
                                          self.recovery)
         self.reserver = Reserver(self.redis, self.keys, self.id, self.signals)
-        self.fork = fork
-        self.forker = Forker(self.signals, registry, self.id, ",".join(self.queues), job_forker=job_forker)
+        self.outage = RedisOutage(self)
         self._pause_checked_at = 0.0
         self._paused_by_key_cache = False
         self.recycle = recycle or RecyclePolicy()
@@ -115,18 +110,12 @@ class Worker(JobChildWatch, RedisOutages):
         self.paused = start_paused
         self.exit_code = EXIT_OK
         self.jobs_done = 0
-        self._recycle_after_job = None  # exit code to leave with once the job ends
-        self._kill_reason = None
-        self._orphaned_at = None
-        self._child = None          # pid of the running job child
-        self._kill_at = None        # monotonic time to SIGKILL the child
-        self._outage_since = None
         self._title = None
         self._held = None           # (queue, raw): taken with the last outcome, not yet run
         self._take_from = []        # the queues, in priority order, that it was taken from
         self._queues_read_at = 0.0
-        self._reclaim_due = False   # a reply may have been lost: see reserve.py
-        self._streaming = False     # this job was taken with the last one's outcome
+        # Built last: it reads the worker's id, signals, registry and queues.
+        self.execution: Execution = ForkingExecution(self, job_forker) if fork else InlineExecution(self)
 
     # -- main loop ---------------------------------------------------------
     def work(self) -> int:
@@ -143,24 +132,24 @@ class Worker(JobChildWatch, RedisOutages):
         log.info("worker %s starting", self.id)
         reserving = False
         try:
-            self._redis(self._check_server, until_shutdown=True)
-            self._redis(self.registration.register, until_shutdown=True)
+            self.outage.retry(lambda: check_server(self.redis), until_shutdown=True)
+            self.outage.retry(self.registration.register, until_shutdown=True)
             if not self.shutdown:
                 events.trigger("beforeFirstFork", self)
                 reserving = True
                 self._loop()
         finally:
-            self._report(state="stopping")
-            self.forker.close()
+            self.report(state="stopping")
+            self.execution.close()
             emptied = True
             if reserving:
                 # No job runs now: whatever is left in our in-flight lists (a
                 # job taken with the last outcome, one taken by a command whose
                 # reply was lost) goes back to the head of its queue.
-                emptied = (self._redis(self._give_back_held, until_shutdown=True)
-                           and self._redis(self._reclaim, until_shutdown=True))
+                emptied = (self.outage.retry(self._give_back_held, until_shutdown=True)
+                           and self.outage.retry(self._reclaim, until_shutdown=True))
             if emptied:
-                self._redis(self.registration.unregister, until_shutdown=True)
+                self.outage.retry(self.registration.unregister, until_shutdown=True)
             else:
                 # Redis was away as we stopped. Unregistering without emptying
                 # the lists would leave their jobs where nobody looks; a worker
@@ -177,39 +166,37 @@ class Worker(JobChildWatch, RedisOutages):
 
     def _loop(self) -> None:
         while True:
-            self._dispatch_signals()
+            self.dispatch_signals()
             if self.shutdown or self._orphaned():
                 return
-            if self.paused or self._redis(self._paused_by_key, until_shutdown=True):
-                self._redis(self._give_back_held, until_shutdown=True)
-                self._title_once("Paused")
-                self._report(state="paused")
-                self._idle_wait(self.interval or 1.0)
+            if self.paused or self.outage.retry(self._paused_by_key, until_shutdown=True):
+                self.outage.retry(self._give_back_held, until_shutdown=True)
+                self.show_title("Paused")
+                self.report(state="paused")
+                self.idle_wait(self.interval or 1.0)
                 continue
             if self._held is not None:
                 reserved, self._held = self._held, None
-                self._streaming = True  # taken with the last outcome: the queue is busy
-                if self.fork:
-                    self.forker.prepare()
+                self.execution.prepare()  # taken with the last outcome: the queue is busy
                 queues = self._take_from
                 if "*" in self.queues and time.monotonic() - self._queues_read_at >= QUEUES_REREAD:
-                    queues = self._redis(self._current_queues, until_shutdown=True) or queues
+                    queues = self.outage.retry(self._current_queues, until_shutdown=True) or queues
             else:
-                queues = self._redis(self._current_queues, until_shutdown=True)
-                if queues is None or (self._reclaim_due and not self._redis(self._reclaim, until_shutdown=True)):
+                queues = self.outage.retry(self._current_queues, until_shutdown=True)
+                if queues is None or (self.outage.reclaim_due and
+                                      not self.outage.retry(self._reclaim, until_shutdown=True)):
                     continue
-                if self.fork:
-                    self.forker.prepare(idle=True)  # fork while idle, not once the job is here
-                self._streaming = False
-                self._title_once(f"Waiting for {','.join(self.queues)}")
-                self._report(state="idle")
-                reserved = self._redis(lambda: self.reserver.pop(queues, self._wait_time()), until_shutdown=True)
+                self.execution.prepare(idle=True)  # fork while idle, not once the job is here
+                self.show_title(f"Waiting for {','.join(self.queues)}")
+                self.report(state="idle")
+                reserved = self.outage.retry(lambda: self.reserver.pop(queues, self._wait_time()),
+                                             until_shutdown=True)
             if reserved is not None:
                 self._take_from = queues
                 self._process(*reserved)
                 if self._should_recycle():
                     return
-            self._beat_if_due()
+            self.beat_if_due()
 
     def _may_take_next(self) -> bool:
         """Whether to take the next job along with this one's outcome: not
@@ -218,9 +205,9 @@ class Worker(JobChildWatch, RedisOutages):
         # Act on what came in during the job first: a QUIT or USR2 stops the
         # take, and the SIGCHLD of a job child's exit must not (it would, as
         # a pending signal, in nearly every forked job).
-        self._dispatch_signals()
-        return not (self.shutdown or self.paused or self._reclaim_due or self.signals.has_pending()
-                    or self._recycle_after_job is not None
+        self.dispatch_signals()
+        return not (self.shutdown or self.paused or self.outage.reclaim_due or self.signals.has_pending()
+                    or self.execution.recycle_after_job is not None
                     or (self.recycle.max_jobs and self.jobs_done + 1 >= self.recycle.max_jobs)
                     or (self.parent_pid is not None and os.getppid() != self.parent_pid))
 
@@ -232,23 +219,16 @@ class Worker(JobChildWatch, RedisOutages):
 
     def _reclaim(self) -> bool:
         moved = self.reserver.reclaim(inflight_queues(self.redis, self.keys, self.id))
-        self._reclaim_due = False
+        self.outage.reclaim_due = False
         if moved:
             log.warning("worker %s: %d job(s) taken by a command whose reply was lost went back "
                         "to the head of their queue", self.id, moved)
         return True
 
-    def _check_server(self) -> None:
-        version = self.redis.info("server").get("redis_version", "0")
-        parts = tuple(int(p) for p in str(version).split(".")[:2] if p.isdigit())
-        if parts < (6, 2):
-            # LMOVE/BLMOVE, which keep a reserved job in Redis, came with 6.2.
-            raise UnsupportedServer(f"Redis {version} is too old: resqued needs 6.2 or newer (BLMOVE)")
-
     def _should_recycle(self) -> bool:
-        code = self._recycle_after_job
+        code = self.execution.recycle_after_job
         if code is None:
-            rss = (tree_rss(self.pid, exclude=self.forker.idle_pids())
+            rss = (tree_rss(self.pid, exclude=self.execution.idle_pids())
                    if self.recycle.watches_memory else None)
             code = self.recycle.after_job(self.jobs_done, rss)
         if code is None:
@@ -257,7 +237,7 @@ class Worker(JobChildWatch, RedisOutages):
         self.exit_code = code
         return True
 
-    def _report(self, **state) -> None:
+    def report(self, **state) -> None:
         """Tell the master what we are doing; never block on it."""
         if self.report_fd is None:
             return
@@ -304,27 +284,27 @@ class Worker(JobChildWatch, RedisOutages):
             return True
         return False
 
-    def _title_once(self, text: str) -> None:
+    def show_title(self, text: str) -> None:
         if text != self._title:
             set_title(text)
             self._title = text
 
-    def _idle_wait(self, seconds: float) -> None:
+    def idle_wait(self, seconds: float) -> None:
         if not self.signals.has_pending():
             wait_readable([self.signals], min(seconds, self.registration.heartbeat_due_in() or seconds))
-        self._beat_if_due()
+        self.beat_if_due()
 
-    def _beat_if_due(self) -> None:
+    def beat_if_due(self) -> None:
         if self.registration.heartbeat_due_in() <= 0:
             try:
                 self.registration.heartbeat()
-                if self._child is None:
+                if not self.execution.busy:
                     self.registration.prune_if_due()
             except REDIS_ERRORS as exc:
-                self._note_outage(exc)
+                self.outage.note(exc)
 
     # -- signals -----------------------------------------------------------
-    def _dispatch_signals(self) -> None:
+    def dispatch_signals(self) -> None:
         for signum in self.signals.drain():
             if signum == signal.SIGCHLD:
                 continue  # only wakes the wait for the job child
@@ -333,17 +313,16 @@ class Worker(JobChildWatch, RedisOutages):
                 self.shutdown = True
             elif signum in (signal.SIGTERM, signal.SIGINT):
                 self.shutdown = True
-                self._kill_child()
+                self.execution.kill()
             elif signum == signal.SIGUSR1:
-                self._kill_child()
+                self.execution.kill()
             elif signum == signal.SIGUSR2:
                 self.paused = True
-                self._report(state="paused" if self._child is None else "busy")
+                self.report(state="busy" if self.execution.busy else "paused")
             elif signum == signal.SIGCONT:
                 self.paused = False
-                self._report(state="idle" if self._child is None else "busy")
+                self.report(state="busy" if self.execution.busy else "idle")
 
-    # -- Redis outages -----------------------------------------------------
     # -- one job -----------------------------------------------------------
     def _process(self, queue: str, raw: bytes) -> None:
         try:
@@ -360,13 +339,7 @@ class Worker(JobChildWatch, RedisOutages):
             self._record(queue, raw, payload, Failure(UNKNOWN_JOB, str(exc)))
             return
         started = time.monotonic()
-        if self.fork:
-            failure, skipped = self._run_in_child(job, target)
-        else:
-            marked = self._mark_running(job)
-            self._title_once(f"Processing {queue} since {stamp()} [{job.job_class}]")
-            failure, skipped = run_inline(job, target)
-            self._marked(marked)
+        failure, skipped = self.execution.run(job, target)
         elapsed = (time.monotonic() - started) * 1000
         if failure is None:
             log.info("job %s %s on %s %s in %.0f ms", job.label, job.job_class, queue,
@@ -376,8 +349,8 @@ class Worker(JobChildWatch, RedisOutages):
                         elapsed, failure.exception, failure.error)
         self._record(queue, raw, payload, failure)
 
-    def _mark_running(self, job: Job) -> Deferred | None:
-        """Send the working-on key and the running status; ``_marked`` reads
+    def mark_running(self, job: Job) -> Deferred | None:
+        """Send the working-on key and the running status; ``read_marked`` reads
         the replies (see deferred.py). While Redis is away the job runs
         unmarked rather than waiting: its outcome is what must not be lost."""
         commands = [("SET", self.keys.worker(self.id), wire.working_on(job.queue, job.payload))]
@@ -386,16 +359,16 @@ class Worker(JobChildWatch, RedisOutages):
         try:
             return Deferred(self.redis, commands, held=self._deferred_conn)
         except REDIS_ERRORS as exc:
-            self._note_outage(exc)
+            self.outage.note(exc)
             return None
 
-    def _marked(self, marked: Deferred | None) -> None:
+    def read_marked(self, marked: Deferred | None) -> None:
         if marked is None:
             return
         try:
             marked.wait()
         except REDIS_ERRORS as exc:
-            self._note_outage(exc)
+            self.outage.note(exc)
         except redis.ResponseError as exc:
             log.warning("worker %s: marking the job running failed: %s", self.id, exc)
 
@@ -407,14 +380,14 @@ class Worker(JobChildWatch, RedisOutages):
             # its outcome is recorded, so a crash can neither lose it nor
             # leave a recorded job to be recovered again. While the queue is
             # busy, the next job is taken in it too (see reserve.py).
-            take = take_from if not self._reclaim_due else []
+            take = take_from if not self.outage.reclaim_due else []
             batch = direct.Batch()
             add_outcome(batch, self.keys, self.id, queue, payload, failure)
             batch.execute_command("DEL", self.keys.worker(self.id))
             batch.execute_command("LREM", self.reserver.inflight(queue), 1, raw)
             if take:
                 self.reserver.take_in(batch, take)
-            # No silent retry: a lost reply must reach _redis, which marks
+            # No silent retry: a lost reply must reach outage.retry, which marks
             # the in-flight lists for reclaiming (the next job may have moved).
             replies = direct.execute(self.redis, batch.commands, transaction=True, retry=False,
                                      raise_errors=False, held=self._outcome_conn)
@@ -423,5 +396,5 @@ class Worker(JobChildWatch, RedisOutages):
                     raise reply
             return self.reserver.taken(take, replies[-1]) if take else None
         # An outcome is never dropped: keep trying until Redis takes it.
-        self._held = self._redis(commands)
+        self._held = self.outage.retry(commands)
         self.jobs_done += 1

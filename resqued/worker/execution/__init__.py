@@ -1,4 +1,30 @@
-"""How a worker runs its jobs: a child per job, forked ahead (standbys) by a
-job forker beside the worker (jobforker), watched until it reports
-(childwatch); the job child itself (jobchild), or inline in the worker.
+"""How a worker runs its jobs, behind one interface (``Execution``): in a
+fresh child per job (forking: ForkingExecution), forked ahead (standbys) by
+a job forker beside the worker (jobforker) and watched until it reports
+(childwatch), the job child itself being jobchild; or inside the worker
+(inline: InlineExecution).
 """
+
+from typing import Protocol
+
+
+class Execution(Protocol):
+    """What the worker asks of its execution strategy (``worker.execution``)."""
+
+    busy: bool                      # a job is running that kill() can reach
+    recycle_after_job: int | None   # exit code (resqued/exits.py) to leave with once the job ends
+
+    def prepare(self, idle: bool = False) -> None:
+        """Before each reserve (``idle``) or held job: get ready to run it."""
+
+    def run(self, job, target) -> tuple:
+        """Run one job; returns (Failure or None, skipped)."""
+
+    def kill(self, reason: str | None = None) -> None:
+        """Kill the running job (on TERM, INT or USR1), if it can be reached."""
+
+    def idle_pids(self) -> set:
+        """The worker's descendants that hold no job: left out of its memory."""
+
+    def close(self) -> None:
+        """The worker is stopping: end whatever helper processes it has."""

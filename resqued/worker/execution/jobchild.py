@@ -125,18 +125,6 @@ def flush_and_exit(code: int) -> None:
     os._exit(code)
 
 
-def run_inline(job, target):
-    """Run ``job`` inside the worker itself (fork: false). Returns (failure, skipped)."""
-    try:
-        return None, not perform(job, target)
-    except BaseException as exc:
-        try:
-            events.trigger("onFailure", exc, job)
-        except Exception:
-            log.exception("onFailure listener raised")
-        return Failure(exception_name(exc), str(exc), backtrace(exc)), False
-
-
 def interpret(job, pid: int, status: int, report: bytes, kill_reason: str | None = None):
     """Turn a reaped child's wait status and report into (failure, skipped)."""
     if report:

@@ -1,0 +1,84 @@
+"""Running each job in a fresh child (the default): the job goes to a standby
+forked ahead (standbys.py, by the job forker, jobforker.py), and the worker
+watches the child until it reports or dies (childwatch.py).
+
+``ForkingExecution(worker, job_forker)`` is owned by the worker
+(``worker.execution``), as is InlineExecution (inline.py), its alternative
+behind the same methods. It holds the standbys and the current job's watch;
+of the worker it reads its id, signals, registry and queues, and has it mark
+the job running, set its title and report to the master.
+"""
+
+import os
+import time
+
+from resqued.jobs import events
+from resqued.jobs.job import backtrace, exception_name
+from resqued.process.title import stamp
+from resqued.resque.outcome import Failure
+from resqued.worker.execution.childwatch import ChildWatch
+from resqued.worker.execution.jobchild import interpret
+from resqued.worker.execution.standbys import Forker
+
+
+class ForkingExecution:
+    def __init__(self, worker, job_forker: bool = True):
+        """``job_forker``: job children are forked by a process beside the
+        worker (jobforker.py), not by the worker."""
+        self.worker = worker
+        self.forker = Forker(worker.signals, worker.registry, worker.id, ",".join(worker.queues),
+                             job_forker=job_forker)
+        self.watch = None              # the running job's ChildWatch
+        self.recycle_after_job = None  # exit code to leave with once the job ends
+        self._idle = True              # the next job comes to an idle worker (see prepare)
+
+    @property
+    def busy(self) -> bool:
+        """A job child is running."""
+        return self.watch is not None
+
+    def prepare(self, idle: bool = False) -> None:
+        """Be ready for the next job: have a standby ready or on its way.
+        ``idle``: the worker is about to wait for a job (not to run one
+        taken with the last outcome): the standby rehearses the job path
+        meanwhile, and the job's own wait forks the next one a little later
+        (childwatch.py)."""
+        self._idle = idle
+        self.forker.prepare(idle=idle)
+
+    def run(self, job, target):
+        """Run the job in a fresh child and wait for its report. Returns (failure, skipped)."""
+        try:
+            events.trigger("beforeFork", job)
+        except Exception as exc:
+            return Failure(exception_name(exc), f"beforeFork hook failed: {exc}", backtrace(exc)), False
+        pid, read_fd = self.forker.start(job, target)
+        watch = self.watch = ChildWatch(self.worker, self.forker, pid, read_fd, idle=self._idle)
+        # Marked running once the child has the job, so the round trip
+        # overlaps the job instead of delaying its start.
+        marked = self.worker.mark_running(job)
+        self.worker.show_title(f"Forked {pid} at {stamp()}")
+        self.worker.report(state="busy", job={"class": job.job_class, "id": job.id, "queue": job.queue},
+                           since=time.time())
+        try:
+            status, report = watch.wait()
+        finally:
+            os.close(read_fd)
+            self.watch = None
+            self.recycle_after_job = self.recycle_after_job or watch.recycle_after_job
+            self.worker.read_marked(marked)
+        self.forker.reap()
+        return interpret(job, pid, status, report, watch.kill_reason)
+
+    def kill(self, reason: str | None = None) -> None:
+        """Kill the running job, if any (TERM, then KILL after term_timeout)."""
+        if self.watch is not None:
+            self.watch.kill(reason)
+
+    def idle_pids(self) -> set:
+        """The worker's descendants that hold no job: left out of its memory."""
+        return self.forker.idle_pids()
+
+    def close(self) -> None:
+        """Dismiss the standby, reap every child and stop the job forker."""
+        self.forker.close()

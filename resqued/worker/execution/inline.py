@@ -1,0 +1,57 @@
+"""Running each job inside the worker (``fork: false``, FORK_PER_JOB=false):
+for trusted short jobs. No fork cost, but a job that crashes takes the
+worker with it (its job is then recovered like any dead worker's), and the
+worker acts on signals only between jobs.
+
+``InlineExecution(worker)`` is owned by the worker (``worker.execution``),
+as is ForkingExecution (forking.py), behind the same methods. It has no
+state of its own; it has the worker mark the job running and set its title.
+"""
+
+import logging
+
+from resqued.jobs import events
+from resqued.jobs.job import backtrace, exception_name, perform, warm
+from resqued.process.title import stamp
+from resqued.resque.outcome import Failure
+
+log = logging.getLogger("resqued.worker")
+
+
+class InlineExecution:
+    # Signals wait for the running job to end: when the worker acts on one,
+    # no job is running, and none can be killed.
+    busy = False
+    recycle_after_job = None   # memory is checked after each job (RecyclePolicy.after_job)
+
+    def __init__(self, worker):
+        self.worker = worker
+        for target in worker.registry.targets():
+            warm(target)  # as a forking worker does, once (standbys.py)
+
+    def prepare(self, idle: bool = False) -> None:
+        """Nothing to have ready: the job runs here."""
+
+    def run(self, job, target):
+        """Run the job in this process. Returns (failure, skipped)."""
+        marked = self.worker.mark_running(job)
+        self.worker.show_title(f"Processing {job.queue} since {stamp()} [{job.job_class}]")
+        try:
+            outcome = None, not perform(job, target)
+        except BaseException as exc:
+            try:
+                events.trigger("onFailure", exc, job)
+            except Exception:
+                log.exception("onFailure listener raised")
+            outcome = Failure(exception_name(exc), str(exc), backtrace(exc)), False
+        self.worker.read_marked(marked)
+        return outcome
+
+    def kill(self, reason: str | None = None) -> None:
+        """Nothing runs while the worker acts on a signal (see ``busy``)."""
+
+    def idle_pids(self) -> set:
+        return set()
+
+    def close(self) -> None:
+        """Nothing to stop."""
