@@ -25,7 +25,6 @@ config with thousands of aliases could pass.
 """
 
 import gc
-import importlib
 import json
 import logging
 import os
@@ -34,7 +33,6 @@ import signal
 import socket
 import time
 
-from resqued.master import workerprocess
 from resqued.process.title import set_raw_title
 from resqued.process.signals import blocked_for_fork, exit_on_parent_death
 from resqued.supervise.backoff import Backoff
@@ -176,7 +174,6 @@ def _serve(sock, title: str, master_pid: int) -> int:
     # What every worker and recovery run needs (redis-py with it), imported once
     # here so that all of them share it, and never in the master.
     from resqued.master import entrypoints
-    importlib.import_module("resqued.worker.worker")
     gc.freeze()  # our objects stay out of the workers' collections: fewer copied pages
     sock.send(b"R")
     while True:
@@ -190,7 +187,7 @@ def _serve(sock, title: str, master_pid: int) -> int:
             spec = json.loads(_read_all(fds[0]))
             ours = [sock.fileno(), fds[0]]  # not for the forked process
             if kind == b"W":
-                pid = _fork_adopted(lambda: workerprocess.worker_main(spec, fds[1]), master_pid, ours)
+                pid = _fork_adopted(lambda: entrypoints.worker_main(spec, fds[1]), master_pid, ours)
             elif kind == b"L":
                 pid = _fork_adopted(lambda: entrypoints.recovery_main(spec), master_pid, ours)
             else:

@@ -4,9 +4,9 @@ how it hears from it.
 Everything the worker needs is decided by the master (its pool, its job
 limit with jitter, whether it starts paused) and sent to the spawner, which
 forks it (spawner.py); the worker then leaves the spawner's process group,
-arranges to hear of the master's death, and runs (worker_main). Also here:
-the probe that checks a config's Redis URL and job modules in a throwaway
-child before the master uses it.
+arranges to hear of the master's death, and runs (entrypoints.worker_main).
+Also here: the probe that checks a config's Redis URL and job modules in a
+throwaway child before the master uses it.
 """
 
 import dataclasses
@@ -19,11 +19,10 @@ import time
 from dataclasses import dataclass, field
 
 from resqued.process.pidfile import Pidfile
-from resqued.process.title import PREFIX, set_title
-from resqued.exits import EXIT_BOOT_ERROR, EXIT_FAILURE
-from resqued.worker.recycle import RecyclePolicy, tree_rss
+from resqued.process.title import PREFIX
+from resqued.worker.recycle import tree_rss
 from resqued.jobs.allowlist import JobRegistry, RegistryError
-from resqued.process.signals import exit_on_parent_death
+from resqued.redisio.connection import redact
 
 log = logging.getLogger("resqued.master")
 
@@ -125,43 +124,6 @@ def global_settings(config) -> tuple:
             config.heartbeat_interval, config.term_timeout, config.pid_dir, config.on_lost, config.max_lost)
 
 
-def worker_main(spec: dict, report_fd: int) -> int:
-    """In the worker, forked by the spawner and adopted by the master."""
-    from resqued.config.loader import Config, PoolConfig
-    config = Config(**{**spec["config"], "jobs": tuple(spec["config"]["jobs"]), "pools": ()})
-    pool = PoolConfig(**{**spec["pool"], "queues": tuple(spec["pool"]["queues"])})
-    try:
-        return _worker_main(config, pool, spec["paused"], report_fd, spec["max_jobs"], spec["master_pid"])
-    except BaseException:
-        log.exception("worker for %s crashed", pool.name)
-        return EXIT_FAILURE
-
-
-def _worker_main(config, pool, paused, report_fd, max_jobs, master_pid) -> int:
-    # Imported here: the master itself never loads the worker's code (the
-    # spawner has, before forking us).
-    from resqued.resque.client import Resque
-    from resqued.worker.worker import Worker
-
-    set_title("Starting")  # as Resque's; not the spawner's title we inherited
-    os.setpgid(0, 0)  # Ctrl-C on the master's terminal must not reach workers directly
-    exit_on_parent_death()
-    try:
-        registry = JobRegistry.build(config.jobs, config.aliases)
-    except RegistryError as exc:
-        log.error("worker for %s cannot start: %s", pool.name, exc)
-        return EXIT_BOOT_ERROR
-    resque = Resque(config.redis_url, config.namespace)
-    worker = Worker(resque, registry, pool.queues, interval=pool.interval,
-                    heartbeat_interval=config.heartbeat_interval, term_timeout=config.term_timeout,
-                    parent_pid=master_pid,
-                    recycle=RecyclePolicy(max_jobs, pool.max_memory, pool.max_memory_hard),
-                    start_paused=paused, report_fd=report_fd, orphan_timeout=config.shutdown_timeout,
-                    on_lost=config.on_lost, max_lost=config.max_lost, fork=pool.fork, job_forker=pool.job_forker,
-                    pidfile=worker_pidfile(config.pid_dir, pool, os.getpid()))
-    return worker.work()
-
-
 def remove_worker_pidfile(config, child: Child) -> None:
     if config.pid_dir:
         Pidfile(worker_pidfile(config.pid_dir, child.pool, child.pid)).remove(child.pid)
@@ -194,9 +156,7 @@ def probe(config) -> str | None:
 
 
 def _probe_in_child(config, write_fd) -> bool:
-    from redis.connection import parse_url
-
-    from resqued.redisio.connection import redact
+    from redis.connection import parse_url  # in the probe's child only: the master never loads redis-py
     try:
         parse_url(config.redis_url)
     except ValueError as exc:
