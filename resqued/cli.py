@@ -12,6 +12,7 @@ import sys
 
 # Only what every path needs: the master (run_master) must not load redis-py,
 # so the worker's modules are imported where env mode runs them.
+from resqued.config.model import ConfigError
 from resqued.envmode import variables
 from resqued.exits import EX_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from resqued.process import logs
@@ -33,22 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what TERM/INT do: finish jobs within shutdown_timeout (default), or kill them")
     p.add_argument("--daemonize", action="store_true", help="with -c: detach (python-daemon)")
     p.add_argument("--log-file", help="with --daemonize: where logs go (default: beside the pidfile)")
-    p.add_argument("--queue", help="queues in priority order, comma separated, or * (env QUEUE)")
-    p.add_argument("--count", help="number of workers (env COUNT)")
-    p.add_argument("--interval", help="seconds each wait for a job lasts (env INTERVAL)")
+    variables.add_flags(p)
     p.add_argument("--blocking", action="store_true",
                    help="accepted for php-resque compatibility; the reserve always blocks (env BLOCKING)")
-    p.add_argument("--no-fork", action="store_true",
-                   help="run jobs inside the worker, without forking (env FORK_PER_JOB=false); "
-                        "for trusted short jobs")
-    p.add_argument("--no-job-forker", action="store_true",
-                   help="the worker forks its job children itself, not a job forker beside it "
-                        "(env JOB_FORKER=false)")
-    p.add_argument("--prefix", help="Redis key namespace (env PREFIX, default resque)")
-    p.add_argument("--redis", help="redis://, rediss://, unix:// URL or host:port (env REDIS_BACKEND)")
-    p.add_argument("--pidfile", help="write the pid here (env PIDFILE)")
-    p.add_argument("--app", action="append",
-                   help="Python module or file whose jobs may run; repeatable (env APP_INCLUDE)")
     p.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug (env VERBOSE, VVERBOSE)")
     return p
 
@@ -61,24 +49,24 @@ def main(argv=None) -> int:
         print("resqued: --check, --environment and --daemonize need -c pool.yml", file=sys.stderr)
         return EXIT_USAGE
     try:
-        settings = variables.load(args, os.environ)
-    except variables.ConfigError as exc:
+        config = variables.load(args, os.environ)
+    except ConfigError as exc:
         print(f"resqued: {exc}", file=sys.stderr)
         return EX_CONFIG
-    logs.setup(settings.log_level)
-    if settings.supervised:
-        return run_env_pool(settings)
+    logs.setup(config.log_level)
+    if variables.supervised(config):
+        return run_env_pool(config)
     try:
-        registry = JobRegistry.build(settings.apps)
+        registry = JobRegistry.build(config.jobs)
     except RegistryError as exc:
         print(f"resqued: {exc}", file=sys.stderr)
         return EX_CONFIG
     if not registry.names():
         log.warning("no jobs are allowed (set APP_INCLUDE or --app): every job will fail as unknown")
-    log.info("resqued %s: queues %s on %s, namespace %s", __version__, ",".join(settings.queues),
-             redact(settings.redis_url), settings.namespace)
+    log.info("resqued %s: queues %s on %s, namespace %s", __version__, config.pools[0].name,
+             redact(config.redis_url), config.namespace)
 
-    pidfile = Pidfile(settings.pidfile) if settings.pidfile else None
+    pidfile = Pidfile(config.pidfile) if config.pidfile else None
     try:
         if pidfile:
             pidfile.create()
@@ -86,29 +74,30 @@ def main(argv=None) -> int:
         print(f"resqued: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     try:
-        return run_worker(settings, registry)
+        return run_worker(config, registry)
     finally:
         if pidfile:
             pidfile.remove()
 
 
-def run_env_pool(settings) -> int:
+def run_env_pool(config) -> int:
     """COUNT > 1 (or recycling): the master's arbiter over one pool. Like the
     master of ``-c``, this process loads neither redis-py nor the
     application: a throwaway child checks the job modules."""
-    from resqued.envmode.pool import pool_config, run
+    # Not at the top: env mode's single worker (COUNT=1) runs in this process,
+    # and need not carry the master's modules (~1.6 MB of RSS).
+    from resqued.envmode.pool import run
     from resqued.master.control import ControlError
     from resqued.master.workerprocess import probe
 
-    config = pool_config(settings)
     error = probe(config)
     if error:
         print(f"resqued: {error}", file=sys.stderr)
         return EX_CONFIG
     if not config.jobs:
         log.warning("no jobs are allowed (set APP_INCLUDE or --app): every job will fail as unknown")
-    log.info("resqued %s: %d workers for queues %s on %s, namespace %s", __version__, settings.count,
-             ",".join(settings.queues), redact(settings.redis_url), settings.namespace)
+    log.info("resqued %s: %d workers for queues %s on %s, namespace %s", __version__, config.pools[0].count,
+             config.pools[0].name, redact(config.redis_url), config.namespace)
     try:
         return run(config)
     except (PidfileError, ControlError, OSError) as exc:
@@ -116,28 +105,33 @@ def run_env_pool(settings) -> int:
         return EXIT_FAILURE
 
 
-def run_worker(settings, registry, parent_pid=None) -> int:
+def run_worker(config, registry) -> int:
+    """COUNT=1: one worker in this process, as php-resque runs it."""
+    # Not at the top: they load redis-py, which the master (run_master,
+    # run_env_pool) must not.
     from resqued.resque.client import Resque
     from resqued.worker.worker import Worker
 
-    # A fresh client per process: connections must not be shared across a fork.
-    resque = Resque(settings.redis_url, settings.namespace)
-    worker = Worker(resque, registry, settings.queues, interval=settings.interval,
-                    heartbeat_interval=settings.heartbeat_interval,
-                    term_timeout=settings.term_timeout, parent_pid=parent_pid, fork=settings.fork,
-                    job_forker=settings.job_forker)
+    pool = config.pools[0]
+    resque = Resque(config.redis_url, config.namespace)
+    worker = Worker(resque, registry, pool.queues, interval=pool.interval,
+                    heartbeat_interval=config.heartbeat_interval,
+                    term_timeout=config.term_timeout, fork=pool.fork, job_forker=pool.job_forker)
     return worker.work()
 
 
 def run_master(args) -> int:
+    # Not at the top: env mode's single worker (COUNT=1) runs in this process,
+    # and need not carry the master's modules (~1.6 MB of RSS).
     from resqued.master.workerprocess import probe
-    from resqued.config.loader import ConfigError, describe, load_config
+    from resqued.config.describe import describe
+    from resqued.config.loader import load_config
     from resqued.master.control import ControlError
     from resqued.process.daemon import default_log_file, detach
     from resqued.master.arbiter import Master
 
     # resque-pool files have no `jobs` key: --app / APP_INCLUDE supply (or add to) the allow-list.
-    apps = tuple(args.app or [a for a in os.environ.get("APP_INCLUDE", "").split(",") if a.strip()])
+    apps = tuple(args.jobs or [a for a in os.environ.get("APP_INCLUDE", "").split(",") if a.strip()])
 
     def loader():
         config = load_config(args.config, args.environment)

@@ -9,7 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from resqued.envmode import variables
-from resqued.config.loader import Config, ConfigError, PoolConfig, describe, load_config
+from resqued.config.describe import describe
+from resqued.config.loader import load_config
+from resqued.config.model import Config, ConfigError, PoolConfig
 from resqued.exits import EX_CONFIG
 from resqued.config.sizes import format_size, human_size, parse_size
 
@@ -236,8 +238,8 @@ def test_merge_keys_work_and_the_mappings_own_keys_win(tmp_path):
     assert config.pools[1] == PoolConfig(("b",), 2, max_jobs=10, max_jobs_jitter=1)
 
 
-def test_config_error_is_a_value_error_and_an_envmode_config_error():
-    assert issubclass(ConfigError, ValueError) and issubclass(ConfigError, variables.ConfigError)
+def test_config_error_is_a_value_error():
+    assert issubclass(ConfigError, ValueError)
     assert EX_CONFIG == 78
     exc = ConfigError("bad\nthing", file="p.yml", line=3, path="pools[0]")
     assert (str(exc), exc.file, exc.line, exc.path) == ("p.yml:3: pools[0]: bad thing", "p.yml", 3, "pools[0]")
@@ -632,3 +634,55 @@ def test_random_text_gives_config_or_config_error(tmp_path, text):
     path = tmp_path / "pool.yml"
     path.write_text(text, errors="surrogatepass")
     _only_config_errors(str(path))
+
+
+# -- env mode: the same settings, checks and Config --------------------------------
+
+def env_config(environ, *flags):
+    from resqued.cli import build_parser
+    return variables.load(build_parser().parse_args(list(flags)), environ)
+
+
+def test_env_mode_resolves_to_a_one_pool_config(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = env_config({"QUEUE": "high, low", "APP_INCLUDE": "jobs.py,myapp.jobs", "PIDFILE": "run/w.pid"})
+    assert config == Config(
+        path="env", redis_url="redis://127.0.0.1:6379/0", namespace="resque",
+        jobs=(str(tmp_path / "jobs.py"), "myapp.jobs"), aliases={}, pidfile=str(tmp_path / "run" / "w.pid"),
+        pid_dir=None, control_socket=str(tmp_path / "run" / "w.sock"), interval=5.0, shutdown_timeout=30.0,
+        heartbeat_interval=60.0, term_timeout=4.0, log_level="warning", log_format="text",
+        pools=(PoolConfig(("high", "low"), 1),))
+    assert not variables.supervised(config)
+    assert env_config({"QUEUE": "*"}).pools[0].queues == ("*",)   # text, not a YAML alias
+    assert variables.supervised(env_config({"QUEUE": "a", "COUNT": "2"}))
+    assert variables.supervised(env_config({"QUEUE": "a", "MAX_JOBS": "100"}))
+
+
+def test_env_mode_flags_beat_variables_and_switches_turn_off():
+    config = env_config({"QUEUE": "a", "COUNT": "3", "INTERVAL": "2", "FORK_PER_JOB": "false", "PREFIX": "p",
+                         "MAX_MEMORY": "200MB", "REDIS_BACKEND": "cache:6380", "VERBOSE": "1"},
+                        "--queue", "b,c", "--count", "2", "--no-job-forker", "--redis", "redis://r:1/4")
+    [pool] = config.pools
+    assert (pool.queues, pool.count, pool.interval, pool.fork, pool.job_forker, pool.max_memory) == (
+        ("b", "c"), 2, 2.0, False, False, 200_000_000)
+    assert (config.namespace, config.redis_url, config.log_level) == ("p", "redis://r:1/4", "info")
+    assert env_config({"QUEUE": "a", "REDIS_BACKEND": "cache:6380", "REDIS_BACKEND_DB": "2"}).redis_url == \
+        "redis://cache:6380/2"
+    assert env_config({"QUEUE": "a", "FORK_PER_JOB": "yes"}).pools[0].fork is True
+
+
+@pytest.mark.parametrize("environ, message", [
+    ({}, "no queues: set QUEUE (e.g. QUEUE=high,default or QUEUE=*) or pass --queue"),
+    ({"QUEUE": "a b"}, "QUEUE: invalid queue name 'a b': a non-empty name without commas or whitespace"),
+    ({"QUEUE": "*,a"}, "QUEUE: '*' (every queue) must be the last queue"),
+    ({"QUEUE": "a", "COUNT": "zero"}, "COUNT: expected a whole number, got a string ('zero')"),
+    ({"QUEUE": "a", "COUNT": "0"}, "COUNT: must be at least 1, got 0"),
+    ({"QUEUE": "a", "INTERVAL": "-1"}, "INTERVAL: must be at least 0, got -1"),
+    ({"QUEUE": "a", "RESQUED_HEARTBEAT_INTERVAL": "301"}, "RESQUED_HEARTBEAT_INTERVAL: must be at most 150, got 301"),
+    ({"QUEUE": "a", "MAX_JOBS": "0"}, "MAX_JOBS: must be at least 1, got 0"),
+    ({"QUEUE": "a", "APP_INCLUDE": "not a module"}, "APP_INCLUDE: 'not a module' is neither a Python module name"),
+])
+def test_env_mode_errors_name_the_variable_as_pool_yml_names_the_key(environ, message):
+    with pytest.raises(ConfigError) as caught:
+        env_config(environ)
+    assert str(caught.value).startswith(message)

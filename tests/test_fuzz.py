@@ -17,7 +17,8 @@ from conftest import JOBS_FILE, ROOT, log_text, wait_until
 from helpers import wait_log, wait_registered
 from resqued.master import control
 from resqued.resque import wire
-from resqued.config.loader import Config, ConfigError, load_config
+from resqued.config.loader import load_config
+from resqued.config.model import Config, ConfigError
 from resqued.jobs.allowlist import JobRegistry, UnknownJob
 from resqued.config.yamlnodes import MAX_FILE_BYTES
 from test_master import Master

@@ -121,9 +121,21 @@ class NodeReader:
             raise LocatedError("no settings: the file is empty or has only comments", line=1)
         return node
 
+    def plain(self, text: str):
+        """A node for a value given outside the file (an environment
+        variable), typed as YAML types a plain scalar: '5' an integer,
+        'false' a boolean, '300MB' a string. It has no line."""
+        tag = self.loader.resolve(yaml.ScalarNode, text, (True, False))
+        # Only the plain types: '*', '=' or '<<' are text here, not YAML syntax.
+        return yaml.ScalarNode(tag if tag in (STR, INT, FLOAT, BOOL, NULL) else STR, text)
+
+    def plain_list(self, texts):
+        return yaml.SequenceNode(SEQ, [self.plain(text) for text in texts])
+
     # -- errors --------------------------------------------------------------
     def fail(self, node, path, problem) -> LocatedError:
-        return LocatedError(problem, node.start_mark.line + 1 if node is not None else None, path or None)
+        line = node.start_mark.line + 1 if node is not None and node.start_mark is not None else None
+        return LocatedError(problem, line, path or None)
 
     def unknown(self, key_node, path, key, known, hint="") -> LocatedError:
         matches = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)

@@ -17,7 +17,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import redis
 
-from resqued.config.loader import ConfigError, load_config
+from resqued.config.loader import load_config
+from resqued.config.model import ConfigError
 from resqued.ctl import mastercommands
 from resqued.exits import EX_CONFIG, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from resqued.ctl import tables as tables

@@ -10,7 +10,10 @@ import psutil
 from resqued.exits import EX_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from resqued.master import control
 from resqued.worker.recycle import approx_size
+from resqued.config.loader import load_config
+from resqued.config.model import ConfigError
 from resqued.config.sizes import format_size
+from resqued.ctl import tables
 from resqued.process.pidfile import socket_beside
 
 
@@ -23,7 +26,6 @@ class MasterError(Exception):
 def locate(args):
     """(socket path, pidfile or None, shutdown_timeout) of the master meant."""
     if getattr(args, "config", None):
-        from resqued.config.loader import ConfigError, load_config
         try:
             config = load_config(args.config, getattr(args, "environment", None))
         except ConfigError as exc:
@@ -74,7 +76,6 @@ def run(args, emit) -> int:
 
 
 def render_status(status: dict) -> str:
-    from resqued.ctl import tables as tables
     master, spawner = status["master"], status.get("spawner") or {}
     lines = [f"master {master['pid']} {master['state']}  config {master['config']}  "
              f"rss {approx_size(master['rss'])}"]

@@ -1,107 +1,105 @@
-"""php-resque's environment-variable mode: everything a worker needs from
-QUEUE, COUNT, INTERVAL, … or the equivalent flags (a flag beats its variable)."""
+"""php-resque's environment-variable mode: QUEUE, COUNT, INTERVAL, … or the
+equivalent flags (a flag beats its variable), read into the same Config as
+pool.yml, with one pool. Which variable and flag set what, and how each value
+is checked, comes from config/settings.py: a bad INTERVAL gets the very
+message a bad ``interval:`` gets in pool.yml.
+"""
 
-from dataclasses import dataclass, field
+import os
 
-from resqued.config.sizes import parse_size
-from resqued.resque.keys import check_queue_name
+from resqued.config import checks
+from resqued.config.model import Config, ConfigError, PoolConfig
+from resqued.config.settings import LOG, POOL, REQUIRED, SETTINGS, TOP, Setting
+from resqued.config.yamlnodes import LocatedError, NodeReader
+from resqued.process.pidfile import socket_beside
 from resqued.redisio.connection import BadRedisURL, normalize_url
-from resqued.resque.wire import HEARTBEAT_INTERVAL
 
-
-class ConfigError(ValueError):
-    """A bad setting; the message names it."""
-
-
-@dataclass
-class EnvSettings:
-    queues: list[str]
-    count: int = 1
-    interval: float = 5.0
-    namespace: str = "resque"
-    redis_url: str = ""
-    pidfile: str | None = None
-    apps: list[str] = field(default_factory=list)
-    log_level: str = "warning"
-    heartbeat_interval: float = HEARTBEAT_INTERVAL
-    term_timeout: float = 4.0
-    fork: bool = True
-    job_forker: bool = True
-    max_jobs: int | None = None      # recycle a worker after this many jobs (MAX_JOBS)
-    max_memory: int | None = None    # ... or past this much memory (MAX_MEMORY)
-
-    @property
-    def supervised(self) -> bool:
-        """Run the master's arbiter over the workers (COUNT > 1, or a recycle
-        limit: a lone worker that exits to be recycled needs someone to start
-        the next), rather than one worker in this process, as php-resque."""
-        return self.count > 1 or bool(self.max_jobs or self.max_memory)
-
-
-def _number(name: str, text: str, kind=float, minimum=0):
-    try:
-        value = kind(text)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name}={text!r} is not a {'whole ' if kind is int else ''}number") from None
-    if value < minimum:
-        raise ConfigError(f"{name}={text!r} must be at least {minimum}")
-    return value
+PATH = "env"       # Config.path in env mode: the master's title says resqued-master[env]
+OFF = ("0", "false", "no", "off", "")
 
 
 def _truthy(text: str | None) -> bool:
-    return bool(text) and text.strip().lower() not in ("0", "false", "no", "off", "")
+    return bool(text) and text.strip().lower() not in OFF
 
 
-def load(args, environ) -> EnvSettings:
-    """Merge flags (``args``, an argparse namespace) over environment variables."""
-    queue_text = args.queue if args.queue is not None else environ.get("QUEUE", "")
-    queues = [q.strip() for q in queue_text.split(",") if q.strip()]
-    if not queues:
+def add_flags(parser) -> None:
+    """``resqued``'s env-mode flags, one per setting that has one."""
+    for s in SETTINGS:
+        if not s.flag:
+            continue
+        also = f" (env {s.env})" if s.env else ""
+        if s.kind == "switch":   # a --no-... flag; the help says what false means
+            parser.add_argument(s.flag, dest=s.attribute, action="store_false", default=None,
+                                help=f"{s.help.removeprefix('false: ')}{also.replace(')', '=false)')}")
+        elif s.kind == "list":
+            parser.add_argument(s.flag, dest=s.attribute, action="append", metavar=s.env,
+                                help=f"{s.help}; repeatable{also}")
+        else:
+            parser.add_argument(s.flag, dest=s.attribute, metavar=s.env, help=f"{s.help}{also}")
+
+
+def load(args, environ) -> Config:
+    """The Config that the flags (``args``, an argparse namespace) and the
+    environment describe; ConfigError names the variable."""
+    special = {"redis_url": _redis_url, "log_level": _log_level}
+    with NodeReader("", base_dir=os.getcwd()) as reader:
+        values = {s.attribute: special[s.attribute](args, environ) if s.attribute in special
+                  else _value(reader, s, args, environ) for s in SETTINGS}
+    if values["queues"] is REQUIRED:
         raise ConfigError("no queues: set QUEUE (e.g. QUEUE=high,default or QUEUE=*) or pass --queue")
-    for q in queues:
-        if q != "*":
-            try:
-                check_queue_name(q)
-            except ValueError as exc:
-                raise ConfigError(f"QUEUE: {exc}") from None
-    settings = EnvSettings(queues=queues)
+    if values["count"] < 1:
+        raise ConfigError(f"must be at least 1, got {values['count']}", path="COUNT")
+    values["max_jobs_jitter"] = 0
+    pool = PoolConfig(**{s.attribute: values[s.attribute] for s in POOL.values()})
+    pidfile = os.path.abspath(values["pidfile"]) if values["pidfile"] else None
+    top = {s.attribute: values[s.attribute] for s in (*TOP.values(), *LOG.values())}
+    top.update(pidfile=pidfile, control_socket=socket_beside(pidfile) if pidfile else None)
+    return Config(path=PATH, pools=(pool,), **top)
 
-    count = args.count if args.count is not None else environ.get("COUNT")
-    if count not in (None, ""):
-        settings.count = _number("COUNT", str(count), int, 1)
-    interval = args.interval if args.interval is not None else environ.get("INTERVAL")
-    if interval not in (None, ""):
-        # Unlike php-resque, INTERVAL=0 means "no wait", not "the default 5 s".
-        settings.interval = _number("INTERVAL", str(interval))
-    if environ.get("RESQUED_HEARTBEAT_INTERVAL"):
-        settings.heartbeat_interval = _number("RESQUED_HEARTBEAT_INTERVAL",
-                                              environ["RESQUED_HEARTBEAT_INTERVAL"], float, 0.1)
-    if environ.get("MAX_JOBS"):
-        settings.max_jobs = _number("MAX_JOBS", environ["MAX_JOBS"], int, 1)
-    if environ.get("MAX_MEMORY"):
-        try:
-            settings.max_memory = parse_size(environ["MAX_MEMORY"])
-        except ValueError as exc:
-            raise ConfigError(f"MAX_MEMORY={environ['MAX_MEMORY']!r}: {exc}") from None
-    if environ.get("RESQUE_TERM_TIMEOUT"):
-        settings.term_timeout = _number("RESQUE_TERM_TIMEOUT", environ["RESQUE_TERM_TIMEOUT"])
 
-    # Ruby Resque's FORK_PER_JOB=false: run jobs inside the worker.
-    settings.fork = not args.no_fork and not (
-        "FORK_PER_JOB" in environ and not _truthy(environ["FORK_PER_JOB"]))
-    settings.job_forker = not args.no_job_forker and not (
-        "JOB_FORKER" in environ and not _truthy(environ["JOB_FORKER"]))
-    settings.namespace = (args.prefix if args.prefix is not None else environ.get("PREFIX")) or "resque"
-    backend = args.redis or environ.get("REDIS_URL") or environ.get("REDIS_BACKEND")
+def supervised(config: Config) -> bool:
+    """Run the master's arbiter over the workers (COUNT > 1, or a recycle
+    limit: a lone worker that exits to be recycled needs someone to start
+    the next), rather than one worker in this process, as php-resque does."""
+    pool = config.pools[0]
+    return pool.count > 1 or bool(pool.max_jobs or pool.max_memory)
+
+
+def _value(reader, setting: Setting, args, environ):
+    flag = getattr(args, setting.attribute, None) if setting.flag else None
+    text = environ.get(setting.env) if setting.env else None
+    if setting.kind == "switch":
+        # A flag turns it off (--no-fork); so does FORK_PER_JOB=false.
+        off = flag is False or (text is not None and not _truthy(text))
+        return False if off else setting.default_for_env()
+    if flag is None and not text:
+        return setting.default_for_env()
+    where = setting.flag if flag is not None else setting.env
+    if setting.kind == "list":
+        items = flag if flag is not None else [item.strip() for item in text.split(",") if item.strip()]
+        node = reader.plain_list(items)
+    else:
+        node = reader.plain(str(flag if flag is not None else text).strip())
     try:
-        settings.redis_url = normalize_url(backend, environ.get("REDIS_BACKEND_DB"))
+        return setting.check(reader, node, where)
+    except LocatedError as exc:
+        raise ConfigError(exc.problem, path=where) from None
+
+
+def _redis_url(args, environ) -> str:
+    # REDIS_URL beats php-resque's REDIS_BACKEND (as it beats pool.yml's
+    # redis:); REDIS_BACKEND_DB picks the database of a host:port.
+    backend = getattr(args, "redis_url", None) or environ.get("REDIS_URL") or environ.get("REDIS_BACKEND")
+    try:
+        return checks.check_redis_url(normalize_url(backend, environ.get("REDIS_BACKEND_DB")))
     except BadRedisURL as exc:
         raise ConfigError(str(exc)) from None
-    settings.pidfile = args.pidfile or environ.get("PIDFILE") or None
-    settings.apps = list(args.app or []) or [a for a in environ.get("APP_INCLUDE", "").split(",") if a.strip()]
 
+
+def _log_level(args, environ) -> str:
+    # php-resque is quiet unless VERBOSE (or LOGGING) or VVERBOSE is set.
     if args.verbose >= 2 or _truthy(environ.get("VVERBOSE")):
-        settings.log_level = "debug"
-    elif args.verbose == 1 or _truthy(environ.get("VERBOSE")) or _truthy(environ.get("LOGGING")):
-        settings.log_level = "info"
-    return settings
+        return "debug"
+    if args.verbose == 1 or _truthy(environ.get("VERBOSE")) or _truthy(environ.get("LOGGING")):
+        return "info"
+    return LOG["level"].default_for_env()

@@ -25,6 +25,7 @@ import time
 
 import psutil
 
+from resqued.config.model import ConfigError
 from resqued.master import workerprocess
 from resqued.master import reconcile
 from resqued.master.control import ControlServer
@@ -228,7 +229,6 @@ class Master:
         """Re-read the config; keep the old one if the new one is invalid.
         Ends a WINCH either way. Returns None if applied (workers converge),
         or the error text."""
-        from resqued.config.loader import ConfigError
         self.notifier.reloading()
         resumed, self.winched = self.winched, False
         if resumed:

@@ -1,0 +1,148 @@
+"""The checks of pool.yml's values, each ``check(reader, node, path) -> value``
+(a config/yamlnodes.NodeReader, a YAML node, its key path): one per kind of
+setting, used for pool.yml and, on the same nodes, for env mode's variables
+(settings.py declares which check each setting has)."""
+
+from urllib.parse import urlsplit
+
+from resqued.redisio.connection import BadRedisURL, normalize_url, redact
+from resqued.resque.keys import check_queue_name
+from resqued.config.sizes import parse_size
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
+
+
+def seconds(minimum=0.0, *, above=False, maximum=None):
+    def check(r, node, path):
+        return r.number(node, path, minimum, above=above, maximum=maximum)
+    return check
+
+
+def size_or_none(r, node, path):
+    if r.is_null(node):
+        return None
+    value = r.scalar(node, path)
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise r.fail(node, path, f"expected a size such as 300MB, 1.5GiB or 512M, got {r.kind(node, path)}")
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise r.fail(node, path, str(exc)) from None
+
+
+def integer(minimum, nullable=False):
+    def check(r, node, path):
+        return None if nullable and r.is_null(node) else r.integer(node, path, minimum)
+    return check
+
+
+def boolean(r, node, path):
+    value = r.scalar(node, path)
+    if not isinstance(value, bool):
+        raise r.fail(node, path, f"expected true or false, got {node.value!r}")
+    return value
+
+
+def file_path(r, node, path):
+    return r.resolve(r.string(node, path, "a path"))
+
+
+def namespace(r, node, path):
+    namespace = r.string(node, path, "a key prefix such as 'resque'")
+    if any(char.isspace() for char in namespace):
+        raise r.fail(node, path, f"{namespace!r} contains whitespace")
+    return namespace
+
+
+def redis_url(r, node, path):
+    try:
+        return check_redis_url(r.string(node, path, "a Redis URL (redis://host:6379/0)"))
+    except BadRedisURL as exc:
+        raise r.fail(node, path, str(exc)) from None
+
+
+def check_redis_url(url: str | None) -> str:
+    """The normalized URL, or BadRedisURL for a URL redis-py would misread.
+    Its query options are checked by redis-py itself, in master/workerprocess.probe():
+    the master process does not import redis-py."""
+    url = normalize_url(url)
+    parts = urlsplit(url)
+    try:
+        parts.port
+    except ValueError as exc:
+        raise BadRedisURL(f"redis URL {redact(url)!r}: {exc}") from None
+    database = parts.path.strip("/")
+    if parts.scheme != "unix" and (not parts.hostname or (database and not database.isdigit())):
+        raise BadRedisURL(f"redis URL {redact(url)!r}: expected redis://[user:password@]host[:port][/db]")
+    return url
+
+
+def job_modules(r, node, path):
+    items = [(node, path)] if r.is_string(node) else r.items(node, path, "a module, a .py file or a list of them")
+    return tuple(job_module(r, item, item_path) for item, item_path in items)
+
+
+def job_module(r, node, path):
+    job = r.string(node, path, "a module (myapp.jobs) or a .py file")
+    if job.endswith(".py"):
+        return r.resolve(job)
+    if not all(part.isidentifier() for part in job.split(".")):
+        raise r.fail(node, path, f"{job!r} is neither a Python module name (myapp.jobs) nor a .py file")
+    return job
+
+
+def aliases(r, node, path):
+    aliases = {}
+    for name, (_, value, value_path) in r.mapping(node, path).items():
+        target = r.string(value, value_path, "a Python job name (myapp.jobs.MailJob)")
+        if not all(part.isidentifier() for part in target.split(".")):
+            raise r.fail(value, value_path, f"{target!r} is not a Python name (myapp.jobs.MailJob)")
+        aliases[name] = target
+    return aliases
+
+
+def choice(choices):
+    def check(r, node, path):
+        value = r.string(node, path, " or ".join(choices)).lower()
+        if value not in choices:
+            raise r.fail(node, path, f"{value!r} is not one of {', '.join(choices)}")
+        return value
+    return check
+
+
+def mapping_of(r, node, path, table):
+    """{key: (value, node, path)} for a mapping whose keys must all be in ``table``."""
+    found = {}
+    for key, (key_node, value, value_path) in r.mapping(node, path).items():
+        if key not in table:
+            raise r.unknown(key_node, value_path, key, table)
+        found[key] = (table[key](r, value, value_path), value, value_path)
+    return found
+
+
+def queue_list(r, node, path):
+    if r.is_string(node):
+        text = r.string(node, path, "queue names")
+        located = [(name.strip(), node, path) for name in text.split(",")]
+    else:
+        located = [(r.name(item, item_path), item, item_path)
+                   for item, item_path in r.items(node, path, "a list of queue names or 'a,b'")]
+    if not located:
+        raise r.fail(node, path, "empty queue list")
+    return check_queues(r, located)
+
+
+def check_queues(r, located):
+    seen = set()
+    for index, (queue, node, path) in enumerate(located):
+        if queue == "*" and index != len(located) - 1:
+            raise r.fail(node, path, "'*' (every queue) must be the last queue")
+        try:
+            check_queue_name(queue)
+        except ValueError as exc:
+            raise r.fail(node, path, str(exc)) from None
+        if queue in seen:
+            raise r.fail(node, path, f"queue {queue!r} is listed twice")
+        seen.add(queue)
+    return tuple(queue for queue, _, _ in located)

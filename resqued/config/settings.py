@@ -1,0 +1,113 @@
+"""Every setting, declared once: its pool.yml key, check, default, env mode's
+variable and flag, and what it means. pool.yml (loader.py), env mode
+(envmode/variables.py), ``resqued``'s flags (cli.py) and the docs' table all
+read this table; nothing else states a default. (gunicorn's ``Setting``
+classes are the model.)
+
+A pool setting (``pool=True``) may stand in a pool, under ``defaults:``, or
+(``interval`` only) at the top level, where it is the default of every pool.
+"""
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from resqued.config import checks
+from resqued.resque.outcome import DEFAULT_MAX_LOST, ON_LOST
+from resqued.resque.wire import HEARTBEAT_INTERVAL
+
+REQUIRED = object()     # no default: pool.yml (or env mode) must set it
+SAME = object()         # env mode's default is pool.yml's
+
+# Ruby workers prune a registration whose heartbeat is 300 s old: beating at
+# most every 150 s survives one late beat.
+MAX_HEARTBEAT_INTERVAL = 150.0
+
+
+@dataclass(frozen=True)
+class Setting:
+    key: str                        # in pool.yml
+    check: Callable                 # check(reader, node, path) -> value (checks.py)
+    default: Any                    # REQUIRED, or the value when unset (paths: relative to pool.yml)
+    help: str                       # what it means
+    pool: bool = False              # a pool's setting (also under defaults:)
+    env: str | None = None          # env mode's variable
+    flag: str | None = None         # env mode's flag for ``resqued`` (a flag beats its variable)
+    env_default: Any = SAME         # env mode's default, where it differs
+    kind: str = "value"             # how env mode reads its text: value | list (comma separated) | switch
+    field: str | None = None        # the Config attribute, where it differs from the key
+
+    @property
+    def attribute(self) -> str:
+        return self.field or self.key.replace(".", "_")
+
+    def default_for_env(self):
+        return self.default if self.env_default is SAME else self.env_default
+
+
+SETTINGS = (
+    # -- where and what ------------------------------------------------------
+    Setting("redis", checks.redis_url, checks.check_redis_url(None),
+            "Redis URL: redis://, rediss:// or unix:// (env mode: also host:port); "
+            "the variable REDIS_URL beats it",
+            env="REDIS_BACKEND", flag="--redis", field="redis_url"),
+    Setting("namespace", checks.namespace, "resque", "key prefix, php-resque's PREFIX",
+            env="PREFIX", flag="--prefix"),
+    Setting("jobs", checks.job_modules, (), "modules or .py files whose job classes may run (the allow-list)",
+            env="APP_INCLUDE", flag="--app", kind="list"),
+    Setting("aliases", checks.aliases, {}, "foreign class names (PHP, Ruby) -> a Python job"),
+    # -- files ---------------------------------------------------------------
+    Setting("pidfile", checks.file_path, "var/run/resqued.pid",
+            "the master's pidfile; resquectl finds the control socket beside it (.sock)",
+            env="PIDFILE", flag="--pidfile", env_default=None),
+    Setting("pid_dir", checks.file_path, "var/run/workers", "one pidfile per worker here", env_default=None),
+    Setting("control_socket", checks.file_path, None, "resquectl's socket (default: beside the pidfile)"),
+    # -- timing --------------------------------------------------------------
+    Setting("interval", checks.seconds(0.0), 5.0,
+            "seconds a worker's wait for a job lasts before it looks again (0: no wait)",
+            pool=True, env="INTERVAL", flag="--interval"),
+    Setting("shutdown_timeout", checks.seconds(0.0, above=True), 30.0,
+            "seconds a bounded stop (TERM) waits for running jobs before killing them"),
+    Setting("heartbeat_interval", checks.seconds(0.0, above=True, maximum=MAX_HEARTBEAT_INTERVAL),
+            HEARTBEAT_INTERVAL, "seconds between heartbeats; a worker is pruned after 5 missed",
+            env="RESQUED_HEARTBEAT_INTERVAL"),
+    Setting("term_timeout", checks.seconds(0.0), 4.0,
+            "seconds a job child has after TERM before KILL", env="RESQUE_TERM_TIMEOUT"),
+    # -- lost jobs -----------------------------------------------------------
+    Setting("on_lost", checks.choice(ON_LOST), ON_LOST[0],
+            "a dead worker's job: requeue (at the head of its queue) or fail"),
+    Setting("max_lost", checks.integer(1), DEFAULT_MAX_LOST, "fail a job lost this many times instead"),
+    # -- logs ----------------------------------------------------------------
+    Setting("log.level", checks.choice(checks.LOG_LEVELS), "info", "debug, info, warning or error",
+            env_default="warning"),
+    Setting("log.format", checks.choice(checks.LOG_FORMATS), "text", "text, or json (one object a line)"),
+    # -- a pool --------------------------------------------------------------
+    Setting("queues", checks.queue_list, REQUIRED, "queues in priority order; '*' (last) is every queue",
+            pool=True, env="QUEUE", flag="--queue"),
+    Setting("count", checks.integer(0), REQUIRED, "workers in the pool", pool=True, env="COUNT",
+            flag="--count", env_default=1),
+    Setting("max_memory", checks.size_or_none, None,
+            "recycle a worker (after its job) whose memory passes this, e.g. 300MB", pool=True, env="MAX_MEMORY"),
+    Setting("max_memory_hard", checks.size_or_none, None, "kill the running job child past this", pool=True),
+    Setting("max_jobs", checks.integer(1, nullable=True), None, "recycle a worker after this many jobs",
+            pool=True, env="MAX_JOBS"),
+    Setting("max_jobs_jitter", checks.integer(0), None,
+            "plus 0..jitter jobs per worker, so a pool does not recycle at once (default: max_jobs / 10)",
+            pool=True),
+    Setting("fork", checks.boolean, True, "false: run jobs inside the worker (trusted, short jobs)",
+            pool=True, env="FORK_PER_JOB", flag="--no-fork", kind="switch"),
+    Setting("job_forker", checks.boolean, True,
+            "false: the worker forks its job children itself, not a job forker beside it",
+            pool=True, env="JOB_FORKER", flag="--no-job-forker", kind="switch"),
+)
+
+BY_KEY = {s.key: s for s in SETTINGS}
+# Top-level keys; interval is also every pool's default there.
+TOP = {s.key: s for s in SETTINGS if (not s.pool or s.key == "interval") and "." not in s.key}
+LOG = {s.key.split(".", 1)[1]: s for s in SETTINGS if s.key.startswith("log.")}
+POOL = {s.key: s for s in SETTINGS if s.pool}
+# A pool's limits, which defaults: may set for every pool.
+LIMITS = {key: s for key, s in POOL.items() if key not in ("queues", "count")}
+
+
+def default(key: str):
+    return BY_KEY[key].default
