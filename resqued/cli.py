@@ -110,13 +110,11 @@ def run_worker(config, registry) -> int:
     # Not at the top: they load redis-py, which the master (run_master,
     # run_env_pool) must not.
     from resqued.resque.client import Resque
+    from resqued.worker.settings import for_pool
     from resqued.worker.worker import Worker
 
-    pool = config.pools[0]
     resque = Resque(config.redis_url, config.namespace)
-    worker = Worker(resque, registry, pool.queues, interval=pool.interval,
-                    heartbeat_interval=config.heartbeat_interval,
-                    term_timeout=config.term_timeout, fork=pool.fork, job_forker=pool.job_forker)
+    worker = Worker(resque, registry, for_pool(config, config.pools[0]))
     return worker.work()
 
 

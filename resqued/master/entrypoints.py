@@ -20,7 +20,7 @@ from resqued.process.signals import exit_on_parent_death
 from resqued.process.title import set_raw_title, set_title
 from resqued.resque.client import Resque
 from resqued.supervise.lostworkers import LostWorkers
-from resqued.worker.recycle import RecyclePolicy
+from resqued.worker.settings import for_pool
 from resqued.worker.worker import Worker
 
 log = logging.getLogger("resqued.master")
@@ -47,13 +47,10 @@ def _worker_main(config, pool, paused, report_fd, max_jobs, master_pid) -> int:
         log.error("worker for %s cannot start: %s", pool.name, exc)
         return EXIT_BOOT_ERROR
     resque = Resque(config.redis_url, config.namespace)
-    worker = Worker(resque, registry, pool.queues, interval=pool.interval,
-                    heartbeat_interval=config.heartbeat_interval, term_timeout=config.term_timeout,
-                    parent_pid=master_pid,
-                    recycle=RecyclePolicy(max_jobs, pool.max_memory, pool.max_memory_hard),
-                    start_paused=paused, report_fd=report_fd, orphan_timeout=config.shutdown_timeout,
-                    on_lost=config.on_lost, max_lost=config.max_lost, fork=pool.fork, job_forker=pool.job_forker,
-                    pidfile=workerprocess.worker_pidfile(config.pid_dir, pool, os.getpid()))
+    settings = for_pool(config, pool, max_jobs=max_jobs, parent_pid=master_pid, report_fd=report_fd,
+                        start_paused=paused, orphan_timeout=config.shutdown_timeout,
+                        pidfile=workerprocess.worker_pidfile(config.pid_dir, pool, os.getpid()))
+    worker = Worker(resque, registry, settings)
     return worker.work()
 
 

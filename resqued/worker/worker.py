@@ -36,7 +36,7 @@ from resqued.worker.execution import Execution
 from resqued.worker.execution.forking import ForkingExecution
 from resqued.worker.execution.inline import InlineExecution
 from resqued.jobs.job import Job
-from resqued.resque.outcome import DEFAULT_MAX_LOST, INVALID_PAYLOAD, ON_LOST, UNKNOWN_JOB, Failure, add_outcome
+from resqued.resque.outcome import INVALID_PAYLOAD, UNKNOWN_JOB, Failure, add_outcome
 from resqued.process.pidfile import Pidfile
 from resqued.process.title import set_title
 from resqued.resque.recovery import Recovery, client_name, inflight_queues
@@ -46,6 +46,7 @@ from resqued.resque.presence import Registration
 from resqued.jobs.allowlist import UnknownJob
 from resqued.worker.outage import REDIS_ERRORS, RedisOutage
 from resqued.worker.reserve import Reserver, UnsupportedServer, check_server
+from resqued.worker.settings import WorkerSettings
 from resqued.process.signals import SignalQueue, describe, wait_readable
 
 log = logging.getLogger("resqued.worker")
@@ -57,24 +58,9 @@ QUEUES_REREAD = 1.0   # how stale a busy "*" worker's list of queues may get
 
 
 class Worker:
-    def __init__(self, resque, registry, queues, interval: float = 5.0,
-                 heartbeat_interval: float = HEARTBEAT_INTERVAL, term_timeout: float = 4.0,
-                 parent_pid: int | None = None, recycle: RecyclePolicy | None = None,
-                 memory_check_interval: float = 1.0, start_paused: bool = False,
-                 report_fd: int | None = None, pidfile: str | None = None,
-                 orphan_timeout: float | None = None, on_lost: str = ON_LOST[0],
-                 max_lost: int = DEFAULT_MAX_LOST,
-                 fork: bool = True, job_forker: bool = True):
-        """``parent_pid``: when set (a worker run by a master), the worker stops
-        after its current job once its parent is no longer that process.
-        ``report_fd``: a pipe to the master, which learns the worker's state
-        (idle, busy with which job, paused, jobs done) from JSON lines on it.
-        ``orphan_timeout``: once the master is gone, how long a running job
-        may go on before it is killed (the master's shutdown_timeout: nothing
-        outlives a master that was killed for not stopping in time).
-        ``fork=False``: run jobs inside the worker (execution/inline.py).
-        ``job_forker``: job children are forked by a process beside the
-        worker (execution/jobforker.py), not by the worker."""
+    def __init__(self, resque, registry, settings: WorkerSettings):
+        """``settings``: what the worker runs with (worker/settings.py says
+        what each field means)."""
         self.resque = resque
         self.keys = resque.keys
         self.redis = resque.redis
@@ -82,11 +68,12 @@ class Worker:
         # transaction, and the "running" records whose replies are read later.
         self._outcome_conn, self._deferred_conn = direct.Held(self.redis), direct.Held(self.redis)
         self.registry = registry
-        self.queues = list(queues)
-        self.interval = interval
-        self.term_timeout = term_timeout
-        self.parent_pid = parent_pid
-        self.orphan_timeout = orphan_timeout
+        self.settings = settings
+        self.queues = list(settings.queues)
+        self.interval = settings.interval
+        self.term_timeout = settings.term_timeout
+        self.parent_pid = settings.parent_pid
+        self.orphan_timeout = settings.orphan_timeout
         self.hostname = socket.gethostname()
         self.pid = os.getpid()
         self.id = f"{self.hostname}:{self.pid}:{','.join(self.queues)}"
@@ -95,19 +82,19 @@ class Worker:
         self.redis.connection_pool.connection_kwargs["client_name"] = client_name(self.id)
         self.redis.connection_pool.disconnect()
         self.signals = SignalQueue(HANDLED_SIGNALS)
-        self.recovery = Recovery(self.redis, self.keys, on_lost, max_lost)
-        self.registration = Registration(self.redis, self.keys, self.id, self.hostname, heartbeat_interval,
+        self.recovery = Recovery(self.redis, self.keys, settings.on_lost, settings.max_lost)
+        self.registration = Registration(self.redis, self.keys, self.id, self.hostname, settings.heartbeat_interval,
                                          self.recovery)
         self.reserver = Reserver(self.redis, self.keys, self.id, self.signals)
         self.outage = RedisOutage(self)
         self._pause_checked_at = 0.0
         self._paused_by_key_cache = False
-        self.recycle = recycle or RecyclePolicy()
-        self.memory_check_interval = memory_check_interval
-        self.report_fd = report_fd
-        self.pidfile = Pidfile(pidfile) if pidfile else None
+        self.recycle = RecyclePolicy(settings.max_jobs, settings.max_memory, settings.max_memory_hard)
+        self.memory_check_interval = settings.memory_check_interval
+        self.report_fd = settings.report_fd
+        self.pidfile = Pidfile(settings.pidfile) if settings.pidfile else None
         self.shutdown = False
-        self.paused = start_paused
+        self.paused = settings.start_paused
         self.exit_code = EXIT_OK
         self.jobs_done = 0
         self._title = None
@@ -115,7 +102,8 @@ class Worker:
         self._take_from = []        # the queues, in priority order, that it was taken from
         self._queues_read_at = 0.0
         # Built last: it reads the worker's id, signals, registry and queues.
-        self.execution: Execution = ForkingExecution(self, job_forker) if fork else InlineExecution(self)
+        self.execution: Execution = (ForkingExecution(self, settings.job_forker) if settings.fork
+                                     else InlineExecution(self))
 
     # -- main loop ---------------------------------------------------------
     def work(self) -> int:
