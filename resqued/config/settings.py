@@ -1,7 +1,7 @@
 """Every setting, declared once: its pool.yml key, check, default, env mode's
 variable and flag, and what it means. pool.yml (loader.py), env mode
-(envmode/variables.py), ``resqued``'s flags (cli.py) and the docs' table all
-read this table; nothing else states a default. (gunicorn's ``Setting``
+(envmode/variables.py), ``resqued``'s flags and a worker's settings
+(worker/settings.py) all read this table; nothing else states a default. (gunicorn's ``Setting``
 classes are the model.)
 
 A pool setting (``pool=True``) may stand in a pool, under ``defaults:``, or

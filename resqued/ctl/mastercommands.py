@@ -12,6 +12,7 @@ from resqued.master import control
 from resqued.worker.recycle import approx_size
 from resqued.config.loader import load_config
 from resqued.config.model import ConfigError
+from resqued.config.settings import default
 from resqued.config.sizes import format_size
 from resqued.ctl import tables
 from resqued.process.pidfile import socket_beside
@@ -31,10 +32,11 @@ def locate(args):
         except ConfigError as exc:
             raise MasterError(str(exc), EX_CONFIG) from None
         return config.control_socket, config.pidfile, config.shutdown_timeout
+    # Without the config, the master's shutdown_timeout is unknown: assume the default.
     if getattr(args, "socket", None):
-        return os.path.abspath(args.socket), None, 30.0
+        return os.path.abspath(args.socket), None, default("shutdown_timeout")
     if getattr(args, "pidfile", None):
-        return os.path.abspath(socket_beside(args.pidfile)), os.path.abspath(args.pidfile), 30.0
+        return os.path.abspath(socket_beside(args.pidfile)), os.path.abspath(args.pidfile), default("shutdown_timeout")
     raise MasterError("which master? give -c pool.yml, --pidfile PATH or --socket PATH", EXIT_USAGE)
 
 
