@@ -1,0 +1,244 @@
+"""The shape of the package, read from its source: no import cycles (imports
+inside functions included), no import inside a function without a comment
+that says why it is there, and loggers named after their package."""
+
+import ast
+import io
+import os
+import tokenize
+
+from conftest import ROOT
+
+PACKAGE = "resqued"
+
+# Function-level imports that need no comment of their own: (file, imported
+# module) -> why. Keep it short; a comment beside the import reads better.
+ALLOWED_LATE_IMPORTS: dict[tuple[str, str], str] = {}
+
+
+def source_modules() -> dict[str, str]:
+    """Every module of the package: dotted name -> path (a package is its __init__)."""
+    modules = {}
+    top = os.path.join(ROOT, PACKAGE)
+    for folder, dirs, files in os.walk(top):
+        dirs[:] = sorted(d for d in dirs if os.path.exists(os.path.join(folder, d, "__init__.py")))
+        parts = os.path.relpath(folder, ROOT).split(os.sep)
+        for name in sorted(files):
+            if not name.endswith(".py"):
+                continue
+            stem = name[:-3]
+            dotted = ".".join(parts if stem == "__init__" else [*parts, stem])
+            modules[dotted] = os.path.join(folder, name)
+    return modules
+
+
+MODULES = source_modules()
+
+
+def parse(path: str) -> ast.Module:
+    with open(path, encoding="utf-8") as f:
+        return ast.parse(f.read(), path)
+
+
+def imported_names(node, module: str) -> list[str]:
+    """The dotted names an import statement (or ``importlib.import_module``
+    with a literal name) brings in, ``from a import b`` as ``a.b`` when that
+    is a module of ours, else ``a``."""
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    if isinstance(node, ast.ImportFrom):
+        base = node.module or ""
+        if node.level:  # relative: from the package of ``module``
+            package = module if MODULES.get(module, "").endswith("__init__.py") else module.rpartition(".")[0]
+            anchor = package.split(".")[:len(package.split(".")) - (node.level - 1)]
+            base = ".".join(anchor + ([base] if base else []))
+        return [f"{base}.{alias.name}" if f"{base}.{alias.name}" in MODULES else base for alias in node.names]
+    if is_import_module_call(node):
+        return [node.args[0].value]
+    return []
+
+
+def is_import_module_call(node) -> bool:
+    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "import_module" and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "importlib" and len(node.args) >= 1
+            and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str))
+
+
+def is_import(node) -> bool:
+    return isinstance(node, (ast.Import, ast.ImportFrom)) or is_import_module_call(node)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module -> the modules of ours it imports, anywhere in its source."""
+    graph = {}
+    for module, path in MODULES.items():
+        targets = set()
+        for node in ast.walk(parse(path)):
+            for name in imported_names(node, module):
+                if name in MODULES and name != module:
+                    targets.add(name)
+        graph[module] = targets
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan)."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def cycle_through(graph: dict[str, set[str]], component: list[str]) -> list[str]:
+    """One cycle inside ``component``, as the chain of imports: [a, b, ..., a]."""
+    start, inside = component[0], set(component)
+    paths = {start: [start]}
+    queue = [start]
+    while queue:
+        v = queue.pop(0)
+        for w in sorted(graph[v] & inside):
+            if w == start:
+                return paths[v] + [start]
+            if w not in paths:
+                paths[w] = paths[v] + [w]
+                queue.append(w)
+    raise AssertionError(f"{component} is no cycle")
+
+
+def test_the_graph_sees_imports_inside_functions():
+    graph = import_graph()
+    # the spawner imports the worker's code only in its own process, inside a function
+    assert "resqued.master.entrypoints" in graph["resqued.master.spawner"]
+    assert "resqued.resque.client" in graph["resqued"]  # the lazy Resque
+    toy = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert cycles(toy) == [["a", "b", "c"]]
+    assert cycle_through(toy, ["a", "b", "c"]) == ["a", "b", "c", "a"]
+
+
+def test_the_package_has_no_import_cycle():
+    graph = import_graph()
+    found = [cycle_through(graph, component) for component in cycles(graph)]
+    assert not found, "import cycles (each module imports the next):\n" + "\n".join(
+        " -> ".join(cycle) for cycle in found)
+
+
+def comment_lines(source: str) -> dict[int, str]:
+    """line number -> the text of the comment on it."""
+    comments = {}
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type == tokenize.COMMENT:
+            comments[token.start[0]] = token.string.lstrip("#").strip()
+    return comments
+
+
+def says_why(text: str) -> bool:
+    """A comment that explains, not a linter's pragma."""
+    words = [w for w in text.split() if not w.startswith(("noqa", "type:", "pragma"))]
+    return len(words) >= 3
+
+
+def late_imports():
+    """(file, line, imported names, the comment that explains it or None) for
+    every import inside a function or method."""
+    for module, path in MODULES.items():
+        with open(path, encoding="utf-8") as f:
+            source = f.read()
+        lines = source.splitlines()
+        comments = comment_lines(source)
+        seen = set()
+        for func in ast.walk(ast.parse(source, path)):
+            if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                continue
+            for node in ast.walk(func):
+                if not is_import(node) or node.lineno in seen:
+                    continue
+                seen.add(node.lineno)
+                yield (os.path.relpath(path, ROOT), node.lineno, imported_names(node, module),
+                       why_comment(node, lines, comments))
+
+
+def why_comment(node, lines, comments):
+    """The comment on the import's line(s), or just above it or above the run
+    of imports it belongs to."""
+    for n in range(node.lineno, node.end_lineno + 1):
+        if n in comments and says_why(comments[n]):
+            return comments[n]
+    n = node.lineno - 1
+    while n >= 1 and _is_import_line(lines[n - 1]) and n not in comments:
+        n -= 1
+    block = []
+    while n >= 1 and lines[n - 1].lstrip().startswith("#"):
+        block.insert(0, comments.get(n, ""))
+        n -= 1
+    text = " ".join(block)
+    return text if says_why(text) else None
+
+
+def _is_import_line(line: str) -> bool:
+    stripped = line.lstrip()
+    return stripped.startswith(("import ", "from ")) or "importlib.import_module(" in stripped
+
+
+def test_imports_inside_functions_say_why():
+    found = list(late_imports())
+    assert found, "the scan finds no import inside a function: it is broken"
+    unexplained = [f"{path}:{line}: {', '.join(dict.fromkeys(names))}" for path, line, names, why in found
+                   if why is None and not all((path, name) in ALLOWED_LATE_IMPORTS for name in names)]
+    imported = {(path, name) for path, _, names, _ in found for name in names}
+    assert set(ALLOWED_LATE_IMPORTS) <= imported, "ALLOWED_LATE_IMPORTS names an import that is gone"
+    assert not unexplained, (
+        "imports inside functions without a comment saying why (move them to the top, or say why "
+        "they must wait, e.g. '# keeps redis-py out of the master'):\n" + "\n".join(unexplained))
+
+
+def module_loggers():
+    """(module, file, line, name) for each module-level ``x = logging.getLogger("...")``:
+    the logger a module writes through (not one it configures, as logs.setup does)."""
+    for module, path in MODULES.items():
+        for node in parse(path).body:
+            value = node.value if isinstance(node, ast.Assign) else None
+            if (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)
+                    and value.func.attr == "getLogger" and value.args and isinstance(value.args[0], ast.Constant)):
+                yield module, os.path.relpath(path, ROOT), node.lineno, value.args[0].value
+
+
+def package_of(module: str) -> str:
+    """resqued for resqued's own top-level modules, else resqued.<its first folder>."""
+    parts = module.split(".")
+    in_a_folder = len(parts) > 2 or MODULES[module].endswith("__init__.py")
+    return ".".join(parts[:2]) if in_a_folder else parts[0]
+
+
+def test_loggers_are_named_after_their_package():
+    """A log line's logger (the "logger" field of JSON logs) says which part
+    of resqued wrote it: resqued.master, resqued.worker (its execution/ too),
+    resqued.resque, ...; plain resqued for the command line."""
+    found = list(module_loggers())
+    assert any(path.endswith("arbiter.py") for _, path, _, _ in found), "the scan finds no logger"
+    wrong = [f"{path}:{line}: {name!r}, not {package_of(module)!r}"
+             for module, path, line, name in found if name != package_of(module)]
+    assert not wrong, "loggers not named after their package:\n" + "\n".join(wrong)
