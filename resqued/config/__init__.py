@@ -1,3 +1,6 @@
-"""pool.yml: the loader and validation (loader), YAML nodes that keep their
-line numbers (yamlnodes), and memory sizes as operators write them (sizes).
+"""Configuration, from pool.yml or env mode's variables alike: every setting
+declared once (settings), what a config resolves to (model), the checks of
+its values (checks), the pool.yml loader (loader), YAML nodes that keep
+their line numbers (yamlnodes), memory sizes as operators write them
+(sizes), and ``resqued --check``'s text (describe).
 """
