@@ -134,7 +134,6 @@ NOT_IN_THE_MASTER = {
     "resqued.__main__": "runs resqued when imported; it calls resqued.cli's main, which is checked",
     "resqued.master.entrypoints": "only the spawner imports it, after its fork: what the processes "
                                   "it forks run, with redis-py",
-    "resqued.supervise.lostworkers": "settles lost jobs in Redis: in the recovery runs (entrypoints)",
 }
 
 

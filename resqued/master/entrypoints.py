@@ -10,7 +10,8 @@ loads redis-py and the worker's code, which the master never does
 import logging
 import os
 import signal
-from types import SimpleNamespace
+
+import redis
 
 from resqued.config.model import Config, PoolConfig
 from resqued.exits import EX_TEMPFAIL, EXIT_BOOT_ERROR, EXIT_FAILURE, EXIT_OK
@@ -18,8 +19,10 @@ from resqued.jobs.allowlist import JobRegistry, RegistryError
 from resqued.master import workerprocess
 from resqued.process.signals import exit_on_parent_death
 from resqued.process.title import set_raw_title, set_title
+from resqued.redisio.connection import connect
 from resqued.resque.client import Resque
-from resqued.supervise.lostworkers import LostWorkers
+from resqued.resque.presence import unregister_commands
+from resqued.resque.recovery import Recovery
 from resqued.worker.settings import for_pool
 from resqued.worker.worker import Worker
 
@@ -61,8 +64,21 @@ def recovery_main(spec: dict) -> int:
     if os.getppid() != spec["master_pid"]:
         return EXIT_FAILURE
     set_raw_title(spec["title"])
-    lost = LostWorkers(down=spec["down"])
-    for worker_id, why in spec["workers"]:
-        lost.add(worker_id, why)
-    settings = SimpleNamespace(**{k: spec[k] for k in ("redis_url", "namespace", "on_lost", "max_lost")})
-    return EXIT_OK if lost.recover(settings) else EX_TEMPFAIL
+    resque = Resque(spec["redis_url"], spec["namespace"],
+                    redis=connect(spec["redis_url"], socket_timeout=2, socket_connect_timeout=2))
+    recovery = Recovery(resque.redis, resque.keys, spec["on_lost"], spec["max_lost"])
+    try:
+        for worker_id, why in spec["workers"]:
+            recovery.recover(worker_id, why)
+            pipe = resque.redis.pipeline(transaction=False)
+            unregister_commands(pipe, resque.keys, worker_id)
+            pipe.execute()
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        # The master runs us again in a second (EX_TEMPFAIL); say so once per outage.
+        if not spec["down"]:
+            log.error("cannot recover the jobs of %d dead workers yet: Redis unavailable (%s); retrying",
+                      len(spec["workers"]), exc)
+        return EX_TEMPFAIL
+    if spec["down"]:
+        log.warning("Redis is back: lost jobs recovered")
+    return EXIT_OK

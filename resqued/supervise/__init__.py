@@ -1,5 +1,6 @@
-"""Supervision shared by the master and env mode (which runs on the master's
-arbiter): one backoff rule (backoff), a pool's states and the verdict on a
-worker's exit (states), and settling the jobs of workers that died
-(lostworkers: it talks to Redis, so only the recovery runs load it).
+"""Supervision decisions shared by every supervisor (the master, and env mode,
+which runs on the master's arbiter), as pure code with the clock passed in:
+one backoff rule (backoff), a pool's states and the verdict on a worker's
+exit (states). Acting on them (forking, signalling, settling lost jobs in
+Redis) is the master's.
 """
