@@ -10,16 +10,16 @@ Imports nothing: the master imports it and must never load redis-py.
 """
 
 # -- every process --------------------------------------------------------
-EXIT_OK = 0             # done as asked (a worker: stopped, unregistered, nothing in flight)
-EXIT_FAILURE = 1        # failed at run time: resqued could not start (pidfile, socket), a
-                        # resquectl command failed, a worker or recovery run crashed (a
-                        # worker's jobs are then recovered: not a clean exit)
-EXIT_USAGE = 2          # a bad command line (argparse's own code)
+EXIT_OK = 0                # done as asked (a worker: stopped, unregistered, nothing in flight)
+EXIT_FAILURE = 1           # failed at run time: resqued could not start (pidfile, socket), a
+                           # resquectl command failed, a worker or recovery run crashed (a
+                           # worker's jobs are then recovered: not a clean exit)
+EXIT_USAGE = 2             # a bad command line (argparse's own code)
 
 # -- a worker, to the master or env mode that waits for it -------------------
-EXIT_BOOT_ERROR = 3     # could not boot (job modules, an old Redis): back off, then give up
-EXIT_RECYCLE_JOBS = 4   # recycled after max_jobs: replace it at once, count the recycle
-EXIT_RECYCLE_MEMORY = 5 # recycled over max_memory (or killed its job over max_memory_hard)
+EXIT_BOOT_ERROR = 3        # could not boot (job modules, an old Redis): back off, then give up
+EXIT_RECYCLE_JOBS = 4      # recycled after max_jobs: replace it at once, count the recycle
+EXIT_RECYCLE_MEMORY = 5    # recycled over max_memory (or killed its job over max_memory_hard)
 
 EXIT_REASONS = {
     EXIT_BOOT_ERROR: "could not boot",
@@ -31,9 +31,9 @@ EXIT_REASONS = {
 CLEAN_EXITS = (EXIT_OK, EXIT_BOOT_ERROR, EXIT_RECYCLE_JOBS, EXIT_RECYCLE_MEMORY)
 
 # -- sysexits.h -------------------------------------------------------------
-EX_TEMPFAIL = 75        # a recovery run found Redis unavailable: the master tries again later
-EX_CONFIG = 78          # invalid configuration (pool.yml, env variables, job modules, a
-                        # reload resquectl asked for and the master refused)
+EX_TEMPFAIL = 75           # a recovery run found Redis unavailable: the master tries again later
+EX_CONFIG = 78             # invalid configuration (pool.yml, env variables, job modules, a
+                           # reload resquectl asked for and the master refused)
 
 # -- resquectl --------------------------------------------------------------
-EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as a shell reports it)
+EXIT_INTERRUPTED = 130     # Ctrl-C (128 + SIGINT, as a shell reports it)

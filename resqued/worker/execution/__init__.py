@@ -1,8 +1,8 @@
-"""How a worker runs its jobs, behind one interface (``Execution``): in a
-fresh child per job (forking: ForkingExecution), forked ahead (standbys) by
-a job forker beside the worker (jobforker) and watched until it reports
-(childwatch), the job child itself being jobchild; or inside the worker
-(inline: InlineExecution).
+"""How a worker runs its jobs: two strategies behind one interface
+(``Execution``). ForkingExecution (forking) runs each job in a fresh child,
+forked ahead as a standby (standbys) by a job forker beside the worker
+(jobforker), and watches it until it reports (childwatch); the child's own
+side is jobchild. InlineExecution (inline) runs the job inside the worker.
 """
 
 from typing import Protocol
