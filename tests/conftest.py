@@ -155,3 +155,11 @@ def stop(proc, sig=signal.SIGQUIT, timeout=15.0) -> int:
     except subprocess.TimeoutExpired:
         raise AssertionError(f"process {proc.pid} did not exit within {timeout}s after {sig!r}:\n"
                              + log_text(proc)[-3000:])
+
+
+@pytest.fixture
+def master_factory(procs, tmp_path, redis_url):
+    def make(pools, **kw):
+        from masters import Master
+        return Master(procs, tmp_path, redis_url, pools, **kw)
+    return make

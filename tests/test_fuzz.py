@@ -21,7 +21,7 @@ from resqued.config.loader import load_config
 from resqued.config.model import Config, ConfigError
 from resqued.jobs.allowlist import JobRegistry, UnknownJob
 from resqued.config.yamlnodes import MAX_FILE_BYTES
-from test_master import Master
+from masters import Master
 
 PURE = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 # The live tests build their ~200 items in a handful of examples, the same on every run.

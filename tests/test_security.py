@@ -24,7 +24,7 @@ from helpers import failures, title, wait_log, wait_registered
 from redis_server import RedisServer
 from resqued import Resque
 from resqued.redisio.connection import redact
-from test_master import Master
+from masters import Master
 
 PACKAGE = pathlib.Path(ROOT) / "resqued"
 

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from conftest import stop, wait_until
+from conftest import JOBS_FILE, stop, wait_until
 from helpers import failures, job_child_pid, log_entries, pid_gone, wait_log, wait_registered, worker_id
 from resqued.resque import wire
 from resqued.resque.keys import Keys
@@ -241,8 +241,7 @@ def test_a_new_worker_with_a_dead_workers_id_does_not_adopt_its_list(procs, redi
     os.mkfifo(go)
     launcher = ("import os, sys; open(sys.argv[1]).read(); "
                 "os.execv(sys.executable, [sys.executable, '-m', 'resqued'])")
-    env = {"QUEUE": "parked", "REDIS_BACKEND": redis_url, "APP_INCLUDE": os.path.join(os.path.dirname(__file__), "jobs.py"),
-           "INTERVAL": "1", "VVERBOSE": "1"}
+    env = {"QUEUE": "parked", "REDIS_BACKEND": redis_url, "APP_INCLUDE": JOBS_FILE, "INTERVAL": "1", "VVERBOSE": "1"}
     proc = procs.spawn([sys.executable, "-c", launcher, str(go)], env=env, name="reused")
     wid = worker_id(proc, "parked")
     stale = wire.dumps(wire.payload("Slow", [{"seconds": 0.1}], "b" * 32, 1.0))

@@ -11,7 +11,7 @@ import pytest
 from conftest import wait_until
 from resqued.master.control import ControlError, ControlServer, request
 from resqued.process.pidfile import Pidfile, PidfileError
-from test_master import TWO_POOLS, master_factory  # noqa: F401 (fixture)
+from masters import TWO_POOLS
 
 
 def raw_request(path, data: bytes) -> dict:

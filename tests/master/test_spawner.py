@@ -16,7 +16,7 @@ from conftest import JOBS_FILE, ROOT, log_text, wait_until
 from helpers import failures, title, wait_log
 from redis_server import RedisServer
 from resqued import Resque
-from test_master import TWO_POOLS, Master, master_factory, write_config  # noqa: F401 (fixture)
+from masters import TWO_POOLS, Master, write_config
 
 
 def spawners(master_pid):

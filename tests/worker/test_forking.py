@@ -13,7 +13,6 @@ import pytest
 from conftest import HERE, stop, wait_until
 from helpers import failures, log_entries, pid_gone, title, wait_log, wait_registered
 from resqued.process.title import PREFIX
-from test_master import master_factory  # noqa: F401 (fixture)
 
 
 def standby_children(pid):

@@ -9,7 +9,7 @@ import sys
 
 from conftest import log_text, stop, wait_until
 from helpers import failures, log_entries, pid_gone, title, wait_log
-from test_master import Master, write_config
+from masters import Master, write_config
 
 # Run the rest of argv in a session of its own, as a daemon or a service
 # runs; with a tty path first, that terminal becomes the session's controlling

@@ -14,7 +14,6 @@ from helpers import failures, log_entries, pid_gone, title, wait_log, wait_regis
 from redis_server import RedisServer
 from resqued import Resque
 from resqued.resque.recovery import Recovery
-from test_master import master_factory  # noqa: F401 (fixture)
 
 
 def inflight(r, wid, queue="default"):
@@ -168,7 +167,7 @@ def test_outcome_recorded_when_redis_returns(procs, tmp_path, persistent_redis):
 
 
 def test_master_and_workers_ride_out_a_redis_outage(procs, tmp_path):
-    from test_master import Master
+    from masters import Master
     server = RedisServer(str(tmp_path / "redis"), persistent=True).start()
     try:
         m = Master(procs, tmp_path, server.url, ["queues: [default]\ncount: 2"])
