@@ -36,6 +36,9 @@ class Keys:
         # judges each worker by its own beat; a worker not in it (Ruby, PHP)
         # is judged by Resque's 60 s.
         self.heartbeat_intervals = p + "resqued:heartbeat_intervals"
+        # worker id -> Redis time it was first seen unregistered and silent
+        # (presence.py settles its in-flight lists five intervals later).
+        self.vanished = p + "resqued:vanished"
         self._inflight_prefix = p + "resqued:inflight:"
 
     def queue(self, name: str) -> str:
@@ -66,27 +69,3 @@ class Keys:
     def inflight(self, worker_id: str, queue: str) -> str:
         """The job a worker has reserved from ``queue`` and not yet settled."""
         return f"{self._inflight_prefix}{worker_id}:{queue}"
-
-    def inflight_owner(self, key) -> tuple[str, str] | None:
-        """(worker id, queue) of an in-flight list's key, or None. A queue
-        name may hold ':', so the split is the one whose queue the worker id
-        lists (or any, for a ``*`` worker)."""
-        if isinstance(key, bytes):
-            key = key.decode(errors="replace")
-        if not key.startswith(self._inflight_prefix):
-            return None
-        host, _, rest = key[len(self._inflight_prefix):].partition(":")
-        pid, _, rest = rest.partition(":")
-        at = rest.find(":")
-        while at > 0:
-            queues, queue = rest[:at].split(","), rest[at + 1:]
-            if queue and (queue in queues or "*" in queues):
-                return f"{host}:{pid}:{rest[:at]}", queue
-            at = rest.find(":", at + 1)
-        return None
-
-    def inflight_pattern(self) -> str:
-        """SCAN MATCH pattern of every in-flight list (the namespace's glob
-        characters escaped)."""
-        escaped = "".join("\\" + c if c in "\\[]*?" else c for c in self._inflight_prefix)
-        return escaped + "*"

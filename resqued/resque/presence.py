@@ -12,8 +12,9 @@ is missing, php-resque always loses it) unless its status says it finished.
 Each worker is judged by its own heartbeat: resqued workers publish their
 interval (in resqued's own hash), and any other worker is judged by Resque's
 60 s, so a short ``heartbeat_interval`` here never prunes a live Ruby worker.
-Ruby's pruners know nothing of in-flight lists, so a prune also looks for
-lists whose worker is neither registered, nor beating, nor alive.
+Ruby's pruners know nothing of in-flight lists, so a prune also settles the
+lists of resqued workers that stayed unregistered and silent for five of
+their intervals.
 """
 
 import json
@@ -27,7 +28,6 @@ import redis
 from resqued.resque import wire
 from resqued.resque.wire import HEARTBEAT_INTERVAL, PRUNE_BEATS
 from resqued.resque.outcome import DIRTY_EXIT, PRUNED_DIRTY_EXIT, Failure, add_outcome
-from resqued.resque.recovery import client_name
 
 log = logging.getLogger("resqued.resque")
 
@@ -54,6 +54,7 @@ def unregister_commands(pipe, keys, worker_id: str) -> None:
     pipe.delete(keys.worker_processed(worker_id))
     pipe.delete(keys.worker_failed(worker_id))
     pipe.hdel(keys.heartbeat_intervals, worker_id)
+    pipe.hdel(keys.vanished, worker_id)
 
 
 def _looks_like_worker(pid: int) -> bool:
@@ -73,15 +74,6 @@ def _interval(value) -> float:
     except (TypeError, ValueError):
         return HEARTBEAT_INTERVAL
     return seconds if 0 < seconds < float("inf") else HEARTBEAT_INTERVAL
-
-
-def _connected_names(client) -> set[str]:
-    """The names of every open Redis connection (a resqued worker names its
-    own, see recovery.client_name); empty where an ACL refuses CLIENT LIST."""
-    try:
-        return {c.get("name", "") for c in client.client_list()}
-    except redis.ResponseError:
-        return set()
 
 
 class WorkingOn:
@@ -196,37 +188,40 @@ class Registration:
             self._prune(worker_id, reason)
             pruned.append(worker_id)
         if self.recovery is not None:
-            for worker_id, queues in self._vanished(known).items():
-                self.recovery.recover(worker_id, f"worker {worker_id} vanished (unregistered by another "
-                                      "pruner, or never registered) while processing it", queues=queues)
-                pruned.append(worker_id)
-        # Interval entries of workers a foreign pruner unregistered.
-        stale = [w for w in intervals if w not in known and w != self.worker_id]
-        if stale:
-            self.client.hdel(self.keys.heartbeat_intervals, *stale)
+            pruned += self._settle_vanished(known, intervals, now)
         return pruned
 
-    def _vanished(self, known: set[str]) -> dict[str, list[str]]:
-        """In-flight lists whose worker is neither registered, nor beating,
-        nor alive: a Ruby worker pruned it (Ruby knows nothing of these
-        lists), or it died between two steps of registering. {worker id:
-        [queue, ...]}."""
-        held: dict[str, list[str]] = {}
-        for key in self.client.scan_iter(match=self.keys.inflight_pattern(), count=1000):
-            owner = self.keys.inflight_owner(key)
-            if owner and owner[0] != self.worker_id and owner[0] not in known:
-                held.setdefault(owner[0], []).append(owner[1])
-        if not held:
-            return held
-        connected = _connected_names(self.client)
-        for worker_id in list(held):
-            host, pid, _ = split_worker_id(worker_id)
-            # Alive, though unregistered (a foreign pruner misjudged it, or
-            # a partition hid its beats): its job is still running.
-            if client_name(worker_id) in connected or (
-                    host == self.hostname and pid is not None and _looks_like_worker(pid)):
-                del held[worker_id]
-        return held
+    def _settle_vanished(self, known: set[str], intervals: dict, now: float) -> list[str]:
+        """Settle the in-flight lists of resqued workers that are neither
+        registered nor beating: a Ruby worker pruned them (Ruby knows nothing
+        of these lists), and they published an interval, so they are found
+        without scanning the keyspace. A worker so is first noted (Redis
+        time, in <ns>:resqued:vanished); its lists are settled once it has
+        stayed so for five of its intervals. A live worker beats again
+        within one interval, so a live worker's job is never requeued."""
+        try:
+            noted = {k.decode(): float(v) for k, v in self.client.hgetall(self.keys.vanished).items()}
+            back = [worker_id for worker_id in noted if worker_id in known]
+            if back:
+                self.client.hdel(self.keys.vanished, *back)
+            settled = []
+            for worker_id, interval in intervals.items():
+                if worker_id in known or worker_id == self.worker_id:
+                    continue
+                if worker_id not in noted:
+                    self.client.hsetnx(self.keys.vanished, worker_id, repr(now))
+                elif now - noted[worker_id] > PRUNE_BEATS * interval:
+                    self.recovery.recover(worker_id, f"worker {worker_id} vanished (unregistered by another "
+                                          "pruner, and no heartbeat since) while processing it")
+                    pipe = self.client.pipeline(transaction=False)
+                    pipe.hdel(self.keys.heartbeat_intervals, worker_id)
+                    pipe.hdel(self.keys.vanished, worker_id)
+                    pipe.execute()
+                    settled.append(worker_id)
+            return settled
+        except redis.ResponseError as exc:   # an ACL that refuses one of these: say so, go on
+            log.warning("cannot look for the in-flight jobs of vanished workers: %s", exc)
+            return []
 
     def _prune(self, worker_id: str, reason: Failure) -> None:
         why = f"worker {worker_id} died while processing it"

@@ -111,8 +111,9 @@ def parse_heartbeat(value) -> float | None:
 
 def parse_run_at(value) -> float | None:
     """A working-on record's ``run_at`` as a timestamp: Ruby's ISO 8601
-    (``2026-11-22T02:24:53Z``) or php-resque's ``Sun Nov 22 01:47:43 UTC 2026``
-    (a zone other than UTC/GMT is read as this machine's local time)."""
+    (``2026-11-22T02:24:53Z``) or php-resque's ``Sun Nov 22 01:47:43 UTC 2026``;
+    None when it cannot be read, or names a zone other than UTC/GMT (an
+    abbreviation such as CET cannot be told apart reliably)."""
     if not isinstance(value, str):
         return None
     try:
@@ -127,9 +128,9 @@ def parse_run_at(value) -> float | None:
         moment = datetime.strptime(" ".join(fields), "%a %b %d %H:%M:%S %Y")
     except ValueError:
         return None
-    if zone in ("UTC", "GMT", "Z"):
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.timestamp()
+    if zone not in ("UTC", "GMT", "Z"):
+        return None
+    return moment.replace(tzinfo=timezone.utc).timestamp()
 
 
 def working_on(queue: str, job_payload: dict, ts: float | None = None) -> str:

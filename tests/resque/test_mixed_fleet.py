@@ -7,6 +7,7 @@ tests/golden), and Ruby's prune by the commands Ruby sends.
 """
 
 import json
+import signal
 import os
 import socket
 import sys
@@ -18,7 +19,6 @@ import pytest
 from conftest import JOBS_FILE, stop, wait_until
 from helpers import failures, job_child_pid, log_entries, pid_gone, wait_log, wait_registered, worker_id
 from resqued.resque import wire
-from resqued.resque.keys import Keys
 from resqued.resque.outcome import PRUNED_DIRTY_EXIT
 
 HOST = socket.gethostname()
@@ -112,7 +112,8 @@ def test_resqued_workers_are_judged_by_the_interval_they_publish(procs, redis_ur
     wid = wait_registered(r, proc)
     assert not r.sismember("resque:workers", short) and not r.hexists(INTERVALS, short)
     assert r.sismember("resque:workers", long_) and r.hget(INTERVALS, long_) == b"60.0"
-    assert not r.hexists(INTERVALS, "gone:3:default")
+    # Left by a foreign pruner: noted, settled once silent for 5 of its beats.
+    assert r.hexists("resque:resqued:vanished", "gone:3:default")
     assert r.hget(INTERVALS, wid) == b"2.0"
     stop(proc)
 
@@ -197,8 +198,9 @@ def test_a_list_left_by_a_worker_that_ruby_pruned_is_recovered(procs, redis_url,
 
     second = procs.resqued(redis_url, extra_env={"RESQUED_HEARTBEAT_INTERVAL": "1"})
     wait_registered(r, second)
+    # Settled once silent for five of its 1 s beats.
     wait_until(lambda: len([e for e in log_entries(r) if e.startswith("started:")]) == 2,
-               message="the requeued job to run again")
+               timeout=20, message="the requeued job to run again")
     assert not r.exists(inflight)
     r.rpush("test:release", 1)
     wait_log(r, "finished:")
@@ -208,30 +210,31 @@ def test_a_list_left_by_a_worker_that_ruby_pruned_is_recovered(procs, redis_url,
     stop(second)
 
 
-def test_a_list_of_a_live_unregistered_worker_is_left_alone(procs, redis_url, resque, r):
-    """A worker that a foreign pruner unregistered while it lives (its Redis
-    connections are open) still runs its job: nobody requeues it."""
-    first = procs.resqued(redis_url, queue="slow")     # beats every 60 s
+def test_a_live_worker_that_ruby_unregistered_keeps_its_job(procs, redis_url, resque, r, tmp_path):
+    """A worker that a foreign pruner unregistered while it lives beats again
+    within its interval: its list is never settled, its job never requeued."""
+    fast = {"RESQUED_HEARTBEAT_INTERVAL": "1"}     # settled after 5 s of silence, were it silent
+    first = procs.resqued(redis_url, queue="slow", extra_env=fast)
     busy = wait_registered(r, first, queues="slow")
-    resque.enqueue("slow", "Slow", {"seconds": 60})
-    job_child_pid(r)
+    # Marks files, not Redis (a job's BLPOP over 5 s times out in redis-py).
+    mark = tmp_path / "job"
+    resque.enqueue("slow", "FileSleep", {"path": str(mark), "seconds": 30})
+    wait_until(lambda: (tmp_path / "job.started").exists(), message="the job to start")
+    second = procs.resqued(redis_url, extra_env=fast)
+    wait_registered(r, second)
     ruby_prune(r, busy)
-    r.hdel(INTERVALS, busy)
-    r.delete("resque:pruning_dead_workers_in_progress")   # the first worker's, for 60 s
-    second = procs.resqued(redis_url, extra_env={"RESQUED_HEARTBEAT_INTERVAL": "1"})
-    second_id = wait_registered(r, second)
-    # Two of the second worker's prunes (its lock lasts 1 s).
-    for _ in range(2):
-        wait_until(lambda: r.get("resque:pruning_dead_workers_in_progress") == second_id.encode(),
-                   timeout=15, message="a prune by the second worker")
-        wait_until(lambda: r.get("resque:pruning_dead_workers_in_progress") is None, timeout=15,
-                   message="its prune lock to expire")
+    # Seven of its beats (over 5 s): the second worker prunes all along.
+    beats = []
+    wait_until(lambda: beats.append(r.hget("resque:workers:heartbeat", busy)) or len(set(beats) - {None}) >= 7,
+               timeout=20, interval=0.1, message="seven beats of the unregistered worker")
     assert r.llen(f"resque:resqued:inflight:{busy}:slow") == 1
-    assert r.llen("resque:queue:slow") == 0
-    r.rpush("test:release", 1)
-    wait_log(r, "finished:")
-    stop(first)
+    [ruby_failure] = failures(r)          # the one Ruby's prune wrote, and no other
+    assert r.llen("resque:queue:slow") == 0 and ruby_failure["exception"] == PRUNED_DIRTY_EXIT
+    assert not r.hexists("resque:resqued:vanished", busy)    # noted at most while it was silent
+    assert not (tmp_path / "job.done").exists()
     stop(second)
+    assert stop(first, signal.SIGTERM) == 0     # the job is still its own to give back
+    assert r.llen("resque:queue:slow") == 1 and len(failures(r)) == 1
 
 
 def test_a_new_worker_with_a_dead_workers_id_does_not_adopt_its_list(procs, redis_url, r, tmp_path):
@@ -254,12 +257,3 @@ def test_a_new_worker_with_a_dead_workers_id_does_not_adopt_its_list(procs, redi
     log = proc.log_path.read_text()
     assert f"job {'b' * 32} of {wid} from queue parked requeued at the head of its queue" in log
     stop(proc)
-
-
-def test_an_inflight_key_names_its_worker_even_when_queues_hold_colons():
-    keys = Keys()
-    assert keys.inflight_owner(keys.inflight("h:12:a:b,*", "x:y")) == ("h:12:a:b,*", "x:y")
-    assert keys.inflight_owner(keys.inflight("h:12:a,b:c", "b:c")) == ("h:12:a,b:c", "b:c")
-    assert keys.inflight_owner("resque:resqued:inflight:h:12:a:zzz") is None
-    assert keys.inflight_owner("resque:queue:a") is None
-    assert Keys("my*ns").inflight_pattern() == "my\\*ns:resqued:inflight:*"
