@@ -25,6 +25,7 @@ def describe(config: Config) -> str:
         f"{seconds(config.shutdown_timeout)}, heartbeat_interval {seconds(config.heartbeat_interval)}, "
         f"term_timeout {seconds(config.term_timeout)}",
         f"lost jobs       on_lost {config.on_lost}, max_lost {config.max_lost}",
+        f"on HUP          {config.on_hup}",
         f"log             {config.log_level}, {config.log_format}",
         f"pools           {len(config.pools)} ({sum(p.count for p in config.pools)} workers)",
     ]

@@ -56,3 +56,4 @@ class Config:
     pools: tuple[PoolConfig, ...]
     on_lost: str = default("on_lost")
     max_lost: int = default("max_lost")
+    on_hup: str = default("on_hup")

@@ -33,7 +33,8 @@ class Setting:
     env: str | None = None          # env mode's variable
     flag: str | None = None         # env mode's flag for ``resqued`` (a flag beats its variable)
     env_default: Any = SAME         # env mode's default, where it differs
-    kind: str = "value"             # how env mode reads its text: value | list (comma separated) | switch
+    kind: str = "value"             # how env mode reads its text: value (a decimal is a number) |
+                                    # text | list (comma separated) | switch
     field: str | None = None        # the Config attribute, where it differs from the key
 
     @property
@@ -47,18 +48,17 @@ class Setting:
 SETTINGS = (
     # -- where and what ------------------------------------------------------
     Setting("redis", checks.redis_url, checks.check_redis_url(None),
-            "Redis URL: redis://, rediss:// or unix:// (env mode: also host:port); "
-            "the variable REDIS_URL beats it",
+            "Redis URL: redis://, rediss:// or unix:// (env mode: also host:port)",
             env="REDIS_BACKEND", flag="--redis", field="redis_url"),
     Setting("namespace", checks.namespace, "resque", "key prefix, php-resque's PREFIX",
-            env="PREFIX", flag="--prefix"),
+            env="PREFIX", flag="--prefix", kind="text"),
     Setting("jobs", checks.job_modules, (), "modules or .py files whose job classes may run (the allow-list)",
             env="APP_INCLUDE", flag="--app", kind="list"),
     Setting("aliases", checks.aliases, {}, "foreign class names (PHP, Ruby) -> a Python job"),
     # -- files ---------------------------------------------------------------
     Setting("pidfile", checks.file_path, "var/run/resqued.pid",
-            "the master's pidfile; resquectl finds the control socket beside it (.sock)",
-            env="PIDFILE", flag="--pidfile", env_default=None),
+            "pidfile; resquectl --pidfile finds the master's control socket beside it (.sock)",
+            env="PIDFILE", flag="--pidfile", env_default=None, kind="text"),
     Setting("pid_dir", checks.file_path, "var/run/workers", "one pidfile per worker here", env_default=None),
     Setting("control_socket", checks.file_path, None, "resquectl's socket (default: beside the pidfile)"),
     # -- timing --------------------------------------------------------------
@@ -76,13 +76,18 @@ SETTINGS = (
     Setting("on_lost", checks.choice(ON_LOST), ON_LOST[0],
             "a dead worker's job: requeue (at the head of its queue) or fail"),
     Setting("max_lost", checks.integer(1), DEFAULT_MAX_LOST, "fail a job lost this many times instead"),
+    # -- deploys --------------------------------------------------------------
+    Setting("on_hup", checks.choice(("reload", "restart")), "reload",
+            "what HUP does: reload pool.yml, or also restart every worker with the code on disk "
+            "(resque-pool's HUP), as resquectl reload and resquectl restart"),
     # -- logs ----------------------------------------------------------------
     Setting("log.level", checks.choice(checks.LOG_LEVELS), "info", "debug, info, warning or error",
             env_default="warning"),
     Setting("log.format", checks.choice(checks.LOG_FORMATS), "text", "text, or json (one object a line)"),
     # -- a pool --------------------------------------------------------------
-    Setting("queues", checks.queue_list, REQUIRED, "queues in priority order; '*' (last) is every queue",
-            pool=True, env="QUEUE", flag="--queue"),
+    Setting("queues", checks.queue_list, REQUIRED,
+            "queues in priority order, comma separated; '*' (last) is every queue",
+            pool=True, env="QUEUE", flag="--queue", kind="text"),
     Setting("count", checks.integer(0), REQUIRED, "workers in the pool", pool=True, env="COUNT",
             flag="--count", env_default=1),
     Setting("max_memory", checks.size_or_none, None,

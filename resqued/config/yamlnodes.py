@@ -19,6 +19,8 @@ MAX_FILE_BYTES = 1 << 20
 STR, INT, FLOAT, BOOL, NULL = (f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null"))
 MAP, SEQ, MERGE = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:merge"
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
+_DECIMAL_INT = re.compile(r"[+-]?[0-9]+")
+_DECIMAL_FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 class LocatedError(Exception):
@@ -121,16 +123,22 @@ class NodeReader:
             raise LocatedError("no settings: the file is empty or has only comments", line=1)
         return node
 
-    def plain(self, text: str):
+    @staticmethod
+    def plain(text: str, as_text: bool = False):
         """A node for a value given outside the file (an environment
-        variable), typed as YAML types a plain scalar: '5' an integer,
-        'false' a boolean, '300MB' a string. It has no line."""
-        tag = self.loader.resolve(yaml.ScalarNode, text, (True, False))
-        # Only the plain types: '*', '=' or '<<' are text here, not YAML syntax.
-        return yaml.ScalarNode(tag if tag in (STR, INT, FLOAT, BOOL, NULL) else STR, text)
+        variable). Unlike YAML's typing, only plain decimal numbers are
+        numbers ('010' is ten, not octal eight; '1:30' is no number) and
+        nothing else is anything but text ('yes', '*', '123' with
+        ``as_text``). It has no line."""
+        if not as_text:
+            if _DECIMAL_INT.fullmatch(text):
+                return yaml.ScalarNode(INT, str(int(text)))
+            if _DECIMAL_FLOAT.fullmatch(text):
+                return yaml.ScalarNode(FLOAT, repr(float(text)))
+        return yaml.ScalarNode(STR, text)
 
     def plain_list(self, texts):
-        return yaml.SequenceNode(SEQ, [self.plain(text) for text in texts])
+        return yaml.SequenceNode(SEQ, [self.plain(text, as_text=True) for text in texts])
 
     # -- errors --------------------------------------------------------------
     def fail(self, node, path, problem) -> LocatedError:

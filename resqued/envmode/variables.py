@@ -8,6 +8,7 @@ message a bad ``interval:`` gets in pool.yml.
 import os
 
 from resqued.config import checks
+from resqued.config.loader import MAX_SOCKET_PATH
 from resqued.config.model import Config, ConfigError, PoolConfig
 from resqued.config.settings import LOG, POOL, REQUIRED, SETTINGS, TOP, Setting
 from resqued.config.yamlnodes import LocatedError, NodeReader
@@ -49,9 +50,13 @@ def load(args, environ) -> Config:
         raise ConfigError("no queues: set QUEUE (e.g. QUEUE=high,default or QUEUE=*) or pass --queue")
     if values["count"] < 1:
         raise ConfigError(f"must be at least 1, got {values['count']}", path="COUNT")
-    values["max_jobs_jitter"] = 0
+    # As pool.yml: a tenth of max_jobs, so COUNT workers do not recycle at once.
+    values["max_jobs_jitter"] = values["max_jobs"] // 10 if values["max_jobs"] else 0
     pool = PoolConfig(**{s.attribute: values[s.attribute] for s in POOL.values()})
     pidfile = os.path.abspath(values["pidfile"]) if values["pidfile"] else None
+    if pidfile and len(os.fsencode(socket_beside(pidfile))) > MAX_SOCKET_PATH:
+        raise ConfigError(f"{pidfile}: the control socket beside it would be longer than {MAX_SOCKET_PATH} bytes",
+                          path="PIDFILE")
     top = {s.attribute: values[s.attribute] for s in (*TOP.values(), *LOG.values())}
     top.update(pidfile=pidfile, control_socket=socket_beside(pidfile) if pidfile else None)
     return Config(path=PATH, pools=(pool,), **top)
@@ -75,11 +80,16 @@ def _value(reader, setting: Setting, args, environ):
     if flag is None and not text:
         return setting.default_for_env()
     where = setting.flag if flag is not None else setting.env
+    value = str(flag if flag is not None else text).strip()
     if setting.kind == "list":
-        items = flag if flag is not None else [item.strip() for item in text.split(",") if item.strip()]
-        node = reader.plain_list(items)
+        node = reader.plain_list(flag if flag is not None else [item.strip() for item in text.split(",") if item.strip()])
+    elif setting.key == "queues":
+        # As php-resque: "high, default," names two queues.
+        node = reader.plain(",".join(q.strip() for q in value.split(",") if q.strip()), as_text=True)
+        if not node.value:
+            return setting.default_for_env()
     else:
-        node = reader.plain(str(flag if flag is not None else text).strip())
+        node = reader.plain(value, as_text=setting.kind == "text")
     try:
         return setting.check(reader, node, where)
     except LocatedError as exc:

@@ -27,7 +27,7 @@ interval: 5                       # seconds between polls when a worker cannot b
 shutdown_timeout: 30              # seconds a graceful stop waits before killing
 log: {level: info, format: text}  # format: text | json
 defaults:                         # apply to every pool unless it overrides them
-  max_memory: 300MB               # recycle a worker whose RSS (with its job child) passes this
+  max_memory: 300MB               # recycle a worker whose memory (PSS of worker, forker, standby, job child) passes this
   max_jobs: 1000                  # recycle a worker after this many jobs
 pools:
   - queues: [high, default]       # priority order; "*" = every queue, alphabetical
