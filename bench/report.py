@@ -8,7 +8,8 @@ import statistics
 HIGHER_IS_BETTER = {"jobs/s", "enq/s"}
 SCENARIO_ORDER = ("drain1_fork", "drain1_nofork", "drain2", "enqueue_single", "enqueue_bulk",
                   "latency_p50", "latency_p95", "latency_p99", "master_idle_rss", "master_idle_cpu",
-                  "master_replace_worker", "master_reload", "floor")
+                  "master_replace_worker", "master_reload", "master64_idle_cpu", "memory_check",
+                  "master64_status", "floor")
 CONTENDER_ORDER = ("resqued", "resqued_noforker", "resqued_nofork", "rq", "celery", "fork_lean", "fork_with_imports", "redis_min_commands")
 RATIO_NOTE = ("ratios are resqued ÷ contender for throughput (jobs/s, enq/s) and contender ÷ resqued "
               "for latency, so that in both cases a ratio above 1 means resqued is better; "
@@ -126,6 +127,7 @@ def targets(scenarios: dict, ratio: dict, floor: dict) -> list:
         ("master idle CPU ≤ 0.5 %", fig("master_idle_cpu"), "<=", 0.5, "%"),
         ("killed worker replaced in ≤ 200 ms", fig("master_replace_worker"), "<=", 200, "ms"),
         ("reload applied in ≤ 1 s (resquectl reload wall time)", fig("master_reload"), "<=", 1000, "ms"),
+        ("master idle CPU ≤ 0.5 % with 64 workers", fig("master64_idle_cpu"), "<=", 0.5, "%"),
     ]
     out = []
     for name, value, op, limit, unit in rows:

@@ -31,7 +31,7 @@ import scenarios  # noqa: E402
 from procs import LOGS, RESULTS, Budget, BudgetExceeded, Procs  # noqa: E402
 from redis_server import RedisServer, find_redis_server  # noqa: E402  (tests/redis_server.py)
 
-ALL = ("floor", "enqueue", "latency", "master", "drain1_nofork", "drain1_fork", "drain2")
+ALL = ("floor", "enqueue", "latency", "master", "master64", "drain1_nofork", "drain1_fork", "drain2")
 
 
 class Context:
@@ -163,6 +163,8 @@ def main(argv=None) -> int:
                     scenarios.latency(ctx, res, scenarios.MAKERS["latency"], 50, 0.020, reps)
                 elif name == "master":
                     scenarios.master(ctx, res, args.idle, reps)
+                elif name == "master64":
+                    scenarios.master64(ctx, res, args.idle / 3)
                 elif name in ("drain1_fork", "drain1_nofork"):
                     scenarios.drain(ctx, res, name, scenarios.MAKERS[name], 2000 // scale, reps, timeout=120)
                 elif name == "drain2":

@@ -295,6 +295,49 @@ def master(ctx, res, idle, reps, count=8):
         ctx.procs.stop(proc, grace=10)
 
 
+def master64(ctx, res, idle, count=64):
+    """A master with ``count`` workers: its idle CPU over ``idle`` seconds, the
+    cost of one memory check (worker/recycle.tree_memory: the PSS of a worker
+    and its forker, standby and job child, as the recycler and resquectl
+    status read it), and one ``resquectl status``, which reads all of them."""
+    from resqued.worker.recycle import tree_memory
+
+    label = f"resqued -c pool.yml (count {count})"
+    ctx.budget.check(idle + 120)
+    ctx.flush()
+    rundir = os.path.join(ctx.rundir, "master64")
+    os.makedirs(rundir, exist_ok=True)
+    path = write_pool_yml(rundir, ctx.url, count)
+    env = {"BENCH_REDIS_URL": ctx.url, "REDIS_BACKEND": ctx.url}
+    proc = ctx.procs.start("master64", [os.path.join(BIN, "resqued"), "-c", path], env=env)
+    try:
+        m = psutil.Process(proc.pid)
+        wait_for(lambda: proc.poll() is not None or live_workers(m) >= count, 120, 0.05, f"{count} workers")
+        if proc.poll() is not None:
+            raise RuntimeError(f"the master exited {proc.returncode}; see bench/results/logs/master64.log")
+        wait_for(lambda: ctx.redis.scard("resque:workers") >= count, 60, 0.05, "registrations")
+        time.sleep(2.0)
+        cpu0, wall0 = _cpu(m), time.monotonic()
+        time.sleep(idle)
+        wall = time.monotonic() - wall0
+        cpu = (_cpu(m) - cpu0) / wall * 100
+        res.add("master64_idle_cpu", "resqued", label, "%", cpu, {"window_s": wall, "workers": live_workers(m)})
+        workers = [c.pid for c in m.children() if _title(c).startswith("resque-")]
+        rounds = 5
+        t0 = time.perf_counter()
+        for _ in range(rounds):
+            for pid in workers:
+                tree_memory(pid)
+        check_ms = (time.perf_counter() - t0) / (rounds * len(workers)) * 1000
+        res.add("memory_check", "resqued", label, "ms", check_ms, {"workers": len(workers)})
+        status_s = _timed([os.path.join(BIN, "resquectl"), "-c", path, "status", "--json"], check=True)
+        res.add("master64_status", "resqued", label, "ms", status_s * 1000)
+        print(f"  {len(workers)} workers: master idle CPU {cpu:.3f} %, one memory check {check_ms:.2f} ms, "
+              f"resquectl status {status_s * 1000:.0f} ms", flush=True)
+    finally:
+        ctx.procs.stop(proc, grace=20)
+
+
 def _cpu(p):
     t = p.cpu_times()
     return t.user + t.system

@@ -60,7 +60,7 @@ def main():
             ctl(command, env=env)
         if not once:
             print("\nresqued is still running. In another terminal, try:\n"
-                  f"  REDIS_URL={redis.url} .venv/bin/resquectl enqueue default ResizeImage '[\"a.png\", 10, 10]'\n"
+                  f"  REDIS_URL={redis.url} .venv/bin/resquectl enqueue --call default ResizeImage '[\"a.png\", 10, 10]'\n"
                   "  .venv/bin/resquectl -c conf/pool.yml pause   (then resume, reload, status)\n"
                   "Ctrl-C stops everything.")
             signal.pause()

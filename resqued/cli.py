@@ -121,8 +121,9 @@ def run_worker(config, registry) -> int:
 def run_master(args) -> int:
     # Not at the top: env mode's single worker (COUNT=1) runs in this process,
     # and need not carry the master's modules (~1.6 MB of RSS).
-    from resqued.master.workerprocess import probe
+    from resqued.master.workerprocess import probe, reach_redis
     from resqued.config.describe import describe
+    from resqued.config.paths import check_paths
     from resqued.config.loader import load_config
     from resqued.master.control import ControlError
     from resqued.process.daemon import default_log_file, detach
@@ -144,10 +145,14 @@ def run_master(args) -> int:
 
     try:
         config = loader()
+        check_paths(config)
     except ConfigError as exc:
         print(f"resqued: {exc}", file=sys.stderr)
         return EX_CONFIG
     if args.check:
+        warning = reach_redis(config)
+        if warning:
+            print(f"resqued: warning: {warning}", file=sys.stderr)
         print(describe(config))
         return EXIT_OK
     try:

@@ -244,7 +244,7 @@ def test_a_wrong_password_is_logged_once_without_it_and_retried(procs, tmp_path,
     errors = [line for line in log.splitlines() if "invalid username-password pair" in line]
     assert len(errors) == 1, log
     assert WRONG not in log and "Traceback" not in log
-    # --check does not connect: a wrong password is not its business.
+    # --check tries Redis too (a warning at most): the password shows nowhere.
     config = tmp_path / "wrong.yml"
     config.write_text(f"redis: {wrong_url}\njobs: [{JOBS_FILE}]\npools:\n  - queues: [default]\n    count: 1\n")
     check = subprocess.run([sys.executable, "-m", "resqued", "--check", "-c", str(config)], capture_output=True,

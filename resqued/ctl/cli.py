@@ -124,8 +124,13 @@ def parse_job_args(text):
 
 def cmd_enqueue(resque, args) -> int:
     job_args = parse_job_args(args.json_args)
+    if args.call and not isinstance(job_args, list):
+        raise UsageError("--call takes a JSON array of the job's positional arguments, e.g. '[\"a.png\", 10]'")
     try:
-        job_id = resque.enqueue(args.queue, args.job_class, job_args, track_status=args.track)
+        if args.call:   # Ruby's Resque.enqueue(Klass, *args): perform(*args)
+            job_id = resque.enqueue_call(args.queue, args.job_class, *job_args, track_status=args.track)
+        else:           # php-resque's Resque::enqueue: one argument, self.args
+            job_id = resque.enqueue(args.queue, args.job_class, job_args, track_status=args.track)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if job_id is None:
@@ -295,6 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
     enqueue.add_argument("json_args", metavar="JSON_ARGS", nargs="?",
                          help="the job's args: a JSON object, array or null")
     enqueue.add_argument("--track", action="store_true", help="track the job's status")
+    enqueue.add_argument("--call", action="store_true",
+                         help="JSON_ARGS is an array of positional arguments, as Ruby's Resque.enqueue "
+                              "(perform(*args)); without it, JSON_ARGS is the job's one argument, "
+                              "as php-resque's (self.args)")
 
     command(commands, "queues", cmd_queues, "list queues and their sizes")
     command(commands, "workers", cmd_workers, "list registered workers and what they do")
@@ -323,11 +332,16 @@ def build_parser() -> argparse.ArgumentParser:
                             ("pause", "pause every worker (running jobs finish); returns once all have paused"),
                             ("resume", "resume every worker"),
                             ("reload", "re-read pool.yml; returns once applied, or fails with the error"),
+                            ("restart", "replace every worker (or those of POOL...) with one running the code "
+                                        "on disk, one at a time; refused if the code does not import"),
                             ("stop", "stop the master gracefully (running jobs finish); waits until it is gone")):
         sub = command(commands, name, None, help_text)
         sub.set_defaults(master_command=name)
         if name == "stop":
-            sub.add_argument("--now", action="store_true", help="kill running jobs instead of waiting")
+            sub.add_argument("--now", action="store_true",
+                             help="kill running jobs instead of waiting (they go back to their queues)")
+        if name == "restart":
+            sub.add_argument("pools", metavar="POOL", nargs="*", help="a pool, by its queues (high,default)")
     return parser
 
 
@@ -350,6 +364,8 @@ def main(argv=None) -> int:
             return _fail(str(exc), exc.code)
         except KeyboardInterrupt:
             return EXIT_INTERRUPTED
+        except BrokenPipeError:
+            return _reader_gone()
     try:
         url, namespace = connection_settings(args, os.environ)
         client = connect(url, socket_connect_timeout=CONNECT_TIMEOUT)
@@ -370,8 +386,13 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
-        # The reader went away (`resquectl failed | head`): silence the final flush.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_FAILURE
+        return _reader_gone()
     finally:
         client.close()
+
+
+def _reader_gone() -> int:
+    """The reader went away (`resquectl status | head -3`): silence the final
+    flush, which would print a BrokenPipeError traceback."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return EXIT_FAILURE

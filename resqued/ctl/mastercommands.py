@@ -1,11 +1,13 @@
-"""resquectl's master commands: pause, resume, reload, stop, status. They talk
+"""resquectl's master commands: pause, resume, reload, restart, stop, status. They talk
 to a running master through its control socket (found from ``-c pool.yml``,
 ``--pidfile`` or ``--socket``), never through Redis."""
 
 import os
+import sys
 import time
 
 import psutil
+import yaml
 
 from resqued.exits import EX_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from resqued.master import control
@@ -16,6 +18,8 @@ from resqued.config.settings import default
 from resqued.config.sizes import format_size
 from resqued.ctl import tables
 from resqued.process.pidfile import socket_beside
+
+RESTART_WAIT = 660.0   # the master gives a restart 600 s to replace every worker
 
 
 class MasterError(Exception):
@@ -30,7 +34,9 @@ def locate(args):
         try:
             config = load_config(args.config, getattr(args, "environment", None))
         except ConfigError as exc:
-            raise MasterError(str(exc), EX_CONFIG) from None
+            if args.master_command == "reload":   # the file is what it would apply: say why now
+                raise MasterError(str(exc), EX_CONFIG) from None
+            return _locate_despite(args.config, exc)
         return config.control_socket, config.pidfile, config.shutdown_timeout
     # Without the config, the master's shutdown_timeout is unknown: assume the default.
     if getattr(args, "socket", None):
@@ -40,13 +46,47 @@ def locate(args):
     raise MasterError("which master? give -c pool.yml, --pidfile PATH or --socket PATH", EXIT_USAGE)
 
 
+def _locate_despite(path: str, error: ConfigError):
+    """pool.yml no longer validates (edited since the master started, say):
+    the operator must still reach the running master, to see it or stop it.
+    Its pidfile and control_socket keys alone, read leniently, find it."""
+    paths = read_paths(path)
+    if paths is None or not os.path.exists(paths[0]):
+        where = f" (no master answers at {paths[0]})" if paths else ""
+        raise MasterError(f"{error}{where}; to reach a running master anyway, give --pidfile PATH "
+                          "or --socket PATH", EX_CONFIG)
+    print(f"resquectl: warning: {error}; using its pidfile and control_socket keys to reach the "
+          f"master at {paths[0]}", file=sys.stderr)
+    return paths[0], paths[1], default("shutdown_timeout")
+
+
+def read_paths(path: str):
+    """(control socket, pidfile) from pool.yml's keys (or their defaults),
+    whatever else in the file is wrong; None if it is not even YAML."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            data = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError, RecursionError):
+        return None
+    data = data if isinstance(data, dict) else {}
+    base = os.path.dirname(os.path.abspath(path))
+
+    def key(name):
+        value = data.get(name)
+        value = value if isinstance(value, str) and value.strip() else default(name)
+        return os.path.normpath(os.path.join(base, value)) if value else None
+    pidfile = key("pidfile")
+    return key("control_socket") or socket_beside(pidfile), pidfile
+
+
 def ask(path: str, command: str, timeout: float = 90.0, **fields) -> dict:
     try:
         answer = control.request(path, command, timeout=timeout, **fields)
     except control.ControlError as exc:
         raise MasterError(str(exc)) from None
     if not answer.get("ok"):
-        code = EX_CONFIG if command == "reload" else EXIT_FAILURE
+        # A refused reload or restart: the config or the code does not load.
+        code = EX_CONFIG if command in ("reload", "restart") else EXIT_FAILURE
         raise MasterError(f"{command} failed: {answer.get('error')}", code)
     return answer
 
@@ -63,6 +103,10 @@ def run(args, emit) -> int:
         answer = ask(path, "reload")
         emit(args, answer, lambda a: "reloaded: " + ", ".join(
             f"{','.join(p['queues'])}={p['count']}" for p in a["pools"]))
+    elif command == "restart":
+        answer = ask(path, "restart", timeout=RESTART_WAIT, pools=list(args.pools))
+        emit(args, answer, lambda a: "restarted: " + ", ".join(
+            f"{','.join(p['queues'])}={p['alive']}" for p in a["pools"]))
     elif command == "stop":
         answer = ask(path, "stop", now=bool(args.now))
         pid = answer["pid"]
@@ -90,6 +134,7 @@ def render_status(status: dict) -> str:
     lines.append(tables.table(["POOL", "COUNT", "ALIVE", "STATE", "RECYCLES", "RESTARTS", "MAX_MEMORY", "MAX_JOBS"], [
         [",".join(p["queues"]), p["count"], p["alive"], "FAILED" if p["failed"] else "ok", p["recycles"],
          p["restarts"], format_size(p["max_memory"]) if p["max_memory"] else "-", p["max_jobs"] or "-"] for p in status["pools"]]))
+    lines += [f"pool {','.join(p['queues'])} FAILED: {p['reason']}" for p in status["pools"] if p.get("reason")]
     lines.append("")
     now = time.time()
     rows = []
@@ -98,6 +143,6 @@ def render_status(status: dict) -> str:
         since = f"{now - w['since']:.0f}s ago" if w.get("since") else "-"
         state = w["state"] + (" (paused)" if w["paused"] and w["state"] == "busy" else "")
         rows.append([w["pid"], ",".join(w["queues"]), state, job.get("class") or "-", job.get("id") or "-",
-                     since, approx_size(w["rss"]), w["jobs_done"]])
-    lines.append(tables.table(["PID", "QUEUES", "STATE", "JOB", "JOB_ID", "SINCE", "RSS", "JOBS"], rows))
+                     since, approx_size(w["memory"]), w["jobs_done"]])
+    lines.append(tables.table(["PID", "QUEUES", "STATE", "JOB", "JOB_ID", "SINCE", "MEMORY", "JOBS"], rows))
     return "\n".join(lines)

@@ -19,4 +19,6 @@ def run(config) -> int:
     # TERM and INT kill running jobs, as they do to a php-resque or Resque
     # worker; QUIT lets them finish. The variables cannot change under a
     # running process, so a HUP re-applies the same config.
-    return Master(config, loader=lambda: config, term_mode="immediate").run()
+    # A pool whose workers keep dying at boot ends the process (exit 1), for
+    # systemd or supervisord to see: nothing could reload it.
+    return Master(config, loader=lambda: config, term_mode="immediate", exit_when_failed=True).run()

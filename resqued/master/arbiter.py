@@ -30,10 +30,12 @@ from resqued.master import workerprocess
 from resqued.master import reconcile
 from resqued.master.control import ControlServer
 from resqued.master.requests import RequestHandlers
+from resqued.master.restart import RollingRestart
+from resqued.process.logs import counted
 from resqued.process.pidfile import Pidfile
 from resqued.process.title import set_raw_title
 from resqued.master.recoveryruns import RecoveryRuns
-from resqued.exits import EXIT_REASONS
+from resqued.exits import EXIT_FAILURE, EXIT_OK, EXIT_REASONS
 from resqued.process.signals import SignalQueue, become_child_subreaper, describe, has_controlling_terminal, wait_readable
 from resqued.master.spawner import Spawner, SpawnerError
 from resqued.process.systemd import Notifier
@@ -46,8 +48,12 @@ SIGNALS = (signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM, signal.SIGINT, signal.
 
 
 class Master:
-    def __init__(self, config, loader, term_mode: str = "graceful"):
-        """``loader()`` re-reads the config file (raising ConfigError)."""
+    def __init__(self, config, loader, term_mode: str = "graceful", exit_when_failed: bool = False):
+        """``loader()`` re-reads the config file (raising ConfigError).
+        ``exit_when_failed``: once every pool is FAILED, stop and exit 1
+        rather than wait for a reload (env mode, whose config cannot change)."""
+        self.exit_when_failed = exit_when_failed
+        self.exit_code = EXIT_OK
         self.config = config
         self.loader = loader
         self.term_mode = term_mode
@@ -66,6 +72,7 @@ class Master:
         self.kill_deadline = None     # when stragglers get SIGKILL
         self.recovery_deadline = None # when a stop gives up on recovering lost jobs
         self.requests = RequestHandlers(self)   # resquectl's requests, status, READY
+        self.restart = RollingRestart(self)     # resquectl restart: new code, pool by pool
         self.hostname = socket.gethostname()
         self.lost = RecoveryRuns()
         self.spawner = Spawner(self.name)
@@ -87,13 +94,13 @@ class Master:
                 # Without it the spawner's workers would be init's children:
                 # the master could neither reap them nor see them die.
                 raise OSError("cannot become a child subreaper (prctl PR_SET_CHILD_SUBREAPER): "
-                              "resqued -c needs Linux 3.4 or later")
+                              "resqued's master (-c, or env mode with COUNT > 1) needs Linux 3.4 or later")
             log.info("master %d managing %s", os.getpid(), ", ".join(
                 f"{p.name}={p.count}" for p in self.config.pools) or "no pools")
             while not (self.stopping and not self.children and not self.lost):
                 self._turn()
             log.info("master %d stopped", os.getpid())
-            return 0
+            return self.exit_code
         finally:
             for conn, _, _ in self.requests.waiting:
                 conn.reply(ok=True, message="master stopped")
@@ -112,6 +119,7 @@ class Master:
             self._enforce_stop_deadlines()
         elif not self.winched:
             self._reconcile()
+            self.restart.step()
         # After the replacements are forked: they need the CPU more urgently.
         self._recover_lost_jobs()
         self.requests.answer_waiting()
@@ -150,7 +158,9 @@ class Master:
             return
         log.info("master received %s", describe(signum))
         if signum == signal.SIGHUP:
-            self.reload()
+            # resque-pool's HUP also restarts every worker: on_hup: restart.
+            if self.reload() is None and self.config.on_hup == "restart":
+                self.restart.start()
         elif signum == signal.SIGQUIT:
             self.stop("graceful", bounded=False)
         elif signum in (signal.SIGTERM, signal.SIGINT):
@@ -192,7 +202,7 @@ class Master:
         elif not (self.stopping or self.winched):
             log.info("master received SIGWINCH: stopping every worker until HUP")
             self.winched = True
-            self._retire([c for c in self.children.values() if not c.stopping], "WINCH: stopped until HUP")
+            self.retire([c for c in self.children.values() if not c.stopping], "WINCH: stopped until HUP")
 
     def stop(self, mode: str, bounded: bool) -> None:
         first = self.stopping is None
@@ -248,23 +258,25 @@ class Master:
                                    adjust=max(-p.count, old[p.name].adjust) if resumed else 0)
                       for p in new.pools}
         if workerprocess.global_settings(new) != old_settings:
-            self._retire([c for c in self.children.values() if not c.stopping],
+            self.retire([c for c in self.children.values() if not c.stopping],
                          "redis, namespace or job settings changed")
         log.info("reloaded %s: %s", new.path, ", ".join(f"{p.name}={p.count}" for p in new.pools))
         self.requests.ready_sent = False  # READY=1 again once the new config is applied
         return None
 
     # -- children ----------------------------------------------------------
-    def _desired_counts(self) -> dict:
+    def desired_counts(self) -> dict:
         return {p.name: max(0, p.count + self.pools[p.name].adjust) for p in self.config.pools}
 
     def _reconcile(self) -> None:
         now = time.monotonic()
         blocked = {name for name, s in self.pools.items() if not s.may_start(now)}
         alive = [reconcile.Alive(c.pid, c.pool, c.started, c.stopping) for c in self.children.values()]
-        plan = reconcile.plan(self.config.pools, self._desired_counts(), alive, blocked)
+        # A rolling restart runs a pool one worker over its count (restart.py).
+        counts = {name: n + self.restart.surge(name) for name, n in self.desired_counts().items()}
+        plan = reconcile.plan(self.config.pools, counts, alive, blocked)
         for pid, reason in plan.retire:
-            self._retire([self.children[pid]], reason)
+            self.retire([self.children[pid]], reason)
         can_spawn = self.spawner.ready and now >= self._spawn_retry_at
         for pool in plan.spawn if can_spawn else ():
             try:
@@ -275,6 +287,7 @@ class Master:
                 log.error("cannot start a worker for %s: %s", pool.name, exc)
                 self._spawn_retry_at = now + 1.0
                 break
+            child.generation = self.restart.generation
             self.children[child.pid] = child
             log.info("started worker %d for %s", child.pid, pool.name)
 
@@ -289,7 +302,7 @@ class Master:
         for child in self.children.values():
             os.close(child.report_fd)
 
-    def _retire(self, workers, reason: str) -> None:
+    def retire(self, workers, reason: str) -> None:
         for child in workers:
             log.info("retiring worker %d (%s): %s", child.pid, child.pool.name, reason)
             child.stopping, child.stop_reason = True, reason
@@ -331,15 +344,24 @@ class Master:
         if verdict is Exit.STOPPED:
             log.info("worker %d (%s) stopped (%s)", child.pid, child.pool.name, how)
             return
+        if verdict is not Exit.RECYCLED:
+            pool.last_exit, pool.last_error = how, child.last_error
         delay = pool.worker_exited(verdict, time.monotonic())
         if verdict is Exit.RECYCLED:
             log.info("worker %d (%s) %s; replacing it", child.pid, child.pool.name, EXIT_REASONS[code])
+        elif verdict is Exit.DIED and code == EXIT_OK:
+            # Not a death: someone stopped it (a TERM or QUIT sent to the worker itself).
+            log.info("worker %d (%s) exited on its own (%s) after %.0fs; replacing it",
+                     child.pid, child.pool.name, how, time.monotonic() - child.started)
         elif verdict is Exit.DIED:
             log.warning("worker %d (%s) died (%s) after %.0fs; replacing it",
                         child.pid, child.pool.name, how, time.monotonic() - child.started)
         elif pool.failed:
-            log.error("pool %s failed: its workers died at boot %d times in a row (last: %s); "
-                      "not restarting until a reload", child.pool.name, pool.backoff.failures, how)
+            log.error("pool %s failed: %s; not restarting until a reload", child.pool.name, pool.reason)
+            if self.exit_when_failed and all(p.failed for p in self.pools.values()):
+                log.error("every pool failed, and nothing can reload them: exiting")
+                self.exit_code = EXIT_FAILURE
+                self.stop("graceful", bounded=True)
         else:
             log.warning("worker %d (%s) died at boot (%s); next start in %.1fs",
                         child.pid, child.pool.name, how, delay)
@@ -356,13 +378,16 @@ class Master:
     def _update_title(self) -> None:
         state = self.requests.state()
         live = sum(1 for c in self.children.values() if not c.stopping)
-        text = f"managing {live} workers" if state == "running" else state
+        text = f"managing {counted(live, 'worker')}" if state == "running" else state
         if any(kind == "applied" for _, kind, _ in self.requests.waiting):
             text = "reloading"
         if text != self._title:
             set_raw_title(f"resqued-master[{self.name}]: {text}")
             self._title = text
-        status = f"{text}; {self.requests.summary()}"
+        # systemd's STATUS=: the state unless plainly running, then the summary
+        # ("3 workers; 1 waiting for Redis at ...; mail FAILED: ...").
+        summary = self.requests.summary()
+        status = summary if state == "running" and text != "reloading" else f"{text}; {summary}"
         if status != self._status:
             self.notifier.status(status)
             self._status = status

@@ -13,7 +13,7 @@ import socket
 import stat
 
 MAX_REQUEST = 64 * 1024
-COMMANDS = ("status", "pause", "resume", "reload", "stop")
+COMMANDS = ("status", "pause", "resume", "reload", "restart", "stop")
 
 
 class ControlError(RuntimeError):
@@ -37,6 +37,9 @@ def parse_request(data: bytes) -> dict:
     command = request.get("command")
     if command not in COMMANDS:
         raise BadRequest(f"unknown command {_shown(command)}; commands are {', '.join(COMMANDS)}")
+    pools = request.get("pools", [])
+    if command == "restart" and not (isinstance(pools, list) and all(isinstance(p, str) for p in pools)):
+        raise BadRequest("restart: pools must be a list of pool names")
     return request
 
 

@@ -7,6 +7,7 @@ loads redis-py and the worker's code, which the master never does
 (spawner.py says why).
 """
 
+import json
 import logging
 import os
 import signal
@@ -29,8 +30,28 @@ from resqued.worker.worker import Worker
 log = logging.getLogger("resqued.master")
 
 
+class ErrorReports(logging.Handler):
+    """Each error a worker logs, as one line on its report pipe: the master
+    keeps the last (Child.last_error), which is what a pool that keeps
+    dying at boot shows as its reason (resquectl status, systemd STATUS=),
+    instead of a traceback only in the log."""
+
+    def __init__(self, report_fd: int):
+        super().__init__(logging.ERROR)
+        self.report_fd = report_fd
+
+    def emit(self, record) -> None:
+        try:
+            exc = record.exc_info[1] if record.exc_info else None
+            text = f"{type(exc).__name__}: {exc}" if exc is not None else record.getMessage()
+            os.write(self.report_fd, json.dumps({"error": " ".join(text.split())[:500]}).encode() + b"\n")
+        except Exception:
+            pass  # a closed pipe, a full one: the log still has it
+
+
 def worker_main(spec: dict, report_fd: int) -> int:
     """In the worker, forked by the spawner and adopted by the master."""
+    logging.getLogger("resqued").addHandler(ErrorReports(report_fd))
     config = Config(**{**spec["config"], "jobs": tuple(spec["config"]["jobs"]), "pools": ()})
     pool = PoolConfig(**{**spec["pool"], "queues": tuple(spec["pool"]["queues"])})
     try:

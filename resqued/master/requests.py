@@ -15,8 +15,11 @@ import psutil
 
 from resqued.master import workerprocess
 from resqued.master import reconcile
+from resqued.process.logs import counted
+from resqued.redisio.connection import redact
 
 REQUEST_TIMEOUT = 60.0     # a pause/reload request waits at most this long
+RESTART_TIMEOUT = 600.0    # a restart replaces workers one by one, each after its job
 
 
 class RequestHandlers:
@@ -44,6 +47,12 @@ class RequestHandlers:
                 conn.reply(ok=False, error=error)
             else:
                 self.waiting.append((conn, "applied", time.monotonic() + REQUEST_TIMEOUT))
+        elif command == "restart":
+            error = master.restart.start(conn.request.get("pools") or None)
+            if error:
+                conn.reply(ok=False, error=error)
+            else:
+                self.waiting.append((conn, "restarted", time.monotonic() + RESTART_TIMEOUT))
         elif command == "stop":
             master.stop("immediate" if conn.request.get("now") else "graceful", bounded=True)
             conn.reply(ok=True, pid=os.getpid(), message="stopping")
@@ -54,6 +63,8 @@ class RequestHandlers:
             return all(c.paused for c in live)
         if kind == "resumed":
             return all(c.ready and not c.paused for c in live)
+        if kind == "restarted":
+            return not self.master.restart.active
         return self._applied()
 
     def _applied(self) -> bool:
@@ -62,7 +73,7 @@ class RequestHandlers:
         master = self.master
         if master.winched:
             return True
-        counts = master._desired_counts()
+        counts = master.desired_counts()
         settings = workerprocess.global_settings(master.config)
         for pool in master.config.pools:
             if master.pools[pool.name].failed:
@@ -82,21 +93,23 @@ class RequestHandlers:
             if self._condition(kind):
                 conn.reply(ok=True, message=kind, **self.status())
             elif time.monotonic() > deadline:
-                conn.reply(ok=False, error=f"not {kind} after {REQUEST_TIMEOUT:.0f}s; see resquectl status")
+                conn.reply(ok=False, error=f"not {kind} in time; see resquectl status")
             else:
                 still.append((conn, kind, deadline))
         self.waiting = still
 
     def status(self) -> dict:
         master = self.master
-        counts = master._desired_counts()
+        counts = master.desired_counts()
         pools = []
         for pool in master.config.pools:
             state = master.pools[pool.name]
             pools.append({"queues": list(pool.queues), "count": counts[pool.name],
                           "alive": sum(1 for c in master.children.values() if c.pool.name == pool.name
                                        and not c.stopping),
-                          "failed": state.failed, "recycles": state.recycles, "restarts": state.restarts,
+                          "failed": state.failed, "reason": state.reason or None,
+                          "last_exit": state.last_exit or None, "last_error": state.last_error or None,
+                          "recycles": state.recycles, "restarts": state.restarts,
                           "max_memory": pool.max_memory, "max_jobs": pool.max_jobs})
         return {"master": {"pid": os.getpid(), "config": master.config.path, "state": self.state(),
                            "rss": psutil.Process().memory_info().rss},
@@ -121,10 +134,18 @@ class RequestHandlers:
             return "stopping"
         if master.winched:
             return "winched"
-        return "paused" if master.paused else "running"
+        if master.paused:
+            return "paused"
+        return "restarting" if master.restart.active else "running"
 
     def summary(self) -> str:
-        """What systemd's STATUS and READY show."""
-        live = sum(1 for c in self.master.children.values() if not c.stopping)
-        failed = [n for n, s in self.master.pools.items() if s.failed]
-        return f"{live} workers" + (f"; failed pools: {', '.join(failed)}" if failed else "")
+        """What systemd's STATUS and READY show: the workers, what waits for
+        Redis, and each FAILED pool with its reason."""
+        master = self.master
+        live = [c for c in master.children.values() if not c.stopping]
+        text = counted(len(live), "worker")
+        down = sum(1 for c in live if c.report.get("state") == "redis-down")
+        if down:
+            text += f"; {down} waiting for Redis at {redact(master.config.redis_url)}"
+        failed = [f"{name} FAILED: {s.reason}" for name, s in master.pools.items() if s.failed]
+        return "; ".join([text, *failed])

@@ -19,8 +19,7 @@ import time
 from dataclasses import dataclass, field
 
 from resqued.process.pidfile import Pidfile
-from resqued.process.title import PREFIX
-from resqued.worker.recycle import tree_rss
+from resqued.worker.recycle import tree_memory
 from resqued.jobs.allowlist import JobRegistry, RegistryError
 from resqued.redisio.connection import redact
 
@@ -38,6 +37,8 @@ class Child:
     started_wall: float = field(default_factory=time.time)
     stopping: bool = False
     stop_reason: str = ""
+    generation: int = 0       # rolling restarts before its start (restart.py)
+    last_error: str = ""      # the last error it logged: a FAILED pool's reason
     report: dict = field(default_factory=dict)
     buffer: bytes = b""
 
@@ -64,22 +65,24 @@ class Child:
         *lines, self.buffer = self.buffer.split(b"\n")
         for line in lines:
             try:
-                self.report = json.loads(line)
+                report = json.loads(line)
             except ValueError:
                 log.warning("worker %d sent an unreadable report: %r", self.pid, line[:200])
+                continue
+            if isinstance(report, dict) and set(report) == {"error"}:
+                self.last_error = str(report["error"])   # an error it logged (entrypoints.ErrorReports)
+            elif isinstance(report, dict):
+                self.report = report
 
     def describe(self) -> dict:
         state = "stopping" if self.stopping else self.report.get("state", "starting")
         return {"pid": self.pid, "queues": list(self.pool.queues), "state": state,
                 "paused": self.paused, "job": self.report.get("job") if state == "busy" else None,
-                "since": self.report.get("since") if state == "busy" else None,
-                "jobs_done": self.report.get("jobs", 0), "rss": tree_rss(self.pid, idle_titles=IDLE_TITLES),
+                "since": self.report.get("since") if state in ("busy", "redis-down") else None,
+                "error": self.report.get("error") if state == "redis-down" else None,
+                "jobs_done": self.report.get("jobs", 0), "memory": tree_memory(self.pid),
                 "started": self.started_wall, "stop_reason": self.stop_reason or None}
 
-
-# A worker's helpers that hold no job: what the worker's own memory checks
-# leave out (childwatch.py), by their titles, which the master can see.
-IDLE_TITLES = (f"{PREFIX}: Job forker for ", f"{PREFIX}: Standby for ")
 
 
 def worker_pidfile(pid_dir: str | None, pool, pid: int) -> str | None:
@@ -153,6 +156,28 @@ def probe(config) -> str | None:
     if os.waitstatus_to_exitcode(status) != 0:
         return message or f"jobs: job modules could not be loaded (exit status {status})"
     return None
+
+
+def reach_redis(config, timeout: float = 2.0) -> str | None:
+    """Can Redis be reached (PING, in a throwaway child: the master never
+    loads redis-py)? Returns why not, or None. For ``--check``: a warning,
+    since a master starts and waits for a Redis that is down."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read_fd)
+            from resqued.redisio.connection import connect  # in this child only: see above
+            connect(config.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout).ping()
+        except BaseException as exc:
+            os.write(write_fd, f"cannot reach Redis at {redact(config.redis_url)}: {exc}".encode()[:4000])
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as pipe:
+        message = pipe.read().decode(errors="replace")
+    os.waitpid(pid, 0)
+    return message or None
 
 
 def _probe_in_child(config, write_fd) -> bool:

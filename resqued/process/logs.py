@@ -16,6 +16,11 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
+def counted(n: int, noun: str) -> str:
+    """"1 job", "2 jobs": log lines and titles read as English."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def setup(level: str | int = "warning", fmt: str = "text", stream=None) -> None:
     handler = logging.StreamHandler(stream or sys.stderr)
     if fmt == "json":

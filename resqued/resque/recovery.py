@@ -24,7 +24,7 @@ log = logging.getLogger("resqued.resque")
 LOST_JOB = "resqued.LostJob"
 LOST_FIELD = "resqued_lost"
 
-# KEYS: inflight, queue, failed, stat:failed, queues set, status key
+# KEYS: inflight, queue, failed, stat:failed, queues set, status key, working-on key
 # ARGV: raw job, action, new raw job (requeue) or failure record (fail), queue name, status JSON
 _SETTLE = """
 if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
@@ -36,6 +36,7 @@ else
   redis.call('INCRBY', KEYS[4], 1)
 end
 redis.call('SET', KEYS[6], ARGV[5], 'XX')
+redis.call('DEL', KEYS[7])
 return 1
 """
 
@@ -98,6 +99,12 @@ class Recovery:
                     settled.append(result)
         return settled
 
+    def settle(self, worker_id: str, queue: str, raw: bytes, why: str):
+        """Settle one in-flight job of a live worker as lost (a stop killed
+        it): requeued at the head of its queue, or failed per on_lost and
+        max_lost. Returns (action, job id), or None if it was not there."""
+        return self._settle_one(worker_id, queue, self.keys.inflight(worker_id, queue), raw, why)
+
     def has_inflight(self, worker_id: str) -> bool:
         queues = inflight_queues(self.client, self.keys, worker_id)
         if not queues:
@@ -131,8 +138,10 @@ class Recovery:
             data = wire.failure_record(payload if payload is not None else wire.raw_payload_record(raw),
                                        failure.exception, failure.error, [], worker_id, queue)
             status = wire.status_record(wire.STATUS_FAILED)
+        # The working-on record goes with it: left behind, a prune would
+        # record the job as failed although it was requeued.
         done = self._settle(keys=[key, self.keys.queue(queue), self.keys.failed, self.keys.failed_count,
-                                  self.keys.queues, status_key],
+                                  self.keys.queues, status_key, self.keys.worker(worker_id)],
                             args=[raw, action, data, queue, status])
         if not done:
             return None  # someone else settled it first

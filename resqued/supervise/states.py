@@ -56,6 +56,16 @@ class Pool:
     adjust: int = 0           # TTIN/TTOU
     recycles: int = 0
     restarts: int = 0
+    last_exit: str = ""       # how its last worker that died or failed to boot exited
+    last_error: str = ""      # and the last error that worker logged
+
+    @property
+    def reason(self) -> str:
+        """Why the pool is FATAL, in one line ("" when it is not)."""
+        if not self.failed:
+            return ""
+        last = "; ".join(part for part in (self.last_exit, self.last_error) if part)
+        return f"its workers died at boot {self.backoff.failures} times in a row" + (f" (last: {last})" if last else "")
 
     def state(self, now: float) -> PoolState:
         if self.failed:

@@ -51,11 +51,16 @@ class RedisOutage:
         if self.since is None:
             self.since = time.monotonic()
             log.error("worker %s: Redis unavailable (%s); retrying", self.worker.id, exc)
+            # The master shows it (resquectl status, systemd's STATUS=), and
+            # counts the worker as started: READY=1 must not wait for Redis.
+            self.worker.report(state="redis-down", since=time.time(), error=str(exc))
         self.reclaim_due = True
 
     def _end(self) -> None:
         log.warning("worker %s: Redis is back after %.1fs", self.worker.id, time.monotonic() - self.since)
         self.since = None
+        if self.worker.last_report:
+            self.worker.report(**self.worker.last_report)
         # The reserve's own connections outlived the old server: start them afresh.
         self.worker.reserver.close()
         # A Redis restarted without persistence forgot us: register again.

@@ -5,48 +5,53 @@ A recycled worker leaves with an exit code that says why (resqued/exits.py),
 so every recycle is logged with its reason and counted.
 """
 
+import os
+
 import psutil
 
 from resqued.exits import EXIT_RECYCLE_JOBS, EXIT_RECYCLE_MEMORY
 
 
-def tree_rss(pid: int, exclude=(), idle_titles=()) -> int:
-    """Resident memory of ``pid`` and its descendants, in bytes, leaving out
-    ``exclude`` and the processes whose title starts with one of
-    ``idle_titles`` (a worker's job forker and standby: no job, and mostly
-    the worker's own pages, which would count twice)."""
+def tree_memory(pid: int) -> int:
+    """What killing worker ``pid`` would free, in bytes: the proportional set
+    size (PSS) of the worker and every process under it (its job forker,
+    standby and job child). A page shared by n processes counts 1/n in each,
+    so the copy-on-write pages a worker shares with its forker, standby and
+    child count once, not four times as RSS would; memory a job leaks counts
+    in full. Read from /proc/PID/smaps_rollup (one small read per process;
+    RSS where the kernel has no smaps_rollup)."""
     try:
         proc = psutil.Process(pid)
-        procs = [proc] + [p for p in proc.children(recursive=True)
-                          if p.pid not in exclude and not _titled(p, idle_titles)]
+        pids = [pid] + [p.pid for p in proc.children(recursive=True)]
     except psutil.NoSuchProcess:
         return 0
-    total = 0
-    for p in procs:
-        try:
-            total += p.memory_info().rss
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
-    return total
+    return sum(process_memory(p) for p in pids)
 
 
-def _titled(proc, titles) -> bool:
-    if not titles:
-        return False
+def process_memory(pid: int) -> int:
+    """One process's PSS in bytes (0 if it is gone)."""
     try:
-        return " ".join(proc.cmdline()).startswith(titles)
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
+            for line in f:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1]) * 1024
+    except FileNotFoundError:
+        if not os.path.exists(f"/proc/{pid}"):
+            return 0
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        return psutil.Process(pid).memory_info().rss
     except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return True  # gone: nothing to count
+        return 0
 
 
 def approx_size(n: int | None) -> str:
+    """Memory as resqued shows it everywhere (logs, resquectl): MB, the unit
+    of max_memory's examples (300MB = 300,000,000 bytes)."""
     if n is None:
         return "-"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
-        n /= 1024
-    return str(n)
+    return f"{n / 1e6:.1f}MB"
 
 
 class RecyclePolicy:

@@ -36,12 +36,13 @@ from resqued.worker.execution import Execution
 from resqued.worker.execution.forking import ForkingExecution
 from resqued.worker.execution.inline import InlineExecution
 from resqued.jobs.job import Job
-from resqued.resque.outcome import INVALID_PAYLOAD, UNKNOWN_JOB, Failure, add_outcome
+from resqued.resque.outcome import DIRTY_EXIT, INVALID_PAYLOAD, UNKNOWN_JOB, Failure, add_outcome
 from resqued.process.pidfile import Pidfile
 from resqued.process.title import set_title
 from resqued.resque.recovery import Recovery, client_name, inflight_queues
-from resqued.exits import EXIT_BOOT_ERROR, EXIT_OK, EXIT_REASONS
-from resqued.worker.recycle import RecyclePolicy, tree_rss
+from resqued.exits import EXIT_BOOT_ERROR, EXIT_OK, EXIT_REASONS, EXIT_RECYCLE_JOBS
+from resqued.process.logs import counted
+from resqued.worker.recycle import RecyclePolicy, tree_memory
 from resqued.resque.presence import Registration
 from resqued.jobs.allowlist import UnknownJob
 from resqued.worker.outage import REDIS_ERRORS, RedisOutage
@@ -99,6 +100,8 @@ class Worker:
         self.jobs_done = 0
         self._title = None
         self._held = None           # (queue, raw): taken with the last outcome, not yet run
+        self._killed_by_stop = False  # TERM/INT killed the running job: give it back, do not fail it
+        self.last_report = {}         # the last state told to the master, but for a Redis outage
         self._take_from = []        # the queues, in priority order, that it was taken from
         self._queues_read_at = 0.0
         # Built last: it reads the worker's id, signals, registry and queues.
@@ -148,7 +151,7 @@ class Worker:
             self.reserver.close()
             if self.pidfile:
                 self.pidfile.remove()
-            log.info("worker %s stopped after %d jobs%s", self.id, self.jobs_done,
+            log.info("worker %s stopped after %s%s", self.id, counted(self.jobs_done, "job"),
                      f" ({EXIT_REASONS[self.exit_code]})" if self.exit_code in EXIT_REASONS else "")
         return self.exit_code
 
@@ -216,17 +219,22 @@ class Worker:
     def _should_recycle(self) -> bool:
         code = self.execution.recycle_after_job
         if code is None:
-            rss = (tree_rss(self.pid, exclude=self.execution.idle_pids())
-                   if self.recycle.watches_memory else None)
-            code = self.recycle.after_job(self.jobs_done, rss)
+            memory = tree_memory(self.pid) if self.recycle.watches_memory else None
+            code = self.recycle.after_job(self.jobs_done, memory)
         if code is None:
             return False
-        log.warning("worker %s: %s (%d jobs done)", self.id, EXIT_REASONS[code], self.jobs_done)
+        # After max_jobs it is routine; past max_memory, worth a look.
+        (log.info if code == EXIT_RECYCLE_JOBS else log.warning)(
+            "worker %s: %s (%s done)", self.id, EXIT_REASONS[code], counted(self.jobs_done, "job"))
         self.exit_code = code
         return True
 
     def report(self, **state) -> None:
-        """Tell the master what we are doing; never block on it."""
+        """Tell the master what we are doing; never block on it. A Redis
+        outage is reported over the state it interrupts (outage.py), which
+        is said again once Redis is back."""
+        if state.get("state") != "redis-down":
+            self.last_report = dict(state)
         if self.report_fd is None:
             return
         state.update(pid=self.pid, jobs=self.jobs_done, paused=self.paused)
@@ -301,7 +309,7 @@ class Worker:
                 self.shutdown = True
             elif signum in (signal.SIGTERM, signal.SIGINT):
                 self.shutdown = True
-                self.execution.kill()
+                self.kill_job_for_stop(f"the worker is stopping ({describe(signum)})")
             elif signum == signal.SIGUSR1:
                 self.execution.kill()
             elif signum == signal.SIGUSR2:
@@ -329,6 +337,12 @@ class Worker:
         started = time.monotonic()
         failure, skipped = self.execution.run(job, target)
         elapsed = (time.monotonic() - started) * 1000
+        if failure is not None and failure.exception == DIRTY_EXIT and self._killed_by_stop:
+            self._killed_by_stop = False
+            log.warning("job %s %s on %s killed after %.0f ms by the stop: back to the head of its queue",
+                        job.label, job.job_class, queue, elapsed)
+            self._give_back_killed(queue, raw)
+            return
         if failure is None:
             log.info("job %s %s on %s %s in %.0f ms", job.label, job.job_class, queue,
                      "skipped" if skipped else "done", elapsed)
@@ -336,6 +350,21 @@ class Worker:
             log.warning("job %s %s on %s failed in %.0f ms: %s: %s", job.label, job.job_class, queue,
                         elapsed, failure.exception, failure.error)
         self._record(queue, raw, payload, failure)
+
+    def kill_job_for_stop(self, reason: str) -> None:
+        """Kill the running job because the worker is going away (TERM, its
+        master gone for too long), not because the job did wrong: it goes
+        back to its queue (_give_back_killed), as Sidekiq's does at shutdown."""
+        self._killed_by_stop = self._killed_by_stop or self.execution.busy
+        self.execution.kill(reason)
+
+    def _give_back_killed(self, queue: str, raw: bytes) -> None:
+        """Settle the job a stop killed as a lost job: the head of its queue,
+        with resqued_lost counted (so max_lost and on_lost apply), never the
+        failed list. If Redis is away now, the job stays in flight for the
+        master or the next prune to settle the same way."""
+        why = f"the stop of worker {self.id} killed it"
+        self.outage.retry(lambda: self.recovery.settle(self.id, queue, raw, why) or True, until_shutdown=True)
 
     def mark_running(self, job: Job) -> Deferred | None:
         """Send the working-on key and the running status; ``read_marked`` reads

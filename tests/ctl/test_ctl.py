@@ -186,6 +186,15 @@ def test_enqueue_track_and_json(ctl, r, resque):
     assert resque.status(data["id"])["status"] == "waiting"
 
 
+def test_enqueue_call_passes_positional_args_as_ruby_does(ctl, r):
+    code, out, _ = ctl("enqueue", "--call", "default", "ResizeImage", '["a.png", 10, 10]')
+    assert code == 0
+    [job] = queued(r, "default")
+    assert (job["class"], job["args"], job["id"]) == ("ResizeImage", ["a.png", 10, 10], out.strip())
+    code, _, err = ctl("enqueue", "--call", "default", "ResizeImage", '{"a": 1}')
+    assert code == 2 and "--call takes a JSON array" in one_line_error(err)
+
+
 @pytest.mark.parametrize("args, message", [
     (["default", "MailJob", "{oops"], "JSON_ARGS is not valid JSON"),
     (["default", "MailJob", "42"], "must be a JSON object, array or null, not a number"),

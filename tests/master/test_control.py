@@ -97,7 +97,7 @@ def test_pidfile_refuses_symlink_and_removes_only_its_own(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["resqued.pid", "target"]  # no temp or lock files left
 
 
-def test_status_rss_of_an_idle_worker_leaves_out_its_job_forker_and_standby(master_factory, tmp_path):
+def test_status_memory_of_an_idle_worker_is_the_pss_of_it_and_its_helpers(master_factory, tmp_path):
     import psutil
     from helpers import title
     m = master_factory(["queues: [default]\ncount: 1"])
@@ -107,8 +107,10 @@ def test_status_rss_of_an_idle_worker_leaves_out_its_job_forker_and_standby(mast
     helpers = psutil.Process(worker).children(recursive=True)
     assert sorted(title(p.pid).split(": ")[1].split(" for ")[0] for p in helpers) == ["Job forker", "Standby"]
     [entry] = request(path, "status")["workers"]
-    own = psutil.Process(worker).memory_info().rss
-    with_helpers = own + sum(p.memory_info().rss for p in helpers)
-    # Its own RSS give or take what moved between the two readings; the
-    # helpers' RSS (mostly the worker's own pages) would nearly double it.
-    assert entry["rss"] < (own + with_helpers) / 2
+    processes = [psutil.Process(worker), *helpers]
+    rss = sum(p.memory_info().rss for p in processes)
+    pss = sum(p.memory_full_info().pss for p in processes)
+    # The three share most of their pages: their PSS adds up to far less than
+    # their RSS (which counts every shared page three times), within what
+    # moved between the two readings.
+    assert abs(entry["memory"] - pss) < 0.1 * pss and entry["memory"] < 0.7 * rss

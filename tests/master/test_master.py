@@ -1,6 +1,7 @@
 """The master, run for real: `resqued -c pool.yml` with real workers, signals,
 its control socket and resquectl."""
 
+import json
 import os
 import signal
 import socket
@@ -8,6 +9,7 @@ import subprocess
 import sys
 
 import psutil
+import pytest
 
 from conftest import JOBS_FILE, ROOT, log_text, stop, wait_until
 from helpers import failures, log_entries, pid_gone, title, wait_log
@@ -49,7 +51,7 @@ def test_status_lists_master_pools_and_workers(master_factory, r, resque):
     assert status["master"]["pid"] == m.pid and status["master"]["state"] == "running"
     assert [(p["queues"], p["count"], p["alive"]) for p in status["pools"]] == [(["default"], 2, 2), (["mail"], 1, 1)]
     busy = [w for w in status["workers"] if w["state"] == "busy"][0]
-    assert busy["job"]["class"] == "Slow" and busy["queues"] == ["mail"] and busy["rss"] > 0
+    assert busy["job"]["class"] == "Slow" and busy["queues"] == ["mail"] and busy["memory"] > 0
     human = m.ctl("status")
     assert human.returncode == 0 and "Slow" in human.stdout and "mail" in human.stdout
     r.rpush("test:release", 1)
@@ -110,26 +112,35 @@ def test_pause_and_resume_through_resquectl(master_factory, r, resque):
     wait_log(r, "add:2")
 
 
-def test_stop_now_kills_running_jobs_and_records_them(master_factory, r, resque):
+def requeued_by_the_stop(r, job_id, queue="default"):
+    """The job a stop killed is back at the head of its queue, counted as
+    lost once, and nothing is in the failed list."""
+    head = json.loads(r.lindex(f"resque:queue:{queue}", 0))
+    return head["id"] == job_id and head["resqued_lost"] == 1 and failures(r) == []
+
+
+def test_stop_now_kills_running_jobs_and_requeues_them(master_factory, r, resque):
     m = master_factory(["queues: [default]\ncount: 1"])
     m.wait_workers(1)
-    resque.enqueue("default", "Slow", {"seconds": 60})
+    job_id = resque.enqueue("default", "Slow", {"seconds": 60}, track_status=True)
+    resque.enqueue("default", "Slow", {"seconds": 60})     # waits behind it
     child = int(wait_log(r, "started:")[0].split(":")[1])
     result = m.ctl("stop", "--now")
     assert result.returncode == 0, result.stderr
     assert pid_gone(child)
-    [entry] = failures(r)
-    assert entry["exception"] == "Resque::DirtyExit" and "SIGTERM" in entry["error"]
+    assert requeued_by_the_stop(r, job_id) and r.llen("resque:queue:default") == 2
+    assert resque.status(job_id)["code"] == 1      # waiting again
+    assert "killed after" in log_text(m.proc) and "by the stop: back to the head of its queue" in log_text(m.proc)
 
 
 def test_term_waits_for_jobs_up_to_shutdown_timeout(master_factory, r, resque):
     m = master_factory(["queues: [default]\ncount: 1"], shutdown_timeout=1)
     m.wait_workers(1)
-    resque.enqueue("default", "Slow", {"seconds": 60})
+    job_id = resque.enqueue("default", "Slow", {"seconds": 60})
     wait_log(r, "started:")
     assert stop(m.proc, signal.SIGTERM, timeout=20) == 0
     assert "shutdown_timeout of 1s passed" in log_text(m.proc)
-    assert len(failures(r)) == 1
+    assert requeued_by_the_stop(r, job_id)
 
 
 def test_quit_lets_running_jobs_finish(master_factory, r, resque):
@@ -199,13 +210,14 @@ def test_orphaned_job_is_bounded_by_shutdown_timeout(master_factory, r, resque):
     # What a supervisor's final SIGKILL of the master leaves: a worker and its job.
     m = master_factory(["queues: [default]\ncount: 1"], shutdown_timeout=1)
     [worker] = m.wait_workers(1)
-    resque.enqueue("default", "Slow", {"seconds": 60})
+    job_id = resque.enqueue("default", "Slow", {"seconds": 60})
     child = int(wait_log(r, "started:")[0].split(":")[1])
     m.proc.kill()
     m.proc.wait(10)
     wait_until(lambda: pid_gone(worker) and pid_gone(child), timeout=20, message="orphaned worker and job to end")
-    [entry] = failures(r)
-    assert "the master died and the job was still running 1s later" in entry["error"]
+    # Killed because its worker is going away, not for anything it did: requeued.
+    assert requeued_by_the_stop(r, job_id)
+    assert "the master died and the job was still running 1s later" in log_text(m.proc)
     assert r.scard("resque:workers") == 0
 
 
@@ -228,7 +240,9 @@ def test_check_and_bad_config(procs, tmp_path, redis_url):
     out = subprocess.run([sys.executable, "-m", "resqued", "--check", "-c", str(good)], capture_output=True,
                          text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT})
     assert out.returncode == 0 and "default" in out.stdout and "mail" in out.stdout
-    assert "secret" not in out.stdout
+    assert "secret" not in out.stdout + out.stderr
+    # Redis down is a warning (the master would wait for it), not a failure.
+    assert out.stderr.startswith("resqued: warning: cannot reach Redis at redis://:***@127.0.0.1:1/0")
     bad = tmp_path / "bad.yml"
     bad.write_text(good.read_text().replace("count: 2", "cuont: 2"))
     out = subprocess.run([sys.executable, "-m", "resqued", "-c", str(bad)], capture_output=True,
@@ -306,3 +320,35 @@ def test_daemonize(procs, tmp_path, redis_url, r):
         if out.returncode != 0 and psutil.pid_exists(pid):
             os.kill(pid, signal.SIGKILL)
     assert out.returncode == 0, out.stderr
+
+
+def test_resquectl_reaches_the_master_when_pool_yml_no_longer_validates(master_factory, r, tmp_path):
+    m = master_factory(["queues: [default]\ncount: 1"])
+    m.wait_workers(1)
+    m.config.write_text(m.config.read_text() + "max_mem: 1GB\n")      # a typo, after the start
+    result = m.ctl("status", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["master"]["pid"] == m.pid
+    [warning] = result.stderr.splitlines()
+    assert "max_mem: unknown key" in warning and "using its pidfile and control_socket keys" in warning
+    assert m.ctl("reload").returncode == 78       # the master refuses it, and says why
+    result = m.ctl("stop")
+    assert result.returncode == 0, result.stderr
+    assert m.proc.wait(15) == 0
+    # No master there, and the file does not validate: the error says how else to reach one.
+    result = m.ctl("status")
+    assert result.returncode == 78 and "give --pidfile PATH or --socket PATH" in result.stderr
+
+
+@pytest.mark.parametrize("key, value", [("pid_dir", "afile/workers"), ("pidfile", "afile/resqued.pid")])
+def test_check_refuses_a_path_the_master_could_not_write(tmp_path, redis_url, key, value):
+    (tmp_path / "afile").write_text("not a directory\n")
+    cfg = write_config(tmp_path / "pool.yml", redis_url, TWO_POOLS, **{key: value})
+    line = cfg.read_text().splitlines().index(f"{key}: {value}") + 1
+    for args in (["--check"], []):
+        out = subprocess.run([sys.executable, "-m", "resqued", *args, "-c", str(cfg)], capture_output=True,
+                             text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT}, timeout=30)
+        assert out.returncode == 78, out.stderr
+        problem = (f"{tmp_path / 'afile'} exists and is not a directory" if key == "pidfile" else
+                   f"{tmp_path / 'afile'} is not a directory, so {tmp_path / value} cannot be created")
+        assert out.stderr == f"resqued: {cfg}:{line}: {key}: {problem}\n"

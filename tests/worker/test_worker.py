@@ -157,14 +157,28 @@ def test_quit_mid_job_finishes_the_job(worker, resque, r):
     assert r.scard("resque:workers") == 0
 
 
-def test_term_mid_job_kills_the_job_and_exits(worker, resque, r):
-    resque.enqueue("default", "Slow", {"seconds": 60})
+def test_term_mid_job_kills_the_job_requeues_it_and_exits(worker, resque, r):
+    job_id = resque.enqueue("default", "Slow", {"seconds": 60})
     child = job_child_pid(r)
     assert stop(worker, signal.SIGTERM) == 0
     assert pid_gone(child)
-    [entry] = failures(r)
-    assert entry["exception"] == "Resque::DirtyExit" and "SIGTERM" in entry["error"]
-    assert r.scard("resque:workers") == 0
+    [raw] = r.lrange("resque:queue:default", 0, -1)
+    assert json.loads(raw)["id"] == job_id and json.loads(raw)["resqued_lost"] == 1
+    assert failures(r) == [] and r.get("resque:stat:failed") is None
+    assert "killing job child" in log_text(worker) and "the worker is stopping (SIGTERM)" in log_text(worker)
+    assert r.scard("resque:workers") == 0 and not r.keys("resque:resqued:inflight:*")
+
+
+def test_a_job_killed_by_stops_again_and_again_is_failed_after_max_lost(procs, redis_url, resque, r):
+    job_id = resque.enqueue("default", "Slow", {"seconds": 60})
+    for stops in range(1, 5):
+        proc = procs.resqued(redis_url)
+        wait_until(lambda: len([e for e in log_entries(r) if e.startswith("started:")]) == stops,
+                   message=f"run {stops} of the job")
+        assert stop(proc, signal.SIGTERM) == 0
+    [entry] = failures(r)       # lost 4 times, more than max_lost 3
+    assert entry["exception"] == "resqued.LostJob" and entry["payload"]["id"] == job_id
+    assert "lost 4 times, more than max_lost 3" in entry["error"] and r.llen("resque:queue:default") == 0
 
 
 def test_usr1_kills_the_job_and_keeps_working(worker, resque, r):

@@ -23,8 +23,5 @@ class Execution(Protocol):
     def kill(self, reason: str | None = None) -> None:
         """Kill the running job (on TERM, INT or USR1), if it can be reached."""
 
-    def idle_pids(self) -> set:
-        """The worker's descendants that hold no job: left out of its memory."""
-
     def close(self) -> None:
         """The worker is stopping: end whatever helper processes it has."""

@@ -18,7 +18,7 @@ import time
 from resqued.config.sizes import format_size
 from resqued.exits import EXIT_RECYCLE_MEMORY
 from resqued.worker.execution.jobchild import signal_group
-from resqued.worker.recycle import approx_size, tree_rss
+from resqued.worker.recycle import approx_size, tree_memory
 from resqued.process.signals import wait_readable
 
 log = logging.getLogger("resqued.worker")
@@ -113,11 +113,11 @@ class ChildWatch:
             log.warning("worker %s: master %d is gone; the running job has %gs to finish",
                         worker.id, worker.parent_pid, worker.orphan_timeout)
         elif time.monotonic() - self.orphaned_at >= worker.orphan_timeout:
-            self.kill(f"the master died and the job was still running {worker.orphan_timeout:g}s later")
+            worker.kill_job_for_stop(f"the master died and the job was still running {worker.orphan_timeout:g}s later")
 
     def _check_memory(self) -> None:
         worker, recycle = self.worker, self.worker.recycle
-        rss = tree_rss(worker.pid, exclude=self.forker.idle_pids())
+        rss = tree_memory(worker.pid)
         if recycle.over_hard_limit(rss):
             self.kill(f"worker and job use {approx_size(rss)}, over the hard memory limit "
                       f"of {format_size(recycle.max_memory_hard)}")

@@ -75,10 +75,6 @@ class ForkingExecution:
         if self.watch is not None:
             self.watch.kill(reason)
 
-    def idle_pids(self) -> set:
-        """The worker's descendants that hold no job: left out of its memory."""
-        return self.forker.idle_pids()
-
     def close(self) -> None:
         """Dismiss the standby, reap every child and stop the job forker."""
         self.forker.close()

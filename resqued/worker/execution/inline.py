@@ -50,8 +50,5 @@ class InlineExecution:
     def kill(self, reason: str | None = None) -> None:
         """Nothing runs while the worker acts on a signal (see ``busy``)."""
 
-    def idle_pids(self) -> set:
-        return set()
-
     def close(self) -> None:
         """Nothing to stop."""

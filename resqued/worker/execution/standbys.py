@@ -106,11 +106,6 @@ class Forker:
         """The job forker's pid, if one runs (it holds no job)."""
         return self._link.pid if self._link else None
 
-    def idle_pids(self) -> set:
-        """The worker's descendants that hold no job (the standby and the job
-        forker): left out of the memory a job is charged with."""
-        return {pid for pid in (self.helper_pid, self.standby and self.standby.pid) if pid}
-
     def prepare(self, idle: bool = False) -> None:
         """Have a standby ready, or on its way (if we use one). ``idle``: no
         job is expected at once, so the standby rehearses the job path while

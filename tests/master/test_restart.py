@@ -1,0 +1,118 @@
+"""Rolling restart with new code: resquectl restart, and HUP under
+on_hup: restart. Real master, real job modules edited on disk."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from conftest import ROOT, log_text, stop, wait_until
+from helpers import failures, log_entries, wait_log
+from resqued.master.control import request
+
+VERSIONED = """
+import os
+import redis
+
+
+class Version:
+    def perform(self):
+        redis.Redis.from_url(os.environ["REDIS_BACKEND"]).rpush("test:log", "{version}:%d" % os.getpid())
+
+
+class Slow:
+    def perform(self):
+        client = redis.Redis.from_url(os.environ["REDIS_BACKEND"])
+        client.rpush("test:log", "started:%d" % os.getpid())
+        client.blpop(["test:release"], timeout=60)
+        client.rpush("test:log", "finished:%d" % os.getpid())
+"""
+
+
+def write_jobs(path, version, broken=False):
+    path.write_text(VERSIONED.format(version=version) + ("\ndef broken(:\n" if broken else ""))
+
+
+def serving(status):
+    """Workers taking jobs: reported for work and not told to stop."""
+    return [w for w in status["workers"] if w["state"] not in ("starting", "stopping")]
+
+
+def test_restart_runs_the_new_code_pool_by_pool_and_fails_nothing(master_factory, r, resque, tmp_path):
+    jobs = tmp_path / "versioned.py"
+    write_jobs(jobs, "v1")
+    m = master_factory(["queues: [default]\ncount: 2"], jobs=f"[{jobs}]")
+    old = set(m.wait_workers(2))
+    resque.enqueue("default", "Version")
+    wait_log(r, "v1:")
+    resque.enqueue("default", "Slow")          # running through the restart: it finishes
+    wait_log(r, "started:")
+
+    write_jobs(jobs, "v2")
+    ctl = subprocess.Popen([sys.executable, "-m", "resqued.ctl", "-c", str(m.config), "restart"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                           env={**os.environ, "PYTHONPATH": ROOT})
+    # Watched through the control socket itself (a resquectl process per look
+    # would miss most of it): a new worker boots in well under 100 ms.
+    socket_path = str(tmp_path / "var/run/resqued.sock")
+    fewest, states = 2, set()
+    while ctl.poll() is None:
+        status = request(socket_path, "status")
+        states.add(status["master"]["state"])
+        fewest = min(fewest, len(serving(status)))
+        if any(w["state"] == "stopping" and w["pid"] in old for w in status["workers"]):
+            r.rpush("test:release", 1)   # the old busy worker may go once its job is done
+        time.sleep(0.002)
+    out, err = ctl.communicate()
+    assert ctl.returncode == 0, err
+    assert out.startswith("restarted: default=2")
+    assert "restarting" in states and fewest >= 1    # never below count - 1
+    new = set(m.wait_workers(2))
+    assert not new & old
+
+    r.rpush("test:release", 1)
+    wait_log(r, "finished:")                   # the job that ran through the restart
+    for _ in range(4):
+        resque.enqueue("default", "Version")
+    wait_log(r, "v2:", 4)
+    assert not [e for e in log_entries(r) if e.startswith("v1:")][1:]
+    assert failures(r) == [] and r.llen("resque:queue:default") == 0
+    assert "restart: replaced by a worker running the new code" in log_text(m.proc)
+    assert "pool default restarted: every worker runs the new code" in log_text(m.proc)
+    assert stop(m.proc) == 0
+
+
+def test_a_restart_whose_code_does_not_import_touches_no_worker(master_factory, r, tmp_path):
+    jobs = tmp_path / "versioned.py"
+    write_jobs(jobs, "v1")
+    m = master_factory(["queues: [default]\ncount: 2"], jobs=f"[{jobs}]")
+    before = m.wait_workers(2)
+    spawner = m.status()["spawner"]["pid"]
+    write_jobs(jobs, "v2", broken=True)
+    result = m.ctl("restart")
+    assert result.returncode == 78
+    assert "restart refused, the workers keep the code they run" in result.stderr and "SyntaxError" in result.stderr
+    status = m.status()
+    assert sorted(w["pid"] for w in status["workers"]) == before and status["spawner"]["pid"] == spawner
+    assert status["master"]["state"] == "running"
+    assert m.ctl("restart", "nosuchpool").returncode == 78
+    assert stop(m.proc) == 0
+
+
+def test_hup_with_on_hup_restart_restarts_every_worker(master_factory, r, resque, tmp_path):
+    jobs = tmp_path / "versioned.py"
+    write_jobs(jobs, "v1")
+    m = master_factory(["queues: [default]\ncount: 1", "queues: [mail]\ncount: 1"], jobs=f"[{jobs}]",
+                       on_hup="restart")
+    old = set(m.wait_workers(2))
+    write_jobs(jobs, "v2")
+    m.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: (w := set(m.workers())) and len(w) == 2 and not w & old, timeout=30,
+               message="both pools' workers replaced")
+    resque.enqueue("mail", "Version")
+    wait_log(r, "v2:")
+    status = json.loads(m.ctl("status", "--json").stdout)
+    assert [p["alive"] for p in status["pools"]] == [1, 1] and failures(r) == []
+    assert stop(m.proc) == 0
