@@ -102,6 +102,7 @@ class Worker:
         self._held = None           # (queue, raw): taken with the last outcome, not yet run
         self._killed_by_stop = False  # TERM/INT killed the running job: give it back, do not fail it
         self.last_report = {}         # the last state told to the master, but for a Redis outage
+        self._last_line = b""         # the last report line written
         self._take_from = []        # the queues, in priority order, that it was taken from
         self._queues_read_at = 0.0
         # Built last: it reads the worker's id, signals, registry and queues.
@@ -238,8 +239,12 @@ class Worker:
         if self.report_fd is None:
             return
         state.update(pid=self.pid, jobs=self.jobs_done, paused=self.paused)
+        line = json.dumps(state).encode() + b"\n"
+        if line == self._last_line:
+            return   # an idle worker says "idle" before every wait: once is enough (the master wakes for each)
+        self._last_line = line
         try:
-            os.write(self.report_fd, json.dumps(state).encode() + b"\n")
+            os.write(self.report_fd, line)
         except BrokenPipeError:
             # Nobody reads: the master is gone, or a spawner died before it
             # could tell the master it forked us (spawner.py). Either way no
