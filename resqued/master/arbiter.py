@@ -39,7 +39,7 @@ from resqued.exits import EXIT_FAILURE, EXIT_OK, EXIT_REASONS
 from resqued.process.signals import SignalQueue, become_child_subreaper, describe, has_controlling_terminal, wait_readable
 from resqued.master.spawner import Spawner, SpawnerError
 from resqued.process.systemd import Notifier
-from resqued.supervise.states import Exit, Pool, judge_exit, left_jobs_behind
+from resqued.supervise.states import Exit, Pool, Stop, judge_exit, left_jobs_behind
 
 log = logging.getLogger("resqued.master")
 
@@ -67,10 +67,7 @@ class Master:
         self.pools: dict[str, Pool] = {p.name: Pool() for p in config.pools}
         self.paused = False
         self.winched = False          # WINCH: every worker stopped, none started until HUP
-        self.stopping = None          # None, "graceful" or "immediate"
-        self.stop_deadline = None     # when a bounded graceful stop turns immediate
-        self.kill_deadline = None     # when stragglers get SIGKILL
-        self.recovery_deadline = None # when a stop gives up on recovering lost jobs
+        self.stopping: Stop | None = None   # a stop in progress: its mode and deadlines
         self.requests = RequestHandlers(self)   # resquectl's requests, status, READY
         self.restart = RollingRestart(self)     # resquectl restart: new code, pool by pool
         self.hostname = socket.gethostname()
@@ -142,7 +139,7 @@ class Master:
         now = time.monotonic()
         times = [now + 1.0]
         times += [s.backoff.until for s in self.pools.values() if s.backoff.waiting(now)]
-        times += [t for t in (self.stop_deadline, self.kill_deadline, self.recovery_deadline) if t]
+        times += self.stopping.deadlines() if self.stopping else []
         times += [t for t in (self.lost.next_try(), self.spawner.pid is None and self.spawner.backoff.until) if t]
         due = self.notifier.watchdog_due_in()
         if due is not None:
@@ -165,7 +162,7 @@ class Master:
             self.stop("graceful", bounded=False)
         elif signum in (signal.SIGTERM, signal.SIGINT):
             # A second TERM while stopping gracefully means "now".
-            now = self.term_mode == "immediate" or self.stopping == "graceful"
+            now = self.term_mode == "immediate" or bool(self.stopping and self.stopping.graceful)
             self.stop("immediate" if now else "graceful", bounded=True)
         elif signum == signal.SIGUSR2:
             self.pause()
@@ -205,32 +202,32 @@ class Master:
             self.retire([c for c in self.children.values() if not c.stopping], "WINCH: stopped until HUP")
 
     def stop(self, mode: str, bounded: bool) -> None:
-        first = self.stopping is None
-        if not first and (self.stopping == "immediate" or mode == "graceful"):
+        if self.stopping and not self.stopping.escalates_to(mode):
             return
-        self.stopping = mode
+        self.stopping = self.stopping or Stop(mode)
+        self.stopping.mode = mode
         self.notifier.stopping()
         if mode == "immediate":
-            log.warning("stopping now: running jobs are killed")
+            log.warning("stopping now: running jobs are killed (and go back to their queues)")
             self._signal_workers(signal.SIGTERM)
-            self.stop_deadline = None
-            self.kill_deadline = time.monotonic() + self.config.term_timeout + 5.0
+            self.stopping.turn_immediate_at = None
+            self.stopping.kill_at = time.monotonic() + self.config.term_timeout + 5.0
         else:
             log.info("stopping: workers finish their jobs%s",
                      f" (at most {self.config.shutdown_timeout:g}s)" if bounded else "")
             self._signal_workers(signal.SIGQUIT)
             if bounded:
-                self.stop_deadline = time.monotonic() + self.config.shutdown_timeout
+                self.stopping.turn_immediate_at = time.monotonic() + self.config.shutdown_timeout
         for child in self.children.values():
             child.stopping, child.stop_reason = True, "master stopping"
 
     def _enforce_stop_deadlines(self) -> None:
-        now = time.monotonic()
-        if self.stop_deadline and now >= self.stop_deadline:
+        now, stop = time.monotonic(), self.stopping
+        if stop.turn_immediate_at and now >= stop.turn_immediate_at:
             log.warning("shutdown_timeout of %gs passed: killing running jobs", self.config.shutdown_timeout)
             self.stop("immediate", bounded=True)
-        if self.kill_deadline and now >= self.kill_deadline:
-            self.kill_deadline = None
+        if stop.kill_at and now >= stop.kill_at:
+            stop.kill_at = None
             for child in list(self.children.values()):
                 log.error("worker %d did not stop: SIGKILL to it and its jobs", child.pid)
                 _kill_tree(child.pid)
@@ -370,9 +367,9 @@ class Master:
         self.lost.start_due(self.spawner)
         if self.lost and self.stopping and not self.children:
             # Nothing left to wait for but Redis: a stop must not hang on it forever.
-            if self.recovery_deadline is None:
-                self.recovery_deadline = time.monotonic() + self.config.shutdown_timeout
-            elif time.monotonic() >= self.recovery_deadline:
+            if self.stopping.give_up_recovery_at is None:
+                self.stopping.give_up_recovery_at = time.monotonic() + self.config.shutdown_timeout
+            elif time.monotonic() >= self.stopping.give_up_recovery_at:
                 self.lost.give_up()
 
     def _update_title(self) -> None:

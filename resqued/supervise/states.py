@@ -91,3 +91,25 @@ class Pool:
             self.restarts += 1
             self.backoff.succeeded()
         return None
+
+
+@dataclass
+class Stop:
+    """A supervisor's stop in progress, in one place: how (graceful: jobs
+    finish; immediate: jobs are killed) and its deadlines (time.monotonic()),
+    each None until it applies."""
+    mode: str                                  # "graceful" or "immediate"
+    turn_immediate_at: float | None = None     # a bounded graceful stop kills the jobs then
+    kill_at: float | None = None               # workers still there then get SIGKILL
+    give_up_recovery_at: float | None = None   # lost jobs left for the next prune then
+
+    @property
+    def graceful(self) -> bool:
+        return self.mode == "graceful"
+
+    def escalates_to(self, mode: str) -> bool:
+        """Is ``mode`` a stronger stop than this one (only graceful -> immediate)?"""
+        return self.graceful and mode == "immediate"
+
+    def deadlines(self) -> list[float]:
+        return [t for t in (self.turn_immediate_at, self.kill_at, self.give_up_recovery_at) if t]

@@ -5,7 +5,7 @@ import pytest
 
 from resqued.exits import EXIT_BOOT_ERROR, EXIT_FAILURE, EXIT_OK, EXIT_RECYCLE_JOBS, EXIT_RECYCLE_MEMORY
 from resqued.supervise.backoff import Backoff
-from resqued.supervise.states import MAX_BOOT_FAILURES, Exit, Pool, PoolState, judge_exit, left_jobs_behind
+from resqued.supervise.states import MAX_BOOT_FAILURES, Exit, Pool, PoolState, Stop, judge_exit, left_jobs_behind
 
 
 def test_backoff_doubles_up_to_its_cap_and_starts_over_after_a_success():
@@ -54,3 +54,12 @@ def test_a_worker_that_dies_at_work_resets_the_boot_failures():
     pool.worker_exited(Exit.RECYCLED, now=2.0)
     pool.worker_exited(Exit.STOPPED, now=3.0)
     assert (pool.recycles, pool.restarts) == (1, 2)
+
+
+def test_a_stop_only_escalates_from_graceful_to_immediate():
+    stop = Stop("graceful", turn_immediate_at=30.0)
+    assert stop.graceful and stop.escalates_to("immediate") and not stop.escalates_to("graceful")
+    assert stop.deadlines() == [30.0]
+    stop.mode, stop.turn_immediate_at, stop.kill_at = "immediate", None, 9.0
+    assert not stop.escalates_to("immediate") and not stop.escalates_to("graceful")
+    assert stop.deadlines() == [9.0]
