@@ -121,7 +121,7 @@ def run_worker(config, registry) -> int:
 def run_master(args) -> int:
     # Not at the top: env mode's single worker (COUNT=1) runs in this process,
     # and need not carry the master's modules (~1.6 MB of RSS).
-    from resqued.master.workerprocess import probe, reach_redis
+    from resqued.master.workerprocess import probe, runtime_warnings
     from resqued.config.describe import describe
     from resqued.config.paths import check_paths
     from resqued.config.loader import load_config
@@ -150,8 +150,7 @@ def run_master(args) -> int:
         print(f"resqued: {exc}", file=sys.stderr)
         return EX_CONFIG
     if args.check:
-        warning = reach_redis(config)
-        if warning:
+        for warning in runtime_warnings(config):
             print(f"resqued: warning: {warning}", file=sys.stderr)
         print(describe(config))
         return EXIT_OK

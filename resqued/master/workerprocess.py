@@ -18,8 +18,11 @@ import re
 import time
 from dataclasses import dataclass, field
 
+import psutil
+
+from resqued.config.sizes import format_size
 from resqued.process.pidfile import Pidfile
-from resqued.worker.recycle import tree_memory
+from resqued.worker.recycle import approx_size, tree_memory
 from resqued.jobs.allowlist import JobRegistry, RegistryError
 from resqued.redisio.connection import redact
 
@@ -158,26 +161,48 @@ def probe(config) -> str | None:
     return None
 
 
-def reach_redis(config, timeout: float = 2.0) -> str | None:
-    """Can Redis be reached (PING, in a throwaway child: the master never
-    loads redis-py)? Returns why not, or None. For ``--check``: a warning,
-    since a master starts and waits for a Redis that is down."""
+def runtime_warnings(config, timeout: float = 2.0) -> list[str]:
+    """What ``--check`` warns of, found in a throwaway child (the master never
+    loads redis-py or the application): Redis cannot be reached (a master
+    started would wait for it), and a pool's max_memory below what an idle
+    worker of this config uses (the child imports what a worker imports, and
+    a worker's helpers share its pages, so the child's RSS is close to an idle
+    worker's figure): such a worker would be recycled after every job."""
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:
         try:
             os.close(read_fd)
-            from resqued.redisio.connection import connect  # in this child only: see above
-            connect(config.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout).ping()
-        except BaseException as exc:
-            os.write(write_fd, f"cannot reach Redis at {redact(config.redis_url)}: {exc}".encode()[:4000])
+            _warn_in_child(config, timeout, write_fd)
         finally:
             os._exit(0)
     os.close(write_fd)
     with os.fdopen(read_fd, "rb") as pipe:
-        message = pipe.read().decode(errors="replace")
+        lines = pipe.read().decode(errors="replace").splitlines()
     os.waitpid(pid, 0)
-    return message or None
+    return lines
+
+
+def _warn_in_child(config, timeout, write_fd) -> None:
+    def warn(text):
+        os.write(write_fd, " ".join(text.split())[:2000].encode() + b"\n")
+
+    try:
+        from resqued.redisio.connection import connect  # in this child only: see runtime_warnings
+        connect(config.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout).ping()
+    except BaseException as exc:
+        warn(f"cannot reach Redis at {redact(config.redis_url)}: {exc}")
+    try:
+        import resqued.worker.worker  # noqa: F401  (in this child only: what a worker imports)
+        JobRegistry.build(config.jobs, config.aliases)
+        idle = psutil.Process().memory_info().rss
+    except BaseException:
+        return   # the start's own check (probe) reports job modules that do not import
+    for index, pool in enumerate(config.pools):
+        if pool.max_memory and pool.max_memory < idle * 1.1:
+            warn(f"pools[{index}].max_memory ({format_size(pool.max_memory)}) is below what an idle worker "
+                 f"of this config uses (about {approx_size(idle)}): its workers would be recycled after "
+                 "every job")
 
 
 def _probe_in_child(config, write_fd) -> bool:

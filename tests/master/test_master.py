@@ -352,3 +352,14 @@ def test_check_refuses_a_path_the_master_could_not_write(tmp_path, redis_url, ke
         problem = (f"{tmp_path / 'afile'} exists and is not a directory" if key == "pidfile" else
                    f"{tmp_path / 'afile'} is not a directory, so {tmp_path / value} cannot be created")
         assert out.stderr == f"resqued: {cfg}:{line}: {key}: {problem}\n"
+
+
+def test_check_warns_of_a_max_memory_below_an_idle_worker(tmp_path, redis_url):
+    cfg = write_config(tmp_path / "pool.yml", redis_url, ["queues: [default]\ncount: 1\nmax_memory: 5MB",
+                                                          "queues: [mail]\ncount: 1\nmax_memory: 500MB"])
+    out = subprocess.run([sys.executable, "-m", "resqued", "--check", "-c", str(cfg)], capture_output=True,
+                         text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT}, timeout=60)
+    assert out.returncode == 0, out.stderr
+    [warning] = out.stderr.splitlines()       # Redis answers; only the 5MB pool is warned of
+    assert warning.startswith("resqued: warning: pools[0].max_memory (5MB) is below what an idle worker")
+    assert "recycled after every job" in warning
