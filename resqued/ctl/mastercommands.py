@@ -16,6 +16,7 @@ from resqued.config.loader import load_config
 from resqued.config.model import ConfigError
 from resqued.config.settings import default
 from resqued.config.sizes import format_size
+from resqued.config.yamlnodes import MAX_FILE_BYTES
 from resqued.ctl import tables
 from resqued.process.pidfile import socket_beside
 
@@ -57,15 +58,17 @@ def _locate_despite(path: str, error: ConfigError):
                           "or --socket PATH", EX_CONFIG)
     print(f"resquectl: warning: {error}; using its pidfile and control_socket keys to reach the "
           f"master at {paths[0]}", file=sys.stderr)
-    return paths[0], paths[1], default("shutdown_timeout")
+    return paths
 
 
 def read_paths(path: str):
-    """(control socket, pidfile) from pool.yml's keys (or their defaults),
-    whatever else in the file is wrong; None if it is not even YAML."""
+    """(control socket, pidfile, shutdown_timeout) from pool.yml's keys (or
+    their defaults), whatever else in the file is wrong; None if it is not
+    even YAML (or larger than a config file can be)."""
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
-            data = yaml.safe_load(f)
+            text = f.read(MAX_FILE_BYTES + 1)
+        data = yaml.safe_load(text) if len(text) <= MAX_FILE_BYTES else None
     except (OSError, yaml.YAMLError, RecursionError):
         return None
     data = data if isinstance(data, dict) else {}
@@ -76,7 +79,10 @@ def read_paths(path: str):
         value = value if isinstance(value, str) and value.strip() else default(name)
         return os.path.normpath(os.path.join(base, value)) if value else None
     pidfile = key("pidfile")
-    return key("control_socket") or socket_beside(pidfile), pidfile
+    timeout = data.get("shutdown_timeout")
+    timeout = timeout if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0 \
+        else default("shutdown_timeout")
+    return key("control_socket") or socket_beside(pidfile), pidfile, float(timeout)
 
 
 def ask(path: str, command: str, timeout: float = 90.0, **fields) -> dict:
@@ -86,7 +92,7 @@ def ask(path: str, command: str, timeout: float = 90.0, **fields) -> dict:
         raise MasterError(str(exc)) from None
     if not answer.get("ok"):
         # A refused reload or restart: the config or the code does not load.
-        code = EX_CONFIG if command in ("reload", "restart") else EXIT_FAILURE
+        code = EX_CONFIG if answer.get("config_error") else EXIT_FAILURE
         raise MasterError(f"{command} failed: {answer.get('error')}", code)
     return answer
 
@@ -100,7 +106,7 @@ def run(args, emit) -> int:
         answer = ask(path, command)
         emit(args, answer, lambda a: f"{len(a['workers'])} workers {a['message']}")
     elif command == "reload":
-        answer = ask(path, "reload")
+        answer = ask(path, "reload", timeout=RESTART_WAIT)   # on_hup: restart makes it a restart too
         emit(args, answer, lambda a: "reloaded: " + ", ".join(
             f"{','.join(p['queues'])}={p['count']}" for p in a["pools"]))
     elif command == "restart":
@@ -134,7 +140,9 @@ def render_status(status: dict) -> str:
     lines.append(tables.table(["POOL", "COUNT", "ALIVE", "STATE", "RECYCLES", "RESTARTS", "MAX_MEMORY", "MAX_JOBS"], [
         [",".join(p["queues"]), p["count"], p["alive"], "FAILED" if p["failed"] else "ok", p["recycles"],
          p["restarts"], format_size(p["max_memory"]) if p["max_memory"] else "-", p["max_jobs"] or "-"] for p in status["pools"]]))
-    lines += [f"pool {','.join(p['queues'])} FAILED: {p['reason']}" for p in status["pools"] if p.get("reason")]
+    lines += [f"pool {','.join(p['queues'])} FAILED: {p['reason']}"
+              + (f"; last error: {p['last_error']}" if p.get("last_error") else "")
+              for p in status["pools"] if p.get("reason")]
     lines.append("")
     now = time.time()
     rows = []

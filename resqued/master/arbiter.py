@@ -23,8 +23,6 @@ import signal
 import socket
 import time
 
-import psutil
-
 from resqued.config.model import ConfigError
 from resqued.master import workerprocess
 from resqued.master import reconcile
@@ -36,7 +34,8 @@ from resqued.process.pidfile import Pidfile
 from resqued.process.title import set_raw_title
 from resqued.master.recoveryruns import RecoveryRuns
 from resqued.exits import EXIT_FAILURE, EXIT_OK, EXIT_REASONS
-from resqued.process.signals import SignalQueue, become_child_subreaper, describe, has_controlling_terminal, wait_readable
+from resqued.process.signals import (SignalQueue, become_child_subreaper, describe, has_controlling_terminal,
+                                     kill_tree, wait_readable)
 from resqued.master.spawner import Spawner, SpawnerError
 from resqued.process.systemd import Notifier
 from resqued.supervise.states import Exit, Pool, Stop, judge_exit, left_jobs_behind
@@ -99,8 +98,9 @@ class Master:
             log.info("master %d stopped", os.getpid())
             return self.exit_code
         finally:
-            for conn, _, _ in self.requests.waiting:
-                conn.reply(ok=True, message="master stopped")
+            for conn, kind, _ in self.requests.waiting:
+                conn.reply(ok=False, error=f"the master stopped before it was {kind}")
+            self.restart.abandon()
             self.spawner.stop()
             if self.control:
                 self.control.close()
@@ -114,8 +114,9 @@ class Master:
         self._keep_spawner()
         if self.stopping:
             self._enforce_stop_deadlines()
-        elif not self.winched:
-            self._reconcile()
+        else:
+            if not self.winched:
+                self._reconcile()
             self.restart.step()
         # After the replacements are forked: they need the CPU more urgently.
         self._recover_lost_jobs()
@@ -124,11 +125,13 @@ class Master:
         self.notifier.watchdog()
         if self.signals.has_pending():
             return
-        spawner = [self.spawner] if self.spawner.sock is not None else []
+        # The spawner, and during a restart the new one until it says it is ready.
+        spawners = [s for s in (self.spawner, self.restart.spawner) if s is not None and s.sock is not None]
         control = self.control.waitables() if self.control else []
-        ready = wait_readable([self.signals, *spawner, *control, *self.children.values()], self._next_timeout())
-        if spawner and self.spawner in ready:
-            self.spawner.read_ready()
+        ready = wait_readable([self.signals, *spawners, *control, *self.children.values()], self._next_timeout())
+        for spawner in spawners:
+            if spawner in ready:
+                spawner.read_ready()
         for child in self.children.values():
             if child in ready:
                 child.read_reports()
@@ -230,7 +233,7 @@ class Master:
             stop.kill_at = None
             for child in list(self.children.values()):
                 log.error("worker %d did not stop: SIGKILL to it and its jobs", child.pid)
-                _kill_tree(child.pid)
+                kill_tree(child.pid)
 
     def reload(self):
         """Re-read the config; keep the old one if the new one is invalid.
@@ -290,9 +293,9 @@ class Master:
 
     def _keep_spawner(self) -> None:
         if self.spawner.due():
-            self.spawner.start(self._in_child)
+            self.spawner.start(self.in_child)
 
-    def _in_child(self) -> None:
+    def in_child(self) -> None:
         self.signals.reset_in_child()
         if self.control:
             self.control.close_in_child()
@@ -324,8 +327,11 @@ class Master:
 
     def _reap_helper(self, pid: int, status: int) -> None:
         code = os.waitstatus_to_exitcode(status)
+        how = f"exit code {code}" if code >= 0 else f"signal {describe(-code)}"
         if pid == self.spawner.pid:
-            self.spawner.exited(f"exit code {code}" if code >= 0 else f"signal {describe(-code)}")
+            self.spawner.exited(how)
+        elif self.restart.spawner is not None and pid == self.restart.spawner.pid:
+            self.restart.spawner_died(how)
         elif self.lost.owns(pid):
             self.lost.finished(code)
         # Anything else is an orphan we adopted as a subreaper: reaped, no more.
@@ -354,7 +360,8 @@ class Master:
             log.warning("worker %d (%s) died (%s) after %.0fs; replacing it",
                         child.pid, child.pool.name, how, time.monotonic() - child.started)
         elif pool.failed:
-            log.error("pool %s failed: %s; not restarting until a reload", child.pool.name, pool.reason)
+            log.error("pool %s failed: %s%s; not restarting until a reload", child.pool.name, pool.reason,
+                      f"; last error: {pool.last_error}" if pool.last_error else "")
             if self.exit_when_failed and all(p.failed for p in self.pools.values()):
                 log.error("every pool failed, and nothing can reload them: exiting")
                 self.exit_code = EXIT_FAILURE
@@ -389,16 +396,3 @@ class Master:
             self.notifier.status(status)
             self._status = status
 
-
-def _kill_tree(pid: int) -> None:
-    """SIGKILL a worker and everything under it (job children lead their own groups)."""
-    try:
-        procs = [psutil.Process(pid)]
-        procs += procs[0].children(recursive=True)
-    except psutil.NoSuchProcess:
-        return
-    for proc in procs:
-        try:
-            proc.kill()
-        except psutil.NoSuchProcess:
-            pass

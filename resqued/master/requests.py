@@ -42,20 +42,28 @@ class RequestHandlers:
             master.resume()
             self.waiting.append((conn, "resumed", time.monotonic() + REQUEST_TIMEOUT))
         elif command == "reload":
+            # As HUP: with on_hup: restart, every worker is restarted too
+            # (what systemctl reload's ExecReload then does).
             error = master.reload()
             if error:
-                conn.reply(ok=False, error=error)
+                conn.reply(ok=False, error=error, config_error=True)
+            elif master.config.on_hup == "restart":
+                self._restart(conn, None)
             else:
                 self.waiting.append((conn, "applied", time.monotonic() + REQUEST_TIMEOUT))
         elif command == "restart":
-            error = master.restart.start(conn.request.get("pools") or None)
-            if error:
-                conn.reply(ok=False, error=error)
-            else:
-                self.waiting.append((conn, "restarted", time.monotonic() + RESTART_TIMEOUT))
+            self._restart(conn, conn.request.get("pools") or None)
         elif command == "stop":
             master.stop("immediate" if conn.request.get("now") else "graceful", bounded=True)
             conn.reply(ok=True, pid=os.getpid(), message="stopping")
+
+    def _restart(self, conn, pools) -> None:
+        error = self.master.restart.start(pools)
+        if error:
+            # Code that does not import is a configuration error (exit 78).
+            conn.reply(ok=False, error=error, config_error=error.startswith("restart refused"))
+        else:
+            self.waiting.append((conn, "restarted", time.monotonic() + RESTART_TIMEOUT))
 
     def _condition(self, kind: str) -> bool:
         live = [c for c in self.master.children.values() if not c.stopping]
@@ -90,7 +98,9 @@ class RequestHandlers:
             self.master.notifier.ready(self.summary())
         still = []
         for conn, kind, deadline in self.waiting:
-            if self._condition(kind):
+            if kind == "restarted" and self._condition(kind) and self.master.restart.error:
+                conn.reply(ok=False, error=self.master.restart.error)
+            elif self._condition(kind):
                 conn.reply(ok=True, message=kind, **self.status())
             elif time.monotonic() > deadline:
                 conn.reply(ok=False, error=f"not {kind} in time; see resquectl status")

@@ -3,14 +3,18 @@ under ``on_hup: restart`` (resque-pool's HUP).
 
 A reload re-reads pool.yml but cannot load new code: the spawner, which
 every worker is forked from, imported the job modules (and resqued) when it
-started. A restart first imports the code from disk in a throwaway child
-(workerprocess.probe): code that cannot even import is refused before any
-worker is touched. Then the spawner is replaced, so the workers it forks
-from now on run the new code, and each pool is replaced gradually: one
-worker more than its count is started, and each time a new worker reports
-for work, one old worker is told to QUIT (it finishes its job). A pool
-never has fewer than ``count`` workers taking jobs, so never fewer than
-``count - 1`` serving while one is starting.
+started. A restart first imports the job modules from disk in a throwaway
+child (workerprocess.probe): code that cannot even import is refused before
+any worker is touched. Then a second spawner is started, which imports the
+worker's code anew; the first goes on forking until the second says it is
+ready (if it dies first, the restart fails and nothing changed). Then each
+pool is replaced gradually: one worker more than its count is started, and
+each time a new worker reports for work, one old worker is told to QUIT (it
+finishes its job). A pool never has fewer than ``count`` workers taking
+jobs, so never fewer than ``count - 1`` serving while one is starting. A
+pool that turns FAILED (its new workers die at boot) ends the restart with
+its reason; its old workers keep running. The master process itself keeps
+its own code: upgrading resqued itself needs the master restarted.
 
 ``RollingRestart(master)`` is owned by the master (``master.restart``); its
 own state is the current generation and, per pool, the old workers still to
@@ -19,6 +23,7 @@ retire.
 
 import logging
 
+from resqued.master.spawner import Spawner
 from resqued.master.workerprocess import probe
 
 log = logging.getLogger("resqued.master")
@@ -28,12 +33,15 @@ class RollingRestart:
     def __init__(self, master):
         self.master = master
         self.generation = 0                    # of the workers started from now on
+        self.spawner = None                    # the new spawner, until it has said it is ready
+        self.chosen: set[str] = set()          # the pools being restarted
         self.old: dict[str, set[int]] = {}     # pool name -> old workers not yet retired
         self.retired: dict[str, int] = {}      # pool name -> old workers retired in this restart
+        self.error = None                      # why the last restart ended unfinished
 
     @property
     def active(self) -> bool:
-        return bool(self.old)
+        return self.spawner is not None or bool(self.old)
 
     def start(self, pools=None) -> str | None:
         """Begin replacing the workers of ``pools`` (names; all when empty).
@@ -43,30 +51,66 @@ class RollingRestart:
         unknown = [name for name in pools or () if name not in names]
         if unknown:
             return f"no pool {', '.join(unknown)} (pools: {', '.join(names) or 'none'})"
+        if self.active:
+            return "a restart is already under way"
         error = probe(master.config)
         if error:
             log.error("restart refused, the workers keep the code they run: %s: %s", master.config.path, error)
             return f"restart refused, the workers keep the code they run: {master.config.path}: {error}"
-        chosen = set(pools or names)
-        self.generation += 1
-        # The next spawner (started at once by the master's loop) imports the code anew.
-        master.spawner.stop()
-        for child in master.children.values():
-            if child.pool.name in chosen and not child.stopping:
-                self.old.setdefault(child.pool.name, set()).add(child.pid)
-        self.retired = {name: 0 for name in self.old}
-        log.info("restarting %s with the code on disk: %d workers to replace, one at a time",
-                 ", ".join(sorted(chosen)) or "no pools", sum(len(o) for o in self.old.values()))
+        self.chosen, self.error = set(pools or names), None
+        for name in self.chosen:   # the code imports now: a FAILED pool may start again
+            master.pools[name].failed = False
+            master.pools[name].backoff.succeeded()
+        # A second spawner imports the code anew; the first goes on forking
+        # until the second has proved it can start (it says R).
+        self.spawner = Spawner(master.name)
+        self.spawner.start(master.in_child)
+        log.info("restarting %s with the code on disk: a new spawner %d first",
+                 ", ".join(sorted(self.chosen)) or "no pools", self.spawner.pid)
         return None
+
+    def spawner_died(self, how: str) -> None:
+        """The new spawner died before it was ready: keep the old one."""
+        self.spawner._close()
+        self.spawner = None
+        self.error = f"restart failed: the new spawner (the new code) died before it was ready ({how})"
+        log.error("%s; the workers keep the code they run", self.error)
+
+    def abandon(self) -> None:
+        """The master is leaving: a new spawner not yet switched to goes too."""
+        if self.spawner is not None:
+            self.spawner.stop()
+            self.spawner = None
 
     def surge(self, pool_name: str) -> int:
         """Workers a pool may have beyond its count now: one while old ones remain."""
         return 1 if self.old.get(pool_name) else 0
 
     def step(self) -> None:
-        """Retire one old worker for each new one that has reported for work."""
+        """Switch to the new spawner once it is ready; then retire one old
+        worker for each new one that has reported for work."""
         master = self.master
+        if self.spawner is not None:
+            if not self.spawner.ready:
+                return
+            master.spawner.stop()
+            master.spawner, self.spawner = self.spawner, None
+            self.generation += 1
+            for child in master.children.values():
+                if child.pool.name in self.chosen and not child.stopping:
+                    self.old.setdefault(child.pool.name, set()).add(child.pid)
+            self.retired = {name: 0 for name in self.old}
+            log.info("new spawner %d ready: replacing %d workers, one at a time",
+                     master.spawner.pid, sum(len(o) for o in self.old.values()))
         for name in list(self.old):
+            pool = master.pools.get(name)
+            if pool is None or pool.failed:
+                # Removed by a reload, or its new workers keep dying at boot.
+                del self.old[name]
+                if pool is not None:
+                    self.error = f"restart stopped: pool {name} FAILED: {pool.reason}"
+                    log.error("%s; its old workers keep running", self.error)
+                continue
             old = {pid for pid in self.old[name] if pid in master.children and not master.children[pid].stopping}
             fresh = sum(1 for c in master.children.values() if c.pool.name == name and c.ready
                         and not c.stopping and c.generation == self.generation)
@@ -79,4 +123,4 @@ class RollingRestart:
                 self.old[name] = old
             else:
                 del self.old[name]
-                log.info("pool %s restarted: every worker runs the new code", name)
+                log.info("pool %s restarted: its old workers finish their jobs, new ones run the new code", name)

@@ -11,6 +11,8 @@ import select
 import signal
 import socket
 
+import psutil
+
 
 class SignalQueue:
     def __init__(self, signals):
@@ -148,3 +150,18 @@ def become_child_subreaper() -> bool:
     instead of init: the master's workers are forked by its spawner and must
     be the master's own children."""
     return _prctl_call(PR_SET_CHILD_SUBREAPER, 1)
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process and everything under it (a worker's job children
+    lead their own process groups, so a group kill would miss them)."""
+    try:
+        procs = [psutil.Process(pid)]
+        procs += procs[0].children(recursive=True)
+    except psutil.NoSuchProcess:
+        return
+    for proc in procs:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass

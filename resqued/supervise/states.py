@@ -64,8 +64,10 @@ class Pool:
         """Why the pool is FATAL, in one line ("" when it is not)."""
         if not self.failed:
             return ""
-        last = "; ".join(part for part in (self.last_exit, self.last_error) if part)
-        return f"its workers died at boot {self.backoff.failures} times in a row" + (f" (last: {last})" if last else "")
+        # Without last_error: this line goes to systemd's STATUS=, which any
+        # local user can read; the error (resquectl status) may hold secrets.
+        last = f" (last: {self.last_exit})" if self.last_exit else ""
+        return f"its workers died at boot {self.backoff.failures} times in a row{last}"
 
     def state(self, now: float) -> PoolState:
         if self.failed:

@@ -59,8 +59,8 @@ class RedisOutage:
     def _end(self) -> None:
         log.warning("worker %s: Redis is back after %.1fs", self.worker.id, time.monotonic() - self.since)
         self.since = None
-        if self.worker.last_report:
-            self.worker.report(**self.worker.last_report)
+        if self.worker.reports.last_state:
+            self.worker.report(**self.worker.reports.last_state)
         # The reserve's own connections outlived the old server: start them afresh.
         self.worker.reserver.close()
         # A Redis restarted without persistence forgot us: register again.

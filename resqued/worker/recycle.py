@@ -12,15 +12,16 @@ import psutil
 from resqued.exits import EXIT_RECYCLE_JOBS, EXIT_RECYCLE_MEMORY
 
 
-def tree_memory(pid: int) -> int:
+def tree_memory(pid: int, exclude=()) -> int:
     """What killing worker ``pid`` would free, in bytes: the proportional set
     size (PSS) of the worker and every process under it (its job forker,
     standby and job child). A page shared by n processes counts 1/n in each,
     so the copy-on-write pages a worker shares with its forker, standby and
     child count once, not four times as RSS would; memory a job leaks counts
     in full. Read from /proc/PID/smaps_rollup (one small read per process;
-    RSS where the kernel has no smaps_rollup)."""
-    return sum(process_memory(p) for p in descendants(pid, include_self=True))
+    RSS where the kernel has no smaps_rollup). ``exclude``: pids left out
+    (a job child that has reported and is exiting)."""
+    return sum(process_memory(p) for p in descendants(pid, include_self=True) if p not in exclude)
 
 
 def descendants(pid: int, include_self: bool = False) -> list[int]:

@@ -18,7 +18,6 @@ Signals (Resque's meanings):
   USR2, CONT  pause (take no new jobs) / resume
 """
 
-import json
 import logging
 import os
 import signal
@@ -36,7 +35,7 @@ from resqued.worker.execution import Execution
 from resqued.worker.execution.forking import ForkingExecution
 from resqued.worker.execution.inline import InlineExecution
 from resqued.jobs.job import Job
-from resqued.resque.outcome import DIRTY_EXIT, INVALID_PAYLOAD, UNKNOWN_JOB, Failure, add_outcome
+from resqued.resque.outcome import INVALID_PAYLOAD, UNKNOWN_JOB, Failure, add_outcome
 from resqued.process.pidfile import Pidfile
 from resqued.process.title import set_title
 from resqued.resque.recovery import Recovery, client_name, inflight_queues
@@ -46,6 +45,7 @@ from resqued.worker.recycle import RecyclePolicy, tree_memory
 from resqued.resque.presence import Registration
 from resqued.jobs.allowlist import UnknownJob
 from resqued.worker.outage import REDIS_ERRORS, RedisOutage
+from resqued.worker.reports import MasterReports
 from resqued.worker.reserve import Reserver, UnsupportedServer, check_server
 from resqued.worker.settings import WorkerSettings
 from resqued.process.signals import SignalQueue, describe, wait_readable
@@ -92,7 +92,7 @@ class Worker:
         self._paused_by_key_cache = False
         self.recycle = RecyclePolicy(settings.max_jobs, settings.max_memory, settings.max_memory_hard)
         self.memory_check_interval = settings.memory_check_interval
-        self.report_fd = settings.report_fd
+        self.reports = MasterReports(settings.report_fd)
         self.pidfile = Pidfile(settings.pidfile) if settings.pidfile else None
         self.shutdown = False
         self.paused = settings.start_paused
@@ -100,9 +100,7 @@ class Worker:
         self.jobs_done = 0
         self._title = None
         self._held = None           # (queue, raw): taken with the last outcome, not yet run
-        self._killed_by_stop = False  # TERM/INT killed the running job: give it back, do not fail it
-        self.last_report = {}         # the last state told to the master, but for a Redis outage
-        self._last_line = b""         # the last report line written
+        self.killed_by_stop = False   # TERM/INT killed the running job: give it back, do not fail it
         self._take_from = []        # the queues, in priority order, that it was taken from
         self._queues_read_at = 0.0
         # Built last: it reads the worker's id, signals, registry and queues.
@@ -220,7 +218,9 @@ class Worker:
     def _should_recycle(self) -> bool:
         code = self.execution.recycle_after_job
         if code is None:
-            memory = tree_memory(self.pid) if self.recycle.watches_memory else None
+            # Not the job child just served: it may still be tearing its memory down.
+            finished = self.execution.last_child
+            memory = tree_memory(self.pid, exclude={finished} if finished else ()) if self.recycle.watches_memory else None
             code = self.recycle.after_job(self.jobs_done, memory)
         if code is None:
             return False
@@ -231,29 +231,13 @@ class Worker:
         return True
 
     def report(self, **state) -> None:
-        """Tell the master what we are doing; never block on it. A Redis
-        outage is reported over the state it interrupts (outage.py), which
-        is said again once Redis is back."""
-        if state.get("state") != "redis-down":
-            self.last_report = dict(state)
-        if self.report_fd is None:
-            return
-        state.update(pid=self.pid, jobs=self.jobs_done, paused=self.paused)
-        line = json.dumps(state).encode() + b"\n"
-        if line == self._last_line:
-            return   # an idle worker says "idle" before every wait: once is enough (the master wakes for each)
-        self._last_line = line
-        try:
-            os.write(self.report_fd, line)
-        except BrokenPipeError:
+        """Tell the master what we are doing (reports.py)."""
+        if not self.reports.send(state, pid=self.pid, jobs=self.jobs_done, paused=self.paused) and not self.shutdown:
             # Nobody reads: the master is gone, or a spawner died before it
             # could tell the master it forked us (spawner.py). Either way no
             # one would replace, signal or recover us: stop, as when orphaned.
-            if not self.shutdown:
-                log.warning("worker %s: the master does not read its reports: stopping", self.id)
-                self.shutdown = True
-        except OSError:
-            pass  # full (the master is busy): the next report says it all
+            log.warning("worker %s: the master does not read its reports: stopping", self.id)
+            self.shutdown = True
 
     def _wait_time(self) -> float:
         wait = self.interval if self.interval > 0 else HEARTBEAT_INTERVAL
@@ -273,7 +257,8 @@ class Worker:
         # Ruby Resque's global pause switch, set by people (resque-web): read
         # it at most once a second, not once per job.
         now = time.monotonic()
-        if now - self._pause_checked_at >= PAUSE_KEY_CHECK:
+        # During an outage, always ask: a cached answer would read as "Redis is back".
+        if self.outage.since is not None or now - self._pause_checked_at >= PAUSE_KEY_CHECK:
             value = self.redis.get(self.keys.pause_all)
             self._paused_by_key_cache = value is not None and value.strip().lower() == b"true"
             self._pause_checked_at = now
@@ -342,8 +327,9 @@ class Worker:
         started = time.monotonic()
         failure, skipped = self.execution.run(job, target)
         elapsed = (time.monotonic() - started) * 1000
-        if failure is not None and failure.exception == DIRTY_EXIT and self._killed_by_stop:
-            self._killed_by_stop = False
+        if failure is not None and self.killed_by_stop:
+            # Whatever it reported (a job may catch TERM and raise), the stop killed it.
+            self.killed_by_stop = False
             log.warning("job %s %s on %s killed after %.0f ms by the stop: back to the head of its queue",
                         job.label, job.job_class, queue, elapsed)
             self._give_back_killed(queue, raw)
@@ -360,7 +346,7 @@ class Worker:
         """Kill the running job because the worker is going away (TERM, its
         master gone for too long), not because the job did wrong: it goes
         back to its queue (_give_back_killed), as Sidekiq's does at shutdown."""
-        self._killed_by_stop = self._killed_by_stop or self.execution.busy
+        self.killed_by_stop = self.killed_by_stop or self.execution.busy
         self.execution.kill(reason)
 
     def _give_back_killed(self, queue: str, raw: bytes) -> None:

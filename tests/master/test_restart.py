@@ -80,7 +80,7 @@ def test_restart_runs_the_new_code_pool_by_pool_and_fails_nothing(master_factory
     assert not [e for e in log_entries(r) if e.startswith("v1:")][1:]
     assert failures(r) == [] and r.llen("resque:queue:default") == 0
     assert "restart: replaced by a worker running the new code" in log_text(m.proc)
-    assert "pool default restarted: every worker runs the new code" in log_text(m.proc)
+    assert "pool default restarted: its old workers finish their jobs, new ones run the new code" in log_text(m.proc)
     assert stop(m.proc) == 0
 
 
@@ -97,7 +97,8 @@ def test_a_restart_whose_code_does_not_import_touches_no_worker(master_factory, 
     status = m.status()
     assert sorted(w["pid"] for w in status["workers"]) == before and status["spawner"]["pid"] == spawner
     assert status["master"]["state"] == "running"
-    assert m.ctl("restart", "nosuchpool").returncode == 78
+    unknown = m.ctl("restart", "nosuchpool")
+    assert unknown.returncode == 1 and "no pool nosuchpool (pools: default)" in unknown.stderr
     assert stop(m.proc) == 0
 
 
@@ -115,4 +116,35 @@ def test_hup_with_on_hup_restart_restarts_every_worker(master_factory, r, resque
     wait_log(r, "v2:")
     status = json.loads(m.ctl("status", "--json").stdout)
     assert [p["alive"] for p in status["pools"]] == [1, 1] and failures(r) == []
+    assert stop(m.proc) == 0
+
+
+def test_a_restart_whose_new_workers_die_at_boot_ends_with_the_reason(master_factory, r, tmp_path):
+    """The new code imports in the check but its workers die at boot: the
+    pool turns FAILED, the restart ends (exit 1, the reason), the old
+    workers keep serving; a restart once the code is fixed brings it back."""
+    flag = tmp_path / "configured"
+    jobs = tmp_path / "versioned.py"
+    write_jobs(jobs, "v1")
+    m = master_factory(["queues: [default]\ncount: 1"], jobs=f"[{jobs}]")
+    [old] = m.wait_workers(1)
+    # v2 imports while the flag exists (the restart's check), then not.
+    flag.write_text("")
+    jobs.write_text(f"import os\nif not os.path.exists({str(flag)!r}):\n    raise RuntimeError('db not configured')\n"
+                    + VERSIONED.format(version="v2"))
+    ctl = subprocess.Popen([sys.executable, "-m", "resqued.ctl", "-c", str(m.config), "restart"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                           env={**os.environ, "PYTHONPATH": ROOT})
+    wait_until(lambda: "restarting default" in log_text(m.proc), message="the restart's check to pass")
+    flag.unlink()
+    out, err = ctl.communicate(timeout=90)
+    assert ctl.returncode == 1, (out, err)
+    assert "restart stopped: pool default FAILED: its workers died at boot 6 times in a row" in err
+    status = m.status()
+    assert [w["pid"] for w in status["workers"] if w["state"] != "stopping"] == [old]
+    assert status["master"]["state"] == "running" and status["pools"][0]["failed"]
+    flag.write_text("")
+    result = m.ctl("restart")
+    assert result.returncode == 0, result.stderr
+    assert not m.status()["pools"][0]["failed"]
     assert stop(m.proc) == 0

@@ -24,10 +24,10 @@ def test_a_failed_pool_says_why(master_factory, tmp_path):
                         message="the pool to fail")
     [pool] = status["pools"]
     assert "RuntimeError: db not configured" in pool["last_error"]
-    assert pool["reason"].startswith("its workers died at boot 6 times in a row (last: exit code 3; ")
+    assert pool["reason"] == "its workers died at boot 6 times in a row (last: exit code 3)"
     human = m.ctl("status")
     assert human.returncode == 0
-    assert f"pool default FAILED: {pool['reason']}" in human.stdout.splitlines()
+    assert f"pool default FAILED: {pool['reason']}; last error: {pool['last_error']}" in human.stdout.splitlines()
     assert stop(m.proc) == 0
 
 

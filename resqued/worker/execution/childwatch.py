@@ -15,7 +15,6 @@ import os
 import signal
 import time
 
-from resqued.config.sizes import format_size
 from resqued.exits import EXIT_RECYCLE_MEMORY
 from resqued.worker.execution.jobchild import signal_group
 from resqued.worker.recycle import approx_size, tree_memory
@@ -120,9 +119,9 @@ class ChildWatch:
         rss = tree_memory(worker.pid)
         if recycle.over_hard_limit(rss):
             self.kill(f"worker and job use {approx_size(rss)}, over the hard memory limit "
-                      f"of {format_size(recycle.max_memory_hard)}")
+                      f"of {approx_size(recycle.max_memory_hard)}")
             self.recycle_after_job = self.recycle_after_job or EXIT_RECYCLE_MEMORY
         elif recycle.over_soft_limit(rss) and self.recycle_after_job is None:
             log.warning("worker %s uses %s, over max_memory %s: recycling after this job",
-                        worker.id, approx_size(rss), format_size(recycle.max_memory))
+                        worker.id, approx_size(rss), approx_size(recycle.max_memory))
             self.recycle_after_job = EXIT_RECYCLE_MEMORY

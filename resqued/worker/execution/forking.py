@@ -29,6 +29,7 @@ class ForkingExecution:
         self.forker = Forker(worker.signals, worker.registry, worker.id, ",".join(worker.queues),
                              job_forker=job_forker)
         self.watch = None              # the running job's ChildWatch
+        self.last_child = None         # the last job child's pid
         self.recycle_after_job = None  # exit code to leave with once the job ends
         self._idle = True              # the next job comes to an idle worker (see prepare)
 
@@ -53,6 +54,7 @@ class ForkingExecution:
         except Exception as exc:
             return Failure(exception_name(exc), f"beforeFork hook failed: {exc}", backtrace(exc)), False
         pid, read_fd = self.forker.start(job, target)
+        self.last_child = pid
         watch = self.watch = ChildWatch(self.worker, self.forker, pid, read_fd, idle=self._idle)
         # Marked running once the child has the job, so the round trip
         # overlaps the job instead of delaying its start.
@@ -68,7 +70,8 @@ class ForkingExecution:
             self.recycle_after_job = self.recycle_after_job or watch.recycle_after_job
             self.worker.read_marked(marked)
         self.forker.reap()
-        return interpret(job, pid, status, report, watch.kill_reason)
+        # A job the worker's stop killed is given back, not failed: no onFailure hooks for it.
+        return interpret(job, pid, status, report, watch.kill_reason, failure_hooks=not self.worker.killed_by_stop)
 
     def kill(self, reason: str | None = None) -> None:
         """Kill the running job, if any (TERM, then KILL after term_timeout)."""

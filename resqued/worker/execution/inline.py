@@ -22,6 +22,7 @@ class InlineExecution:
     # Signals wait for the running job to end: when the worker acts on one,
     # no job is running, and none can be killed.
     busy = False
+    last_child = None   # no job child
     recycle_after_job = None   # memory is checked after each job (RecyclePolicy.after_job)
 
     def __init__(self, worker):

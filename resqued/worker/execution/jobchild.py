@@ -125,8 +125,11 @@ def flush_and_exit(code: int) -> None:
     os._exit(code)
 
 
-def interpret(job, pid: int, status: int, report: bytes, kill_reason: str | None = None):
-    """Turn a reaped child's wait status and report into (failure, skipped)."""
+def interpret(job, pid: int, status: int, report: bytes, kill_reason: str | None = None,
+              failure_hooks: bool = True):
+    """Turn a reaped child's wait status and report into (failure, skipped);
+    a child that died without reporting fires the onFailure hooks here
+    (unless ``failure_hooks`` is false: the worker gives that job back)."""
     if report:
         try:
             result = json.loads(report.split(b"\n", 1)[0])
@@ -143,10 +146,11 @@ def interpret(job, pid: int, status: int, report: bytes, kill_reason: str | None
         error = f"Job exited with exit code {code} without reporting an outcome"
     if kill_reason:
         error = f"{error}: {kill_reason}"
-    try:
-        events.trigger("onFailure", DirtyExit(error), job)
-    except Exception:
-        log.exception("onFailure listener raised")
+    if failure_hooks:
+        try:
+            events.trigger("onFailure", DirtyExit(error), job)
+        except Exception:
+            log.exception("onFailure listener raised")
     return Failure(DIRTY_EXIT, error), False
 
 
