@@ -239,6 +239,25 @@ def floor(ctx, res, n, reps):
 
 # -- master --------------------------------------------------------------------
 
+def start_master(ctx, name, count, timeout):
+    """A master with ``count`` workers, all registered: (rundir, pool.yml, Popen, psutil.Process)."""
+    rundir = os.path.join(ctx.rundir, name)
+    os.makedirs(rundir, exist_ok=True)
+    path = write_pool_yml(rundir, ctx.url, count)
+    env = {"BENCH_REDIS_URL": ctx.url, "REDIS_BACKEND": ctx.url}
+    proc = ctx.procs.start(name, [os.path.join(BIN, "resqued"), "-c", path], env=env)
+    try:
+        m = psutil.Process(proc.pid)
+        wait_for(lambda: proc.poll() is not None or live_workers(m) >= count, timeout, 0.02, f"{count} workers")
+        if proc.poll() is not None:
+            raise RuntimeError(f"the master exited {proc.returncode}; see bench/results/logs/{name}.log")
+        wait_for(lambda: ctx.redis.scard("resque:workers") >= count, timeout, 0.02, "registrations")
+    except BaseException:
+        ctx.procs.stop(proc, grace=10)
+        raise
+    return rundir, path, proc, m
+
+
 def master(ctx, res, idle, reps, count=8):
     """One master with ``count`` workers: idle RSS/CPU over ``idle`` seconds
     (three equal windows), then ``reps`` SIGKILLed workers, then ``reps``
@@ -246,17 +265,8 @@ def master(ctx, res, idle, reps, count=8):
     label = f"resqued -c pool.yml (count {count})"
     ctx.budget.check(idle + 30)
     ctx.flush()
-    os.makedirs(os.path.join(ctx.rundir, "master"), exist_ok=True)
-    rundir = os.path.join(ctx.rundir, "master")
-    path = write_pool_yml(rundir, ctx.url, count)
-    env = {"BENCH_REDIS_URL": ctx.url, "REDIS_BACKEND": ctx.url}
-    proc = ctx.procs.start("master", [os.path.join(BIN, "resqued"), "-c", path], env=env)
+    rundir, path, proc, m = start_master(ctx, "master", count, timeout=30)
     try:
-        m = psutil.Process(proc.pid)
-        wait_for(lambda: proc.poll() is not None or live_workers(m) >= count, 30, 0.01, f"{count} workers")
-        if proc.poll() is not None:
-            raise RuntimeError(f"the master exited {proc.returncode}; see bench/results/logs/master.log")
-        wait_for(lambda: ctx.redis.scard("resque:workers") >= count, 30, 0.01, "registrations")
         time.sleep(1.0)
         window = idle / 3
         for i in range(3):
@@ -305,17 +315,8 @@ def master64(ctx, res, idle, count=64):
     label = f"resqued -c pool.yml (count {count})"
     ctx.budget.check(idle + 120)
     ctx.flush()
-    rundir = os.path.join(ctx.rundir, "master64")
-    os.makedirs(rundir, exist_ok=True)
-    path = write_pool_yml(rundir, ctx.url, count)
-    env = {"BENCH_REDIS_URL": ctx.url, "REDIS_BACKEND": ctx.url}
-    proc = ctx.procs.start("master64", [os.path.join(BIN, "resqued"), "-c", path], env=env)
+    _, path, proc, m = start_master(ctx, "master64", count, timeout=120)
     try:
-        m = psutil.Process(proc.pid)
-        wait_for(lambda: proc.poll() is not None or live_workers(m) >= count, 120, 0.05, f"{count} workers")
-        if proc.poll() is not None:
-            raise RuntimeError(f"the master exited {proc.returncode}; see bench/results/logs/master64.log")
-        wait_for(lambda: ctx.redis.scard("resque:workers") >= count, 60, 0.05, "registrations")
         time.sleep(2.0)
         cpu0, wall0 = _cpu(m), time.monotonic()
         time.sleep(idle)
