@@ -54,6 +54,11 @@ def main(argv=None) -> int:
         print(f"resqued: {exc}", file=sys.stderr)
         return EX_CONFIG
     logs.setup(config.log_level)
+    if not config.jobs:
+        # Every job would fail as unknown: refuse, as pool.yml without jobs: is refused.
+        print("resqued: APP_INCLUDE: no job modules: set APP_INCLUDE (or --app) to the module or .py "
+              "file that defines your jobs", file=sys.stderr)
+        return EX_CONFIG
     if variables.supervised(config):
         return run_env_pool(config)
     try:
@@ -62,7 +67,7 @@ def main(argv=None) -> int:
         print(f"resqued: {exc}", file=sys.stderr)
         return EX_CONFIG
     if not registry.names():
-        log.warning("no jobs are allowed (set APP_INCLUDE or --app): every job will fail as unknown")
+        log.warning("%s define no jobs: every job will fail as unknown", ", ".join(config.jobs))
     log.info("resqued %s: queues %s on %s, namespace %s", __version__, config.pools[0].name,
              redact(config.redis_url), config.namespace)
 
@@ -94,8 +99,6 @@ def run_env_pool(config) -> int:
     if error:
         print(f"resqued: {error}", file=sys.stderr)
         return EX_CONFIG
-    if not config.jobs:
-        log.warning("no jobs are allowed (set APP_INCLUDE or --app): every job will fail as unknown")
     log.info("resqued %s: %d workers for queues %s on %s, namespace %s", __version__, config.pools[0].count,
              config.pools[0].name, redact(config.redis_url), config.namespace)
     try:

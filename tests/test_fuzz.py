@@ -38,7 +38,7 @@ HOSTILE_NAMES = [
     "__class__", "__builtins__", "__dict__", "__main__", "resqued_app_jobs.__dict__",
     "resqued_app_jobs._client", "resqued_app_jobs.os", "resqued_app_jobs.redis",
     "resqued_app_jobs.DontPerform", "DontPerform", "importlib.import_module", "resqued.jobs.allowlist.JobRegistry",
-    "jobs.add", "tests.jobs.add", "add\x00", "\x00", " add", "add ", "ADD", "add\n", "/etc/passwd",
+    "tests.jobs.add", "add\x00", "\x00", " add", "add ", "ADD", "add\n", "/etc/passwd",
     "../../tmp/x.py", "Common\\Job\\MailJob", "A" * 100_000, "add." * 25_000,
 ]
 

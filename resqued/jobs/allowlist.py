@@ -13,6 +13,10 @@ import inspect
 import os
 import re
 import sys
+import traceback
+
+
+_OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep   # the resqued package
 
 
 class UnknownJob(LookupError):
@@ -45,17 +49,35 @@ def import_module_or_file(spec: str):
             return sys.modules[name]
         module_spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(module_spec)
+        # Its jobs are also named as a user would guess: myjobs.Hello for myjobs.py.
+        module.__resqued_name__ = os.path.splitext(os.path.basename(path))[0]
         sys.modules[name] = module
         try:
             module_spec.loader.exec_module(module)
         except Exception as exc:
             del sys.modules[name]
-            raise RegistryError(f"job file {spec!r} failed to import: {type(exc).__name__}: {exc}") from exc
+            raise RegistryError(f"job file {spec!r} failed to import: {_why(exc)}") from exc
         return module
     try:
         return importlib.import_module(spec)
+    except ModuleNotFoundError as exc:
+        if exc.name and spec.split(".")[0] == exc.name.split(".")[0]:
+            raise RegistryError(
+                f"job module {spec!r} failed to import: {_why(exc)}: is it installed, or its directory on "
+                f"PYTHONPATH (or the working directory)? Or name the file: jobs: [path/to/{spec.split('.')[-1]}.py]"
+            ) from exc
+        raise RegistryError(f"job module {spec!r} failed to import: {_why(exc)}") from exc
     except Exception as exc:
-        raise RegistryError(f"job module {spec!r} failed to import: {type(exc).__name__}: {exc}") from exc
+        raise RegistryError(f"job module {spec!r} failed to import: {_why(exc)}") from exc
+
+
+def _why(exc: BaseException) -> str:
+    """The exception, and where in the application's code it was raised (the
+    innermost frame outside importlib), so a failing import says where."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "importlib" not in f.filename
+              and not f.filename.startswith(("<frozen", _OWN_DIR))]
+    where = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+    return f"{type(exc).__name__}: {exc}{where}"
 
 
 class JobRegistry:
@@ -76,10 +98,13 @@ class JobRegistry:
 
     def add_module(self, module) -> None:
         self.modules.append(module.__name__)
+        guessed = getattr(module, "__resqued_name__", None)
         for name, obj in vars(module).items():
             if name.startswith("_") or not is_job(obj, module.__name__):
                 continue
             self._dotted[f"{module.__name__}.{name}"] = obj
+            if guessed:
+                self._dotted.setdefault(f"{guessed}.{name}", obj)
             # The first module listed wins a bare name: the list is a priority order.
             self._bare.setdefault(name, obj)
 

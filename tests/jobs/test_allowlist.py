@@ -150,7 +150,8 @@ class TestBuild:
         registry = JobRegistry.build([str(path)])
         module = module_of(registry)
         assert module.__file__ == str(path)
-        assert set(registry.names()) == JOB_NAMES | {f"{module.__name__}.{n}" for n in JOB_NAMES}
+        assert set(registry.names()) == (JOB_NAMES | {f"{module.__name__}.{n}" for n in JOB_NAMES}
+                                         | {f"{path.stem}.{n}" for n in JOB_NAMES})
         assert registry.resolve("MailJob") is module.MailJob
         assert registry.resolve(f"{module.__name__}.MailJob") is module.MailJob
         assert registry.resolve("plain_job") is module.plain_job
@@ -228,9 +229,22 @@ class TestBuildErrors:
             JobRegistry.build([str(path)])
         assert set(sys.modules) == before  # the half-imported module is not left behind
 
+    def test_an_import_error_says_where_in_the_application(self, job_file):
+        path = job_file("def connect():\n    raise RuntimeError('db not configured')\n\n\nconnect()\n")
+        with pytest.raises(RegistryError) as info:
+            JobRegistry.build([str(path)])
+        assert str(info.value).endswith(f"RuntimeError: db not configured (at {path}:2)")
+
     def test_missing_module(self):
-        with pytest.raises(RegistryError, match="'no_such_module_rq' failed to import: ModuleNotFoundError"):
+        with pytest.raises(RegistryError, match="'no_such_module_rq' failed to import: ModuleNotFoundError") as info:
             JobRegistry.build(["no_such_module_rq"])
+        assert "on PYTHONPATH" in str(info.value) and "jobs: [path/to/no_such_module_rq.py]" in str(info.value)
+
+    def test_a_file_modules_jobs_answer_to_the_name_a_user_guesses(self, job_file):
+        path = job_file("class Hello:\n    def perform(self):\n        pass\n")
+        registry = JobRegistry.build([str(path)])
+        stem = path.stem
+        assert registry.resolve(f"{stem}.Hello") is registry.resolve("Hello")
 
 
 # -- aliases -----------------------------------------------------------------------

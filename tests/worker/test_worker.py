@@ -300,7 +300,8 @@ def test_heartbeat_beats_while_a_job_runs(procs, redis_url, resque, r):
 
 def test_unknown_setting_values_exit_78(procs, redis_url):
     for env in ({"COUNT": "zero"}, {"INTERVAL": "-1"}, {"QUEUE": ""}, {"QUEUE": "a b"},
-                {"REDIS_BACKEND": "http://x"}, {"APP_INCLUDE": "/no/such/jobs.py"}):
+                {"REDIS_BACKEND": "http://x"}, {"APP_INCLUDE": "/no/such/jobs.py"},
+                {"APP_INCLUDE": ""}, {"APP_INCLUDE": "", "COUNT": "2"}):
         proc = procs.resqued(redis_url, extra_env=env)
         assert proc.wait(15) == 78, (env, log_text(proc))
         out = log_text(proc).strip()
