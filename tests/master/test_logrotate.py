@@ -1,0 +1,38 @@
+"""--daemonize's log survives logrotate's copytruncate (conf/logrotate.resqued):
+the master and its workers append (O_APPEND), so after a truncation they
+write at the new end, with no hole of NUL bytes and no signal needed."""
+
+import os
+import signal
+import subprocess
+import sys
+
+import psutil
+
+from conftest import ROOT, wait_until
+from masters import write_config
+
+
+def test_the_daemons_log_is_written_from_its_start_after_copytruncate(tmp_path, redis_url, r):
+    cfg = write_config(tmp_path / "pool.yml", redis_url, ["queues: [default]\ncount: 1"])
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    launcher = subprocess.run([sys.executable, "-m", "resqued", "-c", str(cfg), "--daemonize"],
+                              capture_output=True, text=True, cwd=ROOT, timeout=30, env=env)
+    assert launcher.returncode == 0, launcher.stderr
+    pidfile, log = tmp_path / "var/run/resqued.pid", tmp_path / "var/run/resqued.log"
+    pid = int(wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), message="daemon pidfile"))
+    try:
+        wait_until(lambda: r.scard("resque:workers") == 1, message="the daemon's worker")
+        before = log.stat().st_size
+        assert before > 0
+        os.truncate(log, 0)                       # what copytruncate does after its copy
+        ctl = subprocess.run([sys.executable, "-m", "resqued.ctl", "-c", str(cfg), "pause"],
+                             capture_output=True, text=True, cwd=ROOT, timeout=60, env=env)
+        assert ctl.returncode == 0, ctl.stderr
+        text = wait_until(lambda: log.read_bytes(), message="new log lines")
+        assert not text.startswith(b"\0") and b"\0" not in text and len(text) < before + 4096
+    finally:
+        out = subprocess.run([sys.executable, "-m", "resqued.ctl", "-c", str(cfg), "stop"], capture_output=True,
+                             text=True, cwd=ROOT, env=env, timeout=60)
+        if out.returncode != 0 and psutil.pid_exists(pid):
+            os.kill(pid, signal.SIGKILL)
