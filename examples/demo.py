@@ -39,6 +39,9 @@ def main():
                                start_new_session=True)
     try:
         client = Resque(redis.url)
+        # The demo's own Redis: every `make run` starts from a clean slate.
+        client.redis.flushdb()
+        print("(the demo's Redis was emptied: each `make run` starts clean)")
         deadline = time.monotonic() + 30
         while client.redis.scard(client.keys.workers) < 3:
             if resqued.poll() is not None or time.monotonic() > deadline:
@@ -55,13 +58,16 @@ def main():
             if time.monotonic() > deadline:
                 raise SystemExit("the demo jobs did not finish in time")
             time.sleep(0.05)
+        # Printed as they can be typed in another terminal: REDIS_URL points
+        # resquectl at the demo's Redis (it overrides conf/pool.yml's redis:).
+        typed = f"REDIS_URL={redis.url} .venv/bin/resquectl"
         for command in ("stats", "status", "failed"):
-            print(f"\n$ resquectl -c conf/pool.yml {command}")
+            print(f"\n$ {typed} -c conf/pool.yml {command}")
             ctl(command, env=env)
         if not once:
-            print("\nresqued is still running. In another terminal, try:\n"
-                  f"  REDIS_URL={redis.url} .venv/bin/resquectl enqueue --call default ResizeImage '[\"a.png\", 10, 10]'\n"
-                  "  .venv/bin/resquectl -c conf/pool.yml pause   (then resume, reload, status)\n"
+            print("\nresqued is still running. In another terminal, in this directory, try:\n"
+                  f"  {typed} enqueue --call default ResizeImage '[\"a.png\", 10, 10]'\n"
+                  f"  {typed} -c conf/pool.yml pause   (then resume, reload, restart, status)\n"
                   "Ctrl-C stops everything.")
             signal.pause()
     except KeyboardInterrupt:

@@ -31,6 +31,15 @@ def test_demo_runs_and_ctrl_c_leaves_nothing(tmp_path):
         assert demo.poll() is None, text
         assert "welcome email sent to ada@example.com" in text
         assert "card declined for order 1042" in text  # the failure, listed by resquectl failed
+        # The commands it prints work as typed, in another shell.
+        printed = [line.strip()[2:] if line.startswith("$ ") else line.strip() for line in text.splitlines()
+                   if "bin/resquectl" in line]
+        assert len(printed) == 5, printed
+        for command in printed:
+            command = command.split("   (")[0]
+            done = subprocess.run(["bash", "-c", command], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                                  env={k: v for k, v in os.environ.items() if k != "REDIS_URL"})
+            assert done.returncode == 0, (command, done.stderr)
         # The demo's own children are in their own sessions, so collect them all.
         tree = descendants(demo.pid)
         assert any("resqued-master" in " ".join(p.cmdline()) for p in tree)
