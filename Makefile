@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test chaos venv clean bench
+.PHONY: run test chaos venv clean bench docs
 
 venv: $(STAMP)
 
@@ -20,6 +20,11 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The settings tables of docs/configuration.md and docs/envmode.md, rendered
+# from resqued/config/settings.py (tests/config/test_doc_tables.py checks them).
+docs: $(STAMP)
+	$(PY) -m resqued.config.describe docs/*.md
 
 # The full chaos test (10,000 jobs; CHAOS_JOBS=N to change); a 1,000-job run
 # is part of `make test`.

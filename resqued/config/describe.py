@@ -1,6 +1,11 @@
-"""``resqued --check``: a resolved config as text, the Redis password redacted."""
+"""Settings as text: a resolved config for ``resqued --check`` (the Redis
+password redacted), and the settings table as the docs' markdown tables."""
+
+import re
+import sys
 
 from resqued.config.model import Config
+from resqued.config.settings import REQUIRED, SAME, SETTINGS, TOP
 from resqued.config.sizes import human_size
 from resqued.redisio.connection import redact
 
@@ -38,3 +43,84 @@ def describe(config: Config) -> str:
             "; fork false (jobs run in the worker)"
         lines.append(f"  {pool.name}: count {pool.count}; {memory}; {jobs}; interval {seconds(pool.interval)}{inline}")
     return "\n".join(lines)
+
+
+# -- the docs' tables (docs/configuration.md, docs/envmode.md) ------------------------
+# A table is generated between "<!-- generated table: NAME -->" and
+# "<!-- end generated table -->"; tests/config/test_doc_tables.py fails when
+# a doc's table differs from the settings, and `make docs` rewrites it.
+
+GENERATED = re.compile(r"(<!-- generated table: (?P<name>[a-z]+) -->\n)(?P<table>.*?)(<!-- end generated table -->)",
+                       re.DOTALL)
+
+
+def _default_text(value) -> str:
+    if value is REQUIRED:
+        return "required"
+    if value is None or value in ((), {}):
+        return "none"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, float) and value.is_integer():
+        return f"`{value:g}`"
+    return f"`{value}`"
+
+
+def _rows(header, rows) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def settings_table(where: str) -> str:
+    """pool.yml's keys as a markdown table (key, type, default, meaning):
+    ``where`` is "top" (the file's top level and log:) or "pool" (a pool's
+    keys, also allowed under defaults:)."""
+    chosen = [s for s in SETTINGS if s.pool == (where == "pool")]
+    rows = []
+    for s in chosen:
+        meaning = s.help
+        if s.pool and s.key in TOP:
+            meaning += "; also at the top level, as every pool's default"
+        default = s.default_doc or _default_text(s.default)
+        rows.append([f"`{s.key}`", s.doc_type, default, meaning])
+    return _rows(["key", "type", "default", "meaning"], rows)
+
+
+def env_table() -> str:
+    """Env mode's variables and flags as a markdown table, from the same settings."""
+    rows = []
+    for s in SETTINGS:
+        if not (s.env or s.flag):
+            continue
+        default = s.default_doc if s.default_doc and s.env_default is SAME else _default_text(s.default_for_env())
+        rows.append([f"`{s.env}`" if s.env else "", f"`{s.flag}`" if s.flag else "", f"`{s.key}`",
+                     default, s.help])
+    return _rows(["variable", "flag", "pool.yml key", "default", "meaning"], rows)
+
+
+TABLES = {"top": lambda: settings_table("top"), "pool": lambda: settings_table("pool"), "env": env_table}
+
+
+def fill_generated(text: str) -> str:
+    """``text`` with every generated table rendered anew from the settings."""
+    def render(match):
+        return match.group(1) + TABLES[match.group("name")]() + match.group(4)
+    return GENERATED.sub(render, text)
+
+
+def main(paths) -> int:
+    """``python -m resqued.config.describe FILE...`` (``make docs``): rewrite the generated tables."""
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        new = fill_generated(text)
+        if new != text:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(new)
+            print(f"{path}: tables regenerated")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

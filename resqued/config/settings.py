@@ -21,6 +21,13 @@ SAME = object()         # env mode's default is pool.yml's
 # Ruby workers prune a registration whose heartbeat is 300 s old: beating at
 # most every 150 s survives one late beat.
 MAX_HEARTBEAT_INTERVAL = 150.0
+ON_HUP = ("reload", "restart")
+
+
+def _one_of(choices) -> str:
+    """The choices as "a, b or c", for a setting's doc_type."""
+    *rest, last = choices
+    return f"{', '.join(rest)} or {last}" if rest else last
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,9 @@ class Setting:
     kind: str = "value"             # how env mode reads its text: value (a decimal is a number) |
                                     # text | list (comma separated) | switch
     field: str | None = None        # the Config attribute, where it differs from the key
+    # For the docs (docs/configuration.md, docs/envmode.md), which config/describe.py renders:
+    doc_type: str = ""              # what a value may be
+    default_doc: str | None = None  # the default in words, where the value alone says too little
 
     @property
     def attribute(self) -> str:
@@ -49,60 +59,68 @@ SETTINGS = (
     # -- where and what ------------------------------------------------------
     Setting("redis", checks.redis_url, checks.check_redis_url(None),
             "Redis URL: redis://, rediss:// or unix:// (env mode: also host:port)",
-            env="REDIS_BACKEND", flag="--redis", field="redis_url"),
+            env="REDIS_BACKEND", flag="--redis", field="redis_url", doc_type="URL"),
     Setting("namespace", checks.namespace, "resque", "key prefix, php-resque's PREFIX",
-            env="PREFIX", flag="--prefix", kind="text"),
+            env="PREFIX", flag="--prefix", kind="text", doc_type="text"),
     Setting("jobs", checks.job_modules, (), "modules or .py files whose job classes may run (the allow-list)",
-            env="APP_INCLUDE", flag="--app", kind="list"),
-    Setting("aliases", checks.aliases, {}, "foreign class names (PHP, Ruby) -> a Python job"),
+            env="APP_INCLUDE", flag="--app", kind="list", doc_type="list of modules or .py files",
+            default_doc="required"),
+    Setting("aliases", checks.aliases, {}, "foreign class names (PHP, Ruby) -> a Python job",
+            doc_type="mapping: name -> job", default_doc="none"),
     # -- files ---------------------------------------------------------------
     Setting("pidfile", checks.file_path, "var/run/resqued.pid",
             "pidfile; resquectl --pidfile finds the master's control socket beside it (.sock)",
-            env="PIDFILE", flag="--pidfile", env_default=None, kind="text"),
-    Setting("pid_dir", checks.file_path, "var/run/workers", "one pidfile per worker here", env_default=None),
-    Setting("control_socket", checks.file_path, None, "resquectl's socket (default: beside the pidfile)"),
+            env="PIDFILE", flag="--pidfile", env_default=None, kind="text", doc_type="path"),
+    Setting("pid_dir", checks.file_path, "var/run/workers", "one pidfile per worker here", env_default=None,
+            doc_type="path"),
+    Setting("control_socket", checks.file_path, None, "resquectl's socket",
+            doc_type="path", default_doc="beside the pidfile"),
     # -- timing --------------------------------------------------------------
     Setting("interval", checks.seconds(0.0), 5.0,
             "seconds a worker's wait for a job lasts before it looks again (0: no wait)",
-            pool=True, env="INTERVAL", flag="--interval"),
+            pool=True, env="INTERVAL", flag="--interval", doc_type="seconds, >= 0"),
     Setting("shutdown_timeout", checks.seconds(0.0, above=True), 30.0,
-            "seconds a bounded stop (TERM) waits for running jobs before killing them"),
+            "seconds a bounded stop (TERM) waits for running jobs before killing them", doc_type="seconds, > 0"),
     Setting("heartbeat_interval", checks.seconds(0.0, above=True, maximum=MAX_HEARTBEAT_INTERVAL),
             HEARTBEAT_INTERVAL, "seconds between heartbeats; a worker is pruned after 5 missed",
-            env="RESQUED_HEARTBEAT_INTERVAL"),
+            env="RESQUED_HEARTBEAT_INTERVAL", doc_type=f"seconds, > 0 and <= {MAX_HEARTBEAT_INTERVAL:g}"),
     Setting("term_timeout", checks.seconds(0.0), 4.0,
-            "seconds a job child has after TERM before KILL", env="RESQUE_TERM_TIMEOUT"),
+            "seconds a job child has after TERM before KILL", env="RESQUE_TERM_TIMEOUT", doc_type="seconds, >= 0"),
     # -- lost jobs -----------------------------------------------------------
     Setting("on_lost", checks.choice(ON_LOST), ON_LOST[0],
-            "a dead worker's job: requeue (at the head of its queue) or fail"),
-    Setting("max_lost", checks.integer(1), DEFAULT_MAX_LOST, "fail a job lost this many times instead"),
+            "a dead worker's job: requeue (at the head of its queue) or fail", doc_type=_one_of(ON_LOST)),
+    Setting("max_lost", checks.integer(1), DEFAULT_MAX_LOST, "fail a job lost this many times instead",
+            doc_type="integer, >= 1"),
     # -- deploys --------------------------------------------------------------
-    Setting("on_hup", checks.choice(("reload", "restart")), "reload",
+    Setting("on_hup", checks.choice(ON_HUP), "reload",
             "what HUP does: reload pool.yml, or also restart every worker with the code on disk "
-            "(resque-pool's HUP), as resquectl reload and resquectl restart"),
+            "(resque-pool's HUP), as resquectl reload and resquectl restart", doc_type=_one_of(ON_HUP)),
     # -- logs ----------------------------------------------------------------
-    Setting("log.level", checks.choice(checks.LOG_LEVELS), "info", "debug, info, warning or error",
-            env_default="warning"),
-    Setting("log.format", checks.choice(checks.LOG_FORMATS), "text", "text, or json (one object a line)"),
+    Setting("log.level", checks.choice(checks.LOG_LEVELS), "info", "the least severe level logged",
+            env_default="warning", doc_type=_one_of(checks.LOG_LEVELS)),
+    Setting("log.format", checks.choice(checks.LOG_FORMATS), "text", "text lines, or one JSON object a line",
+            doc_type=_one_of(checks.LOG_FORMATS)),
     # -- a pool --------------------------------------------------------------
     Setting("queues", checks.queue_list, REQUIRED,
             "queues in priority order, comma separated; '*' (last) is every queue",
-            pool=True, env="QUEUE", flag="--queue", kind="text"),
+            pool=True, env="QUEUE", flag="--queue", kind="text", doc_type="list of queue names, or 'a,b'"),
     Setting("count", checks.integer(0), REQUIRED, "workers in the pool", pool=True, env="COUNT",
-            flag="--count", env_default=1),
+            flag="--count", env_default=1, doc_type="integer, >= 0"),
     Setting("max_memory", checks.size_or_none, None,
-            "recycle a worker (after its job) whose memory passes this, e.g. 300MB", pool=True, env="MAX_MEMORY"),
-    Setting("max_memory_hard", checks.size_or_none, None, "kill the running job child past this", pool=True),
+            "recycle a worker (after its job) whose memory passes this, e.g. 300MB", pool=True, env="MAX_MEMORY",
+            doc_type="size (300MB, 1.5GiB, 512M) or null", default_doc="none: no limit"),
+    Setting("max_memory_hard", checks.size_or_none, None, "kill the running job child past this", pool=True,
+            doc_type="size or null", default_doc="none: no limit"),
     Setting("max_jobs", checks.integer(1, nullable=True), None, "recycle a worker after this many jobs",
-            pool=True, env="MAX_JOBS"),
+            pool=True, env="MAX_JOBS", doc_type="integer, >= 1, or null", default_doc="none: no limit"),
     Setting("max_jobs_jitter", checks.integer(0), None,
-            "plus 0..jitter jobs per worker, so a pool does not recycle at once (default: max_jobs / 10)",
-            pool=True),
+            "plus 0..jitter jobs per worker, so a pool does not recycle at once",
+            pool=True, doc_type="integer, >= 0", default_doc="max_jobs / 10"),
     Setting("fork", checks.boolean, True, "false: run jobs inside the worker (trusted, short jobs)",
-            pool=True, env="FORK_PER_JOB", flag="--no-fork", kind="switch"),
+            pool=True, env="FORK_PER_JOB", flag="--no-fork", kind="switch", doc_type="boolean"),
     Setting("job_forker", checks.boolean, True,
             "false: the worker forks its job children itself, not a job forker beside it",
-            pool=True, env="JOB_FORKER", flag="--no-job-forker", kind="switch"),
+            pool=True, env="JOB_FORKER", flag="--no-job-forker", kind="switch", doc_type="boolean"),
 )
 
 BY_KEY = {s.key: s for s in SETTINGS}
