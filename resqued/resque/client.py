@@ -209,7 +209,12 @@ class Resque:
         return sorted(w.decode() for w in self.redis.smembers(self.keys.workers))
 
     def workers(self) -> list[dict]:
-        """Every registered worker with its state, as resque-web shows them."""
+        """Every registered worker and what it does, as Redis shows it:
+        ``state`` busy (it has a working-on record), paused (a resqued
+        worker that takes no jobs; Resque keeps no record of a pause) or
+        idle, and ``since`` when it took its job or paused. Times are UTC
+        ISO 8601 (None when unreadable); ``job`` is the working-on record as
+        stored, its ``run_at`` in its writer's format."""
         ids = self.worker_ids()
         if not ids:
             return []
@@ -220,25 +225,71 @@ class Resque:
             pipe.get(self.keys.worker_processed(worker_id))
             pipe.get(self.keys.worker_failed(worker_id))
         pipe.hgetall(self.keys.heartbeats)
+        pipe.hgetall(self.keys.paused_workers)
         replies = pipe.execute()
-        heartbeats = {k.decode(): v.decode() for k, v in replies[-1].items()}
+        heartbeats, paused = ({k.decode(): v.decode(errors="replace") for k, v in reply.items()}
+                              for reply in replies[-2:])
         result = []
         for i, worker_id in enumerate(ids):
             working, started, processed, failed = replies[4 * i:4 * i + 4]
             host, pid, queues = (worker_id.split(":", 2) + ["", ""])[:3]
-            job = None
+            job, state, since = None, "idle", None
             if working:
+                state = "busy"
                 try:
                     job = json.loads(working)
                 except ValueError:
                     job = {"raw": working.decode(errors="replace")}
+                since = wire.parse_time(job.get("run_at")) if isinstance(job, dict) else None
+            elif worker_id in paused:
+                state, since = "paused", wire.parse_time(paused[worker_id])
             result.append({
                 "id": worker_id, "host": host, "pid": int(pid) if pid.isdigit() else None,
-                "queues": queues.split(","), "state": "working" if job else "idle",
-                "job": job, "started": started.decode() if started else None,
-                "heartbeat": heartbeats.get(worker_id),
+                "queues": queues.split(","), "state": state, "since": wire.utc_iso(since),
+                "job": job, "started": wire.utc_iso(wire.parse_time(started)),
+                "heartbeat": wire.utc_iso(wire.parse_time(heartbeats.get(worker_id))),
                 "processed": int(processed or 0), "failed": int(failed or 0),
             })
+        return result
+
+    def inflight(self) -> list[dict]:
+        """The jobs resqued workers have reserved and not yet settled (their
+        in-flight lists, found by SCAN), by worker and queue, each with its
+        worker and whether that worker is ``alive``: registered, and its
+        last heartbeat within five of its intervals (what a pruner allows)."""
+        keys = sorted(set(self.redis.scan_iter(match=self.keys.inflight_pattern(), count=1000)))
+        if not keys:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.lrange(key, 0, -1)
+        pipe.smembers(self.keys.workers)
+        pipe.hgetall(self.keys.heartbeats)
+        pipe.hgetall(self.keys.heartbeat_intervals)
+        pipe.time()
+        *lists, members, beats, intervals, (seconds, micros) = pipe.execute()
+        members = {m.decode(errors="replace") for m in members}
+        beats = {k.decode(errors="replace"): wire.parse_time(v) for k, v in beats.items()}
+        intervals = {k.decode(errors="replace"): v for k, v in intervals.items()}
+        now = seconds + micros / 1e6
+        result = []
+        for key, raws in zip(keys, lists):
+            worker_id, queue = self.keys.inflight_owner(key)
+            beat = beats.get(worker_id)
+            try:
+                interval = float(intervals.get(worker_id) or wire.HEARTBEAT_INTERVAL)
+            except ValueError:
+                interval = wire.HEARTBEAT_INTERVAL
+            beating = beat is not None and now - beat <= wire.PRUNE_BEATS * interval
+            for raw in raws:
+                try:
+                    payload = wire.decode_payload(raw)
+                except wire.InvalidPayload:
+                    payload = wire.raw_payload_record(raw)
+                result.append({"worker": worker_id, "queue": queue, "id": payload.get("id"),
+                               "class": payload.get("class"), "args": payload.get("args"),
+                               "registered": worker_id in members, "heartbeat": wire.utc_iso(beat),
+                               "alive": worker_id in members and beating})
         return result
 
     def stats(self) -> dict:

@@ -1,20 +1,63 @@
 """The failure backend: Resque's ``failed`` list, read and managed as
-resque-web does (list, requeue, remove, clear)."""
+resque-web does (list, requeue, retry-and-remove, remove, clear), by index or
+by job id.
+
+An index names a position, and positions shift as entries are removed, so
+each change is made to the entry as it was read (its stored bytes), wherever
+it is by then: an entry changed or removed meanwhile is reported, never
+mistaken for its neighbour."""
 
 import json
+import re
 import uuid
 
 from resqued.resque import wire
+
+PAGE = 1000
+
+# KEYS: failed list, queues set, the job's queue, its status key (the failed
+#       list again for a job without id, unused)
+# ARGV: the entry as read, what replaces it ('' removes it), the payload,
+#       the queue's name, the status to set if tracked ('' for none)
+_REQUEUE = """
+local at = redis.call('LPOS', KEYS[1], ARGV[1])
+if not at then return 0 end
+if ARGV[2] == '' then
+  redis.call('LREM', KEYS[1], 1, ARGV[1])
+else
+  redis.call('LSET', KEYS[1], at, ARGV[2])
+end
+redis.call('SADD', KEYS[2], ARGV[4])
+redis.call('RPUSH', KEYS[3], ARGV[3])
+if ARGV[5] ~= '' then redis.call('SET', KEYS[4], ARGV[5], 'XX') end
+return 1
+"""
 
 
 class FailureError(LookupError):
     pass
 
 
+class FailureEntry(dict):
+    """One failure entry, decoded, with the ``index`` it was read at; ``raw``
+    (its stored bytes) finds it again however the list has moved since."""
+
+    def __init__(self, fields: dict, index: int, raw: bytes):
+        super().__init__(fields)
+        self["index"] = index
+        self.raw = raw
+
+    @property
+    def job_id(self):
+        payload = self.get("payload")
+        return payload.get("id") if isinstance(payload, dict) else None
+
+
 class FailureBackend:
     def __init__(self, redis, keys):
         self.redis = redis
         self.keys = keys
+        self._requeue = redis.register_script(_REQUEUE)
 
     def count(self) -> int:
         return self.redis.llen(self.keys.failed)
@@ -24,14 +67,26 @@ class FailureBackend:
         raws = self.redis.lrange(self.keys.failed, start, start + count - 1)
         return [self._decode(raw, start + i) for i, raw in enumerate(raws)]
 
-    def get(self, index: int) -> dict:
+    def get(self, index: int) -> FailureEntry:
         raw = self.redis.lindex(self.keys.failed, index)
         if raw is None:
             raise FailureError(f"no failure at index {index} (there are {self.count()})")
         return self._decode(raw, index)
 
+    def find(self, job_id: str) -> list[FailureEntry]:
+        """The entries of job ``job_id``, oldest first: a job retried and
+        failed again has one per failure."""
+        # Most entries are not the job's: look for its id before decoding
+        # (an id JSON would escape is looked for in every entry).
+        needle = job_id.encode() if re.fullmatch(r"[A-Za-z0-9_.:-]+", job_id) else b""
+        found, start = [], 0
+        while raws := self.redis.lrange(self.keys.failed, start, start + PAGE - 1):
+            found += [self._decode(raw, start + i) for i, raw in enumerate(raws) if needle in raw]
+            start += len(raws)
+        return [entry for entry in found if entry.job_id == job_id]
+
     @staticmethod
-    def _decode(raw, index) -> dict:
+    def _decode(raw, index) -> FailureEntry:
         try:
             entry = json.loads(raw)
             if not isinstance(entry, dict):
@@ -39,13 +94,15 @@ class FailureBackend:
         except ValueError:
             entry = {"exception": None, "error": "undecodable failure entry",
                      "raw": raw.decode(errors="backslashreplace")}
-        entry["index"] = index
-        return entry
+        return FailureEntry(entry, index, raw)
 
-    def requeue(self, index: int, queue: str | None = None) -> dict:
-        """Put the failed job back on its queue (or ``queue``), keeping its id,
-        and mark the entry ``retried_at`` as resque-web does."""
-        entry = self.get(index)
+    def requeue(self, entry: "int | FailureEntry", queue: str | None = None, remove: bool = False) -> dict:
+        """Put the failed job back on its queue (or ``queue``), keeping its
+        id, and mark the entry ``retried_at`` as resque-web does; with
+        ``remove``, take the entry out instead (resque-web's "retry and
+        remove"). ``entry``: an index, or an entry read before."""
+        entry = self.get(entry) if isinstance(entry, int) else entry
+        index = entry["index"]
         payload = entry.get("payload")
         if not isinstance(payload, dict) or not payload.get("class") or "raw" in payload:
             raise FailureError(f"failure {index} holds no runnable payload (it was undecodable); "
@@ -55,19 +112,26 @@ class FailureBackend:
             raise FailureError(f"failure {index} names no queue; give one")
         stored = {k: v for k, v in entry.items() if k != "index"}
         stored["retried_at"] = wire.retried_at_time()
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.lset(self.keys.failed, index, wire.dumps(stored))
-        pipe.sadd(self.keys.queues, target)
-        pipe.rpush(self.keys.queue(target), wire.dumps(payload))
-        if payload.get("id"):
-            # A tracked job is waiting again; SET XX leaves untracked jobs untracked.
-            pipe.set(self.keys.status(payload["id"]), wire.status_record(wire.STATUS_WAITING, started=True), xx=True)
-        pipe.execute()
+        # A tracked job is waiting again; SET XX leaves untracked jobs untracked.
+        tracked = isinstance(payload.get("id"), str) and payload["id"]
+        status = wire.status_record(wire.STATUS_WAITING, started=True) if tracked else ""
+        done = self._requeue(keys=[self.keys.failed, self.keys.queues, self.keys.queue(target),
+                                   self.keys.status(payload["id"]) if tracked else self.keys.failed],
+                             args=[entry.raw, "" if remove else wire.dumps(stored), wire.dumps(payload),
+                                   target, status])
+        if not done:
+            raise FailureError(f"failure {index} changed or was removed meanwhile; nothing retried")
         return stored
 
-    def remove(self, index: int) -> None:
-        """Resque's way: mark the slot with a unique value, then LREM it, so a
-        concurrent push does not shift the wrong entry away."""
+    def remove(self, entry: "int | FailureEntry") -> None:
+        """By index, Resque's way: mark the slot with a unique value, then
+        LREM it, so a concurrent push does not shift the wrong entry away.
+        An entry read before is removed by its stored bytes, wherever it is."""
+        if not isinstance(entry, int):
+            if not self.redis.lrem(self.keys.failed, 1, entry.raw):
+                raise FailureError(f"failure {entry['index']} changed or was removed meanwhile")
+            return
+        index = entry
         marker = f"__resqued_removed_{uuid.uuid4().hex}"
         try:
             self.redis.lset(self.keys.failed, index, marker)

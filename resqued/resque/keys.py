@@ -40,6 +40,9 @@ class Keys:
         # (presence.py settles its in-flight lists five intervals later).
         self.vanished = p + "resqued:vanished"
         self._inflight_prefix = p + "resqued:inflight:"
+        # worker id -> when it paused (UTC ISO 8601), while a resqued worker
+        # takes no jobs: the master's pause, USR2 or pause-all-workers.
+        self.paused_workers = p + "resqued:paused"
 
     def queue(self, name: str) -> str:
         return self._queue_prefix + name
@@ -69,3 +72,26 @@ class Keys:
     def inflight(self, worker_id: str, queue: str) -> str:
         """The job a worker has reserved from ``queue`` and not yet settled."""
         return f"{self._inflight_prefix}{worker_id}:{queue}"
+
+    def inflight_pattern(self) -> str:
+        """A SCAN pattern for every worker's in-flight lists (the namespace's
+        own glob characters escaped)."""
+        return "".join("\\" + c if c in "\\*?[]" else c for c in self._inflight_prefix) + "*"
+
+    def inflight_owner(self, key) -> tuple[str, str]:
+        """(worker id, queue) of an in-flight list's key. A queue name may
+        hold ':' (Ruby allows it), so the split is where the queue is one of
+        the worker id's queues (or the id's queues include ``*``)."""
+        if isinstance(key, bytes):
+            key = key.decode(errors="replace")
+        rest = key[len(self._inflight_prefix):]
+        host, _, rest = rest.partition(":")
+        pid, _, rest = rest.partition(":")
+        start = 0
+        while (cut := rest.find(":", start)) >= 0:
+            queues, queue = rest[:cut], rest[cut + 1:]
+            if queue in queues.split(",") or "*" in queues.split(","):
+                return f"{host}:{pid}:{queues}", queue
+            start = cut + 1
+        queues, _, queue = rest.rpartition(":")
+        return f"{host}:{pid}:{queues}", queue

@@ -55,6 +55,7 @@ def unregister_commands(pipe, keys, worker_id: str) -> None:
     pipe.delete(keys.worker_failed(worker_id))
     pipe.hdel(keys.heartbeat_intervals, worker_id)
     pipe.hdel(keys.vanished, worker_id)
+    pipe.hdel(keys.paused_workers, worker_id)
 
 
 def _looks_like_worker(pid: int) -> bool:
@@ -118,6 +119,7 @@ class Registration:
         self.heartbeat_interval = heartbeat_interval
         self.last_beat = 0.0
         self.recovery = recovery
+        self.marked_paused = False   # our entry in <ns>:resqued:paused (mark_paused)
 
     def register(self, recover_own: bool = True) -> None:
         """``recover_own``: settle what a dead worker with our id left in our
@@ -135,7 +137,9 @@ class Registration:
         pipe.sadd(self.keys.workers, self.worker_id)
         pipe.set(self.keys.worker_started(self.worker_id), wire.started_time())
         pipe.hset(self.keys.heartbeat_intervals, self.worker_id, repr(float(self.heartbeat_interval)))
+        pipe.hdel(self.keys.paused_workers, self.worker_id)   # a worker that paused is marked again
         pipe.execute()
+        self.marked_paused = False
 
     def prune_if_due(self) -> None:
         """Prune, if no worker (ours or Ruby's) has in the last minute."""
@@ -151,6 +155,18 @@ class Registration:
 
     def heartbeat_due_in(self) -> float:
         return max(0.0, self.last_beat + self.heartbeat_interval - time.monotonic())
+
+    def mark_paused(self, paused: bool) -> bool:
+        """Say in Redis whether we take jobs, for ``resquectl workers``
+        (Resque keeps no such record: a paused worker looks idle to it).
+        Written on a change only; True, for RedisOutage.retry."""
+        if paused != self.marked_paused:
+            if paused:
+                self.client.hset(self.keys.paused_workers, self.worker_id, wire.run_at_time())
+            else:
+                self.client.hdel(self.keys.paused_workers, self.worker_id)
+            self.marked_paused = paused
+        return True
 
     def unregister(self) -> None:
         pipe = self.client.pipeline(transaction=False)

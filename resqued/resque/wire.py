@@ -85,6 +85,26 @@ def run_at_time(ts: float | None = None) -> str:
     return datetime.fromtimestamp(time.time() if ts is None else ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def utc_iso(ts: float | None) -> str | None:
+    """The one format of every time in resquectl's JSON: UTC ISO 8601 in
+    whole seconds, as ``run_at`` (``2026-11-22T02:24:53Z``); None stays None."""
+    return None if ts is None else run_at_time(ts)
+
+
+def parse_time(value) -> float | None:
+    """A time Resque stored, as a timestamp: ISO 8601 (``run_at``,
+    heartbeats), Ruby's ``started`` (``2026-11-22 02:24:52 +0000``) or
+    php-resque's ``Sun Nov 22 01:47:43 UTC 2026``; None when unreadable."""
+    if isinstance(value, bytes):
+        value = value.decode(errors="replace")
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%d %H:%M:%S %z").timestamp()
+    except ValueError:
+        return parse_run_at(value)
+
+
 def failed_at_time(ts: float | None = None) -> str:
     """``failed_at``: Ruby's ``2026/11/22 02:24:57 UTC``."""
     return _local(ts).strftime("%Y/%m/%d %H:%M:%S %Z")

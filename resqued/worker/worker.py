@@ -161,6 +161,7 @@ class Worker:
                 return
             if self.paused or self.outage.retry(self._paused_by_key, until_shutdown=True):
                 self.outage.retry(self._give_back_held, until_shutdown=True)
+                self.outage.retry(lambda: self.registration.mark_paused(True), until_shutdown=True)
                 self.show_title("Paused")
                 self.report(state="paused")
                 self.idle_wait(self.interval or 1.0)
@@ -178,6 +179,7 @@ class Worker:
                     continue
                 self.execution.prepare(idle=True)  # fork while idle, not once the job is here
                 self.show_title(f"Waiting for {','.join(self.queues)}")
+                self.outage.retry(lambda: self.registration.mark_paused(False), until_shutdown=True)
                 self.report(state="idle")
                 reserved = self.outage.retry(lambda: self.reserver.pop(queues, self._wait_time()),
                                              until_shutdown=True)

@@ -442,13 +442,15 @@ class TestWorkersAndStats:
         assert resque.worker_ids() == [busy, idle]
         w_busy, w_idle = resque.workers()
         assert w_busy == {
-            "id": busy, "host": "vm", "pid": 4077, "queues": ["golden"], "state": "working",
+            "id": busy, "host": "vm", "pid": 4077, "queues": ["golden"], "state": "busy",
+            "since": "1970-01-01T00:00:00Z",
             "job": {"queue": "golden", "run_at": "1970-01-01T00:00:00Z",
                     "payload": {"class": "SlowJob", "args": [3]}},
-            "started": "2026-11-22 02:24:52 +0000", "heartbeat": "2026-11-22T02:24:52+00:00",
+            "started": "2026-11-22T02:24:52Z", "heartbeat": "2026-11-22T02:24:52Z",
             "processed": 4, "failed": 1,
         }
-        assert w_idle["state"] == "idle" and w_idle["job"] is None
+        assert w_idle["state"] == "idle" and w_idle["job"] is None and w_idle["since"] is None
+        assert w_idle["started"] == "2026-11-22T02:25:00Z"
         assert w_idle["queues"] == ["high", "low"] and w_idle["pid"] == 4100
         assert w_idle["heartbeat"] is None
         assert (w_idle["processed"], w_idle["failed"]) == (0, 0)
@@ -460,7 +462,7 @@ class TestWorkersAndStats:
         assert workers["justahost"]["pid"] is None
         assert workers["h:notapid:q"]["pid"] is None
         assert workers["h:1:*"]["queues"] == ["*"]
-        assert workers["h:1:*"]["state"] == "working"
+        assert workers["h:1:*"]["state"] == "busy" and workers["h:1:*"]["since"] is None
         assert workers["h:1:*"]["job"] == {"raw": "{broken"}
 
     def test_stats(self, resque, r):
