@@ -1,11 +1,12 @@
 """resquectl: look into Resque from the command line — enqueue a job, list
-queues, workers and failures, retry or remove failures, follow a job's status.
+queues, workers, in-flight jobs and failures, retry or remove failures,
+follow a job's status.
 
 These commands talk to Redis only, so they work against php-resque and Ruby
 workers too. The commands that drive a running master (pause, resume, reload,
-stop, status) reach it through its control socket instead (mastercommands.py).
-
-Exit codes (SPEC): 0 ok, 1 runtime failure, 2 usage, 78 invalid configuration.
+restart, stop, status) reach it through its control socket instead
+(mastercommands.py). Each topic has its module (failed, queues, workers);
+how every command answers and fails is output.py's.
 """
 
 import argparse
@@ -19,31 +20,19 @@ import redis
 
 from resqued.config.loader import load_config
 from resqued.config.model import ConfigError
-from resqued.ctl import mastercommands
+from resqued.ctl import failed, mastercommands, queues, tables, workers
+from resqued.ctl.output import CtlError, UsageError, emit, fail, print_json
 from resqued.exits import EX_CONFIG, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
-from resqued.ctl import tables as tables
 from resqued.resque.client import Resque
 from resqued.redisio.connection import DEFAULT_URL, BadRedisURL, connect, normalize_url, redact
 from resqued.resque.failures import FailureError
+from resqued.resque.wire import utc_iso
 from resqued.version import __version__
 
 WATCH_INTERVAL = 0.2
 # A watched job's final states, and the exit code each one ends the watch with.
 FINAL_STATUSES = {"complete": EXIT_OK, "failed": EXIT_FAILURE}
 CONNECT_TIMEOUT = 5.0
-
-
-class CtlError(Exception):
-    """A failure to report in one line; ``code`` is the exit status."""
-
-    def __init__(self, message: str, code: int = EXIT_FAILURE):
-        super().__init__(message)
-        self.code = code
-
-
-class UsageError(CtlError):
-    def __init__(self, message: str):
-        super().__init__(message, EXIT_USAGE)
 
 
 # -- where Redis is -----------------------------------------------------------
@@ -86,26 +75,6 @@ def _scrub(text: str, url: str) -> str:
     return text
 
 
-# -- output -------------------------------------------------------------------
-
-def print_json(data) -> None:
-    print(json.dumps(data, indent=2))
-
-
-def emit(args, data, render) -> None:
-    """One JSON document with ``--json``, else ``render(data)`` for people."""
-    if args.json:
-        print_json(data)
-    else:
-        print(render(data))
-
-
-def _index(value: int) -> int:
-    if value < 0:
-        raise CtlError(f"failure index must be 0 or more, not {value}")
-    return value
-
-
 # -- commands -----------------------------------------------------------------
 
 def parse_job_args(text):
@@ -141,16 +110,6 @@ def cmd_enqueue(resque, args) -> int:
     return EXIT_OK
 
 
-def cmd_queues(resque, args) -> int:
-    emit(args, resque.stats()["queues"], lambda sizes: tables.queues_table(sizes) if sizes else "no queues")
-    return EXIT_OK
-
-
-def cmd_workers(resque, args) -> int:
-    emit(args, resque.workers(), lambda ws: tables.workers_table(ws) if ws else "no workers registered")
-    return EXIT_OK
-
-
 def cmd_stats(resque, args) -> int:
     emit(args, resque.stats(), tables.stats_text)
     return EXIT_OK
@@ -163,82 +122,23 @@ def cmd_job(resque, args) -> int:
         if status is None:
             raise CtlError(f"job {args.job_id} is not tracked (or its status expired)")
         status = {"id": args.job_id, **status}
+        if args.json:   # php-resque's epoch seconds, in resquectl's one time format
+            status.update({key: utc_iso(status[key]) for key in ("updated", "started")
+                           if isinstance(status.get(key), (int, float)) and not isinstance(status[key], bool)})
         if not args.watch:
             emit(args, status, lambda s: tables.job_status_line(args.job_id, s))
             return EXIT_OK
         if status != last:
             # A stream of changes: with --json, one compact document per line.
-            text = json.dumps(status) if args.json else tables.job_status_line(args.job_id, status)
-            print(text, flush=True)
+            if args.json:
+                print_json(status, compact=True)
+            else:
+                print(tables.job_status_line(args.job_id, status))
+            sys.stdout.flush()
             last = status
         if status["status"] in FINAL_STATUSES:
             return FINAL_STATUSES[status["status"]]
         time.sleep(WATCH_INTERVAL)
-
-
-def cmd_failed_list(resque, args) -> int:
-    failures = resque.failures
-    entries = failures.all(args.start, args.count)
-    if args.json:
-        print_json(entries)
-        return EXIT_OK
-    total = failures.count()
-    if not entries:
-        print("no failures" if total == 0 else f"no failures from index {args.start} (there are {total})")
-        return EXIT_OK
-    print(tables.failures_table(entries))
-    last = entries[-1]["index"]
-    if args.start > 0 or last < total - 1:
-        print(f"showing {args.start}-{last} of {total} failures (see --start, --count)")
-    return EXIT_OK
-
-
-def cmd_failed_show(resque, args) -> int:
-    emit(args, resque.failures.get(_index(args.index)), tables.failure_details)
-    return EXIT_OK
-
-
-def cmd_failed_retry(resque, args) -> int:
-    failures = resque.failures
-    indexes = range(failures.count()) if args.all else sorted({_index(i) for i in args.indexes})
-    retried, errors = [], []
-    for index in indexes:
-        # Requeueing rewrites an entry in place, so the other indexes stay valid.
-        try:
-            retried.append({"index": index, **failures.requeue(index)})
-        except FailureError as exc:
-            errors.append({"index": index, "error": str(exc)})
-    if args.json:
-        print_json({"retried": retried, "errors": errors})
-    elif not indexes:
-        print("no failures to retry")
-    else:
-        for entry in retried:
-            job = " ".join(filter(None, [entry["payload"]["class"], entry["payload"].get("id")]))
-            print(f"retried failure {entry['index']}: {job} -> queue {entry['queue']}")
-    for error in errors:
-        print(f"resquectl: {error['error']}", file=sys.stderr)
-    return EXIT_FAILURE if errors else EXIT_OK
-
-
-def cmd_failed_remove(resque, args) -> int:
-    failures = resque.failures
-    indexes = sorted({_index(i) for i in args.indexes}, reverse=True)
-    total = failures.count()
-    # Check them all first: a partial removal would shift the indexes the user
-    # sees, and running the same command again would remove the wrong entries.
-    if indexes[0] >= total:
-        raise CtlError(f"no failure at index {indexes[0]} (there are {total}); nothing removed")
-    # Highest first, so removing one does not move the ones still to remove.
-    for index in indexes:
-        failures.remove(index)
-    emit(args, {"removed": indexes}, lambda d: "\n".join(f"removed failure {i}" for i in d["removed"]))
-    return EXIT_OK
-
-
-def cmd_failed_clear(resque, args) -> int:
-    emit(args, {"cleared": resque.failures.clear()}, lambda d: f"cleared {d['cleared']} failures")
-    return EXIT_OK
 
 
 # -- parser -------------------------------------------------------------------
@@ -264,26 +164,23 @@ def _add_common(parser, top: bool) -> None:
     parser.add_argument("--socket", metavar="PATH", default=unset, help="the master's control socket")
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more: {text!r}")
-    return value
+class Parser(argparse.ArgumentParser):
+    """argparse's, but a usage error is raised (main reports it, as JSON too
+    with --json) after the usage and the error are printed as argparse does."""
+
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise ParseError(f"{self.prog}: error: {message}")
 
 
-def _paging(parser, top: bool) -> None:
-    parser.add_argument("--start", type=_count, metavar="N", default=0 if top else argparse.SUPPRESS,
-                        help="first index to list (default 0)")
-    parser.add_argument("--count", type=_count, metavar="N", default=100 if top else argparse.SUPPRESS,
-                        help="how many to list (default 100)")
+class ParseError(UsageError):
+    pass
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="resquectl", description="Inspect and manage Resque queues, "
-                                     "workers, failures and jobs.")
+    parser = Parser(prog="resquectl", description="Inspect and manage Resque queues, "
+                    "workers, failures and jobs.")
     parser.add_argument("--version", action="version", version=f"resquectl {__version__}")
     _add_common(parser, top=True)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -305,28 +202,16 @@ def build_parser() -> argparse.ArgumentParser:
                               "(perform(*args)); without it, JSON_ARGS is the job's one argument, "
                               "as php-resque's (self.args)")
 
-    command(commands, "queues", cmd_queues, "list queues and their sizes")
-    command(commands, "workers", cmd_workers, "list registered workers and what they do")
-    command(commands, "stats", cmd_stats, "processed, failed, pending, workers, failures")
+    queues.add_commands(commands, command)
+    workers.add_commands(commands, command)
+    command(commands, "stats", cmd_stats, "processed, failed, pending, workers, failures (each explained)")
 
     job = command(commands, "job", cmd_job, "show a tracked job's status")
     job.add_argument("job_id", metavar="ID")
     job.add_argument("--watch", action="store_true",
                      help="follow the status until the job completes (exit 0) or fails (exit 1)")
 
-    failed = command(commands, "failed", cmd_failed_list, "list and manage failed jobs (default: list)")
-    _paging(failed, top=True)
-    actions = failed.add_subparsers(dest="action", metavar="ACTION")
-    _paging(command(actions, "list", cmd_failed_list, "list failures, oldest first"), top=False)
-    command(actions, "show", cmd_failed_show, "show one failure in full").add_argument(
-        "index", metavar="INDEX", type=int)
-    retry = command(actions, "retry", cmd_failed_retry, "put failed jobs back on their queues")
-    which = retry.add_mutually_exclusive_group(required=True)
-    which.add_argument("indexes", metavar="INDEX", type=int, nargs="*", default=[])
-    which.add_argument("--all", action="store_true", help="retry every failure")
-    command(actions, "remove", cmd_failed_remove, "delete failures").add_argument(
-        "indexes", metavar="INDEX", type=int, nargs="+")
-    command(actions, "clear", cmd_failed_clear, "delete every failure")
+    failed.add_commands(commands, command)
 
     for name, help_text in (("status", "the running master: pools and each worker, its job and memory"),
                             ("pause", "pause every worker (running jobs finish); returns once all have paused"),
@@ -347,21 +232,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 # -- entry point --------------------------------------------------------------
 
-def _fail(message: str, code: int) -> int:
-    print(f"resquectl: {message}", file=sys.stderr)
-    return code
-
-
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args = build_parser().parse_args(argv)
-    except SystemExit as exc:  # argparse has printed usage or help
+    except ParseError as exc:  # printed as argparse does; with --json, as JSON too
+        if "--json" in argv:
+            print_json({"ok": False, "error": str(exc), "exit": exc.code})
+        return exc.code
+    except SystemExit as exc:  # argparse has printed the help or the version
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+
+    def report(message, code):
+        return fail(message, code, as_json=args.json, compact=getattr(args, "watch", False))
+
     if getattr(args, "master_command", None):
         try:
-            return mastercommands.run(args, emit)
-        except mastercommands.MasterError as exc:
-            return _fail(str(exc), exc.code)
+            return mastercommands.run(args)
+        except CtlError as exc:
+            return report(str(exc), exc.code)
         except KeyboardInterrupt:
             return EXIT_INTERRUPTED
         except BrokenPipeError:
@@ -370,19 +259,19 @@ def main(argv=None) -> int:
         url, namespace = connection_settings(args, os.environ)
         client = connect(url, socket_connect_timeout=CONNECT_TIMEOUT)
     except BadRedisURL as exc:
-        return _fail(str(exc), EXIT_USAGE)
+        return report(str(exc), EXIT_USAGE)
     except CtlError as exc:
-        return _fail(str(exc), exc.code)
+        return report(str(exc), exc.code)
     try:
         return args.handler(Resque(url, namespace, redis=client), args)
     except CtlError as exc:
-        return _fail(str(exc), exc.code)
+        return report(str(exc), exc.code)
     except FailureError as exc:
-        return _fail(str(exc), EXIT_FAILURE)
+        return report(str(exc), EXIT_FAILURE)
     except (redis.ConnectionError, redis.TimeoutError) as exc:
-        return _fail(f"cannot reach Redis at {redact(url)}: {_scrub(str(exc), url)}", EXIT_FAILURE)
+        return report(f"cannot reach Redis at {redact(url)}: {_scrub(str(exc), url)}", EXIT_FAILURE)
     except redis.RedisError as exc:
-        return _fail(f"Redis error at {redact(url)}: {_scrub(str(exc), url)}", EXIT_FAILURE)
+        return report(f"Redis error at {redact(url)}: {_scrub(str(exc), url)}", EXIT_FAILURE)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except BrokenPipeError:

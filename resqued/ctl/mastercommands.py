@@ -1,6 +1,10 @@
 """resquectl's master commands: pause, resume, reload, restart, stop, status. They talk
 to a running master through its control socket (found from ``-c pool.yml``,
-``--pidfile`` or ``--socket``), never through Redis."""
+``--pidfile`` or ``--socket``), never through Redis.
+
+With ``--json`` each prints one shape: ``{"ok": true, "message": ...}`` and
+the master's status (``master``, ``spawner``, ``pools``, ``workers``) when it
+answered; ``message`` is the line printed without ``--json``."""
 
 import os
 import sys
@@ -18,15 +22,16 @@ from resqued.config.settings import default
 from resqued.config.sizes import format_size
 from resqued.config.yamlnodes import MAX_FILE_BYTES
 from resqued.ctl import tables
+from resqued.ctl.output import CtlError, print_json
+from resqued.process.logs import counted
 from resqued.process.pidfile import socket_beside
+from resqued.resque.wire import utc_iso
 
 RESTART_WAIT = 660.0   # the master gives a restart 600 s to replace every worker
 
 
-class MasterError(Exception):
-    def __init__(self, message: str, code: int = EXIT_FAILURE):
-        super().__init__(message)
-        self.code = code
+class MasterError(CtlError):
+    pass
 
 
 def locate(args):
@@ -97,22 +102,22 @@ def ask(path: str, command: str, timeout: float = 90.0, **fields) -> dict:
     return answer
 
 
-def run(args, emit) -> int:
+def run(args) -> int:
     path, pidfile, shutdown_timeout = locate(args)
     command = args.master_command
     if command == "status":
-        emit(args, ask(path, "status"), render_status)
+        answer = ask(path, "status")
+        master = answer["master"]
+        message = f"master {master['pid']} {master['state']}: {counted(len(answer['workers']), 'worker')}"
     elif command in ("pause", "resume"):
         answer = ask(path, command)
-        emit(args, answer, lambda a: f"{len(a['workers'])} workers {a['message']}")
+        message = f"{counted(len(answer['workers']), 'worker')} {answer['message']}"
     elif command == "reload":
         answer = ask(path, "reload", timeout=RESTART_WAIT)   # on_hup: restart makes it a restart too
-        emit(args, answer, lambda a: "reloaded: " + ", ".join(
-            f"{','.join(p['queues'])}={p['count']}" for p in a["pools"]))
+        message = "reloaded: " + ", ".join(f"{','.join(p['queues'])}={p['count']}" for p in answer["pools"])
     elif command == "restart":
         answer = ask(path, "restart", timeout=RESTART_WAIT, pools=list(args.pools))
-        emit(args, answer, lambda a: "restarted: " + ", ".join(
-            f"{','.join(p['queues'])}={p['alive']}" for p in a["pools"]))
+        message = "restarted: " + ", ".join(f"{','.join(p['queues'])}={p['alive']}" for p in answer["pools"])
     elif command == "stop":
         answer = ask(path, "stop", now=bool(args.now))
         pid = answer["pid"]
@@ -123,8 +128,27 @@ def run(args, emit) -> int:
             if time.monotonic() > deadline:
                 raise MasterError(f"master {pid} is still running {shutdown_timeout + 30:.0f}s after stop")
             time.sleep(0.05)
-        emit(args, {"stopped": pid}, lambda a: f"master {pid} stopped")
+        message = f"master {pid} stopped"
+    if args.json:
+        print_json(document(answer, message))
+    else:
+        print(render_status(answer) if command == "status" else message)
     return EXIT_OK
+
+
+def document(answer: dict, message: str) -> dict:
+    """What every master command prints with --json: ok, the message, and
+    the master's status as it answered (for stop: as it began to stop),
+    its times as UTC ISO 8601."""
+    status = {key: answer[key] for key in ("master", "spawner", "pools", "workers") if key in answer}
+    if "workers" in status:
+        status["workers"] = [{**w, "started": _iso(w.get("started")), "since": _iso(w.get("since"))}
+                             for w in status["workers"]]
+    return {"ok": True, "message": message, **status}
+
+
+def _iso(value):
+    return utc_iso(value) if isinstance(value, (int, float)) else value
 
 
 def render_status(status: dict) -> str:

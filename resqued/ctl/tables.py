@@ -7,6 +7,9 @@ import time
 
 ELLIPSIS = "..."
 GAP = "  "
+# A worker's state, in both views: `status` (the master's, from its worker's
+# reports) and `workers` (Redis's: idle, busy or paused only).
+WORKER_STATES = ("starting", "idle", "busy", "paused", "redis-down", "stopping")
 
 
 def one_line(value, limit: int | None = None) -> str:
@@ -64,7 +67,7 @@ def workers_table(workers: list[dict]) -> str:
     for w in workers:
         job = w["job"] or {}
         payload = job.get("payload") if isinstance(job.get("payload"), dict) else {}
-        rows.append([w["id"], w["state"], job.get("queue"), payload.get("class"), job.get("run_at"),
+        rows.append([w["id"], w["state"], job.get("queue"), payload.get("class"), w["since"],
                      w["processed"], w["failed"], w["heartbeat"]])
     return table(["WORKER", "STATE", "QUEUE", "CLASS", "SINCE", "PROCESSED", "FAILED", "HEARTBEAT"],
                  rows, limits={0: 60, 3: 40})
@@ -75,11 +78,18 @@ def _payload(entry: dict) -> dict:
     return payload if isinstance(payload, dict) else {}
 
 
+def inflight_table(jobs: list[dict]) -> str:
+    rows = [[j["worker"], j["queue"], j["class"], j["id"],
+             "yes" if j["alive"] else "no (not registered)" if not j["registered"] else
+             f"no (last heartbeat {j['heartbeat'] or 'never'})"] for j in jobs]
+    return table(["WORKER", "QUEUE", "CLASS", "JOB_ID", "ALIVE"], rows, limits={0: 60, 2: 40})
+
+
 def failures_table(entries: list[dict]) -> str:
-    rows = [[e["index"], e.get("failed_at"), e.get("queue"), _payload(e).get("class"),
-             e.get("exception"), e.get("error")] for e in entries]
-    return table(["INDEX", "FAILED_AT", "QUEUE", "CLASS", "EXCEPTION", "ERROR"], rows,
-                 limits={2: 20, 3: 40, 4: 30})
+    rows = [[e["index"], e.get("failed_at"), e.get("retried_at"), e.get("queue"), _payload(e).get("class"),
+             _payload(e).get("id"), e.get("exception"), e.get("error")] for e in entries]
+    return table(["INDEX", "FAILED_AT", "RETRIED_AT", "QUEUE", "CLASS", "JOB_ID", "EXCEPTION", "ERROR"], rows,
+                 limits={3: 20, 4: 40, 5: 32, 6: 30})
 
 
 def failure_details(entry: dict) -> str:
@@ -88,9 +98,8 @@ def failure_details(entry: dict) -> str:
              ("queue", one_line(entry.get("queue"))), ("worker", one_line(entry.get("worker"))),
              ("class", one_line(payload.get("class"))), ("id", one_line(payload.get("id"))),
              ("args", json.dumps(payload.get("args"))),
-             ("exception", one_line(entry.get("exception"))), ("error", entry.get("error"))]
-    if entry.get("retried_at"):
-        pairs.append(("retried_at", entry["retried_at"]))
+             ("exception", one_line(entry.get("exception"))), ("error", entry.get("error")),
+             ("retried_at", one_line(entry.get("retried_at") or "never"))]
     # An undecodable entry keeps its bytes under "raw" (in the entry or its payload).
     raw = entry.get("raw") or payload.get("raw")
     if raw:
@@ -111,5 +120,15 @@ def job_status_line(job_id: str, status: dict) -> str:
     return f"{job_id}: {status['status']}{extra}"
 
 
+STATS_MEANINGS = {
+    "processed": "jobs ever done (stat:processed)",
+    "failed": "jobs ever failed (stat:failed): a count that retry, remove and clear leave as it is",
+    "pending": "jobs waiting in the queues (resquectl queues)",
+    "workers": "workers registered (resquectl workers)",
+    "failures": "entries in the failed list now (resquectl failed): what retry, remove and clear act on",
+}
+
+
 def stats_text(stats: dict) -> str:
-    return fields([(name, stats[name]) for name in ("processed", "failed", "pending", "workers", "failures")])
+    pad = max(len(str(stats[name])) for name in STATS_MEANINGS)
+    return fields([(name, f"{str(stats[name]).ljust(pad)}  {meaning}") for name, meaning in STATS_MEANINGS.items()])

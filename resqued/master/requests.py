@@ -55,7 +55,7 @@ class RequestHandlers:
             self._restart(conn, conn.request.get("pools") or None)
         elif command == "stop":
             master.stop("immediate" if conn.request.get("now") else "graceful", bounded=True)
-            conn.reply(ok=True, pid=os.getpid(), message="stopping")
+            conn.reply(ok=True, pid=os.getpid(), message="stopping", **self.status())
 
     def _restart(self, conn, pools) -> None:
         error = self.master.restart.start(pools)

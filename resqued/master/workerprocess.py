@@ -79,8 +79,11 @@ class Child:
 
     def describe(self) -> dict:
         state = "stopping" if self.stopping else self.report.get("state", "starting")
+        # paused: told to pause (a busy worker pauses after its job), or
+        # paused by Resque's pause-all-workers key.
         return {"pid": self.pid, "queues": list(self.pool.queues), "state": state,
-                "paused": self.paused, "job": self.report.get("job") if state == "busy" else None,
+                "paused": self.paused or state == "paused",
+                "job": self.report.get("job") if state == "busy" else None,
                 "since": self.report.get("since") if state in ("busy", "redis-down") else None,
                 "error": self.report.get("error") if state == "redis-down" else None,
                 "jobs_done": self.report.get("jobs", 0), "memory": tree_memory(self.pid),

@@ -3,6 +3,7 @@ the real program, the rest through ``main(argv)`` in this process."""
 
 import json
 import os
+import re
 import selectors
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import redis
 from conftest import ROOT
 from resqued.resque import wire
 from resqued.ctl.cli import connection_settings, main
+from resqued.resque.failures import FailureError
 from resqued.resque.keys import Keys
 
 KEYS = Keys()
@@ -237,20 +239,46 @@ def register_worker(r, worker_id, job=None, processed=0, failed=0):
         r.set(KEYS.worker(worker_id), wire.working_on(queue, payload, ts=0))
 
 
+ISO_UTC = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
+
+
 def test_workers_table_and_json(ctl, r):
     assert ctl("workers") == (0, "no workers registered\n", "")
     register_worker(r, "box:100:high,mail", processed=7, failed=2)
     register_worker(r, "box:200:mail", job=("mail", wire.payload("MailJob", [], "abc")), processed=3)
+    register_worker(r, "box:300:low")
+    r.hset(KEYS.paused_workers, "box:300:low", "2026-11-22T02:24:53Z")   # as a paused resqued worker says
     code, out, _ = ctl("workers")
     assert code == 0
-    header, idle, busy = [line.split() for line in out.splitlines()]
+    header, idle, busy, paused = [line.split() for line in out.splitlines()]
     assert header == ["WORKER", "STATE", "QUEUE", "CLASS", "SINCE", "PROCESSED", "FAILED", "HEARTBEAT"]
     assert idle[:7] == ["box:100:high,mail", "idle", "-", "-", "-", "7", "2"]
-    assert busy[:7] == ["box:200:mail", "working", "mail", "MailJob", "1970-01-01T00:00:00Z", "3", "0"]
+    assert busy[:7] == ["box:200:mail", "busy", "mail", "MailJob", "1970-01-01T00:00:00Z", "3", "0"]
+    assert paused[:7] == ["box:300:low", "paused", "-", "-", "2026-11-22T02:24:53Z", "0", "0"]
     code, out, _ = ctl("workers", "--json")
     workers = json.loads(out)
-    assert [w["id"] for w in workers] == ["box:100:high,mail", "box:200:mail"]
+    assert [(w["id"], w["state"]) for w in workers] == [
+        ("box:100:high,mail", "idle"), ("box:200:mail", "busy"), ("box:300:low", "paused")]
     assert workers[1]["job"]["payload"]["id"] == "abc"
+    # Every time in UTC ISO 8601, whatever format Resque stored it in.
+    assert [w["since"] for w in workers] == [None, "1970-01-01T00:00:00Z", "2026-11-22T02:24:53Z"]
+    for w in workers:
+        assert re.fullmatch(ISO_UTC, w["started"]) and re.fullmatch(ISO_UTC, w["heartbeat"])
+    assert (workers[0]["pid"], workers[0]["processed"]) == (100, 7)
+
+
+def test_workers_times_from_ruby_and_php(ctl, r):
+    register_worker(r, "ruby:1:q")
+    r.set(KEYS.worker_started("ruby:1:q"), "2026-11-22 03:24:52 +0100")
+    r.hset(KEYS.heartbeats, "ruby:1:q", "2026-11-22T03:24:52+01:00")
+    register_worker(r, "php:2:q")
+    r.set(KEYS.worker_started("php:2:q"), "Sun Nov 22 01:47:42 UTC 2026")
+    r.hdel(KEYS.heartbeats, "php:2:q")
+    r.set(KEYS.worker("php:2:q"), '{"queue":"q","run_at":"Sun Nov 22 01:47:43 UTC 2026","payload":{"class":"J"}}')
+    php, ruby = json.loads(ctl("workers", "--json")[1])
+    assert (ruby["started"], ruby["heartbeat"]) == ("2026-11-22T02:24:52Z", "2026-11-22T02:24:52Z")
+    assert (php["started"], php["heartbeat"], php["since"]) == ("2026-11-22T01:47:42Z", None, "2026-11-22T01:47:43Z")
+    assert php["job"]["run_at"] == "Sun Nov 22 01:47:43 UTC 2026"   # the record itself, as stored
 
 
 def test_stats_text_and_json(ctl, r, resque):
@@ -259,13 +287,65 @@ def test_stats_text_and_json(ctl, r, resque):
     r.set(KEYS.failed_count, 1)
     add_failure(r)
     register_worker(r, "box:1:mail")
+    add_failure(r)
     code, out, _ = ctl("stats")
     assert code == 0
-    assert [line.split() for line in out.splitlines()] == [
-        ["processed:", "5"], ["failed:", "1"], ["pending:", "1"], ["workers:", "1"], ["failures:", "1"]]
+    assert [line.split()[:2] for line in out.splitlines()] == [
+        ["processed:", "5"], ["failed:", "1"], ["pending:", "1"], ["workers:", "1"], ["failures:", "2"]]
+    # failed (a counter) and failures (the list) say what each counts.
+    lines = dict(line.split(":", 1) for line in out.splitlines())
+    assert "ever failed (stat:failed)" in lines["failed"] and "retry, remove and clear leave" in lines["failed"]
+    assert "in the failed list now (resquectl failed)" in lines["failures"]
     code, out, _ = ctl("--json", "stats")
     assert json.loads(out) == {"processed": 5, "failed": 1, "pending": 1, "queues": {"mail": 1},
-                               "workers": 1, "failures": 1}
+                               "workers": 1, "failures": 2}
+
+
+def test_queues_clear(ctl, r, resque):
+    for _ in range(3):
+        resque.enqueue("mail", "MailJob")
+    resque.enqueue("high", "MailJob")
+    code, out, err = ctl("queues", "clear", "mail")          # refused without --yes, and says what it would do
+    assert code == 2 and out == ""
+    assert "this deletes 3 jobs (mail: 3); add --yes to do it" in one_line_error(err)
+    assert resque.size("mail") == 3
+    code, out, err = ctl("queues", "clear", "mail", "nosuch", "--yes")
+    assert code == 1 and "no queue named nosuch (queues: high, mail); nothing cleared" in one_line_error(err)
+    assert resque.size("mail") == 3
+    assert ctl("queues", "clear", "mail", "--yes") == (0, "cleared 3 jobs from queue mail\n", "")
+    assert resque.size("mail") == 0 and resque.size("high") == 1
+    assert "mail" in resque.queues()                          # still listed (and watched by "*" workers)
+    code, out, _ = ctl("queues", "clear", "mail", "high", "--yes", "--json")
+    assert json.loads(out) == {"ok": True, "cleared": {"mail": 0, "high": 1}}
+    assert ctl("queues", "list")[1].split() == ["QUEUE", "SIZE", "high", "0", "mail", "0"]
+
+
+def test_inflight_lists_each_held_job_and_whether_its_worker_lives(ctl, r):
+    assert ctl("inflight") == (0, "no jobs in flight\n", "")
+    live, dead, silent, fast = "box:1:mail", "box:2:a:b,c", "box:3:q", "box:4:q"
+    jobs = {w: wire.payload(f"Job{i}", [], f"{i:032x}") for i, w in enumerate([live, dead, silent, fast])}
+    register_worker(r, live)
+    register_worker(r, silent)
+    register_worker(r, fast)
+    r.hset(KEYS.heartbeats, silent, wire.heartbeat_time(time.time() - 600))   # Resque's 60 s x 5 ago and more
+    r.hset(KEYS.heartbeat_intervals, fast, "1.0")
+    r.hset(KEYS.heartbeats, fast, wire.heartbeat_time(time.time() - 10))      # 5 of its own 1 s beats ago
+    for worker, queue in [(live, "mail"), (dead, "a:b"), (silent, "q"), (fast, "q")]:
+        r.rpush(KEYS.inflight(worker, queue), wire.dumps(jobs[worker]))
+    r.rpush(KEYS.inflight(live, "mail"), b"{not json")
+    found = json.loads(ctl("inflight", "--json")[1])
+    assert [(j["worker"], j["queue"], j["id"], j["class"], j["registered"], j["alive"]) for j in found] == [
+        (live, "mail", jobs[live]["id"], "Job0", True, True),
+        (live, "mail", None, None, True, True),
+        (dead, "a:b", jobs[dead]["id"], "Job1", False, False),
+        (silent, "q", jobs[silent]["id"], "Job2", True, False),
+        (fast, "q", jobs[fast]["id"], "Job3", True, False)]
+    assert re.fullmatch(ISO_UTC, found[0]["heartbeat"]) and found[2]["heartbeat"] is None
+    code, out, _ = ctl("inflight")
+    rows = [line.split(None, 4) for line in out.splitlines()]
+    assert rows[0] == ["WORKER", "QUEUE", "CLASS", "JOB_ID", "ALIVE"]
+    assert rows[1][4] == "yes" and rows[3][4] == "no (not registered)"
+    assert rows[4][4].startswith("no (last heartbeat 20")
 
 
 # -- job ----------------------------------------------------------------------
@@ -278,6 +358,7 @@ def test_job_status(ctl, resque, r):
     code, out, _ = ctl("job", job_id, "--json")
     data = json.loads(out)
     assert (data["id"], data["status"], data["code"]) == (job_id, "running", 2)
+    assert re.fullmatch(ISO_UTC, data["updated"])      # stored as epoch seconds (php-resque's record)
 
 
 def test_job_unknown_id(ctl):
@@ -294,7 +375,7 @@ def test_failed_list_table_paging_and_json(ctl, r):
         add_failure(r, job_class=f"Job{i}", error=f"error {i}\nsecond line")
     code, out, _ = ctl("failed")
     lines = out.splitlines()
-    assert lines[0].split() == ["INDEX", "FAILED_AT", "QUEUE", "CLASS", "EXCEPTION", "ERROR"]
+    assert lines[0].split() == ["INDEX", "FAILED_AT", "RETRIED_AT", "QUEUE", "CLASS", "JOB_ID", "EXCEPTION", "ERROR"]
     assert len(lines) == 4
     assert lines[1].split()[0] == "0" and "Job0" in lines[1] and lines[1].endswith("error 0 second line")
 
@@ -311,18 +392,18 @@ def test_failed_list_table_paging_and_json(ctl, r):
 
 def test_failed_list_truncates_the_error_to_the_terminal(ctl, r, monkeypatch):
     add_failure(r, error="x" * 500)
-    monkeypatch.setenv("COLUMNS", "100")
+    monkeypatch.setenv("COLUMNS", "150")
     code, out, _ = ctl("failed")
     row = out.splitlines()[1]
-    assert len(row) == 100 and row.endswith("x...")
+    assert len(row) == 150 and row.endswith("x...")
 
 
 def test_failed_show(ctl, r):
     payload = add_failure(r, error="it broke")
     code, out, _ = ctl("failed", "show", "0")
     assert code == 0
-    assert f"\nid:        {payload['id']}\n" in out
-    assert "\nerror:     it broke\n" in out
+    assert f"\nid:         {payload['id']}\n" in out
+    assert "\nerror:      it broke\nretried_at: never\n" in out
     assert out.endswith("backtrace:\n  line 1\n  line 2\n")
     code, out, _ = ctl("failed", "show", "0", "--json")
     assert json.loads(out)["payload"] == payload
@@ -339,7 +420,7 @@ def test_failed_bad_index(ctl, r, action, index, message):
     assert r.llen(KEYS.failed) == 1
 
 
-@pytest.mark.parametrize("args", [["show", "one"], ["retry"], ["retry", "0", "--all"], ["remove"],
+@pytest.mark.parametrize("args", [["show"], ["retry"], ["retry", "--remove"], ["retry", "0", "--all"], ["remove"],
                                   ["--count", "-3"], ["bogus"]])
 def test_failed_usage_errors(ctl, args):
     code, out, err = ctl("failed", *args)
@@ -389,17 +470,97 @@ def test_failed_retry_all_with_nothing_to_do(ctl):
     assert ctl("failed", "retry", "--all") == (0, "no failures to retry\n", "")
 
 
-def test_failed_remove_several_highest_first(ctl, r, resque):
-    classes = [add_failure(r, job_class=f"Job{i}")["class"] for i in range(5)]
-    code, out, _ = ctl("failed", "remove", "1", "3", "1")
+def test_failed_remove_several(ctl, r, resque):
+    payloads = [add_failure(r, job_class=f"Job{i}") for i in range(5)]
+    code, out, _ = ctl("failed", "remove", "3", "1", "1")
     assert code == 0
-    assert out == "removed failure 3\nremoved failure 1\n"
-    assert [e["payload"]["class"] for e in resque.failures.all()] == [classes[0], classes[2], classes[4]]
+    assert out == f"removed failure 1: Job1 {payloads[1]['id']}\nremoved failure 3: Job3 {payloads[3]['id']}\n"
+    assert [e["payload"]["class"] for e in resque.failures.all()] == ["Job0", "Job2", "Job4"]
     code, out, err = ctl("failed", "remove", "0", "3")
-    assert code == 1 and "nothing removed" in one_line_error(err)
-    assert resque.failures.count() == 3
+    assert code == 1 and "no failure at index 3 (there are 3)" in one_line_error(err)
+    assert resque.failures.count() == 3   # one name unknown: nothing removed
     code, out, _ = ctl("failed", "remove", "0", "--json")
-    assert json.loads(out) == {"removed": [0]}
+    assert json.loads(out) == {"ok": True, "removed": [{"index": 0, "queue": "mail", "payload": payloads[0]}],
+                               "errors": []}
+
+
+def fail_again(r, payload, error="boom again"):
+    """The job failed once more, after a retry: a second entry, same id."""
+    r.rpush(KEYS.failed, wire.failure_record(payload, "RuntimeError", error, [], "host:1:mail", "mail"))
+
+
+def test_failed_entries_by_job_id(ctl, r, resque):
+    first = add_failure(r, job_class="Job0")
+    second = add_failure(r, job_class="Job1")
+    fail_again(r, second)
+    code, out, _ = ctl("failed", "show", second["id"])        # the job's newest failure
+    assert code == 0
+    assert "\nindex:      2\n" in out or out.startswith("index:      2\n")
+    assert "\nerror:      boom again\n" in out and out.endswith("earlier failures of this job: index 1\n")
+    assert json.loads(ctl("failed", "show", second["id"], "--json")[1])["index"] == 2
+    # The list says which job each entry is, and which were retried.
+    assert second["id"] in ctl("failed")[1].splitlines()[2]
+
+    code, out, _ = ctl("failed", "retry", second["id"])        # put back once, from its newest entry
+    assert code == 0 and out == f"retried failure 2: Job1 {second['id']} -> queue mail\n"
+    assert queued(r, "mail") == [second]
+    assert [bool(e.get("retried_at")) for e in resque.failures.all()] == [False, False, True]
+    assert "retried_at: 20" in ctl("failed", "show", "2")[1]
+    assert ctl("failed")[1].splitlines()[3].split()[4].startswith("20")   # RETRIED_AT, after FAILED_AT's 3 words
+
+    # Indexes shift as entries go; ids do not.
+    assert ctl("failed", "remove", first["id"])[0] == 0
+    code, out, _ = ctl("failed", "remove", second["id"])        # every entry of the job
+    assert code == 0 and out.splitlines() == [f"removed failure 0: Job1 {second['id']}",
+                                              f"removed failure 1: Job1 {second['id']}"]
+    assert resque.failures.count() == 0
+
+
+@pytest.mark.parametrize("action", [["show"], ["retry"], ["remove"]])
+def test_failed_unknown_job_id_changes_nothing(ctl, r, action):
+    add_failure(r)
+    code, out, err = ctl("failed", *action, *(["0"] if action != ["show"] else []), "f" * 32)
+    assert code == 1 and out == ""
+    assert f"no failure of job {'f' * 32}" in one_line_error(err)
+    assert r.llen(KEYS.failed) == 1 and r.llen(KEYS.queue("mail")) == 0
+    assert json.loads(r.lindex(KEYS.failed, 0)).get("retried_at") is None
+
+
+def test_failed_retry_and_remove(ctl, r, resque):
+    keep = add_failure(r, job_class="Keep")
+    by_index = add_failure(r, job_class="ByIndex", queue="high")
+    by_id = add_failure(r, job_class="ById")
+    fail_again(r, by_id)
+    r.set(KEYS.status(by_id["id"]), wire.status_record(wire.STATUS_FAILED))
+    code, out, _ = ctl("failed", "retry", "--remove", "1", by_id["id"])
+    assert code == 0
+    assert out.splitlines() == [f"retried and removed failure 1: ByIndex {by_index['id']} -> queue high",
+                                f"retried and removed failure 3: ById {by_id['id']} -> queue mail",
+                                f"removed failure 2: ById {by_id['id']} (an earlier failure of the job)"]
+    assert queued(r, "high") == [by_index] and queued(r, "mail") == [by_id]   # each job once
+    assert [e["payload"]["id"] for e in resque.failures.all()] == [keep["id"]]
+    assert resque.status(by_id["id"])["status"] == "waiting"
+    code, out, _ = ctl("failed", "retry", "--remove", "--all", "--json")
+    result = json.loads(out)
+    assert result["ok"] is True and [(e["index"], e["removed"]) for e in result["retried"]] == [(0, True)]
+    assert resque.failures.count() == 0 and queued(r, "mail") == [by_id, keep]
+
+
+def test_failed_entry_changed_meanwhile_is_not_mistaken_for_another(r, resque):
+    """What the index-free changes guard against: the list moved between
+    reading an entry and acting on it."""
+    for i in range(3):
+        add_failure(r, job_class=f"Job{i}")
+    failures = resque.failures
+    entry = failures.get(1)
+    failures.remove(0)                          # entry 1 is now at index 0
+    failures.requeue(entry)                     # found where it is now
+    assert [bool(e.get("retried_at")) for e in failures.all()] == [True, False]
+    with pytest.raises(FailureError, match="failure 1 changed or was removed meanwhile"):
+        failures.requeue(entry, remove=True)    # it has changed (retried_at) since it was read
+    failures.remove(failures.get(0))
+    assert [e["payload"]["class"] for e in failures.all()] == ["Job2"]
+    assert [j["class"] for j in queued(r, "mail")] == ["Job1"]
 
 
 def test_failed_clear(ctl, r):
@@ -415,12 +576,32 @@ def test_failed_clear(ctl, r):
 
 @pytest.mark.parametrize("args", [["enqueue", "q", "C"], ["queues"], ["workers"], ["stats"], ["job", "x"],
                                   ["failed"], ["failed", "show", "0"], ["failed", "retry", "--all"],
-                                  ["failed", "remove", "0"], ["failed", "clear"], ["--json", "queues"]])
+                                  ["failed", "remove", "0"], ["failed", "clear"], ["queues", "clear", "q"],
+                                  ["inflight"]])
 def test_unreachable_redis_is_one_line(args, capsys):
     assert main(["--redis", MISSING_SOCKET, *args]) == 1
     out, err = capsys.readouterr()
     assert out == ""
     assert one_line_error(err).startswith(f"resquectl: cannot reach Redis at {MISSING_SOCKET}: ")
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["--redis", MISSING_SOCKET, "queues"], 1, f"cannot reach Redis at {MISSING_SOCKET}: "),
+    (["--redis", "ftp://x", "stats"], 2, "scheme must be redis, rediss or unix"),
+    (["failed", "show", "7"], 1, "no failure at index 7 (there are 0)"),
+    (["enqueue", "q", "C", "42"], 2, "JSON_ARGS must be a JSON object, array or null"),
+    (["failed", "retry"], 2, "resquectl failed retry: error: one of the arguments"),
+    (["bogus"], 2, "resquectl: error: argument COMMAND: invalid choice: 'bogus'"),
+    (["job", "nope", "--watch"], 1, "job nope is not tracked"),
+])
+def test_json_errors_are_json_on_stdout(ctl, args, code, message):
+    """With --json an error is also a JSON object on stdout, with the exit status."""
+    got, out, err = ctl(*args, "--json")
+    assert got == code
+    error = json.loads(out)
+    assert error == {"ok": False, "error": error["error"], "exit": code}
+    assert message in error["error"] and "\n" not in error["error"]
+    assert message in err                     # and the one line (or argparse's usage) on stderr
 
 
 def test_password_in_a_query_is_redacted(capsys):

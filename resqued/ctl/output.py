@@ -1,0 +1,47 @@
+"""How resquectl answers, for every command alike: text for people, or with
+``--json`` one JSON document on stdout; times in JSON as UTC ISO 8601
+strings, counts and sizes as numbers. An error is one line on stderr
+(``resquectl: ...``) and the exit status says which kind; with ``--json``
+it is also a JSON object on stdout: ``{"ok": false, "error": ..., "exit": N}``.
+
+Exit codes (SPEC): 0 ok, 1 runtime failure, 2 usage, 78 invalid configuration.
+"""
+
+import json
+import sys
+
+from resqued.exits import EXIT_FAILURE, EXIT_USAGE
+
+
+class CtlError(Exception):
+    """A failure to report in one line; ``code`` is the exit status."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILURE):
+        super().__init__(message)
+        self.code = code
+
+
+class UsageError(CtlError):
+    def __init__(self, message: str):
+        super().__init__(message, EXIT_USAGE)
+
+
+def print_json(data, compact: bool = False) -> None:
+    # A stream (job --watch) is one compact document per line.
+    print(json.dumps(data) if compact else json.dumps(data, indent=2))
+
+
+def emit(args, data, render) -> None:
+    """One JSON document with ``--json``, else ``render(data)`` for people."""
+    if args.json:
+        print_json(data)
+    else:
+        print(render(data))
+
+
+def fail(message: str, code: int, as_json: bool = False, compact: bool = False) -> int:
+    """Report an error (see the module's docstring); returns ``code``."""
+    print(f"resquectl: {message}", file=sys.stderr)
+    if as_json:
+        print_json({"ok": False, "error": message, "exit": code}, compact=compact)
+    return code
