@@ -159,7 +159,11 @@ def run_master(args) -> int:
         return EXIT_OK
     try:
         if args.daemonize:
-            detach(config, args.log_file or default_log_file(config))
+            log_file = os.path.abspath(args.log_file or default_log_file(config))
+            daemon_pid = detach(config, log_file)
+            if daemon_pid is not None:   # the command typed: say where the daemon went
+                print(f"resqued: daemon pid {daemon_pid}, log {log_file}")
+                return EXIT_OK
         logs.setup(config.log_level, config.log_format)
         return Master(config, loader, term_mode=args.term).run()
     except (PidfileError, ControlError, OSError) as exc:

@@ -3,10 +3,12 @@ python-daemon: detach, close stdio, log to a file, keep the working directory.
 
 Everything that can fail is checked before detaching — the config, the
 pidfile, the log file — so that the command you typed reports it and exits
-non-zero (resque-pool's daemon mode exits 0 and dies afterwards)."""
+non-zero (resque-pool's daemon mode exits 0 and dies afterwards). The
+command waits for the daemon's pid, so that it can print it."""
 
 import os
 import signal
+import sys
 
 import daemon
 
@@ -19,13 +21,29 @@ def default_log_file(config) -> str:
     return base + ".log"
 
 
-def detach(config, log_file: str) -> None:
-    """Become a daemon. Raises PidfileError / OSError before detaching."""
+def detach(config, log_file: str) -> int | None:
+    """Become a daemon. Raises PidfileError / OSError before detaching.
+    Returns None in the daemon; in the process that called it, the daemon's
+    pid once it has detached (that process then only reports it and exits)."""
     existing = read_pid(config.pidfile)
     if existing and process_alive(existing):
         raise PidfileError(f"pidfile {config.pidfile} names process {existing}, which is still running")
     os.makedirs(os.path.dirname(os.path.abspath(log_file)), exist_ok=True)
     log = open(log_file, "a", buffering=1)
+    read_fd, write_fd = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        os.close(write_fd)
+        log.close()
+        with os.fdopen(read_fd, "rb") as pipe:
+            said = pipe.read()     # the daemon's pid; nothing if it could not detach
+        os.waitpid(pid, 0)         # the first of python-daemon's forks, gone at once
+        if not said.isdigit():
+            raise OSError(f"the daemon did not start; see {log_file}")
+        return int(said)
+    os.close(read_fd)
     context = daemon.DaemonContext(
         working_directory=os.getcwd(),
         umask=0o027,
@@ -34,5 +52,9 @@ def detach(config, log_file: str) -> None:
         detach_process=True,
         # The master installs its own handlers; python-daemon's would end it on TERM.
         signal_map={signal.SIGTTIN: None, signal.SIGTTOU: None, signal.SIGTSTP: None},
+        files_preserve=[write_fd],
     )
     context.open()
+    os.write(write_fd, str(os.getpid()).encode())
+    os.close(write_fd)
+    return None

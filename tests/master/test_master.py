@@ -3,10 +3,12 @@ its control socket and resquectl."""
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+from datetime import datetime
 
 import psutil
 import pytest
@@ -14,6 +16,8 @@ import pytest
 from conftest import JOBS_FILE, ROOT, log_text, stop, wait_until
 from helpers import failures, log_entries, pid_gone, title, wait_log
 from masters import TWO_POOLS, write_config
+
+ISO_UTC = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
 
 
 def test_keeps_counts_titles_pidfiles_and_replaces_killed_workers(master_factory, r, tmp_path):
@@ -33,9 +37,13 @@ def test_keeps_counts_titles_pidfiles_and_replaces_killed_workers(master_factory
     assert not (tmp_path / f"var/run/workers/default.{pids[0]}.pid").exists()
     assert "died (signal SIGKILL)" in log_text(m.proc)
 
-    result = m.ctl("stop")
+    result = m.ctl("stop", "--json")
     assert result.returncode == 0, result.stderr
     assert m.proc.wait(10) == 0
+    stopped = json.loads(result.stdout)   # the shape of every master command's answer
+    assert stopped["ok"] is True and stopped["message"] == f"master {m.pid} stopped"
+    assert stopped["master"]["pid"] == m.pid and stopped["master"]["state"] == "stopping"
+    assert {w["pid"] for w in stopped["workers"]} == set(after)
     assert all(pid_gone(p) for p in after)
     assert not (tmp_path / "var/run/resqued.pid").exists()
     assert not (tmp_path / "var/run/resqued.sock").exists()
@@ -52,6 +60,18 @@ def test_status_lists_master_pools_and_workers(master_factory, r, resque):
     assert [(p["queues"], p["count"], p["alive"]) for p in status["pools"]] == [(["default"], 2, 2), (["mail"], 1, 1)]
     busy = [w for w in status["workers"] if w["state"] == "busy"][0]
     assert busy["job"]["class"] == "Slow" and busy["queues"] == ["mail"] and busy["memory"] > 0
+    # One shape for every master command, times as UTC ISO 8601 strings.
+    assert status["ok"] is True and status["message"] == f"master {m.pid} running: 3 workers"
+    assert re.fullmatch(ISO_UTC, busy["since"]) and all(re.fullmatch(ISO_UTC, w["started"]) for w in status["workers"])
+    # Redis's view names the states as the master's does.
+    seen = {w["pid"]: w for w in json.loads(m.ctl("workers", "--json").stdout)}
+    assert {pid: w["state"] for pid, w in seen.items()} == {w["pid"]: w["state"] for w in status["workers"]}
+    since = [datetime.fromisoformat(t.replace("Z", "+00:00")) for t in (seen[busy["pid"]]["since"], busy["since"])]
+    assert abs((since[0] - since[1]).total_seconds()) <= 1   # two clocks read apart: run_at, the report
+    # The job it holds, in its in-flight list, with a live worker.
+    [held] = json.loads(m.ctl("inflight", "--json").stdout)
+    assert (held["class"], held["queue"], held["alive"]) == ("Slow", "mail", True)
+    assert held["id"] == busy["job"]["id"] and held["worker"].split(":")[1] == str(busy["pid"])
     human = m.ctl("status")
     assert human.returncode == 0 and "Slow" in human.stdout and "mail" in human.stdout
     r.rpush("test:release", 1)
@@ -98,8 +118,15 @@ def test_hup_reloads_and_changed_settings_replace_workers_gracefully(master_fact
 def test_pause_and_resume_through_resquectl(master_factory, r, resque):
     m = master_factory(TWO_POOLS)
     pids = m.wait_workers(3)
-    paused = m.ctl("pause")
+    paused = m.ctl("pause", "--json")
     assert paused.returncode == 0, paused.stderr
+    answer = json.loads(paused.stdout)
+    assert answer["ok"] is True and answer["message"] == "3 workers paused"
+    assert answer["master"]["state"] == "paused"
+    assert [(w["state"], w["paused"]) for w in answer["workers"]] == [("paused", True)] * 3
+    # Redis's view says paused too, not idle.
+    wait_until(lambda: [w["state"] for w in json.loads(m.ctl("workers", "--json").stdout)] == ["paused"] * 3,
+               message="workers shown paused")
     assert all(title(p).endswith(": Paused") for p in pids)
     assert title(m.pid) == "resqued-master[pool.yml]: paused"
     resque.enqueue_call("default", "add", 1, 1)
@@ -108,8 +135,11 @@ def test_pause_and_resume_through_resquectl(master_factory, r, resque):
     wait_until(lambda: len(m.workers()) == 3 and pids[0] not in m.workers())
     wait_until(lambda: all(title(p).endswith(": Paused") for p in m.workers()), message="new worker paused")
     assert r.llen("resque:queue:default") == 1
-    assert m.ctl("resume").returncode == 0
+    resumed = m.ctl("resume")
+    assert resumed.returncode == 0 and resumed.stdout == "3 workers resumed\n"
     wait_log(r, "add:2")
+    wait_until(lambda: {w["state"] for w in json.loads(m.ctl("workers", "--json").stdout)} == {"idle"},
+               message="workers shown idle again")
 
 
 def requeued_by_the_stop(r, job_id, queue="default"):
@@ -263,6 +293,12 @@ def test_resquectl_without_master(tmp_path):
         out = subprocess.run([sys.executable, "-m", "resqued.ctl", "-c", str(cfg), command],
                              capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT})
         assert out.returncode == 1 and "no master is running" in out.stderr, (command, out.stderr)
+    # With --json, the error is a JSON object on stdout too.
+    out = subprocess.run([sys.executable, "-m", "resqued.ctl", "-c", str(cfg), "stop", "--json"],
+                         capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT})
+    error = json.loads(out.stdout)
+    assert out.returncode == 1 and error == {"ok": False, "error": error["error"], "exit": 1}
+    assert error["error"].startswith("no master is running (nothing answers on ")
 
 
 def test_systemd_notify_messages(master_factory, tmp_path, r):
@@ -305,6 +341,8 @@ def test_daemonize(procs, tmp_path, redis_url, r):
     pidfile = tmp_path / "var/run/resqued.pid"
     pid = int(wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), message="daemon pidfile"))
     try:
+        # It said where it went: the pid the pidfile holds, and the log.
+        assert launcher.stdout == f"resqued: daemon pid {pid}, log {tmp_path / 'var/run/resqued.log'}\n"
         # Detached: a session of its own, no controlling terminal, stdio closed.
         assert os.getsid(pid) != os.getsid(0)
         assert psutil.Process(pid).terminal() is None
