@@ -183,7 +183,7 @@ def test_a_list_left_by_a_worker_that_ruby_pruned_is_recovered(procs, redis_url,
     """An env-mode worker (no master) killed with a job; a Ruby worker
     prunes it (Ruby knows nothing of in-flight lists); the next resqued
     prune requeues the job, once. The failure Ruby wrote stays: it records
-    the loss, the job runs again (see README, mixed fleets)."""
+    the loss, the job runs again (see docs/delivery.md, mixed fleets)."""
     first = procs.resqued(redis_url, extra_env={"RESQUED_HEARTBEAT_INTERVAL": "1"})
     dead = wait_registered(r, first)
     job_id = resque.enqueue("default", "Slow", {"seconds": 60})
