@@ -64,7 +64,7 @@ def import_module_or_file(spec: str):
         if exc.name and spec.split(".")[0] == exc.name.split(".")[0]:
             raise RegistryError(
                 f"job module {spec!r} failed to import: {_why(exc)}: is it installed, or its directory on "
-                f"PYTHONPATH (or the working directory)? Or name the file: jobs: [path/to/{spec.split('.')[-1]}.py]"
+                f"PYTHONPATH? Or name the file: jobs: [path/to/{spec.split('.')[-1]}.py]"
             ) from exc
         raise RegistryError(f"job module {spec!r} failed to import: {_why(exc)}") from exc
     except Exception as exc:

@@ -189,6 +189,10 @@ def request(path: str, command: str, timeout: float = 60.0, **fields) -> dict:
             sock.connect(path)
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             raise ControlError(f"no master is running (nothing answers on {path}: {exc.strerror})") from None
+        except PermissionError:
+            # The socket is owner-only (0600, in a 0700 directory under systemd).
+            raise ControlError(f"permission denied on {path}: run resquectl as the master's user "
+                               f"(e.g. sudo -u resqued resquectl ...) or as root") from None
         sock.sendall(json.dumps({"command": command, **fields}).encode() + b"\n")
         data = b""
         while not data.endswith(b"\n"):

@@ -2,7 +2,7 @@
 failure and status records.
 
 Where php-resque and Ruby Resque write different formats, the choice made here
-keeps both working (see README, "Wire format"):
+keeps both working (see docs/wire-format.md):
 
 * payloads carry php-resque's four fields (``class, args, id, queue_time``);
   Ruby reads ``class`` and ``args`` and ignores the rest;

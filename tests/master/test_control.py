@@ -114,3 +114,29 @@ def test_status_memory_of_an_idle_worker_is_the_pss_of_it_and_its_helpers(master
     # their RSS (which counts every shared page three times), within what
     # moved between the two readings.
     assert abs(entry["memory"] - pss) < 0.1 * pss and entry["memory"] < 0.7 * rss
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to try the socket as another user")
+def test_another_user_is_told_to_run_resquectl_as_the_masters_user(master_factory, tmp_path):
+    m = master_factory(["queues: [default]\ncount: 1"])
+    m.wait_workers(1)
+    import sys
+    from resqued.ctl.cli import main    # loaded before: the other user may not read the checkout
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:       # another user, with resquectl's code already loaded
+        code = 99
+        try:
+            os.close(read_fd)
+            os.setgid(65534)
+            os.setuid(65534)
+            sys.stderr = os.fdopen(write_fd, "w", buffering=1)
+            code = main(["--socket", str(tmp_path / "var/run/resqued.sock"), "status"])
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    with os.fdopen(read_fd) as f:
+        err = f.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 1 and "Traceback" not in err, err
+    assert "permission denied" in err and "sudo -u resqued" in err
