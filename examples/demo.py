@@ -32,6 +32,10 @@ def main():
     var = os.environ.get("RESQUED_DEMO_VAR") or os.path.join(ROOT, "var")
     redis = RedisServer(var, persistent=True).start()
     print(f"redis-server running on {redis.socket} (data in ./var)")
+    # The demo's own Redis: every `make run` starts from a clean slate
+    # (emptied before resqued starts, so its registrations stay).
+    Resque(redis.url).redis.flushdb()
+    print("(the demo's Redis was emptied: each `make run` starts clean)")
     # REDIS_URL overrides the redis: of conf/pool.yml.
     env = dict(os.environ, REDIS_URL=redis.url, PYTHONPATH=ROOT)
     # Its own session: Ctrl-C reaches only us, and we stop resqued in order.
@@ -39,9 +43,6 @@ def main():
                                start_new_session=True)
     try:
         client = Resque(redis.url)
-        # The demo's own Redis: every `make run` starts from a clean slate.
-        client.redis.flushdb()
-        print("(the demo's Redis was emptied: each `make run` starts clean)")
         deadline = time.monotonic() + 30
         while client.redis.scard(client.keys.workers) < 3:
             if resqued.poll() is not None or time.monotonic() > deadline:

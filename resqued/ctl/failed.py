@@ -15,15 +15,18 @@ import sys
 
 from resqued.ctl import tables
 from resqued.ctl.output import CtlError, emit, print_json
-from resqued.exits import EXIT_FAILURE, EXIT_OK
+from resqued.exits import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from resqued.resque.failures import FailureError
 
 
 def parse_ref(text: str):
-    """An index (digits; an id is never that short) or a job id."""
-    if re.fullmatch(r"\d{1,10}", text):
+    """An index (ASCII digits) or a job id; ``id:X`` is always a job id
+    (php-resque lets callers choose ids, so an id can be all digits)."""
+    if text.startswith("id:"):
+        return text[3:]
+    if re.fullmatch(r"[0-9]{1,10}", text):
         return int(text)
-    if re.fullmatch(r"-\d+", text):
+    if re.fullmatch(r"-[0-9]+", text):
         raise CtlError(f"failure index must be 0 or more, not {text}")
     return text
 
@@ -34,7 +37,13 @@ def lookup(failures, texts) -> list[list]:
     groups = []
     for text in texts:
         ref = parse_ref(text)
-        found = [failures.get(ref)] if isinstance(ref, int) else failures.find(ref)
+        if isinstance(ref, int):
+            if failures.find(str(ref)):
+                raise CtlError(f"{ref} is both an index and a job's id: say id:{ref} for the job",
+                               EXIT_USAGE)
+            found = [failures.get(ref)]
+        else:
+            found = failures.find(ref)
         if not found:
             raise FailureError(f"no failure of job {ref} (give a job id or an index, as `failed` lists them)")
         groups.append(found)
@@ -92,13 +101,18 @@ def cmd_failed_retry(resque, args) -> int:
         retried_at = {e["index"] for e in entries}
         others = by_index(e for group in groups for e in group[:-1] if e["index"] not in retried_at)
     retried, errors = [], []
+    requeued_jobs = set()
     for entry in entries:
         try:
             retried.append({"index": entry["index"], **failures.requeue(entry, remove=args.remove),
                             "removed": args.remove})
+            requeued_jobs.add(str(entry.job_id))
         except FailureError as exc:
             errors.append({"index": entry["index"], "error": str(exc)})
-    removed = [_removed(e) for e in others if args.remove and _remove(failures, e, errors)]
+    # A job's earlier entries go only once its newest was put back: never
+    # every record of a job that is not on its queue either.
+    removed = [_removed(e) for e in others
+               if args.remove and str(e.job_id) in requeued_jobs and _remove(failures, e, errors)]
     if args.json:
         print_json({"ok": not errors, "retried": retried, "removed": removed, "errors": errors})
     elif not entries:

@@ -61,7 +61,7 @@ def import_module_or_file(spec: str):
     try:
         return importlib.import_module(spec)
     except ModuleNotFoundError as exc:
-        if exc.name and spec.split(".")[0] == exc.name.split(".")[0]:
+        if exc.name and (spec == exc.name or spec.startswith(exc.name + ".")):
             raise RegistryError(
                 f"job module {spec!r} failed to import: {_why(exc)}: is it installed, or its directory on "
                 f"PYTHONPATH? Or name the file: jobs: [path/to/{spec.split('.')[-1]}.py]"

@@ -83,7 +83,8 @@ class FailureBackend:
         while raws := self.redis.lrange(self.keys.failed, start, start + PAGE - 1):
             found += [self._decode(raw, start + i) for i, raw in enumerate(raws) if needle in raw]
             start += len(raws)
-        return [entry for entry in found if entry.job_id == job_id]
+        # php-resque lets the caller choose an id, which JSON may hold as a number.
+        return [entry for entry in found if entry.job_id is not None and str(entry.job_id) == job_id]
 
     @staticmethod
     def _decode(raw, index) -> FailureEntry:
@@ -113,10 +114,11 @@ class FailureBackend:
         stored = {k: v for k, v in entry.items() if k != "index"}
         stored["retried_at"] = wire.retried_at_time()
         # A tracked job is waiting again; SET XX leaves untracked jobs untracked.
-        tracked = isinstance(payload.get("id"), str) and payload["id"]
+        job_id = payload.get("id")
+        tracked = isinstance(job_id, (str, int)) and not isinstance(job_id, bool) and str(job_id) != ""
         status = wire.status_record(wire.STATUS_WAITING, started=True) if tracked else ""
         done = self._requeue(keys=[self.keys.failed, self.keys.queues, self.keys.queue(target),
-                                   self.keys.status(payload["id"]) if tracked else self.keys.failed],
+                                   self.keys.status(str(job_id)) if tracked else self.keys.failed],
                              args=[entry.raw, "" if remove else wire.dumps(stored), wire.dumps(payload),
                                    target, status])
         if not done:

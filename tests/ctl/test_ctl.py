@@ -444,6 +444,31 @@ def test_failed_retry_requeues_by_index(ctl, r, resque):
     assert [bool(e.get("retried_at")) for e in entries] == [True, False, True]
 
 
+def test_an_all_digits_job_id_is_never_taken_for_an_index(ctl, r, resque):
+    """php-resque lets a caller choose the id (an order number, say), which
+    JSON may even hold as a number."""
+    add_failure(r, queue="mail")
+    add_failure(r, queue="mail")
+    order = add_failure(r, queue="mail", job_id="1")
+    code, _, err = ctl("failed", "remove", "1")
+    assert code == 2 and "1 is both an index and a job's id: say id:1" in one_line_error(err)
+    assert resque.failures.count() == 3                      # nothing removed
+    code, out, _ = ctl("failed", "retry", "id:1")
+    assert code == 0 and queued(r, "mail") == [order]
+    numeric = wire.payload("MailJob", [], 42)
+    r.rpush(KEYS.failed, wire.failure_record(numeric, "RuntimeError", "boom", [], "host:1:mail", "mail"))
+    assert ctl("failed", "show", "id:42")[0] == 0
+
+
+def test_retry_remove_keeps_a_jobs_records_when_it_could_not_be_requeued(ctl, r, resque):
+    job = add_failure(r, queue="mail")
+    newest = wire.payload("MailJob", [], job["id"])
+    r.rpush(KEYS.failed, wire.failure_record(newest, "RuntimeError", "again", [], "host:1:mail", ""))
+    code, _, _ = ctl("failed", "retry", "--remove", job["id"])
+    assert code != 0                                          # the newest names no queue
+    assert resque.failures.count() == 2 and queued(r, "mail") == []
+
+
 def test_failed_retry_all_reports_undecodable_entries(ctl, r):
     good = add_failure(r)
     r.rpush(KEYS.failed, b"{not json")
