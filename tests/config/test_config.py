@@ -185,7 +185,7 @@ def test_explicit_jitter_in_defaults_is_inherited(tmp_path):
 def test_relative_paths_resolve_against_the_config_directory(tmp_path, monkeypatch):
     (tmp_path / "etc").mkdir()
     write(tmp_path / "etc", textwrap.dedent("""
-        jobs: [app/jobs.py, ../shared/more.py, /abs/jobs.py, myapp.jobs]
+        jobs: [app/jobs.py, ../common/more.py, /abs/jobs.py, myapp.jobs]
         pidfile: ../run/master
         pid_dir: workers
     """) + ONE_POOL)
@@ -193,7 +193,7 @@ def test_relative_paths_resolve_against_the_config_directory(tmp_path, monkeypat
     config = load_config("etc/pool.yml", environ={})
     etc = tmp_path / "etc"
     assert config.path == str(etc / "pool.yml")
-    assert config.jobs == (str(etc / "app" / "jobs.py"), str(tmp_path / "shared" / "more.py"),
+    assert config.jobs == (str(etc / "app" / "jobs.py"), str(tmp_path / "common" / "more.py"),
                            "/abs/jobs.py", "myapp.jobs")
     assert config.pidfile == str(tmp_path / "run" / "master")
     assert config.pid_dir == str(etc / "workers")
