@@ -267,19 +267,19 @@ class Resque:
         pipe.hgetall(self.keys.heartbeats)
         pipe.hgetall(self.keys.heartbeat_intervals)
         pipe.time()
-        *lists, members, beats, intervals, (seconds, micros) = pipe.execute()
+        # A key of another type under the pattern (someone's own) is skipped, not fatal.
+        *lists, members, beats, intervals, (seconds, micros) = pipe.execute(raise_on_error=False)
         members = {m.decode(errors="replace") for m in members}
         beats = {k.decode(errors="replace"): wire.parse_time(v) for k, v in beats.items()}
-        intervals = {k.decode(errors="replace"): v for k, v in intervals.items()}
+        intervals = {k.decode(errors="replace"): wire.parse_interval(v) for k, v in intervals.items()}
         now = seconds + micros / 1e6
         result = []
         for key, raws in zip(keys, lists):
+            if isinstance(raws, Exception):
+                continue
             worker_id, queue = self.keys.inflight_owner(key)
             beat = beats.get(worker_id)
-            try:
-                interval = float(intervals.get(worker_id) or wire.HEARTBEAT_INTERVAL)
-            except ValueError:
-                interval = wire.HEARTBEAT_INTERVAL
+            interval = intervals.get(worker_id, wire.HEARTBEAT_INTERVAL)
             beating = beat is not None and now - beat <= wire.PRUNE_BEATS * interval
             for raw in raws:
                 try:

@@ -69,14 +69,6 @@ def _looks_like_worker(pid: int) -> bool:
     return "resque" in cmdline
 
 
-def _interval(value) -> float:
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        return HEARTBEAT_INTERVAL
-    return seconds if 0 < seconds < float("inf") else HEARTBEAT_INTERVAL
-
-
 class WorkingOn:
     """A worker's working-on record (``<ns>:worker:<id>``), as Ruby, PHP
     and resqued write it."""
@@ -186,7 +178,7 @@ class Registration:
         members, beats, intervals = pipe.execute()
         now = redis_time(self.client)
         beats = {k.decode(): wire.parse_heartbeat(v) for k, v in beats.items()}
-        intervals = {k.decode(): _interval(v) for k, v in intervals.items()}
+        intervals = {k.decode(): wire.parse_interval(v) for k, v in intervals.items()}
         known = {m.decode() for m in members} | set(beats)
         pruned = []
         for worker_id in sorted(known):

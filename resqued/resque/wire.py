@@ -120,6 +120,16 @@ def heartbeat_time(ts: float) -> str:
     return _local(ts).isoformat(timespec="seconds")
 
 
+def parse_interval(value) -> float:
+    """A heartbeat interval a resqued worker published (seconds); Resque's
+    60 s for anything unreadable."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return HEARTBEAT_INTERVAL
+    return seconds if 0 < seconds < float("inf") else HEARTBEAT_INTERVAL
+
+
 def parse_heartbeat(value) -> float | None:
     if isinstance(value, bytes):
         value = value.decode(errors="replace")

@@ -668,3 +668,11 @@ def test_redis_backend_and_db_from_the_environment(redis_url, monkeypatch, capsy
 def test_connection_settings_precedence(flag, environ, expected):
     args = types.SimpleNamespace(redis=flag, namespace=None)
     assert connection_settings(args, environ) == expected
+
+
+def test_inflight_skips_a_key_of_another_type_under_its_pattern(ctl, r):
+    r.set("resque:resqued:inflight:h:1:q:q", "not a list")
+    r.rpush("resque:resqued:inflight:h:2:q:q", wire.dumps(wire.payload("MailJob", [], "a" * 32)))
+    code, out, _ = ctl("inflight", "--json")
+    assert code == 0
+    assert [entry["worker"] for entry in json.loads(out)] == ["h:2:q"]
