@@ -43,32 +43,114 @@ def import_module_or_file(spec: str):
         path = os.path.abspath(spec)
         if not os.path.isfile(path):
             raise RegistryError(f"job file {spec!r} does not exist")
-        stem = re.sub(r"\W", "_", os.path.splitext(os.path.basename(path))[0])
-        name = f"resqued_app_{stem}"
-        if name in sys.modules and getattr(sys.modules[name], "__file__", None) == path:
-            return sys.modules[name]
-        module_spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(module_spec)
-        # Its jobs are also named as a user would guess: myjobs.Hello for myjobs.py.
-        module.__resqued_name__ = os.path.splitext(os.path.basename(path))[0]
-        sys.modules[name] = module
-        try:
-            module_spec.loader.exec_module(module)
-        except Exception as exc:
-            del sys.modules[name]
-            raise RegistryError(f"job file {spec!r} failed to import: {_why(exc)}") from exc
-        return module
+        package = package_of(path)
+        clash = package and _clash(*package)
+        if package and not clash:
+            return _import_package_file(spec, path, *package)
+        return _import_lone_file(spec, path, package, clash)
     try:
         return importlib.import_module(spec)
     except ModuleNotFoundError as exc:
         if exc.name and (spec == exc.name or spec.startswith(exc.name + ".")):
+            where = (f"the directory that holds {spec.split('.')[0]}/" if "." in spec else "its directory")
             raise RegistryError(
-                f"job module {spec!r} failed to import: {_why(exc)}: is it installed, or its directory on "
-                f"PYTHONPATH? Or name the file: jobs: [path/to/{spec.split('.')[-1]}.py]"
+                f"job module {spec!r} failed to import: {_why(exc)}: is it installed, or {where} on "
+                f"PYTHONPATH? Or name the file: jobs: [path/to/{spec.replace('.', '/')}.py]"
             ) from exc
         raise RegistryError(f"job module {spec!r} failed to import: {_why(exc)}") from exc
     except Exception as exc:
         raise RegistryError(f"job module {spec!r} failed to import: {_why(exc)}") from exc
+
+
+def package_of(path: str) -> tuple[str, str] | None:
+    """For a file in a package (its directory has an ``__init__.py``): its
+    dotted module name and the directory that holds the top package, the one
+    PYTHONPATH would need (``myapp.jobs``, ``/srv/app`` for
+    ``/srv/app/myapp/jobs.py``). None for a lone file."""
+    directory, stem = os.path.split(os.path.splitext(path)[0])
+    parts = [] if stem == "__init__" else [stem]
+    while os.path.isfile(os.path.join(directory, "__init__.py")):
+        directory, name = os.path.split(directory)
+        parts.insert(0, name)
+    if not parts or parts == [stem] or not all(part.isidentifier() for part in parts):
+        return None
+    return ".".join(parts), directory
+
+
+def _clash(module_name: str, root: str) -> str | None:
+    """What else the file's top package name imports, if anything: an
+    installed copy, a standard library module. Importing the file's package
+    under that name would replace it for the whole worker, so it is not done."""
+    top = module_name.split(".")[0]
+    if top in sys.stdlib_module_names:
+        # Even when the file's package comes first on sys.path (the directory
+        # resqued started in): the worker itself needs the standard one.
+        return "a module of the standard library"
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return "a module that cannot be looked at"
+    if spec is None:
+        return None
+    here = os.path.realpath(os.path.join(root, top))
+    if any(os.path.realpath(location) == here for location in spec.submodule_search_locations or ()):
+        return None
+    return spec.origin or ", ".join(spec.submodule_search_locations or ()) or "a built-in module"
+
+
+def _import_package_file(spec: str, path: str, module_name: str, root: str):
+    """Import a file of a package as that package's module, as Python would
+    with ``root`` on PYTHONPATH, so its relative imports work: ``myapp/jobs.py``
+    is ``myapp.jobs``. sys.path is left alone (the root's other files must not
+    shadow installed modules): the top package is loaded from its file, and
+    its submodules are found through its ``__path__``."""
+    top = module_name.split(".")[0]
+    loaded = top in sys.modules
+    try:
+        if not loaded:
+            init = os.path.join(root, top, "__init__.py")
+            package_spec = importlib.util.spec_from_file_location(
+                top, init, submodule_search_locations=[os.path.dirname(init)])
+            package = importlib.util.module_from_spec(package_spec)
+            sys.modules[top] = package
+            package_spec.loader.exec_module(package)
+        module = importlib.import_module(module_name)
+        if os.path.realpath(getattr(module, "__file__", None) or "") != os.path.realpath(path):
+            raise ImportError(f"module {module_name} is already imported from {module.__file__}")
+    except Exception as exc:
+        if not loaded:
+            for name in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
+                del sys.modules[name]
+        raise RegistryError(f"job file {spec!r} failed to import (as module {module_name}): {_why(exc)}") from exc
+    # Its jobs are also named as a user would guess: jobs.Hello for myapp/jobs.py.
+    module.__resqued_name__ = module_name.rsplit(".", 1)[-1]
+    return module
+
+
+def _import_lone_file(spec: str, path: str, package: tuple[str, str] | None, clash: str | None):
+    """Import a file under a name of its own (``resqued_app_<stem>``): a lone
+    file, or one whose package name is taken (``clash``)."""
+    stem = re.sub(r"\W", "_", os.path.splitext(os.path.basename(path))[0])
+    name = f"resqued_app_{stem}"
+    if name in sys.modules and getattr(sys.modules[name], "__file__", None) == path:
+        return sys.modules[name]
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(module_spec)
+    # Its jobs are also named as a user would guess: myjobs.Hello for myjobs.py.
+    module.__resqued_name__ = os.path.splitext(os.path.basename(path))[0]
+    sys.modules[name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[name]
+        hint = ""
+        if package and isinstance(exc, ImportError):
+            top = package[0].split(".")[0]
+            hint = f": it is in package {top}, but {top} imports {clash}: rename the package"
+            if top not in sys.stdlib_module_names:
+                hint += f", or name it as a module, jobs: [{package[0]}], with {package[1]} first on PYTHONPATH"
+        raise RegistryError(f"job file {spec!r} failed to import: {_why(exc)}{hint}") from exc
+    return module
 
 
 def _why(exc: BaseException) -> str:

@@ -246,6 +246,32 @@ class TestBuildErrors:
         stem = path.stem
         assert registry.resolve(f"{stem}.Hello") is registry.resolve("Hello")
 
+    def test_a_file_in_a_package_is_its_module_and_sys_path_is_left_alone(self, tmp_path):
+        package = tmp_path / f"rq_pkg_{os.getpid()}_{next(_counter)}"
+        package.mkdir()
+        (package / "__init__.py").write_text("")
+        (package / "helpers.py").write_text("def greet():\n    return 'hi'\n")
+        (package / "jobs.py").write_text("from .helpers import greet\n\n\nclass Hello:\n"
+                                         "    def perform(self):\n        return greet()\n")
+        path_before = list(sys.path)
+        registry = JobRegistry.build([str(package / "jobs.py")])
+        assert sys.path == path_before
+        assert registry.modules == [f"{package.name}.jobs"]
+        assert registry.resolve(f"{package.name}.jobs.Hello") is registry.resolve("jobs.Hello") \
+            is registry.resolve("Hello") is sys.modules[f"{package.name}.jobs"].Hello
+        assert JobRegistry.build([str(package / "jobs.py")]).resolve("Hello") is registry.resolve("Hello")
+
+    def test_a_package_file_that_fails_to_import_leaves_no_module_behind(self, tmp_path):
+        package = tmp_path / f"rq_pkg_{os.getpid()}_{next(_counter)}"
+        package.mkdir()
+        (package / "__init__.py").write_text("")
+        (package / "jobs.py").write_text("from .missing import nothing\n")
+        before = set(sys.modules)
+        with pytest.raises(RegistryError, match=rf"failed to import \(as module {package.name}\.jobs\): "
+                                                rf"ModuleNotFoundError: No module named '{package.name}\.missing'"):
+            JobRegistry.build([str(package / "jobs.py")])
+        assert set(sys.modules) == before
+
 
 # -- aliases -----------------------------------------------------------------------
 
