@@ -167,13 +167,15 @@ class JobRegistry:
         self._dotted: dict[str, object] = {}
         self._bare: dict[str, object] = {}
         self._aliases: dict[str, object] = {}
-        self.modules: list[str] = []
+        self.modules: list[str] = []   # module names
+        self.entries: list[str] = []   # as jobs: names them (a module, or a file's path), for messages
 
     @classmethod
     def build(cls, modules=(), aliases=None) -> "JobRegistry":
         registry = cls()
         for spec in modules:
             registry.add_module(import_module_or_file(spec))
+            registry.entries.append(spec)
         for name, target in (aliases or {}).items():
             registry.add_alias(name, target)
         return registry
@@ -215,7 +217,7 @@ class JobRegistry:
             if obj is not None:
                 return obj
         raise UnknownJob(f"job class {_shown(name)} is not allowed: it is neither an alias nor a job "
-                         f"defined in the job modules ({', '.join(self.modules) or 'none listed'})")
+                         f"defined in the job modules ({', '.join(self.entries) or 'none listed'})")
 
     def targets(self) -> list:
         """Every job class or function the table can resolve to."""
@@ -228,7 +230,9 @@ class JobRegistry:
 
 def _shown(name: str, limit: int = 200) -> str:
     """The name as an error message shows it: quoted, and cut short, since a
-    payload can name a class of any length (the failure entry keeps it whole)."""
-    if len(name) <= limit:
-        return repr(name)
-    return f"{name[:limit]!r}… ({len(name)} characters)"
+    payload can name a class of any length (the failure entry keeps it whole).
+    A PHP name keeps its single backslashes, which repr would double; only
+    characters that cannot be printed, such as a newline that would forge a
+    log line, are escaped."""
+    shown = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in name[:limit])
+    return f"'{shown}'" if len(name) <= limit else f"'{shown}'… ({len(name)} characters)"

@@ -256,7 +256,7 @@ class TestBuildErrors:
         path_before = list(sys.path)
         registry = JobRegistry.build([str(package / "jobs.py")])
         assert sys.path == path_before
-        assert registry.modules == [f"{package.name}.jobs"]
+        assert registry.modules == [f"{package.name}.jobs"] and registry.entries == [str(package / "jobs.py")]
         assert registry.resolve(f"{package.name}.jobs.Hello") is registry.resolve("jobs.Hello") \
             is registry.resolve("Hello") is sys.modules[f"{package.name}.jobs"].Hello
         assert JobRegistry.build([str(package / "jobs.py")]).resolve("Hello") is registry.resolve("Hello")

@@ -57,6 +57,9 @@ def test_a_file_in_a_package_runs_with_its_relative_imports(procs, redis_url, r,
     wait_log(r, "mail:", 3)
     assert log_entries(r) == [f"mail:{to}:{package_name}.sub.mail" for to in "abc"]
     assert failures(r) == []
+    resque.enqueue("default", "NoSuchJob")
+    wait_until(lambda: r.llen("resque:failed") == 1, message="a failure")
+    assert failures(r)[0]["error"].endswith(f"defined in the job modules ({path})")
     stop(proc)
 
 

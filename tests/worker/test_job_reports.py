@@ -1,0 +1,33 @@
+"""What a worker says about a job, run for real: the failure record of a PHP
+class name that is not allowed."""
+
+import json
+
+import pytest
+
+from conftest import JOBS_FILE, log_text, stop, wait_until
+from helpers import failures, wait_registered
+
+# Forking (the default) and inline: both paths report a job the same way.
+MODES = {"fork": {}, "inline": {"FORK_PER_JOB": "false"}}
+
+
+@pytest.fixture(params=sorted(MODES))
+def worker(request, procs, redis_url, r):
+    proc = procs.resqued(redis_url, extra_env=MODES[request.param])
+    wait_registered(r, proc)
+    yield proc
+    stop(proc)
+
+
+def test_an_unknown_php_class_is_shown_as_written(worker, r):
+    r.rpush("resque:queue:default", json.dumps({"class": "App\\Jobs\\Mail", "args": [{}], "id": "php1"}))
+    wait_until(lambda: r.llen("resque:failed") == 1, message="a failure")
+    [entry] = failures(r)
+    assert entry["exception"] == "resqued.UnknownJob"
+    assert entry["payload"]["class"] == "App\\Jobs\\Mail"
+    expected = (f"job class 'App\\Jobs\\Mail' is not allowed: it is neither an alias nor a job defined in "
+                f"the job modules ({JOBS_FILE})")
+    assert entry["error"] == expected
+    wait_until(lambda: f"job php1 on default refused: {expected}" in log_text(worker), message="the log line")
+    assert "\\\\" not in log_text(worker) and "resqued_app_" not in log_text(worker)
