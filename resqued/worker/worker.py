@@ -326,6 +326,7 @@ class Worker:
             log.error("worker %s: job %s on %s refused: %s", self.id, job.label, queue, exc)  # exc names the class
             self._record(queue, raw, payload, Failure(UNKNOWN_JOB, str(exc)))
             return
+        log.info("job %s %s on %s started", job.label, job.job_class, queue)
         started = time.monotonic()
         failure, skipped = self.execution.run(job, target)
         elapsed = (time.monotonic() - started) * 1000

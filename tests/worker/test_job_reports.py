@@ -1,5 +1,5 @@
-"""What a worker says about a job, run for real: the failure record of a PHP
-class name that is not allowed."""
+"""What a worker says about a job, run for real: the log line as it starts,
+the failure record of a PHP class name that is not allowed."""
 
 import json
 
@@ -18,6 +18,15 @@ def worker(request, procs, redis_url, r):
     wait_registered(r, proc)
     yield proc
     stop(proc)
+
+
+def test_a_job_start_is_logged_before_its_end(worker, resque, r):
+    job_id = resque.enqueue_call("default", "RubyJob", 2, 3)
+    started, done = f"job {job_id} RubyJob on default started", f"job {job_id} RubyJob on default done in "
+    wait_until(lambda: done in log_text(worker), message="the job's end line")
+    text = log_text(worker)
+    assert started in text and text.index(started) < text.index(done)
+    assert text.count(started) == 1
 
 
 def test_an_unknown_php_class_is_shown_as_written(worker, r):
