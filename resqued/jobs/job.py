@@ -108,7 +108,7 @@ def perform(job: Job, target) -> bool:
         if inspect.isclass(target):
             _perform_class(job, target)
         else:
-            target(*job.args)
+            _call(target, job.args)
     except events.DontPerform:
         return False
     events.trigger("afterPerform", job)
@@ -131,10 +131,23 @@ def _perform_class(job: Job, cls) -> None:
     if set_up is not None:
         set_up()
     try:
-        perform_method(*call_args)
+        _call(perform_method, call_args)
     finally:
         if tear_down is not None:
             tear_down()
+
+
+def _call(func, args) -> None:
+    try:
+        func(*args)
+    except TypeError as exc:
+        if exc.__traceback__.tb_next is None:
+            # Raised by the call itself (the arguments do not fit the
+            # signature): no frame of the job's code is in the traceback, so
+            # backtrace() names where the function is defined, as Ruby's
+            # ArgumentError names the method.
+            exc.__resqued_callee__ = func
+        raise
 
 
 def _is_static(cls) -> bool:
@@ -154,7 +167,17 @@ def exception_name(exc: BaseException) -> str:
 def backtrace(exc: BaseException) -> list[str]:
     """The frames of the job's own code, innermost last, in Resque's
     ``file:line:in `name'`` form (resqued's frames are left out, as Resque
-    leaves out its own)."""
+    leaves out its own). An exception with none of them (perform called with
+    the wrong arguments) keeps its innermost frame, the call, and where the
+    function called is defined, rather than an empty backtrace."""
     frames = traceback.extract_tb(exc.__traceback__)
-    return [f"{f.filename}:{f.lineno}:in `{f.name}'" for f in frames
-            if not os.path.abspath(f.filename).startswith(_OWN_DIR + os.sep)]
+    lines = [f"{f.filename}:{f.lineno}:in `{f.name}'" for f in frames
+             if not os.path.abspath(f.filename).startswith(_OWN_DIR + os.sep)]
+    if lines or not frames:
+        return lines
+    lines = [f"{frames[-1].filename}:{frames[-1].lineno}:in `{frames[-1].name}'"]
+    callee = getattr(exc, "__resqued_callee__", None)
+    code = getattr(getattr(callee, "__func__", callee), "__code__", None)   # a bound method's function
+    if code is not None:
+        lines.append(f"{code.co_filename}:{code.co_firstlineno}:in `{code.co_name}'")
+    return lines

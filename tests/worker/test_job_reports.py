@@ -1,7 +1,9 @@
 """What a worker says about a job, run for real: the log line as it starts,
-the failure record of a PHP class name that is not allowed."""
+the failure record of a perform called with the wrong arguments, and of a
+PHP class name that is not allowed."""
 
 import json
+import re
 
 import pytest
 
@@ -27,6 +29,20 @@ def test_a_job_start_is_logged_before_its_end(worker, resque, r):
     text = log_text(worker)
     assert started in text and text.index(started) < text.index(done)
     assert text.count(started) == 1
+
+
+def test_perform_called_with_the_wrong_arguments_has_a_backtrace(worker, resque, r):
+    # RubyJob.perform(a, b), enqueued php-style: one argument.
+    resque.enqueue("default", "RubyJob", {"to": "ada@example.com"})
+    wait_until(lambda: r.llen("resque:failed") == 1, message="a failure")
+    [entry] = failures(r)
+    assert entry["exception"] == "TypeError" and "missing 1 required positional argument" in entry["error"]
+    call, defined = entry["backtrace"]
+    assert re.fullmatch(r".*/resqued/jobs/job\.py:\d+:in `_call'", call), call
+    source = open(JOBS_FILE).read().splitlines()
+    # Where perform is defined: its first line, the @staticmethod above the def.
+    line = next(n for n, text in enumerate(source, 1) if text.startswith("class RubyJob")) + 1
+    assert defined == f"{JOBS_FILE}:{line}:in `perform'"
 
 
 def test_an_unknown_php_class_is_shown_as_written(worker, r):
