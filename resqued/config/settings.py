@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from resqued.config import checks
 from resqued.resque.outcome import DEFAULT_MAX_LOST, ON_LOST
-from resqued.resque.wire import HEARTBEAT_INTERVAL
+from resqued.resque.wire import HEARTBEAT_INTERVAL, MIN_HEARTBEAT_INTERVAL
 
 REQUIRED = object()     # no default: pool.yml (or env mode) must set it
 SAME = object()         # env mode's default is pool.yml's
@@ -81,9 +81,10 @@ SETTINGS = (
             pool=True, env="INTERVAL", flag="--interval", doc_type="seconds, >= 0"),
     Setting("shutdown_timeout", checks.seconds(0.0, above=True), 30.0,
             "seconds a bounded stop (TERM) waits for running jobs before killing them", doc_type="seconds, > 0"),
-    Setting("heartbeat_interval", checks.seconds(0.0, above=True, maximum=MAX_HEARTBEAT_INTERVAL),
+    Setting("heartbeat_interval", checks.seconds(MIN_HEARTBEAT_INTERVAL, maximum=MAX_HEARTBEAT_INTERVAL),
             HEARTBEAT_INTERVAL, "seconds between heartbeats; a worker is pruned after 5 missed",
-            env="RESQUED_HEARTBEAT_INTERVAL", doc_type=f"seconds, > 0 and <= {MAX_HEARTBEAT_INTERVAL:g}"),
+            env="RESQUED_HEARTBEAT_INTERVAL",
+            doc_type=f"seconds, >= {MIN_HEARTBEAT_INTERVAL:g} and <= {MAX_HEARTBEAT_INTERVAL:g}"),
     Setting("term_timeout", checks.seconds(0.0), 4.0,
             "seconds a job child has after TERM before KILL", env="RESQUE_TERM_TIMEOUT", doc_type="seconds, >= 0"),
     # -- lost jobs -----------------------------------------------------------

@@ -35,6 +35,9 @@ STATUS_TTL = 86400
 # than five intervals (its prune_interval).
 HEARTBEAT_INTERVAL = 60.0
 PRUNE_BEATS = 5
+# The shortest heartbeat interval resqued takes: below it a worker busy for a
+# moment (a fork, a slow Redis call) misses five beats and is pruned alive.
+MIN_HEARTBEAT_INTERVAL = 1.0
 
 
 def dumps(value, *, allow_nan: bool = True) -> str:
@@ -122,12 +125,13 @@ def heartbeat_time(ts: float) -> str:
 
 def parse_interval(value) -> float:
     """A heartbeat interval a resqued worker published (seconds); Resque's
-    60 s for anything unreadable."""
+    60 s for anything unreadable, and at least MIN_HEARTBEAT_INTERVAL (an
+    older resqued took less, and would be pruned alive)."""
     try:
         seconds = float(value)
     except (TypeError, ValueError):
         return HEARTBEAT_INTERVAL
-    return seconds if 0 < seconds < float("inf") else HEARTBEAT_INTERVAL
+    return max(seconds, MIN_HEARTBEAT_INTERVAL) if 0 < seconds < float("inf") else HEARTBEAT_INTERVAL
 
 
 def parse_heartbeat(value) -> float | None:

@@ -333,7 +333,9 @@ BAD = [
     ("interval: -1\n" + ONE_POOL, 1, "interval", "must be at least 0, got -1"),
     ("interval: .nan\n" + ONE_POOL, 1, "interval", "expected a finite number of seconds"),
     ("shutdown_timeout: 0\n" + ONE_POOL, 1, "shutdown_timeout", "must be greater than 0, got 0"),
-    ("heartbeat_interval: 0\n" + ONE_POOL, 1, "heartbeat_interval", "must be greater than 0"),
+    ("heartbeat_interval: 0\n" + ONE_POOL, 1, "heartbeat_interval", "must be at least 1, got 0"),
+    # Workers beating every microsecond prune each other as they start.
+    ("heartbeat_interval: 0.000001\n" + ONE_POOL, 1, "heartbeat_interval", "must be at least 1, got 1e-06"),
     ("heartbeat_interval: 301\n" + ONE_POOL, 1, "heartbeat_interval", "must be at most 150, got 301"),
     ("term_timeout: '4'\n" + ONE_POOL, 1, "term_timeout", "expected a number of seconds, got a string ('4')"),
     ("jobs: {a: 1}\n" + ONE_POOL, 1, "jobs", "expected a module, a .py file or a list of them, got a mapping"),
@@ -679,6 +681,7 @@ def test_env_mode_flags_beat_variables_and_switches_turn_off():
     ({"QUEUE": "a", "COUNT": "0"}, "COUNT: must be at least 1, got 0"),
     ({"QUEUE": "a", "INTERVAL": "-1"}, "INTERVAL: must be at least 0, got -1"),
     ({"QUEUE": "a", "RESQUED_HEARTBEAT_INTERVAL": "301"}, "RESQUED_HEARTBEAT_INTERVAL: must be at most 150, got 301"),
+    ({"QUEUE": "a", "RESQUED_HEARTBEAT_INTERVAL": "0.5"}, "RESQUED_HEARTBEAT_INTERVAL: must be at least 1, got 0.5"),
     ({"QUEUE": "a", "MAX_JOBS": "0"}, "MAX_JOBS: must be at least 1, got 0"),
     ({"QUEUE": "a", "APP_INCLUDE": "not a module"}, "APP_INCLUDE: 'not a module' is neither a Python module name"),
 ])

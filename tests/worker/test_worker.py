@@ -288,7 +288,7 @@ def test_prunes_by_expired_heartbeat_on_any_host(procs, redis_url, r):
 
 
 def test_heartbeat_beats_while_a_job_runs(procs, redis_url, resque, r):
-    proc = procs.resqued(redis_url, extra_env={"RESQUED_HEARTBEAT_INTERVAL": "0.5"})
+    proc = procs.resqued(redis_url, extra_env={"RESQUED_HEARTBEAT_INTERVAL": "1"})   # the shortest allowed
     wid = wait_registered(r, proc)
     resque.enqueue("default", "Slow")
     job_child_pid(r)
@@ -301,7 +301,7 @@ def test_heartbeat_beats_while_a_job_runs(procs, redis_url, resque, r):
 def test_unknown_setting_values_exit_78(procs, redis_url):
     for env in ({"COUNT": "zero"}, {"INTERVAL": "-1"}, {"QUEUE": ""}, {"QUEUE": "a b"},
                 {"REDIS_BACKEND": "http://x"}, {"APP_INCLUDE": "/no/such/jobs.py"},
-                {"APP_INCLUDE": ""}, {"APP_INCLUDE": "", "COUNT": "2"}):
+                {"APP_INCLUDE": ""}, {"APP_INCLUDE": "", "COUNT": "2"}, {"RESQUED_HEARTBEAT_INTERVAL": "0.5"}):
         proc = procs.resqued(redis_url, extra_env=env)
         assert proc.wait(15) == 78, (env, log_text(proc))
         out = log_text(proc).strip()
