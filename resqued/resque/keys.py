@@ -39,6 +39,9 @@ class Keys:
         # worker id -> Redis time it was first seen unregistered and silent
         # (presence.py settles its in-flight lists five intervals later).
         self.vanished = p + "resqued:vanished"
+        # Whose turn it is to settle dead resqued workers' lists; Resque's
+        # own prune lock may be held for a minute by a 60 s worker.
+        self.settle_lock = p + "resqued:settle_lock"
         self._inflight_prefix = p + "resqued:inflight:"
         # worker id -> when it paused (UTC ISO 8601), while a resqued worker
         # takes no jobs: the master's pause, USR2 or pause-all-workers.

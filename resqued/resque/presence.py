@@ -3,29 +3,35 @@ unregistration, and pruning the registrations of workers that died.
 
 resque-web lists what is in ``workers``; Ruby workers prune any registration
 whose heartbeat is over 5 minutes old. So we beat (every 60 s by default) and
-prune as Ruby does — at start and then once per heartbeat interval, by
-whichever worker takes Ruby's prune lock — but a dead resqued worker's
-in-flight job is recovered (requeued, or failed per on_lost), and a dead
-foreign worker's job is recorded as failed (Ruby loses it when the heartbeat
-is missing, php-resque always loses it) unless its status says it finished.
+prune at start and then once per heartbeat interval, but a dead resqued
+worker's in-flight job is recovered (requeued, or failed per on_lost), and a
+dead foreign worker's job is recorded as failed (Ruby loses it when the
+heartbeat is missing, php-resque always loses it) unless its status says it
+finished.
 
 Each worker is judged by its own heartbeat: resqued workers publish their
 interval (in resqued's own hash), and any other worker is judged by Resque's
 60 s, so a short ``heartbeat_interval`` here never prunes a live Ruby worker.
-Ruby's pruners know nothing of in-flight lists, so a prune also settles the
-lists of resqued workers that stayed unregistered and silent for five of
-their intervals.
+On this host a worker whose pid is still a worker is never pruned, whatever
+its heartbeat: it is stopped, not dead, and its job still runs.
+
+Two turns, two locks. Foreign workers are pruned under Ruby's prune lock, as
+Ruby prunes. Dead resqued workers are settled under resqued's own lock, which
+no pruner holds for longer than the shortest interval among resqued pruners:
+Ruby's lock may be held for a minute by any 60 s worker, which would hold a
+short-interval fleet's recovery up by as much. Ruby's pruners know nothing of
+in-flight lists, so the resqued turn also settles the lists of resqued workers
+that stayed unregistered and silent for five of their intervals.
 """
 
 import json
 import logging
 import time
 
-import psutil
-
 import redis
 
 from resqued.resque import wire
+from resqued.resque.localpids import LocalPid
 from resqued.resque.wire import HEARTBEAT_INTERVAL, PRUNE_BEATS
 from resqued.resque.outcome import DIRTY_EXIT, PRUNED_DIRTY_EXIT, Failure, add_outcome
 
@@ -58,15 +64,30 @@ def unregister_commands(pipe, keys, worker_id: str) -> None:
     pipe.hdel(keys.paused_workers, worker_id)
 
 
-def _looks_like_worker(pid: int) -> bool:
-    """Is ``pid`` a live process that is a Resque worker of some kind?"""
-    try:
-        cmdline = " ".join(psutil.Process(pid).cmdline())
-    except (psutil.NoSuchProcess, psutil.ZombieProcess):
-        return False
-    except psutil.AccessDenied:
-        return True
-    return "resque" in cmdline
+# KEYS: resqued's settle lock. ARGV: the pruner's id, its heartbeat interval (ms).
+# Taken unless a pruner with an interval no longer than ours holds it: a slow
+# pruner's turn is cut short by a faster one, never the reverse.
+_TAKE_SETTLE_TURN = """
+local left = redis.call('PTTL', KEYS[1])
+if left >= 0 and left <= tonumber(ARGV[2]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
+
+def pid_owners(worker_ids, hostname: str, beats: dict) -> dict:
+    """pid -> the id of the registration on this host that owns it. Two
+    registrations that claim one pid (a dead worker's pid taken by a new
+    worker with other queues, after a reboot say) give it to the one that
+    beat last: the other is dead, whatever the process table says."""
+    owners = {}
+    for worker_id in sorted(worker_ids):
+        host, pid, _ = split_worker_id(worker_id)
+        if host == hostname and pid is not None:
+            rival = owners.get(pid)
+            if rival is None or (beats.get(worker_id) or 0) > (beats.get(rival) or 0):
+                owners[pid] = worker_id
+    return owners
 
 
 class WorkingOn:
@@ -112,6 +133,8 @@ class Registration:
         self.last_beat = 0.0
         self.recovery = recovery
         self.marked_paused = False   # our entry in <ns>:resqued:paused (mark_paused)
+        self._take_settle_turn = client.register_script(_TAKE_SETTLE_TURN)
+        self._stopped_noted = set()   # stale workers left alone, warned about once (_note_stopped)
 
     def register(self, recover_own: bool = True) -> None:
         """``recover_own``: settle what a dead worker with our id left in our
@@ -134,11 +157,16 @@ class Registration:
         self.marked_paused = False
 
     def prune_if_due(self) -> None:
-        """Prune, if no worker (ours or Ruby's) has in the last minute."""
-        # Ruby holds the lock 60 s; a shorter heartbeat prunes (and recovers) sooner.
+        """Prune, if no other worker has lately: dead resqued workers if it
+        is our turn under resqued's lock, foreign ones if Ruby's lock is
+        free (see the module's docstring)."""
+        turn_ms = max(1000, int(self.heartbeat_interval * 1000))
+        resqued = bool(self._take_settle_turn(keys=[self.keys.settle_lock], args=[self.worker_id, turn_ms]))
+        # Ruby holds its lock 60 s; a shorter heartbeat prunes foreign workers sooner.
         seconds = max(1, int(min(PRUNE_LOCK_SECONDS, self.heartbeat_interval)))
-        if self.client.set(self.keys.prune_lock, self.worker_id, nx=True, ex=seconds):
-            self.prune_dead_workers()
+        foreign = bool(self.client.set(self.keys.prune_lock, self.worker_id, nx=True, ex=seconds))
+        if resqued or foreign:
+            self.prune_dead_workers(resqued=resqued, foreign=foreign)
 
     def heartbeat(self) -> None:
         now = redis_time(self.client)
@@ -165,12 +193,15 @@ class Registration:
         unregister_commands(pipe, self.keys, self.worker_id)
         pipe.execute()
 
-    def prune_dead_workers(self) -> list[str]:
+    def prune_dead_workers(self, resqued: bool = True, foreign: bool = True) -> list[str]:
         """Unregister workers that are gone, and settle what they held:
-        a heartbeat older than five of *its own* intervals (any host; a
-        worker that publishes none, Ruby's or PHP's, is judged by Resque's
-        60 s, as Ruby judges it), or on this host a pid that is no worker
-        any more; then in-flight lists that no worker owns any more."""
+        ``resqued`` workers (those that publish an interval) and/or
+        ``foreign`` ones (Ruby's, PHP's). Gone is a heartbeat older than
+        five of *its own* intervals (any host; Resque's 60 s for a worker
+        that publishes none, as Ruby judges it), unless on this host its
+        pid is still a worker; or on this host a pid that is no worker any
+        more. The resqued turn then settles in-flight lists that no worker
+        owns any more."""
         pipe = self.client.pipeline(transaction=True)   # one consistent view
         pipe.smembers(self.keys.workers)
         pipe.hgetall(self.keys.heartbeats)
@@ -180,33 +211,40 @@ class Registration:
         beats = {k.decode(): wire.parse_heartbeat(v) for k, v in beats.items()}
         intervals = {k.decode(): wire.parse_interval(v) for k, v in intervals.items()}
         known = {m.decode() for m in members} | set(beats)
+        owners = pid_owners(known, self.hostname, beats)
         pruned = []
         for worker_id in sorted(known):
-            if worker_id == self.worker_id:
+            if worker_id == self.worker_id or not (resqued if worker_id in intervals else foreign):
                 continue
             host, pid, _ = split_worker_id(worker_id)
+            local = LocalPid(pid) if host == self.hostname and pid is not None else None
             beat = beats.get(worker_id)
             prune_age = PRUNE_BEATS * intervals.get(worker_id, HEARTBEAT_INTERVAL)
             if beat is not None and now - beat > prune_age:
-                reason = Failure(PRUNED_DIRTY_EXIT, f"Worker {worker_id} did not gracefully exit while processing {{class}}")
-            elif host == self.hostname and pid is not None and not _looks_like_worker(pid):
+                if local is not None and local.titled_worker() and owners.get(pid) == worker_id:
+                    self._note_stopped(worker_id, now - beat)
+                    continue
+                reason = Failure(PRUNED_DIRTY_EXIT,
+                                 f"Worker {worker_id} did not gracefully exit while processing {{class}}")
+            elif local is not None and local.no_worker():
                 reason = Failure(DIRTY_EXIT, "Job still being processed")
             else:
                 continue
             self._prune(worker_id, reason)
             pruned.append(worker_id)
-        if self.recovery is not None:
-            pruned += self._settle_vanished(known, intervals, now)
+        if resqued and self.recovery is not None:
+            pruned += self._settle_vanished(known, intervals, owners, now)
         return pruned
 
-    def _settle_vanished(self, known: set[str], intervals: dict, now: float) -> list[str]:
+    def _settle_vanished(self, known: set[str], intervals: dict, owners: dict, now: float) -> list[str]:
         """Settle the in-flight lists of resqued workers that are neither
         registered nor beating: a Ruby worker pruned them (Ruby knows nothing
         of these lists), and they published an interval, so they are found
         without scanning the keyspace. A worker so is first noted (Redis
         time, in <ns>:resqued:vanished); its lists are settled once it has
         stayed so for five of its intervals. A live worker beats again
-        within one interval, so a live worker's job is never requeued."""
+        within one interval, so a live worker's job is never requeued; nor
+        is that of one stopped on this host (Ruby prunes it after 300 s)."""
         try:
             noted = {k.decode(): float(v) for k, v in self.client.hgetall(self.keys.vanished).items()}
             back = [worker_id for worker_id in noted if worker_id in known]
@@ -218,7 +256,7 @@ class Registration:
                     continue
                 if worker_id not in noted:
                     self.client.hsetnx(self.keys.vanished, worker_id, repr(now))
-                elif now - noted[worker_id] > PRUNE_BEATS * interval:
+                elif now - noted[worker_id] > PRUNE_BEATS * interval and not self._stopped_here(worker_id, owners):
                     self.recovery.recover(worker_id, f"worker {worker_id} vanished (unregistered by another "
                                           "pruner, and no heartbeat since) while processing it")
                     pipe = self.client.pipeline(transaction=False)
@@ -230,6 +268,21 @@ class Registration:
         except redis.ResponseError as exc:   # an ACL that refuses one of these: say so, go on
             log.warning("cannot look for the in-flight jobs of vanished workers: %s", exc)
             return []
+
+    def _note_stopped(self, worker_id: str, silent: float) -> None:
+        # Once per worker: a hung worker (not merely paused) needs a person,
+        # and this pruner will not recover its job.
+        if worker_id not in self._stopped_noted:
+            self._stopped_noted.add(worker_id)
+            log.warning("worker %s: no heartbeat for %.0f s, but its process lives on this host (stopped?): "
+                        "not pruned, its job left to it", worker_id, silent)
+
+    def _stopped_here(self, worker_id: str, owners: dict) -> bool:
+        """Is an unregistered worker's pid, on this host, still a worker
+        that no registered one owns (so: that worker, stopped)?"""
+        host, pid, _ = split_worker_id(worker_id)
+        return (host == self.hostname and pid is not None and pid not in owners
+                and LocalPid(pid).titled_worker())
 
     def _prune(self, worker_id: str, reason: Failure) -> None:
         why = f"worker {worker_id} died while processing it"

@@ -13,6 +13,7 @@ from conftest import log_text, stop, wait_until
 from helpers import failures, log_entries, pid_gone, title, wait_log, wait_registered, worker_id
 from redis_server import RedisServer
 from resqued import Resque
+from resqued.resque import wire
 from resqued.resque.recovery import Recovery
 
 
@@ -334,3 +335,40 @@ def test_a_worker_names_its_connections_after_its_id(procs, redis_url, r):
     wid = wait_registered(r, proc, "a,b")
     wait_until(lambda: any(c.get("name") == wid for c in r.client_list()), message="a named connection")
     stop(proc)
+
+
+def test_a_stopped_worker_is_not_pruned_by_its_neighbour_and_runs_its_job_once(procs, redis_url, r, resque,
+                                                                              tmp_path):
+    """SIGSTOP (as a long GC pause or a frozen VM) for longer than five
+    heartbeats: a neighbour on the same host sees the pid is still a
+    worker, so it neither prunes it nor requeues its job; continued, the
+    worker records the job, once."""
+    fast = {"RESQUED_HEARTBEAT_INTERVAL": "1"}
+    stopped = procs.resqued(redis_url, queue="slow", extra_env=fast)
+    wid = wait_registered(r, stopped, queues="slow")
+    mark = tmp_path / "job"
+    job_id = resque.enqueue("slow", "FileSleep", {"path": str(mark), "seconds": 2}, track_status=True)
+    wait_until(lambda: (tmp_path / "job.started").exists(), message="the job to start")
+    os.kill(stopped.pid, signal.SIGSTOP)
+    try:
+        # Serves the same queue: a requeued job would run again here, at once.
+        neighbour = procs.resqued(redis_url, queue="slow", extra_env=fast)
+        wait_registered(r, neighbour, queues="slow")
+
+        def beat_age():
+            seconds, micros = r.time()
+            beat = r.hget("resque:workers:heartbeat", wid)
+            return float("inf") if beat is None else seconds + micros / 1e6 - wire.parse_heartbeat(beat)
+        # Eight of its beats missed, with the neighbour pruning every second.
+        wait_until(lambda: beat_age() > 8, timeout=20, message="the stopped worker's beat to go stale")
+        assert r.sismember("resque:workers", wid), "a live worker was pruned"
+        assert f"worker {wid}: no heartbeat for" in log_text(neighbour)   # said once, for a person to look
+        assert len(inflight(r, wid, "slow")) == 1 and r.llen("resque:queue:slow") == 0
+        assert inflight(r, worker_id(neighbour, "slow"), "slow") == []
+    finally:
+        os.kill(stopped.pid, signal.SIGCONT)
+    wait_until(lambda: resque.status(job_id)["code"] == wire.STATUS_COMPLETE, message="the job's outcome")
+    assert r.get("resque:stat:processed") == b"1" and failures(r) == []
+    assert inflight(r, wid, "slow") == [] and (tmp_path / "job.done").exists()
+    stop(neighbour)
+    stop(stopped)

@@ -257,3 +257,71 @@ def test_a_new_worker_with_a_dead_workers_id_does_not_adopt_its_list(procs, redi
     log = proc.log_path.read_text()
     assert f"job {'b' * 32} of {wid} from queue parked requeued at the head of its queue" in log
     stop(proc)
+
+
+# -- a live worker on this host is never pruned; recovery does not wait on Ruby's lock --
+
+def test_a_dead_resqued_workers_job_is_recovered_while_ruby_holds_the_prune_lock(procs, redis_url, resque, r):
+    """A Ruby worker (or a resqued one beating every 60 s) holds
+    pruning_dead_workers_in_progress for 60 s; a 1 s fleet beside it still
+    recovers a dead worker's job within five of that worker's beats."""
+    dead = "elsewhere:4242:default"
+    register_foreign(r, dead, beat_age=2)
+    r.hset(INTERVALS, dead, "1.0")
+    r.rpush(f"resque:resqued:inflight:{dead}:default",
+            json.dumps({"class": "PhpJob", "args": [{"tag": "stranded"}], "id": "s1"}))
+    ruby = "rubyhost:77:default"
+    r.set("resque:pruning_dead_workers_in_progress", ruby, ex=60, nx=True)   # Ruby's prune lock, as Ruby takes it
+    proc = procs.resqued(redis_url, extra_env={"RESQUED_HEARTBEAT_INTERVAL": "1"})
+    wait_registered(r, proc)
+    # Stale 3 s from now, then settled within the next of our beats: far from 60 s.
+    wait_log(r, "perform:stranded:", timeout=12)
+    assert not r.sismember("resque:workers", dead) and not r.exists(f"resque:resqued:inflight:{dead}:default")
+    assert failures(r) == []
+    assert r.get("resque:pruning_dead_workers_in_progress") == ruby.encode()   # Ruby's lock left alone
+    stop(proc)
+
+
+def test_a_recycled_pid_that_only_mentions_resque_does_not_keep_a_dead_worker(procs, redis_url, r):
+    """The pid of a dead resqued worker now belongs to a process whose command
+    line mentions resque but is no worker (a tail of a log): its stale
+    heartbeat prunes it, and its job is recovered."""
+    tail = foreign_process(procs, title="tail -f /var/log/resque.log")
+    dead = f"{HOST}:{tail.pid}:default"
+    register_foreign(r, dead, beat_age=10)
+    r.hset(INTERVALS, dead, "1.0")
+    r.rpush(f"resque:resqued:inflight:{dead}:default",
+            json.dumps({"class": "PhpJob", "args": [{"tag": "recycled"}], "id": "r1"}))
+    proc = procs.resqued(redis_url, extra_env={"RESQUED_HEARTBEAT_INTERVAL": "1"})
+    wait_registered(r, proc)
+    wait_log(r, "perform:recycled:")
+    assert not r.sismember("resque:workers", dead)
+    stop(proc)
+
+
+def test_a_stopped_worker_that_ruby_pruned_keeps_its_job(procs, redis_url, resque, r, tmp_path):
+    """Ruby prunes by heartbeat on any host, so a worker stopped for 300 s is
+    unregistered by it; a resqued neighbour on the stopped worker's host does
+    not settle its list, however long it stays silent."""
+    fast = {"RESQUED_HEARTBEAT_INTERVAL": "1"}
+    first = procs.resqued(redis_url, queue="slow", extra_env=fast)
+    stopped = wait_registered(r, first, queues="slow")
+    mark = tmp_path / "job"
+    job_id = resque.enqueue("slow", "FileSleep", {"path": str(mark), "seconds": 2}, track_status=True)
+    wait_until(lambda: (tmp_path / "job.started").exists(), message="the job to start")
+    os.kill(first.pid, signal.SIGSTOP)
+    try:
+        ruby_prune(r, stopped)
+        neighbour = procs.resqued(redis_url, queue="slow", extra_env=fast)
+        wait_registered(r, neighbour, queues="slow")
+        # Noted as vanished at the neighbour's first prune; it would be settled 5 s later.
+        wait_until(lambda: r.hexists("resque:resqued:vanished", stopped), message="the silent worker noted")
+        noted = float(r.hget("resque:resqued:vanished", stopped))
+        wait_until(lambda: redis_now(r) - noted > 8, timeout=15, message="eight of its beats")
+        assert r.llen(f"resque:resqued:inflight:{stopped}:slow") == 1 and r.llen("resque:queue:slow") == 0
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
+    wait_until(lambda: resque.status(job_id)["code"] == wire.STATUS_COMPLETE, message="the job's outcome")
+    assert r.get("resque:stat:processed") == b"1"
+    stop(neighbour)
+    stop(first)
