@@ -343,7 +343,8 @@ class Master:
             worker_id = f"{self.hostname}:{child.pid}:{child.pool.name}"
             self.lost.add(worker_id, f"worker {worker_id} died ({how}) while processing it", child.recovery)
         pool = self.pools.get(child.pool.name)
-        verdict = judge_exit(code, stopping=child.stopping or pool is None, ready=child.ready)
+        verdict = judge_exit(code, stopping=child.stopping or pool is None, ready=child.ready,
+                             uptime=time.monotonic() - child.started)
         if verdict is Exit.STOPPED:
             log.info("worker %d (%s) stopped (%s)", child.pid, child.pool.name, how)
             return

@@ -21,6 +21,7 @@ from resqued.master import workerprocess
 from resqued.process.signals import exit_on_parent_death
 from resqued.process.title import set_raw_title, set_title
 from resqued.redisio.connection import connect
+from resqued.redisio.refusals import describe, is_outage
 from resqued.resque.client import Resque
 from resqued.resque.presence import unregister_commands
 from resqued.resque.recovery import Recovery
@@ -94,11 +95,14 @@ def recovery_main(spec: dict) -> int:
             pipe = resque.redis.pipeline(transaction=False)
             unregister_commands(pipe, resque.keys, worker_id)
             pipe.execute()
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        # The master runs us again in a second (EX_TEMPFAIL); say so once per outage.
+    except redis.RedisError as exc:
+        if not is_outage(exc):
+            raise
+        # Away, or refusing (OOM, READONLY): the master runs us again in a
+        # second (EX_TEMPFAIL); say so once per outage.
         if not spec["down"]:
             log.error("cannot recover the jobs of %d dead workers yet: Redis unavailable (%s); retrying",
-                      len(spec["workers"]), exc)
+                      len(spec["workers"]), describe(exc))
         return EX_TEMPFAIL
     if spec["down"]:
         log.warning("Redis is back: lost jobs recovered")

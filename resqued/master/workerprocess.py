@@ -192,9 +192,16 @@ def _warn_in_child(config, timeout, write_fd) -> None:
 
     try:
         from resqued.redisio.connection import connect  # in this child only: see runtime_warnings
-        connect(config.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout).ping()
+        client = connect(config.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        client.ping()
     except BaseException as exc:
         warn(f"cannot reach Redis at {redact(config.redis_url)}: {exc}")
+    else:
+        from resqued.redisio.permissions import missing_commands  # in this child only, as connect
+        missing = missing_commands(client, config.namespace)
+        if missing:
+            warn(f"the Redis user may not run what workers need: {', '.join(missing)}; its workers would "
+                 f"fail at start (grant it, e.g. ACL SETUSER <user> {' '.join('+' + m for m in missing if ' ' not in m)})")
     try:
         import resqued.worker.worker  # noqa: F401  (in this child only: what a worker imports)
         JobRegistry.build(config.jobs, config.aliases)

@@ -140,9 +140,11 @@ def execute(client: redis.Redis, commands: list[tuple], transaction: bool = Fals
         if held is None:
             pool.release(conn)
     if transaction:
-        replies = replies[-1]
-        if isinstance(replies, redis.ResponseError):  # EXECABORT: nothing ran
-            raise replies
+        queued, replies = replies[1:-1], replies[-1]
+        if isinstance(replies, redis.ResponseError):
+            # EXECABORT: nothing ran. Raise why a command was refused as it
+            # was queued (OOM, READONLY, NOPERM): the caller judges by it.
+            raise next((q for q in queued if isinstance(q, redis.ResponseError)), replies)
     for reply in replies if raise_errors else ():
         if isinstance(reply, redis.ResponseError):
             raise reply

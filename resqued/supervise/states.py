@@ -14,6 +14,10 @@ from resqued.exits import CLEAN_EXITS, EXIT_BOOT_ERROR, EXIT_RECYCLE_JOBS, EXIT_
 from resqued.supervise.backoff import Backoff
 
 MAX_BOOT_FAILURES = 6      # then the pool is FATAL until the next reload
+# A worker that exits with an error sooner than this after its start did not
+# really start (Supervisor's startsecs): e.g. an ACL user without a command
+# it needs, which it finds at its first reserve, after reporting for work.
+MIN_UPTIME = 5.0
 
 
 class Exit(enum.Enum):
@@ -24,14 +28,18 @@ class Exit(enum.Enum):
     DIED = "died"                  # it died while working
 
 
-def judge_exit(code: int, *, stopping: bool, ready: bool) -> Exit:
+def judge_exit(code: int, *, stopping: bool, ready: bool, uptime: float = MIN_UPTIME) -> Exit:
     """``code``: exit code, or minus the signal number; ``stopping``: it was
-    told to stop; ``ready``: it had reported for work."""
+    told to stop; ``ready``: it had reported for work; ``uptime``: seconds
+    since its start."""
     if stopping:
         return Exit.STOPPED
     if code in (EXIT_RECYCLE_JOBS, EXIT_RECYCLE_MEMORY):
         return Exit.RECYCLED
     if code == EXIT_BOOT_ERROR or not ready:
+        return Exit.BOOT_FAILURE
+    # An error exit (not a signal: a kill from outside says nothing of its boot).
+    if code > 0 and uptime < MIN_UPTIME:
         return Exit.BOOT_FAILURE
     return Exit.DIED
 

@@ -13,9 +13,10 @@ import time
 
 import redis
 
+from resqued.redisio.refusals import describe, is_outage
+
 log = logging.getLogger("resqued.worker")
 
-REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)
 MAX_BACKOFF = 5.0
 
 
@@ -23,6 +24,7 @@ class RedisOutage:
     def __init__(self, worker):
         self.worker = worker
         self.since = None          # monotonic time Redis went away; None while it answers
+        self.refused = False       # the last failure was a refusal (OOM...), not silence
         # A reply may have been lost, so a job may sit in an in-flight list
         # unknown to the worker: reclaim them before the next reserve (reserve.py).
         self.reclaim_due = False
@@ -34,7 +36,9 @@ class RedisOutage:
         while True:
             try:
                 result = action()
-            except REDIS_ERRORS as exc:
+            except redis.RedisError as exc:
+                if not is_outage(exc):
+                    raise
                 self.note(exc)
                 self.worker.idle_wait(delay)
                 self.worker.dispatch_signals()
@@ -42,19 +46,41 @@ class RedisOutage:
                     return None
                 delay = min(delay * 2, MAX_BACKOFF)
                 continue
-            if self.since is not None:
+            if self.since is not None and self._writes_accepted():
                 self._end()
             return result
 
+    def absorb(self, exc: BaseException) -> None:
+        """For a caller that goes on without Redis: note an outage, re-raise anything else."""
+        if not is_outage(exc):
+            raise exc
+        self.note(exc)
+
     def note(self, exc) -> None:
-        """A Redis command failed for want of Redis."""
+        """A Redis command failed for want of Redis (is_outage: away, or
+        refusing, e.g. OOM or READONLY)."""
+        self.refused = isinstance(exc, redis.ResponseError)
         if self.since is None:
             self.since = time.monotonic()
-            log.error("worker %s: Redis unavailable (%s); retrying", self.worker.id, exc)
+            log.error("worker %s: Redis unavailable (%s); retrying", self.worker.id, describe(exc))
             # The master shows it (resquectl status, systemd's STATUS=), and
             # counts the worker as started: READY=1 must not wait for Redis.
-            self.worker.report(state="redis-down", since=time.time(), error=str(exc))
+            self.worker.report(state="redis-down", since=time.time(), error=describe(exc))
         self.reclaim_due = True
+
+    def _writes_accepted(self) -> bool:
+        """Whether the outage is over. After a refusal (OOM, READONLY, MISCONF)
+        reads still work, so the read that just succeeded proves nothing: a
+        heartbeat (a write) must go through too, or the log would say "back"
+        and "unavailable" at every turn."""
+        if not self.refused:
+            return True
+        try:
+            self.worker.registration.heartbeat()
+        except redis.RedisError as exc:
+            self.absorb(exc)
+            return False
+        return True
 
     def _end(self) -> None:
         log.warning("worker %s: Redis is back after %.1fs", self.worker.id, time.monotonic() - self.since)
@@ -66,5 +92,7 @@ class RedisOutage:
         # A Redis restarted without persistence forgot us: register again.
         try:
             self.worker.registration.register(recover_own=False)
-        except REDIS_ERRORS as exc:
+        except redis.RedisError as exc:
+            if not is_outage(exc):
+                raise
             self.note(exc)

@@ -39,12 +39,13 @@ from resqued.resque.outcome import INVALID_PAYLOAD, UNKNOWN_JOB, Failure, add_ou
 from resqued.process.pidfile import Pidfile
 from resqued.process.title import set_title
 from resqued.resque.recovery import Recovery, client_name, inflight_queues
-from resqued.exits import EXIT_BOOT_ERROR, EXIT_OK, EXIT_REASONS, EXIT_RECYCLE_JOBS
+from resqued.exits import EXIT_BOOT_ERROR, EXIT_FAILURE, EXIT_OK, EXIT_REASONS, EXIT_RECYCLE_JOBS
 from resqued.process.logs import counted
 from resqued.worker.recycle import RecyclePolicy, tree_memory
 from resqued.resque.presence import Registration
 from resqued.jobs.allowlist import UnknownJob
-from resqued.worker.outage import REDIS_ERRORS, RedisOutage
+from resqued.redisio.refusals import describe, is_outage, lacks_permission
+from resqued.worker.outage import RedisOutage
 from resqued.worker.reports import MasterReports
 from resqued.worker.reserve import Reserver, UnsupportedServer, check_server
 from resqued.worker.settings import WorkerSettings
@@ -114,6 +115,15 @@ class Worker:
         except UnsupportedServer as exc:
             log.error("worker %s cannot start: %s", self.id, exc)
             return EXIT_BOOT_ERROR
+        except redis.RedisError as exc:
+            if not lacks_permission(exc):
+                raise
+            # Waiting will not grant it: one line, and an error exit (what it
+            # had in flight is recovered), which its supervisor counts
+            # toward a FAILED pool (judge_exit: it dies soon after start).
+            log.error("worker %s cannot work: the Redis user lacks a permission resqued needs (%s); "
+                      "`resqued --check` lists what it lacks", self.id, describe(exc))
+            return EXIT_FAILURE
 
     def _work(self) -> int:
         self.signals.install()
@@ -288,8 +298,8 @@ class Worker:
                 self.registration.heartbeat()
                 if not self.execution.busy:
                     self.registration.prune_if_due()
-            except REDIS_ERRORS as exc:
-                self.outage.note(exc)
+            except redis.RedisError as exc:
+                self.outage.absorb(exc)
 
     # -- signals -----------------------------------------------------------
     def dispatch_signals(self) -> None:
@@ -369,8 +379,8 @@ class Worker:
             commands.append(("SET", self.keys.status(job.id), wire.status_record(wire.STATUS_RUNNING), "XX"))
         try:
             return Deferred(self.redis, commands, held=self._deferred_conn)
-        except REDIS_ERRORS as exc:
-            self.outage.note(exc)
+        except redis.RedisError as exc:
+            self.outage.absorb(exc)
             return None
 
     def read_marked(self, marked: Deferred | None) -> None:
@@ -378,9 +388,12 @@ class Worker:
             return
         try:
             marked.wait()
-        except REDIS_ERRORS as exc:
-            self.outage.note(exc)
-        except redis.ResponseError as exc:
+        except redis.RedisError as exc:
+            if is_outage(exc):
+                self.outage.note(exc)
+                return
+            if not isinstance(exc, redis.ResponseError):
+                raise
             log.warning("worker %s: marking the job running failed: %s", self.id, exc)
 
     def _record(self, queue: str, raw: bytes, payload, failure: Failure | None) -> None:

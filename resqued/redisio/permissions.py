@@ -1,0 +1,58 @@
+"""What an ACL user must be allowed for resqued's workers, and which of it a
+given connection lacks (``resqued --check``).
+
+Redis 6.2 has no ACL DRYRUN, and ACL GETUSER needs rights few application
+users have; so each command is sent once, in a form that changes nothing
+outside a scratch key of our namespace. Redis checks the ACL before it runs
+a command, so NOPERM answers exactly "not allowed", and any other reply
+(nil, 0, NOSCRIPT, "no such client") means allowed. Commands inside
+resqued's Lua scripts are checked against the same user, so they are here
+too.
+"""
+
+import os
+
+from resqued.redisio import direct
+from resqued.redisio.refusals import lacks_permission
+
+
+def _probes(k: str, k2: str) -> list[tuple[str, tuple]]:
+    """(the ACL name of a command, a harmless call of it) for each command
+    the worker, its job children and recovery runs send."""
+    return [
+        ("ping", ("PING",)), ("info", ("INFO", "server")), ("time", ("TIME",)),
+        ("client|setname", ("CLIENT", "SETNAME", "resqued-check")), ("client|id", ("CLIENT", "ID")),
+        ("client|list", ("CLIENT", "LIST", "TYPE", "pubsub")),
+        ("client|unblock", ("CLIENT", "UNBLOCK", "0")), ("client|kill", ("CLIENT", "KILL", "ID", "0")),
+        ("get", ("GET", k)), ("set", ("SET", k, "x", "PX", "60000")), ("incrby", ("INCRBY", k2, "0")),
+        ("exists", ("EXISTS", k)), ("type", ("TYPE", k)), ("del", ("DEL", k, k2)),
+        ("sadd", ("SADD", k, "x")), ("srem", ("SREM", k, "x")), ("smembers", ("SMEMBERS", k)),
+        ("sismember", ("SISMEMBER", k, "x")), ("scard", ("SCARD", k)),
+        ("hset", ("HSET", k2, "f", "v")), ("hdel", ("HDEL", k2, "f")), ("hgetall", ("HGETALL", k2)),
+        ("rpush", ("RPUSH", k2, "x")), ("lpush", ("LPUSH", k2, "x")), ("lset", ("LSET", k2, "0", "x")),
+        ("lrange", ("LRANGE", k2, "0", "0")), ("lindex", ("LINDEX", k2, "0")), ("llen", ("LLEN", k2)),
+        ("lpos", ("LPOS", k2, "y")), ("lrem", ("LREM", k2, "0", "x")),
+        ("lmove", ("LMOVE", k, k2, "LEFT", "RIGHT")), ("blmove", ("BLMOVE", k, k2, "LEFT", "RIGHT", "0.01")),
+        ("eval", ("EVAL", "return 1", "0")), ("evalsha", ("EVALSHA", "0" * 40, "1", k)),
+        ("script|load", ("SCRIPT", "LOAD", "return 1")),
+        ("multi", ("MULTI",)), ("exec", ("EXEC",)), ("discard", ("DISCARD",)),
+        ("watch", ("WATCH", k)), ("unwatch", ("UNWATCH",)),
+        ("del", ("DEL", k, k2)),
+    ]
+
+
+def missing_commands(client, namespace: str) -> list[str]:
+    """The commands (ACL names, e.g. "blmove", "client|id") that ``client``'s
+    user may not run, in the order of ``_probes``, and "keys <namespace>:*"
+    if it may not touch our keys."""
+    scratch = f"{namespace}:resqued:check:{os.urandom(6).hex()}"
+    probes = _probes(scratch, scratch + ":list")
+    replies = direct.execute(client, [call for _, call in probes], raise_errors=False)
+    missing = []
+    for (name, _), reply in zip(probes, replies):
+        if lacks_permission(reply):
+            # The command is allowed, but not on our keys (the user's ~pattern).
+            name = f"keys {namespace}:*" if "key" in str(reply).lower() else name
+            if name not in missing:
+                missing.append(name)
+    return missing
