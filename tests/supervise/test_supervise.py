@@ -63,3 +63,15 @@ def test_a_stop_only_escalates_from_graceful_to_immediate():
     stop.mode, stop.turn_immediate_at, stop.kill_at = "immediate", None, 9.0
     assert not stop.escalates_to("immediate") and not stop.escalates_to("graceful")
     assert stop.deadlines() == [9.0]
+
+
+def test_an_error_exit_soon_after_start_is_a_boot_failure():
+    """An ACL user without BLMOVE: the worker reports for work, then exits 1
+    at its first reserve. Counted as a boot failure, the pool backs off and
+    turns FATAL instead of restarting it hundreds of times."""
+    assert judge_exit(1, stopping=False, ready=True, uptime=0.2) is Exit.BOOT_FAILURE
+    assert judge_exit(1, stopping=False, ready=True, uptime=60.0) is Exit.DIED
+    # Killed from outside (a signal) says nothing of its boot; a clean exit neither.
+    assert judge_exit(-9, stopping=False, ready=True, uptime=0.2) is Exit.DIED
+    assert judge_exit(0, stopping=False, ready=True, uptime=0.2) is Exit.DIED
+
