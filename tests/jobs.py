@@ -41,6 +41,11 @@ def add(a, b):
     _log("add", a + b)
 
 
+def noop():
+    """A job that takes no arguments."""
+    _log("noop")
+
+
 class Failing:
     def perform(self):
         raise ValueError(f"boom {self.args}")

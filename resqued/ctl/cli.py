@@ -92,11 +92,13 @@ def parse_job_args(text):
 
 
 def cmd_enqueue(resque, args) -> int:
-    job_args = parse_job_args(args.json_args)
+    # No JSON_ARGS means no arguments: perform() with none (a php-style job's
+    # self.args is then {}), not one None, which a zero-argument job refuses.
+    job_args = [] if args.json_args is None else parse_job_args(args.json_args)
     if args.call and not isinstance(job_args, list):
         raise UsageError("--call takes a JSON array of the job's positional arguments, e.g. '[\"a.png\", 10]'")
     try:
-        if args.call:   # Ruby's Resque.enqueue(Klass, *args): perform(*args)
+        if args.call or args.json_args is None:   # Ruby's Resque.enqueue(Klass, *args): perform(*args)
             job_id = resque.enqueue_call(args.queue, args.job_class, *job_args, track_status=args.track)
         else:           # php-resque's Resque::enqueue: one argument, self.args
             job_id = resque.enqueue(args.queue, args.job_class, job_args, track_status=args.track)
@@ -195,7 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     enqueue.add_argument("queue", metavar="QUEUE")
     enqueue.add_argument("job_class", metavar="CLASS")
     enqueue.add_argument("json_args", metavar="JSON_ARGS", nargs="?",
-                         help="the job's args: a JSON object, array or null")
+                         help="the job's args: a JSON object, array or null (none given: "
+                              "the job gets no arguments)")
     enqueue.add_argument("--track", action="store_true", help="track the job's status")
     enqueue.add_argument("--call", action="store_true",
                          help="JSON_ARGS is an array of positional arguments, as Ruby's Resque.enqueue "

@@ -13,7 +13,8 @@ import types
 import pytest
 import redis
 
-from conftest import ROOT
+from conftest import ROOT, stop, wait_until
+from helpers import log_entries
 from resqued.resque import wire
 from resqued.ctl.cli import connection_settings, main
 from resqued.resque.failures import FailureError
@@ -171,13 +172,26 @@ def test_cli_job_watch_stops_when_the_status_disappears(resque, r, watch):
 # -- enqueue ------------------------------------------------------------------
 
 @pytest.mark.parametrize("text, args", [('{"a": 1}', [{"a": 1}]), ("[1, 2]", [[1, 2]]),
-                                        ("null", [None]), (None, [None])])
+                                        ("null", [None]), (None, [])])
 def test_enqueue_takes_object_array_or_null(ctl, r, text, args):
     code, out, _ = ctl("enqueue", "default", "MailJob", *([text] if text else []))
     assert code == 0
     job = queued(r, "default")[0]
     assert (job["class"], job["args"], job["id"]) == ("MailJob", args, out.strip())
     assert r.get(KEYS.status(job["id"])) is None
+
+
+def test_enqueue_without_args_runs_a_zero_argument_job(procs, redis_url, r, resque):
+    """No JSON_ARGS is no arguments: a real worker calls noop(), not noop(None)."""
+    worker = procs.resqued(redis_url)
+    wait_until(lambda: r.scard("resque:workers") == 1, message="the worker")
+    result = run_cli("--redis", redis_url, "enqueue", "default", "noop", "--track")
+    assert result.returncode == 0, result.stderr
+    job_id = result.stdout.strip()
+    wait_until(lambda: resque.status(job_id)["status"] in ("complete", "failed"), message="the job to end")
+    assert resque.status(job_id)["status"] == "complete", r.lrange(KEYS.failed, 0, -1)
+    assert log_entries(r) == ["noop"]
+    assert stop(worker) == 0
 
 
 def test_enqueue_track_and_json(ctl, r, resque):
