@@ -37,30 +37,35 @@ CONNECT_TIMEOUT = 5.0
 
 # -- where Redis is -----------------------------------------------------------
 
-def connection_settings(args, environ) -> tuple[str, str]:
-    """The Redis URL and key namespace: a flag beats the environment, which
-    beats the default. This is where ``-c pool.yml`` will plug in with master
-    control: the file's ``redis`` and ``namespace`` rank below the flags and
-    REDIS_URL (SPEC: REDIS_URL overrides the file) and above the defaults."""
-    config = _config(args)
+def connection_settings(args, environ) -> tuple[str, str, str]:
+    """The Redis URL, the key namespace, and where the URL came from (for
+    the line human output starts with): a flag beats the environment, which
+    beats ``-c pool.yml``'s ``redis`` and ``namespace`` (SPEC: REDIS_URL
+    overrides the file), which beat php-resque's variables and the defaults."""
+    # The file's own redis:, so that an override can say what it overrode.
+    config = _config(args, {name: value for name, value in environ.items() if name != "REDIS_URL"})
     if args.redis:
-        url = normalize_url(args.redis)
+        url, origin = normalize_url(args.redis), "--redis"
     elif environ.get("REDIS_URL"):
-        url = normalize_url(environ["REDIS_URL"])
+        url, origin = normalize_url(environ["REDIS_URL"]), "REDIS_URL"
     elif config is not None:
-        url = config.redis_url
+        url, origin = config.redis_url, f"redis: of {config.path}"
     else:
         # php-resque's pair; its REDIS_BACKEND_DB also applies to the default server.
         url = normalize_url(environ.get("REDIS_BACKEND") or DEFAULT_URL, environ.get("REDIS_BACKEND_DB"))
+        origin = "REDIS_BACKEND" if environ.get("REDIS_BACKEND") else \
+            "the default: no --redis, REDIS_URL, REDIS_BACKEND or -c pool.yml"
+    if config is not None and url != config.redis_url:
+        origin += f", overriding redis: {redact(config.redis_url)} of {config.path}"
     namespace = args.namespace or (config.namespace if config else None) or environ.get("PREFIX") or "resque"
-    return url, namespace
+    return url, namespace, origin
 
 
-def _config(args):
+def _config(args, environ):
     if not getattr(args, "config", None):
         return None
     try:
-        return load_config(args.config, getattr(args, "environment", None))
+        return load_config(args.config, getattr(args, "environment", None), environ)
     except ConfigError as exc:
         raise CtlError(str(exc), EX_CONFIG) from None
 
@@ -122,7 +127,7 @@ def cmd_job(resque, args) -> int:
     while True:
         status = resque.status(args.job_id)
         if status is None:
-            raise CtlError(f"job {args.job_id} is not tracked (or its status expired)")
+            raise CtlError(f"job {args.job_id} is not tracked (or its status expired) in {args.redis_read}")
         status = {"id": args.job_id, **status}
         if args.json:   # php-resque's epoch seconds, in resquectl's one time format
             status.update({key: utc_iso(status[key]) for key in ("updated", "started")
@@ -235,6 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 # -- entry point --------------------------------------------------------------
 
+# The commands that report what Redis holds: their human output starts with
+# the Redis they read (output.heading).
+READS = (queues.cmd_queues, workers.cmd_workers, workers.cmd_inflight, cmd_stats, failed.cmd_failed_list,
+         failed.cmd_failed_show)
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
@@ -259,14 +270,19 @@ def main(argv=None) -> int:
         except BrokenPipeError:
             return _reader_gone()
     try:
-        url, namespace = connection_settings(args, os.environ)
+        url, namespace, origin = connection_settings(args, os.environ)
         client = connect(url, socket_connect_timeout=CONNECT_TIMEOUT)
     except BadRedisURL as exc:
         return report(str(exc), EXIT_USAGE)
     except CtlError as exc:
         return report(str(exc), exc.code)
+    # Which Redis was read, said before what was found there: an empty answer
+    # from the wrong server must not pass for an empty system.
+    resque = Resque(url, namespace, redis=client)
+    args.redis_read = f"{redact(url)} namespace {resque.keys.namespace}"
+    args.heading = f"Redis {args.redis_read} ({origin})" if args.handler in READS else None
     try:
-        return args.handler(Resque(url, namespace, redis=client), args)
+        return args.handler(resque, args)
     except CtlError as exc:
         return report(str(exc), exc.code)
     except FailureError as exc:

@@ -14,7 +14,7 @@ import re
 import sys
 
 from resqued.ctl import tables
-from resqued.ctl.output import CtlError, emit, print_json
+from resqued.ctl.output import CtlError, emit, heading, print_json
 from resqued.exits import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from resqued.resque.failures import FailureError
 
@@ -67,6 +67,7 @@ def cmd_failed_list(resque, args) -> int:
         print_json(entries)
         return EXIT_OK
     total = failures.count()
+    heading(args)
     if not entries:
         print("no failures" if total == 0 else f"no failures from index {args.start} (there are {total})")
         return EXIT_OK

@@ -36,7 +36,16 @@ def emit(args, data, render) -> None:
     if args.json:
         print_json(data)
     else:
+        heading(args)
         print(render(data))
+
+
+def heading(args) -> None:
+    """The line human output of a command that reports what Redis holds
+    starts with: which Redis (password masked) and namespace it read, and
+    where that came from (``--redis``, ``REDIS_URL``, pool.yml, default)."""
+    if not args.json and getattr(args, "heading", None):
+        print(args.heading)
 
 
 def fail(message: str, code: int, as_json: bool = False, compact: bool = False) -> int:

@@ -35,6 +35,13 @@ def ctl(redis_url, capsys, monkeypatch):
     def run(*args):
         code = main(["--redis", redis_url, *args])
         out, err = capsys.readouterr()
+        # What Redis holds is said after which Redis it is: checked here, and
+        # left out of what the tests compare.
+        if out.startswith("Redis "):
+            heading, out = out.split("\n", 1)
+            namespace = next((a for a, b in zip(args[1:], args) if b == "--namespace"),
+                             os.environ.get("PREFIX", "resque").rstrip(":"))
+            assert heading == f"Redis {redis_url} namespace {namespace} (--redis)"
         return code, out, err
     return run
 
@@ -74,7 +81,7 @@ def test_cli_enqueue_then_inspect(redis_url, r):
 
     listing = run_cli("queues", "--redis", redis_url)
     assert listing.returncode == 0
-    assert listing.stdout.split() == ["QUEUE", "SIZE", "default", "1"]
+    assert listing.stdout.split()[-4:] == ["QUEUE", "SIZE", "default", "1"]
 
     stats = run_cli("stats", "--json", env={"REDIS_URL": redis_url})
     assert stats.returncode == 0
@@ -88,6 +95,30 @@ def test_cli_unreachable_redis_redacts_password():
     one_line_error(done.stderr)
     assert done.stderr.startswith("resquectl: cannot reach Redis at redis://admin:***@127.0.0.1:1/0: ")
     assert "s3cr3t" not in done.stderr
+
+
+def test_human_output_names_the_redis_it_read(redis_url, resque, tmp_path):
+    """An empty answer from the wrong Redis must not pass for an empty system:
+    the output starts with the Redis read (password masked) and why that one."""
+    resque.enqueue("default", "MailJob")
+    env = {name: "" for name in ("REDIS_URL", "REDIS_BACKEND", "REDIS_BACKEND_DB", "PREFIX")}
+    cfg = tmp_path / "pool.yml"
+    cfg.write_text("redis: redis://:hunter2@127.0.0.1:1/0\npools:\n  - queues: [default]\n    count: 1\n")
+    overridden = run_cli("-c", str(cfg), "queues", env={**env, "REDIS_URL": redis_url})
+    assert overridden.returncode == 0, overridden.stderr
+    assert overridden.stdout.splitlines() == [
+        f"Redis {redis_url} namespace resque (REDIS_URL, overriding redis: redis://:***@127.0.0.1:1/0 of {cfg})",
+        "QUEUE    SIZE", "default  1"]
+    cfg.write_text(f"redis: {redis_url}\nnamespace: app\npools:\n  - queues: [default]\n    count: 1\n")
+    from_file = run_cli("-c", str(cfg), "workers", env=env)
+    assert from_file.stdout.splitlines() == [f"Redis {redis_url} namespace app (redis: of {cfg})",
+                                             "no workers registered"]
+    backend = run_cli("stats", env={**env, "REDIS_BACKEND": redis_url})
+    assert backend.stdout.splitlines()[0] == f"Redis {redis_url} namespace resque (REDIS_BACKEND)"
+    origin = connection_settings(types.SimpleNamespace(redis=None, namespace=None), {})[2]
+    assert origin == "the default: no --redis, REDIS_URL, REDIS_BACKEND or -c pool.yml"
+    # --json stays one document.
+    assert json.loads(run_cli("queues", "--json", env={**env, "REDIS_URL": redis_url}).stdout) == {"default": 1}
 
 
 def test_cli_bad_json_is_usage_error(redis_url):
@@ -375,10 +406,11 @@ def test_job_status(ctl, resque, r):
     assert re.fullmatch(ISO_UTC, data["updated"])      # stored as epoch seconds (php-resque's record)
 
 
-def test_job_unknown_id(ctl):
+def test_job_unknown_id(ctl, redis_url):
     code, out, err = ctl("job", "feedface", "--watch")
     assert code == 1 and out == ""
-    assert one_line_error(err) == "resquectl: job feedface is not tracked (or its status expired)\n"
+    assert one_line_error(err) == ("resquectl: job feedface is not tracked (or its status expired) "
+                                   f"in {redis_url} namespace resque\n")
 
 
 # -- failed -------------------------------------------------------------------
@@ -681,7 +713,7 @@ def test_redis_backend_and_db_from_the_environment(redis_url, monkeypatch, capsy
 ])
 def test_connection_settings_precedence(flag, environ, expected):
     args = types.SimpleNamespace(redis=flag, namespace=None)
-    assert connection_settings(args, environ) == expected
+    assert connection_settings(args, environ)[:2] == expected
 
 
 def test_inflight_skips_a_key_of_another_type_under_its_pattern(ctl, r):
