@@ -17,7 +17,7 @@ from resqued.envmode import variables
 from resqued.exits import EX_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from resqued.process import logs
 from resqued.redisio.connection import redact
-from resqued.process.pidfile import Pidfile, PidfileError
+from resqued.process.pidfile import PidfileError
 from resqued.jobs.allowlist import JobRegistry, RegistryError
 from resqued.version import __version__
 
@@ -71,22 +71,12 @@ def main(argv=None) -> int:
     log.info("resqued %s: queues %s on %s, namespace %s", __version__, config.pools[0].name,
              redact(config.redis_url), config.namespace)
 
-    pidfile = Pidfile(config.pidfile) if config.pidfile else None
-    try:
-        if pidfile:
-            pidfile.create()
-    except (PidfileError, OSError) as exc:
-        print(f"resqued: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
-    try:
-        return run_worker(config, registry)
-    finally:
-        if pidfile:
-            pidfile.remove()
+    # No PIDFILE here: with one, the master's arbiter runs the worker (variables.supervised).
+    return run_worker(config, registry)
 
 
 def run_env_pool(config) -> int:
-    """COUNT > 1 (or recycling): the master's arbiter over one pool. Like the
+    """COUNT > 1, recycling or PIDFILE: the master's arbiter over one pool. Like the
     master of ``-c``, this process loads neither redis-py nor the
     application: a throwaway child checks the job modules."""
     # Not at the top: env mode's single worker (COUNT=1) runs in this process,
@@ -99,8 +89,9 @@ def run_env_pool(config) -> int:
     if error:
         print(f"resqued: {error}", file=sys.stderr)
         return EX_CONFIG
-    log.info("resqued %s: %d workers for queues %s on %s, namespace %s", __version__, config.pools[0].count,
-             config.pools[0].name, redact(config.redis_url), config.namespace)
+    log.info("resqued %s: %s for queues %s on %s, namespace %s", __version__,
+             logs.counted(config.pools[0].count, "worker"), config.pools[0].name, redact(config.redis_url),
+             config.namespace)
     try:
         return run(config)
     except (PidfileError, ControlError, OSError) as exc:
@@ -109,7 +100,7 @@ def run_env_pool(config) -> int:
 
 
 def run_worker(config, registry) -> int:
-    """COUNT=1: one worker in this process, as php-resque runs it."""
+    """COUNT=1 (no PIDFILE, no recycling): one worker in this process, as php-resque runs it."""
     # Not at the top: they load redis-py, which the master (run_master,
     # run_env_pool) must not.
     from resqued.resque.client import Resque

@@ -112,11 +112,12 @@ def test_pidfiles_and_control_socket_are_owner_only(procs, tmp_path, redis_url, 
     paths = [run / "resqued.pid", run / "resqued.sock", *(run / "workers").iterdir()]
     assert {p.name: oct(p.lstat().st_mode & 0o777) for p in paths} == {p.name: "0o600" for p in paths}
     assert sorted(int(p.read_text()) for p in (run / "workers").iterdir()) == workers
-    # The environment mode's PIDFILE too.
-    pidfile = tmp_path / "env" / "worker.pid"
-    worker = procs.resqued(redis_url, extra_env={"PIDFILE": str(pidfile)})
-    wait_registered(r, worker)
-    assert oct(pidfile.lstat().st_mode & 0o777) == "0o600"
+    # The environment mode's PIDFILE too, and the control socket beside it.
+    pidfile, socket_path = tmp_path / "env" / "worker.pid", tmp_path / "env" / "worker.sock"
+    procs.resqued(redis_url, extra_env={"PIDFILE": str(pidfile)})
+    wait_until(lambda: pidfile.exists() and socket_path.exists(), message="env mode's pidfile and socket")
+    assert {p.name: oct(p.lstat().st_mode & 0o777) for p in (pidfile, socket_path)} == \
+        {"worker.pid": "0o600", "worker.sock": "0o600"}
 
 
 @pytest.mark.parametrize("which", ["control_socket", "pidfile"])

@@ -8,6 +8,11 @@ from dataclasses import dataclass
 from resqued.config.settings import default
 
 
+# Config.path in env mode, which has no file: the master's title says
+# resqued-master[env], and a reload has nothing to re-read.
+ENV_MODE_PATH = "env"
+
+
 class ConfigError(ValueError):
     """A bad config. ``str()`` is one line: ``<file>:<line>: <key path>: <problem>``
     (env mode: ``<VARIABLE>: <problem>``); the parts are also kept as
@@ -39,7 +44,7 @@ class PoolConfig:
 
 @dataclass(frozen=True)
 class Config:
-    path: str                      # the pool.yml, or "env" in env mode
+    path: str                      # the pool.yml, or ENV_MODE_PATH
     redis_url: str
     namespace: str
     jobs: tuple[str, ...]

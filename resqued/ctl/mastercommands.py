@@ -6,88 +6,21 @@ With ``--json`` each prints one shape: ``{"ok": true, "message": ...}`` and
 the master's status (``master``, ``spawner``, ``pools``, ``workers``) when it
 answered; ``message`` is the line printed without ``--json``."""
 
-import os
-import sys
 import time
 
 import psutil
-import yaml
 
 from resqued.exits import EX_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from resqued.master import control
 from resqued.worker.recycle import approx_size
-from resqued.config.loader import load_config
-from resqued.config.model import ConfigError
-from resqued.config.settings import default
 from resqued.config.sizes import format_size
-from resqued.config.yamlnodes import MAX_FILE_BYTES
 from resqued.ctl import tables
-from resqued.ctl.output import CtlError, print_json
+from resqued.ctl.locate import MasterError, locate, not_a_master
+from resqued.ctl.output import print_json
 from resqued.process.logs import counted
-from resqued.process.pidfile import socket_beside
 from resqued.resque.wire import utc_iso
 
 RESTART_WAIT = 660.0   # the master gives a restart 600 s to replace every worker
-
-
-class MasterError(CtlError):
-    pass
-
-
-def locate(args):
-    """(socket path, pidfile or None, shutdown_timeout) of the master meant."""
-    if getattr(args, "config", None):
-        try:
-            config = load_config(args.config, getattr(args, "environment", None))
-        except ConfigError as exc:
-            if args.master_command == "reload":   # the file is what it would apply: say why now
-                raise MasterError(str(exc), EX_CONFIG) from None
-            return _locate_despite(args.config, exc)
-        return config.control_socket, config.pidfile, config.shutdown_timeout
-    # Without the config, the master's shutdown_timeout is unknown: assume the default.
-    if getattr(args, "socket", None):
-        return os.path.abspath(args.socket), None, default("shutdown_timeout")
-    if getattr(args, "pidfile", None):
-        return os.path.abspath(socket_beside(args.pidfile)), os.path.abspath(args.pidfile), default("shutdown_timeout")
-    raise MasterError("which master? give -c pool.yml, --pidfile PATH or --socket PATH", EXIT_USAGE)
-
-
-def _locate_despite(path: str, error: ConfigError):
-    """pool.yml no longer validates (edited since the master started, say):
-    the operator must still reach the running master, to see it or stop it.
-    Its pidfile and control_socket keys alone, read leniently, find it."""
-    paths = read_paths(path)
-    if paths is None or not os.path.exists(paths[0]):
-        where = f" (no master answers at {paths[0]})" if paths else ""
-        raise MasterError(f"{error}{where}; to reach a running master anyway, give --pidfile PATH "
-                          "or --socket PATH", EX_CONFIG)
-    print(f"resquectl: warning: {error}; using its pidfile and control_socket keys to reach the "
-          f"master at {paths[0]}", file=sys.stderr)
-    return paths
-
-
-def read_paths(path: str):
-    """(control socket, pidfile, shutdown_timeout) from pool.yml's keys (or
-    their defaults), whatever else in the file is wrong; None if it is not
-    even YAML (or larger than a config file can be)."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            text = f.read(MAX_FILE_BYTES + 1)
-        data = yaml.safe_load(text) if len(text) <= MAX_FILE_BYTES else None
-    except (OSError, yaml.YAMLError, RecursionError):
-        return None
-    data = data if isinstance(data, dict) else {}
-    base = os.path.dirname(os.path.abspath(path))
-
-    def key(name):
-        value = data.get(name)
-        value = value if isinstance(value, str) and value.strip() else default(name)
-        return os.path.normpath(os.path.join(base, value)) if value else None
-    pidfile = key("pidfile")
-    timeout = data.get("shutdown_timeout")
-    timeout = timeout if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0 \
-        else default("shutdown_timeout")
-    return key("control_socket") or socket_beside(pidfile), pidfile, float(timeout)
 
 
 def ask(path: str, command: str, timeout: float = 90.0, **fields) -> dict:
@@ -97,13 +30,15 @@ def ask(path: str, command: str, timeout: float = 90.0, **fields) -> dict:
         raise MasterError(str(exc)) from None
     if not answer.get("ok"):
         # A refused reload or restart: the config or the code does not load.
-        code = EX_CONFIG if answer.get("config_error") else EXIT_FAILURE
+        code = EX_CONFIG if answer.get("config_error") else EXIT_USAGE if answer.get("unsupported") \
+            else EXIT_FAILURE
         raise MasterError(f"{command} failed: {answer.get('error')}", code)
     return answer
 
 
 def run(args) -> int:
     path, pidfile, shutdown_timeout = locate(args)
+    not_a_master(path, pidfile)
     command = args.master_command
     if command == "status":
         answer = ask(path, "status")

@@ -1,14 +1,16 @@
-"""COUNT workers in php-resque's environment mode, kept by the master's own
-arbiter: one pool built from the variables, so env mode has the master's
-supervision exactly (boot-failure backoff and give-up, lost-job recovery,
-memory and job-count recycling, the spawner, signals) rather than a second,
-smaller supervisor with rules of its own.
+"""COUNT workers in php-resque's environment mode (or one, with PIDFILE or
+a recycle limit), kept by the master's own arbiter: one pool built from the
+variables, so env mode has the master's supervision exactly (boot-failure
+backoff and give-up, lost-job recovery, memory and job-count recycling, the
+spawner, signals) rather than a second, smaller supervisor with rules of its
+own.
 
 php-resque's launcher forks COUNT workers and exits, orphaning them (its issue
 #294): nothing restarts a dead worker and no signal reaches them all. Here
 the process started stays as their master. With PIDFILE set, a control
 socket beside it lets ``resquectl --pidfile PIDFILE status`` (and pause,
-resume, stop) reach it; without PIDFILE there is neither.
+resume, stop) reach it; without PIDFILE there is neither. A HUP re-applies
+the variables; ``resquectl reload`` is refused: there is no file to re-read.
 """
 
 from resqued.master.arbiter import Master

@@ -9,13 +9,12 @@ import os
 
 from resqued.config import checks
 from resqued.config.loader import MAX_SOCKET_PATH
-from resqued.config.model import Config, ConfigError, PoolConfig
+from resqued.config.model import ENV_MODE_PATH, Config, ConfigError, PoolConfig
 from resqued.config.settings import LOG, POOL, REQUIRED, SETTINGS, TOP, Setting
 from resqued.config.yamlnodes import LocatedError, NodeReader
 from resqued.process.pidfile import socket_beside
 from resqued.redisio.connection import BadRedisURL, normalize_url
 
-PATH = "env"       # Config.path in env mode: the master's title says resqued-master[env]
 OFF = ("0", "false", "no", "off", "")
 
 
@@ -59,15 +58,18 @@ def load(args, environ) -> Config:
                           path="PIDFILE")
     top = {s.attribute: values[s.attribute] for s in (*TOP.values(), *LOG.values())}
     top.update(pidfile=pidfile, control_socket=socket_beside(pidfile) if pidfile else None)
-    return Config(path=PATH, pools=(pool,), **top)
+    return Config(path=ENV_MODE_PATH, pools=(pool,), **top)
 
 
 def supervised(config: Config) -> bool:
-    """Run the master's arbiter over the workers (COUNT > 1, or a recycle
-    limit: a lone worker that exits to be recycled needs someone to start
-    the next), rather than one worker in this process, as php-resque does."""
+    """Run the master's arbiter over the workers (COUNT > 1; a recycle limit:
+    a lone worker that exits to be recycled needs someone to start the next;
+    PIDFILE: resquectl --pidfile answers through the control socket beside
+    it), rather than one worker in this process, as php-resque does. The
+    master takes the worker's signals to the pid in PIDFILE as php-resque's
+    worker does (QUIT, TERM, INT, USR1, USR2, CONT)."""
     pool = config.pools[0]
-    return pool.count > 1 or bool(pool.max_jobs or pool.max_memory)
+    return pool.count > 1 or bool(pool.max_jobs or pool.max_memory) or bool(config.pidfile)
 
 
 def _value(reader, setting: Setting, args, environ):

@@ -13,6 +13,7 @@ import time
 
 import psutil
 
+from resqued.config.model import ENV_MODE_PATH
 from resqued.master import workerprocess
 from resqued.master import reconcile
 from resqued.process.logs import counted
@@ -41,6 +42,12 @@ class RequestHandlers:
         elif command == "resume":
             master.resume()
             self.waiting.append((conn, "resumed", time.monotonic() + REQUEST_TIMEOUT))
+        elif command == "reload" and master.config.path == ENV_MODE_PATH and not master.winched:
+            # Its settings are the variables it started with (a reload after
+            # WINCH still does what it says: it starts the workers again).
+            conn.reply(ok=False, unsupported=True,
+                       error="environment mode has no pool.yml to re-read: its settings are the variables "
+                             "it started with (start resqued again to change them; restart loads new code)")
         elif command == "reload":
             # As HUP: with on_hup: restart, every worker is restarted too
             # (what systemctl reload's ExecReload then does).

@@ -654,7 +654,8 @@ def test_env_mode_resolves_to_a_one_pool_config(tmp_path, monkeypatch):
         pid_dir=None, control_socket=str(tmp_path / "run" / "w.sock"), interval=5.0, shutdown_timeout=30.0,
         heartbeat_interval=60.0, term_timeout=4.0, log_level="warning", log_format="text",
         pools=(PoolConfig(("high", "low"), 1),))
-    assert not variables.supervised(config)
+    assert variables.supervised(config)     # PIDFILE: resquectl --pidfile answers through the master
+    assert not variables.supervised(env_config({"QUEUE": "a"}))
     assert env_config({"QUEUE": "*"}).pools[0].queues == ("*",)   # text, not a YAML alias
     assert variables.supervised(env_config({"QUEUE": "a", "COUNT": "2"}))
     assert variables.supervised(env_config({"QUEUE": "a", "MAX_JOBS": "100"}))

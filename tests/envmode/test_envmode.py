@@ -181,3 +181,68 @@ def test_max_memory_in_env_mode_is_checked(procs, redis_url):
     # The very message a bad max_memory: in pool.yml gets (one check for both).
     assert log_text(proc) == ("resqued: MAX_MEMORY: invalid size 'lots': expected a size such as 300MB, "
                               "1.5GiB, 512M or a number of bytes\n")
+
+
+def resquectl(*args):
+    return subprocess.run([sys.executable, "-m", "resqued.ctl", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_one_worker_with_pidfile_answers_resquectl_and_php_resques_signals(procs, redis_url, r, resque, tmp_path):
+    """COUNT=1 with PIDFILE (php-resque's usual way) runs under the master's
+    arbiter: resquectl --pidfile reaches it, and the signals php-resque's
+    worker takes, sent to the pid in PIDFILE, do what they do there."""
+    pidfile = tmp_path / "one.pid"
+    proc = procs.resqued(redis_url, extra_env={"PIDFILE": str(pidfile)})
+    wait_until(lambda: pidfile.exists() and pidfile.read_text().strip() == str(proc.pid), message="pidfile")
+    status = wait_until(lambda: (s := resquectl_status(pidfile)) and len(s["workers"]) == 1
+                        and s["workers"][0]["state"] == "idle" and s, message="one idle worker")
+    assert status["master"]["pid"] == proc.pid and status["master"]["config"] == "env"
+    resque.enqueue_call("default", "add", 2, 3)
+    wait_log(r, "add:5")
+
+    def worker_state():
+        return resquectl_status(pidfile)["workers"][0]["state"]
+    paused = resquectl("--pidfile", str(pidfile), "pause")
+    assert paused.returncode == 0 and paused.stdout == "1 worker paused\n", paused.stderr
+    assert worker_state() == "paused"
+    assert resquectl("--pidfile", str(pidfile), "resume").returncode == 0
+    assert worker_state() == "idle"
+    os.kill(int(pidfile.read_text()), signal.SIGUSR2)       # php-resque: pause
+    wait_until(lambda: worker_state() == "paused", message="paused by USR2")
+    os.kill(int(pidfile.read_text()), signal.SIGCONT)       # php-resque: resume
+    wait_until(lambda: worker_state() == "idle", message="resumed by CONT")
+
+    stopped = resquectl("--pidfile", str(pidfile), "stop")
+    assert stopped.returncode == 0 and stopped.stdout == f"master {proc.pid} stopped\n", stopped.stderr
+    assert proc.wait(15) == 0
+    assert not pidfile.exists()
+
+
+def test_reload_is_refused_in_env_mode(procs, redis_url, tmp_path):
+    """Nothing to re-read: reload says so (exit 2) instead of "reloaded"."""
+    pidfile = tmp_path / "env.pid"
+    proc = procs.resqued(redis_url, extra_env={"PIDFILE": str(pidfile), "COUNT": "2"})
+    wait_until(lambda: len(worker_pids(proc)) == 2, message="2 workers")
+    reload = resquectl("--pidfile", str(pidfile), "reload")
+    assert reload.returncode == 2 and reload.stdout == ""
+    assert reload.stderr == ("resquectl: reload failed: environment mode has no pool.yml to re-read: its settings "
+                             "are the variables it started with (start resqued again to change them; restart "
+                             "loads new code)\n")
+    assert stop(proc) == 0
+
+
+def test_a_pidfile_of_a_process_that_is_no_master_is_said_so(tmp_path):
+    """A live process without a control socket beside its pidfile (php-resque's
+    worker, say) is not reported as "no master is running"."""
+    other = psutil.Popen(["sleep", "60"])
+    try:
+        pidfile = tmp_path / "php.pid"
+        pidfile.write_text(f"{other.pid}\n")
+        result = resquectl("--pidfile", str(pidfile), "status")
+        assert result.returncode == 1 and result.stdout == ""
+        assert result.stderr == (f"resquectl: process {other.pid} of {pidfile} is running, but has no control "
+                                 f"socket beside it ({tmp_path / 'php.sock'}): it is not a resqued master; signal "
+                                 "it instead (QUIT: stop after the job, USR2: pause, CONT: resume)\n")
+    finally:
+        other.kill()
+        other.wait()
