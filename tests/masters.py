@@ -47,10 +47,13 @@ class Master:
         return found
 
     def ctl(self, *args, timeout=60):
-        result = subprocess.run([sys.executable, "-m", "resqued.ctl", "-c", str(self.config), *args],
-                                capture_output=True, text=True, timeout=timeout, cwd=ROOT,
-                                env={**os.environ, "PYTHONPATH": ROOT})
-        return result
+        return self.ctl_file(self.config, *args, timeout=timeout)
+
+    def ctl_file(self, config, *args, timeout=60):
+        """resquectl -c ``config`` (not necessarily this master's)."""
+        return subprocess.run([sys.executable, "-m", "resqued.ctl", "-c", str(config), *args],
+                              capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+                              env={**os.environ, "PYTHONPATH": ROOT})
 
     def status(self):
         result = self.ctl("status", "--json")

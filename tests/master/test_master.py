@@ -368,7 +368,7 @@ def test_resquectl_reaches_the_master_when_pool_yml_no_longer_validates(master_f
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["master"]["pid"] == m.pid
     [warning] = result.stderr.splitlines()
-    assert "max_mem: unknown key" in warning and "using its pidfile and control_socket keys" in warning
+    assert "max_mem: unknown key" in warning and ": using the running master at " in warning
     assert m.ctl("reload").returncode == 78       # the master refuses it, and says why
     result = m.ctl("stop")
     assert result.returncode == 0, result.stderr
