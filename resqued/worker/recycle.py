@@ -27,7 +27,9 @@ def tree_memory(pid: int, exclude=()) -> int:
 def descendants(pid: int, include_self: bool = False) -> list[int]:
     """``pid``'s descendants, from the kernel's per-task children lists
     (a few small reads), not a scan of every process as psutil's
-    children() does: with 64 workers that was most of a check's cost."""
+    children() does: with 64 workers that was most of a check's cost.
+    A process or thread that ends while it is read is simply gone: the
+    tree changes under every read (job children, threads of a job)."""
     found, todo = ([pid] if include_self else []), [pid]
     while todo:
         parent = todo.pop()
@@ -38,22 +40,34 @@ def descendants(pid: int, include_self: bool = False) -> list[int]:
         except PermissionError:
             return _descendants_by_scan(pid, include_self)
         for task in tasks:
-            try:
-                with open(f"/proc/{parent}/task/{task}/children") as f:
-                    children = [int(c) for c in f.read().split()]
-            except FileNotFoundError:
-                if os.path.isdir(f"/proc/{parent}/task/{task}"):   # a kernel without CONFIG_PROC_CHILDREN
-                    return _descendants_by_scan(pid, include_self)
-                continue      # the task ended
+            children = _task_children(parent, task)
+            if children is None:
+                return _descendants_by_scan(pid, include_self)
             found += children
             todo += children
     return found
 
 
+def _task_children(parent: int, task: str) -> list[int] | None:
+    """The children of one task ([] if it has ended), or None when this
+    kernel cannot say (no CONFIG_PROC_CHILDREN, or no permission)."""
+    path = f"/proc/{parent}/task/{task}"
+    try:
+        with open(f"{path}/children") as f:
+            return [int(c) for c in f.read().split()]
+    except FileNotFoundError:
+        # Gone (ENOENT once it is reaped), or a kernel without the file.
+        return None if os.path.isdir(path) else []
+    except ProcessLookupError:
+        return []   # ESRCH: it ended between the listing and the read
+    except PermissionError:
+        return None
+
+
 def _descendants_by_scan(pid: int, include_self: bool) -> list[int]:
     try:
         children = [p.pid for p in psutil.Process(pid).children(recursive=True)]
-    except psutil.NoSuchProcess:
+    except psutil.Error:   # gone, or not ours to read
         return []
     return ([pid] if include_self else []) + children
 
