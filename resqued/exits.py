@@ -19,7 +19,7 @@ EXIT_USAGE = 2             # a bad command line (argparse's own code)
 # -- a worker, to the master or env mode that waits for it -------------------
 EXIT_BOOT_ERROR = 3        # could not boot (job modules, an old Redis): back off, then give up
 EXIT_RECYCLE_JOBS = 4      # recycled after max_jobs: replace it at once, count the recycle
-EXIT_RECYCLE_MEMORY = 5    # recycled over max_memory (or killed its job over max_memory_hard)
+EXIT_RECYCLE_MEMORY = 5    # recycled over max_memory (its own processes, between jobs)
 
 EXIT_REASONS = {
     EXIT_BOOT_ERROR: "could not boot",

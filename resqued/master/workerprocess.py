@@ -18,11 +18,9 @@ import re
 import time
 from dataclasses import dataclass, field
 
-import psutil
-
 from resqued.config.sizes import format_size
 from resqued.process.pidfile import Pidfile
-from resqued.worker.recycle import approx_size, tree_memory
+from resqued.worker.recycle import approx_size, job_memory, tree_memory
 from resqued.jobs.allowlist import JobRegistry, RegistryError
 from resqued.redisio.connection import redact
 
@@ -79,6 +77,9 @@ class Child:
 
     def describe(self) -> dict:
         state = "stopping" if self.stopping else self.report.get("state", "starting")
+        # memory: the worker's own processes, the figure max_memory judges;
+        # a forked job's child is job_memory, the figure max_memory_hard judges.
+        child = self.report.get("child") if self.report.get("state") == "busy" else None
         # paused: told to pause (a busy worker pauses after its job), or
         # paused by Resque's pause-all-workers key.
         return {"pid": self.pid, "queues": list(self.pool.queues), "state": state,
@@ -86,7 +87,9 @@ class Child:
                 "job": self.report.get("job") if state == "busy" else None,
                 "since": self.report.get("since") if state in ("busy", "redis-down") else None,
                 "error": self.report.get("error") if state == "redis-down" else None,
-                "jobs_done": self.report.get("jobs", 0), "memory": tree_memory(self.pid),
+                "jobs_done": self.report.get("jobs", 0),
+                "memory": tree_memory(self.pid, exclude={child} if child else ()),
+                "job_memory": job_memory(self.pid, child),
                 "started": self.started_wall, "stop_reason": self.stop_reason or None}
 
 
@@ -168,9 +171,12 @@ def runtime_warnings(config, timeout: float = 2.0) -> list[str]:
     """What ``--check`` warns of, found in a throwaway child (the master never
     loads redis-py or the application): Redis cannot be reached (a master
     started would wait for it), and a pool's max_memory below what an idle
-    worker of this config uses (the child imports what a worker imports, and
-    a worker's helpers share its pages, so the child's RSS is close to an idle
-    worker's figure): such a worker would be recycled after every job."""
+    worker of this config uses: such a worker would be recycled after every
+    job. The estimate is the measure status shows and max_memory judges, PSS
+    (recycle.tree_memory), of a child that imports what a worker imports. A
+    worker's job forker and standby share its pages, so they add little; but
+    workers share their imports with each other (and the spawner), so a
+    running worker's figure shrinks as more workers share pages."""
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -205,14 +211,14 @@ def _warn_in_child(config, timeout, write_fd) -> None:
     try:
         import resqued.worker.worker  # noqa: F401  (in this child only: what a worker imports)
         JobRegistry.build(config.jobs, config.aliases)
-        idle = psutil.Process().memory_info().rss
+        idle = tree_memory(os.getpid())
     except BaseException:
         return   # the start's own check (probe) reports job modules that do not import
     for index, pool in enumerate(config.pools):
         if pool.max_memory and pool.max_memory < idle * 1.1:
             warn(f"pools[{index}].max_memory ({format_size(pool.max_memory)}) is below what an idle worker "
-                 f"of this config uses (about {approx_size(idle)}): its workers would be recycled after "
-                 "every job")
+                 f"of this config uses (about {approx_size(idle)}, an estimate: the figure resquectl status "
+                 "shows shrinks as more workers share pages): its workers would be recycled after every job")
 
 
 def _probe_in_child(config, write_fd) -> bool:

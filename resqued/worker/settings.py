@@ -20,8 +20,8 @@ class WorkerSettings:
     fork: bool = default("fork")                # false: jobs run in the worker (execution/inline.py)
     job_forker: bool = default("job_forker")    # job children forked beside the worker (execution/jobforker.py)
     max_jobs: int | None = None                 # recycle after this many jobs (jitter already added)
-    max_memory: int | None = None               # recycle after a job past this memory
-    max_memory_hard: int | None = None          # kill the running job past this
+    max_memory: int | None = None               # recycle when its own processes pass this (recycle.py)
+    max_memory_hard: int | None = None          # kill a running job child past this
     memory_check_interval: float = 1.0          # seconds between memory checks during a job
     # Its place among processes, set by whoever starts it:
     parent_pid: int | None = None       # its master: the worker stops after its job once that is gone

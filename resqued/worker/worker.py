@@ -209,7 +209,6 @@ class Worker:
         # a pending signal, in nearly every forked job).
         self.dispatch_signals()
         return not (self.shutdown or self.paused or self.outage.reclaim_due or self.signals.has_pending()
-                    or self.execution.recycle_after_job is not None
                     or (self.recycle.max_jobs and self.jobs_done + 1 >= self.recycle.max_jobs)
                     or (self.parent_pid is not None and os.getppid() != self.parent_pid))
 
@@ -228,17 +227,18 @@ class Worker:
         return True
 
     def _should_recycle(self) -> bool:
-        code = self.execution.recycle_after_job
-        if code is None:
-            # Not the job child just served: it may still be tearing its memory down.
-            finished = self.execution.last_child
-            memory = tree_memory(self.pid, exclude={finished} if finished else ()) if self.recycle.watches_memory else None
-            code = self.recycle.after_job(self.jobs_done, memory)
-        if code is None:
+        # The worker's own processes: not the job child just served (it may
+        # still be tearing its memory down), whose memory dies with it.
+        finished = self.execution.last_child
+        decision = self.recycle.after_job(
+            self.jobs_done, lambda: tree_memory(self.pid, exclude={finished} if finished else ()))
+        if decision is None:
             return False
+        code, why = decision
         # After max_jobs it is routine; past max_memory, worth a look.
         (log.info if code == EXIT_RECYCLE_JOBS else log.warning)(
-            "worker %s: %s (%s done)", self.id, EXIT_REASONS[code], counted(self.jobs_done, "job"))
+            "worker %s: %s (%s done)%s", self.id, EXIT_REASONS[code], counted(self.jobs_done, "job"),
+            f": {why}" if why else "")
         self.exit_code = code
         return True
 

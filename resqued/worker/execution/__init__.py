@@ -12,7 +12,6 @@ class Execution(Protocol):
     """What the worker asks of its execution strategy (``worker.execution``)."""
 
     busy: bool                      # a job is running that kill() can reach
-    recycle_after_job: int | None   # exit code (resqued/exits.py) to leave with once the job ends
     last_child: int | None          # the last job child's pid (None: jobs run inline)
 
     def prepare(self, idle: bool = False) -> None:

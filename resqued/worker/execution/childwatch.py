@@ -1,13 +1,13 @@
 """Watching one job child, from the hand-off to its report: wait for its
 one-line report or its death, and bound it meanwhile (TERM then KILL when
-asked, the master's death, the hard memory limit), keeping the worker's
+asked, the master's death, max_memory_hard), keeping the worker's
 heartbeat going and forking the next standby at the right moment.
 
 ForkingExecution (forking.py) makes one ``ChildWatch`` per job. Its own
 state is the child's: its pid and report pipe, its kill deadline and why,
-when the master was seen gone, and whether the worker must recycle once
-the job is done. Of the worker it reads the settings that bound a job, its
-signals and heartbeat, and it has the worker act on signals and beat.
+when the master was seen gone. Of the worker it reads the settings that
+bound a job, its signals and heartbeat, and it has the worker act on
+signals and beat.
 """
 
 import logging
@@ -15,7 +15,6 @@ import os
 import signal
 import time
 
-from resqued.exits import EXIT_RECYCLE_MEMORY
 from resqued.worker.execution.jobchild import signal_group
 from resqued.worker.recycle import approx_size, tree_memory
 from resqued.process.signals import wait_readable
@@ -38,7 +37,6 @@ class ChildWatch:
         self.kill_at = None            # monotonic time to SIGKILL the child
         self.kill_reason = None        # why it was killed, for its failure
         self.orphaned_at = None        # when the master was seen gone
-        self.recycle_after_job = None  # exit code for the worker to leave with once the job ends
 
     def kill(self, reason: str | None = None) -> None:
         """TERM the child now, KILL it ``term_timeout`` later."""
@@ -56,6 +54,9 @@ class ChildWatch:
         worker, forker, pid, read_fd = self.worker, self.forker, self.pid, self.read_fd
         report = bytearray()
         pipe_open = True
+        # Only the hard limit is judged while a job runs; max_memory is the
+        # worker's own, judged between jobs (recycle.py).
+        watch_memory = bool(worker.recycle.max_memory_hard)
         next_memory_check = time.monotonic() + worker.memory_check_interval
         # The next standby is forked while this job runs. While the queue is
         # busy, at once: that overlaps the fork with the job. A job that came
@@ -75,7 +76,7 @@ class ChildWatch:
             timeout = worker.registration.heartbeat_due_in()
             if standby_at is not None:
                 timeout = min(timeout, standby_at - time.monotonic())
-            if worker.recycle.watches_memory:
+            if watch_memory:
                 timeout = min(timeout, next_memory_check - time.monotonic())
             if self.kill_at is not None:
                 timeout = min(timeout, self.kill_at - time.monotonic())
@@ -98,7 +99,7 @@ class ChildWatch:
             if self.kill_at is not None and time.monotonic() >= self.kill_at:
                 signal_group(pid, signal.SIGKILL)
             self._bound_orphaned_job()
-            if worker.recycle.watches_memory and time.monotonic() >= next_memory_check:
+            if watch_memory and time.monotonic() >= next_memory_check:
                 next_memory_check = time.monotonic() + worker.memory_check_interval
                 self._check_memory()
             worker.beat_if_due()
@@ -115,13 +116,9 @@ class ChildWatch:
             worker.kill_job_for_stop(f"the master died and the job was still running {worker.orphan_timeout:g}s later")
 
     def _check_memory(self) -> None:
-        worker, recycle = self.worker, self.worker.recycle
-        rss = tree_memory(worker.pid)
-        if recycle.over_hard_limit(rss):
-            self.kill(f"worker and job use {approx_size(rss)}, over the hard memory limit "
-                      f"of {approx_size(recycle.max_memory_hard)}")
-            self.recycle_after_job = self.recycle_after_job or EXIT_RECYCLE_MEMORY
-        elif recycle.over_soft_limit(rss) and self.recycle_after_job is None:
-            log.warning("worker %s uses %s, over max_memory %s: recycling after this job",
-                        worker.id, approx_size(rss), approx_size(recycle.max_memory))
-            self.recycle_after_job = EXIT_RECYCLE_MEMORY
+        """The job child (with what it started) past max_memory_hard is
+        killed; its memory dies with it, so the worker is not recycled for it."""
+        limit = self.worker.recycle.max_memory_hard
+        memory = tree_memory(self.pid)
+        if self.worker.recycle.over_hard_limit(memory):
+            self.kill(f"the job uses {approx_size(memory)}, over the hard memory limit of {approx_size(limit)}")

@@ -30,7 +30,6 @@ class ForkingExecution:
                              job_forker=job_forker)
         self.watch = None              # the running job's ChildWatch
         self.last_child = None         # the last job child's pid
-        self.recycle_after_job = None  # exit code to leave with once the job ends
         self._idle = True              # the next job comes to an idle worker (see prepare)
 
     @property
@@ -60,14 +59,14 @@ class ForkingExecution:
         # overlaps the job instead of delaying its start.
         marked = self.worker.mark_running(job)
         self.worker.show_title(f"Forked {pid} at {stamp()}")
+        # ``child``: for the master's status, which counts the job's memory apart from the worker's.
         self.worker.report(state="busy", job={"class": job.job_class, "id": job.id, "queue": job.queue},
-                           since=time.time())
+                           since=time.time(), child=pid)
         try:
             status, report = watch.wait()
         finally:
             os.close(read_fd)
             self.watch = None
-            self.recycle_after_job = self.recycle_after_job or watch.recycle_after_job
             self.worker.read_marked(marked)
         self.forker.reap()
         # A job the worker's stop killed is given back, not failed: no onFailure hooks for it.

@@ -22,8 +22,7 @@ class InlineExecution:
     # Signals wait for the running job to end: when the worker acts on one,
     # no job is running, and none can be killed.
     busy = False
-    last_child = None   # no job child
-    recycle_after_job = None   # memory is checked after each job (RecyclePolicy.after_job)
+    last_child = None   # no job child: a job's memory stays the worker's (recycle.py)
 
     def __init__(self, worker):
         self.worker = worker
