@@ -99,6 +99,7 @@ class Worker:
         self.paused = settings.start_paused
         self.exit_code = EXIT_OK
         self.jobs_done = 0
+        self._recycle_due = None    # (exit code, why): decided as the last job's outcome was recorded
         self._title = None
         self._held = None           # (queue, raw): taken with the last outcome, not yet run
         self.killed_by_stop = False   # TERM/INT killed the running job: give it back, do not fail it
@@ -208,8 +209,11 @@ class Worker:
         # take, and the SIGCHLD of a job child's exit must not (it would, as
         # a pending signal, in nearly every forked job).
         self.dispatch_signals()
+        # Decided before the outcome's transaction, so that a worker about to
+        # recycle takes no next job (it would only give it back).
+        self._recycle_due = self._recycle_decision()
         return not (self.shutdown or self.paused or self.outage.reclaim_due or self.signals.has_pending()
-                    or (self.recycle.max_jobs and self.jobs_done + 1 >= self.recycle.max_jobs)
+                    or self._recycle_due is not None
                     or (self.parent_pid is not None and os.getppid() != self.parent_pid))
 
     def _give_back_held(self) -> bool:
@@ -226,12 +230,16 @@ class Worker:
                         "to the head of their queue", self.id, moved)
         return True
 
-    def _should_recycle(self) -> bool:
+    def _recycle_decision(self) -> tuple[int, str] | None:
+        """Whether to leave once the job just run is recorded: (exit code, why)."""
         # The worker's own processes: not the job child just served (it may
         # still be tearing its memory down), whose memory dies with it.
         finished = self.execution.last_child
-        decision = self.recycle.after_job(
-            self.jobs_done, lambda: tree_memory(self.pid, exclude={finished} if finished else ()))
+        return self.recycle.after_job(self.jobs_done + 1,
+                                      lambda: tree_memory(self.pid, exclude={finished} if finished else ()))
+
+    def _should_recycle(self) -> bool:
+        decision, self._recycle_due = self._recycle_due, None
         if decision is None:
             return False
         code, why = decision
