@@ -112,7 +112,7 @@ def process_memory(pid: int) -> int:
         pass
     try:
         return psutil.Process(pid).memory_info().rss
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
+    except psutil.Error:   # gone, or not ours to read
         return 0
 
 
@@ -125,6 +125,8 @@ def approx_size(n: int | None) -> str:
 
 
 class RecyclePolicy:
+    """A pool's limits, and what each judges (the module's docstring)."""
+
     def __init__(self, max_jobs: int | None = None, max_memory: int | None = None,
                  max_memory_hard: int | None = None):
         self.max_jobs = max_jobs
@@ -144,5 +146,6 @@ class RecyclePolicy:
                                              f"over max_memory {approx_size(self.max_memory)}")
         return None
 
-    def over_hard_limit(self, job_memory: int) -> bool:
-        return bool(self.max_memory_hard) and job_memory > self.max_memory_hard
+    def over_hard_limit(self, child_memory: int) -> bool:
+        """Whether a running job child's figure (tree_memory of the child) is past max_memory_hard."""
+        return bool(self.max_memory_hard) and child_memory > self.max_memory_hard
