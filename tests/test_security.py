@@ -434,6 +434,9 @@ def test_rediss_with_certificates_runs_a_job(procs, tls, tmp_path):
     ("rediss://u:pw@h/0?ssl_password=p4ss", "rediss://u:***@h/0?ssl_password=***"),
     ("unix:///s.sock?username=u&PASSWORD=p4ss", "unix:///s.sock?username=u&PASSWORD=***"),
     ("rediss://h/0?ssl_ca_certs=/ca.pem", "rediss://h/0?ssl_ca_certs=/ca.pem"),
+    # Raw '#', '?', '/' and '@' in a password: masked up to the last '@', not the first of them.
+    ("redis://u:p#w?x/y@z@h:1/0", "redis://u:***@h:1/0"),
+    ("redis://:p#w@h/0?password=q", "redis://:***@h/0?password=***"),
 ])
 def test_redact_hides_every_password_in_a_query(url, redacted):
     assert redact(url) == redacted

@@ -3,9 +3,7 @@
 setting, used for pool.yml and, on the same nodes, for env mode's variables
 (settings.py declares which check each setting has)."""
 
-from urllib.parse import urlsplit
-
-from resqued.redisio.connection import BadRedisURL, normalize_url, redact
+from resqued.redisio.connection import BadRedisURL, normalize_url, redact, split_url
 from resqued.resque.keys import check_queue_name
 from resqued.config.sizes import parse_size
 
@@ -67,11 +65,7 @@ def check_redis_url(url: str | None) -> str:
     Its query options are checked by redis-py itself, in master/workerprocess.probe():
     the master process does not import redis-py."""
     url = normalize_url(url)
-    parts = urlsplit(url)
-    try:
-        parts.port
-    except ValueError as exc:
-        raise BadRedisURL(f"redis URL {redact(url)!r}: {exc}") from None
+    parts = split_url(url)
     database = parts.path.strip("/")
     if parts.scheme != "unix" and (not parts.hostname or (database and not database.isdigit())):
         raise BadRedisURL(f"redis URL {redact(url)!r}: expected redis://[user:password@]host[:port][/db]")

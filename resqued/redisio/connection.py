@@ -30,7 +30,7 @@ def normalize_url(backend: str | None, db: int | str | None = None) -> str:
         if port and not port.isdigit():
             raise BadRedisURL(f"redis backend {backend!r}: port {port!r} is not a number")
         backend = f"redis://{host}:{port or 6379}"
-    parts = urlsplit(backend)
+    parts = split_url(backend)
     if parts.scheme not in ("redis", "rediss", "unix"):
         raise BadRedisURL(f"redis URL {redact(backend)!r}: scheme must be redis, rediss or unix")
     if db is not None and str(db) != "":
@@ -46,13 +46,32 @@ def normalize_url(backend: str | None, db: int | str | None = None) -> str:
     return backend
 
 
+def split_url(url: str):
+    """urlsplit, with its ValueError (an unclosed IPv6 bracket) as BadRedisURL,
+    and a port that is not a number found now rather than at connect time.
+    The message never repeats urlsplit's: a raw '#', '?' or '/' in a password
+    ends the netloc early, so its "port" is part of the password."""
+    try:
+        parts = urlsplit(url)
+        parts.port
+    except ValueError as exc:
+        problem = ("an unclosed '[': an IPv6 address goes in brackets (redis://[::1]:6379/0)"
+                   if "IPv6" in str(exc) else "the port is not a number from 0 to 65535 (a password "
+                   "with '#', '?' or '/' in it must be percent-encoded: %23, %3F, %2F)")
+        raise BadRedisURL(f"redis URL {redact(url)!r}: {problem}") from None
+    return parts
+
+
 def redact(url: str) -> str:
     """The URL with any password replaced by ``***``."""
-    # The userinfo ends at the *last* '@' of the netloc (as urlsplit and
-    # redis-py read it), so a raw '@' in the password must not end the match
-    # early; and the netloc ends at '/', '?' or '#', so a query is never taken
-    # for userinfo.
-    url = re.sub(r"(://[^:/@?#]*:)[^/?#]*@", r"\1***@", url)
+    # Masked before any parsing, from the first ':' after "://" to the last
+    # '@': a raw '#', '?' or '/' in a password would end urlsplit's (and a
+    # stricter pattern's) netloc early and leave the rest of it shown. A '@'
+    # in a query can only make this mask more than the password.
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if sep and at and ":" in userinfo:
+        url = f"{scheme}://{userinfo.partition(':')[0]}:***@{host}"
     # In the query: password, and ssl_password (the passphrase of the client key).
     return re.sub(r"([?&][^=&]*password=)[^&]*", r"\1***", url, flags=re.IGNORECASE)
 

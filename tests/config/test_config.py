@@ -384,8 +384,11 @@ BAD = [
     ("redis: redis://h\n", 1, "pools", "missing: define at least one pool"),
     # redis
     ("redis: http://h\n" + ONE_POOL, 1, "redis", "scheme must be redis, rediss or unix"),
-    ("redis: 'redis://:pw@h:port/0'\n" + ONE_POOL, 1, "redis", "redis URL 'redis://:***@h:port/0': Port could not"),
+    ("redis: 'redis://:pw@h:port/0'\n" + ONE_POOL, 1, "redis", "redis URL 'redis://:***@h:port/0': the port is not a number"),
     ("redis: redis://h/zero\n" + ONE_POOL, 1, "redis", "expected redis://[user:password@]host[:port][/db]"),
+    # A raw '#' ends urlsplit's netloc inside the password: none of it is shown.
+    ("redis: 'redis://u:pa#ss@h/0'\n" + ONE_POOL, 1, "redis", "redis URL 'redis://u:***@h/0': the port is not"),
+    ("redis: 'redis://[::1/0'\n" + ONE_POOL, 1, "redis", "redis URL 'redis://[::1/0': an unclosed '['"),
     ("redis: 6379\n" + ONE_POOL, 1, "redis", "expected a Redis URL (redis://host:6379/0), got an integer (6379)"),
     # YAML itself
     ("pools:\n  - queues: [a\n    count: 1\n", 3, None, "invalid YAML: expected ',' or ']'"),
