@@ -132,6 +132,7 @@ def run_master(args) -> int:
             config = dataclasses.replace(config, jobs=config.jobs + tuple(a for a in apps if a not in config.jobs))
         if not config.jobs:
             raise ConfigError(f"{config.path}: jobs: no job modules: add `jobs:` to the file, or pass --app")
+        check_paths(config)   # at a reload too: a pid_dir swapped for a symlink is refused
         error = probe(config)
         if error:
             raise ConfigError(f"{config.path}: {error}")
@@ -139,7 +140,6 @@ def run_master(args) -> int:
 
     try:
         config = loader()
-        check_paths(config)
     except ConfigError as exc:
         print(f"resqued: {exc}", file=sys.stderr)
         return EX_CONFIG

@@ -5,12 +5,14 @@ ids, classes and errors from payloads are logged and shown with their control
 characters escaped."""
 
 import os
+import signal
 import subprocess
 import sys
 
+import psutil
 import pytest
 
-from conftest import JOBS_FILE, ROOT
+from conftest import JOBS_FILE, ROOT, reap, wait_until
 from masters import write_config
 
 ENV = {**os.environ, "PYTHONPATH": ROOT}
@@ -35,3 +37,60 @@ def test_an_unparseable_redis_url_is_one_line_exit_78_and_shows_no_password(tmp_
         assert out.returncode == 78, out.stderr
         assert out.stderr.count("\n") == 1 and problem in out.stderr, out.stderr
         assert "hunter" not in out.stderr and "x/y" not in out.stderr
+
+
+# -- --daemonize, its log file and pidfile, and pid_dir ----------------------------------
+
+@pytest.fixture(autouse=True)
+def _no_daemon_left(tmp_path):
+    """A daemon that should have been refused but started (the bug) is stopped."""
+    yield
+    pidfile = tmp_path / "var/run/resqued.pid"
+    pid = pidfile.exists() and not pidfile.is_symlink() and pidfile.read_text().strip()
+    if pid and psutil.pid_exists(int(pid)):
+        os.kill(int(pid), signal.SIGTERM)
+        wait_until(lambda: not psutil.pid_exists(int(pid)) or psutil.Process(int(pid)).status() == "zombie",
+                   timeout=30, message="the daemon to stop")
+        reap([int(pid)])
+
+
+def no_daemon_started(tmp_path):
+    return not (tmp_path / "var/run/resqued.pid").exists() and not (tmp_path / "var/run/resqued.sock").exists()
+
+
+@pytest.mark.parametrize("at", ["log", "pidfile"])
+def test_daemonize_refuses_a_symlink_at_its_log_or_pidfile_before_detaching(tmp_path, redis_url, at):
+    precious = tmp_path / "precious"
+    precious.write_text("keep me\n")
+    run = tmp_path / "var/run"
+    run.mkdir(parents=True)
+    link = run / ("resqued.log" if at == "log" else "resqued.pid")
+    link.symlink_to(precious)
+    cfg = write_config(tmp_path / "pool.yml", redis_url, ["queues: [default]\ncount: 1"])
+    out = resqued("-c", str(cfg), "--daemonize")
+    assert out.returncode == 1, out
+    assert out.stdout == "" and out.stderr.count("\n") == 1, out
+    assert str(link) in out.stderr and "symbolic link" in out.stderr, out.stderr
+    assert precious.read_text() == "keep me\n" and link.is_symlink()
+    assert not (run / "resqued.sock").exists() and (at == "pidfile" or not (run / "resqued.pid").exists())
+
+
+def test_daemonize_refuses_a_log_file_that_is_not_a_regular_file(tmp_path, redis_url):
+    fifo = tmp_path / "log.fifo"
+    os.mkfifo(fifo)      # opening it for writing would wait for a reader
+    cfg = write_config(tmp_path / "pool.yml", redis_url, ["queues: [default]\ncount: 1"])
+    out = resqued("-c", str(cfg), "--daemonize", "--log-file", str(fifo))
+    assert out.returncode == 1 and "is not a regular file" in out.stderr, out
+    assert no_daemon_started(tmp_path)
+
+
+def test_pid_dir_may_not_be_a_symlink(tmp_path, redis_url):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "var/run").mkdir(parents=True)
+    (tmp_path / "var/run/workers").symlink_to(elsewhere)
+    cfg = write_config(tmp_path / "pool.yml", redis_url, ["queues: [default]\ncount: 1"])
+    out = resqued("-c", str(cfg), "--daemonize")
+    assert out.returncode == 78, out
+    assert "pid_dir" in out.stderr and "is a symbolic link" in out.stderr and out.stderr.count("\n") == 1
+    assert no_daemon_started(tmp_path) and not list(elsewhere.iterdir())

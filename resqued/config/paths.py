@@ -2,7 +2,7 @@
 start say it in one line (``pool.yml:9: pid_dir: ...``, exit 78) instead of
 every worker dying at boot with a traceback and its pool going FAILED: the
 directories of the pidfile and the control socket, and pid_dir, must exist
-or be creatable, and be writable."""
+or be creatable, and be writable; pid_dir must not be a symbolic link."""
 
 import os
 
@@ -20,6 +20,10 @@ def check_paths(config) -> None:
             continue
         directory = path if key == "pid_dir" else os.path.dirname(path)
         problem = _unwritable(directory)
+        if key == "pid_dir" and os.path.islink(path):
+            # Workers write their pidfiles in it (as root, if the master runs
+            # as root): a link someone swapped in would send them anywhere.
+            problem = f"{path} is a symbolic link; name the directory it points to"
         if problem:
             raise ConfigError(problem, file=config.path, line=_line_of(config.path, key), path=key)
 

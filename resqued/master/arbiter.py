@@ -29,6 +29,7 @@ from resqued.master import reconcile
 from resqued.master.control import ControlServer
 from resqued.master.requests import RequestHandlers
 from resqued.master.restart import RollingRestart
+from resqued.process import logfile
 from resqued.process.logs import counted
 from resqued.process.pidfile import Pidfile
 from resqued.process.title import set_raw_title
@@ -158,6 +159,7 @@ class Master:
             return
         log.info("master received %s", describe(signum))
         if signum == signal.SIGHUP:
+            self._reopen_log()
             # resque-pool's HUP also restarts every worker: on_hup: restart.
             if self.reload() is None and self.config.on_hup == "restart":
                 self.restart.start()
@@ -178,6 +180,14 @@ class Master:
             for pool in self.config.pools:
                 state = self.pools[pool.name]
                 state.adjust = max(-pool.count, state.adjust + step)
+
+    def _reopen_log(self) -> None:
+        """--daemonize's log, after a rotation that renamed it (resque-pool's
+        HUP does this too); the other processes follow (logfile.py)."""
+        try:
+            logfile.reopen()
+        except OSError as exc:
+            log.error("cannot reopen the log file, still writing the old one: %s", exc)
 
     def _signal_workers(self, signum: int, only=None) -> None:
         for child in list(only or self.children.values()):

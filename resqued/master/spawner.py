@@ -33,6 +33,7 @@ import signal
 import socket
 import time
 
+from resqued.process import logfile
 from resqued.process.title import set_raw_title
 from resqued.process.signals import blocked_for_fork, exit_on_parent_death
 from resqued.supervise.backoff import Backoff
@@ -183,6 +184,7 @@ def _serve(sock, title: str, master_pid: int) -> int:
             continue
         if not kind:
             return 0  # the master closed its end
+        logfile.follow()  # before forking: the worker starts on the master's current log
         try:
             spec = json.loads(_read_all(fds[0]))
             ours = [sock.fileno(), fds[0]]  # not for the forked process

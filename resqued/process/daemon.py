@@ -2,9 +2,10 @@
 python-daemon: detach, close stdio, log to a file, keep the working directory.
 
 Everything that can fail is checked before detaching — the config, the
-pidfile, the log file — so that the command you typed reports it and exits
-non-zero (resque-pool's daemon mode exits 0 and dies afterwards). The
-command waits for the daemon's pid, so that it can print it."""
+pidfile, the log file (logfile.py: never through a symlink) — so that the
+command you typed reports it and exits non-zero (resque-pool's daemon mode
+exits 0 and dies afterwards). The command waits for the daemon's pid, so
+that it can print it."""
 
 import os
 import signal
@@ -12,8 +13,8 @@ import sys
 
 import daemon
 
-from resqued.process.pidfile import PidfileError, read_pid
-from resqued.process.signals import process_alive
+from resqued.process import logfile
+from resqued.process.pidfile import Pidfile
 
 
 def default_log_file(config) -> str:
@@ -25,18 +26,16 @@ def detach(config, log_file: str) -> int | None:
     """Become a daemon. Raises PidfileError / OSError before detaching.
     Returns None in the daemon; in the process that called it, the daemon's
     pid once it has detached (that process then only reports it and exits)."""
-    existing = read_pid(config.pidfile)
-    if existing and process_alive(existing):
-        raise PidfileError(f"pidfile {config.pidfile} names process {existing}, which is still running")
+    Pidfile(config.pidfile).check()   # all that the master's create() would refuse
     os.makedirs(os.path.dirname(os.path.abspath(log_file)), exist_ok=True)
-    log = open(log_file, "a", buffering=1)
+    log_fd = logfile.open_for_append(log_file)
     read_fd, write_fd = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
     if pid:
         os.close(write_fd)
-        log.close()
+        os.close(log_fd)
         with os.fdopen(read_fd, "rb") as pipe:
             said = pipe.read()     # the daemon's pid; nothing if it could not detach
         os.waitpid(pid, 0)         # the first of python-daemon's forks, gone at once
@@ -47,14 +46,14 @@ def detach(config, log_file: str) -> int | None:
     context = daemon.DaemonContext(
         working_directory=os.getcwd(),
         umask=0o027,
-        stdout=log,
-        stderr=log,
+        # stdout and stderr to /dev/null until attach() puts the log file there.
         detach_process=True,
         # The master installs its own handlers; python-daemon's would end it on TERM.
         signal_map={signal.SIGTTIN: None, signal.SIGTTOU: None, signal.SIGTSTP: None},
-        files_preserve=[write_fd],
+        files_preserve=[write_fd, log_fd],
     )
     context.open()
+    logfile.attach(log_fd, log_file)
     os.write(write_fd, str(os.getpid()).encode())
     os.close(write_fd)
     return None

@@ -44,11 +44,7 @@ class Pidfile:
         dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
         try:
             fcntl.flock(dir_fd, fcntl.LOCK_EX)
-            if os.path.islink(self.path):
-                raise PidfileError(f"pidfile {self.path} is a symbolic link; refusing to use it")
-            existing = read_pid(self.path)
-            if existing and existing != pid and process_alive(existing):
-                raise PidfileError(f"pidfile {self.path} names process {existing}, which is still running")
+            self.check(pid)
             fd, tmp = tempfile.mkstemp(prefix=".pid.", dir=directory)  # mode 0600
             try:
                 with os.fdopen(fd, "w") as f:
@@ -59,6 +55,15 @@ class Pidfile:
                 raise
         finally:
             os.close(dir_fd)
+
+    def check(self, pid: int | None = None) -> None:
+        """What create() refuses, without writing: --daemonize asks before it
+        detaches, so that the command typed reports it, not the daemon's log."""
+        if os.path.islink(self.path):
+            raise PidfileError(f"pidfile {self.path} is a symbolic link; refusing to use it")
+        existing = read_pid(self.path)
+        if existing and existing != (pid or os.getpid()) and process_alive(existing):
+            raise PidfileError(f"pidfile {self.path} names process {existing}, which is still running")
 
     def remove(self, pid: int | None = None) -> None:
         if read_pid(self.path) == (pid or os.getpid()):

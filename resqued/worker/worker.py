@@ -36,6 +36,7 @@ from resqued.worker.execution.forking import ForkingExecution
 from resqued.worker.execution.inline import InlineExecution
 from resqued.jobs.job import Job
 from resqued.resque.outcome import INVALID_PAYLOAD, UNKNOWN_JOB, Failure, add_outcome
+from resqued.process import logfile
 from resqued.process.pidfile import Pidfile
 from resqued.process.title import set_title
 from resqued.resque.recovery import Recovery, client_name, inflight_queues
@@ -167,6 +168,7 @@ class Worker:
 
     def _loop(self) -> None:
         while True:
+            logfile.follow()  # the master reopened its log (HUP): write to the new file too
             self.dispatch_signals()
             if self.shutdown or self._orphaned():
                 return
@@ -331,6 +333,7 @@ class Worker:
 
     # -- one job -----------------------------------------------------------
     def _process(self, queue: str, raw: bytes) -> None:
+        logfile.follow()  # the job's lines, after a wait that may have outlasted a HUP
         try:
             payload = wire.decode_payload(raw)
         except wire.InvalidPayload as exc:

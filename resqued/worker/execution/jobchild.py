@@ -15,6 +15,7 @@ from resqued.jobs import events
 from resqued.resque import wire
 from resqued.jobs.job import Job, backtrace, exception_name, perform
 from resqued.resque.outcome import DIRTY_EXIT, Failure
+from resqued.process import logfile
 from resqued.process.title import set_title, stamp
 from resqued.process.signals import describe, exit_on_parent_death
 
@@ -97,6 +98,8 @@ def _become_job_child(signals, parent_pid: int) -> None:
 
 
 def _run_and_report(job, target, write_fd: int) -> int:
+    # A standby may have waited since before the master reopened its log (HUP).
+    logfile.follow()
     set_title(f"Processing {job.queue} since {stamp()} [{job.job_class}]")
     try:
         events.trigger("afterFork", job)

@@ -34,6 +34,7 @@ import signal
 import socket
 
 from resqued.worker.execution.jobchild import flush_and_exit, standby_main
+from resqued.process import logfile
 from resqued.process.title import set_title
 from resqued.process.signals import exit_on_parent_death
 
@@ -120,6 +121,7 @@ def _loop(sock, registry, worker_id: str, title: str) -> int:
 
 
 def _fork_standby(sock, reset, registry, worker_id: str, title: str, rehearse: bool) -> bool:
+    logfile.follow()  # the master reopened its log (HUP): our lines, and the standby's, go there
     job_r, job_w = os.pipe()
     report_r, report_w = os.pipe()
     me = os.getpid()

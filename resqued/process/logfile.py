@@ -1,0 +1,85 @@
+"""``--daemonize``'s log file: opened safely, and reopened after a rotation.
+
+Opened with O_NOFOLLOW and only if it is a regular file (created 0640): a
+daemon run as root must not append to whatever a symlink planted beside its
+pidfile names. Appended to (O_APPEND), so logrotate's copytruncate works.
+
+Every process of a daemonized master (the master, its spawner, workers, job
+forkers, job children) writes log lines and job output to fds 1 and 2, which
+at first share the one open file the master inherited. Reopening in the
+master alone would leave the others writing to the renamed file. So the
+master reopens on HUP, creating the new file, and every other process
+*follows*: at points it passes often (each spawner request, each turn of a
+worker's loop, the start of each job) it compares the file now at the path
+with its fd 2, and opens the new one if they differ. The path is set once in
+the daemon, before it forks anything; every resqued process is forked from
+it (never exec'd), so each one has it.
+"""
+
+import errno
+import fcntl
+import os
+import stat
+import sys
+
+PATH: str | None = None   # the daemon's log file; None: not daemonized, nothing to follow
+
+
+def open_for_append(path: str, create: bool = True) -> int:
+    """An fd appending to ``path``; OSError naming the problem."""
+    # O_NONBLOCK: opening a FIFO someone put there would otherwise wait for a reader.
+    flags = os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags | (os.O_CREAT if create else 0), 0o640)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OSError(f"log file {path} is a symbolic link; refusing to use it") from None
+        if exc.errno == errno.ENXIO:
+            raise OSError(f"log file {path} is not a regular file; refusing to use it") from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(f"log file {path} is not a regular file; refusing to use it")
+    fcntl.fcntl(fd, fcntl.F_SETFL, os.O_WRONLY | os.O_APPEND)
+    return fd
+
+
+def attach(fd: int, path: str) -> None:
+    """In the daemon: fds 1 and 2 to ``fd`` (``path``, opened by open_for_append)."""
+    global PATH
+    _install(fd)
+    PATH = path
+
+
+def reopen() -> None:
+    """The master, on HUP: open (or create) the file at the path again, so
+    that after ``mv resqued.log resqued.log.1`` it writes a new one. OSError
+    if it cannot (the old file is kept)."""
+    if PATH is not None:
+        _install(open_for_append(PATH))
+
+
+def follow() -> None:
+    """Any other process: if the master has reopened the log (another file
+    is at the path), write to that one too. Two syscalls when nothing changed."""
+    if PATH is None:
+        return
+    try:
+        now, ours = os.stat(PATH, follow_symlinks=False), os.fstat(2)
+        if (now.st_dev, now.st_ino) == (ours.st_dev, ours.st_ino) or not stat.S_ISREG(now.st_mode):
+            return
+        fd = open_for_append(PATH, create=False)
+    except OSError:
+        return   # gone, or refused: the master says why at its HUP; keep the old file meanwhile
+    _install(fd)
+
+
+def _install(fd: int) -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
