@@ -4,6 +4,7 @@ at its log file or pidfile before it detaches; pid_dir may not be a symlink;
 ids, classes and errors from payloads are logged and shown with their control
 characters escaped."""
 
+import json
 import os
 import signal
 import subprocess
@@ -12,7 +13,7 @@ import sys
 import psutil
 import pytest
 
-from conftest import JOBS_FILE, ROOT, reap, wait_until
+from conftest import JOBS_FILE, ROOT, log_text, reap, wait_until
 from masters import write_config
 
 ENV = {**os.environ, "PYTHONPATH": ROOT}
@@ -94,3 +95,27 @@ def test_pid_dir_may_not_be_a_symlink(tmp_path, redis_url):
     assert out.returncode == 78, out
     assert "pid_dir" in out.stderr and "is a symbolic link" in out.stderr and out.stderr.count("\n") == 1
     assert no_daemon_started(tmp_path) and not list(elsewhere.iterdir())
+
+
+# -- control characters from payloads -------------------------------------------------
+
+FORGED = "\n2026-01-01 00:00:00 resqued[1] ERROR forged line\x1b[2J\x1b]0;owned\x07"
+
+
+def test_ids_classes_and_errors_from_a_payload_are_logged_and_shown_escaped(procs, redis_url, r):
+    payload = {"class": "Nope" + FORGED, "args": [{}], "id": "id" + FORGED, "queue": "default"}
+    r.sadd("resque:queues", "default")
+    r.rpush("resque:queue:default", json.dumps(payload))
+    worker = procs.resqued(redis_url)
+    wait_until(lambda: r.llen("resque:failed") == 1, timeout=20, message="the refused job in the failed list")
+    env = {**ENV, "REDIS_URL": redis_url}
+    shown = [subprocess.run([sys.executable, "-m", "resqued.ctl", *args], capture_output=True, text=True,
+                            cwd=ROOT, timeout=30, env=env) for args in (["failed"], ["failed", "show", "0"])]
+    assert all(out.returncode == 0 for out in shown), shown
+    logged = log_text(worker)
+    for text in [logged] + [out.stdout + out.stderr for out in shown]:
+        assert "\x1b" not in text and "\x07" not in text and "\nforged" not in text, text
+        assert "\n2026-01-01" not in text
+    assert "Nope\\n2026-01-01 00:00:00 resqued[1] ERROR forged line\\x1b[2J" in logged, logged
+    # resquectl's tables make a newline a space; what is left is escaped.
+    assert "forged line\\x1b[2J\\x1b]0;owned\\x07" in shown[0].stdout + shown[1].stdout

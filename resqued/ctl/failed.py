@@ -16,6 +16,7 @@ import sys
 from resqued.ctl import tables
 from resqued.ctl.output import CtlError, emit, heading, print_json
 from resqued.exits import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from resqued.process.logs import printable
 from resqued.resque.failures import FailureError
 
 
@@ -57,7 +58,7 @@ def by_index(entries) -> list:
 
 def _label(entry) -> str:
     payload = entry.get("payload") if isinstance(entry.get("payload"), dict) else {}
-    return " ".join(str(part) for part in (payload.get("class"), payload.get("id")) if part)
+    return " ".join(printable(part) for part in (payload.get("class"), payload.get("id")) if part)
 
 
 def cmd_failed_list(resque, args) -> int:
@@ -121,7 +122,7 @@ def cmd_failed_retry(resque, args) -> int:
     else:
         done = "retried and removed" if args.remove else "retried"
         for entry in retried:
-            print(f"{done} failure {entry['index']}: {_label(entry)} -> queue {entry['queue']}")
+            print(f"{done} failure {entry['index']}: {_label(entry)} -> queue {printable(entry['queue'])}")
         for entry in removed:
             print(f"removed failure {entry['index']}: {_label(entry)} (an earlier failure of the job)")
     return _errors(errors)

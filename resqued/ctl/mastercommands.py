@@ -17,7 +17,7 @@ from resqued.config.sizes import format_size
 from resqued.ctl import tables
 from resqued.ctl.locate import MasterError, locate, not_a_master
 from resqued.ctl.output import print_json
-from resqued.process.logs import counted
+from resqued.process.logs import counted, printable
 from resqued.resque.wire import utc_iso
 
 RESTART_WAIT = 660.0   # the master gives a restart 600 s to replace every worker
@@ -99,8 +99,8 @@ def render_status(status: dict) -> str:
     lines.append(tables.table(["POOL", "COUNT", "ALIVE", "STATE", "RECYCLES", "RESTARTS", "MAX_MEMORY", "MAX_JOBS"], [
         [",".join(p["queues"]), p["count"], p["alive"], "FAILED" if p["failed"] else "ok", p["recycles"],
          p["restarts"], format_size(p["max_memory"]) if p["max_memory"] else "-", p["max_jobs"] or "-"] for p in status["pools"]]))
-    lines += [f"pool {','.join(p['queues'])} FAILED: {p['reason']}"
-              + (f"; last error: {p['last_error']}" if p.get("last_error") else "")
+    lines += [f"pool {','.join(p['queues'])} FAILED: {printable(p['reason'])}"
+              + (f"; last error: {printable(p['last_error'])}" if p.get("last_error") else "")
               for p in status["pools"] if p.get("reason")]
     lines.append("")
     now = time.time()

@@ -11,6 +11,7 @@ import json
 import sys
 
 from resqued.exits import EXIT_FAILURE, EXIT_USAGE
+from resqued.process.logs import printable
 
 
 class CtlError(Exception):
@@ -50,7 +51,7 @@ def heading(args) -> None:
 
 def fail(message: str, code: int, as_json: bool = False, compact: bool = False) -> int:
     """Report an error (see the module's docstring); returns ``code``."""
-    print(f"resquectl: {message}", file=sys.stderr)
+    print(f"resquectl: {printable(message)}", file=sys.stderr)   # it may quote a job id or a payload
     if as_json:
         print_json({"ok": False, "error": message, "exit": code}, compact=compact)
     return code

@@ -5,6 +5,8 @@ import json
 import shutil
 import time
 
+from resqued.process.logs import printable
+
 ELLIPSIS = "..."
 GAP = "  "
 # A worker's state, in both views: `status` (the master's, from its worker's
@@ -14,8 +16,9 @@ WORKER_STATES = ("starting", "idle", "busy", "paused", "redis-down", "stopping")
 
 def one_line(value, limit: int | None = None) -> str:
     """``value`` as a single line (a newline in an error message would break the
-    table), cut to ``limit`` characters."""
-    text = "-" if value is None or value == "" else " ".join(str(value).split())
+    table) with its other control characters escaped (an id or a class from a
+    payload must not drive the terminal), cut to ``limit`` characters."""
+    text = "-" if value is None or value == "" else printable(" ".join(str(value).split()))
     if limit is not None and len(text) > limit:
         text = text[:max(limit - len(ELLIPSIS), 1)] + ELLIPSIS
     return text
@@ -98,16 +101,16 @@ def failure_details(entry: dict) -> str:
              ("queue", one_line(entry.get("queue"))), ("worker", one_line(entry.get("worker"))),
              ("class", one_line(payload.get("class"))), ("id", one_line(payload.get("id"))),
              ("args", json.dumps(payload.get("args"))),
-             ("exception", one_line(entry.get("exception"))), ("error", entry.get("error")),
+             ("exception", one_line(entry.get("exception"))), ("error", printable(entry.get("error"))),
              ("retried_at", one_line(entry.get("retried_at") or "never"))]
     # An undecodable entry keeps its bytes under "raw" (in the entry or its payload).
     raw = entry.get("raw") or payload.get("raw")
     if raw:
-        pairs.append(("raw", raw))
+        pairs.append(("raw", printable(raw)))
     text = fields(pairs)
     backtrace = entry.get("backtrace")
     if isinstance(backtrace, list) and backtrace:
-        text += "\nbacktrace:\n" + "\n".join(f"  {line}" for line in backtrace)
+        text += "\nbacktrace:\n" + "\n".join(f"  {printable(line)}" for line in backtrace)
     return text
 
 
@@ -117,7 +120,7 @@ def job_status_line(job_id: str, status: dict) -> str:
         extra = f" (updated {local_time(status['updated'])})"
     elif "raw" in status:
         extra = f" (unreadable record: {one_line(status['raw'], 80)})"
-    return f"{job_id}: {status['status']}{extra}"
+    return f"{printable(job_id)}: {printable(status['status'])}{extra}"
 
 
 STATS_MEANINGS = {

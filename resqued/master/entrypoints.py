@@ -18,6 +18,7 @@ from resqued.config.model import Config, PoolConfig
 from resqued.exits import EX_TEMPFAIL, EXIT_BOOT_ERROR, EXIT_FAILURE, EXIT_OK
 from resqued.jobs.allowlist import JobRegistry, RegistryError
 from resqued.master import workerprocess
+from resqued.process.logs import printable
 from resqued.process.signals import exit_on_parent_death
 from resqued.process.title import set_raw_title, set_title
 from resqued.redisio.connection import connect
@@ -45,7 +46,8 @@ class ErrorReports(logging.Handler):
         try:
             exc = record.exc_info[1] if record.exc_info else None
             text = f"{type(exc).__name__}: {exc}" if exc is not None else record.getMessage()
-            os.write(self.report_fd, json.dumps({"error": " ".join(text.split())[:500]}).encode() + b"\n")
+            # Shown by resquectl status and in systemd's STATUS=: one line, escaped.
+            os.write(self.report_fd, json.dumps({"error": printable(" ".join(text.split()))[:500]}).encode() + b"\n")
         except Exception:
             pass  # a closed pipe, a full one: the log still has it
 

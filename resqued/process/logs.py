@@ -16,6 +16,29 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
+class TextFormatter(logging.Formatter):
+    """One event, one line: the message's control characters are escaped
+    (printable), so that a job id, class, queue or error taken from a payload
+    cannot forge a line or send escape sequences to whoever reads the log. A
+    traceback keeps its newlines, and loses its other control characters."""
+
+    def formatMessage(self, record):
+        record.message = printable(record.message)
+        return super().formatMessage(record)
+
+    def formatException(self, ei):
+        return "\n".join(printable(line) for line in super().formatException(ei).split("\n"))
+
+
+def printable(value) -> str:
+    """``str(value)`` with each control (or other unprintable) character
+    escaped as repr() writes it: ``\\n``, ``\\x1b``, ``\\u202e``."""
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def counted(n: int, noun: str) -> str:
     """"1 job", "2 jobs": log lines and titles read as English."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
@@ -26,7 +49,7 @@ def setup(level: str | int = "warning", fmt: str = "text", stream=None) -> None:
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter(
+        handler.setFormatter(TextFormatter(
             "%(asctime)s resqued[%(process)d] %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
     logger = logging.getLogger("resqued")
     logger.handlers[:] = [handler]
