@@ -71,8 +71,8 @@ SETTINGS = (
     Setting("pidfile", checks.file_path, "var/run/resqued.pid",
             "pidfile; resquectl --pidfile finds the master's control socket beside it (.sock)",
             env="PIDFILE", flag="--pidfile", env_default=None, kind="text", doc_type="path"),
-    Setting("pid_dir", checks.file_path, "var/run/workers", "one pidfile per worker here", env_default=None,
-            doc_type="path"),
+    Setting("pid_dir", checks.file_path, "var/run/workers",
+            "one pidfile per worker here (a directory, not a symlink)", env_default=None, doc_type="path"),
     Setting("control_socket", checks.file_path, None, "resquectl's socket",
             doc_type="path", default_doc="beside the pidfile"),
     # -- timing --------------------------------------------------------------
