@@ -119,7 +119,7 @@ def run_master(args) -> int:
     from resqued.config.describe import describe
     from resqued.config.paths import check_paths
     from resqued.config.loader import load_config
-    from resqued.master.control import ControlError
+    from resqued.master.control import ControlError, ControlServer
     from resqued.process.daemon import default_log_file, detach
     from resqued.master.arbiter import Master
 
@@ -150,6 +150,8 @@ def run_master(args) -> int:
         return EXIT_OK
     try:
         if args.daemonize:
+            if config.control_socket:
+                ControlServer(config.control_socket).check()
             log_file = os.path.abspath(args.log_file or default_log_file(config))
             daemon_pid = detach(config, log_file)
             if daemon_pid is not None:   # the command typed: say where the daemon went

@@ -59,21 +59,22 @@ def no_daemon_started(tmp_path):
     return not (tmp_path / "var/run/resqued.pid").exists() and not (tmp_path / "var/run/resqued.sock").exists()
 
 
-@pytest.mark.parametrize("at", ["log", "pidfile"])
-def test_daemonize_refuses_a_symlink_at_its_log_or_pidfile_before_detaching(tmp_path, redis_url, at):
+@pytest.mark.parametrize("at", ["log", "pid", "sock"])
+def test_daemonize_refuses_a_symlink_at_its_log_pidfile_or_socket_before_detaching(tmp_path, redis_url, at):
     precious = tmp_path / "precious"
     precious.write_text("keep me\n")
     run = tmp_path / "var/run"
     run.mkdir(parents=True)
-    link = run / ("resqued.log" if at == "log" else "resqued.pid")
+    link = run / f"resqued.{at}"
     link.symlink_to(precious)
     cfg = write_config(tmp_path / "pool.yml", redis_url, ["queues: [default]\ncount: 1"])
     out = resqued("-c", str(cfg), "--daemonize")
     assert out.returncode == 1, out
     assert out.stdout == "" and out.stderr.count("\n") == 1, out
-    assert str(link) in out.stderr and "symbolic link" in out.stderr, out.stderr
+    assert str(link) in out.stderr and ("symbolic link" in out.stderr or "not a socket" in out.stderr), out.stderr
     assert precious.read_text() == "keep me\n" and link.is_symlink()
-    assert not (run / "resqued.sock").exists() and (at == "pidfile" or not (run / "resqued.pid").exists())
+    assert not (run / "resqued.log").exists() or at == "log"
+    assert not (run / "resqued.pid").exists() or at == "pid"
 
 
 def test_daemonize_refuses_a_log_file_that_is_not_a_regular_file(tmp_path, redis_url):

@@ -79,6 +79,11 @@ class ControlServer:
         self.sock = None
         self.connections: list[Connection] = []
 
+    def check(self) -> None:
+        """Raise ControlError for what open() would refuse (a stale socket is
+        removed, as open() would): --daemonize asks before it detaches."""
+        _remove_stale_socket(self.path)
+
     def open(self) -> None:
         _remove_stale_socket(self.path)
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
