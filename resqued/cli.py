@@ -150,10 +150,13 @@ def run_master(args) -> int:
         return EXIT_OK
     try:
         if args.daemonize:
+            # All that the master's start would refuse, asked before detaching:
+            # the command typed reports it, not a log nobody reads.
+            Pidfile(config.pidfile).check()
             if config.control_socket:
                 ControlServer(config.control_socket).check()
             log_file = os.path.abspath(args.log_file or default_log_file(config))
-            daemon_pid = detach(config, log_file)
+            daemon_pid = detach(log_file)
             if daemon_pid is not None:   # the command typed: say where the daemon went
                 print(f"resqued: daemon pid {daemon_pid}, log {log_file}")
                 return EXIT_OK

@@ -14,7 +14,6 @@ import sys
 import daemon
 
 from resqued.process import logfile
-from resqued.process.pidfile import Pidfile
 
 
 def default_log_file(config) -> str:
@@ -22,11 +21,11 @@ def default_log_file(config) -> str:
     return base + ".log"
 
 
-def detach(config, log_file: str) -> int | None:
-    """Become a daemon. Raises PidfileError / OSError before detaching.
-    Returns None in the daemon; in the process that called it, the daemon's
-    pid once it has detached (that process then only reports it and exits)."""
-    Pidfile(config.pidfile).check()   # all that the master's create() would refuse
+def detach(log_file: str) -> int | None:
+    """Become a daemon (the caller has checked the pidfile and socket).
+    Raises OSError before detaching. Returns None in the daemon; in the
+    process that called it, the daemon's pid once it has detached (that
+    process then only reports it and exits)."""
     os.makedirs(os.path.dirname(os.path.abspath(log_file)), exist_ok=True)
     log_fd = logfile.open_for_append(log_file)
     read_fd, write_fd = os.pipe()
