@@ -22,7 +22,7 @@ from resqued.process.logs import printable
 from resqued.process.signals import exit_on_parent_death
 from resqued.process.title import set_raw_title, set_title
 from resqued.redisio.connection import connect
-from resqued.redisio.refusals import describe, is_outage
+from resqued.redisio import refusals
 from resqued.resque.client import Resque
 from resqued.resque.presence import unregister_commands
 from resqued.resque.recovery import Recovery
@@ -98,13 +98,13 @@ def recovery_main(spec: dict) -> int:
             unregister_commands(pipe, resque.keys, worker_id)
             pipe.execute()
     except redis.RedisError as exc:
-        if not is_outage(exc):
+        if not refusals.is_outage(exc):
             raise
         # Away, or refusing (OOM, READONLY): the master runs us again in a
         # second (EX_TEMPFAIL); say so once per outage.
         if not spec["down"]:
             log.error("cannot recover the jobs of %d dead workers yet: Redis unavailable (%s); retrying",
-                      len(spec["workers"]), describe(exc))
+                      len(spec["workers"]), refusals.describe(exc))
         return EX_TEMPFAIL
     if spec["down"]:
         log.warning("Redis is back: lost jobs recovered")

@@ -13,7 +13,7 @@ import time
 
 import redis
 
-from resqued.redisio.refusals import describe, is_outage
+from resqued.redisio import refusals
 
 log = logging.getLogger("resqued.worker")
 
@@ -37,7 +37,7 @@ class RedisOutage:
             try:
                 result = action()
             except redis.RedisError as exc:
-                if not is_outage(exc):
+                if not refusals.is_outage(exc):
                     raise
                 self.note(exc)
                 self.worker.idle_wait(delay)
@@ -52,7 +52,7 @@ class RedisOutage:
 
     def absorb(self, exc: BaseException) -> None:
         """For a caller that goes on without Redis: note an outage, re-raise anything else."""
-        if not is_outage(exc):
+        if not refusals.is_outage(exc):
             raise exc
         self.note(exc)
 
@@ -62,10 +62,10 @@ class RedisOutage:
         self.refused = isinstance(exc, redis.ResponseError)
         if self.since is None:
             self.since = time.monotonic()
-            log.error("worker %s: Redis unavailable (%s); retrying", self.worker.id, describe(exc))
+            log.error("worker %s: Redis unavailable (%s); retrying", self.worker.id, refusals.describe(exc))
             # The master shows it (resquectl status, systemd's STATUS=), and
             # counts the worker as started: READY=1 must not wait for Redis.
-            self.worker.report(state="redis-down", since=time.time(), error=describe(exc))
+            self.worker.report(state="redis-down", since=time.time(), error=refusals.describe(exc))
         self.reclaim_due = True
 
     def _writes_accepted(self) -> bool:
@@ -93,6 +93,6 @@ class RedisOutage:
         try:
             self.worker.registration.register(recover_own=False)
         except redis.RedisError as exc:
-            if not is_outage(exc):
+            if not refusals.is_outage(exc):
                 raise
             self.note(exc)

@@ -45,7 +45,7 @@ from resqued.process.logs import counted
 from resqued.worker.recycle import RecyclePolicy, tree_memory
 from resqued.resque.presence import Registration
 from resqued.jobs.allowlist import UnknownJob
-from resqued.redisio.refusals import describe, is_outage, lacks_permission
+from resqued.redisio import refusals
 from resqued.worker.outage import RedisOutage
 from resqued.worker.reports import MasterReports
 from resqued.worker.reserve import Reserver, UnsupportedServer, check_server
@@ -118,13 +118,13 @@ class Worker:
             log.error("worker %s cannot start: %s", self.id, exc)
             return EXIT_BOOT_ERROR
         except redis.RedisError as exc:
-            if not lacks_permission(exc):
+            if not refusals.lacks_permission(exc):
                 raise
             # Waiting will not grant it: one line, and an error exit (what it
             # had in flight is recovered), which its supervisor counts
             # toward a FAILED pool (judge_exit: it dies soon after start).
             log.error("worker %s cannot work: the Redis user lacks a permission resqued needs (%s); "
-                      "`resqued --check` lists what it lacks", self.id, describe(exc))
+                      "`resqued --check` lists what it lacks", self.id, refusals.describe(exc))
             return EXIT_FAILURE
 
     def _work(self) -> int:
@@ -400,7 +400,7 @@ class Worker:
         try:
             marked.wait()
         except redis.RedisError as exc:
-            if is_outage(exc):
+            if refusals.is_outage(exc):
                 self.outage.note(exc)
                 return
             if not isinstance(exc, redis.ResponseError):
