@@ -125,9 +125,11 @@ def cmd_stats(resque, args) -> int:
 def cmd_job(resque, args) -> int:
     last = None
     while True:
-        status = resque.status(args.job_id)
+        status = resque.status(args.job_id, args.prefix)
         if status is None:
-            raise CtlError(f"job {args.job_id} is not tracked (or its status expired) in {args.redis_read}")
+            with_prefix = f" with status prefix {args.prefix!r}" if args.prefix else ""
+            raise CtlError(f"job {args.job_id}{with_prefix} is not tracked (or its status expired) "
+                           f"in {args.redis_read}")
         status = {"id": args.job_id, **status}
         if args.json:   # php-resque's epoch seconds, in resquectl's one time format
             status.update({key: utc_iso(status[key]) for key in ("updated", "started")
@@ -218,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     job.add_argument("job_id", metavar="ID")
     job.add_argument("--watch", action="store_true",
                      help="follow the status until the job completes (exit 0) or fails (exit 1)")
+    job.add_argument("--prefix", default="", metavar="PREFIX",
+                     help="the job's status prefix, as given to php-resque 1.3's Resque::enqueue "
+                          "(its status is job:PREFIX_ID:status)")
 
     failed.add_commands(commands, command)
 

@@ -23,6 +23,12 @@ def _check_class(job_class) -> str:
     return job_class
 
 
+def _check_prefix(prefix) -> None:
+    # "0" would be written but, PHP's empty("0") being true, name no prefix.
+    if not isinstance(prefix, str) or prefix == "0":
+        raise ValueError(f"invalid status prefix {prefix!r}: a string other than '0' ('' for none)")
+
+
 class Resque:
     def __init__(self, url: str | None = None, namespace: str = "resque", *, db=None, redis=None):
         self.url = normalize_url(url, db)
@@ -37,24 +43,27 @@ class Resque:
         return f"<Resque {redact(self.url)} namespace={self.keys.namespace}>"
 
     # -- enqueue -----------------------------------------------------------
-    def enqueue(self, queue: str, job_class: str, args=None, track_status: bool = False):
+    def enqueue(self, queue: str, job_class: str, args=None, track_status: bool = False, prefix: str = ""):
         """php-resque's ``Resque::enqueue``: ``args`` (a dict, a list or None)
         becomes the payload's single argument, which is what a PHP job reads
         as ``$this->args`` and a php-style Python job as ``self.args``.
+        ``prefix``: php-resque 1.3's status prefix (its status is then
+        ``job:<prefix>_<id>:status``; read it with ``status(id, prefix)``).
         Returns the job id, or None if a beforeEnqueue listener cancelled it."""
         if args is not None and not isinstance(args, (dict, list, tuple)):
             raise ValueError(f"job args must be a dict, a list or None, not {type(args).__name__}")
-        return self._push(queue, job_class, [args], track_status, hook_args=args)
+        return self._push(queue, job_class, [args], track_status, hook_args=args, prefix=prefix)
 
-    def enqueue_call(self, queue: str, job_class: str, *args, track_status: bool = False):
+    def enqueue_call(self, queue: str, job_class: str, *args, track_status: bool = False, prefix: str = ""):
         """Ruby's ``Resque.enqueue(Klass, *args)``: the job is called with ``args``."""
-        return self._push(queue, job_class, list(args), track_status, hook_args=list(args))
+        return self._push(queue, job_class, list(args), track_status, hook_args=list(args), prefix=prefix)
 
-    def _push(self, queue, job_class, payload_args, track_status, hook_args):
+    def _push(self, queue, job_class, payload_args, track_status, hook_args, prefix=""):
         # hook_args is what enqueue listeners see: php's $args for enqueue, the
         # whole argument list for enqueue_call (even when it has one element).
         check_queue_name(queue)
         _check_class(job_class)
+        _check_prefix(prefix)
         job_id = wire.new_job_id()
         try:
             events.trigger("beforeEnqueue", job_class, hook_args, queue, job_id)
@@ -62,23 +71,25 @@ class Resque:
             return None
         try:
             # NaN/Infinity would be written as bare NaN, which PHP and Ruby cannot parse.
-            encoded = wire.dumps(wire.payload(job_class, payload_args, job_id), allow_nan=False)
+            encoded = wire.dumps(wire.payload(job_class, payload_args, job_id, prefix=prefix), allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"job args for {job_class} are not JSON-serializable: {exc}") from None
         commands = [("SADD", self.keys.queues, queue), ("RPUSH", self.keys.queue(queue), encoded)]
         if track_status:
-            commands.append(("SET", self.keys.status(job_id), wire.status_record(wire.STATUS_WAITING, started=True)))
+            commands.append(("SET", self.keys.status(job_id, prefix),
+                             wire.status_record(wire.STATUS_WAITING, started=True)))
         direct.execute(self.redis, commands, held=self._conns and self._conns.held)  # one round trip
         events.trigger("afterEnqueue", job_class, hook_args, queue, job_id)
         return job_id
 
     def enqueue_many(self, queue: str, job_class: str, args_list, track_status: bool = False,
-                     batch: int = 1000) -> list:
+                     batch: int = 1000, prefix: str = "") -> list:
         """Enqueue one job per element of ``args_list`` (each as ``enqueue``'s
         ``args``), ``batch`` jobs per RPUSH, in one round trip per batch.
         Returns the ids in order (None where a beforeEnqueue listener said DontCreate)."""
         check_queue_name(queue)
         _check_class(job_class)
+        _check_prefix(prefix)
         hooks = events.has_listeners("beforeEnqueue") or events.has_listeners("afterEnqueue")
         ids, encoded, created = [], [], []
         for args in args_list:
@@ -92,7 +103,7 @@ class Resque:
                     ids.append(None)
                     continue
             try:
-                encoded.append(wire.dumps(wire.payload(job_class, [args], job_id), allow_nan=False))
+                encoded.append(wire.dumps(wire.payload(job_class, [args], job_id, prefix=prefix), allow_nan=False))
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"job args for {job_class} are not JSON-serializable: {exc}") from None
             ids.append(job_id)
@@ -104,7 +115,7 @@ class Resque:
             pipe.rpush(self.keys.queue(queue), *encoded[start:start + batch])
             if track_status:
                 for _, job_id in created[start:start + batch]:
-                    pipe.set(self.keys.status(job_id), status)
+                    pipe.set(self.keys.status(job_id, prefix), status)
             pipe.execute()
         if hooks:
             for args, job_id in created:
@@ -186,10 +197,13 @@ class Resque:
         return pipe.execute()[0]
 
     # -- job status --------------------------------------------------------
-    def status(self, job_id: str) -> dict | None:
+    def status(self, job_id: str, prefix: str = "") -> dict | None:
         """``{"status": "running", "code": 2, "updated": …}`` for a tracked job,
-        or None if the job is not tracked (or its status has expired)."""
-        raw = self.redis.get(self.keys.status(job_id))
+        or None if the job is not tracked (or its status has expired). The
+        record's other fields come too (php-resque's ``started``, ``result``).
+        ``prefix``: the job's status prefix, as given to php-resque 1.3's
+        ``Resque::enqueue`` (or ``enqueue``'s)."""
+        raw = self.redis.get(self.keys.status(job_id, prefix))
         if raw is None:
             return None
         try:
@@ -200,9 +214,9 @@ class Resque:
         return {"status": wire.STATUS_NAMES.get(code, "unknown"), "code": code, **{
             k: v for k, v in record.items() if k != "status"}}
 
-    def stop_tracking(self, job_id: str) -> bool:
+    def stop_tracking(self, job_id: str, prefix: str = "") -> bool:
         """php-resque's ``Resque_Job_Status::stop``: forget the job's status."""
-        return bool(self.redis.delete(self.keys.status(job_id)))
+        return bool(self.redis.delete(self.keys.status(job_id, prefix)))
 
     # -- workers and stats -------------------------------------------------
     def worker_ids(self) -> list[str]:

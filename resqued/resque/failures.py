@@ -118,7 +118,8 @@ class FailureBackend:
         tracked = isinstance(job_id, (str, int)) and not isinstance(job_id, bool) and str(job_id) != ""
         status = wire.status_record(wire.STATUS_WAITING, started=True) if tracked else ""
         done = self._requeue(keys=[self.keys.failed, self.keys.queues, self.keys.queue(target),
-                                   self.keys.status(str(job_id)) if tracked else self.keys.failed],
+                                   self.keys.status(str(job_id), payload.get("prefix")) if tracked
+                                   else self.keys.failed],
                              args=[entry.raw, "" if remove else wire.dumps(stored), wire.dumps(payload),
                                    target, status])
         if not done:

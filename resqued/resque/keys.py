@@ -15,6 +15,17 @@ def check_queue_name(queue) -> str:
     return queue
 
 
+def status_prefix(prefix) -> str:
+    """What a payload's ``prefix`` adds to its status key: php-resque's
+    ``empty($prefix) ? '' : "{$prefix}_"``. Only a string or an integer is
+    a prefix (PHP's empty() also counts "0" as none); anything else is none."""
+    if isinstance(prefix, int) and not isinstance(prefix, bool):
+        prefix = str(prefix)
+    if not isinstance(prefix, str) or prefix in ("", "0"):
+        return ""
+    return prefix + "_"
+
+
 class Keys:
     def __init__(self, namespace: str = "resque"):
         # php-resque adds the missing trailing colon to PREFIX; so do we.
@@ -56,8 +67,20 @@ class Keys:
             key = key.decode()
         return key[len(self._queue_prefix):]
 
-    def status(self, job_id: str) -> str:
-        return f"{self.prefix}job:{job_id}:status"
+    def status(self, job_id: str, prefix="") -> str:
+        """A tracked job's status. php-resque >= 1.3 may give a job a status
+        prefix (``Resque::enqueue($q, $class, $args, true, 'tenant1')``): its
+        status is then ``job:tenant1_<id>:status``."""
+        return f"{self.prefix}job:{status_prefix(prefix)}{job_id}:status"
+
+    def job_status(self, payload) -> str | None:
+        """The status key of a decoded payload, from its ``id`` and its
+        ``prefix`` (php-resque >= 1.3 writes one in every payload, often
+        ``""``); None for a payload without an id (Ruby's)."""
+        job_id = payload.get("id") if isinstance(payload, dict) else None
+        if not isinstance(job_id, str) or not job_id:
+            return None
+        return self.status(job_id, payload.get("prefix"))
 
     def worker(self, worker_id: str) -> str:
         return f"{self.prefix}worker:{worker_id}"

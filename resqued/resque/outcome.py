@@ -6,7 +6,7 @@ record every failure the same way: a ``failed`` entry, ``stat:failed`` +1
 (global and per worker), and a failed status for tracked jobs.
 """
 
-from resqued.resque import wire
+from resqued.resque import jobstatus, wire
 
 
 class Failure:
@@ -38,16 +38,15 @@ def add_outcome(pipe, keys, worker_id: str, queue: str, payload, failure: Failur
                 processed: bool = True) -> None:
     """Queue the commands that record a finished job on ``pipe`` (a redis-py
     pipeline or a ``direct.Batch``: anything with ``execute_command``)."""
-    job_id = payload.get("id") if isinstance(payload, dict) else None
     if failure is not None:
         pipe.execute_command("RPUSH", keys.failed, wire.failure_record(
             payload, failure.exception, failure.error, failure.backtrace, worker_id, queue))
         pipe.execute_command("INCRBY", keys.failed_count, 1)
         pipe.execute_command("INCRBY", keys.worker_failed(worker_id), 1)
-    if isinstance(job_id, str) and job_id:
+    status_key = keys.job_status(payload)
+    if status_key is not None:
         code = wire.STATUS_FAILED if failure is not None else wire.STATUS_COMPLETE
-        # XX: only tracked jobs have a status key (php-resque checks EXISTS first).
-        pipe.execute_command("SET", keys.status(job_id), wire.status_record(code), "XX", "EX", wire.STATUS_TTL)
+        jobstatus.add_update(pipe, status_key, code, expire=wire.STATUS_TTL)
     if processed:
         pipe.execute_command("INCRBY", keys.processed, 1)
         pipe.execute_command("INCRBY", keys.worker_processed(worker_id), 1)

@@ -308,9 +308,10 @@ class Registration:
         working = pipe.get(self.keys.worker(worker_id))
         job = WorkingOn(working) if working else None
         finished = False
-        if job is not None and job.id:
-            pipe.watch(self.keys.status(job.id))
-            finished = _finished_since(pipe.get(self.keys.status(job.id)), job.run_at)
+        status_key = self.keys.job_status(job.payload) if job is not None else None
+        if status_key is not None:
+            pipe.watch(status_key)
+            finished = _finished_since(pipe.get(status_key), job.run_at)
         pipe.multi()
         unregister_commands(pipe, self.keys, worker_id)
         if job is None:

@@ -13,10 +13,11 @@ field ``resqued_lost`` (Ruby and PHP ignore fields they do not know).
 """
 
 import logging
+import time
 
 import redis
 
-from resqued.resque import wire
+from resqued.resque import jobstatus, wire
 from resqued.resque.outcome import Failure
 
 log = logging.getLogger("resqued.resque")
@@ -25,8 +26,9 @@ LOST_JOB = "resqued.LostJob"
 LOST_FIELD = "resqued_lost"
 
 # KEYS: inflight, queue, failed, stat:failed, queues set, status key, working-on key
-# ARGV: raw job, action, new raw job (requeue) or failure record (fail), queue name, status JSON
-_SETTLE = """
+# ARGV: raw job, action, new raw job (requeue) or failure record (fail), queue name,
+#       status code, its time, its TTL (0: none)
+_SETTLE = jobstatus.LUA_UPDATE_STATUS + """
 if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
 if ARGV[2] == 'requeue' then
   redis.call('LPUSH', KEYS[2], ARGV[3])
@@ -35,7 +37,7 @@ else
   redis.call('RPUSH', KEYS[3], ARGV[3])
   redis.call('INCRBY', KEYS[4], 1)
 end
-redis.call('SET', KEYS[6], ARGV[5], 'XX')
+update_status(KEYS[6], ARGV[5], ARGV[6], ARGV[7])
 redis.call('DEL', KEYS[7])
 return 1
 """
@@ -122,10 +124,11 @@ class Recovery:
         lost = (payload.get(LOST_FIELD, 0) if payload else 0)
         lost = (lost if isinstance(lost, int) and not isinstance(lost, bool) else 0) + 1
         job_id = payload.get("id") if payload else None
-        status_key = self.keys.status(job_id) if job_id else self.keys.status("none")
+        # (A key is needed in any case: scripts declare the keys they touch.)
+        status_key = self.keys.job_status(payload) or self.keys.status("none")
         if payload is not None and self.on_lost == "requeue" and lost <= self.max_lost:
             action, data = "requeue", wire.dumps({**payload, LOST_FIELD: lost})
-            status = wire.status_record(wire.STATUS_WAITING, started=True)
+            status, expire = wire.STATUS_WAITING, 0
         else:
             if payload is None:
                 error = f"{why}; its payload cannot be decoded, so it is not requeued"
@@ -137,12 +140,12 @@ class Recovery:
             action = "fail"
             data = wire.failure_record(payload if payload is not None else wire.raw_payload_record(raw),
                                        failure.exception, failure.error, [], worker_id, queue)
-            status = wire.status_record(wire.STATUS_FAILED)
+            status, expire = wire.STATUS_FAILED, wire.STATUS_TTL
         # The working-on record goes with it: left behind, a prune would
         # record the job as failed although it was requeued.
         done = self._settle(keys=[key, self.keys.queue(queue), self.keys.failed, self.keys.failed_count,
                                   self.keys.queues, status_key, self.keys.worker(worker_id)],
-                            args=[raw, action, data, queue, status])
+                            args=[raw, action, data, queue, status, int(time.time()), expire])
         if not done:
             return None  # someone else settled it first
         (log.warning if action == "requeue" else log.error)(

@@ -62,16 +62,16 @@ def new_job_id() -> str:
     return os.urandom(16).hex()  # as random as uuid4().hex, at a quarter of the cost
 
 
-def payload(job_class: str, args: list, job_id: str, queue_time: float | None = None) -> dict:
-    # Field order matters to byte-level comparisons: php-resque's order.
+def payload(job_class: str, args: list, job_id: str, queue_time: float | None = None,
+            prefix: str = "") -> dict:
+    # Field order matters to byte-level comparisons: php-resque's order
+    # (php-resque >= 1.3 puts a status ``prefix`` before queue_time).
     # queue_time in microseconds, as php-resque writes it: time.time()'s
     # seventh decimal made Ruby's Oj write the float back as a string.
-    return {
-        "class": job_class,
-        "args": args,
-        "id": job_id,
-        "queue_time": round(time.time() if queue_time is None else queue_time, 6),
-    }
+    queue_time = round(time.time() if queue_time is None else queue_time, 6)
+    if prefix:
+        return {"class": job_class, "args": args, "id": job_id, "prefix": prefix, "queue_time": queue_time}
+    return {"class": job_class, "args": args, "id": job_id, "queue_time": queue_time}
 
 
 def _local(ts: float | None) -> datetime:

@@ -28,7 +28,7 @@ import redis
 
 from resqued.redisio import direct
 from resqued.jobs import events
-from resqued.resque import wire
+from resqued.resque import jobstatus, wire
 from resqued.resque.wire import HEARTBEAT_INTERVAL
 from resqued.redisio.deferred import Deferred
 from resqued.worker.execution import Execution
@@ -386,8 +386,9 @@ class Worker:
         the replies (see deferred.py). While Redis is away the job runs
         unmarked rather than waiting: its outcome is what must not be lost."""
         commands = [("SET", self.keys.worker(self.id), wire.working_on(job.queue, job.payload))]
-        if job.id:
-            commands.append(("SET", self.keys.status(job.id), wire.status_record(wire.STATUS_RUNNING), "XX"))
+        status_key = self.keys.job_status(job.payload)
+        if status_key is not None:
+            commands.append(jobstatus.update_command(status_key, wire.STATUS_RUNNING))
         try:
             return Deferred(self.redis, commands, held=self._deferred_conn)
         except redis.RedisError as exc:
