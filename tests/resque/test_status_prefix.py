@@ -13,6 +13,7 @@ import pytest
 
 from conftest import stop, wait_until
 from helpers import failures, log_entries, wait_log, wait_registered
+from resqued.ctl.cli import main
 from resqued.resque import wire
 from resqued.resque.recovery import Recovery
 
@@ -123,7 +124,7 @@ def test_a_lost_prefixed_job_is_settled_in_its_prefixed_status(r, resque, on_los
     Recovery(r, resque.keys, on_lost).recover(worker, "its worker died", live_name=True)
     fields, status = record(r, PREFIXED)
     assert fields == ["status", "updated", "started", "result"]
-    assert status["status"] == code and status["started"] == created
+    assert status["status"] == code and status["started"] == created and status["updated"] > created
     assert (r.ttl(PREFIXED) == -1) if ttl < 0 else (86390 <= r.ttl(PREFIXED) <= ttl)
     assert not r.exists(UNPREFIXED)
 
@@ -143,3 +144,15 @@ def test_enqueue_with_a_prefix_writes_what_php_resque_writes(r, resque):
     for bad in ("0", 5, None):
         with pytest.raises(ValueError, match="invalid status prefix"):
             resque.enqueue("golden", "GoldenOk", {}, prefix=bad)
+
+
+def test_resquectl_job_reads_a_prefixed_status(redis_url, r, capsys, monkeypatch):
+    for name in ("REDIS_URL", "REDIS_BACKEND", "REDIS_BACKEND_DB", "PREFIX"):
+        monkeypatch.delenv(name, raising=False)
+    created = php_enqueue(r, "GoldenOk", {"n": 1})
+    assert main(["--redis", redis_url, "job", JOB_ID, "--prefix", "tenant1", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert (data["id"], data["status"], data["code"], data["result"]) == (JOB_ID, "waiting", 1, None)
+    assert data["started"] == wire.utc_iso(created)
+    assert main(["--redis", redis_url, "job", JOB_ID]) == 1
+    assert capsys.readouterr().err.endswith(f"job {JOB_ID} is not tracked (or its status expired)\n")
