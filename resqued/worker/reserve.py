@@ -11,6 +11,13 @@ in one Lua call; when they are all empty it blocks in one BLMOVE per queue, on
 one connection each, and when one returns the others are ended with CLIENT
 UNBLOCK (a job they had already taken goes back to the head of its queue).
 
+Resque's global pause switch (``<ns>:pause-all-workers``, resque-web's
+"pause all") is read after every take, in the same round trip: on the
+connection that took the job, right after the take (a BLMOVE's GET runs
+when the BLMOVE returns). So a job pushed after the switch was set is never
+run: the take sees the switch and the job goes back to the head of its
+queue (``pause_seen``).
+
 While a queue is busy, the worker takes its next job in the same transaction
 that records the outcome of the last one (``take_in``): one round trip per
 job instead of two. A job taken that way that the worker then does not run
@@ -34,6 +41,7 @@ import time
 import redis
 
 from resqued.process.signals import wait_readable
+from resqued.redisio import direct
 
 log = logging.getLogger("resqued.worker")
 
@@ -69,6 +77,12 @@ return n
 """
 
 
+def pause_requested(value) -> bool:
+    """Whether the value of Resque's ``pause-all-workers`` key pauses the
+    workers (Ruby: ``get(...).to_s.strip.casecmp('true').zero?``)."""
+    return value is not None and not isinstance(value, Exception) and value.strip().lower() == b"true"
+
+
 class UnsupportedServer(redis.RedisError):
     """The Redis server lacks what crash-safe reserve needs."""
 
@@ -89,9 +103,11 @@ class Reserver:
         self.worker_id = worker_id
         self.signals = signals
         self._conns: dict[str, object] = {}
-        self._move_first = client.register_script(_MOVE_FIRST)
         self._reclaim = client.register_script(_RECLAIM)
         self._bad: dict[str, float] = {}  # queue -> when to look at its key again
+        # Whether the pause switch was set, as read right after the last take
+        # (None: not read since the worker last asked, see Worker._paused_by_key).
+        self.pause_seen: bool | None = None
 
     def inflight(self, queue: str) -> str:
         return self.keys.inflight(self.worker_id, queue)
@@ -115,23 +131,30 @@ class Reserver:
         """Reserve the first job of ``queues`` (in priority order), waiting up
         to ``timeout`` seconds. Returns ``(queue, raw_payload)`` — the job is
         then in ``inflight(queue)`` — or None (timed out, a signal came, or a
-        queue's key turned out not to be a list)."""
+        queue's key turned out not to be a list, or the pause switch is set:
+        then a job taken meanwhile is back at the head of its queue)."""
+        self.pause_seen = None
         if not queues:
             wait_readable([self.signals], timeout)
             return None
         try:
+            found = None
             if len(queues) > 1:
                 found = self._first_waiting(queues)
-                if found or len(queues) > MAX_BLOCKING_QUEUES:
-                    if not found:
-                        wait_readable([self.signals], min(timeout, POLL_INTERVAL))
-                    return found
-            try:
-                return self._block(queues, timeout)
-            except BaseException:
-                # A half-read reply would poison the next command: start afresh.
-                self.close()
-                raise
+                if not found and len(queues) > MAX_BLOCKING_QUEUES and not self.pause_seen:
+                    wait_readable([self.signals], min(timeout, POLL_INTERVAL))
+                    return None
+            if not found and not self.pause_seen:
+                try:
+                    found = self._block(queues, timeout)
+                except BaseException:
+                    # A half-read reply would poison the next command: start afresh.
+                    self.close()
+                    raise
+            if found and self.pause_seen:
+                self.give_back(found[0])
+                return None
+            return found
         except redis.ResponseError as exc:
             if not _wrong_type(exc):
                 raise
@@ -144,8 +167,8 @@ class Reserver:
     def take_in(self, pipe, queues: list[str]) -> None:
         """Queue on ``pipe`` (a transaction: a pipeline or a direct.Batch) the
         command that moves the first waiting job of ``queues`` to its in-flight
-        list; ``taken`` reads the reply. Never blocks: an empty queue just
-        answers nothing."""
+        list, and the read of the pause switch; ``taken`` reads their two
+        replies. Never blocks: an empty queue just answers nothing."""
         if len(queues) == 1:
             pipe.execute_command("LMOVE", self.keys.queue(queues[0]), self.inflight(queues[0]), "LEFT", "RIGHT")
         else:
@@ -156,10 +179,14 @@ class Reserver:
             # asks the server whether it knows the script, a round trip per
             # job; the server caches the script body by its hash anyway.
             pipe.execute_command("EVAL", _MOVE_FIRST, len(keys), *keys)
+        pipe.execute_command("GET", self.keys.pause_all)
 
-    def taken(self, queues: list[str], reply):
-        """``(queue, raw)`` from the reply to ``take_in``'s command, or None.
-        An error reply (a queue whose key is not a list) takes nothing."""
+    def taken(self, queues: list[str], reply, pause_reply):
+        """``(queue, raw)`` from the replies to ``take_in``'s commands, or
+        None. An error reply (a queue whose key is not a list) takes nothing.
+        A job taken while the pause switch is set is returned all the same
+        (the caller holds it, and gives it back when it sees ``pause_seen``)."""
+        self.pause_seen = pause_requested(pause_reply)
         if reply is None:  # not "not reply": an empty string is a (bad) job too
             return None
         if isinstance(reply, redis.ResponseError):
@@ -208,7 +235,14 @@ class Reserver:
         keys = []
         for queue in queues:
             keys += [self.keys.queue(queue), self.inflight(queue)]
-        found = self._move_first(keys=keys)
+        # No retry: a reply lost after the server moved a job must reach the
+        # caller, whose outage handling reclaims the in-flight lists.
+        found, pause = direct.execute(self.client, [("EVAL", _MOVE_FIRST, len(keys), *keys),
+                                                    ("GET", self.keys.pause_all)],
+                                      retry=False, raise_errors=False)
+        if isinstance(found, redis.ResponseError):
+            raise found
+        self.pause_seen = pause_requested(pause)
         if not found:
             return None
         index, raw = found
@@ -225,11 +259,15 @@ class Reserver:
         for queue, conn in zip(queues, conns):
             # CLIENT ID travels with the BLMOVE, so the id is always the one of
             # the connection that is blocked, even after a reconnect.
+            # The GET runs once the BLMOVE returns: after the push of any job
+            # it took, so it sees a pause switch set before that push.
             conn.send_packed_command(conn.pack_commands([
                 ("CLIENT", "ID"),
-                ("BLMOVE", self.keys.queue(queue), self.inflight(queue), "LEFT", "RIGHT", timeout)]))
+                ("BLMOVE", self.keys.queue(queue), self.inflight(queue), "LEFT", "RIGHT", timeout),
+                ("GET", self.keys.pause_all)]))
         client_ids = [conn.read_response() for conn in conns]
         replies = self._await_replies(conns, client_ids, timeout)
+        self.pause_seen = any([pause_requested(conn.read_response()) for conn in conns])
         taken = [(i, raw) for i, raw in sorted(replies.items()) if raw is not None]
         if not taken:
             return None

@@ -48,7 +48,7 @@ from resqued.jobs.allowlist import UnknownJob
 from resqued.redisio import refusals
 from resqued.worker.outage import RedisOutage
 from resqued.worker.reports import MasterReports
-from resqued.worker.reserve import Reserver, UnsupportedServer, check_server
+from resqued.worker.reserve import Reserver, UnsupportedServer, check_server, pause_requested
 from resqued.worker.settings import WorkerSettings
 from resqued.process.signals import SignalQueue, describe, wait_readable
 
@@ -276,13 +276,16 @@ class Worker:
         return self.reserver.usable(explicit + [q for q in known if q not in explicit])
 
     def _paused_by_key(self) -> bool:
-        # Ruby Resque's global pause switch, set by people (resque-web): read
-        # it at most once a second, not once per job.
+        # Ruby Resque's global pause switch, set by people (resque-web). Every
+        # take reads it too (reserve.py), so that no job pushed after it was
+        # set runs; here, while no job is taken, at most once a second.
         now = time.monotonic()
+        seen, self.reserver.pause_seen = self.reserver.pause_seen, None
+        if seen is not None:
+            self._paused_by_key_cache, self._pause_checked_at = seen, now
         # During an outage, always ask: a cached answer would read as "Redis is back".
-        if self.outage.since is not None or now - self._pause_checked_at >= PAUSE_KEY_CHECK:
-            value = self.redis.get(self.keys.pause_all)
-            self._paused_by_key_cache = value is not None and value.strip().lower() == b"true"
+        elif self.outage.since is not None or now - self._pause_checked_at >= PAUSE_KEY_CHECK:
+            self._paused_by_key_cache = pause_requested(self.redis.get(self.keys.pause_all))
             self._pause_checked_at = now
         return self._paused_by_key_cache
 
@@ -427,10 +430,10 @@ class Worker:
             # the in-flight lists for reclaiming (the next job may have moved).
             replies = direct.execute(self.redis, batch.commands, transaction=True, retry=False,
                                      raise_errors=False, held=self._outcome_conn)
-            for reply in replies[:-1] if take else replies:
+            for reply in replies[:-2] if take else replies:
                 if isinstance(reply, redis.ResponseError):
                     raise reply
-            return self.reserver.taken(take, replies[-1]) if take else None
+            return self.reserver.taken(take, *replies[-2:]) if take else None
         # An outcome is never dropped: keep trying until Redis takes it.
         self._held = self.outage.retry(commands)
         self.jobs_done += 1
