@@ -156,3 +156,14 @@ def test_resquectl_job_reads_a_prefixed_status(redis_url, r, capsys, monkeypatch
     assert data["started"] == wire.utc_iso(created)
     assert main(["--redis", redis_url, "job", JOB_ID]) == 1
     assert capsys.readouterr().err.endswith(f"job {JOB_ID} is not tracked (or its status expired)\n")
+
+
+def test_retrying_a_failed_prefixed_job_sets_its_prefixed_status_waiting(r, resque):
+    php_enqueue(r, "GoldenOk", {"n": 1})
+    payload = json.loads(r.lpop("resque:queue:default"))
+    r.rpush("resque:failed", wire.failure_record(payload, "RuntimeException", "boom", [], "vm:1:default", "default"))
+    r.set(PREFIXED, json.dumps({"status": 3, "updated": 1, "started": 1, "result": None}))
+    resque.failures.requeue(0)
+    assert resque.status(JOB_ID, "tenant1")["code"] == wire.STATUS_WAITING
+    assert json.loads(r.lindex("resque:queue:default", 0))["prefix"] == "tenant1"
+    assert not r.exists(UNPREFIXED)
