@@ -59,7 +59,7 @@ def run(args) -> int:
         # Wait for the master to be gone: a graceful stop lasts as long as the
         # longest running job, up to shutdown_timeout.
         deadline = time.monotonic() + shutdown_timeout + 30
-        while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+        while _running(pid):
             if time.monotonic() > deadline:
                 raise MasterError(f"master {pid} is still running {shutdown_timeout + 30:.0f}s after stop")
             time.sleep(0.05)
@@ -69,6 +69,13 @@ def run(args) -> int:
     else:
         print(render_status(answer) if command == "status" else message)
     return EXIT_OK
+
+
+def _running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:   # gone between two looks: it is not running
+        return False
 
 
 def document(answer: dict, message: str) -> dict:

@@ -3,7 +3,7 @@ config safely, and answers ``resquectl``.
 
 Single-threaded and event-driven, like gunicorn's arbiter: signal handlers
 only record; the wakeup fd, the control socket and the workers' report pipes
-end one select(); each turn of the loop dispatches signals, serves requests,
+end one wait (epoll); each turn of the loop dispatches signals, serves requests,
 reaps, and reconciles desired workers with live ones (reconcile.plan).
 
 The master never talks to Redis and does not load redis-py: its workers and
@@ -35,8 +35,8 @@ from resqued.process.pidfile import Pidfile
 from resqued.process.title import set_raw_title
 from resqued.master.recoveryruns import RecoveryRuns
 from resqued.exits import EXIT_FAILURE, EXIT_OK, EXIT_REASONS
-from resqued.process.signals import (SignalQueue, become_child_subreaper, describe, has_controlling_terminal,
-                                     kill_tree, wait_readable)
+from resqued.process.signals import (SignalQueue, become_child_subreaper, collapse_repeats, describe,
+                                     has_controlling_terminal, kill_tree, wait_ready)
 from resqued.master.spawner import Spawner, SpawnerError
 from resqued.process.systemd import Notifier
 from resqued.supervise.states import Exit, Pool, Stop, judge_exit, left_jobs_behind
@@ -109,8 +109,12 @@ class Master:
                 self.pidfile.remove()
 
     def _turn(self) -> None:
-        for signum in self.signals.drain():
+        # CHLD only wakes the loop (reaping follows); repeats of a signal are
+        # one action, but each TTIN/TTOU counts and a second TERM means "now".
+        for signum in collapse_repeats(self.signals.drain(), ignored=(signal.SIGCHLD,), counted=(
+                signal.SIGTTIN, signal.SIGTTOU, signal.SIGTERM, signal.SIGINT)):
             self._handle_signal(signum)
+            self.notifier.watchdog()   # a reload takes a while: systemd must not think us hung
         self._reap()
         self._keep_spawner()
         if self.stopping:
@@ -128,15 +132,16 @@ class Master:
             return
         # The spawner, and during a restart the new one until it says it is ready.
         spawners = [s for s in (self.spawner, self.restart.spawner) if s is not None and s.sock is not None]
-        control = self.control.waitables() if self.control else []
-        ready = wait_readable([self.signals, *spawners, *control, *self.children.values()], self._next_timeout())
+        control, sending = self.control.waitables() if self.control else ([], [])
+        ready, writable = wait_ready([self.signals, *spawners, *control, *self.children.values()], sending,
+                                     self._next_timeout())
         for spawner in spawners:
             if spawner in ready:
                 spawner.read_ready()
         for child in self.children.values():
             if child in ready:
                 child.read_reports()
-        for conn in self.control.service(ready) if self.control else ():
+        for conn in self.control.service(ready, writable) if self.control else ():
             self.requests.handle(conn)
 
     def _next_timeout(self) -> float:
@@ -144,7 +149,8 @@ class Master:
         times = [now + 1.0]
         times += [s.backoff.until for s in self.pools.values() if s.backoff.waiting(now)]
         times += self.stopping.deadlines() if self.stopping else []
-        times += [t for t in (self.lost.next_try(), self.spawner.pid is None and self.spawner.backoff.until) if t]
+        times += [t for t in (self.lost.next_try(), self.spawner.pid is None and self.spawner.backoff.until,
+                              self.control and self.control.next_deadline()) if t]
         due = self.notifier.watchdog_due_in()
         if due is not None:
             times.append(now + due)

@@ -30,6 +30,14 @@ class RequestHandlers:
         self.ready_sent = False   # systemd told READY=1 (again after each reload)
 
     def handle(self, conn) -> None:
+        try:
+            self._handle(conn)
+        except OSError as exc:
+            # Out of descriptors (EMFILE) while reading /proc for a status,
+            # say: this request fails, the master goes on.
+            conn.reply(ok=False, error=f"the master cannot answer {conn.request['command']!r} now: {exc}")
+
+    def _handle(self, conn) -> None:
         master = self.master
         command = conn.request["command"]
         if command == "status":

@@ -1,13 +1,13 @@
 """Signal handling for long-running processes (worker, master).
 
 Handlers only append the signal to a list; ``set_wakeup_fd`` writes a byte to
-a socketpair so that whatever the main loop is waiting on (select, BLPOP via
+a socketpair so that whatever the main loop is waiting on (epoll, BLPOP via
 the reserver) ends at once. The main loop drains and dispatches.
 """
 
 import ctypes
 import os
-import select
+import selectors
 import signal
 import socket
 
@@ -85,12 +85,48 @@ class blocked_for_fork:
 
 
 def wait_readable(fds, timeout):
-    """select() on ``fds`` (ints or objects with fileno); returns the ready ones."""
-    try:
-        ready, _, _ = select.select(fds, [], [], timeout)
-    except InterruptedError:
-        return []
-    return ready
+    """Wait until one of ``fds`` (ints or objects with fileno) is readable;
+    returns the ready ones."""
+    return wait_ready(fds, (), timeout)[0]
+
+
+def wait_ready(readable, writable, timeout):
+    """Wait until one of ``readable`` can be read or one of ``writable``
+    written; returns the two lists of those that can. Through epoll
+    (selectors.DefaultSelector), not select(): the master watches a report
+    pipe per worker and its control connections, and select() fails outright
+    once a descriptor's number passes 1023."""
+    with selectors.DefaultSelector() as selector:
+        for obj in readable:
+            try:
+                selector.register(obj, selectors.EVENT_READ)
+            except KeyError:   # listed twice
+                pass
+        for obj in writable:
+            try:
+                selector.register(obj, selectors.EVENT_WRITE)
+            except KeyError:   # watched for reading too
+                selector.modify(obj, selectors.EVENT_READ | selectors.EVENT_WRITE)
+        try:
+            events = selector.select(timeout)
+        except InterruptedError:
+            return [], []
+    return ([key.fileobj for key, mask in events if mask & selectors.EVENT_READ],
+            [key.fileobj for key, mask in events if mask & selectors.EVENT_WRITE])
+
+
+def collapse_repeats(signums, counted=(), ignored=()) -> list[int]:
+    """``signums`` with each run of one signal made one: 200 HUPs sent at
+    once are one reload, not 200 in a row. A signal in ``counted`` keeps every
+    repeat (each TTIN is one more worker); those in ``ignored`` are dropped,
+    so that they do not split a run."""
+    collapsed = []
+    for signum in signums:
+        if signum in ignored:
+            continue
+        if not collapsed or signum != collapsed[-1] or signum in counted:
+            collapsed.append(signum)
+    return collapsed
 
 
 def describe(signum: int) -> str:
