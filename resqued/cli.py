@@ -12,6 +12,7 @@ import sys
 
 # Only what every path needs: the master (run_master) must not load redis-py,
 # so the worker's modules are imported where env mode runs them.
+from resqued.config import limits
 from resqued.config.model import ConfigError
 from resqued.envmode import variables
 from resqued.exits import EX_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE
@@ -133,6 +134,8 @@ def run_master(args) -> int:
         if not config.jobs:
             raise ConfigError(f"{config.path}: jobs: no job modules: add `jobs:` to the file, or pass --app")
         check_paths(config)   # at a reload too: a pid_dir swapped for a symlink is refused
+        limits.check_worker_count(sum(p.count for p in config.pools), config.max_workers, "pools",
+                                  "max_workers", file=config.path)
         error = probe(config)
         if error:
             raise ConfigError(f"{config.path}: {error}")
@@ -144,7 +147,8 @@ def run_master(args) -> int:
         print(f"resqued: {exc}", file=sys.stderr)
         return EX_CONFIG
     if args.check:
-        for warning in runtime_warnings(config):
+        for warning in limits.warnings(sum(p.count for p in config.pools), config.max_workers) \
+                + runtime_warnings(config):
             print(f"resqued: warning: {warning}", file=sys.stderr)
         print(describe(config))
         return EXIT_OK

@@ -62,3 +62,4 @@ class Config:
     on_lost: str = default("on_lost")
     max_lost: int = default("max_lost")
     on_hup: str = default("on_hup")
+    max_workers: int | None = default("max_workers")   # None: derived (config/limits.py)

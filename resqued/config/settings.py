@@ -87,6 +87,11 @@ SETTINGS = (
             doc_type=f"seconds, >= {MIN_HEARTBEAT_INTERVAL:g} and <= {MAX_HEARTBEAT_INTERVAL:g}"),
     Setting("term_timeout", checks.seconds(0.0), 4.0,
             "seconds a job child has after TERM before KILL", env="RESQUE_TERM_TIMEOUT", doc_type="seconds, >= 0"),
+    # -- limits ----------------------------------------------------------------
+    Setting("max_workers", checks.integer(1, nullable=True), None,
+            "the most workers the master runs, all pools together: a config above it is refused "
+            "and TTIN stops there", env="RESQUED_MAX_WORKERS", doc_type="integer, >= 1, or null",
+            default_doc="derived from the descriptor limit and the memory (32 MB a worker)"),
     # -- lost jobs -----------------------------------------------------------
     Setting("on_lost", checks.choice(ON_LOST), ON_LOST[0],
             "a dead worker's job: requeue (at the head of its queue) or fail", doc_type=_one_of(ON_LOST)),

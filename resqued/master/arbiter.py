@@ -23,6 +23,7 @@ import signal
 import socket
 import time
 
+from resqued.config.limits import worker_bound
 from resqued.config.model import ConfigError
 from resqued.master import workerprocess
 from resqued.master import reconcile
@@ -183,6 +184,10 @@ class Master:
             self._signal_workers(signal.SIGUSR1)
         elif signum in (signal.SIGTTIN, signal.SIGTTOU):
             step = 1 if signum == signal.SIGTTIN else -1
+            bound, why = worker_bound(self.config.max_workers)
+            if step > 0 and sum(self.desired_counts().values()) + len(self.config.pools) > bound:
+                log.warning("TTIN ignored: one more worker in every pool would pass %d (%s)", bound, why)
+                return
             for pool in self.config.pools:
                 state = self.pools[pool.name]
                 state.adjust = max(-pool.count, state.adjust + step)

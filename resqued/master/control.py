@@ -15,12 +15,13 @@ import socket
 import stat
 import time
 
+from resqued.config.limits import CONTROL_CONNECTIONS
 from resqued.process.signals import wait_ready
 
 log = logging.getLogger("resqued.master")
 
 MAX_REQUEST = 64 * 1024
-MAX_CONNECTIONS = 64      # held at once; each costs the master a descriptor
+MAX_CONNECTIONS = CONTROL_CONNECTIONS   # held at once (the bound on workers leaves them room)
 FD_HEADROOM = 8           # descriptors kept free for the master's own work once it ran out
 BACKLOG = 128
 REQUEST_TIMEOUT = 10.0    # to send a request line once connected
