@@ -128,8 +128,22 @@ def test_clients_that_never_read_their_answer_do_not_stall_the_master(master_fac
     assert m.proc.poll() is None
 
 
+SLOW_JOBS = """
+import time
+time.sleep(0.5)   # a reload checks that the jobs import: here it takes 0.5 s, longer than the storm
+
+
+class Noop:
+    @staticmethod
+    def perform():
+        pass
+"""
+
+
 def test_a_storm_of_hups_is_a_couple_of_reloads_and_status_is_answered_throughout(master_factory, tmp_path):
-    m = master_factory(ONE_POOL)
+    jobs = tmp_path / "slowjobs.py"
+    jobs.write_text(SLOW_JOBS)
+    m = master_factory(ONE_POOL, jobs=f"[{jobs}]")
     m.wait_workers(1)
     path = control_path(tmp_path)
     latencies, stop = [], threading.Event()
@@ -148,18 +162,22 @@ def test_a_storm_of_hups_is_a_couple_of_reloads_and_status_is_answered_throughou
     asker = threading.Thread(target=ask_status)
     asker.start()
     try:
+        start = time.monotonic()
         for _ in range(200):
             # Spread over a fraction of a second, as a loop of `kill -HUP` in
             # a shell sends them: each one lands apart, none merges with the next.
             os.kill(m.pid, signal.SIGHUP)
             time.sleep(0.001)
+        storm = time.monotonic() - start
         wait_until(lambda: "reloaded" in log_text(m.proc), message="a reload")
         wait_until(lambda: len(latencies) >= 20, timeout=20, message="status answers after the storm")
     finally:
         stop.set()
         asker.join(30)
     reloads = log_text(m.proc).count("reloaded ")
-    assert 1 <= reloads <= 3, f"{reloads} reloads for one storm of HUPs"
+    # The first HUP's reload, and one for all those that came during it
+    # (one more if the storm outlasted a reload on a loaded machine).
+    assert 1 <= reloads <= 2 + int(storm / 0.5), f"{reloads} reloads for one storm of HUPs ({storm:.2f}s)"
     assert max(latencies) < 5, f"a status took {max(latencies):.1f}s during the storm"
     assert m.proc.poll() is None
     assert len(m.wait_workers(1)) == 1
