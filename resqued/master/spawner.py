@@ -28,14 +28,13 @@ import gc
 import json
 import logging
 import os
-import select
 import signal
 import socket
 import time
 
 from resqued.process import logfile
 from resqued.process.title import set_raw_title
-from resqued.process.signals import blocked_for_fork, exit_on_parent_death
+from resqued.process.signals import blocked_for_fork, exit_on_parent_death, wait_readable
 from resqued.supervise.backoff import Backoff
 
 
@@ -138,7 +137,9 @@ class Spawner:
         finally:
             os.close(settings)
         try:
-            ready, _, _ = select.select([self.sock], [], [], REPLY_TIMEOUT)
+            # epoll, not select(): with a thousand workers a new spawner's
+            # socket has a descriptor number select() refuses (over 1023).
+            ready = wait_readable([self.sock], REPLY_TIMEOUT)
             reply = self.sock.recv(4096) if ready else None
         except OSError as exc:
             reply, problem = None, str(exc)
