@@ -116,7 +116,12 @@ class RequestHandlers:
             if kind == "restarted" and self._condition(kind) and self.master.restart.error:
                 conn.reply(ok=False, error=self.master.restart.error)
             elif self._condition(kind):
-                conn.reply(ok=True, message=kind, **self.status())
+                try:
+                    status = self.status()
+                except OSError as exc:   # as in handle(): no descriptor left to read /proc
+                    conn.reply(ok=False, error=f"{kind}, but the master cannot tell its status now: {exc}")
+                    continue
+                conn.reply(ok=True, message=kind, **status)
             elif time.monotonic() > deadline:
                 conn.reply(ok=False, error=f"not {kind} in time; see resquectl status")
             else:
