@@ -64,16 +64,19 @@ def split_url(url: str):
 
 def redact(url: str) -> str:
     """The URL with any password replaced by ``***``."""
-    # Masked before any parsing, from the first ':' after "://" to the last
-    # '@': a raw '#', '?' or '/' in a password would end urlsplit's (and a
-    # stricter pattern's) netloc early and leave the rest of it shown. A '@'
-    # in a query can only make this mask more than the password.
+    # In the query first: password, and ssl_password (the passphrase of the
+    # client key), to the next '&'. Then no '@' of a query value is left to
+    # be taken for the end of a userinfo.
+    url = re.sub(r"([?&][^=&]*password=)[^&]*", r"\1***", url, flags=re.IGNORECASE)
+    # The userinfo, masked before any parsing, from the first ':' after "://"
+    # to the last '@': a raw '#', '?' or '/' in a password would end
+    # urlsplit's (and a stricter pattern's) netloc early and leave the rest
+    # of it shown.
     scheme, sep, rest = url.partition("://")
     userinfo, at, host = rest.rpartition("@")
     if sep and at and ":" in userinfo:
         url = f"{scheme}://{userinfo.partition(':')[0]}:***@{host}"
-    # In the query: password, and ssl_password (the passphrase of the client key).
-    return re.sub(r"([?&][^=&]*password=)[^&]*", r"\1***", url, flags=re.IGNORECASE)
+    return url
 
 
 def connect(url: str, **options) -> "redis.Redis":

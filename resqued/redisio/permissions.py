@@ -16,6 +16,9 @@ from resqued.redisio import direct
 from resqued.redisio.refusals import lacks_permission
 
 
+NO_CLIENT = str(2 ** 63 - 1)   # client ids count up from 1: this one is never reached
+
+
 def _probes(k: str, k2: str) -> list[tuple[str, tuple]]:
     """(the ACL name of a command, a harmless call of it) for each command
     the worker, its job children and recovery runs send."""
@@ -23,7 +26,8 @@ def _probes(k: str, k2: str) -> list[tuple[str, tuple]]:
         ("ping", ("PING",)), ("info", ("INFO", "server")), ("time", ("TIME",)),
         ("client|setname", ("CLIENT", "SETNAME", "resqued-check")), ("client|id", ("CLIENT", "ID")),
         ("client|list", ("CLIENT", "LIST", "TYPE", "pubsub")),
-        ("client|unblock", ("CLIENT", "UNBLOCK", "0")), ("client|kill", ("CLIENT", "KILL", "ID", "0")),
+        # An id no client has: CLIENT KILL ID 0 is no filter at all, and kills every client.
+        ("client|unblock", ("CLIENT", "UNBLOCK", NO_CLIENT)), ("client|kill", ("CLIENT", "KILL", "ID", NO_CLIENT)),
         ("get", ("GET", k)), ("set", ("SET", k, "x", "PX", "60000")), ("incrby", ("INCRBY", k2, "0")),
         ("exists", ("EXISTS", k)), ("type", ("TYPE", k)), ("del", ("DEL", k, k2)),
         ("sadd", ("SADD", k, "x")), ("srem", ("SREM", k, "x")), ("smembers", ("SMEMBERS", k)),

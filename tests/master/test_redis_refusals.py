@@ -125,9 +125,13 @@ def test_check_names_the_commands_the_user_lacks(procs, tmp_path, own_redis):
                           "-blmove", "-client")
     config = write_config(tmp_path / "pool.yml", f"unix://narrow:secret-pw@{own_redis.socket}",
                           ["queues: [default]\ncount: 1"])
+    bystander = redis.Redis(unix_socket_path=own_redis.socket, single_connection_client=True)
+    before = bystander.client_id()
     result = subprocess.run([sys.executable, "-m", "resqued", "--check", "-c", str(config)],
                             capture_output=True, text=True, timeout=60, cwd=ROOT)
     out = result.stdout + result.stderr
+    # The check's probes touch no other client (CLIENT KILL ID 0 would end them all).
+    assert bystander.client_id() == before
     assert result.returncode == 0, out
     line = next(line for line in out.splitlines() if "may not run" in line)
     lacking = line.split("need: ")[1].split(";")[0].split(", ")
