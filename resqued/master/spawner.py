@@ -22,6 +22,12 @@ Protocol over a SOCK_SEQPACKET socketpair, one request at a time:
                       E <problem>       not forked
 The settings are JSON in a memfd: a message is limited to ~200 KB, which a
 config with thousands of aliases could pass.
+
+The spawner starts with no descriptor but stdin, stdout, stderr and its
+socket (descriptors.close_all_but): what the master holds at that moment
+(its control connections, the old spawner's socket during a restart, its
+workers' report pipes) is none of its business, nor of the workers and jobs
+it forks.
 """
 
 import gc
@@ -33,6 +39,7 @@ import socket
 import time
 
 from resqued.process import logfile
+from resqued.process.descriptors import close_all_but
 from resqued.process.title import set_raw_title
 from resqued.process.signals import blocked_for_fork, exit_on_parent_death, wait_readable
 from resqued.supervise.backoff import Backoff
@@ -75,6 +82,8 @@ class Spawner:
             try:
                 ours.close()
                 in_child()
+                # Whatever in_child() does not know of (spawner.py's docstring).
+                close_all_but([theirs.fileno()])
                 code = _serve(theirs, self.title, master_pid)
             except BaseException:
                 log.exception("the worker spawner crashed")

@@ -148,3 +148,32 @@ def test_a_restart_whose_new_workers_die_at_boot_ends_with_the_reason(master_fac
     assert result.returncode == 0, result.stderr
     assert not m.status()["pools"][0]["failed"]
     assert stop(m.proc) == 0
+
+
+def descriptors(pid):
+    """fd number -> what it is (``socket:[inode]``, a path, ``pipe:[inode]``)."""
+    found = {}
+    for name in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            found[int(name)] = os.readlink(f"/proc/{pid}/fd/{name}")
+        except FileNotFoundError:
+            pass
+    return found
+
+
+def test_the_new_spawner_holds_nothing_of_the_master_but_its_own_socket(master_factory, r, tmp_path):
+    """It is forked while the master holds the old spawner's socket and the
+    restart request's connection: neither may reach it, nor what it forks."""
+    m = master_factory(["queues: [default]\ncount: 1"])
+    m.wait_workers(1)
+    old_spawner = m.status()["spawner"]["pid"]
+    master_before = set(descriptors(m.pid).values())
+    result = m.ctl("restart")
+    assert result.returncode == 0, result.stderr
+    spawner = m.status()["spawner"]["pid"]
+    assert spawner != old_spawner
+    held = {fd: what for fd, what in descriptors(spawner).items() if fd > 2}
+    assert len(held) == 1 and next(iter(held.values())).startswith("socket:"), held
+    # Its own end of the new socketpair; the master's end of the old one was in the master.
+    assert not set(held.values()) & master_before
+    assert stop(m.proc) == 0
