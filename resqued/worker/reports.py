@@ -6,10 +6,20 @@ The pipe is non-blocking: a master busy elsewhere never stalls a job, and a
 report it misses is said again by the next. A line equal to the last one is
 not sent: an idle worker says "idle" before every wait, and each line
 wakes the master (64 idle workers woke it 13 times a second).
+
+Every line fits in PIPE_BUF (4 KiB), which a pipe writes whole or not at
+all: a longer one could be written in part, and its rest, lost, would merge
+with the next line into one the master cannot read. What makes a line long
+is text from a payload (a job id is whatever the enqueuer chose), so long
+strings are cut, saying how long they were.
 """
 
 import json
 import os
+import select
+
+LINE_LIMIT = select.PIPE_BUF    # 4096 on Linux
+TEXT_LIMIT = 200                # characters of one string in a report, at first
 
 
 class MasterReports:
@@ -27,7 +37,7 @@ class MasterReports:
             self.last_state = dict(state)
         if self.fd is None:
             return True
-        line = json.dumps({**state, **always}).encode() + b"\n"
+        line = report_line({**state, **always})
         if line == self._last_line:
             return True
         try:
@@ -38,3 +48,24 @@ class MasterReports:
         except OSError:
             pass  # full (the master is busy): the next report says it all
         return True
+
+
+def report_line(report: dict) -> bytes:
+    """``report`` as one JSON line of at most LINE_LIMIT bytes."""
+    line = json.dumps(report).encode() + b"\n"
+    limit = TEXT_LIMIT
+    while len(line) > LINE_LIMIT and limit:
+        # Escaped, a character takes up to 12 bytes: halve until it fits.
+        line = json.dumps(_shortened(report, limit)).encode() + b"\n"
+        limit //= 2
+    return line
+
+
+def _shortened(value, limit: int):
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]}… ({len(value)} characters)"
+    if isinstance(value, dict):
+        return {key: _shortened(item, limit) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_shortened(item, limit) for item in value]
+    return value

@@ -1,0 +1,43 @@
+"""A worker's report lines to its master (resqued/worker/reports.py): each
+one reaches the master whole, whatever the job's payload holds."""
+
+import json
+
+from conftest import stop, wait_until
+from helpers import failures, wait_log
+from resqued.resque import wire
+from resqued.worker.reports import LINE_LIMIT, report_line
+
+
+def busy_job(m):
+    busy = [w for w in m.status()["workers"] if w["state"] == "busy"]
+    return busy and busy[0]["job"]
+
+
+def test_a_job_id_of_100_kb_shows_cut_and_the_status_moves_on_to_the_next_job(master_factory, r):
+    m = master_factory(["queues: [default]\ncount: 1"])
+    [worker] = m.wait_workers(1)
+    huge = "h" * 100_000
+    r.rpush("resque:queue:default", wire.dumps(wire.payload("Slow", [], huge)))
+    wait_log(r, "started:")
+    job = wait_until(lambda: busy_job(m), message="the busy report of the job with the 100 KB id")
+    assert job["class"] == "Slow" and job["id"].startswith("hhhh") and job["id"].endswith("(100000 characters)")
+    r.rpush("resque:queue:default", wire.dumps(wire.payload("Slow", [], "next-job")))
+    r.rpush("test:release", 1)
+    wait_log(r, "started:", 2)
+    assert wait_until(lambda: (job := busy_job(m)) and job["id"] == "next-job" and job)
+    r.rpush("test:release", 1)
+    wait_log(r, "finished:", 2)
+    assert failures(r) == [] and m.workers() == [worker]
+    assert stop(m.proc) == 0
+
+
+def test_a_report_line_always_fits_what_a_pipe_writes_whole():
+    escaped = "\U0001F600" * 5000       # 12 bytes each, escaped
+    report = {"state": "busy", "job": {"class": escaped, "id": escaped, "queue": escaped}, "pid": 1}
+    line = report_line(report)
+    assert len(line) <= LINE_LIMIT and line.endswith(b"\n")
+    shown = json.loads(line)
+    assert shown["state"] == "busy" and shown["job"]["id"].endswith("(5000 characters)")
+    small = {"state": "idle", "pid": 1}
+    assert report_line(small) == json.dumps(small).encode() + b"\n"
