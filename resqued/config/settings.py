@@ -86,7 +86,8 @@ SETTINGS = (
             env="RESQUED_HEARTBEAT_INTERVAL",
             doc_type=f"seconds, >= {MIN_HEARTBEAT_INTERVAL:g} and <= {MAX_HEARTBEAT_INTERVAL:g}"),
     Setting("term_timeout", checks.seconds(0.0), 4.0,
-            "seconds a job child has after TERM before KILL", env="RESQUE_TERM_TIMEOUT", doc_type="seconds, >= 0"),
+            "seconds a job child (and what a job left running) has after TERM before KILL",
+            env="RESQUE_TERM_TIMEOUT", doc_type="seconds, >= 0"),
     # -- limits ----------------------------------------------------------------
     Setting("max_workers", checks.integer(1, nullable=True), None,
             "the most workers the master runs, all pools together: a config above it is refused "

@@ -31,6 +31,7 @@ from resqued.master.control import ControlServer
 from resqued.master.requests import RequestHandlers
 from resqued.master.restart import RollingRestart
 from resqued.process import logfile
+from resqued.process.descendants import end_processes, running_descendants
 from resqued.process.logs import counted
 from resqued.process.pidfile import Pidfile
 from resqued.process.title import set_raw_title
@@ -97,6 +98,9 @@ class Master:
                 f"{p.name}={p.count}" for p in self.config.pools) or "no pools")
             while not (self.stopping and not self.children and not self.lost):
                 self._turn()
+            self.restart.abandon()
+            self.spawner.stop()
+            self._end_adopted()
             log.info("master %d stopped", os.getpid())
             return self.exit_code
         finally:
@@ -355,7 +359,24 @@ class Master:
             self.restart.spawner_died(how)
         elif self.lost.owns(pid):
             self.lost.finished(code)
-        # Anything else is an orphan we adopted as a subreaper: reaped, no more.
+        # Anything else is an orphan we adopted as a subreaper: reaped, no
+        # more (those still running when we stop are ended: _end_adopted).
+
+    def _end_adopted(self) -> None:
+        """The workers, the spawner and the recovery runs are gone: whatever
+        still runs under the master was adopted (what a killed job had
+        started in a session of its own, say). Nobody else would end it once
+        we exit: systemd's KillMode=mixed does, --daemonize and supervisord
+        do not."""
+        procs = running_descendants()
+        if not procs:
+            return
+        grace = self.config.term_timeout
+        log.warning("ending what jobs left running, adopted by the master (pids %s): SIGTERM now, "
+                    "SIGKILL after %gs", ", ".join(str(p.pid) for p in procs), grace)
+        killed = end_processes(procs, grace)
+        if killed:
+            log.warning("SIGKILL to pids %s: still running %gs after SIGTERM", ", ".join(map(str, killed)), grace)
 
     def _account(self, child, code: int) -> None:
         how = f"exit code {code}" if code >= 0 else f"signal {describe(-code)}"

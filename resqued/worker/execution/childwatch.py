@@ -17,6 +17,7 @@ import time
 
 from resqued.worker.execution.jobchild import signal_group
 from resqued.worker.recycle import approx_size, tree_memory
+from resqued.process.descendants import running_descendants, signal_all
 from resqued.process.signals import wait_readable
 
 log = logging.getLogger("resqued.worker")
@@ -36,6 +37,7 @@ class ChildWatch:
         self.idle = idle
         self.kill_at = None            # monotonic time to SIGKILL the child
         self.kill_reason = None        # why it was killed, for its failure
+        self.tree = []                 # what ran under the child when it was killed
         self.orphaned_at = None        # when the master was seen gone
 
     def kill(self, reason: str | None = None) -> None:
@@ -44,7 +46,12 @@ class ChildWatch:
             return
         log.warning("worker %s: killing job child %d%s", self.worker.id, self.pid, f": {reason}" if reason else "")
         self.kill_reason = reason
+        # Its group, and what left the group (setsid) but is still under the
+        # child (a job child is a subreaper: jobchild.py): once the child is
+        # dead, that would be the master's, running on.
+        self.tree = running_descendants(self.pid)
         signal_group(self.pid, signal.SIGTERM)
+        signal_all(self.tree, signal.SIGTERM)
         self.kill_at = time.monotonic() + self.worker.term_timeout
 
     def wait(self):
@@ -98,6 +105,7 @@ class ChildWatch:
                     return status, bytes(report)
             if self.kill_at is not None and time.monotonic() >= self.kill_at:
                 signal_group(pid, signal.SIGKILL)
+                signal_all(self.tree, signal.SIGKILL)
             self._bound_orphaned_job()
             if watch_memory and time.monotonic() >= next_memory_check:
                 next_memory_check = time.monotonic() + worker.memory_check_interval

@@ -27,7 +27,7 @@ class ForkingExecution:
         worker (jobforker.py), not by the worker."""
         self.worker = worker
         self.forker = Forker(worker.signals, worker.registry, worker.id, ",".join(worker.queues),
-                             job_forker=job_forker)
+                             worker.term_timeout, job_forker=job_forker)
         self.watch = None              # the running job's ChildWatch
         self.last_child = None         # the last job child's pid
         self._idle = True              # the next job comes to an idle worker (see prepare)

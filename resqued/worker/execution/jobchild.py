@@ -17,7 +17,8 @@ from resqued.jobs.job import Job, backtrace, exception_name, perform
 from resqued.resque.outcome import DIRTY_EXIT, Failure
 from resqued.process import logfile
 from resqued.process.title import set_title, stamp
-from resqued.process.signals import describe, exit_on_parent_death
+from resqued.process.descendants import end_processes, has_children, reap_children, running_descendants
+from resqued.process.signals import become_child_subreaper, describe, exit_on_parent_death
 
 log = logging.getLogger("resqued.worker")
 
@@ -26,24 +27,26 @@ class DirtyExit(Exception):
     """Given to onFailure listeners when a job child died without reporting."""
 
 
-def child_main(job, target, write_fd: int, signals, parent_pid: int) -> None:
+def child_main(job, target, write_fd: int, signals, parent_pid: int, term_timeout: float) -> None:
     """Run ``job`` in this (just forked) process; never returns."""
     exit_code = 1
     try:
         _become_job_child(signals, parent_pid)
         exit_code = _run_and_report(job, target, write_fd)
+        end_leftovers(job, term_timeout)
     finally:
         flush_and_exit(exit_code)
 
 
 def standby_main(job_fd: int, write_fd: int, signals, registry, worker_id: str, title: str,
-                 rehearse: bool, parent_pid: int) -> None:
+                 rehearse: bool, parent_pid: int, term_timeout: float) -> None:
     """A job child forked ahead of time: wait for the job on ``job_fd``, run
     it, report on ``write_fd``; never returns. The worker closing ``job_fd``
     without sending a job means "not needed": exit quietly. ``rehearse``: the
     worker is idle, so take the job path's page faults now (``_rehearse``).
     ``signals``: what to reset (the worker's SignalQueue, or the job forker's
-    Reset); ``parent_pid``: the process that forked it (worker or forker)."""
+    Reset); ``parent_pid``: the process that forked it (worker or forker);
+    ``term_timeout``: how long what the job left running has after SIGTERM."""
     exit_code = 1
     try:
         _become_job_child(signals, parent_pid)
@@ -63,6 +66,7 @@ def standby_main(job_fd: int, write_fd: int, signals, registry, worker_id: str, 
         # The worker has already decoded and resolved this job: it cannot fail here.
         job = Job(queue.decode(), wire.decode_payload(raw), raw, worker_id)
         exit_code = _run_and_report(job, registry.resolve(job.job_class), write_fd)
+        end_leftovers(job, term_timeout)
     finally:
         flush_and_exit(exit_code)
 
@@ -89,6 +93,9 @@ def _become_job_child(signals, parent_pid: int) -> None:
     except OSError:
         pass
     signals.reset_in_child()
+    # What the job starts stays under it, even what calls setsid() and forks
+    # twice to get away: end_leftovers finds it all there.
+    become_child_subreaper()
     # If the worker dies, its job goes back to the queue; the child must
     # not go on running it beside the retry.
     exit_on_parent_death(signal.SIGKILL)
@@ -117,6 +124,21 @@ def _run_and_report(job, target, write_fd: int) -> int:
     while data:
         data = data[os.write(write_fd, data):]
     return 0
+
+
+def end_leftovers(job, term_timeout: float) -> None:
+    """The job is over (its outcome is reported): what it started and left
+    running ends too, instead of running on with its "Processing" title
+    beside the next jobs, and past a stop of the master."""
+    if not has_children():
+        return
+    procs = running_descendants()
+    if procs:
+        set_title(f"Ending what {job.job_class} left running")
+        log.warning("job %s (%s) left processes running (pids %s): SIGTERM now, SIGKILL after %gs",
+                    job.job_class, job.label[:64], ", ".join(str(p.pid) for p in procs), term_timeout)
+        end_processes(procs, term_timeout)
+    reap_children()
 
 
 def flush_and_exit(code: int) -> None:

@@ -59,7 +59,8 @@ class Reset:
             os.close(fd)
 
 
-def run_forked(sock, signals, registry, worker_id: str, queues: str, worker_pid: int) -> None:
+def run_forked(sock, signals, registry, worker_id: str, queues: str, worker_pid: int,
+               term_timeout: float) -> None:
     """The job forker's life, in a child just forked from the worker; never
     returns."""
     code = 1
@@ -77,14 +78,14 @@ def run_forked(sock, signals, registry, worker_id: str, queues: str, worker_pid:
         if os.getppid() != worker_pid:
             flush_and_exit(0)  # the worker died before we asked to die with it
         set_title(f"Job forker for {queues}")
-        code = _loop(sock, registry, worker_id, f"Standby for {queues}")
+        code = _loop(sock, registry, worker_id, f"Standby for {queues}", term_timeout)
     except BaseException:
         log.exception("job forker for worker %s failed", worker_id)
     finally:
         flush_and_exit(code)
 
 
-def _loop(sock, registry, worker_id: str, title: str) -> int:
+def _loop(sock, registry, worker_id: str, title: str, term_timeout: float) -> int:
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
     os.set_blocking(wake_w, False)
@@ -116,11 +117,13 @@ def _loop(sock, registry, worker_id: str, title: str) -> int:
             if not message:
                 return 0  # the worker is done with us
             if message[:1] == b"S":
-                if not _fork_standby(sock, reset, registry, worker_id, title, rehearse=message == b"S1"):
+                if not _fork_standby(sock, reset, registry, worker_id, title, term_timeout,
+                                     rehearse=message == b"S1"):
                     return 0
 
 
-def _fork_standby(sock, reset, registry, worker_id: str, title: str, rehearse: bool) -> bool:
+def _fork_standby(sock, reset, registry, worker_id: str, title: str, term_timeout: float,
+                  rehearse: bool) -> bool:
     logfile.follow()  # the master reopened its log (HUP): our lines, and the standby's, go there
     job_r, job_w = os.pipe()
     report_r, report_w = os.pipe()
@@ -133,7 +136,7 @@ def _fork_standby(sock, reset, registry, worker_id: str, title: str, rehearse: b
             os.close(report_r)
         finally:
             standby_main(job_r, report_w, reset, registry, worker_id, title, rehearse,
-                         parent_pid=me)  # never returns
+                         parent_pid=me, term_timeout=term_timeout)  # never returns
     os.close(job_r)
     os.close(report_w)
     try:

@@ -48,13 +48,14 @@ class ForkerLink:
     """The worker's end of its job forker (jobforker.py): the process and
     the socket to it."""
 
-    def __init__(self, signals, registry, worker_id: str, queues: str):
+    def __init__(self, signals, registry, worker_id: str, queues: str, term_timeout: float):
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         worker_pid = os.getpid()
         pid = os.fork()
         if pid == 0:
             ours.close()
-            jobforker.run_forked(theirs, signals, registry, worker_id, queues, worker_pid)  # never returns
+            jobforker.run_forked(theirs, signals, registry, worker_id, queues, worker_pid,
+                                 term_timeout)  # never returns
         theirs.close()
         _own_group(pid)  # a Ctrl-C meant for the worker is the worker's to act on
         self.pid = pid
@@ -79,8 +80,12 @@ class ForkerLink:
 
 
 class Forker:
-    def __init__(self, signals, registry, worker_id: str, queues: str, job_forker: bool = True):
+    def __init__(self, signals, registry, worker_id: str, queues: str, term_timeout: float,
+                 job_forker: bool = True):
+        """``term_timeout``: how long what a job left running has after SIGTERM
+        (jobchild.end_leftovers)."""
         self.signals = signals
+        self.term_timeout = term_timeout
         self.registry = registry
         self.worker_id = worker_id
         self.queues = queues
@@ -137,7 +142,8 @@ class Forker:
         pid = os.fork()
         if pid == 0:
             os.close(read_fd)
-            child_main(job, target, write_fd, self.signals, parent_pid=me)  # never returns
+            child_main(job, target, write_fd, self.signals, parent_pid=me,
+                       term_timeout=self.term_timeout)  # never returns
         os.close(write_fd)
         _own_group(pid)
         self.unreaped.add(pid)
@@ -189,7 +195,7 @@ class Forker:
             os.close(job_w)
             os.close(report_r)
             standby_main(job_r, report_w, self.signals, self.registry, self.worker_id, self.standby_title,
-                         rehearse, parent_pid=me)
+                         rehearse, parent_pid=me, term_timeout=self.term_timeout)
         os.close(job_r)
         os.close(report_w)
         _own_group(pid)
@@ -201,7 +207,8 @@ class Forker:
         """Is there a job forker to ask (starting one if need be)?"""
         if self._link is None and not self._link_broken:
             try:
-                self._link = ForkerLink(self.signals, self.registry, self.worker_id, self.queues)
+                self._link = ForkerLink(self.signals, self.registry, self.worker_id, self.queues,
+                                        self.term_timeout)
             except OSError as exc:
                 log.error("worker %s: cannot start a job forker (%s): forking job children in the worker",
                           self.worker_id, exc)
