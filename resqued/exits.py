@@ -17,6 +17,10 @@ EXIT_FAILURE = 1           # failed at run time: resqued could not start (pidfil
 EXIT_USAGE = 2             # a bad command line (argparse's own code)
 
 # -- a worker, to the master or env mode that waits for it -------------------
+# The master trusts these (and EXIT_OK) only when the worker announced the
+# exit on its report pipe just before (worker/reports.announce_exit): a job
+# running inside the worker (fork: false) can end the process with any code,
+# and a worker whose last report was "busy" died mid-job whatever its code.
 EXIT_BOOT_ERROR = 3        # could not boot (job modules, an old Redis): back off, then give up
 EXIT_RECYCLE_JOBS = 4      # recycled after max_jobs: replace it at once, count the recycle
 EXIT_RECYCLE_MEMORY = 5    # recycled over max_memory (its own processes, between jobs)
@@ -26,8 +30,9 @@ EXIT_REASONS = {
     EXIT_RECYCLE_JOBS: "recycled after max_jobs",
     EXIT_RECYCLE_MEMORY: "recycled over max_memory",
 }
-# Exits after which a worker has unregistered and left nothing in flight;
-# after any other, its supervisor recovers its jobs.
+# Exits after which a worker that announced them (with its in-flight lists
+# emptied) has unregistered and left nothing in flight; after any other, or
+# one it did not announce so, its supervisor recovers its jobs.
 CLEAN_EXITS = (EXIT_OK, EXIT_BOOT_ERROR, EXIT_RECYCLE_JOBS, EXIT_RECYCLE_MEMORY)
 
 # -- sysexits.h -------------------------------------------------------------

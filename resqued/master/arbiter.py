@@ -380,13 +380,15 @@ class Master:
 
     def _account(self, child, code: int) -> None:
         how = f"exit code {code}" if code >= 0 else f"signal {describe(-code)}"
-        if left_jobs_behind(code):
-            # It did not unregister: its in-flight job, if any, must be recovered.
+        announced = child.announced(code)
+        mid_job = child.busy and not announced
+        if left_jobs_behind(code, announced=announced, settled=child.settled):
+            # Its in-flight job, if any, is recovered now (a recovery run).
             worker_id = f"{self.hostname}:{child.pid}:{child.pool.name}"
             self.lost.add(worker_id, f"worker {worker_id} died ({how}) while processing it", child.recovery)
         pool = self.pools.get(child.pool.name)
         verdict = judge_exit(code, stopping=child.stopping or pool is None, ready=child.ready,
-                             uptime=time.monotonic() - child.started)
+                             busy=mid_job, announced=announced, uptime=time.monotonic() - child.started)
         if verdict is Exit.STOPPED:
             log.info("worker %d (%s) stopped (%s)", child.pid, child.pool.name, how)
             return
@@ -395,13 +397,13 @@ class Master:
         delay = pool.worker_exited(verdict, time.monotonic())
         if verdict is Exit.RECYCLED:
             log.info("worker %d (%s) %s; replacing it", child.pid, child.pool.name, EXIT_REASONS[code])
-        elif verdict is Exit.DIED and code == EXIT_OK:
+        elif verdict is Exit.DIED and code == EXIT_OK and announced:
             # Not a death: someone stopped it (a TERM or QUIT sent to the worker itself).
             log.info("worker %d (%s) exited on its own (%s) after %.0fs; replacing it",
                      child.pid, child.pool.name, how, time.monotonic() - child.started)
         elif verdict is Exit.DIED:
-            log.warning("worker %d (%s) died (%s) after %.0fs; replacing it",
-                        child.pid, child.pool.name, how, time.monotonic() - child.started)
+            log.warning("worker %d (%s) died (%s)%s after %.0fs; replacing it", child.pid, child.pool.name,
+                        how, f" running {child.job_label()}" if mid_job else "", time.monotonic() - child.started)
         elif pool.failed:
             log.error("pool %s failed: %s%s; not restarting until a reload", child.pool.name, pool.reason,
                       f"; last error: {pool.last_error}" if pool.last_error else "")

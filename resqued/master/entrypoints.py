@@ -26,6 +26,7 @@ from resqued.redisio import refusals
 from resqued.resque.client import Resque
 from resqued.resque.presence import unregister_commands
 from resqued.resque.recovery import Recovery
+from resqued.worker.reports import announce_exit
 from resqued.worker.settings import for_pool
 from resqued.worker.worker import Worker
 
@@ -57,14 +58,19 @@ def worker_main(spec: dict, report_fd: int) -> int:
     logging.getLogger("resqued").addHandler(ErrorReports(report_fd))
     config = Config(**{**spec["config"], "jobs": tuple(spec["config"]["jobs"]), "pools": ()})
     pool = PoolConfig(**{**spec["pool"], "queues": tuple(spec["pool"]["queues"])})
+    code, settled = EXIT_FAILURE, False
     try:
-        return _worker_main(config, pool, spec["paused"], report_fd, spec["max_jobs"], spec["master_pid"])
+        code, settled = _worker_main(config, pool, spec["paused"], report_fd, spec["max_jobs"], spec["master_pid"])
     except BaseException:
         log.exception("worker for %s crashed", pool.name)
-        return EXIT_FAILURE
+    # Last, just before the process exits: the master trusts the code only
+    # when announced (a job running inline could end the process with it).
+    announce_exit(report_fd, code, settled)
+    return code
 
 
-def _worker_main(config, pool, paused, report_fd, max_jobs, master_pid) -> int:
+def _worker_main(config, pool, paused, report_fd, max_jobs, master_pid) -> tuple[int, bool]:
+    """The worker's exit code, and whether it left nothing in flight and unregistered."""
     set_title("Starting")  # as Resque's; not the spawner's title we inherited
     os.setpgid(0, 0)  # Ctrl-C on the master's terminal must not reach workers directly
     exit_on_parent_death()
@@ -72,13 +78,13 @@ def _worker_main(config, pool, paused, report_fd, max_jobs, master_pid) -> int:
         registry = JobRegistry.build(config.jobs, config.aliases)
     except RegistryError as exc:
         log.error("worker for %s cannot start: %s", pool.name, exc)
-        return EXIT_BOOT_ERROR
+        return EXIT_BOOT_ERROR, True   # it never registered
     resque = Resque(config.redis_url, config.namespace)
     settings = for_pool(config, pool, max_jobs=max_jobs, parent_pid=master_pid, report_fd=report_fd,
                         start_paused=paused, orphan_timeout=config.shutdown_timeout,
                         pidfile=workerprocess.worker_pidfile(config.pid_dir, pool, os.getpid()))
     worker = Worker(resque, registry, settings)
-    return worker.work()
+    return worker.work(), worker.settled
 
 
 def recovery_main(spec: dict) -> int:

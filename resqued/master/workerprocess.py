@@ -41,6 +41,7 @@ class Child:
     generation: int = 0       # rolling restarts before its start (restart.py)
     last_error: str = ""      # the last error it logged: a FAILED pool's reason
     report: dict = field(default_factory=dict)
+    exit_notice: dict | None = None   # its announced exit (worker/reports.announce_exit)
     buffer: bytes = b""
 
     @property
@@ -51,18 +52,43 @@ class Child:
     def paused(self) -> bool:
         return bool(self.report.get("paused"))
 
+    @property
+    def busy(self) -> bool:
+        """Its last report said it runs a job."""
+        return self.report.get("state") == "busy"
+
+    def job_label(self) -> str:
+        """The job it last said it runs, for a log line: "job <id> (<class>)"."""
+        job = self.report.get("job")
+        job = job if isinstance(job, dict) else {}
+        return f"job {job.get('id') or '(no id)'} ({job.get('class')})"
+
+    def announced(self, code: int) -> bool:
+        """Did it announce that it exits with ``code``? Only then is the code
+        the worker's own (supervise/states.judge_exit)."""
+        return self.exit_notice is not None and self.exit_notice.get("exit") == code
+
+    @property
+    def settled(self) -> bool:
+        """It announced that it left nothing in flight and unregistered."""
+        return bool(self.exit_notice and self.exit_notice.get("settled") is True)
+
     def fileno(self) -> int:
         return self.report_fd
 
     def read_reports(self) -> None:
         """Take in what the worker wrote; the last complete line is its state."""
-        try:
-            data = os.read(self.report_fd, 65536)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            data = b""
-        self.buffer += data
+        # All of it: once reaped, what is left in the pipe is its last word.
+        while True:
+            try:
+                data = os.read(self.report_fd, 65536)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                data = b""
+            self.buffer += data
+            if not data:
+                break
         *lines, self.buffer = self.buffer.split(b"\n")
         for line in lines:
             try:
@@ -72,11 +98,13 @@ class Child:
                 continue
             if isinstance(report, dict) and set(report) == {"error"}:
                 self.last_error = str(report["error"])   # an error it logged (entrypoints.ErrorReports)
+            elif isinstance(report, dict) and "exit" in report:
+                self.exit_notice = report   # not a state: its last state says what it was doing
             elif isinstance(report, dict):
                 self.report = report
 
     def describe(self) -> dict:
-        state = "stopping" if self.stopping else self.report.get("state", "starting")
+        state = "stopping" if self.stopping or self.exit_notice else self.report.get("state", "starting")
         # memory: the worker's own processes, the figure max_memory judges;
         # a forked job's child is job_memory, the figure max_memory_hard judges.
         child = self.report.get("child") if self.report.get("state") == "busy" else None

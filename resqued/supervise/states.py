@@ -28,15 +28,22 @@ class Exit(enum.Enum):
     DIED = "died"                  # it died while working
 
 
-def judge_exit(code: int, *, stopping: bool, ready: bool, uptime: float = MIN_UPTIME) -> Exit:
+def judge_exit(code: int, *, stopping: bool, ready: bool, busy: bool = False, announced: bool = False,
+               uptime: float = MIN_UPTIME) -> Exit:
     """``code``: exit code, or minus the signal number; ``stopping``: it was
-    told to stop; ``ready``: it had reported for work; ``uptime``: seconds
-    since its start."""
+    told to stop; ``ready``: it had reported for work; ``busy``: its last
+    report said it was running a job; ``announced``: it said on its report
+    pipe that it exits with ``code`` (reports.announce_exit); ``uptime``:
+    seconds since its start. A code is the worker's own only when announced:
+    a job running inside the worker can end the process with any code
+    (os._exit(4) is no max_jobs recycle)."""
     if stopping:
         return Exit.STOPPED
-    if code in (EXIT_RECYCLE_JOBS, EXIT_RECYCLE_MEMORY):
+    if busy and not announced:
+        return Exit.DIED   # mid-job, whatever its code: the job's dirty exit, not the pool's boot
+    if announced and code in (EXIT_RECYCLE_JOBS, EXIT_RECYCLE_MEMORY):
         return Exit.RECYCLED
-    if code == EXIT_BOOT_ERROR or not ready:
+    if not ready or (announced and code == EXIT_BOOT_ERROR):
         return Exit.BOOT_FAILURE
     # An error exit (not a signal: a kill from outside says nothing of its boot).
     if code > 0 and uptime < MIN_UPTIME:
@@ -44,10 +51,11 @@ def judge_exit(code: int, *, stopping: bool, ready: bool, uptime: float = MIN_UP
     return Exit.DIED
 
 
-def left_jobs_behind(code: int) -> bool:
-    """Did it exit without unregistering (so its in-flight jobs, if any,
-    must be recovered)?"""
-    return code not in CLEAN_EXITS
+def left_jobs_behind(code: int, *, announced: bool, settled: bool) -> bool:
+    """Must its in-flight jobs be recovered? Not after an exit it announced
+    with its in-flight lists emptied and itself unregistered (``settled``);
+    after any other, whatever the code (see judge_exit)."""
+    return not (announced and settled and code in CLEAN_EXITS)
 
 
 class PoolState(enum.Enum):

@@ -12,14 +12,18 @@ all: a longer one could be written in part, and its rest, lost, would merge
 with the next line into one the master cannot read. What makes a line long
 is text from a payload (a job id is whatever the enqueuer chose), so long
 strings are cut, saying how long they were.
+
+The last line of all announces the worker's exit (announce_exit).
 """
 
 import json
 import os
 import select
+import time
 
 LINE_LIMIT = select.PIPE_BUF    # 4096 on Linux
 TEXT_LIMIT = 200                # characters of one string in a report, at first
+ANNOUNCE_TIMEOUT = 5.0          # a master that reads nothing for this long is stuck or gone
 
 
 class MasterReports:
@@ -69,3 +73,32 @@ def _shortened(value, limit: int):
     if isinstance(value, list):
         return [_shortened(item, limit) for item in value]
     return value
+
+
+def busy(job) -> dict:
+    """The report of a worker running ``job`` (in a child, or inline)."""
+    return {"state": "busy", "job": {"class": job.job_class, "id": job.id, "queue": job.queue},
+            "since": time.time()}
+
+
+def announce_exit(fd: int, code: int, settled: bool) -> None:
+    """Say that the worker is about to exit with ``code`` of its own accord
+    (``settled``: its in-flight lists are empty and it has unregistered).
+    The master takes an exit code as the worker's only when announced so
+    (supervise/states.judge_exit). Unlike a state report, this one is never
+    said again: wait for room in the pipe, for a while."""
+    # "state" too: a master of an older version (during `resquectl restart`)
+    # reads it as a state report.
+    line = json.dumps({"state": "stopping", "exit": code, "settled": settled}).encode() + b"\n"
+    deadline = time.monotonic() + ANNOUNCE_TIMEOUT
+    while True:
+        try:
+            os.write(fd, line)   # shorter than PIPE_BUF: written whole or not at all
+            return
+        except BlockingIOError:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            select.select([], [fd], [], left)
+        except OSError:
+            return   # the master is gone: nobody to tell

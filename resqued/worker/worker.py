@@ -99,6 +99,7 @@ class Worker:
         self.shutdown = False
         self.paused = settings.start_paused
         self.exit_code = EXIT_OK
+        self.settled = False        # it exits unregistered, its in-flight lists empty
         self.jobs_done = 0
         self._recycle_due = None    # (exit code, why): decided as the last job's outcome was recorded
         self._title = None
@@ -151,14 +152,16 @@ class Worker:
                 emptied = (self.outage.retry(self._give_back_held, until_shutdown=True)
                            and self.outage.retry(self._reclaim, until_shutdown=True))
             if emptied:
-                self.outage.retry(self.registration.unregister, until_shutdown=True)
+                self.settled = self.outage.retry(lambda: self.registration.unregister() or True,
+                                                 until_shutdown=True) is not None
             else:
                 # Redis was away as we stopped. Unregistering without emptying
                 # the lists would leave their jobs where nobody looks; a worker
                 # left registered is pruned once its heartbeat is stale, and
-                # the prune recovers them.
+                # the prune recovers them (a master recovers them at once).
                 log.warning("worker %s: stopping with jobs still in its in-flight lists (Redis "
-                            "unavailable); the next prune of this worker recovers them", self.id)
+                            "unavailable); its master, or the next prune of this worker, recovers them",
+                            self.id)
             self.reserver.close()
             if self.pidfile:
                 self.pidfile.remove()

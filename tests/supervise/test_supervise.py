@@ -26,13 +26,26 @@ def test_backoff_doubles_up_to_its_cap_and_starts_over_after_a_success():
     (-9, False, True, Exit.DIED),
     (EXIT_OK, False, True, Exit.DIED),            # left unasked
 ])
-def test_judge_exit(code, stopping, ready, verdict):
-    assert judge_exit(code, stopping=stopping, ready=ready) is verdict
+def test_judge_an_announced_exit(code, stopping, ready, verdict):
+    assert judge_exit(code, stopping=stopping, ready=ready, announced=True) is verdict
 
 
-def test_only_unclean_exits_leave_jobs_to_recover():
-    assert [left_jobs_behind(c) for c in (EXIT_OK, EXIT_BOOT_ERROR, EXIT_RECYCLE_JOBS, EXIT_RECYCLE_MEMORY)] == [False] * 4
-    assert left_jobs_behind(EXIT_FAILURE) and left_jobs_behind(-9)
+@pytest.mark.parametrize("code", [EXIT_OK, EXIT_BOOT_ERROR, EXIT_RECYCLE_JOBS, EXIT_RECYCLE_MEMORY, EXIT_FAILURE, -9])
+def test_an_exit_it_did_not_announce_is_no_code_of_its_own(code):
+    # E.g. a job's os._exit(code) in a fork: false worker.
+    assert judge_exit(code, stopping=False, ready=True) is Exit.DIED
+    assert judge_exit(code, stopping=False, ready=True, busy=True) is Exit.DIED
+    assert judge_exit(code, stopping=False, ready=False) is Exit.BOOT_FAILURE
+    assert judge_exit(code, stopping=True, ready=True, busy=True) is Exit.STOPPED
+
+
+def test_only_announced_settled_clean_exits_leave_no_jobs_to_recover():
+    clean = (EXIT_OK, EXIT_BOOT_ERROR, EXIT_RECYCLE_JOBS, EXIT_RECYCLE_MEMORY)
+    assert [left_jobs_behind(c, announced=True, settled=True) for c in clean] == [False] * 4
+    assert all(left_jobs_behind(c, announced=False, settled=True) for c in clean)
+    assert all(left_jobs_behind(c, announced=True, settled=False) for c in clean)   # Redis was away
+    assert left_jobs_behind(EXIT_FAILURE, announced=True, settled=True) and left_jobs_behind(-9, announced=False,
+                                                                                              settled=False)
 
 
 def test_a_pool_backs_off_on_boot_failures_then_turns_fatal():

@@ -10,12 +10,12 @@ the job running, set its title and report to the master.
 """
 
 import os
-import time
 
 from resqued.jobs import events
 from resqued.jobs.job import backtrace, exception_name
 from resqued.process.title import stamp
 from resqued.resque.outcome import Failure
+from resqued.worker import reports
 from resqued.worker.execution.childwatch import ChildWatch
 from resqued.worker.execution.jobchild import interpret
 from resqued.worker.execution.standbys import Forker
@@ -60,8 +60,7 @@ class ForkingExecution:
         marked = self.worker.mark_running(job)
         self.worker.show_title(f"Forked {pid} at {stamp()}")
         # ``child``: for the master's status, which counts the job's memory apart from the worker's.
-        self.worker.report(state="busy", job={"class": job.job_class, "id": job.id, "queue": job.queue},
-                           since=time.time(), child=pid)
+        self.worker.report(**reports.busy(job), child=pid)
         try:
             status, report = watch.wait()
         finally:

@@ -5,7 +5,8 @@ worker acts on signals only between jobs.
 
 ``InlineExecution(worker)`` is owned by the worker (``worker.execution``),
 as is ForkingExecution (forking.py), behind the same methods. It has no
-state of its own; it has the worker mark the job running and set its title.
+state of its own; it has the worker mark the job running, set its title and
+report to the master.
 """
 
 import logging
@@ -14,6 +15,7 @@ from resqued.jobs import events
 from resqued.jobs.job import backtrace, exception_name, perform, warm
 from resqued.process.title import stamp
 from resqued.resque.outcome import Failure
+from resqued.worker import reports
 
 log = logging.getLogger("resqued.worker")
 
@@ -36,6 +38,9 @@ class InlineExecution:
         """Run the job in this process. Returns (failure, skipped)."""
         marked = self.worker.mark_running(job)
         self.worker.show_title(f"Processing {job.queue} since {stamp()} [{job.job_class}]")
+        # Said before the job runs: if the job ends the process (os._exit), the
+        # master knows it died mid-job and recovers the job at once.
+        self.worker.report(**reports.busy(job))
         try:
             outcome = None, not perform(job, target)
         except BaseException as exc:
