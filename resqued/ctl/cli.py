@@ -11,6 +11,7 @@ how every command answers and fails is output.py's.
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -173,6 +174,16 @@ def _add_common(parser, top: bool) -> None:
     parser.add_argument("--socket", metavar="PATH", default=unset, help="the master's control socket")
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be above 0 seconds: {text!r}")
+    return value
+
+
 class Parser(argparse.ArgumentParser):
     """argparse's, but a usage error is raised (main reports it, as JSON too
     with --json) after the usage and the error are printed as argparse does."""
@@ -227,7 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     failed.add_commands(commands, command)
 
     for name, help_text in (("status", "the running master: pools and each worker, its job and memory"),
-                            ("pause", "pause every worker (running jobs finish); returns once all have paused"),
+                            ("pause", "pause every worker: returns once none takes a new job (running "
+                                      "jobs finish; --wait waits for them too)"),
                             ("resume", "resume every worker"),
                             ("reload", "re-read pool.yml; returns once applied, or fails with the error"),
                             ("restart", "replace every worker (or those of POOL...) with one running the code "
@@ -240,6 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
                              help="kill running jobs instead of waiting (they go back to their queues)")
         if name == "restart":
             sub.add_argument("pools", metavar="POOL", nargs="*", help="a pool, by its queues (high,default)")
+        if name == "pause":
+            sub.add_argument("--wait", metavar="SECONDS", nargs="?", type=_seconds, const=mastercommands.PAUSE_WAIT,
+                             help="also wait until running jobs have finished, at most SECONDS "
+                                  f"(default {mastercommands.PAUSE_WAIT:g}); exit 1 if some still run then")
     return parser
 
 

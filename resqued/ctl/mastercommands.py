@@ -21,6 +21,7 @@ from resqued.process.logs import counted, printable
 from resqued.resque.wire import utc_iso
 
 RESTART_WAIT = 660.0   # the master gives a restart 600 s to replace every worker
+PAUSE_WAIT = 600.0     # pause --wait: how long running jobs may take to finish, unless told
 
 
 def ask(path: str, command: str, timeout: float = 90.0, **fields) -> dict:
@@ -44,9 +45,15 @@ def run(args) -> int:
         answer = ask(path, "status")
         master = answer["master"]
         message = f"master {master['pid']} {master['state']}: {counted(len(answer['workers']), 'worker')}"
+    elif command == "pause" and args.wait:
+        answer = ask(path, "pause", timeout=args.wait + 30, wait=args.wait)
+        message = f"{counted(len(answer['workers']), 'worker')} paused, no job running"
     elif command in ("pause", "resume"):
         answer = ask(path, command)
         message = f"{counted(len(answer['workers']), 'worker')} {answer['message']}"
+        running = sum(1 for w in answer["workers"] if w.get("job"))
+        if command == "pause" and running:
+            message += f"; {counted(running, 'worker')} still running a job (pause --wait waits for it)"
     elif command == "reload":
         answer = ask(path, "reload", timeout=RESTART_WAIT)   # on_hup: restart makes it a restart too
         message = "reloaded: " + ", ".join(f"{','.join(p['queues'])}={p['count']}" for p in answer["pools"])

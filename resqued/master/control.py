@@ -10,6 +10,7 @@ config is applied) keeps its connection open until the master answers it.
 import errno
 import json
 import logging
+import math
 import os
 import socket
 import stat
@@ -56,6 +57,10 @@ def parse_request(data: bytes) -> dict:
     pools = request.get("pools", [])
     if command == "restart" and not (isinstance(pools, list) and all(isinstance(p, str) for p in pools)):
         raise BadRequest("restart: pools must be a list of pool names")
+    wait = request.get("wait")   # pause: at most this many seconds for running jobs to finish
+    if command == "pause" and wait is not None and (isinstance(wait, bool) or not isinstance(wait, (int, float))
+                                                    or not 0 < wait < math.inf):   # NaN too: JSON allows it
+        raise BadRequest("pause: wait must be a number of seconds above 0")
     return request
 
 

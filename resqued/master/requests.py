@@ -46,7 +46,9 @@ class RequestHandlers:
             conn.reply(ok=False, error="the master is stopping")
         elif command == "pause":
             master.pause()
-            self.waiting.append((conn, "paused", time.monotonic() + REQUEST_TIMEOUT))
+            wait = conn.request.get("wait")   # --wait: also until running jobs finish, this long at most
+            kind = "finished" if wait else "paused"
+            self.waiting.append((conn, kind, time.monotonic() + (wait or REQUEST_TIMEOUT)))
         elif command == "resume":
             master.resume()
             self.waiting.append((conn, "resumed", time.monotonic() + REQUEST_TIMEOUT))
@@ -84,6 +86,8 @@ class RequestHandlers:
         live = [c for c in self.master.children.values() if not c.stopping]
         if kind == "paused":
             return all(c.paused for c in live)
+        if kind == "finished":
+            return all(c.paused and not c.busy for c in live)
         if kind == "resumed":
             return all(c.ready and not c.paused for c in live)
         if kind == "restarted":
@@ -121,12 +125,19 @@ class RequestHandlers:
                 except OSError as exc:   # as in handle(): no descriptor left to read /proc
                     conn.reply(ok=False, error=f"{kind}, but the master cannot tell its status now: {exc}")
                     continue
-                conn.reply(ok=True, message=kind, **status)
+                conn.reply(ok=True, message="paused" if kind == "finished" else kind, **status)
             elif time.monotonic() > deadline:
-                conn.reply(ok=False, error=f"not {kind} in time; see resquectl status")
+                conn.reply(ok=False, error=self._late(kind))
             else:
                 still.append((conn, kind, deadline))
         self.waiting = still
+
+    def _late(self, kind: str) -> str:
+        if kind != "finished":
+            return f"not {kind} in time; see resquectl status"
+        busy = sum(1 for c in self.master.children.values() if not c.stopping and c.busy)
+        return (f"paused, but {counted(busy, 'worker')} still running a job (see resquectl status); "
+                "they take no new job")
 
     def status(self) -> dict:
         master = self.master

@@ -104,16 +104,18 @@ class Child:
                 self.report = report
 
     def describe(self) -> dict:
-        state = "stopping" if self.stopping or self.exit_notice else self.report.get("state", "starting")
+        reported = self.report.get("state", "starting")
+        state = "stopping" if self.stopping or self.exit_notice else reported
         # memory: the worker's own processes, the figure max_memory judges;
         # a forked job's child is job_memory, the figure max_memory_hard judges.
         child = self.report.get("child") if self.report.get("state") == "busy" else None
         # paused: told to pause (a busy worker pauses after its job), or
-        # paused by Resque's pause-all-workers key.
+        # paused by Resque's pause-all-workers key. The job: also while it is
+        # told to stop, until the job ends.
         return {"pid": self.pid, "queues": list(self.pool.queues), "state": state,
                 "paused": self.paused or state == "paused",
-                "job": self.report.get("job") if state == "busy" else None,
-                "since": self.report.get("since") if state in ("busy", "redis-down") else None,
+                "job": self.report.get("job") if self.busy else None,
+                "since": self.report.get("since") if reported in ("busy", "redis-down") else None,
                 "error": self.report.get("error") if state == "redis-down" else None,
                 "jobs_done": self.report.get("jobs", 0),
                 "memory": tree_memory(self.pid, exclude={child} if child else ()),

@@ -332,10 +332,15 @@ class Worker:
                 self.execution.kill()
             elif signum == signal.SIGUSR2:
                 self.paused = True
-                self.report(state="busy" if self.execution.busy else "paused")
+                self.report(**self._busy_report() if self.execution.busy else {"state": "paused"})
             elif signum == signal.SIGCONT:
                 self.paused = False
-                self.report(state="busy" if self.execution.busy else "idle")
+                self.report(**self._busy_report() if self.execution.busy else {"state": "idle"})
+
+    def _busy_report(self) -> dict:
+        # Said again with the job it still runs: `resquectl status` shows it.
+        last = self.reports.last_state
+        return last if last.get("state") == "busy" else {"state": "busy"}
 
     # -- one job -----------------------------------------------------------
     def _process(self, queue: str, raw: bytes) -> None:

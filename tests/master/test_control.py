@@ -36,6 +36,7 @@ def raw_request(path, data: bytes) -> dict:
     (b'{"command": null}\n', "unknown command"),
     (b'\xff\xfe{"command":"status"}\n', "not JSON"),
     (b'{"command": "status"' + b" " * 70000 + b"}\n", "longer than"),
+    (b'{"command": "pause", "wait": NaN}\n', "wait must be a number of seconds above 0"),
 ])
 def test_bad_requests_get_one_line_errors_and_master_goes_on(master_factory, tmp_path, data, error):
     m = master_factory(TWO_POOLS)
