@@ -30,9 +30,9 @@ EXIT_REASONS = {
     EXIT_RECYCLE_JOBS: "recycled after max_jobs",
     EXIT_RECYCLE_MEMORY: "recycled over max_memory",
 }
-# Exits after which a worker that announced them (with its in-flight lists
-# emptied) has unregistered and left nothing in flight; after any other, or
-# one it did not announce so, its supervisor recovers its jobs.
+# Exits after which a worker that announced them with its in-flight lists
+# emptied left nothing to recover; after any other, or one it did not
+# announce so, its supervisor recovers its jobs.
 CLEAN_EXITS = (EXIT_OK, EXIT_BOOT_ERROR, EXIT_RECYCLE_JOBS, EXIT_RECYCLE_MEMORY)
 
 # -- sysexits.h -------------------------------------------------------------

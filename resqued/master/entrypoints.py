@@ -70,7 +70,7 @@ def worker_main(spec: dict, report_fd: int) -> int:
 
 
 def _worker_main(config, pool, paused, report_fd, max_jobs, master_pid) -> tuple[int, bool]:
-    """The worker's exit code, and whether it left nothing in flight and unregistered."""
+    """The worker's exit code, and whether it left nothing in its in-flight lists."""
     set_title("Starting")  # as Resque's; not the spawner's title we inherited
     os.setpgid(0, 0)  # Ctrl-C on the master's terminal must not reach workers directly
     exit_on_parent_death()
@@ -78,7 +78,7 @@ def _worker_main(config, pool, paused, report_fd, max_jobs, master_pid) -> tuple
         registry = JobRegistry.build(config.jobs, config.aliases)
     except RegistryError as exc:
         log.error("worker for %s cannot start: %s", pool.name, exc)
-        return EXIT_BOOT_ERROR, True   # it never registered
+        return EXIT_BOOT_ERROR, True   # it never reserved a job
     resque = Resque(config.redis_url, config.namespace)
     settings = for_pool(config, pool, max_jobs=max_jobs, parent_pid=master_pid, report_fd=report_fd,
                         start_paused=paused, orphan_timeout=config.shutdown_timeout,

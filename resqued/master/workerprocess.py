@@ -70,7 +70,7 @@ class Child:
 
     @property
     def settled(self) -> bool:
-        """It announced that it left nothing in flight and unregistered."""
+        """It announced that it left nothing in its in-flight lists."""
         return bool(self.exit_notice and self.exit_notice.get("settled") is True)
 
     def fileno(self) -> int:

@@ -53,8 +53,8 @@ def judge_exit(code: int, *, stopping: bool, ready: bool, busy: bool = False, an
 
 def left_jobs_behind(code: int, *, announced: bool, settled: bool) -> bool:
     """Must its in-flight jobs be recovered? Not after an exit it announced
-    with its in-flight lists emptied and itself unregistered (``settled``);
-    after any other, whatever the code (see judge_exit)."""
+    with its in-flight lists emptied (``settled``); after any other, whatever
+    the code (see judge_exit)."""
     return not (announced and settled and code in CLEAN_EXITS)
 
 

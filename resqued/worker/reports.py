@@ -83,7 +83,7 @@ def busy(job) -> dict:
 
 def announce_exit(fd: int, code: int, settled: bool) -> None:
     """Say that the worker is about to exit with ``code`` of its own accord
-    (``settled``: its in-flight lists are empty and it has unregistered).
+    (``settled``: it leaves nothing in its in-flight lists).
     The master takes an exit code as the worker's only when announced so
     (supervise/states.judge_exit). Unlike a state report, this one is never
     said again: wait for room in the pipe, for a while."""

@@ -99,7 +99,7 @@ class Worker:
         self.shutdown = False
         self.paused = settings.start_paused
         self.exit_code = EXIT_OK
-        self.settled = False        # it exits unregistered, its in-flight lists empty
+        self.settled = False        # it exits with nothing in its in-flight lists
         self.jobs_done = 0
         self._recycle_due = None    # (exit code, why): decided as the last job's outcome was recorded
         self._title = None
@@ -151,9 +151,10 @@ class Worker:
                 # reply was lost) goes back to the head of its queue.
                 emptied = (self.outage.retry(self._give_back_held, until_shutdown=True)
                            and self.outage.retry(self._reclaim, until_shutdown=True))
+            self.settled = bool(emptied)
             if emptied:
-                self.settled = self.outage.retry(lambda: self.registration.unregister() or True,
-                                                 until_shutdown=True) is not None
+                # Redis away now: the registration is left for a prune, with nothing to recover.
+                self.outage.retry(self.registration.unregister, until_shutdown=True)
             else:
                 # Redis was away as we stopped. Unregistering without emptying
                 # the lists would leave their jobs where nobody looks; a worker
