@@ -64,7 +64,10 @@ class Slow:
 
     def perform(self):
         _log("started", os.getpid())
-        _client().blpop(["test:release"], timeout=(self.args or {}).get("seconds", 30))
+        client, deadline = _client(), time.monotonic() + (self.args or {}).get("seconds", 30)
+        # Short waits: redis-py's default socket_timeout (5 s) ends a longer BLPOP with an error.
+        while time.monotonic() < deadline and not client.blpop(["test:release"], timeout=1):
+            pass
         _log("finished", os.getpid())
 
 
