@@ -104,6 +104,7 @@ class Worker:
         self._recycle_due = None    # (exit code, why): decided as the last job's outcome was recorded
         self._title = None
         self._held = None           # (queue, raw): taken with the last outcome, not yet run
+        self._unrecorded = False    # a job ran whose outcome Redis refused for good (_record)
         self.killed_by_stop = False   # TERM/INT killed the running job: give it back, do not fail it
         self._take_from = []        # the queues, in priority order, that it was taken from
         self._queues_read_at = 0.0
@@ -144,8 +145,8 @@ class Worker:
         finally:
             self.report(state="stopping")
             self.execution.close()
-            emptied = True
-            if reserving:
+            emptied = not self._unrecorded
+            if reserving and emptied:
                 # No job runs now: whatever is left in our in-flight lists (a
                 # job taken with the last outcome, one taken by a command whose
                 # reply was lost) goes back to the head of its queue.
@@ -156,13 +157,14 @@ class Worker:
                 # Redis away now: the registration is left for a prune, with nothing to recover.
                 self.outage.retry(self.registration.unregister, until_shutdown=True)
             else:
-                # Redis was away as we stopped. Unregistering without emptying
-                # the lists would leave their jobs where nobody looks; a worker
-                # left registered is pruned once its heartbeat is stale, and
-                # the prune recovers them (a master recovers them at once).
-                log.warning("worker %s: stopping with jobs still in its in-flight lists (Redis "
-                            "unavailable); its master, or the next prune of this worker, recovers them",
-                            self.id)
+                # Redis was away as we stopped, or refused a job's outcome.
+                # Unregistering without emptying the lists would leave their
+                # jobs where nobody looks; a worker left registered is pruned
+                # once its heartbeat is stale, and the prune recovers them (a
+                # master recovers them at once).
+                log.warning("worker %s: stopping with jobs still in its in-flight lists (%s); its master, "
+                            "or the next prune of this worker, recovers them", self.id,
+                            "a job's outcome was refused" if self._unrecorded else "Redis unavailable")
             self.reserver.close()
             if self.pidfile:
                 self.pidfile.remove()
@@ -444,5 +446,12 @@ class Worker:
                     raise reply
             return self.reserver.taken(take, *replies[-2:]) if take else None
         # An outcome is never dropped: keep trying until Redis takes it.
-        self._held = self.outage.retry(commands)
+        try:
+            self._held = self.outage.retry(commands)
+        except BaseException:
+            # Refused for good (NOPERM, a bug): the job ran but stays in its
+            # in-flight list. It must not be reclaimed as if never run: the
+            # recovery counts it lost (max_lost, on_lost) instead.
+            self._unrecorded = True
+            raise
         self.jobs_done += 1

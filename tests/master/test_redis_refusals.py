@@ -164,3 +164,23 @@ def test_a_dead_workers_job_is_recovered_once_redis_accepts_writes(procs, tmp_pa
     assert "crashed" not in text and "Traceback" not in text, text[-3000:]
     assert text.count("cannot recover the jobs") <= 1
     assert text.count("requeued") == 1
+
+
+def test_a_job_whose_outcome_is_refused_for_good_is_lost_not_reclaimed(procs, tmp_path, own_redis):
+    """Its outcome refused (here: no RPUSH, so no failed-list entry), the job
+    ran but stays in flight. Reclaimed as if never run, it would run again
+    and again; recovered as lost, max_lost bounds it."""
+    admin = redis.Redis(unix_socket_path=own_redis.socket)
+    admin.execute_command("ACL", "SETUSER", "norpush", "on", ">pw", "~*", "&*", "+@all", "-rpush")
+    url = f"unix://norpush:pw@{own_redis.socket}"
+    master = Master(procs, tmp_path, url, ["queues: [default]\ncount: 1"], max_lost=1)
+    ledger = tmp_path / "ledger"
+    Resque(own_redis.url).enqueue("default", "CountsAndFails", {"path": str(ledger)})
+
+    # Lost twice is over max_lost: the recovery would fail it, which takes
+    # the refused RPUSH, so it stays in flight (and the run is retried).
+    wait_until(lambda: "recovery run" in log_text(master.proc) and
+               admin.keys("resque:resqued:inflight:*"), timeout=60, message="a recovery that cannot fail it")
+    runs = ledger.read_text().splitlines()
+    assert len(runs) <= 2, runs   # max_lost 1: run, lost once, run again, then failed
+    stop(master.proc)
