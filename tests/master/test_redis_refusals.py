@@ -184,3 +184,19 @@ def test_a_job_whose_outcome_is_refused_for_good_is_lost_not_reclaimed(procs, tm
     runs = ledger.read_text().splitlines()
     assert len(runs) <= 2, runs   # max_lost 1: run, lost once, run again, then failed
     stop(master.proc)
+
+
+def test_the_permission_probe_covers_every_command_resqued_sends():
+    """Each command named in resqued's Lua scripts and raw command tuples is
+    among --check's probes (a new one added to the code must be added there)."""
+    import pathlib
+    from conftest import ROOT
+    from resqued.redisio.permissions import _probes
+    probed = {name.split("|")[0] for name, _ in _probes("k")}
+    sent = set()
+    for path in pathlib.Path(ROOT, "resqued").rglob("*.py"):
+        text = path.read_text()
+        sent |= {m.lower() for m in re.findall(r"redis\.p?call\(['\"]([A-Za-z]+)['\"]", text)}
+        sent |= {m.lower() for m in re.findall(r"\(\"([A-Z]{3,12})\",", text)}
+    not_commands = {"prefix", "logging", "verbose", "vverbose", "utc"}   # tuples of other things
+    assert sent - not_commands - probed == set()
