@@ -54,8 +54,9 @@ class Child:
 
     @property
     def busy(self) -> bool:
-        """Its last report said it runs a job."""
-        return self.report.get("state") == "busy"
+        """Its last report said it runs a job (Redis away meanwhile, or not)."""
+        state = self.report.get("state")
+        return state == "busy" or (state == "redis-down" and bool(self.report.get("job")))
 
     def job_label(self) -> str:
         """The job it last said it runs, for a log line: "job <id> (<class>)"."""

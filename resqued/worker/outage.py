@@ -65,7 +65,11 @@ class RedisOutage:
             log.error("worker %s: Redis unavailable (%s); retrying", self.worker.id, refusals.describe(exc))
             # The master shows it (resquectl status, systemd's STATUS=), and
             # counts the worker as started: READY=1 must not wait for Redis.
-            self.worker.report(state="redis-down", since=time.time(), error=refusals.describe(exc))
+            # A job still running keeps showing (status, pause --wait, and the
+            # master's judgement of a death mid-job).
+            last = self.worker.reports.last_state
+            job = {"job": last["job"]} if last.get("state") == "busy" and last.get("job") else {}
+            self.worker.report(state="redis-down", since=time.time(), error=refusals.describe(exc), **job)
         self.reclaim_due = True
 
     def _writes_accepted(self) -> bool:

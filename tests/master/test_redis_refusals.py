@@ -200,3 +200,18 @@ def test_the_permission_probe_covers_every_command_resqued_sends():
         sent |= {m.lower() for m in re.findall(r"\(\"([A-Z]{3,12})\",", text)}
     not_commands = {"prefix", "logging", "verbose", "vverbose", "utc"}   # tuples of other things
     assert sent - not_commands - probed == set()
+
+
+def test_a_busy_worker_keeps_showing_its_job_while_redis_is_away(procs, tmp_path, own_redis):
+    """redis-down must not hide the running job: status shows it, and the
+    master would judge a death meanwhile as one mid-job."""
+    master = Master(procs, tmp_path, own_redis.url, ["queues: [default]\ncount: 1"], heartbeat_interval=1)
+    master.wait_workers(1)
+    Resque(own_redis.url).enqueue("default", "FileSleep", {"path": str(tmp_path / "job"), "seconds": 4})
+    wait_until(lambda: (tmp_path / "job.started").exists(), message="the job to start")
+    own_redis.stop()
+    [worker] = wait_until(lambda: [w for w in master.status()["workers"] if w["state"] == "redis-down"],
+                          timeout=20, message="the worker in redis-down")
+    assert worker["job"] and worker["job"]["class"] == "FileSleep", worker
+    own_redis.start()
+    wait_until(lambda: (tmp_path / "job.done").exists(), timeout=20, message="the job to end")
