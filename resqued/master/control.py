@@ -28,6 +28,7 @@ BACKLOG = 128
 REQUEST_TIMEOUT = 10.0    # to send a request line once connected
 SEND_TIMEOUT = 10.0       # to take the answer
 ACCEPT_PAUSE = 0.1        # out of descriptors, with none to free: accept again after this
+LIMIT_RESTORE = 60.0      # seconds without a shortage before the connection limit is whole again
 CLOSE_FLUSH = 1.0         # the stopping master waits this long at most for answers to be taken
 WARN_EVERY = 60.0
 COMMANDS = ("status", "pause", "resume", "reload", "restart", "stop")
@@ -134,7 +135,8 @@ class ControlServer:
         self.path = path
         self.sock = None
         self.connections: list[Connection] = []
-        self.limit = MAX_CONNECTIONS    # lowered for good once descriptors ran out
+        self.limit = MAX_CONNECTIONS    # lowered while descriptors run out (LIMIT_RESTORE)
+        self._limit_lowered_at = 0.0
         self._accept_again_at = 0.0     # accepting paused: no descriptor was free
         self._warned_at = {}            # problem -> when last logged
 
@@ -197,6 +199,10 @@ class ControlServer:
         return complete
 
     def _accept(self, complete: list) -> None:
+        if self.limit < MAX_CONNECTIONS and time.monotonic() - self._limit_lowered_at >= LIMIT_RESTORE:
+            # A passing shortage (a burst of spawns) must not leave one slot
+            # for good: one `pause --wait` would then lock every resquectl out.
+            self.limit = MAX_CONNECTIONS
         # A bounded batch: a flood of connections must not keep the loop here.
         for _ in range(MAX_CONNECTIONS):
             try:
@@ -213,6 +219,7 @@ class ControlServer:
                 # to shed, stop accepting for a moment.
                 held = len(self.connections)
                 self.limit = max(1, min(self.limit, held - FD_HEADROOM))
+                self._limit_lowered_at = time.monotonic()
                 if self._shed_to(self.limit - 1) and len(self.connections) < held:
                     continue
                 self._accept_again_at = time.monotonic() + ACCEPT_PAUSE
