@@ -30,6 +30,7 @@ from resqued.jobs import events
 from resqued.worker.execution import jobforker
 from resqued.jobs.job import warm
 from resqued.worker.execution.jobchild import child_main, standby_main
+from resqued.process.descendants import KILL_WAIT
 from resqued.process.signals import wait_readable
 
 log = logging.getLogger("resqued.worker")
@@ -328,12 +329,18 @@ class Forker:
             os.close(self.standby.job_fd)  # EOF: the standby exits quietly
             os.close(self.standby.report_fd)
             self.standby = None
-        for _ in range(200):
+        # A job child that has reported may still be ending what its job left
+        # running (jobchild.end_leftovers: TERM, term_timeout, then KILL):
+        # killed sooner, those would escape to the master until it stops.
+        deadline = time.monotonic() + max(2.0, self.term_timeout + KILL_WAIT + 1.0)
+        while True:
             self.reap()
             if not self.unreaped:
                 break
+            if time.monotonic() >= deadline:
+                break
             wait_readable([self.signals] + ([self._link.sock] if self._link else []), 0.01)
-        else:
+        if self.unreaped:
             for pid in list(self.unreaped):
                 try:
                     os.kill(pid, signal.SIGKILL)
