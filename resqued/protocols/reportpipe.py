@@ -48,7 +48,7 @@ class ReportRefused(ValueError):
 @dataclass(frozen=True)
 class StateReport:
     state: WorkerState
-    job: dict | None = None      # busy: {"class", "id", "queue"} of the job it runs
+    job: dict | None = None      # busy (and redis-down while busy): {"class", "id", "queue"} of its job
     since: float | None = None   # busy: when the job began; redis-down: when Redis went away
     child: int | None = None     # busy in a forked child: its pid
     error: str | None = None     # redis-down: why

@@ -13,6 +13,7 @@ import time
 
 import redis
 
+from resqued.protocols.reportpipe import WorkerState
 from resqued.redisio import refusals
 
 log = logging.getLogger("resqued.worker")
@@ -68,8 +69,9 @@ class RedisOutage:
             # A job still running keeps showing (status, pause --wait, and the
             # master's judgement of a death mid-job).
             last = self.worker.reports.last_state
-            job = {"job": last["job"]} if last.get("state") == "busy" and last.get("job") else {}
-            self.worker.report(state="redis-down", since=time.time(), error=refusals.describe(exc), **job)
+            job = last.get("job") if last.get("state") == WorkerState.BUSY else None
+            self.worker.report(state=WorkerState.REDIS_DOWN, since=time.time(), error=refusals.describe(exc),
+                               job=job)
         self.reclaim_due = True
 
     def _writes_accepted(self) -> bool:

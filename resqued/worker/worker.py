@@ -48,6 +48,7 @@ from resqued.jobs.allowlist import UnknownJob
 from resqued.redisio import refusals
 from resqued.worker.outage import RedisOutage
 from resqued.worker.reports import MasterReports
+from resqued.protocols.reportpipe import WorkerState
 from resqued.worker.reserve import Reserver, UnsupportedServer, check_server, pause_requested
 from resqued.worker.settings import WorkerSettings
 from resqued.process.signals import SignalQueue, describe, wait_readable
@@ -143,7 +144,7 @@ class Worker:
                 reserving = True
                 self._loop()
         finally:
-            self.report(state="stopping")
+            self.report(state=WorkerState.STOPPING)
             self.execution.close()
             emptied = not self._unrecorded
             if reserving and emptied:
@@ -182,7 +183,7 @@ class Worker:
                 self.outage.retry(self._give_back_held, until_shutdown=True)
                 self.outage.retry(lambda: self.registration.mark_paused(True), until_shutdown=True)
                 self.show_title("Paused")
-                self.report(state="paused")
+                self.report(state=WorkerState.PAUSED)
                 self.idle_wait(self.interval or 1.0)
                 continue
             if self._held is not None:
@@ -199,7 +200,7 @@ class Worker:
                 self.execution.prepare(idle=True)  # fork while idle, not once the job is here
                 self.show_title(f"Waiting for {','.join(self.queues)}")
                 self.outage.retry(lambda: self.registration.mark_paused(False), until_shutdown=True)
-                self.report(state="idle")
+                self.report(state=WorkerState.IDLE)
                 reserved = self.outage.retry(lambda: self.reserver.pop(queues, self._wait_time()),
                                              until_shutdown=True)
             if reserved is not None:
@@ -335,15 +336,15 @@ class Worker:
                 self.execution.kill()
             elif signum == signal.SIGUSR2:
                 self.paused = True
-                self.report(**self._busy_report() if self.execution.busy else {"state": "paused"})
+                self.report(**self._busy_report() if self.execution.busy else {"state": WorkerState.PAUSED})
             elif signum == signal.SIGCONT:
                 self.paused = False
-                self.report(**self._busy_report() if self.execution.busy else {"state": "idle"})
+                self.report(**self._busy_report() if self.execution.busy else {"state": WorkerState.IDLE})
 
     def _busy_report(self) -> dict:
         # Said again with the job it still runs: `resquectl status` shows it.
         last = self.reports.last_state
-        return last if last.get("state") == "busy" else {"state": "busy"}
+        return last if last.get("state") == WorkerState.BUSY else {"state": WorkerState.BUSY}
 
     # -- one job -----------------------------------------------------------
     def _process(self, queue: str, raw: bytes) -> None:

@@ -1,4 +1,4 @@
-"""A worker's report lines to its master (resqued/worker/reports.py): each
+"""A worker's report lines to its master (resqued/protocols/reportpipe.py): each
 one reaches the master whole, whatever the job's payload holds."""
 
 import json
@@ -6,7 +6,7 @@ import json
 from conftest import stop, wait_until
 from helpers import failures, wait_log
 from resqued.resque import wire
-from resqued.worker.reports import LINE_LIMIT, report_line
+from resqued.protocols.reportpipe import LINE_LIMIT, report_line
 
 
 def busy_job(m):
