@@ -104,8 +104,7 @@ class Master:
             log.info("master %d stopped", os.getpid())
             return self.exit_code
         finally:
-            for conn, kind, _ in self.requests.waiting:
-                conn.reply(ok=False, error=f"the master stopped before it was {kind}")
+            self.requests.abandon_waiting()
             self.restart.abandon()
             self.spawner.stop()
             if self.control:
