@@ -9,7 +9,8 @@ from resqued.protocols.controlsocket import ControlError, Request, decode_answer
 def request(path: str, command: str, timeout: float = 60.0, **arguments) -> dict:
     """Send ``command`` (with its Request ``arguments``) to the master at
     ``path`` and return its answer, a JSON object (typed_answer types it)."""
-    line = Request(command, **arguments).encode()
+    request = Request(command, **arguments)
+    line, command = request.encode(), request.command.value   # the word, in messages
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
