@@ -45,8 +45,8 @@ def run(args) -> int:
     command = args.master_command
     if command == Command.STATUS:
         answer = ask(path, Command.STATUS)
-        master = answer.status["master"]
-        message = f"master {master['pid']} {master['state']}: {counted(len(answer.status['workers']), 'worker')}"
+        master, workers = answer.status["master"], answer.status["workers"]
+        message = f"master {master['pid']} {master['state']}: {counted(len(workers), 'worker')}"
     elif command == Command.PAUSE and args.wait:
         answer = ask(path, Command.PAUSE, timeout=args.wait + 30, wait=args.wait)
         message = f"{counted(len(answer.status['workers']), 'worker')} paused, no job running"
@@ -58,10 +58,12 @@ def run(args) -> int:
             message += f"; {counted(running, 'worker')} still running a job (pause --wait waits for it)"
     elif command == Command.RELOAD:
         answer = ask(path, Command.RELOAD, timeout=RESTART_WAIT)   # on_hup: restart makes it a restart too
-        message = "reloaded: " + ", ".join(f"{','.join(p['queues'])}={p['count']}" for p in answer.status["pools"])
+        message = "reloaded: " + ", ".join(f"{','.join(p['queues'])}={p['count']}"
+                                           for p in answer.status["pools"])
     elif command == Command.RESTART:
         answer = ask(path, Command.RESTART, timeout=RESTART_WAIT, pools=args.pools)
-        message = "restarted: " + ", ".join(f"{','.join(p['queues'])}={p['alive']}" for p in answer.status["pools"])
+        message = "restarted: " + ", ".join(f"{','.join(p['queues'])}={p['alive']}"
+                                            for p in answer.status["pools"])
     elif command == Command.STOP:
         answer = ask(path, Command.STOP, now=bool(args.now))
         pid = answer.pid

@@ -3,8 +3,9 @@
 A unix stream socket, owner-only (0600, created under umask 077), served from
 the master's own loop (no thread; never blocking it). What is said on it
 is protocols/controlsocket.py; resquectl's end is ctl/masterclient.py. A
-request that must wait for something (pause until every worker has paused, reload until the new
-config is applied) keeps its connection open until the master answers it.
+request that must wait for something (pause until every worker has paused,
+reload until the new config is applied) keeps its connection open until
+the master answers it.
 """
 
 import errno

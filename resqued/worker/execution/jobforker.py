@@ -14,8 +14,9 @@ It speaks protocols/forkersocket.py with the worker: the worker asks for
 a standby, the forker answers with one (and its pipes), and says when a
 child it forked exited; the worker closing its end means "stop". The
 forker dies with the worker and its children die with it
-(PR_SET_PDEATHSIG), so a job never outlives its worker. It ignores the signals an operator sends to a worker's process
-group: the worker decides what happens to a running job.
+(PR_SET_PDEATHSIG), so a job never outlives its worker. It ignores the
+signals an operator sends to a worker's process group: the worker decides
+what happens to a running job.
 """
 
 import gc
