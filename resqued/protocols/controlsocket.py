@@ -8,11 +8,12 @@ line back, ``{"ok": true, ...}`` with the master's status, or
 ``{"ok": false, "error": "..."}``. Keys a request does not use are ignored.
 """
 
-import enum
 import json
 import math
 from dataclasses import dataclass, field
 from typing import TypedDict
+
+from resqued.protocols.strenum import StrEnum
 
 MAX_REQUEST = 64 * 1024
 
@@ -25,7 +26,7 @@ class BadRequest(ValueError):
     """What is wrong with a request line, in one line: the error answered."""
 
 
-class Command(enum.StrEnum):
+class Command(StrEnum):
     STATUS = "status"
     PAUSE = "pause"
     RESUME = "resume"

@@ -21,16 +21,17 @@ text from a payload (a job id is whatever the enqueuer chose), so long
 strings are cut, saying how long they were.
 """
 
-import enum
 import json
 import select
 from dataclasses import dataclass
+
+from resqued.protocols.strenum import StrEnum
 
 LINE_LIMIT = select.PIPE_BUF    # 4096 on Linux
 TEXT_LIMIT = 200                # characters of one string in a report, at first
 
 
-class WorkerState(enum.StrEnum):
+class WorkerState(StrEnum):
     """A worker's state, as its master shows it (resquectl status) and as
     Redis's worker list shows it (resquectl workers: idle, busy or paused)."""
     STARTING = "starting"      # no report yet
