@@ -69,7 +69,7 @@ def test_the_json_is_one_object_of_the_fields():
 
 
 def test_an_unknown_field_is_refused():
-    text = json.dumps({**json.loads(WorkerSpec(queues=("a",)).to_json()), "job_timeout": 5})
+    text = json.dumps({**json.loads(WorkerSpec(queues=("a",)).to_json()), "no_such_field": 5})
     with pytest.raises(TypeError):
         WorkerSpec.from_json(text)
 
