@@ -34,7 +34,6 @@ RUNTIME = (
     ("orphan_timeout", float | None, None, "once its master is gone, how long a running job may go on"),
     ("report_fd", int | None, None, "a pipe to the master: its state as JSON lines (worker/reports.py)"),
     ("pidfile", str | None, None, "its own pidfile, in pid_dir"),
-    ("memory_check_interval", float, 1.0, "seconds between max_memory_hard checks while a job runs"),
 )
 
 

@@ -24,6 +24,7 @@ from resqued.process.signals import wait_readable
 log = logging.getLogger("resqued.worker")
 
 STANDBY_DELAY = 0.005  # into a job that came to an idle worker, when to fork the next child
+MEMORY_CHECK_INTERVAL = 1.0  # seconds between max_memory_hard checks while a job runs
 
 
 class ChildWatch:
@@ -66,7 +67,7 @@ class ChildWatch:
         # Only the hard limit is judged while a job runs; max_memory is the
         # worker's own, judged between jobs (recycle.py).
         watch_memory = bool(spec.max_memory_hard)
-        next_memory_check = time.monotonic() + spec.memory_check_interval
+        next_memory_check = time.monotonic() + MEMORY_CHECK_INTERVAL
         # The next standby is forked while this job runs. While the queue is
         # busy, at once: that overlaps the fork with the job. A job that came
         # to an idle worker is one someone may be waiting for, and a fork
@@ -110,7 +111,7 @@ class ChildWatch:
                 signal_all(self.tree, signal.SIGKILL)
             self._bound_orphaned_job()
             if watch_memory and time.monotonic() >= next_memory_check:
-                next_memory_check = time.monotonic() + spec.memory_check_interval
+                next_memory_check = time.monotonic() + MEMORY_CHECK_INTERVAL
                 self._check_memory()
             worker.beat_if_due()
 
