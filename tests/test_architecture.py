@@ -5,6 +5,7 @@ that says why it is there, and loggers named after their package."""
 import ast
 import io
 import os
+import sys
 import tokenize
 
 from conftest import ROOT
@@ -280,3 +281,46 @@ def test_a_worker_is_built_from_its_spec_alone():
     wrong = [m for m in graph if (in_package(m, "resqued.worker") or m in starters)
              and "resqued.config.model" in graph[m]]
     assert not wrong, f"these rebuild the config instead of reading the worker's spec: {wrong}"
+
+
+# -- protocols -----------------------------------------------------------------
+
+# Each protocol between processes, and the modules at its two ends: both
+# import it, so that a message has one definition (resqued/protocols/).
+PROTOCOL_ENDS = {
+    "resqued.protocols.reportpipe": ["resqued.worker.reports", "resqued.master.workerprocess"],
+    "resqued.protocols.controlsocket": ["resqued.master.control", "resqued.master.requests",
+                                        "resqued.ctl.masterclient", "resqued.ctl.mastercommands"],
+    "resqued.protocols.forkersocket": ["resqued.worker.execution.jobforker", "resqued.worker.execution.standbys"],
+}
+
+
+def all_imports(module: str) -> set[str]:
+    """Every dotted name ``module`` imports, ours or not, anywhere in its source."""
+    return {name for node in ast.walk(parse(MODULES[module])) for name in imported_names(node, module)}
+
+
+def test_a_protocol_module_imports_only_the_standard_library():
+    """Both ends import it: it must load in any of resqued's processes (the
+    master never loads redis-py) and pull in neither end's code."""
+    protocols = [m for m in MODULES if m.startswith("resqued.protocols")]
+    assert set(PROTOCOL_ENDS) <= set(protocols)
+    found = [f"{module} imports {name}" for module in protocols for name in sorted(all_imports(module))
+             if not name.startswith("resqued.protocols") and name.split(".")[0] not in sys.stdlib_module_names]
+    assert not found, "\n".join(found)
+
+
+def test_both_ends_of_each_protocol_import_it():
+    graph = import_graph()
+    missing = [f"{end} does not import {protocol}" for protocol, ends in PROTOCOL_ENDS.items()
+               for end in ends if protocol not in graph[end]]
+    assert not missing, "\n".join(missing)
+
+
+def test_resquectl_reaches_a_master_only_through_the_control_socket():
+    """resquectl's code imports none of the master's: what they share is the
+    protocol (protocols/controlsocket.py)."""
+    graph = import_graph()
+    found = [f"{module} imports {name}" for module in graph if module.startswith("resqued.ctl")
+             for name in sorted(graph[module]) if name.startswith("resqued.master")]
+    assert not found, "\n".join(found)

@@ -8,7 +8,6 @@ loads redis-py and the worker's code, which the master never does
 """
 
 import dataclasses
-import json
 import logging
 import os
 import signal
@@ -20,6 +19,7 @@ from resqued.exits import EX_TEMPFAIL, EXIT_BOOT_ERROR, EXIT_FAILURE, EXIT_OK
 from resqued.jobs.allowlist import JobRegistry, RegistryError
 from resqued.master import workerprocess
 from resqued.process.logs import printable
+from resqued.protocols.reportpipe import ErrorReport
 from resqued.process.signals import exit_on_parent_death
 from resqued.process.title import set_raw_title, set_title
 from resqued.redisio.connection import connect
@@ -48,7 +48,7 @@ class ErrorReports(logging.Handler):
             exc = record.exc_info[1] if record.exc_info else None
             text = f"{type(exc).__name__}: {exc}" if exc is not None else record.getMessage()
             # Shown by resquectl status and in systemd's STATUS=: one line, escaped.
-            os.write(self.report_fd, json.dumps({"error": printable(" ".join(text.split()))[:500]}).encode() + b"\n")
+            os.write(self.report_fd, ErrorReport(printable(" ".join(text.split()))[:500]).encode())
         except Exception:
             pass  # a closed pipe, a full one: the log still has it
 

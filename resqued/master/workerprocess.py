@@ -10,7 +10,6 @@ Also here: the probe that checks a config's Redis URL and job modules in a
 throwaway child before the master uses it.
 """
 
-import json
 import logging
 import os
 import random
@@ -22,6 +21,9 @@ from resqued.config.settings import WORKER
 from resqued.config.sizes import format_size
 from resqued.config.workerspec import for_pool
 from resqued.process.pidfile import Pidfile
+from resqued.protocols import reportpipe
+from resqued.protocols.controlsocket import WorkerStatus
+from resqued.protocols.reportpipe import ErrorReport, ExitAnnouncement, StateReport, WorkerState
 from resqued.worker.recycle import approx_size, job_memory, tree_memory
 from resqued.jobs.allowlist import JobRegistry, RegistryError
 from resqued.redisio.connection import redact
@@ -42,38 +44,43 @@ class Child:
     stop_reason: str = ""
     generation: int = 0       # rolling restarts before its start (restart.py)
     last_error: str = ""      # the last error it logged: a FAILED pool's reason
-    report: dict = field(default_factory=dict)
-    exit_notice: dict | None = None   # its announced exit (worker/reports.announce_exit)
+    report: StateReport | None = None          # its last state report
+    exit_notice: ExitAnnouncement | None = None   # its announced exit (worker/reports.announce_exit)
     buffer: bytes = b""
 
     @property
     def ready(self) -> bool:
-        return bool(self.report)
+        return self.report is not None
 
     @property
     def paused(self) -> bool:
-        return bool(self.report.get("paused"))
+        return bool(self.report and self.report.paused)
 
     @property
     def busy(self) -> bool:
-        """Its last report said it runs a job."""
-        return self.report.get("state") == "busy"
+        """Its last report said it runs a job (Redis away meanwhile, or not)."""
+        return self.reported == WorkerState.BUSY or (self.reported == WorkerState.REDIS_DOWN
+                                                     and bool(self.report.job))
+
+    @property
+    def reported(self) -> WorkerState:
+        """The state its last report gave."""
+        return self.report.state if self.report else WorkerState.STARTING
 
     def job_label(self) -> str:
         """The job it last said it runs, for a log line: "job <id> (<class>)"."""
-        job = self.report.get("job")
-        job = job if isinstance(job, dict) else {}
+        job = (self.report and self.report.job) or {}
         return f"job {job.get('id') or '(no id)'} ({job.get('class')})"
 
     def announced(self, code: int) -> bool:
         """Did it announce that it exits with ``code``? Only then is the code
         the worker's own (supervise/states.judge_exit)."""
-        return self.exit_notice is not None and self.exit_notice.get("exit") == code
+        return self.exit_notice is not None and self.exit_notice.code == code
 
     @property
     def settled(self) -> bool:
         """It announced that it left nothing in its in-flight lists."""
-        return bool(self.exit_notice and self.exit_notice.get("settled") is True)
+        return bool(self.exit_notice and self.exit_notice.settled)
 
     def fileno(self) -> int:
         return self.report_fd
@@ -94,36 +101,36 @@ class Child:
         *lines, self.buffer = self.buffer.split(b"\n")
         for line in lines:
             try:
-                report = json.loads(line)
-            except ValueError:
-                log.warning("worker %d sent an unreadable report: %r", self.pid, line[:200])
+                report = reportpipe.decode(line)
+            except reportpipe.ReportRefused as exc:
+                log.warning("worker %d sent a line that is no report (%s): %r", self.pid, exc, line[:200])
                 continue
-            if isinstance(report, dict) and set(report) == {"error"}:
-                self.last_error = str(report["error"])   # an error it logged (entrypoints.ErrorReports)
-            elif isinstance(report, dict) and "exit" in report:
+            if isinstance(report, ErrorReport):
+                self.last_error = report.text   # an error it logged (entrypoints.ErrorReports)
+            elif isinstance(report, ExitAnnouncement):
                 self.exit_notice = report   # not a state: its last state says what it was doing
-            elif isinstance(report, dict):
+            else:
                 self.report = report
 
-    def describe(self) -> dict:
-        reported = self.report.get("state", "starting")
-        state = "stopping" if self.stopping or self.exit_notice else reported
+    def describe(self) -> WorkerStatus:
+        reported = self.reported
+        state = WorkerState.STOPPING if self.stopping or self.exit_notice else reported
+        report = self.report or StateReport(WorkerState.STARTING)
         # memory: the worker's own processes, the figure max_memory judges;
         # a forked job's child is job_memory, the figure max_memory_hard judges.
-        child = self.report.get("child") if self.report.get("state") == "busy" else None
+        child = report.child if self.busy else None
         # paused: told to pause (a busy worker pauses after its job), or
         # paused by Resque's pause-all-workers key. The job: also while it is
         # told to stop, until the job ends.
         return {"pid": self.pid, "queues": list(self.pool.queues), "state": state,
-                "paused": self.paused or state == "paused",
-                "job": self.report.get("job") if self.busy else None,
-                "since": self.report.get("since") if reported in ("busy", "redis-down") else None,
-                "error": self.report.get("error") if state == "redis-down" else None,
-                "jobs_done": self.report.get("jobs", 0),
+                "paused": self.paused or state == WorkerState.PAUSED,
+                "job": report.job if self.busy else None,
+                "since": report.since if reported in (WorkerState.BUSY, WorkerState.REDIS_DOWN) else None,
+                "error": report.error if state == WorkerState.REDIS_DOWN else None,
+                "jobs_done": report.jobs or 0,
                 "memory": tree_memory(self.pid, exclude={child} if child else ()),
                 "job_memory": job_memory(self.pid, child),
                 "started": self.started_wall, "stop_reason": self.stop_reason or None}
-
 
 
 def worker_pidfile(pid_dir: str | None, pool, pid: int) -> str | None:

@@ -49,6 +49,7 @@ from resqued.jobs.allowlist import UnknownJob
 from resqued.redisio import refusals
 from resqued.worker.outage import RedisOutage
 from resqued.worker.reports import MasterReports
+from resqued.protocols.reportpipe import WorkerState
 from resqued.worker.reserve import Reserver, UnsupportedServer, check_server, pause_requested
 from resqued.process.signals import SignalQueue, describe, wait_readable
 
@@ -98,6 +99,7 @@ class Worker:
         self._recycle_due = None    # (exit code, why): decided as the last job's outcome was recorded
         self._title = None
         self._held = None           # (queue, raw): taken with the last outcome, not yet run
+        self._unrecorded = False    # a job ran whose outcome Redis refused for good (_record)
         self.killed_by_stop = False   # TERM/INT killed the running job: give it back, do not fail it
         self._take_from = []        # the queues, in priority order, that it was taken from
         self._queues_read_at = 0.0
@@ -135,10 +137,10 @@ class Worker:
                 reserving = True
                 self._loop()
         finally:
-            self.report(state="stopping")
+            self.report(state=WorkerState.STOPPING)
             self.execution.close()
-            emptied = True
-            if reserving:
+            emptied = not self._unrecorded
+            if reserving and emptied:
                 # No job runs now: whatever is left in our in-flight lists (a
                 # job taken with the last outcome, one taken by a command whose
                 # reply was lost) goes back to the head of its queue.
@@ -149,13 +151,14 @@ class Worker:
                 # Redis away now: the registration is left for a prune, with nothing to recover.
                 self.outage.retry(self.registration.unregister, until_shutdown=True)
             else:
-                # Redis was away as we stopped. Unregistering without emptying
-                # the lists would leave their jobs where nobody looks; a worker
-                # left registered is pruned once its heartbeat is stale, and
-                # the prune recovers them (a master recovers them at once).
-                log.warning("worker %s: stopping with jobs still in its in-flight lists (Redis "
-                            "unavailable); its master, or the next prune of this worker, recovers them",
-                            self.id)
+                # Redis was away as we stopped, or refused a job's outcome.
+                # Unregistering without emptying the lists would leave their
+                # jobs where nobody looks; a worker left registered is pruned
+                # once its heartbeat is stale, and the prune recovers them (a
+                # master recovers them at once).
+                log.warning("worker %s: stopping with jobs still in its in-flight lists (%s); its master, "
+                            "or the next prune of this worker, recovers them", self.id,
+                            "a job's outcome was refused" if self._unrecorded else "Redis unavailable")
             self.reserver.close()
             if self.pidfile:
                 self.pidfile.remove()
@@ -173,7 +176,7 @@ class Worker:
                 self.outage.retry(self._give_back_held, until_shutdown=True)
                 self.outage.retry(lambda: self.registration.mark_paused(True), until_shutdown=True)
                 self.show_title("Paused")
-                self.report(state="paused")
+                self.report(state=WorkerState.PAUSED)
                 self.idle_wait(self.spec.interval or 1.0)
                 continue
             if self._held is not None:
@@ -190,7 +193,7 @@ class Worker:
                 self.execution.prepare(idle=True)  # fork while idle, not once the job is here
                 self.show_title(f"Waiting for {self.spec.name}")
                 self.outage.retry(lambda: self.registration.mark_paused(False), until_shutdown=True)
-                self.report(state="idle")
+                self.report(state=WorkerState.IDLE)
                 reserved = self.outage.retry(lambda: self.reserver.pop(queues, self._wait_time()),
                                              until_shutdown=True)
             if reserved is not None:
@@ -328,15 +331,15 @@ class Worker:
                 self.execution.kill()
             elif signum == signal.SIGUSR2:
                 self.paused = True
-                self.report(**self._busy_report() if self.execution.busy else {"state": "paused"})
+                self.report(**self._busy_report() if self.execution.busy else {"state": WorkerState.PAUSED})
             elif signum == signal.SIGCONT:
                 self.paused = False
-                self.report(**self._busy_report() if self.execution.busy else {"state": "idle"})
+                self.report(**self._busy_report() if self.execution.busy else {"state": WorkerState.IDLE})
 
     def _busy_report(self) -> dict:
         # Said again with the job it still runs: `resquectl status` shows it.
         last = self.reports.last_state
-        return last if last.get("state") == "busy" else {"state": "busy"}
+        return last if last.get("state") == WorkerState.BUSY else {"state": WorkerState.BUSY}
 
     # -- one job -----------------------------------------------------------
     def _process(self, queue: str, raw: bytes) -> None:
@@ -439,5 +442,12 @@ class Worker:
                     raise reply
             return self.reserver.taken(take, *replies[-2:]) if take else None
         # An outcome is never dropped: keep trying until Redis takes it.
-        self._held = self.outage.retry(commands)
+        try:
+            self._held = self.outage.retry(commands)
+        except BaseException:
+            # Refused for good (NOPERM, a bug): the job ran but stays in its
+            # in-flight list. It must not be reclaimed as if never run: the
+            # recovery counts it lost (max_lost, on_lost) instead.
+            self._unrecorded = True
+            raise
         self.jobs_done += 1

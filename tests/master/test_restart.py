@@ -10,7 +10,7 @@ import time
 
 from conftest import ROOT, log_text, stop, wait_until
 from helpers import failures, log_entries, wait_log
-from resqued.master.control import request
+from resqued.ctl.masterclient import request
 
 VERSIONED = """
 import os
