@@ -245,6 +245,44 @@ def test_loggers_are_named_after_their_package():
     assert not wrong, "loggers not named after their package:\n" + "\n".join(wrong)
 
 
+# Configuration sits below the process roles: every role reads it, it reads none of them.
+ROLES = ("resqued.worker", "resqued.master", "resqued.spawner", "resqued.envmode", "resqued.ctl")
+
+
+def in_package(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def test_config_reaches_no_process_role():
+    graph = import_graph()
+    wrong = [f"{module} imports {target}" for module in graph if in_package(module, "resqued.config")
+             for target in sorted(graph[module]) if any(in_package(target, role) for role in ROLES)]
+    assert not wrong, "config/ must not import a process role's package:\n" + "\n".join(wrong)
+
+
+def test_the_worker_spec_is_pure():
+    """config/workerspec.py is built by the master, which loads no redis-py:
+    it imports nothing of ours outside config/, and nothing that connects."""
+    path = MODULES["resqued.config.workerspec"]
+    names = {name for node in ast.walk(parse(path)) for name in imported_names(node, "resqued.config.workerspec")}
+    ours = sorted(n for n in names if in_package(n, PACKAGE) and not in_package(n, "resqued.config"))
+    assert not ours, f"resqued.config.workerspec imports {ours}"
+    assert not {n for n in names if in_package(n, "redis") or in_package(n, "resqued.redisio")}
+
+
+def test_a_worker_is_built_from_its_spec_alone():
+    """The one spec crosses to the worker (config/workerspec.py): neither
+    the worker's package nor the module that starts a worker process
+    (``def worker_main``) rebuilds a Config or a PoolConfig."""
+    starters = [m for m, path in MODULES.items()
+                if any(isinstance(n, ast.FunctionDef) and n.name == "worker_main" for n in parse(path).body)]
+    assert starters, "no module defines worker_main: the scan is broken"
+    graph = import_graph()
+    wrong = [m for m in graph if (in_package(m, "resqued.worker") or m in starters)
+             and "resqued.config.model" in graph[m]]
+    assert not wrong, f"these rebuild the config instead of reading the worker's spec: {wrong}"
+
+
 # -- protocols -----------------------------------------------------------------
 
 # Each protocol between processes, and the modules at its two ends: both

@@ -117,11 +117,12 @@ class Spawner:
         log.error("the worker spawner died (%s); a new one starts in %.1fs, workers meanwhile keep running",
                   how, delay)
 
-    def spawn_worker(self, spec: dict, report_fd: int) -> int:
-        return self._request(b"W", spec, [report_fd])
+    def spawn_worker(self, spec_json: str, report_fd: int) -> int:
+        """``spec_json``: the worker's WorkerSpec, passed on as it is (entrypoints.worker_main reads it)."""
+        return self._request(b"W", spec_json, [report_fd])
 
     def spawn_recovery(self, spec: dict) -> int:
-        return self._request(b"L", spec, [])
+        return self._request(b"L", json.dumps(spec), [])
 
     def stop(self) -> None:
         """The master is leaving: the spawner has nothing to finish."""
@@ -134,12 +135,12 @@ class Spawner:
             self.pid = None
         self._close()
 
-    def _request(self, kind: bytes, spec: dict, fds) -> int:
+    def _request(self, kind: bytes, text: str, fds) -> int:
         if not self.ready:
             raise SpawnerError("the worker spawner is not running")
         settings = os.memfd_create("resqued-settings", os.MFD_CLOEXEC)
         try:
-            os.write(settings, json.dumps(spec).encode())
+            os.write(settings, text.encode())
             socket.send_fds(self.sock, [kind], [settings, *fds])
         except OSError as exc:
             raise SpawnerError(f"the worker spawner failed ({exc})") from None
@@ -196,11 +197,12 @@ def _serve(sock, title: str, master_pid: int) -> int:
             return 0  # the master closed its end
         logfile.follow()  # before forking: the worker starts on the master's current log
         try:
-            spec = json.loads(_read_all(fds[0]))
+            text = _read_all(fds[0]).decode()
             ours = [sock.fileno(), fds[0]]  # not for the forked process
             if kind == b"W":
-                pid = _fork_adopted(lambda: entrypoints.worker_main(spec, fds[1]), master_pid, ours)
+                pid = _fork_adopted(lambda: entrypoints.worker_main(text, fds[1]), master_pid, ours)
             elif kind == b"L":
+                spec = json.loads(text)
                 pid = _fork_adopted(lambda: entrypoints.recovery_main(spec), master_pid, ours)
             else:
                 raise SpawnerError(f"unknown request {kind!r}")

@@ -1,15 +1,15 @@
 """The master's workers: how one is started, what the master knows of it, and
 how it hears from it.
 
-Everything the worker needs is decided by the master (its pool, its job
-limit with jitter, whether it starts paused) and sent to the spawner, which
+Everything the worker needs is decided by the master (its pool's and the
+config's settings, its job limit with jitter, whether it starts paused) as
+one WorkerSpec (config/workerspec.py), sent to the spawner as JSON, which
 forks it (spawner.py); the worker then leaves the spawner's process group,
 arranges to hear of the master's death, and runs (entrypoints.worker_main).
 Also here: the probe that checks a config's Redis URL and job modules in a
 throwaway child before the master uses it.
 """
 
-import dataclasses
 import logging
 import os
 import random
@@ -17,7 +17,9 @@ import re
 import time
 from dataclasses import dataclass, field
 
+from resqued.config.settings import WORKER
 from resqued.config.sizes import format_size
+from resqued.config.workerspec import for_pool
 from resqued.process.pidfile import Pidfile
 from resqued.protocols import reportpipe
 from resqued.protocols.controlsocket import WorkerStatus
@@ -132,6 +134,7 @@ class Child:
 
 
 def worker_pidfile(pid_dir: str | None, pool, pid: int) -> str | None:
+    """``pool``: its PoolConfig, or its WorkerSpec (by the pool's name)."""
     if not pid_dir:
         return None    # env mode: php-resque writes no worker pidfiles either
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", pool.name)
@@ -140,15 +143,15 @@ def worker_pidfile(pid_dir: str | None, pool, pid: int) -> str | None:
 
 def spawn(config, pool, paused: bool, spawner) -> Child:
     """Have the spawner (spawner.py) fork a worker for ``pool``; raises
-    SpawnerError. Everything the worker needs is decided here and sent as
-    JSON, so the spawner needs no copy of the current config."""
-    read_fd, write_fd = os.pipe()
+    SpawnerError. Everything the worker needs is decided here, as its
+    WorkerSpec (config/workerspec.py), and sent as JSON, so the spawner needs
+    no copy of the current config."""
     max_jobs = pool.max_jobs + random.randint(0, pool.max_jobs_jitter) if pool.max_jobs else None
-    settings = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name != "pools"}
-    spec = {"config": settings, "pool": dataclasses.asdict(pool), "paused": paused,
-            "max_jobs": max_jobs, "master_pid": os.getpid()}
+    spec = for_pool(config, pool, max_jobs=max_jobs, start_paused=paused, parent_pid=os.getpid(),
+                    orphan_timeout=config.shutdown_timeout)
+    read_fd, write_fd = os.pipe()
     try:
-        pid = spawner.spawn_worker(spec, write_fd)
+        pid = spawner.spawn_worker(spec.to_json(), write_fd)
     except BaseException:
         os.close(read_fd)
         raise
@@ -167,10 +170,10 @@ def recovery_settings(config) -> dict:
 
 
 def global_settings(config) -> tuple:
-    """The settings outside the pools that a running worker depends on: a
-    reload that changes any of them replaces every worker."""
-    return (config.redis_url, config.namespace, config.jobs, tuple(sorted(config.aliases.items())),
-            config.heartbeat_interval, config.term_timeout, config.pid_dir, config.on_lost, config.max_lost)
+    """The settings outside the pools that a running worker runs with
+    (settings.py's ``worker=True``): a reload that changes any of them
+    replaces every worker."""
+    return tuple(getattr(config, s.attribute) for s in WORKER.values() if not s.pool)
 
 
 def remove_worker_pidfile(config, child: Child) -> None:

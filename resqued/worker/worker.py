@@ -31,6 +31,7 @@ from resqued.jobs import events
 from resqued.resque import jobstatus, wire
 from resqued.resque.wire import HEARTBEAT_INTERVAL
 from resqued.redisio.deferred import Deferred
+from resqued.config.workerspec import WorkerSpec
 from resqued.worker.execution import Execution
 from resqued.worker.execution.forking import ForkingExecution
 from resqued.worker.execution.inline import InlineExecution
@@ -50,7 +51,6 @@ from resqued.worker.outage import RedisOutage
 from resqued.worker.reports import MasterReports
 from resqued.protocols.reportpipe import WorkerState
 from resqued.worker.reserve import Reserver, UnsupportedServer, check_server, pause_requested
-from resqued.worker.settings import WorkerSettings
 from resqued.process.signals import SignalQueue, describe, wait_readable
 
 log = logging.getLogger("resqued.worker")
@@ -62,9 +62,9 @@ QUEUES_REREAD = 1.0   # how stale a busy "*" worker's list of queues may get
 
 
 class Worker:
-    def __init__(self, resque, registry, settings: WorkerSettings):
-        """``settings``: what the worker runs with (worker/settings.py says
-        what each field means)."""
+    def __init__(self, resque, registry, spec: WorkerSpec):
+        """``spec``: what the worker runs with (config/workerspec.py); kept
+        as ``self.spec``, which its helpers read too."""
         self.resque = resque
         self.keys = resque.keys
         self.redis = resque.redis
@@ -72,33 +72,27 @@ class Worker:
         # transaction, and the "running" records whose replies are read later.
         self._outcome_conn, self._deferred_conn = direct.Held(self.redis), direct.Held(self.redis)
         self.registry = registry
-        self.settings = settings
-        self.queues = list(settings.queues)
-        self.interval = settings.interval
-        self.term_timeout = settings.term_timeout
-        self.parent_pid = settings.parent_pid
-        self.orphan_timeout = settings.orphan_timeout
+        self.spec = spec
         self.hostname = socket.gethostname()
         self.pid = os.getpid()
-        self.id = f"{self.hostname}:{self.pid}:{','.join(self.queues)}"
+        self.id = f"{self.hostname}:{self.pid}:{spec.name}"
         # Every connection carries our id, so that whoever recovers our jobs
         # after our death can first end what we left in flight (recovery.py).
         self.redis.connection_pool.connection_kwargs["client_name"] = client_name(self.id)
         self.redis.connection_pool.disconnect()
         self.signals = SignalQueue(HANDLED_SIGNALS)
-        self.recovery = Recovery(self.redis, self.keys, settings.on_lost, settings.max_lost)
-        self.registration = Registration(self.redis, self.keys, self.id, self.hostname, settings.heartbeat_interval,
+        self.recovery = Recovery(self.redis, self.keys, spec.on_lost, spec.max_lost)
+        self.registration = Registration(self.redis, self.keys, self.id, self.hostname, spec.heartbeat_interval,
                                          self.recovery)
         self.reserver = Reserver(self.redis, self.keys, self.id, self.signals)
         self.outage = RedisOutage(self)
         self._pause_checked_at = 0.0
         self._paused_by_key_cache = False
-        self.recycle = RecyclePolicy(settings.max_jobs, settings.max_memory, settings.max_memory_hard)
-        self.memory_check_interval = settings.memory_check_interval
-        self.reports = MasterReports(settings.report_fd)
-        self.pidfile = Pidfile(settings.pidfile) if settings.pidfile else None
+        self.recycle = RecyclePolicy(spec.max_jobs, spec.max_memory, spec.max_memory_hard)
+        self.reports = MasterReports(spec.report_fd)
+        self.pidfile = Pidfile(spec.pidfile) if spec.pidfile else None
         self.shutdown = False
-        self.paused = settings.start_paused
+        self.paused = spec.start_paused
         self.exit_code = EXIT_OK
         self.settled = False        # it exits with nothing in its in-flight lists
         self.jobs_done = 0
@@ -109,9 +103,8 @@ class Worker:
         self.killed_by_stop = False   # TERM/INT killed the running job: give it back, do not fail it
         self._take_from = []        # the queues, in priority order, that it was taken from
         self._queues_read_at = 0.0
-        # Built last: it reads the worker's id, signals, registry and queues.
-        self.execution: Execution = (ForkingExecution(self, settings.job_forker) if settings.fork
-                                     else InlineExecution(self))
+        # Built last: it reads the worker's id, signals, registry and spec.
+        self.execution: Execution = ForkingExecution(self) if spec.fork else InlineExecution(self)
 
     # -- main loop ---------------------------------------------------------
     def work(self) -> int:
@@ -184,13 +177,13 @@ class Worker:
                 self.outage.retry(lambda: self.registration.mark_paused(True), until_shutdown=True)
                 self.show_title("Paused")
                 self.report(state=WorkerState.PAUSED)
-                self.idle_wait(self.interval or 1.0)
+                self.idle_wait(self.spec.interval or 1.0)
                 continue
             if self._held is not None:
                 reserved, self._held = self._held, None
                 self.execution.prepare()  # taken with the last outcome: the queue is busy
                 queues = self._take_from
-                if "*" in self.queues and time.monotonic() - self._queues_read_at >= QUEUES_REREAD:
+                if "*" in self.spec.queues and time.monotonic() - self._queues_read_at >= QUEUES_REREAD:
                     queues = self.outage.retry(self._current_queues, until_shutdown=True) or queues
             else:
                 queues = self.outage.retry(self._current_queues, until_shutdown=True)
@@ -198,7 +191,7 @@ class Worker:
                                       not self.outage.retry(self._reclaim, until_shutdown=True)):
                     continue
                 self.execution.prepare(idle=True)  # fork while idle, not once the job is here
-                self.show_title(f"Waiting for {','.join(self.queues)}")
+                self.show_title(f"Waiting for {self.spec.name}")
                 self.outage.retry(lambda: self.registration.mark_paused(False), until_shutdown=True)
                 self.report(state=WorkerState.IDLE)
                 reserved = self.outage.retry(lambda: self.reserver.pop(queues, self._wait_time()),
@@ -223,7 +216,7 @@ class Worker:
         self._recycle_due = self._recycle_decision()
         return not (self.shutdown or self.paused or self.outage.reclaim_due or self.signals.has_pending()
                     or self._recycle_due is not None
-                    or (self.parent_pid is not None and os.getppid() != self.parent_pid))
+                    or (self.spec.parent_pid is not None and os.getppid() != self.spec.parent_pid))
 
     def _give_back_held(self) -> bool:
         if self._held is not None:
@@ -269,17 +262,18 @@ class Worker:
             self.shutdown = True
 
     def _wait_time(self) -> float:
-        wait = self.interval if self.interval > 0 else HEARTBEAT_INTERVAL
+        wait = self.spec.interval if self.spec.interval > 0 else HEARTBEAT_INTERVAL
         return max(0.01, min(wait, self.registration.heartbeat_due_in() or 0.01))
 
     def _current_queues(self) -> list[str]:
-        if "*" not in self.queues:
-            return self.reserver.usable(self.queues)
+        queues = self.spec.queues
+        if "*" not in queues:
+            return self.reserver.usable(list(queues))
         # "*" is every queue, alphabetically, re-read before each reservation
         # so that new queues are picked up.
         known = sorted(q.decode() for q in self.redis.smembers(self.keys.queues))
         self._queues_read_at = time.monotonic()
-        explicit = [q for q in self.queues if q != "*"]
+        explicit = [q for q in queues if q != "*"]
         return self.reserver.usable(explicit + [q for q in known if q not in explicit])
 
     def _paused_by_key(self) -> bool:
@@ -297,8 +291,9 @@ class Worker:
         return self._paused_by_key_cache
 
     def _orphaned(self) -> bool:
-        if self.parent_pid is not None and os.getppid() != self.parent_pid:
-            log.warning("worker %s: master %d is gone; stopping", self.id, self.parent_pid)
+        master = self.spec.parent_pid
+        if master is not None and os.getppid() != master:
+            log.warning("worker %s: master %d is gone; stopping", self.id, master)
             return True
         return False
 

@@ -184,13 +184,13 @@ def test_a_worker_whose_reports_nobody_reads_stops(procs, redis_url, r, tmp_path
         from resqued.process import logs
         from resqued.resque.client import Resque
         from resqued.jobs.allowlist import JobRegistry
-        from resqued.worker.settings import WorkerSettings
+        from resqued.config.workerspec import WorkerSpec
         from resqued.worker.worker import Worker
         logs.setup("info")
         read_end, report_fd = os.pipe()
         os.close(read_end)
         worker = Worker(Resque({redis_url!r}), JobRegistry.build([{JOBS_FILE!r}]),
-                        WorkerSettings(queues=("default",), interval=1, report_fd=report_fd))
+                        WorkerSpec(queues=("default",), interval=1, report_fd=report_fd))
         sys.exit(worker.work())
     """))
     proc = procs.spawn([sys.executable, str(script)], name="stray")
