@@ -12,12 +12,14 @@ take its newest, ``remove`` (and ``retry --remove``) all of them.
 import argparse
 import re
 import sys
+import time
 
 from resqued.ctl import tables
 from resqued.ctl.output import CtlError, emit, heading, print_json
 from resqued.exits import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from resqued.process.logs import printable
 from resqued.resque.failures import FailureError
+from resqued.resque.wire import utc_iso
 
 
 def parse_ref(text: str):
@@ -159,8 +161,35 @@ def _errors(errors) -> int:
 
 
 def cmd_failed_clear(resque, args) -> int:
-    emit(args, {"cleared": resque.failures.clear()}, lambda d: f"cleared {d['cleared']} failures")
+    if args.older_than is None:
+        emit(args, {"cleared": resque.failures.clear()}, lambda d: f"cleared {d['cleared']} failures")
+        return EXIT_OK
+    text, seconds = args.older_than
+    cutoff = time.time() - seconds
+    result = {**resque.failures.clear_older_than(cutoff), "before": utc_iso(cutoff)}
+
+    def render(d):
+        line = (f"cleared {d['cleared']} failures older than {text} (failed before {d['before']}); "
+                f"kept {d['kept_newer']} newer")
+        if d["kept_undated"]:
+            line += (f"; kept {d['kept_undated']} whose failed_at cannot be read "
+                     "(`failed remove` or `failed clear` takes them)")
+        return line
+    emit(args, result, render)
     return EXIT_OK
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def _duration(text: str):
+    """``--older-than``: a number and a unit (30d, 12h, 45m, 90s, 2w), as
+    (the text, seconds); a bare number is refused, its unit a guess."""
+    match = re.fullmatch(r"([0-9]{1,9}(?:\.[0-9]{1,6})?)([smhdw])", text.strip(), re.ASCII)
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (a number and a unit: "
+                                         "30d, 12h, 45m, 90s or 2w)")
+    return text.strip(), float(match[1]) * _UNITS[match[2]]
 
 
 # -- parser -------------------------------------------------------------------
@@ -204,4 +233,7 @@ def add_commands(commands, command) -> None:
                             "\"retry and remove\"); a job's other entries go too")
     command(actions, "remove", cmd_failed_remove, "delete failures (every entry of a job id)").add_argument(
         "refs", metavar="ID|INDEX", nargs="+", help=REF_HELP)
-    command(actions, "clear", cmd_failed_clear, "delete every failure")
+    command(actions, "clear", cmd_failed_clear, "delete every failure, or those older than a duration").add_argument(
+        "--older-than", type=_duration, metavar="DURATION",
+        help="only the failures older than this (30d, 12h, 45m, 90s, 2w); "
+             "an entry whose failed_at cannot be read is kept")

@@ -35,6 +35,25 @@ if ARGV[5] ~= '' then redis.call('SET', KEYS[4], ARGV[5], 'XX') end
 return 1
 """
 
+# KEYS: failed list. ARGV: a unique marker, then index and stored bytes of
+# each entry to remove. An entry still at its index is marked and all marks
+# go in one LREM that stops at the last of them (they are near the head,
+# where old entries are); one that moved is removed by its bytes.
+_TRIM = """
+local marked, removed = 0, 0
+for i = 2, #ARGV, 2 do
+  local at = tonumber(ARGV[i])
+  if redis.call('LINDEX', KEYS[1], at) == ARGV[i + 1] then
+    redis.call('LSET', KEYS[1], at, ARGV[1])
+    marked = marked + 1
+  else
+    removed = removed + redis.call('LREM', KEYS[1], 1, ARGV[i + 1])
+  end
+end
+if marked > 0 then removed = removed + redis.call('LREM', KEYS[1], marked, ARGV[1]) end
+return removed
+"""
+
 
 class FailureError(LookupError):
     pass
@@ -60,6 +79,7 @@ class FailureBackend:
         self.redis = redis
         self.keys = keys
         self._requeue = redis.register_script(_REQUEUE)
+        self._trim = redis.register_script(_TRIM)
 
     def count(self) -> int:
         return self.redis.llen(self.keys.failed)
@@ -145,6 +165,31 @@ class FailureBackend:
                 raise FailureError(f"no failure at index {index} (there are {self.count()})") from None
             raise
         self.redis.lrem(self.keys.failed, 1, marker)
+
+    def clear_older_than(self, cutoff: float) -> dict:
+        """Remove the entries that failed before ``cutoff`` (a timestamp):
+        ``{"cleared", "kept_newer", "kept_undated"}``. An entry whose
+        ``failed_at`` cannot be read is kept, whatever its age. Entries are
+        removed by their stored bytes, so one retried or pushed meanwhile is
+        never taken for another."""
+        counts = {"cleared": 0, "kept_newer": 0, "kept_undated": 0}
+        start = 0
+        while raws := self.redis.lrange(self.keys.failed, start, start + PAGE - 1):
+            old = []
+            for i, raw in enumerate(raws):
+                failed_at = wire.failed_at_latest(self._decode(raw, 0).get("failed_at"))
+                if failed_at is None:
+                    counts["kept_undated"] += 1
+                elif failed_at < cutoff:
+                    old += [start + i, raw]
+                else:
+                    counts["kept_newer"] += 1
+            removed = self._trim(keys=[self.keys.failed],
+                                 args=[f"__resqued_trimmed_{uuid.uuid4().hex}", *old]) if old else 0
+            counts["cleared"] += removed
+            # The next page starts after this one, as the list is now.
+            start += len(raws) - removed
+        return counts
 
     def clear(self) -> int:
         pipe = self.redis.pipeline(transaction=True)

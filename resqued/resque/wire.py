@@ -113,6 +113,45 @@ def failed_at_time(ts: float | None = None) -> str:
     return _local(ts).strftime("%Y/%m/%d %H:%M:%S %Z")
 
 
+# The widest a zone abbreviation can be from UTC, westward: an entry stamped
+# with a zone we cannot name (CET, EST, IST...) is at least this old.
+_WESTMOST_OFFSET = 12 * 3600
+
+
+def failed_at_latest(value) -> float | None:
+    """The latest moment a failure entry's ``failed_at`` can mean, as a
+    timestamp, or None when it cannot be read. Ruby writes
+    ``2026/11/22 02:24:57 UTC`` and php-resque ``Sun Nov 22 01:47:47 UTC 2026``
+    (both in the writer's local zone); an ISO 8601 time is read too. UTC,
+    GMT, numeric offsets and this host's own zone are exact; another
+    abbreviation is ambiguous (IST is three zones), so the time is taken
+    as late as any zone would make it."""
+    if not isinstance(value, str):
+        return None
+    fields = value.split()
+    if len(fields) == 3:            # Ruby: date time zone
+        text, fmt, zone = " ".join(fields[:2]), "%Y/%m/%d %H:%M:%S", fields[2]
+    elif len(fields) == 6:          # php-resque: weekday month day time zone year
+        zone = fields.pop(4)
+        text, fmt = " ".join(fields), "%a %b %d %H:%M:%S %Y"
+    else:
+        return parse_time(value)    # ISO 8601, Ruby's Time#to_s, or None
+    try:
+        moment = datetime.strptime(text, fmt)
+    except ValueError:
+        return parse_time(value)    # ISO 8601, Ruby's Time#to_s, or None
+    if zone in ("UTC", "GMT", "Z"):
+        return moment.replace(tzinfo=timezone.utc).timestamp()
+    if re.fullmatch(r"[+-][0-9]{2}(:?[0-9]{2})?", zone):
+        offset = datetime.strptime(zone.replace(":", "").ljust(5, "0"), "%z").tzinfo
+        return moment.replace(tzinfo=offset).timestamp()
+    if zone in time.tzname:         # what this host (and resqued on it) writes
+        return moment.timestamp()
+    if not re.fullmatch(r"[A-Za-z]{2,6}", zone):
+        return None
+    return moment.replace(tzinfo=timezone.utc).timestamp() + _WESTMOST_OFFSET
+
+
 def retried_at_time(ts: float | None = None) -> str:
     """``retried_at`` as resque-web's retry writes it (no zone)."""
     return _local(ts).strftime("%Y/%m/%d %H:%M:%S")
