@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test chaos venv clean bench docs
+.PHONY: run test chaos soak venv clean bench docs
 
 venv: $(STAMP)
 
@@ -30,6 +30,12 @@ docs: $(STAMP)
 # is part of `make test`.
 chaos: $(STAMP)
 	$(PY) tests/chaos.py --jobs $${CHAOS_JOBS:-10000}
+
+# The soak (not part of `make test`): one master fed jobs through reloads,
+# restarts, kills and a Redis restart; fails on a lost job or on drift in the
+# master's RSS, fds, processes or Redis' keys. SOAK_SECONDS=N to change (600).
+soak: $(STAMP)
+	$(PY) tests/soak.py --seconds $${SOAK_SECONDS:-600}
 
 # Benchmarks against RQ and Celery (not part of `make test`): a separate venv
 # with the peers from PyPI; see BENCHMARKS.md. BENCH_ARGS='--quick' for a short run.
