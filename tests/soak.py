@@ -18,7 +18,7 @@ whose earlier run was in a process this script killed is expected and only
 counted; any other is a bug.
 
 Exits 1 when a job is lost or ran twice unexplained, or a resource drifted
-past its bound (BOUNDS); the last line is the summary.
+past its bound (BOUNDS in tests/soakledger.py); the last line is the summary.
 """
 
 import argparse
@@ -31,17 +31,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path[:0] = [ROOT, HERE]
 
-# Past these, from the warm-up to the end, the soak fails. The master's RSS
-# may settle a little (the allocator keeps freed pages for reuse, see
-# docs/operations.md), but not climb by megabytes; the rest must come back
-# exactly to where it was once the pools are idle.
-BOUNDS = {"master_rss_mb": 4.0, "master_fds": 0, "processes": 0, "redis_keys": 0}
+import psutil  # noqa: E402
+import redis  # noqa: E402
+from redis_server import RedisServer  # noqa: E402
+from resqued.resque import wire  # noqa: E402
+from soakledger import Ledger, drift, hourly, memory_parts  # noqa: E402
 
 JOB_MODULE = '''
 import os, random, time
@@ -89,70 +88,6 @@ class SoakJob:
 EVENTS = ["kill job", "reload", "kill worker", "restart", "kill spawner"]
 
 
-# -- the pure parts (tests/test_soak.py) ---------------------------------------
-
-@dataclass
-class Ledger:
-    """What was enqueued, what ran (each run's process and its ancestors),
-    what failed, and which pids the soak killed."""
-    enqueued: set = field(default_factory=set)
-    uncertain: set = field(default_factory=set)   # an enqueue that errored: maybe in Redis
-    runs: dict = field(default_factory=dict)      # n -> [ancestry pids of each run]
-    failed: set = field(default_factory=set)
-    killed: set = field(default_factory=set)
-
-    def add_run(self, line: str) -> None:
-        n, _, pids = line.partition(" ")
-        self.runs.setdefault(int(n), []).append([int(p) for p in pids.split(",") if p])
-
-    def lost(self) -> list:
-        return sorted(self.enqueued - set(self.runs) - self.failed)
-
-    def ran_twice(self) -> tuple[list, list]:
-        """(explained, unexplained): jobs run more than once, split by
-        whether a run before the last was in a process the soak killed."""
-        explained, unexplained = [], []
-        for n, runs in sorted(self.runs.items()):
-            if len(runs) > 1:
-                killed = any(set(run) & self.killed for run in runs[:-1])
-                (explained if killed else unexplained).append(n)
-        return explained, unexplained
-
-    def unknown(self) -> list:
-        """Runs of jobs never enqueued: a bug in the soak or a stray job."""
-        return sorted(set(self.runs) - self.enqueued - self.uncertain)
-
-
-def drift(baseline: dict, end: dict, bounds: dict = BOUNDS) -> list[str]:
-    """The resources past their bound, as sentences; [] when none is."""
-    problems = []
-    for name, bound in bounds.items():
-        change = end[name] - baseline[name]
-        if change > bound:
-            problems.append(f"{name} grew by {change:g} (from {baseline[name]:g} to {end[name]:g}; bound {bound:g})")
-    return problems
-
-
-def hourly(change: float, seconds: float) -> float:
-    return change * 3600 / seconds if seconds > 0 else 0.0
-
-
-def memory_parts(pid) -> dict:
-    """What RSS is made of: anonymous memory (the heap: a leak shows here)
-    and file pages (shared libraries as code paths are first run, shared
-    with every resqued process), and PSS, which shares them out."""
-    parts = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(("RssAnon:", "RssFile:")):
-                parts["master_" + line[3:7].lower() + "_mb"] = int(line.split()[1]) * 1024 / 1e6
-    with open(f"/proc/{pid}/smaps_rollup") as f:
-        for line in f:
-            if line.startswith("Pss:"):
-                parts["master_pss_mb"] = int(line.split()[1]) * 1024 / 1e6
-    return parts
-
-
 # -- the run -------------------------------------------------------------------
 
 def log(message):
@@ -161,7 +96,6 @@ def log(message):
 
 class Soak:
     def __init__(self, args, workdir):
-        from redis_server import RedisServer   # not needed by the pure parts above
         self.args = args
         self.workdir = workdir
         self.rng = random.Random(args.seed)
@@ -190,23 +124,24 @@ class Soak:
     def start(self):
         self.redis.start()
         self.write_config()
-        import redis
         self.client = redis.Redis.from_url(self.redis.url)
         env = dict(os.environ, PYTHONPATH=ROOT, SOAK_REDIS=self.redis.url, SOAK_MASTER_PARENT=str(os.getpid()))
         self.master = subprocess.Popen([sys.executable, "-m", "resqued", "-c", self.config], env=env,
                                        stdout=self.master_log, stderr=subprocess.STDOUT, cwd=self.workdir)
 
     def tree(self):
-        import psutil
         try:
             return psutil.Process(self.master.pid).children(recursive=True)
         except psutil.NoSuchProcess:
             return []
 
     def sample(self) -> dict:
-        import psutil
         master = psutil.Process(self.master.pid)
+        # A live worker's own keys come and go with it (its stat keys appear
+        # with its first job): only the others can leak.
+        live = [w.decode() for w in self.client.smembers("resque:workers")]
         keys = {key.decode() for key in self.client.scan_iter(count=1000) if not key.startswith(b"soak:")}
+        keys = {key for key in keys if not any(key.endswith(":" + w) or f":{w}:" in key for w in live)}
         titles = []
         for proc in self.tree():
             try:
@@ -220,8 +155,6 @@ class Soak:
 
     # -- feeding ----------------------------------------------------------------
     def feed(self, count):
-        import redis
-        from resqued.resque import wire
         batch = list(range(self.next_n, self.next_n + count))
         self.next_n += count
         pipe = self.client.pipeline(transaction=True)
@@ -447,7 +380,6 @@ class Soak:
         return 1 if problems else 0
 
     def stop(self):
-        import psutil
         tree = self.tree()
         if self.master and self.master.poll() is None:
             self.master.send_signal(signal.SIGTERM)

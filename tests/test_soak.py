@@ -1,7 +1,7 @@
 """The soak's arithmetic (`make soak` runs the soak itself, outside the suite):
 the job ledger and the drift bounds."""
 
-from soak import BOUNDS, Ledger, drift, hourly
+from soakledger import BOUNDS, Ledger, drift, hourly
 
 
 def ledger(enqueued, runs, failed=(), killed=()):
