@@ -17,7 +17,7 @@ from resqued.config.model import ConfigError
 from resqued.envmode import variables
 from resqued.exits import EX_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from resqued.process import logs
-from resqued.redisio.connection import redact
+from resqued.config.redisurl import redact
 from resqued.process.pidfile import Pidfile, PidfileError
 from resqued.jobs.allowlist import JobRegistry, RegistryError
 from resqued.version import __version__

@@ -3,7 +3,7 @@
 setting, used for pool.yml and, on the same nodes, for env mode's variables
 (settings.py declares which check each setting has)."""
 
-from resqued.redisio.connection import BadRedisURL, normalize_url, redact, split_url
+from resqued.config.redisurl import BadRedisURL, normalize_url, redact, split_url
 from resqued.resque.keys import check_queue_name
 from resqued.config.sizes import parse_size
 

@@ -12,7 +12,7 @@ import psutil
 
 from resqued.exits import EX_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from resqued.master import control
-from resqued.worker.recycle import approx_size
+from resqued.process.memory import approx_size
 from resqued.config.sizes import format_size
 from resqued.ctl import tables
 from resqued.ctl.locate import MasterError, locate, not_a_master

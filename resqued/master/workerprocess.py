@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 
 from resqued.config.sizes import format_size
 from resqued.process.pidfile import Pidfile
-from resqued.worker.recycle import approx_size, job_memory, tree_memory
+from resqued.process.memory import approx_size, job_memory, tree_memory
 from resqued.jobs.allowlist import JobRegistry, RegistryError
-from resqued.redisio.connection import redact
+from resqued.config.redisurl import redact
 
 log = logging.getLogger("resqued.master")
 
