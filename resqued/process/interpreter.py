@@ -1,0 +1,40 @@
+"""Starting a module of ours in a fresh interpreter (fork + exec, through
+posix_spawn): how the master starts its spawner and the probe of new code,
+so that its own image never holds redis-py, the worker's code or the jobs.
+
+What survives exec is chosen here, not inherited by accident:
+- descriptors: only ``pass_fds`` (Python opens everything else O_CLOEXEC);
+- signals: every disposition back to default (handlers reset at exec by
+  themselves, but an ignored signal, e.g. python-daemon's SIGTTIN or a
+  nohup's SIGHUP, would stay ignored) and the mask set to ``blocked`` (a
+  blocked signal survives exec too);
+- the import path: the master's own ``sys.path``, so that the child finds
+  resqued and the job modules exactly where the master would. ``python -m``
+  would put the current directory first instead (a ``json.py`` there would
+  shadow the standard library's), and would not find a resqued the master
+  found through a path of its own.
+"""
+
+import os
+import signal
+import sys
+
+# What ``python -m MODULE`` does, after replacing the import path with ours.
+# Only the builtin sys module is used before the path is set.
+_BOOT = ("import sys; n = int(sys.argv[1]); sys.path[:] = sys.argv[2:2 + n]; del sys.argv[1:2 + n]; "
+         "import runpy; runpy.run_module(sys.argv.pop(1), run_name='__main__', alter_sys=True)")
+
+
+def start_module(module: str, args, pass_fds=(), blocked=(), new_group: bool = False) -> int:
+    """Start ``module`` (run as __main__) with ``args`` in a new interpreter,
+    our child; its pid. ``new_group``: in a process group of its own (Ctrl-C
+    on our terminal is not for it). OSError if it cannot start."""
+    argv = [sys.executable, "-c", _BOOT, str(len(sys.path)), *sys.path, module, *args]
+    for fd in pass_fds:
+        os.set_inheritable(fd, True)
+    try:
+        return os.posix_spawn(sys.executable, argv, os.environ, setsigdef=signal.valid_signals(),
+                              setsigmask=tuple(blocked), **({"setpgroup": 0} if new_group else {}))
+    finally:
+        for fd in pass_fds:
+            os.set_inheritable(fd, False)
