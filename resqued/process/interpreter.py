@@ -3,7 +3,10 @@ posix_spawn): how the master starts its spawner and the probe of new code,
 so that its own image never holds redis-py, the worker's code or the jobs.
 
 What survives exec is chosen here, not inherited by accident:
-- descriptors: only ``pass_fds`` (Python opens everything else O_CLOEXEC);
+- descriptors: only ``pass_fds``. Python opens its own O_CLOEXEC, but what
+  we inherited from whoever started us (a shell's, a supervisor's) may be
+  inheritable: those are made close-on-exec first, as fork + close_all_but
+  closed them in the spawner before;
 - signals: every disposition back to default (handlers reset at exec by
   themselves, but an ignored signal, e.g. python-daemon's SIGTTIN or a
   nohup's SIGHUP, would stay ignored) and the mask set to ``blocked`` (a
@@ -30,6 +33,7 @@ def start_module(module: str, args, pass_fds=(), blocked=(), new_group: bool = F
     our child; its pid. ``new_group``: in a process group of its own (Ctrl-C
     on our terminal is not for it). OSError if it cannot start."""
     argv = [sys.executable, "-c", _BOOT, str(len(sys.path)), *sys.path, module, *args]
+    _close_on_exec_but(pass_fds)
     for fd in pass_fds:
         os.set_inheritable(fd, True)
     try:
@@ -38,3 +42,19 @@ def start_module(module: str, args, pass_fds=(), blocked=(), new_group: bool = F
     finally:
         for fd in pass_fds:
             os.set_inheritable(fd, False)
+
+
+def _close_on_exec_but(keep) -> None:
+    """Every descriptor of ours but stdin, stdout, stderr and ``keep`` made
+    close-on-exec (most are already: one fcntl each to look)."""
+    try:
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        fds = range(3, os.sysconf("SC_OPEN_MAX"))   # no /proc: every possible number
+    for fd in fds:
+        if fd > 2 and fd not in keep:
+            try:
+                if os.get_inheritable(fd):
+                    os.set_inheritable(fd, False)
+            except OSError:
+                pass   # not open (the listing's own descriptor, closed by now)
