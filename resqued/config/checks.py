@@ -62,7 +62,7 @@ def redis_url(r, node, path):
 
 def check_redis_url(url: str | None) -> str:
     """The normalized URL, or BadRedisURL for a URL redis-py would misread.
-    Its query options are checked by redis-py itself, in master/workerprocess.probe():
+    Its query options are checked by redis-py itself, in master/codeprobe.probe():
     the master process does not import redis-py."""
     url = normalize_url(url)
     parts = split_url(url)

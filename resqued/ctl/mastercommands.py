@@ -104,7 +104,7 @@ def render_status(status: dict) -> str:
     master, spawner = status["master"], status.get("spawner") or {}
     lines = [f"master {master['pid']} {master['state']}  config {master['config']}  "
              f"rss {approx_size(master['rss'])}"]
-    if spawner:  # the process that forks the workers (resqued/master/spawner.py)
+    if spawner:  # the process that forks the workers (resqued/spawner/)
         lines[0] += (f"  spawner {spawner['pid'] or '-'} {spawner['state']}"
                      + (f" rss {approx_size(spawner['rss'])}" if spawner.get("rss") else ""))
     if master["state"] == "winched":

@@ -17,10 +17,8 @@ import signal
 import sys
 
 from resqued.config.redisurl import redact
-from resqued.config.sizes import format_size
 from resqued.jobs.allowlist import JobRegistry, RegistryError
 from resqued.process import logs
-from resqued.process.memory import approx_size, tree_memory
 from resqued.process.signals import exit_on_parent_death
 
 
@@ -80,6 +78,10 @@ def warnings(config, timeout, answer_fd) -> None:
         if missing:
             warn(f"the Redis user may not run what workers need: {', '.join(missing)}; its workers would "
                  f"fail at start (grant it, e.g. ACL SETUSER <user> {' '.join('+' + m for m in missing if ' ' not in m)})")
+    # Here, not at the top: the start's and every reload's probe need none of
+    # them (psutil and decimal cost ~25 ms of each probe's start).
+    from resqued.config.sizes import format_size
+    from resqued.process.memory import approx_size, tree_memory
     try:
         import resqued.worker.worker  # noqa: F401  (here: what a worker imports, measured below)
         JobRegistry.build(config["jobs"], config["aliases"])
