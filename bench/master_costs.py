@@ -6,8 +6,10 @@ checkout against another (BENCHMARKS.md, "The master and its spawner").
 Runs ``python -m resqued -c pool.yml`` from DIR (default: this checkout) with
 2 workers against a private redis-server, and prints the median of each
 figure: start to READY=1 (sd_notify) and to the first worker's title leaving
-"Starting", the master's RSS once idle, and the time a reload and a restart
-take through the control socket (each runs the probe of the job modules).
+"Starting"; once idle, the master's and the spawner's RSS and the PSS of the
+whole tree (master, spawner, workers and their job forkers and standbys);
+and the time a reload and a restart take through the control socket (each
+runs the probe of the job modules).
 """
 
 import argparse
@@ -27,21 +29,40 @@ from redis_server import RedisServer  # noqa: E402  (the tests' helper: redislit
 JOBS = "class Noop:\n    def perform(self):\n        pass\n"
 
 
-def titles(pid):
+def children(pid):
     found = []
     for task in os.listdir(f"/proc/{pid}/task"):
         try:
             with open(f"/proc/{pid}/task/{task}/children") as f:
-                kids = [int(c) for c in f.read().split()]
+                found += [int(c) for c in f.read().split()]
         except OSError:
-            continue
-        for kid in kids:
-            try:
-                with open(f"/proc/{kid}/cmdline", "rb") as f:
-                    found.append(f.read().split(b"\0")[0].decode(errors="replace"))
-            except OSError:
-                pass
+            pass
     return found
+
+
+def descendants(pid):
+    found = []
+    for kid in children(pid):
+        found += [kid, *descendants(kid)]
+    return found
+
+
+def cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().split(b"\0")[0].decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def pss(pid):
+    """kB: what the process holds, shared pages counted 1/n in each of n sharers."""
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("Pss:"))
+
+
+def titles(pid):
+    return [cmdline(kid) for kid in children(pid)]
 
 
 def request(path, command):
@@ -85,6 +106,10 @@ def one_run(tree, work, redis_url):
     ready = time.monotonic() - start
     time.sleep(3)
     rss = int(subprocess.run(["ps", "-o", "rss=", "-p", str(proc.pid)], capture_output=True, text=True).stdout)
+    spawner = [p for p in children(proc.pid) if cmdline(p).startswith("resqued-spawner[")]
+    spawner_rss = int(subprocess.run(["ps", "-o", "rss=", "-p", str(spawner[0])], capture_output=True,
+                                     text=True).stdout)
+    tree_pss = sum(pss(p) for p in [proc.pid, *descendants(proc.pid)])
     sock = f"{work}/run/resqued.sock"
     t = time.monotonic()
     request(sock, "reload")
@@ -95,7 +120,8 @@ def one_run(tree, work, redis_url):
     proc.terminate()
     proc.wait(30)
     notify.close()
-    return {"first_worker_s": first, "ready_s": ready, "rss_kb": rss, "reload_s": reload_s, "restart_s": restart_s}
+    return {"first_worker_s": first, "ready_s": ready, "rss_kb": rss, "spawner_rss_kb": spawner_rss,
+            "tree_pss_kb": tree_pss, "reload_s": reload_s, "restart_s": restart_s}
 
 
 def main():

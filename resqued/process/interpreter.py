@@ -15,11 +15,13 @@ What survives exec is chosen here, not inherited by accident:
   resqued and the job modules exactly where the master would. ``python -m``
   would put the current directory first instead (a ``json.py`` there would
   shadow the standard library's), and would not find a resqued the master
-  found through a path of its own.
+  found through a path of its own;
+- the interpreter's options (-O, -W, -X ...), as multiprocessing passes them.
 """
 
 import os
 import signal
+import subprocess
 import sys
 
 # What ``python -m MODULE`` does, after replacing the import path with ours.
@@ -32,7 +34,9 @@ def start_module(module: str, args, pass_fds=(), blocked=(), new_group: bool = F
     """Start ``module`` (run as __main__) with ``args`` in a new interpreter,
     our child; its pid. ``new_group``: in a process group of its own (Ctrl-C
     on our terminal is not for it). OSError if it cannot start."""
-    argv = [sys.executable, "-c", _BOOT, str(len(sys.path)), *sys.path, module, *args]
+    # _args_from_interpreter_flags: what multiprocessing's spawn uses to the same end.
+    flags = subprocess._args_from_interpreter_flags()
+    argv = [sys.executable, *flags, "-c", _BOOT, str(len(sys.path)), *sys.path, module, *args]
     _close_on_exec_but(pass_fds)
     for fd in pass_fds:
         os.set_inheritable(fd, True)
