@@ -105,7 +105,7 @@ def run_worker(config, registry) -> int:
     # Not at the top: they load redis-py, which the master (run_master,
     # run_env_pool) must not.
     from resqued.resque.client import Resque
-    from resqued.worker.settings import for_pool
+    from resqued.config.workerspec import for_pool
     from resqued.worker.worker import Worker
 
     resque = Resque(config.redis_url, config.namespace)

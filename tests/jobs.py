@@ -149,3 +149,12 @@ class PausesAll:
         time.sleep((self.args or {}).get("seconds", 0))
         _client().set("resque:pause-all-workers", "true")
         _log("paused-all")
+
+
+class CountsAndFails:
+    """Appends a line to a file (no Redis: it may refuse us), then fails."""
+
+    def perform(self):
+        with open(self.args["path"], "a") as ledger:
+            ledger.write(f"{os.getpid()}\n")
+        raise RuntimeError("counted")

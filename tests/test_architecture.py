@@ -6,6 +6,7 @@ loggers named after their package."""
 import ast
 import io
 import os
+import sys
 import tokenize
 
 from conftest import ROOT
@@ -307,3 +308,85 @@ def test_loggers_are_named_after_their_package():
     wrong = [f"{path}:{line}: {name!r}, not {expected[module]!r}"
              for module, path, line, name in found if name != expected[module]]
     assert not wrong, "loggers not named after their package:\n" + "\n".join(wrong)
+
+
+# Configuration sits below the process roles: every role reads it, it reads none of them.
+ROLES = ("resqued.worker", "resqued.master", "resqued.spawner", "resqued.envmode", "resqued.ctl")
+
+
+def in_package(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def test_config_reaches_no_process_role():
+    graph = import_graph()
+    wrong = [f"{module} imports {target}" for module in graph if in_package(module, "resqued.config")
+             for target in sorted(graph[module]) if any(in_package(target, role) for role in ROLES)]
+    assert not wrong, "config/ must not import a process role's package:\n" + "\n".join(wrong)
+
+
+def test_the_worker_spec_is_pure():
+    """config/workerspec.py is built by the master, which loads no redis-py:
+    it imports nothing of ours outside config/, and nothing that connects."""
+    path = MODULES["resqued.config.workerspec"]
+    names = {name for node in ast.walk(parse(path)) for name in imported_names(node, "resqued.config.workerspec")}
+    ours = sorted(n for n in names if in_package(n, PACKAGE) and not in_package(n, "resqued.config"))
+    assert not ours, f"resqued.config.workerspec imports {ours}"
+    assert not {n for n in names if in_package(n, "redis") or in_package(n, "resqued.redisio")}
+
+
+def test_a_worker_is_built_from_its_spec_alone():
+    """The one spec crosses to the worker (config/workerspec.py): neither
+    the worker's package nor the module that starts a worker process
+    (``def worker_main``) rebuilds a Config or a PoolConfig."""
+    starters = [m for m, path in MODULES.items()
+                if any(isinstance(n, ast.FunctionDef) and n.name == "worker_main" for n in parse(path).body)]
+    assert starters, "no module defines worker_main: the scan is broken"
+    graph = import_graph()
+    wrong = [m for m in graph if (in_package(m, "resqued.worker") or m in starters)
+             and "resqued.config.model" in graph[m]]
+    assert not wrong, f"these rebuild the config instead of reading the worker's spec: {wrong}"
+
+
+# -- protocols -----------------------------------------------------------------
+
+# Each protocol between processes, and the modules at its two ends: both
+# import it, so that a message has one definition (resqued/protocols/).
+PROTOCOL_ENDS = {
+    "resqued.protocols.reportpipe": ["resqued.worker.reports", "resqued.master.workerprocess"],
+    "resqued.protocols.controlsocket": ["resqued.master.control", "resqued.master.requests",
+                                        "resqued.ctl.masterclient", "resqued.ctl.mastercommands"],
+    "resqued.protocols.forkersocket": ["resqued.worker.execution.jobforker", "resqued.worker.execution.standbys"],
+    "resqued.protocols.spawnersocket": ["resqued.master.spawnerlink", "resqued.spawner.main"],
+}
+
+
+def all_imports(module: str) -> set[str]:
+    """Every dotted name ``module`` imports, ours or not, anywhere in its source."""
+    return {name for node in ast.walk(parse(MODULES[module])) for name in imported_names(node, module)}
+
+
+def test_a_protocol_module_imports_only_the_standard_library():
+    """Both ends import it: it must load in any of resqued's processes (the
+    master never loads redis-py) and pull in neither end's code."""
+    protocols = [m for m in MODULES if m.startswith("resqued.protocols")]
+    assert set(PROTOCOL_ENDS) <= set(protocols)
+    found = [f"{module} imports {name}" for module in protocols for name in sorted(all_imports(module))
+             if not name.startswith("resqued.protocols") and name.split(".")[0] not in sys.stdlib_module_names]
+    assert not found, "\n".join(found)
+
+
+def test_both_ends_of_each_protocol_import_it():
+    graph = import_graph()
+    missing = [f"{end} does not import {protocol}" for protocol, ends in PROTOCOL_ENDS.items()
+               for end in ends if protocol not in graph[end]]
+    assert not missing, "\n".join(missing)
+
+
+def test_resquectl_reaches_a_master_only_through_the_control_socket():
+    """resquectl's code imports none of the master's: what they share is the
+    protocol (protocols/controlsocket.py)."""
+    graph = import_graph()
+    found = [f"{module} imports {name}" for module in graph if module.startswith("resqued.ctl")
+             for name in sorted(graph[module]) if name.startswith("resqued.master")]
+    assert not found, "\n".join(found)

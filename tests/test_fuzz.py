@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from conftest import JOBS_FILE, ROOT, log_text, wait_until
 from helpers import wait_log, wait_registered
-from resqued.master import control
+from resqued.ctl import masterclient
+from resqued.protocols import controlsocket
 from resqued.resque import wire
 from resqued.config.loader import load_config
 from resqued.config.model import Config, ConfigError
@@ -309,11 +310,11 @@ def test_a_merge_bomb_loads_at_once(tmp_path):
 
 def parse_or_bad_request(data):
     try:
-        request = control.parse_request(data)
-    except control.BadRequest as exc:
+        request = controlsocket.decode_request(data)
+    except controlsocket.BadRequest as exc:
         assert one_line(str(exc)), str(exc)
         return None
-    assert isinstance(request, dict) and request["command"] in control.COMMANDS
+    assert isinstance(request, controlsocket.Request) and request.command in controlsocket.COMMANDS
     return request
 
 
@@ -331,7 +332,7 @@ request_bytes = st.one_of(
 
 @PURE
 @given(data=request_bytes)
-def test_parse_request_gives_a_request_or_bad_request(data):
+def test_decode_request_gives_a_request_or_bad_request(data):
     parse_or_bad_request(data)
 
 
@@ -343,8 +344,8 @@ def test_parse_request_gives_a_request_or_bad_request(data):
     (b'{"command":"' + b"x" * 60_000 + b'"}', "60000 characters"),
 ])
 def test_adversarial_requests(data, problem):
-    with pytest.raises(control.BadRequest, match=problem):
-        control.parse_request(data)
+    with pytest.raises(controlsocket.BadRequest, match=problem):
+        controlsocket.decode_request(data)
 
 
 # -- a live master fed random requests -------------------------------------------
@@ -397,8 +398,8 @@ def test_master_survives_random_control_requests(procs, tmp_path, redis_url):
     def feed(requests):
         for data, mode in requests:
             line = data.split(b"\n", 1)[0]
-            request = parse_or_bad_request(line) if len(line) <= control.MAX_REQUEST else None
-            if request is not None and request["command"] != "status":
+            request = parse_or_bad_request(line) if len(line) <= controlsocket.MAX_REQUEST else None
+            if request is not None and request.command != "status":
                 continue  # a real command (pause, stop, …) is not bad input
             sent.append(data)
             reply = send(path, data, mode)
@@ -416,7 +417,7 @@ def test_master_survives_random_control_requests(procs, tmp_path, redis_url):
                 assert one_line(answer["error"]) and len(answer["error"]) < 1000, answer
                 # A status request fails only for its size.
                 assert request is None or "longer than" in answer["error"], answer
-        status = control.request(path, "status", timeout=10)
+        status = masterclient.request(path, "status", timeout=10)
         assert status["master"]["pid"] == master.pid
         assert sorted(w["pid"] for w in status["workers"]) == workers
         assert master.workers() == workers

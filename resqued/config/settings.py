@@ -1,11 +1,13 @@
 """Every setting, declared once: its pool.yml key, check, default, env mode's
 variable and flag, and what it means. pool.yml (loader.py), env mode
-(envmode/variables.py), ``resqued``'s flags and a worker's settings
-(worker/settings.py) all read this table; nothing else states a default. (gunicorn's ``Setting``
-classes are the model.)
+(envmode/variables.py), ``resqued``'s flags and a worker's spec
+(workerspec.py) all read this table; nothing else states a default.
+(gunicorn's ``Setting`` classes are the model.)
 
 A pool setting (``pool=True``) may stand in a pool, under ``defaults:``, or
 (``interval`` only) at the top level, where it is the default of every pool.
+A worker setting (``worker=True``) reaches each worker as it stands; max_jobs
+reaches it with its jitter added, drawn by the master per worker.
 """
 
 from dataclasses import dataclass
@@ -43,6 +45,9 @@ class Setting:
     kind: str = "value"             # how env mode reads its text: value (a decimal is a number) |
                                     # text | list (comma separated) | switch
     field: str | None = None        # the Config attribute, where it differs from the key
+    worker: bool = False            # a worker runs with it as it stands: it is in each worker's
+                                    # WorkerSpec (config/workerspec.py), and a reload that changes
+                                    # it replaces the worker
     # For the docs (docs/configuration.md, docs/envmode.md), which config/describe.py renders:
     doc_type: str = ""              # what a value may be
     default_doc: str | None = None  # the default in words, where the value alone says too little
@@ -59,35 +64,36 @@ SETTINGS = (
     # -- where and what ------------------------------------------------------
     Setting("redis", checks.redis_url, checks.check_redis_url(None),
             "Redis URL: redis://, rediss:// or unix:// (env mode: also host:port)",
-            env="REDIS_BACKEND", flag="--redis", field="redis_url", doc_type="URL"),
+            env="REDIS_BACKEND", flag="--redis", field="redis_url", doc_type="URL", worker=True),
     Setting("namespace", checks.namespace, "resque", "key prefix, php-resque's PREFIX",
-            env="PREFIX", flag="--prefix", kind="text", doc_type="text"),
+            env="PREFIX", flag="--prefix", kind="text", doc_type="text", worker=True),
     Setting("jobs", checks.job_modules, (), "modules or .py files whose job classes may run (the allow-list)",
             env="APP_INCLUDE", flag="--app", kind="list", doc_type="list of modules or .py files",
-            default_doc="required"),
+            default_doc="required", worker=True),
     Setting("aliases", checks.aliases, {}, "foreign class names (PHP, Ruby) -> a Python job",
-            doc_type="mapping: name -> job", default_doc="none"),
+            doc_type="mapping: name -> job", default_doc="none", worker=True),
     # -- files ---------------------------------------------------------------
     Setting("pidfile", checks.file_path, "var/run/resqued.pid",
             "pidfile; resquectl --pidfile finds the master's control socket beside it (.sock)",
             env="PIDFILE", flag="--pidfile", env_default=None, kind="text", doc_type="path"),
     Setting("pid_dir", checks.file_path, "var/run/workers",
-            "one pidfile per worker here (a directory, not a symlink)", env_default=None, doc_type="path"),
+            "one pidfile per worker here (a directory, not a symlink)", env_default=None, doc_type="path",
+            worker=True),
     Setting("control_socket", checks.file_path, None, "resquectl's socket",
             doc_type="path", default_doc="beside the pidfile"),
     # -- timing --------------------------------------------------------------
     Setting("interval", checks.seconds(0.0), 5.0,
             "seconds a worker's wait for a job lasts before it looks again (0: no wait)",
-            pool=True, env="INTERVAL", flag="--interval", doc_type="seconds, >= 0"),
+            pool=True, env="INTERVAL", flag="--interval", doc_type="seconds, >= 0", worker=True),
     Setting("shutdown_timeout", checks.seconds(0.0, above=True), 30.0,
             "seconds a bounded stop (TERM) waits for running jobs before killing them", doc_type="seconds, > 0"),
     Setting("heartbeat_interval", checks.seconds(MIN_HEARTBEAT_INTERVAL, maximum=MAX_HEARTBEAT_INTERVAL),
             HEARTBEAT_INTERVAL, "seconds between heartbeats; a worker is pruned after 5 missed",
-            env="RESQUED_HEARTBEAT_INTERVAL",
+            env="RESQUED_HEARTBEAT_INTERVAL", worker=True,
             doc_type=f"seconds, >= {MIN_HEARTBEAT_INTERVAL:g} and <= {MAX_HEARTBEAT_INTERVAL:g}"),
     Setting("term_timeout", checks.seconds(0.0), 4.0,
             "seconds a job child (and what a job left running) has after TERM before KILL",
-            env="RESQUE_TERM_TIMEOUT", doc_type="seconds, >= 0"),
+            env="RESQUE_TERM_TIMEOUT", doc_type="seconds, >= 0", worker=True),
     # -- limits ----------------------------------------------------------------
     Setting("max_workers", checks.integer(1, nullable=True), None,
             "the most workers the master runs, all pools together: a config above it is refused "
@@ -95,9 +101,10 @@ SETTINGS = (
             default_doc="derived from the descriptor limit and the memory (32 MB a worker)"),
     # -- lost jobs -----------------------------------------------------------
     Setting("on_lost", checks.choice(ON_LOST), ON_LOST[0],
-            "a dead worker's job: requeue (at the head of its queue) or fail", doc_type=_one_of(ON_LOST)),
+            "a dead worker's job: requeue (at the head of its queue) or fail", doc_type=_one_of(ON_LOST),
+            worker=True),
     Setting("max_lost", checks.integer(1), DEFAULT_MAX_LOST, "fail a job lost this many times instead",
-            doc_type="integer, >= 1"),
+            doc_type="integer, >= 1", worker=True),
     # -- deploys --------------------------------------------------------------
     Setting("on_hup", checks.choice(ON_HUP), "reload",
             "what HUP does: reload pool.yml, or also restart every worker with the code on disk "
@@ -110,25 +117,26 @@ SETTINGS = (
     # -- a pool --------------------------------------------------------------
     Setting("queues", checks.queue_list, REQUIRED,
             "queues in priority order, comma separated; '*' (last) is every queue",
-            pool=True, env="QUEUE", flag="--queue", kind="text", doc_type="list of queue names, or 'a,b'"),
+            pool=True, env="QUEUE", flag="--queue", kind="text", doc_type="list of queue names, or 'a,b'",
+            worker=True),
     Setting("count", checks.integer(0), REQUIRED, "workers in the pool", pool=True, env="COUNT",
             flag="--count", env_default=1, doc_type="integer, >= 0"),
     Setting("max_memory", checks.size_or_none, None,
             "recycle a worker whose own memory passes this between jobs, e.g. 300MB", pool=True,
-            env="MAX_MEMORY",
+            env="MAX_MEMORY", worker=True,
             doc_type="size (300MB, 1.5GiB, 512M) or null", default_doc="none: no limit"),
     Setting("max_memory_hard", checks.size_or_none, None, "kill the running job child past this", pool=True,
-            doc_type="size or null", default_doc="none: no limit"),
+            doc_type="size or null", default_doc="none: no limit", worker=True),
     Setting("max_jobs", checks.integer(1, nullable=True), None, "recycle a worker after this many jobs",
             pool=True, env="MAX_JOBS", doc_type="integer, >= 1, or null", default_doc="none: no limit"),
     Setting("max_jobs_jitter", checks.integer(0), None,
             "plus 0..jitter jobs per worker, so a pool does not recycle at once",
             pool=True, doc_type="integer, >= 0", default_doc="max_jobs / 10"),
     Setting("fork", checks.boolean, True, "false: run jobs inside the worker (trusted, short jobs)",
-            pool=True, env="FORK_PER_JOB", flag="--no-fork", kind="switch", doc_type="boolean"),
+            pool=True, env="FORK_PER_JOB", flag="--no-fork", kind="switch", doc_type="boolean", worker=True),
     Setting("job_forker", checks.boolean, True,
             "false: the worker forks its job children itself, not a job forker beside it",
-            pool=True, env="JOB_FORKER", flag="--no-job-forker", kind="switch", doc_type="boolean"),
+            pool=True, env="JOB_FORKER", flag="--no-job-forker", kind="switch", doc_type="boolean", worker=True),
 )
 
 BY_KEY = {s.key: s for s in SETTINGS}
@@ -136,6 +144,8 @@ BY_KEY = {s.key: s for s in SETTINGS}
 TOP = {s.key: s for s in SETTINGS if (not s.pool or s.key == "interval") and "." not in s.key}
 LOG = {s.key.split(".", 1)[1]: s for s in SETTINGS if s.key.startswith("log.")}
 POOL = {s.key: s for s in SETTINGS if s.pool}
+# What a worker runs with, as it stands (config/workerspec.py).
+WORKER = {s.key: s for s in SETTINGS if s.worker}
 # A pool's limits, which defaults: may set for every pool.
 LIMITS = {key: s for key, s in POOL.items() if key not in ("queues", "count")}
 

@@ -20,9 +20,10 @@ from resqued.config.loader import load_config
 from resqued.config.model import ConfigError
 from resqued.config.settings import default
 from resqued.config.yamlnodes import MAX_FILE_BYTES
+from resqued.ctl import masterclient
 from resqued.ctl.output import CtlError
 from resqued.exits import EX_CONFIG, EXIT_FAILURE, EXIT_USAGE
-from resqued.master import control
+from resqued.protocols.controlsocket import ControlError
 from resqued.process.pidfile import read_pid, socket_beside
 from resqued.process.signals import process_alive
 
@@ -119,8 +120,8 @@ def _top_level_lines(text: str) -> dict:
 def _config_of(socket_path: str) -> str | None:
     """The config file the master at ``socket_path`` says it runs, or None."""
     try:
-        answer = control.request(socket_path, "status", timeout=PROBE_TIMEOUT)
-    except (control.ControlError, OSError, ValueError):
+        answer = masterclient.request(socket_path, "status", timeout=PROBE_TIMEOUT)
+    except (ControlError, OSError, ValueError):
         return None
     master = answer.get("master") if isinstance(answer, dict) else None
     return master.get("config") if isinstance(master, dict) else None

@@ -11,29 +11,31 @@ import time
 import psutil
 
 from resqued.exits import EX_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE
-from resqued.master import control
 from resqued.process.memory import approx_size
 from resqued.config.sizes import format_size
-from resqued.ctl import tables
+from resqued.ctl import masterclient, tables
 from resqued.ctl.locate import MasterError, locate, not_a_master
 from resqued.ctl.output import print_json
 from resqued.process.logs import counted, printable
+from resqued.protocols.controlsocket import Answer, Command, ControlError, Refusal, Status, typed_answer
+from resqued.protocols.reportpipe import WorkerState
 from resqued.resque.wire import utc_iso
 
 RESTART_WAIT = 660.0   # the master gives a restart 600 s to replace every worker
 PAUSE_WAIT = 600.0     # pause --wait: how long running jobs may take to finish, unless told
 
 
-def ask(path: str, command: str, timeout: float = 90.0, **fields) -> dict:
+def ask(path: str, command: Command, timeout: float = 90.0, **arguments) -> Answer:
+    """The master's answer to ``command`` (with its Request ``arguments``);
+    MasterError if it refused it or cannot be asked."""
     try:
-        answer = control.request(path, command, timeout=timeout, **fields)
-    except control.ControlError as exc:
+        answer = typed_answer(masterclient.request(path, command, timeout=timeout, **arguments))
+    except ControlError as exc:
         raise MasterError(str(exc)) from None
-    if not answer.get("ok"):
+    if isinstance(answer, Refusal):
         # A refused reload or restart: the config or the code does not load.
-        code = EX_CONFIG if answer.get("config_error") else EXIT_USAGE if answer.get("unsupported") \
-            else EXIT_FAILURE
-        raise MasterError(f"{command} failed: {answer.get('error')}", code)
+        code = EX_CONFIG if answer.config_error else EXIT_USAGE if answer.unsupported else EXIT_FAILURE
+        raise MasterError(f"{command} failed: {answer.error}", code)
     return answer
 
 
@@ -41,28 +43,30 @@ def run(args) -> int:
     path, pidfile, shutdown_timeout = locate(args)
     not_a_master(path, pidfile)
     command = args.master_command
-    if command == "status":
-        answer = ask(path, "status")
-        master = answer["master"]
-        message = f"master {master['pid']} {master['state']}: {counted(len(answer['workers']), 'worker')}"
-    elif command == "pause" and args.wait:
-        answer = ask(path, "pause", timeout=args.wait + 30, wait=args.wait)
-        message = f"{counted(len(answer['workers']), 'worker')} paused, no job running"
-    elif command in ("pause", "resume"):
+    if command == Command.STATUS:
+        answer = ask(path, Command.STATUS)
+        master, workers = answer.status["master"], answer.status["workers"]
+        message = f"master {master['pid']} {master['state']}: {counted(len(workers), 'worker')}"
+    elif command == Command.PAUSE and args.wait:
+        answer = ask(path, Command.PAUSE, timeout=args.wait + 30, wait=args.wait)
+        message = f"{counted(len(answer.status['workers']), 'worker')} paused, no job running"
+    elif command in (Command.PAUSE, Command.RESUME):
         answer = ask(path, command)
-        message = f"{counted(len(answer['workers']), 'worker')} {answer['message']}"
-        running = sum(1 for w in answer["workers"] if w.get("job"))
-        if command == "pause" and running:
+        message = f"{counted(len(answer.status['workers']), 'worker')} {answer.message}"
+        running = sum(1 for w in answer.status["workers"] if w.get("job"))
+        if command == Command.PAUSE and running:
             message += f"; {counted(running, 'worker')} still running a job (pause --wait waits for it)"
-    elif command == "reload":
-        answer = ask(path, "reload", timeout=RESTART_WAIT)   # on_hup: restart makes it a restart too
-        message = "reloaded: " + ", ".join(f"{','.join(p['queues'])}={p['count']}" for p in answer["pools"])
-    elif command == "restart":
-        answer = ask(path, "restart", timeout=RESTART_WAIT, pools=list(args.pools))
-        message = "restarted: " + ", ".join(f"{','.join(p['queues'])}={p['alive']}" for p in answer["pools"])
-    elif command == "stop":
-        answer = ask(path, "stop", now=bool(args.now))
-        pid = answer["pid"]
+    elif command == Command.RELOAD:
+        answer = ask(path, Command.RELOAD, timeout=RESTART_WAIT)   # on_hup: restart makes it a restart too
+        message = "reloaded: " + ", ".join(f"{','.join(p['queues'])}={p['count']}"
+                                           for p in answer.status["pools"])
+    elif command == Command.RESTART:
+        answer = ask(path, Command.RESTART, timeout=RESTART_WAIT, pools=args.pools)
+        message = "restarted: " + ", ".join(f"{','.join(p['queues'])}={p['alive']}"
+                                            for p in answer.status["pools"])
+    elif command == Command.STOP:
+        answer = ask(path, Command.STOP, now=bool(args.now))
+        pid = answer.pid
         # Wait for the master to be gone: a graceful stop lasts as long as the
         # longest running job, up to shutdown_timeout.
         deadline = time.monotonic() + shutdown_timeout + 30
@@ -74,7 +78,7 @@ def run(args) -> int:
     if args.json:
         print_json(document(answer, message))
     else:
-        print(render_status(answer) if command == "status" else message)
+        print(render_status(answer.status) if command == Command.STATUS else message)
     return EXIT_OK
 
 
@@ -85,11 +89,11 @@ def _running(pid: int) -> bool:
         return False
 
 
-def document(answer: dict, message: str) -> dict:
+def document(answer: Answer, message: str) -> dict:
     """What every master command prints with --json: ok, the message, and
     the master's status as it answered (for stop: as it began to stop),
     its times as UTC ISO 8601."""
-    status = {key: answer[key] for key in ("master", "spawner", "pools", "workers") if key in answer}
+    status = dict(answer.status)
     if "workers" in status:
         status["workers"] = [{**w, "started": _iso(w.get("started")), "since": _iso(w.get("since"))}
                              for w in status["workers"]]
@@ -100,7 +104,7 @@ def _iso(value):
     return utc_iso(value) if isinstance(value, (int, float)) else value
 
 
-def render_status(status: dict) -> str:
+def render_status(status: Status) -> str:
     master, spawner = status["master"], status.get("spawner") or {}
     lines = [f"master {master['pid']} {master['state']}  config {master['config']}  "
              f"rss {approx_size(master['rss'])}"]
@@ -122,7 +126,7 @@ def render_status(status: dict) -> str:
     for w in status["workers"]:
         job = w.get("job") or {}
         since = f"{now - w['since']:.0f}s ago" if w.get("since") else "-"
-        state = w["state"] + (" (paused)" if w["paused"] and w["state"] == "busy" else "")
+        state = w["state"] + (" (paused)" if w["paused"] and w["state"] == WorkerState.BUSY else "")
         rows.append([w["pid"], ",".join(w["queues"]), state, job.get("class") or "-", job.get("id") or "-",
                      since, approx_size(w["memory"]), w["jobs_done"]])
     lines.append(tables.table(["PID", "QUEUES", "STATE", "JOB", "JOB_ID", "SINCE", "MEMORY", "JOBS"], rows))

@@ -9,9 +9,6 @@ from resqued.process.logs import printable
 
 ELLIPSIS = "..."
 GAP = "  "
-# A worker's state, in both views: `status` (the master's, from its worker's
-# reports) and `workers` (Redis's: idle, busy or paused only).
-WORKER_STATES = ("starting", "idle", "busy", "paused", "redis-down", "stopping")
 
 
 def one_line(value, limit: int | None = None) -> str:

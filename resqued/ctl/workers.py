@@ -1,7 +1,8 @@
 """``resquectl workers`` and ``resquectl inflight``: the workers as Redis
 sees them (any worker, Ruby's and PHP's too), and the jobs resqued workers
 hold in flight. ``resquectl status`` is the master's own view of its workers;
-both name a worker's state with the same words (tables.WORKER_STATES)."""
+both name a worker's state with the same words
+(protocols/reportpipe.WorkerState; Redis's view has idle, busy and paused)."""
 
 from resqued.ctl import tables
 from resqued.ctl.output import emit

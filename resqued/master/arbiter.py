@@ -105,8 +105,7 @@ class Master:
             log.info("master %d stopped", os.getpid())
             return self.exit_code
         finally:
-            for conn, kind, _ in self.requests.waiting:
-                conn.reply(ok=False, error=f"the master stopped before it was {kind}")
+            self.requests.abandon_waiting()
             self.restart.abandon()
             self.spawner.stop()
             if self.control:
@@ -382,7 +381,7 @@ class Master:
             self.lost.add(worker_id, f"worker {worker_id} died ({how}) while processing it", child.recovery)
         pool = self.pools.get(child.pool.name)
         verdict = judge_exit(code, stopping=child.stopping or pool is None, ready=child.ready,
-                             busy=mid_job, announced=announced, uptime=time.monotonic() - child.started)
+                             busy=child.busy, announced=announced, uptime=time.monotonic() - child.started)
         if verdict is Exit.STOPPED:
             log.info("worker %d (%s) stopped (%s)", child.pid, child.pool.name, how)
             return

@@ -1,16 +1,15 @@
 """The master's control socket: how ``resquectl`` talks to a running master.
 
 A unix stream socket, owner-only (0600, created under umask 077), served from
-the master's own loop (no thread; never blocking it). One request per connection: a JSON
-line such as ``{"command": "pause"}``; one JSON line back. A request that must
-wait for something (pause until every worker has paused, reload until the new
-config is applied) keeps its connection open until the master answers it.
+the master's own loop (no thread; never blocking it). What is said on it
+is protocols/controlsocket.py; resquectl's end is ctl/masterclient.py. A
+request that must wait for something (pause until every worker has paused,
+reload until the new config is applied) keeps its connection open until
+the master answers it.
 """
 
 import errno
-import json
 import logging
-import math
 import os
 import socket
 import stat
@@ -18,60 +17,20 @@ import time
 
 from resqued.config.limits import CONTROL_CONNECTIONS
 from resqued.process.signals import wait_ready
+from resqued.protocols.controlsocket import (MAX_REQUEST, Answer, BadRequest, ControlError, Refusal,
+                                             decode_request)
 
 log = logging.getLogger("resqued.master")
 
-MAX_REQUEST = 64 * 1024
 MAX_CONNECTIONS = CONTROL_CONNECTIONS   # held at once (the bound on workers leaves them room)
 FD_HEADROOM = 8           # descriptors kept free for the master's own work once it ran out
 BACKLOG = 128
 REQUEST_TIMEOUT = 10.0    # to send a request line once connected
 SEND_TIMEOUT = 10.0       # to take the answer
 ACCEPT_PAUSE = 0.1        # out of descriptors, with none to free: accept again after this
+LIMIT_RESTORE = 60.0      # seconds without a shortage before the connection limit is whole again
 CLOSE_FLUSH = 1.0         # the stopping master waits this long at most for answers to be taken
 WARN_EVERY = 60.0
-COMMANDS = ("status", "pause", "resume", "reload", "restart", "stop")
-
-
-class ControlError(RuntimeError):
-    pass
-
-
-class BadRequest(ValueError):
-    pass
-
-
-def parse_request(data: bytes) -> dict:
-    """Decode one request line; BadRequest says what is wrong with it."""
-    try:
-        request = json.loads(data)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise BadRequest(f"request is not JSON: {exc}") from None
-    except RecursionError:
-        raise BadRequest("request is nested too deeply to be a command") from None
-    if not isinstance(request, dict):
-        raise BadRequest("request is not a JSON object")
-    command = request.get("command")
-    if command not in COMMANDS:
-        raise BadRequest(f"unknown command {_shown(command)}; commands are {', '.join(COMMANDS)}")
-    pools = request.get("pools", [])
-    if command == "restart" and not (isinstance(pools, list) and all(isinstance(p, str) for p in pools)):
-        raise BadRequest("restart: pools must be a list of pool names")
-    wait = request.get("wait")   # pause: at most this many seconds for running jobs to finish
-    if command == "pause" and wait is not None and (isinstance(wait, bool) or not isinstance(wait, (int, float))
-                                                    or not 0 < wait < math.inf):   # NaN too: JSON allows it
-        raise BadRequest("pause: wait must be a number of seconds above 0")
-    return request
-
-
-def _shown(command) -> str:
-    # Never the repr of whatever arrived: it can be 64 KiB long, or nested
-    # deeper than repr can go.
-    if isinstance(command, str):
-        return repr(command) if len(command) <= 60 else f"{command[:60]!r}… ({len(command)} characters)"
-    kinds = {type(None): "(none given)", bool: "(a boolean)", int: "(a number)", float: "(a number)",
-             list: "(an array)", dict: "(an object)"}
-    return kinds.get(type(command), "(not a string)")
 
 
 class Connection:
@@ -99,8 +58,8 @@ class Connection:
     def sending(self) -> bool:
         return bool(self.outgoing) and not self.closed
 
-    def reply(self, **answer) -> None:
-        self.outgoing = json.dumps(answer).encode() + b"\n"
+    def reply(self, answer: Answer | Refusal) -> None:
+        self.outgoing = answer.encode()
         self.deadline = time.monotonic() + SEND_TIMEOUT
         self.send()
 
@@ -134,7 +93,8 @@ class ControlServer:
         self.path = path
         self.sock = None
         self.connections: list[Connection] = []
-        self.limit = MAX_CONNECTIONS    # lowered for good once descriptors ran out
+        self.limit = MAX_CONNECTIONS    # lowered while descriptors run out (LIMIT_RESTORE)
+        self._limit_lowered_at = 0.0
         self._accept_again_at = 0.0     # accepting paused: no descriptor was free
         self._warned_at = {}            # problem -> when last logged
 
@@ -190,13 +150,17 @@ class ControlServer:
         now = time.monotonic()
         for conn in self.connections:
             if conn.reading and now >= conn.deadline:
-                conn.reply(ok=False, error=f"no complete request within {REQUEST_TIMEOUT:g}s")
+                conn.reply(Refusal(f"no complete request within {REQUEST_TIMEOUT:g}s"))
             if conn.sending and now >= conn.deadline:
                 conn.close()   # it does not read its answer: not ours to wait for
         self.connections = [c for c in self.connections if not c.closed]
         return complete
 
     def _accept(self, complete: list) -> None:
+        if self.limit < MAX_CONNECTIONS and time.monotonic() - self._limit_lowered_at >= LIMIT_RESTORE:
+            # A passing shortage (a burst of spawns) must not leave one slot
+            # for good: one `pause --wait` would then lock every resquectl out.
+            self.limit = MAX_CONNECTIONS
         # A bounded batch: a flood of connections must not keep the loop here.
         for _ in range(MAX_CONNECTIONS):
             try:
@@ -213,6 +177,7 @@ class ControlServer:
                 # to shed, stop accepting for a moment.
                 held = len(self.connections)
                 self.limit = max(1, min(self.limit, held - FD_HEADROOM))
+                self._limit_lowered_at = time.monotonic()
                 if self._shed_to(self.limit - 1) and len(self.connections) < held:
                     continue
                 self._accept_again_at = time.monotonic() + ACCEPT_PAUSE
@@ -223,7 +188,7 @@ class ControlServer:
             if not self._shed_to(self.limit - 1):
                 self._warn("full", f"control socket: {self.limit} connections open; refusing more")
                 refused = Connection(client, 0.0)
-                refused.reply(ok=False, error=f"too many connections ({self.limit})")
+                refused.reply(Refusal(f"too many connections ({self.limit})"))
                 refused.close()
                 continue
             conn = Connection(client, time.monotonic())
@@ -254,14 +219,15 @@ class ControlServer:
         line = conn.buffer.split(b"\n", 1)[0]
         conn.buffer = b""
         if len(line) > MAX_REQUEST:
-            conn.reply(ok=False, error=f"request longer than {MAX_REQUEST} bytes")
+            conn.reply(Refusal(f"request longer than {MAX_REQUEST} bytes"))
         elif not line.strip():
             conn.close()
         else:
             try:
-                conn.request = parse_request(line)
+                conn.request = decode_request(line)
             except BadRequest as exc:
-                conn.reply(ok=False, error=str(exc))
+                self._warn("bad request", f"control socket: refused a request: {exc}")
+                conn.reply(Refusal(str(exc)))
             else:
                 complete.append(conn)
 
@@ -294,7 +260,7 @@ class ControlServer:
                 pass
         for conn in self.connections:
             if conn.reading:
-                conn.reply(ok=False, error="the master is stopping")
+                conn.reply(Refusal("the master is stopping"))
         deadline = time.monotonic() + CLOSE_FLUSH
         while any(c.sending for c in self.connections) and time.monotonic() < deadline:
             _, writable = wait_ready((), [c for c in self.connections if c.sending], deadline - time.monotonic())
@@ -340,44 +306,3 @@ def _remove_stale_socket(path: str) -> None:
         probe.close()
     raise ControlError(f"control socket {path} is in use by a running master")
 
-
-def request(path: str, command: str, timeout: float = 60.0, **fields) -> dict:
-    """Send one request to the master at ``path`` and return its answer."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
-    try:
-        try:
-            sock.connect(path)
-        except (FileNotFoundError, ConnectionRefusedError) as exc:
-            raise ControlError(f"no master is running (nothing answers on {path}: {exc.strerror})") from None
-        except PermissionError:
-            # The socket is owner-only (0600, in a 0700 directory under systemd).
-            raise ControlError(f"permission denied on {path}: run resquectl as the master's user "
-                               f"(e.g. sudo -u resqued resquectl ...) or as root") from None
-        data = b""
-        try:
-            sock.sendall(json.dumps({"command": command, **fields}).encode() + b"\n")
-            while not data.endswith(b"\n"):
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        except (ConnectionResetError, BrokenPipeError):
-            # A master that is closing its socket drops what it has not answered.
-            data = b""
-    except socket.timeout:
-        raise ControlError(f"the master did not answer {command!r} within {timeout:.0f}s") from None
-    except OSError as exc:
-        raise ControlError(f"cannot talk to the master on {path}: {exc.strerror or exc}") from None
-    finally:
-        sock.close()
-    if not data.endswith(b"\n"):
-        raise ControlError(f"the master closed the connection without answering {command!r} "
-                           f"(is it stopping? see resquectl status)")
-    try:
-        answer = json.loads(data)
-    except ValueError:
-        answer = None
-    if not isinstance(answer, dict):
-        raise ControlError(f"the master's answer to {command!r} is not a JSON object: {data[:80]!r}")
-    return answer

@@ -17,6 +17,8 @@ from resqued.config.model import ENV_MODE_PATH
 from resqued.master import workerprocess
 from resqued.master import reconcile
 from resqued.process.logs import counted
+from resqued.protocols.controlsocket import Answer, Command, Refusal, Status
+from resqued.protocols.reportpipe import WorkerState
 from resqued.config.redisurl import redact
 
 REQUEST_TIMEOUT = 60.0     # a pause/reload request waits at most this long
@@ -35,50 +37,51 @@ class RequestHandlers:
         except OSError as exc:
             # Out of descriptors (EMFILE) while reading /proc for a status,
             # say: this request fails, the master goes on.
-            conn.reply(ok=False, error=f"the master cannot answer {conn.request['command']!r} now: {exc}")
+            conn.reply(Refusal(f"the master cannot answer {conn.request.command.value!r} now: {exc}"))
 
     def _handle(self, conn) -> None:
         master = self.master
-        command = conn.request["command"]
-        if command == "status":
-            conn.reply(ok=True, **self.status())
-        elif master.stopping and command != "stop":
-            conn.reply(ok=False, error="the master is stopping")
-        elif command == "pause":
+        request = conn.request
+        command = request.command
+        if command == Command.STATUS:
+            conn.reply(Answer(self.status()))
+        elif master.stopping and command != Command.STOP:
+            conn.reply(Refusal("the master is stopping"))
+        elif command == Command.PAUSE:
             master.pause()
-            wait = conn.request.get("wait")   # --wait: also until running jobs finish, this long at most
+            wait = request.wait   # --wait: also until running jobs finish, this long at most
             kind = "finished" if wait else "paused"
             self.waiting.append((conn, kind, time.monotonic() + (wait or REQUEST_TIMEOUT)))
-        elif command == "resume":
+        elif command == Command.RESUME:
             master.resume()
             self.waiting.append((conn, "resumed", time.monotonic() + REQUEST_TIMEOUT))
-        elif command == "reload" and master.config.path == ENV_MODE_PATH and not master.winched:
+        elif command == Command.RELOAD and master.config.path == ENV_MODE_PATH and not master.winched:
             # Its settings are the variables it started with (a reload after
             # WINCH still does what it says: it starts the workers again).
-            conn.reply(ok=False, unsupported=True,
-                       error="environment mode has no pool.yml to re-read: its settings are the variables "
-                             "it started with (start resqued again to change them; restart loads new code)")
-        elif command == "reload":
+            conn.reply(Refusal("environment mode has no pool.yml to re-read: its settings are the variables "
+                               "it started with (start resqued again to change them; restart loads new code)",
+                               unsupported=True))
+        elif command == Command.RELOAD:
             # As HUP: with on_hup: restart, every worker is restarted too
             # (what systemctl reload's ExecReload then does).
             error = master.reload()
             if error:
-                conn.reply(ok=False, error=error, config_error=True)
+                conn.reply(Refusal(error, config_error=True))
             elif master.config.on_hup == "restart":
                 self._restart(conn, None)
             else:
                 self.waiting.append((conn, "applied", time.monotonic() + REQUEST_TIMEOUT))
-        elif command == "restart":
-            self._restart(conn, conn.request.get("pools") or None)
-        elif command == "stop":
-            master.stop("immediate" if conn.request.get("now") else "graceful", bounded=True)
-            conn.reply(ok=True, pid=os.getpid(), message="stopping", **self.status())
+        elif command == Command.RESTART:
+            self._restart(conn, list(request.pools) or None)
+        elif command == Command.STOP:
+            master.stop("immediate" if request.now else "graceful", bounded=True)
+            conn.reply(Answer(self.status(), pid=os.getpid(), message="stopping"))
 
     def _restart(self, conn, pools) -> None:
         error = self.master.restart.start(pools)
         if error:
             # Code that does not import is a configuration error (exit 78).
-            conn.reply(ok=False, error=error, config_error=error.startswith("restart refused"))
+            conn.reply(Refusal(error, config_error=error.startswith("restart refused")))
         else:
             self.waiting.append((conn, "restarted", time.monotonic() + RESTART_TIMEOUT))
 
@@ -118,19 +121,24 @@ class RequestHandlers:
         still = []
         for conn, kind, deadline in self.waiting:
             if kind == "restarted" and self._condition(kind) and self.master.restart.error:
-                conn.reply(ok=False, error=self.master.restart.error)
+                conn.reply(Refusal(self.master.restart.error))
             elif self._condition(kind):
                 try:
                     status = self.status()
                 except OSError as exc:   # as in handle(): no descriptor left to read /proc
-                    conn.reply(ok=False, error=f"{kind}, but the master cannot tell its status now: {exc}")
+                    conn.reply(Refusal(f"{kind}, but the master cannot tell its status now: {exc}"))
                     continue
-                conn.reply(ok=True, message="paused" if kind == "finished" else kind, **status)
+                conn.reply(Answer(status, message="paused" if kind == "finished" else kind))
             elif time.monotonic() > deadline:
-                conn.reply(ok=False, error=self._late(kind))
+                conn.reply(Refusal(self._late(kind)))
             else:
                 still.append((conn, kind, deadline))
         self.waiting = still
+
+    def abandon_waiting(self) -> None:
+        """The master stops: each waiting request is told it never will be answered."""
+        for conn, kind, _ in self.waiting:
+            conn.reply(Refusal(f"the master stopped before it was {kind}"))
 
     def _late(self, kind: str) -> str:
         if kind != "finished":
@@ -139,7 +147,7 @@ class RequestHandlers:
         return (f"paused, but {counted(busy, 'worker')} still running a job (see resquectl status); "
                 "they take no new job")
 
-    def status(self) -> dict:
+    def status(self) -> Status:
         master = self.master
         counts = master.desired_counts()
         pools = []
@@ -185,7 +193,7 @@ class RequestHandlers:
         master = self.master
         live = [c for c in master.children.values() if not c.stopping]
         text = counted(len(live), "worker")
-        down = sum(1 for c in live if c.report.get("state") == "redis-down")
+        down = sum(1 for c in live if c.reported == WorkerState.REDIS_DOWN)
         if down:
             text += f"; {down} waiting for Redis at {redact(master.config.redis_url)}"
         failed = [f"{name} FAILED: {s.reason}" for name, s in master.pools.items() if s.failed]

@@ -1,7 +1,7 @@
 """The master's handle on its worker spawner (the spawner itself is
 resqued/spawner/: main.py says what it is and why): start it as a fresh
 interpreter, ask it to fork, and restart it (with backoff) when it dies.
-The messages are spawner/protocol.py's.
+The messages are protocols/spawnersocket.py's.
 
 The spawner starts with no descriptor but stdin, stdout, stderr and its
 socket: exec closes the rest (process/interpreter.py), so what the master
@@ -18,7 +18,7 @@ import socket
 from resqued.process import logs
 from resqued.process.interpreter import start_module
 from resqued.process.signals import blocked_for_fork, wait_readable
-from resqued.spawner import protocol
+from resqued.protocols import spawnersocket as protocol
 from resqued.supervise.backoff import Backoff
 
 
@@ -70,13 +70,17 @@ class Spawner:
             return
         except OSError:
             message = b""
-        if message == protocol.READY:
-            self.ready = True
-            self.backoff.succeeded()
+        if not message:
+            self._close()  # it died: the master reaps it and calls exited()
             return
-        if message:
-            log.error("the worker spawner sent %r, not ready: stopping it", message)
-        self._close()  # it died (the master reaps it and calls exited()), or it will now
+        try:
+            protocol.decode_notice(message)
+        except protocol.SpawnerMessageRefused as exc:
+            log.error("the worker spawner sent no ready message (%s): stopping it", exc)
+            self._close()  # it sees its socket closed and leaves; the master reaps it
+            return
+        self.ready = True
+        self.backoff.succeeded()  # it died (the master reaps it and calls exited()), or it will now
 
     def due(self) -> bool:
         return self.pid is None and not self.backoff.waiting()
@@ -89,11 +93,12 @@ class Spawner:
         log.error("the worker spawner died (%s); a new one starts in %.1fs, workers meanwhile keep running",
                   how, delay)
 
-    def spawn_worker(self, spec: dict, report_fd: int) -> int:
-        return self._request(protocol.ForkWorker(spec, report_fd))
+    def spawn_worker(self, spec_json: str, report_fd: int) -> int:
+        """``spec_json``: the worker's WorkerSpec, passed on as it is (spawner/entrypoints.worker_main reads it)."""
+        return self._request(protocol.ForkWorker(spec_json), [report_fd])
 
     def spawn_recovery(self, spec: dict) -> int:
-        return self._request(protocol.ForkRecovery(spec))
+        return self._request(protocol.ForkRecovery(spec), [])
 
     def stop(self) -> None:
         """The master is leaving: the spawner has nothing to finish."""
@@ -106,13 +111,17 @@ class Spawner:
             self.pid = None
         self._close()
 
-    def _request(self, request) -> int:
+    def _request(self, request, fds) -> int:
         if not self.ready:
             raise SpawnerError("the worker spawner is not running")
+        settings = os.memfd_create("resqued-settings", os.MFD_CLOEXEC)
         try:
-            protocol.send_request(self.sock, request)
+            os.write(settings, request.settings())
+            socket.send_fds(self.sock, [request.kind], [settings, *fds])
         except OSError as exc:
             raise SpawnerError(f"the worker spawner failed ({exc})") from None
+        finally:
+            os.close(settings)
         try:
             # epoll, not select(): with a thousand workers a new spawner's
             # socket has a descriptor number select() refuses (over 1023).
@@ -127,10 +136,10 @@ class Spawner:
             raise SpawnerError(f"the worker spawner failed ({problem})")
         try:
             reply = protocol.decode_reply(data)
-        except protocol.ProtocolError as exc:
+        except protocol.SpawnerMessageRefused as exc:
             self._kill(str(exc))
             raise SpawnerError(f"the worker spawner failed ({exc})") from None
-        if isinstance(reply, protocol.Refused):
+        if isinstance(reply, protocol.NotForked):
             raise SpawnerError(reply.problem)
         return reply.pid
 

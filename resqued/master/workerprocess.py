@@ -1,14 +1,13 @@
 """The master's workers: how one is started, what the master knows of it, and
 how it hears from it.
 
-Everything the worker needs is decided by the master (its pool, its job
-limit with jitter, whether it starts paused) and sent to the spawner, which
+Everything the worker needs is decided by the master (its pool's and the
+config's settings, its job limit with jitter, whether it starts paused) as
+one WorkerSpec (config/workerspec.py), sent to the spawner as JSON, which
 forks it (spawnerlink.py); the worker then leaves the spawner's process group,
 arranges to hear of the master's death, and runs (spawner/entrypoints.worker_main).
 """
 
-import dataclasses
-import json
 import logging
 import os
 import random
@@ -16,7 +15,12 @@ import re
 import time
 from dataclasses import dataclass, field
 
+from resqued.config.settings import WORKER
+from resqued.config.workerspec import for_pool
 from resqued.process.pidfile import Pidfile
+from resqued.protocols import reportpipe
+from resqued.protocols.controlsocket import WorkerStatus
+from resqued.protocols.reportpipe import ErrorReport, ExitAnnouncement, StateReport, WorkerState
 from resqued.process.memory import job_memory, tree_memory
 
 log = logging.getLogger("resqued.master")
@@ -35,38 +39,43 @@ class Child:
     stop_reason: str = ""
     generation: int = 0       # rolling restarts before its start (restart.py)
     last_error: str = ""      # the last error it logged: a FAILED pool's reason
-    report: dict = field(default_factory=dict)
-    exit_notice: dict | None = None   # its announced exit (worker/reports.announce_exit)
+    report: StateReport | None = None          # its last state report
+    exit_notice: ExitAnnouncement | None = None   # its announced exit (worker/reports.announce_exit)
     buffer: bytes = b""
 
     @property
     def ready(self) -> bool:
-        return bool(self.report)
+        return self.report is not None
 
     @property
     def paused(self) -> bool:
-        return bool(self.report.get("paused"))
+        return bool(self.report and self.report.paused)
 
     @property
     def busy(self) -> bool:
-        """Its last report said it runs a job."""
-        return self.report.get("state") == "busy"
+        """Its last report said it runs a job (Redis away meanwhile, or not)."""
+        return self.reported == WorkerState.BUSY or (self.reported == WorkerState.REDIS_DOWN
+                                                     and bool(self.report.job))
+
+    @property
+    def reported(self) -> WorkerState:
+        """The state its last report gave."""
+        return self.report.state if self.report else WorkerState.STARTING
 
     def job_label(self) -> str:
         """The job it last said it runs, for a log line: "job <id> (<class>)"."""
-        job = self.report.get("job")
-        job = job if isinstance(job, dict) else {}
+        job = (self.report and self.report.job) or {}
         return f"job {job.get('id') or '(no id)'} ({job.get('class')})"
 
     def announced(self, code: int) -> bool:
         """Did it announce that it exits with ``code``? Only then is the code
         the worker's own (supervise/states.judge_exit)."""
-        return self.exit_notice is not None and self.exit_notice.get("exit") == code
+        return self.exit_notice is not None and self.exit_notice.code == code
 
     @property
     def settled(self) -> bool:
         """It announced that it left nothing in its in-flight lists."""
-        return bool(self.exit_notice and self.exit_notice.get("settled") is True)
+        return bool(self.exit_notice and self.exit_notice.settled)
 
     def fileno(self) -> int:
         return self.report_fd
@@ -87,39 +96,40 @@ class Child:
         *lines, self.buffer = self.buffer.split(b"\n")
         for line in lines:
             try:
-                report = json.loads(line)
-            except ValueError:
-                log.warning("worker %d sent an unreadable report: %r", self.pid, line[:200])
+                report = reportpipe.decode(line)
+            except reportpipe.ReportRefused as exc:
+                log.warning("worker %d sent a line that is no report (%s): %r", self.pid, exc, line[:200])
                 continue
-            if isinstance(report, dict) and set(report) == {"error"}:
-                self.last_error = str(report["error"])   # an error it logged (spawner/entrypoints.ErrorReports)
-            elif isinstance(report, dict) and "exit" in report:
+            if isinstance(report, ErrorReport):
+                self.last_error = report.text   # an error it logged (spawner/entrypoints.ErrorReports)
+            elif isinstance(report, ExitAnnouncement):
                 self.exit_notice = report   # not a state: its last state says what it was doing
-            elif isinstance(report, dict):
+            else:
                 self.report = report
 
-    def describe(self) -> dict:
-        reported = self.report.get("state", "starting")
-        state = "stopping" if self.stopping or self.exit_notice else reported
+    def describe(self) -> WorkerStatus:
+        reported = self.reported
+        state = WorkerState.STOPPING if self.stopping or self.exit_notice else reported
+        report = self.report or StateReport(WorkerState.STARTING)
         # memory: the worker's own processes, the figure max_memory judges;
         # a forked job's child is job_memory, the figure max_memory_hard judges.
-        child = self.report.get("child") if self.report.get("state") == "busy" else None
+        child = report.child if self.busy else None
         # paused: told to pause (a busy worker pauses after its job), or
         # paused by Resque's pause-all-workers key. The job: also while it is
         # told to stop, until the job ends.
         return {"pid": self.pid, "queues": list(self.pool.queues), "state": state,
-                "paused": self.paused or state == "paused",
-                "job": self.report.get("job") if self.busy else None,
-                "since": self.report.get("since") if reported in ("busy", "redis-down") else None,
-                "error": self.report.get("error") if state == "redis-down" else None,
-                "jobs_done": self.report.get("jobs", 0),
+                "paused": self.paused or state == WorkerState.PAUSED,
+                "job": report.job if self.busy else None,
+                "since": report.since if reported in (WorkerState.BUSY, WorkerState.REDIS_DOWN) else None,
+                "error": report.error if state == WorkerState.REDIS_DOWN else None,
+                "jobs_done": report.jobs or 0,
                 "memory": tree_memory(self.pid, exclude={child} if child else ()),
                 "job_memory": job_memory(self.pid, child),
                 "started": self.started_wall, "stop_reason": self.stop_reason or None}
 
 
-
 def worker_pidfile(pid_dir: str | None, pool, pid: int) -> str | None:
+    """``pool``: its PoolConfig, or its WorkerSpec (by the pool's name)."""
     if not pid_dir:
         return None    # env mode: php-resque writes no worker pidfiles either
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", pool.name)
@@ -127,16 +137,16 @@ def worker_pidfile(pid_dir: str | None, pool, pid: int) -> str | None:
 
 
 def spawn(config, pool, paused: bool, spawner) -> Child:
-    """Have the spawner (spawnerlink.py) fork a worker for ``pool``; raises
-    SpawnerError. Everything the worker needs is decided here and sent as
-    JSON, so the spawner needs no copy of the current config."""
-    read_fd, write_fd = os.pipe()
+    """Have the spawner (spawner.py) fork a worker for ``pool``; raises
+    SpawnerError. Everything the worker needs is decided here, as its
+    WorkerSpec (config/workerspec.py), and sent as JSON, so the spawner needs
+    no copy of the current config."""
     max_jobs = pool.max_jobs + random.randint(0, pool.max_jobs_jitter) if pool.max_jobs else None
-    settings = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name != "pools"}
-    spec = {"config": settings, "pool": dataclasses.asdict(pool), "paused": paused,
-            "max_jobs": max_jobs, "master_pid": os.getpid()}
+    spec = for_pool(config, pool, max_jobs=max_jobs, start_paused=paused, parent_pid=os.getpid(),
+                    orphan_timeout=config.shutdown_timeout)
+    read_fd, write_fd = os.pipe()
     try:
-        pid = spawner.spawn_worker(spec, write_fd)
+        pid = spawner.spawn_worker(spec.to_json(), write_fd)
     except BaseException:
         os.close(read_fd)
         raise
@@ -155,10 +165,10 @@ def recovery_settings(config) -> dict:
 
 
 def global_settings(config) -> tuple:
-    """The settings outside the pools that a running worker depends on: a
-    reload that changes any of them replaces every worker."""
-    return (config.redis_url, config.namespace, config.jobs, tuple(sorted(config.aliases.items())),
-            config.heartbeat_interval, config.term_timeout, config.pid_dir, config.on_lost, config.max_lost)
+    """The settings outside the pools that a running worker runs with
+    (settings.py's ``worker=True``): a reload that changes any of them
+    replaces every worker."""
+    return tuple(getattr(config, s.attribute) for s in WORKER.values() if not s.pool)
 
 
 def remove_worker_pidfile(config, child: Child) -> None:

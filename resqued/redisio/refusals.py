@@ -23,7 +23,9 @@ from redis.exceptions import NoPermissionError, OutOfMemoryError, ReadOnlyError
 _OUTAGE_TYPES = (redis.ConnectionError, redis.TimeoutError, OutOfMemoryError, ReadOnlyError)
 # The reply's error code, at its start or, from a script, after "-".
 _OUTAGE_CODES = re.compile(r"(?:^|: -)(?:OOM|READONLY|MISCONF|LOADING|MASTERDOWN|NOREPLICAS|BUSY|UNBLOCKED)\b")
-_NOPERM = re.compile(r"(?:^|: -)NOPERM\b")
+# A script's ACL refusal reads otherwise: "The user executing the script
+# can't run this command" (Redis 6.2, 7.0), "ACL failure in script" (7.2).
+_NOPERM = re.compile(r"(?:^|: -)NOPERM\b|user executing the script can't run|ACL failure in script")
 _STRIPPED_CODES = ((OutOfMemoryError, "OOM"), (ReadOnlyError, "READONLY"), (NoPermissionError, "NOPERM"))
 
 

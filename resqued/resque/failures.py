@@ -19,16 +19,18 @@ PAGE = 1000
 #       list again for a job without id, unused)
 # ARGV: the entry as read, what replaces it ('' removes it), the payload,
 #       the queue's name, the status to set if tracked ('' for none)
+# The job is queued before its entry changes: a script refused halfway (an
+# ACL user without RPUSH) keeps what it wrote, and must not have dropped it.
 _REQUEUE = """
 local at = redis.call('LPOS', KEYS[1], ARGV[1])
 if not at then return 0 end
+redis.call('RPUSH', KEYS[3], ARGV[3])
 if ARGV[2] == '' then
   redis.call('LREM', KEYS[1], 1, ARGV[1])
 else
   redis.call('LSET', KEYS[1], at, ARGV[2])
 end
 redis.call('SADD', KEYS[2], ARGV[4])
-redis.call('RPUSH', KEYS[3], ARGV[3])
 if ARGV[5] ~= '' then redis.call('SET', KEYS[4], ARGV[5], 'XX') end
 return 1
 """

@@ -24,6 +24,8 @@ import psutil
 # Ruby's linux_worker_pids greps "[r]esque:work|[r]esque:\sStarting|[r]esque-[0-9]";
 # resqued's titles (process/title.py) and php-resque's match the last.
 WORKER_TITLE = re.compile(r"resque-\d|resque:work|resque:\sStarting")
+# resqued's helpers of a worker (worker/execution/standbys.py): never a worker themselves.
+HELPER_TITLE = re.compile(r"resque-\d\S*: (?:Job forker|Standby) for ")
 
 
 class LocalPid:
@@ -31,15 +33,18 @@ class LocalPid:
 
     def __init__(self, pid: int):
         self.exists = False
-        self.cmdline = None   # None: gone, or not ours to read
+        self.cmdline = None          # None: gone, or not ours to read
+        self.parent_cmdline = None   # likewise, of its parent
         try:
             process = psutil.Process(pid)
             if process.status() == psutil.STATUS_ZOMBIE:
                 return   # exited, not yet reaped: as good as gone
             self.exists = True
             self.cmdline = " ".join(process.cmdline())
+            parent = process.parent()
+            self.parent_cmdline = " ".join(parent.cmdline()) if parent is not None else ""
         except (psutil.NoSuchProcess, psutil.ZombieProcess):
-            self.exists = False
+            self.exists = self.cmdline is not None
         except psutil.AccessDenied:
             pass   # exists, but its command line cannot be read
 
@@ -49,5 +54,12 @@ class LocalPid:
         return not self.exists or (self.cmdline is not None and "resque" not in self.cmdline)
 
     def titled_worker(self) -> bool:
-        """Alive and titled as a Resque worker (or a job child of one)."""
-        return self.exists and self.cmdline is not None and WORKER_TITLE.search(self.cmdline) is not None
+        """Alive, titled as a Resque worker, and no worker's child. The
+        helpers of another worker carry the title too (a job child, a job
+        forker, a standby: ``resque-<version>: ...``), and one of them may
+        have been given a dead worker's pid: it must not keep that worker
+        registered and its job in flight for as long as it lives. A worker's
+        parent is its master, resque-pool or a shell, never a titled worker."""
+        return (self.exists and self.cmdline is not None and WORKER_TITLE.search(self.cmdline) is not None
+                and not HELPER_TITLE.search(self.cmdline)
+                and not (self.parent_cmdline and WORKER_TITLE.search(self.parent_cmdline)))

@@ -28,13 +28,21 @@ LOST_FIELD = "resqued_lost"
 # KEYS: inflight, queue, failed, stat:failed, queues set, status key, working-on key
 # ARGV: raw job, action, new raw job (requeue) or failure record (fail), queue name,
 #       status code, its time, its TTL (0: none)
+# A script that fails halfway keeps what it wrote (Redis has no rollback),
+# and an ACL user may lack any command in it: so the job is written where it
+# goes before it leaves the in-flight list. Refused there, nothing changed
+# and a later run tries again; never a job in neither list.
 _SETTLE = jobstatus.LUA_UPDATE_STATUS + """
-if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
+if not redis.call('LPOS', KEYS[1], ARGV[1]) then return 0 end
 if ARGV[2] == 'requeue' then
   redis.call('LPUSH', KEYS[2], ARGV[3])
-  redis.call('SADD', KEYS[5], ARGV[4])
 else
   redis.call('RPUSH', KEYS[3], ARGV[3])
+end
+redis.call('LREM', KEYS[1], 1, ARGV[1])
+if ARGV[2] == 'requeue' then
+  redis.call('SADD', KEYS[5], ARGV[4])
+else
   redis.call('INCRBY', KEYS[4], 1)
 end
 update_status(KEYS[6], ARGV[5], ARGV[6], ARGV[7])

@@ -6,18 +6,19 @@ Only the spawner imports this module (spawner/main.py): it loads redis-py
 and the worker's code, which the master never does.
 """
 
-import json
+import dataclasses
 import logging
 import os
 import signal
 
 import redis
 
-from resqued.config.model import Config, PoolConfig
+from resqued.config.workerspec import WorkerSpec
 from resqued.exits import EX_TEMPFAIL, EXIT_BOOT_ERROR, EXIT_FAILURE, EXIT_OK
 from resqued.jobs.allowlist import JobRegistry, RegistryError
 from resqued.master import workerprocess
 from resqued.process.logs import printable
+from resqued.protocols.reportpipe import ErrorReport
 from resqued.process.signals import exit_on_parent_death
 from resqued.process.title import set_raw_title, set_title
 from resqued.redisio.connection import connect
@@ -26,7 +27,6 @@ from resqued.resque.client import Resque
 from resqued.resque.presence import unregister_commands
 from resqued.resque.recovery import Recovery
 from resqued.worker.reports import announce_exit
-from resqued.worker.settings import for_pool
 from resqued.worker.worker import Worker
 
 log = logging.getLogger("resqued.master")   # test_architecture.LOGGER_OF says why
@@ -47,42 +47,42 @@ class ErrorReports(logging.Handler):
             exc = record.exc_info[1] if record.exc_info else None
             text = f"{type(exc).__name__}: {exc}" if exc is not None else record.getMessage()
             # Shown by resquectl status and in systemd's STATUS=: one line, escaped.
-            os.write(self.report_fd, json.dumps({"error": printable(" ".join(text.split()))[:500]}).encode() + b"\n")
+            os.write(self.report_fd, ErrorReport(printable(" ".join(text.split()))[:500]).encode())
         except Exception:
             pass  # a closed pipe, a full one: the log still has it
 
 
-def worker_main(spec: dict, report_fd: int) -> int:
-    """In the worker, forked by the spawner and adopted by the master."""
+def worker_main(spec_json: str, report_fd: int) -> int:
+    """In the worker, forked by the spawner and adopted by the master;
+    ``spec_json``: its WorkerSpec, as the master wrote it (workerprocess.spawn)."""
     logging.getLogger("resqued").addHandler(ErrorReports(report_fd))
-    config = Config(**{**spec["config"], "jobs": tuple(spec["config"]["jobs"]), "pools": ()})
-    pool = PoolConfig(**{**spec["pool"], "queues": tuple(spec["pool"]["queues"])})
+    spec = WorkerSpec.from_json(spec_json)
     code, settled = EXIT_FAILURE, False
     try:
-        code, settled = _worker_main(config, pool, spec["paused"], report_fd, spec["max_jobs"], spec["master_pid"])
+        code, settled = _worker_main(spec, report_fd)
     except BaseException:
-        log.exception("worker for %s crashed", pool.name)
+        log.exception("worker for %s crashed", spec.name)
     # Last, just before the process exits: the master trusts the code only
     # when announced (a job running inline could end the process with it).
     announce_exit(report_fd, code, settled)
     return code
 
 
-def _worker_main(config, pool, paused, report_fd, max_jobs, master_pid) -> tuple[int, bool]:
+def _worker_main(spec, report_fd) -> tuple[int, bool]:
     """The worker's exit code, and whether it left nothing in its in-flight lists."""
     set_title("Starting")  # as Resque's; not the spawner's title we inherited
     os.setpgid(0, 0)  # Ctrl-C on the master's terminal must not reach workers directly
     exit_on_parent_death()
     try:
-        registry = JobRegistry.build(config.jobs, config.aliases)
+        registry = JobRegistry.build(spec.jobs, spec.aliases)
     except RegistryError as exc:
-        log.error("worker for %s cannot start: %s", pool.name, exc)
+        log.error("worker for %s cannot start: %s", spec.name, exc)
         return EXIT_BOOT_ERROR, True   # it never reserved a job
-    resque = Resque(config.redis_url, config.namespace)
-    settings = for_pool(config, pool, max_jobs=max_jobs, parent_pid=master_pid, report_fd=report_fd,
-                        start_paused=paused, orphan_timeout=config.shutdown_timeout,
-                        pidfile=workerprocess.worker_pidfile(config.pid_dir, pool, os.getpid()))
-    worker = Worker(resque, registry, settings)
+    resque = Resque(spec.redis_url, spec.namespace)
+    # What only this process knows: its report pipe's fd and its own pid.
+    spec = dataclasses.replace(spec, report_fd=report_fd,
+                               pidfile=workerprocess.worker_pidfile(spec.pid_dir, spec, os.getpid()))
+    worker = Worker(resque, registry, spec)
     return worker.work(), worker.settled
 
 

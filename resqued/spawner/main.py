@@ -8,8 +8,8 @@ asyncio), and the master, which only supervises, needs none of it. Why a
 fresh interpreter rather than a fork of the master: the master's image never
 holds worker code, and a new spawner (``resquectl restart``) loads resqued
 itself anew from disk, not only the application's jobs. Everything it needs
-comes as arguments and inherited fds; only its socket is inherited (exec
-closes every other fd of the master: they are O_CLOEXEC).
+comes as arguments and inherited fds; only its socket is inherited
+(process/interpreter.py). Its messages are protocols/spawnersocket.py's.
 
 Every process the spawner forks is the master's own child, so the master
 reaps it, reads its exit status and notices its death exactly as if it had
@@ -34,7 +34,7 @@ import time
 from resqued.process import logfile, logs
 from resqued.process.signals import exit_on_parent_death
 from resqued.process.title import set_raw_title
-from resqued.spawner import protocol
+from resqued.protocols import spawnersocket as protocol
 
 log = logging.getLogger("resqued.master")   # test_architecture.LOGGER_OF says why
 
@@ -74,30 +74,50 @@ def serve(sock, title: str, master_pid: int) -> int:
     # while), so that all of them share it.
     from resqued.spawner import entrypoints
     gc.freeze()  # our objects stay out of the workers' collections: fewer copied pages
-    sock.send(protocol.READY)
+    sock.send(protocol.SpawnerReady().encode())
     while True:
         try:
-            request = protocol.receive_request(sock)
-        except protocol.ProtocolError as exc:
-            log.error("the worker spawner refused a request: %s", exc)
-            sock.send(protocol.encode_reply(protocol.Refused(str(exc))))
+            kind, fds, _, _ = socket.recv_fds(sock, protocol.MAX_KIND, 2)
+        except InterruptedError:
             continue
-        if request is None:
+        if not kind and not fds:
             return 0  # the master closed its end
+        try:
+            request = _read_request(kind, fds)
+        except protocol.SpawnerMessageRefused as exc:
+            for fd in fds:
+                os.close(fd)
+            log.error("the worker spawner refused a request: %s", exc)
+            sock.send(protocol.NotForked(str(exc)).encode())
+            continue
         logfile.follow()  # before forking: the worker starts on the master's current log
         try:
             if isinstance(request, protocol.ForkWorker):
-                pid = fork_adopted(lambda: entrypoints.worker_main(request.spec, request.report_fd),
-                                   master_pid, [sock.fileno()])
+                pid = fork_adopted(lambda: entrypoints.worker_main(request.spec_json, fds[1]), master_pid,
+                                   [sock.fileno(), fds[0]])
             else:
-                pid = fork_adopted(lambda: entrypoints.recovery_main(request.spec), master_pid, [sock.fileno()])
+                pid = fork_adopted(lambda: entrypoints.recovery_main(request.spec), master_pid,
+                                   [sock.fileno(), fds[0]])
             reply = protocol.Forked(pid)
         except Exception as exc:
-            reply = protocol.Refused(str(exc))
+            reply = protocol.NotForked(str(exc))
         finally:
-            if isinstance(request, protocol.ForkWorker):
-                os.close(request.report_fd)
-        sock.send(protocol.encode_reply(reply))
+            for fd in fds:
+                os.close(fd)
+        sock.send(reply.encode())
+
+
+def _read_request(kind: bytes, fds):
+    """The request, its settings read from its memfd."""
+    protocol.check_request(kind, len(fds))
+    chunks, offset = [], 0
+    try:
+        while chunk := os.pread(fds[0], 1 << 16, offset):
+            chunks.append(chunk)
+            offset += len(chunk)
+    except OSError as exc:
+        raise protocol.SpawnerMessageRefused(f"request {kind.decode()}: settings unreadable ({exc})") from None
+    return protocol.decode_request(kind, len(fds), b"".join(chunks))
 
 
 def fork_adopted(run, master_pid: int, close_fds) -> int:

@@ -13,6 +13,7 @@ import time
 
 import redis
 
+from resqued.protocols.reportpipe import WorkerState
 from resqued.redisio import refusals
 
 log = logging.getLogger("resqued.worker")
@@ -65,7 +66,12 @@ class RedisOutage:
             log.error("worker %s: Redis unavailable (%s); retrying", self.worker.id, refusals.describe(exc))
             # The master shows it (resquectl status, systemd's STATUS=), and
             # counts the worker as started: READY=1 must not wait for Redis.
-            self.worker.report(state="redis-down", since=time.time(), error=refusals.describe(exc))
+            # A job still running keeps showing (status, pause --wait, and the
+            # master's judgement of a death mid-job).
+            last = self.worker.reports.last_state
+            job = last.get("job") if last.get("state") == WorkerState.BUSY else None
+            self.worker.report(state=WorkerState.REDIS_DOWN, since=time.time(), error=refusals.describe(exc),
+                               job=job)
         self.reclaim_due = True
 
     def _writes_accepted(self) -> bool:

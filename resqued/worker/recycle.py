@@ -6,8 +6,9 @@ The rule (docs/operations.md): ``max_memory`` judges a worker between jobs
 by its own processes (the worker, and in a forking pool its job forker and
 standby), not by the job child it just served: that memory died with the
 child. ``max_memory_hard`` judges a running job child (and what it started),
-every ``memory_check_interval``. In an inline pool (fork: false) the job runs
-in the worker, so its memory stays the worker's and counts between jobs.
+every second (childwatch.MEMORY_CHECK_INTERVAL). In an inline pool (fork:
+false) the job runs in the worker, so its memory stays the worker's and
+counts between jobs.
 
 A recycled worker leaves with an exit code that says why (resqued/exits.py),
 so every recycle is logged with its reason and counted.

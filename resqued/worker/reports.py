@@ -1,28 +1,22 @@
-"""A worker's reports to its master: one JSON line per change of state
+"""A worker's reports to its master: a state report per change of state
 (idle, busy with which job, paused, redis-down, stopping) on a pipe the
-master reads in its loop (master/workerprocess.Child.read_reports).
+master reads in its loop. The messages and their bytes are the report
+pipe's protocol (protocols/reportpipe.py); here is how a worker sends them.
 
 The pipe is non-blocking: a master busy elsewhere never stalls a job, and a
 report it misses is said again by the next. A line equal to the last one is
 not sent: an idle worker says "idle" before every wait, and each line
 wakes the master (64 idle workers woke it 13 times a second).
 
-Every line fits in PIPE_BUF (4 KiB), which a pipe writes whole or not at
-all: a longer one could be written in part, and its rest, lost, would merge
-with the next line into one the master cannot read. What makes a line long
-is text from a payload (a job id is whatever the enqueuer chose), so long
-strings are cut, saying how long they were.
-
 The last line of all announces the worker's exit (announce_exit).
 """
 
-import json
 import os
 import select
 import time
 
-LINE_LIMIT = select.PIPE_BUF    # 4096 on Linux
-TEXT_LIMIT = 200                # characters of one string in a report, at first
+from resqued.protocols.reportpipe import ExitAnnouncement, StateReport, WorkerState
+
 ANNOUNCE_TIMEOUT = 5.0          # a master that reads nothing for this long is stuck or gone
 
 
@@ -35,13 +29,14 @@ class MasterReports:
             os.set_blocking(fd, False)
 
     def send(self, state: dict, **always) -> bool:
-        """Report ``state`` (with ``always``: pid, jobs, paused). False when
-        nobody reads any more: the master is gone."""
-        if state.get("state") != "redis-down":
+        """Report ``state`` (StateReport's fields, with ``always``: pid, jobs,
+        paused). False when nobody reads any more: the master is gone."""
+        report = StateReport(**state, **always)   # a field it does not have is a TypeError here
+        if report.state != WorkerState.REDIS_DOWN:
             self.last_state = dict(state)
         if self.fd is None:
             return True
-        line = report_line({**state, **always})
+        line = report.encode()
         if line == self._last_line:
             return True
         try:
@@ -54,30 +49,9 @@ class MasterReports:
         return True
 
 
-def report_line(report: dict) -> bytes:
-    """``report`` as one JSON line of at most LINE_LIMIT bytes."""
-    line = json.dumps(report).encode() + b"\n"
-    limit = TEXT_LIMIT
-    while len(line) > LINE_LIMIT and limit:
-        # Escaped, a character takes up to 12 bytes: halve until it fits.
-        line = json.dumps(_shortened(report, limit)).encode() + b"\n"
-        limit //= 2
-    return line
-
-
-def _shortened(value, limit: int):
-    if isinstance(value, str) and len(value) > limit:
-        return f"{value[:limit]}… ({len(value)} characters)"
-    if isinstance(value, dict):
-        return {key: _shortened(item, limit) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_shortened(item, limit) for item in value]
-    return value
-
-
 def busy(job) -> dict:
     """The report of a worker running ``job`` (in a child, or inline)."""
-    return {"state": "busy", "job": {"class": job.job_class, "id": job.id, "queue": job.queue},
+    return {"state": WorkerState.BUSY, "job": {"class": job.job_class, "id": job.id, "queue": job.queue},
             "since": time.time()}
 
 
@@ -87,9 +61,7 @@ def announce_exit(fd: int, code: int, settled: bool) -> None:
     The master takes an exit code as the worker's only when announced so
     (supervise/states.judge_exit). Unlike a state report, this one is never
     said again: wait for room in the pipe, for a while."""
-    # "state" too: a master of an older version (during `resquectl restart`)
-    # reads it as a state report.
-    line = json.dumps({"state": "stopping", "exit": code, "settled": settled}).encode() + b"\n"
+    line = ExitAnnouncement(code, settled).encode()
     deadline = time.monotonic() + ANNOUNCE_TIMEOUT
     while True:
         try:

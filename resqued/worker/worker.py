@@ -31,6 +31,7 @@ from resqued.jobs import events
 from resqued.resque import jobstatus, wire
 from resqued.resque.wire import HEARTBEAT_INTERVAL
 from resqued.redisio.deferred import Deferred
+from resqued.config.workerspec import WorkerSpec
 from resqued.worker.execution import Execution
 from resqued.worker.execution.forking import ForkingExecution
 from resqued.worker.execution.inline import InlineExecution
@@ -49,8 +50,8 @@ from resqued.jobs.allowlist import UnknownJob
 from resqued.redisio import refusals
 from resqued.worker.outage import RedisOutage
 from resqued.worker.reports import MasterReports
+from resqued.protocols.reportpipe import WorkerState
 from resqued.worker.reserve import Reserver, UnsupportedServer, check_server, pause_requested
-from resqued.worker.settings import WorkerSettings
 from resqued.process.signals import SignalQueue, describe, wait_readable
 
 log = logging.getLogger("resqued.worker")
@@ -62,9 +63,9 @@ QUEUES_REREAD = 1.0   # how stale a busy "*" worker's list of queues may get
 
 
 class Worker:
-    def __init__(self, resque, registry, settings: WorkerSettings):
-        """``settings``: what the worker runs with (worker/settings.py says
-        what each field means)."""
+    def __init__(self, resque, registry, spec: WorkerSpec):
+        """``spec``: what the worker runs with (config/workerspec.py); kept
+        as ``self.spec``, which its helpers read too."""
         self.resque = resque
         self.keys = resque.keys
         self.redis = resque.redis
@@ -72,45 +73,39 @@ class Worker:
         # transaction, and the "running" records whose replies are read later.
         self._outcome_conn, self._deferred_conn = direct.Held(self.redis), direct.Held(self.redis)
         self.registry = registry
-        self.settings = settings
-        self.queues = list(settings.queues)
-        self.interval = settings.interval
-        self.term_timeout = settings.term_timeout
-        self.parent_pid = settings.parent_pid
-        self.orphan_timeout = settings.orphan_timeout
+        self.spec = spec
         self.hostname = socket.gethostname()
         self.pid = os.getpid()
-        self.id = f"{self.hostname}:{self.pid}:{','.join(self.queues)}"
+        self.id = f"{self.hostname}:{self.pid}:{spec.name}"
         # Every connection carries our id, so that whoever recovers our jobs
         # after our death can first end what we left in flight (recovery.py).
         self.redis.connection_pool.connection_kwargs["client_name"] = client_name(self.id)
         self.redis.connection_pool.disconnect()
         self.signals = SignalQueue(HANDLED_SIGNALS)
-        self.recovery = Recovery(self.redis, self.keys, settings.on_lost, settings.max_lost)
-        self.registration = Registration(self.redis, self.keys, self.id, self.hostname, settings.heartbeat_interval,
+        self.recovery = Recovery(self.redis, self.keys, spec.on_lost, spec.max_lost)
+        self.registration = Registration(self.redis, self.keys, self.id, self.hostname, spec.heartbeat_interval,
                                          self.recovery)
         self.reserver = Reserver(self.redis, self.keys, self.id, self.signals)
         self.outage = RedisOutage(self)
         self._pause_checked_at = 0.0
         self._paused_by_key_cache = False
-        self.recycle = RecyclePolicy(settings.max_jobs, settings.max_memory, settings.max_memory_hard)
-        self.memory_check_interval = settings.memory_check_interval
-        self.reports = MasterReports(settings.report_fd)
-        self.pidfile = Pidfile(settings.pidfile) if settings.pidfile else None
+        self.recycle = RecyclePolicy(spec.max_jobs, spec.max_memory, spec.max_memory_hard)
+        self.reports = MasterReports(spec.report_fd)
+        self.pidfile = Pidfile(spec.pidfile) if spec.pidfile else None
         self.shutdown = False
-        self.paused = settings.start_paused
+        self.paused = spec.start_paused
         self.exit_code = EXIT_OK
         self.settled = False        # it exits with nothing in its in-flight lists
         self.jobs_done = 0
         self._recycle_due = None    # (exit code, why): decided as the last job's outcome was recorded
         self._title = None
         self._held = None           # (queue, raw): taken with the last outcome, not yet run
+        self._unrecorded = False    # a job ran whose outcome Redis refused for good (_record)
         self.killed_by_stop = False   # TERM/INT killed the running job: give it back, do not fail it
         self._take_from = []        # the queues, in priority order, that it was taken from
         self._queues_read_at = 0.0
-        # Built last: it reads the worker's id, signals, registry and queues.
-        self.execution: Execution = (ForkingExecution(self, settings.job_forker) if settings.fork
-                                     else InlineExecution(self))
+        # Built last: it reads the worker's id, signals, registry and spec.
+        self.execution: Execution = ForkingExecution(self) if spec.fork else InlineExecution(self)
 
     # -- main loop ---------------------------------------------------------
     def work(self) -> int:
@@ -143,10 +138,10 @@ class Worker:
                 reserving = True
                 self._loop()
         finally:
-            self.report(state="stopping")
+            self.report(state=WorkerState.STOPPING)
             self.execution.close()
-            emptied = True
-            if reserving:
+            emptied = not self._unrecorded
+            if reserving and emptied:
                 # No job runs now: whatever is left in our in-flight lists (a
                 # job taken with the last outcome, one taken by a command whose
                 # reply was lost) goes back to the head of its queue.
@@ -157,13 +152,14 @@ class Worker:
                 # Redis away now: the registration is left for a prune, with nothing to recover.
                 self.outage.retry(self.registration.unregister, until_shutdown=True)
             else:
-                # Redis was away as we stopped. Unregistering without emptying
-                # the lists would leave their jobs where nobody looks; a worker
-                # left registered is pruned once its heartbeat is stale, and
-                # the prune recovers them (a master recovers them at once).
-                log.warning("worker %s: stopping with jobs still in its in-flight lists (Redis "
-                            "unavailable); its master, or the next prune of this worker, recovers them",
-                            self.id)
+                # Redis was away as we stopped, or refused a job's outcome.
+                # Unregistering without emptying the lists would leave their
+                # jobs where nobody looks; a worker left registered is pruned
+                # once its heartbeat is stale, and the prune recovers them (a
+                # master recovers them at once).
+                log.warning("worker %s: stopping with jobs still in its in-flight lists (%s); its master, "
+                            "or the next prune of this worker, recovers them", self.id,
+                            "a job's outcome was refused" if self._unrecorded else "Redis unavailable")
             self.reserver.close()
             if self.pidfile:
                 self.pidfile.remove()
@@ -181,14 +177,14 @@ class Worker:
                 self.outage.retry(self._give_back_held, until_shutdown=True)
                 self.outage.retry(lambda: self.registration.mark_paused(True), until_shutdown=True)
                 self.show_title("Paused")
-                self.report(state="paused")
-                self.idle_wait(self.interval or 1.0)
+                self.report(state=WorkerState.PAUSED)
+                self.idle_wait(self.spec.interval or 1.0)
                 continue
             if self._held is not None:
                 reserved, self._held = self._held, None
                 self.execution.prepare()  # taken with the last outcome: the queue is busy
                 queues = self._take_from
-                if "*" in self.queues and time.monotonic() - self._queues_read_at >= QUEUES_REREAD:
+                if "*" in self.spec.queues and time.monotonic() - self._queues_read_at >= QUEUES_REREAD:
                     queues = self.outage.retry(self._current_queues, until_shutdown=True) or queues
             else:
                 queues = self.outage.retry(self._current_queues, until_shutdown=True)
@@ -196,9 +192,9 @@ class Worker:
                                       not self.outage.retry(self._reclaim, until_shutdown=True)):
                     continue
                 self.execution.prepare(idle=True)  # fork while idle, not once the job is here
-                self.show_title(f"Waiting for {','.join(self.queues)}")
+                self.show_title(f"Waiting for {self.spec.name}")
                 self.outage.retry(lambda: self.registration.mark_paused(False), until_shutdown=True)
-                self.report(state="idle")
+                self.report(state=WorkerState.IDLE)
                 reserved = self.outage.retry(lambda: self.reserver.pop(queues, self._wait_time()),
                                              until_shutdown=True)
             if reserved is not None:
@@ -221,7 +217,7 @@ class Worker:
         self._recycle_due = self._recycle_decision()
         return not (self.shutdown or self.paused or self.outage.reclaim_due or self.signals.has_pending()
                     or self._recycle_due is not None
-                    or (self.parent_pid is not None and os.getppid() != self.parent_pid))
+                    or (self.spec.parent_pid is not None and os.getppid() != self.spec.parent_pid))
 
     def _give_back_held(self) -> bool:
         if self._held is not None:
@@ -267,17 +263,18 @@ class Worker:
             self.shutdown = True
 
     def _wait_time(self) -> float:
-        wait = self.interval if self.interval > 0 else HEARTBEAT_INTERVAL
+        wait = self.spec.interval if self.spec.interval > 0 else HEARTBEAT_INTERVAL
         return max(0.01, min(wait, self.registration.heartbeat_due_in() or 0.01))
 
     def _current_queues(self) -> list[str]:
-        if "*" not in self.queues:
-            return self.reserver.usable(self.queues)
+        queues = self.spec.queues
+        if "*" not in queues:
+            return self.reserver.usable(list(queues))
         # "*" is every queue, alphabetically, re-read before each reservation
         # so that new queues are picked up.
         known = sorted(q.decode() for q in self.redis.smembers(self.keys.queues))
         self._queues_read_at = time.monotonic()
-        explicit = [q for q in self.queues if q != "*"]
+        explicit = [q for q in queues if q != "*"]
         return self.reserver.usable(explicit + [q for q in known if q not in explicit])
 
     def _paused_by_key(self) -> bool:
@@ -295,8 +292,9 @@ class Worker:
         return self._paused_by_key_cache
 
     def _orphaned(self) -> bool:
-        if self.parent_pid is not None and os.getppid() != self.parent_pid:
-            log.warning("worker %s: master %d is gone; stopping", self.id, self.parent_pid)
+        master = self.spec.parent_pid
+        if master is not None and os.getppid() != master:
+            log.warning("worker %s: master %d is gone; stopping", self.id, master)
             return True
         return False
 
@@ -334,15 +332,15 @@ class Worker:
                 self.execution.kill()
             elif signum == signal.SIGUSR2:
                 self.paused = True
-                self.report(**self._busy_report() if self.execution.busy else {"state": "paused"})
+                self.report(**self._busy_report() if self.execution.busy else {"state": WorkerState.PAUSED})
             elif signum == signal.SIGCONT:
                 self.paused = False
-                self.report(**self._busy_report() if self.execution.busy else {"state": "idle"})
+                self.report(**self._busy_report() if self.execution.busy else {"state": WorkerState.IDLE})
 
     def _busy_report(self) -> dict:
         # Said again with the job it still runs: `resquectl status` shows it.
         last = self.reports.last_state
-        return last if last.get("state") == "busy" else {"state": "busy"}
+        return last if last.get("state") == WorkerState.BUSY else {"state": WorkerState.BUSY}
 
     # -- one job -----------------------------------------------------------
     def _process(self, queue: str, raw: bytes) -> None:
@@ -445,5 +443,12 @@ class Worker:
                     raise reply
             return self.reserver.taken(take, *replies[-2:]) if take else None
         # An outcome is never dropped: keep trying until Redis takes it.
-        self._held = self.outage.retry(commands)
+        try:
+            self._held = self.outage.retry(commands)
+        except BaseException:
+            # Refused for good (NOPERM, a bug): the job ran but stays in its
+            # in-flight list. It must not be reclaimed as if never run: the
+            # recovery counts it lost (max_lost, on_lost) instead.
+            self._unrecorded = True
+            raise
         self.jobs_done += 1

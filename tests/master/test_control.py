@@ -9,7 +9,8 @@ import socket
 import pytest
 
 from conftest import wait_until
-from resqued.master.control import ControlError, ControlServer, request
+from resqued.ctl.masterclient import request
+from resqued.master.control import ControlError, ControlServer
 from resqued.process.pidfile import Pidfile, PidfileError
 from masters import TWO_POOLS
 

@@ -17,7 +17,7 @@ import time
 import psutil
 
 from conftest import ROOT, log_text, wait_until
-from resqued.master.control import request
+from resqued.ctl.masterclient import request
 
 ONE_POOL = ["queues: [default]\ncount: 1"]
 

@@ -164,3 +164,54 @@ def test_a_dead_workers_job_is_recovered_once_redis_accepts_writes(procs, tmp_pa
     assert "crashed" not in text and "Traceback" not in text, text[-3000:]
     assert text.count("cannot recover the jobs") <= 1
     assert text.count("requeued") == 1
+
+
+def test_a_job_whose_outcome_is_refused_for_good_is_lost_not_reclaimed(procs, tmp_path, own_redis):
+    """Its outcome refused (here: no RPUSH, so no failed-list entry), the job
+    ran but stays in flight. Reclaimed as if never run, it would run again
+    and again; recovered as lost, max_lost bounds it."""
+    admin = redis.Redis(unix_socket_path=own_redis.socket)
+    admin.execute_command("ACL", "SETUSER", "norpush", "on", ">pw", "~*", "&*", "+@all", "-rpush")
+    url = f"unix://norpush:pw@{own_redis.socket}"
+    master = Master(procs, tmp_path, url, ["queues: [default]\ncount: 1"], max_lost=1)
+    ledger = tmp_path / "ledger"
+    Resque(own_redis.url).enqueue("default", "CountsAndFails", {"path": str(ledger)})
+
+    # Lost twice is over max_lost: the recovery would fail it, which takes
+    # the refused RPUSH, so it stays in flight (and the run is retried).
+    wait_until(lambda: "recovery run" in log_text(master.proc) and
+               admin.keys("resque:resqued:inflight:*"), timeout=60, message="a recovery that cannot fail it")
+    runs = ledger.read_text().splitlines()
+    assert len(runs) <= 2, runs   # max_lost 1: run, lost once, run again, then failed
+    stop(master.proc)
+
+
+def test_the_permission_probe_covers_every_command_resqued_sends():
+    """Each command named in resqued's Lua scripts and raw command tuples is
+    among --check's probes (a new one added to the code must be added there)."""
+    import pathlib
+    from conftest import ROOT
+    from resqued.redisio.permissions import _probes
+    probed = {name.split("|")[0] for name, _ in _probes("k")}
+    sent = set()
+    for path in pathlib.Path(ROOT, "resqued").rglob("*.py"):
+        text = path.read_text()
+        sent |= {m.lower() for m in re.findall(r"redis\.p?call\(['\"]([A-Za-z]+)['\"]", text)}
+        sent |= {m.lower() for m in re.findall(r"\(\"([A-Z]{3,12})\",", text)}
+    not_commands = {"prefix", "logging", "verbose", "vverbose", "utc"}   # tuples of other things
+    assert sent - not_commands - probed == set()
+
+
+def test_a_busy_worker_keeps_showing_its_job_while_redis_is_away(procs, tmp_path, own_redis):
+    """redis-down must not hide the running job: status shows it, and the
+    master would judge a death meanwhile as one mid-job."""
+    master = Master(procs, tmp_path, own_redis.url, ["queues: [default]\ncount: 1"], heartbeat_interval=1)
+    master.wait_workers(1)
+    Resque(own_redis.url).enqueue("default", "FileSleep", {"path": str(tmp_path / "job"), "seconds": 4})
+    wait_until(lambda: (tmp_path / "job.started").exists(), message="the job to start")
+    own_redis.stop()
+    [worker] = wait_until(lambda: [w for w in master.status()["workers"] if w["state"] == "redis-down"],
+                          timeout=20, message="the worker in redis-down")
+    assert worker["job"] and worker["job"]["class"] == "FileSleep", worker
+    own_redis.start()
+    wait_until(lambda: (tmp_path / "job.done").exists(), timeout=20, message="the job to end")

@@ -12,8 +12,8 @@ import time
 from conftest import ROOT, log_text, stop, wait_until
 from helpers import failures, log_entries, title, wait_log
 from masters import Master, write_config
+from resqued.ctl.masterclient import request
 from resqued.version import __version__
-from resqued.master.control import request
 
 VERSIONED = """
 import os

@@ -131,7 +131,8 @@ def test_a_lost_job_waits_out_a_redis_outage_and_is_recovered_once(procs, tmp_pa
 # to one of them is checked without a change here. What the master starts as
 # another interpreter (the spawner, the probe) lives in resqued/spawner/, so
 # none of these is exempt; a __main__ is checked through the main() it runs.
-MASTER_PACKAGES = ("resqued.master", "resqued.config", "resqued.process", "resqued.supervise", "resqued.envmode")
+MASTER_PACKAGES = ("resqued.master", "resqued.config", "resqued.process", "resqued.supervise", "resqued.envmode",
+                   "resqued.protocols")
 
 
 def master_modules() -> list[str]:
@@ -141,7 +142,7 @@ def master_modules() -> list[str]:
     def fail(name):
         raise  # an import error while walking: not a reason to check fewer modules
 
-    found = ["resqued", "resqued.ctl.mastercommands", "resqued.spawner.protocol"]
+    found = ["resqued", "resqued.ctl.mastercommands"]
     for info in pkgutil.walk_packages([os.path.join(ROOT, "resqued")], "resqued.", onerror=fail):
         top_level = info.name.count(".") == 1 and not info.ispkg
         package = info.name if info.ispkg else info.name.rpartition(".")[0]
@@ -183,13 +184,13 @@ def test_a_worker_whose_reports_nobody_reads_stops(procs, redis_url, r, tmp_path
         from resqued.process import logs
         from resqued.resque.client import Resque
         from resqued.jobs.allowlist import JobRegistry
-        from resqued.worker.settings import WorkerSettings
+        from resqued.config.workerspec import WorkerSpec
         from resqued.worker.worker import Worker
         logs.setup("info")
         read_end, report_fd = os.pipe()
         os.close(read_end)
         worker = Worker(Resque({redis_url!r}), JobRegistry.build([{JOBS_FILE!r}]),
-                        WorkerSettings(queues=("default",), interval=1, report_fd=report_fd))
+                        WorkerSpec(queues=("default",), interval=1, report_fd=report_fd))
         sys.exit(worker.work())
     """))
     proc = procs.spawn([sys.executable, str(script)], name="stray")

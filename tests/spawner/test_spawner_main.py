@@ -7,7 +7,7 @@ import socket
 
 from conftest import wait_until
 from resqued.process.interpreter import start_module
-from resqued.spawner import protocol
+from resqued.protocols import spawnersocket as protocol
 
 
 def start_spawner(tmp_path, master_pid):
@@ -32,14 +32,17 @@ def start_spawner(tmp_path, master_pid):
 def test_the_spawner_refuses_a_malformed_request_and_goes_on_serving(tmp_path):
     pid, sock = start_spawner(tmp_path, os.getpid())
     try:
-        assert sock.recv(16) == protocol.READY
+        assert protocol.decode_notice(sock.recv(16)) == protocol.SpawnerReady()
         socket.send_fds(sock, [b"X"], [os.memfd_create("garbage")])
-        assert protocol.decode_reply(sock.recv(protocol.MAX_REPLY)) == protocol.Refused("unknown request b'X'")
+        assert protocol.decode_reply(sock.recv(protocol.MAX_REPLY)) == protocol.NotForked("unknown request b'X'")
         log = wait_until(lambda: (tmp_path / "spawner.log").read_text().splitlines(), message="its log line")
         assert len(log) == 1 and "the worker spawner refused a request: unknown request b'X'" in log[0]
         # Still serving. (The run it forks is not adopted by us, no subreaper:
         # it sees that and leaves without running.)
-        protocol.send_request(sock, protocol.ForkRecovery({"workers": []}))
+        settings = os.memfd_create("settings")
+        os.write(settings, protocol.ForkRecovery({"workers": []}).settings())
+        socket.send_fds(sock, [b"L"], [settings])
+        os.close(settings)
         assert isinstance(protocol.decode_reply(sock.recv(protocol.MAX_REPLY)), protocol.Forked)
     finally:
         sock.close()   # the master's end closed: it leaves

@@ -5,9 +5,10 @@ heartbeat going and forking the next standby at the right moment.
 
 ForkingExecution (forking.py) makes one ``ChildWatch`` per job. Its own
 state is the child's: its pid and report pipe, its kill deadline and why,
-when the master was seen gone. Of the worker it reads the settings that
-bound a job, its signals and heartbeat, and it has the worker act on
-signals and beat.
+when the master was seen gone. What bounds a job it reads from the worker's
+spec (config/workerspec.py: term_timeout, max_memory_hard, parent_pid,
+orphan_timeout); of the worker it reads its id, signals and heartbeat, and
+it has the worker act on signals and beat.
 """
 
 import logging
@@ -23,14 +24,16 @@ from resqued.process.signals import wait_readable
 log = logging.getLogger("resqued.worker")
 
 STANDBY_DELAY = 0.005  # into a job that came to an idle worker, when to fork the next child
+MEMORY_CHECK_INTERVAL = 1.0  # seconds between max_memory_hard checks while a job runs
 
 
 class ChildWatch:
-    def __init__(self, worker, forker, pid: int, read_fd: int, idle: bool):
-        """``idle``: the job came to an idle worker (it was not taken with
-        the last job's outcome), which decides when the next standby is
-        forked."""
+    def __init__(self, worker, spec, forker, pid: int, read_fd: int, idle: bool):
+        """``spec``: the worker's WorkerSpec; ``idle``: the job came to an
+        idle worker (it was not taken with the last job's outcome), which
+        decides when the next standby is forked."""
         self.worker = worker
+        self.spec = spec
         self.forker = forker
         self.pid = pid
         self.read_fd = read_fd
@@ -52,19 +55,19 @@ class ChildWatch:
         self.tree = running_descendants(self.pid)
         signal_group(self.pid, signal.SIGTERM)
         signal_all(self.tree, signal.SIGTERM)
-        self.kill_at = time.monotonic() + self.worker.term_timeout
+        self.kill_at = time.monotonic() + self.spec.term_timeout
 
     def wait(self):
         """Wait for the child's one-line report (the job is then finished, even
         if the child has not exited yet), or for its death without one.
         Returns (wait status, or None with a report; the report)."""
-        worker, forker, pid, read_fd = self.worker, self.forker, self.pid, self.read_fd
+        worker, spec, forker, pid, read_fd = self.worker, self.spec, self.forker, self.pid, self.read_fd
         report = bytearray()
         pipe_open = True
         # Only the hard limit is judged while a job runs; max_memory is the
         # worker's own, judged between jobs (recycle.py).
-        watch_memory = bool(worker.recycle.max_memory_hard)
-        next_memory_check = time.monotonic() + worker.memory_check_interval
+        watch_memory = bool(spec.max_memory_hard)
+        next_memory_check = time.monotonic() + MEMORY_CHECK_INTERVAL
         # The next standby is forked while this job runs. While the queue is
         # busy, at once: that overlaps the fork with the job. A job that came
         # to an idle worker is one someone may be waiting for, and a fork
@@ -88,7 +91,7 @@ class ChildWatch:
             if self.kill_at is not None:
                 timeout = min(timeout, self.kill_at - time.monotonic())
             elif self.orphaned_at is not None:
-                timeout = min(timeout, self.orphaned_at + worker.orphan_timeout - time.monotonic())
+                timeout = min(timeout, self.orphaned_at + spec.orphan_timeout - time.monotonic())
             if not worker.signals.has_pending():
                 ready = wait_readable(waits, max(timeout, 0.001))
                 if read_fd in ready:
@@ -108,25 +111,26 @@ class ChildWatch:
                 signal_all(self.tree, signal.SIGKILL)
             self._bound_orphaned_job()
             if watch_memory and time.monotonic() >= next_memory_check:
-                next_memory_check = time.monotonic() + worker.memory_check_interval
+                next_memory_check = time.monotonic() + MEMORY_CHECK_INTERVAL
                 self._check_memory()
             worker.beat_if_due()
 
     def _bound_orphaned_job(self) -> None:
-        worker = self.worker
-        if worker.orphan_timeout is None or self.kill_at is not None or os.getppid() == worker.parent_pid:
+        spec = self.spec
+        if spec.orphan_timeout is None or self.kill_at is not None or os.getppid() == spec.parent_pid:
             return
         if self.orphaned_at is None:
             self.orphaned_at = time.monotonic()
             log.warning("worker %s: master %d is gone; the running job has %gs to finish",
-                        worker.id, worker.parent_pid, worker.orphan_timeout)
-        elif time.monotonic() - self.orphaned_at >= worker.orphan_timeout:
-            worker.kill_job_for_stop(f"the master died and the job was still running {worker.orphan_timeout:g}s later")
+                        self.worker.id, spec.parent_pid, spec.orphan_timeout)
+        elif time.monotonic() - self.orphaned_at >= spec.orphan_timeout:
+            self.worker.kill_job_for_stop(
+                f"the master died and the job was still running {spec.orphan_timeout:g}s later")
 
     def _check_memory(self) -> None:
         """The job child (with what it started) past max_memory_hard is
         killed; its memory dies with it, so the worker is not recycled for it."""
-        limit = self.worker.recycle.max_memory_hard
+        limit = self.spec.max_memory_hard
         memory = tree_memory(self.pid)
         if self.worker.recycle.over_hard_limit(memory):
             self.kill(f"the job uses {approx_size(memory)}, over the hard memory limit of {approx_size(limit)}")

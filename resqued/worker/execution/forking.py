@@ -2,11 +2,12 @@
 forked ahead (standbys.py, by the job forker, jobforker.py), and the worker
 watches the child until it reports or dies (childwatch.py).
 
-``ForkingExecution(worker, job_forker)`` is owned by the worker
-(``worker.execution``), as is InlineExecution (inline.py), its alternative
-behind the same methods. It holds the standbys and the current job's watch;
-of the worker it reads its id, signals, registry and queues, and has it mark
-the job running, set its title and report to the master.
+``ForkingExecution(worker)`` is owned by the worker (``worker.execution``),
+as is InlineExecution (inline.py), its alternative behind the same methods.
+It holds the standbys and the current job's watch; of the worker it reads
+its id, signals, registry and spec (config/workerspec.py: its queues,
+term_timeout and job_forker), and has it mark the job running, set its title
+and report to the master.
 """
 
 import os
@@ -22,12 +23,13 @@ from resqued.worker.execution.standbys import Forker
 
 
 class ForkingExecution:
-    def __init__(self, worker, job_forker: bool = True):
-        """``job_forker``: job children are forked by a process beside the
-        worker (jobforker.py), not by the worker."""
+    def __init__(self, worker):
         self.worker = worker
-        self.forker = Forker(worker.signals, worker.registry, worker.id, ",".join(worker.queues),
-                             worker.term_timeout, job_forker=job_forker)
+        spec = worker.spec
+        # job_forker: job children are forked by a process beside the worker
+        # (jobforker.py), not by the worker.
+        self.forker = Forker(worker.signals, worker.registry, worker.id, spec.name, spec.term_timeout,
+                             job_forker=spec.job_forker)
         self.watch = None              # the running job's ChildWatch
         self.last_child = None         # the last job child's pid
         self._idle = True              # the next job comes to an idle worker (see prepare)
@@ -54,7 +56,7 @@ class ForkingExecution:
             return Failure(exception_name(exc), f"beforeFork hook failed: {exc}", backtrace(exc)), False
         pid, read_fd = self.forker.start(job, target)
         self.last_child = pid
-        watch = self.watch = ChildWatch(self.worker, self.forker, pid, read_fd, idle=self._idle)
+        watch = self.watch = ChildWatch(self.worker, self.worker.spec, self.forker, pid, read_fd, idle=self._idle)
         # Marked running once the child has the job, so the round trip
         # overlaps the job instead of delaying its start.
         marked = self.worker.mark_running(job)

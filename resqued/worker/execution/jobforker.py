@@ -10,20 +10,13 @@ imports and job table, so it costs ~2 MB of PSS), which forks the standby
 children (jobchild.py) when the worker asks, on the other core. The worker
 then only hands jobs over and records outcomes. BENCHMARKS.md has what it does for draining jobs.
 
-Protocol, on a SOCK_SEQPACKET socketpair (one message per send; descriptors
-ride along with SCM_RIGHTS):
-
-    worker -> forker   b"S0", b"S1"          fork a standby (S1: the worker is
-                                              idle, so it rehearses the job path)
-    forker -> worker   b"R"                  ready
-                       b"P <pid>"            a standby, with its job pipe's write
-                                              end and its report pipe's read end
-                       b"X <pid> <status>"   a child exited (its wait status)
-
-The worker closing its end means "stop". The forker dies with the worker and
-its children die with it (PR_SET_PDEATHSIG), so a job never outlives its
-worker. It ignores the signals an operator sends to a worker's process
-group: the worker decides what happens to a running job.
+It speaks protocols/forkersocket.py with the worker: the worker asks for
+a standby, the forker answers with one (and its pipes), and says when a
+child it forked exited; the worker closing its end means "stop". The
+forker dies with the worker and its children die with it
+(PR_SET_PDEATHSIG), so a job never outlives its worker. It ignores the
+signals an operator sends to a worker's process group: the worker decides
+what happens to a running job.
 """
 
 import gc
@@ -35,6 +28,8 @@ import socket
 
 from resqued.worker.execution.jobchild import flush_and_exit, standby_main
 from resqued.process import logfile
+from resqued.protocols.forkersocket import (MAX_MESSAGE, ChildExited, ForkerMessageRefused, ForkerReady,
+                                             StandbyForked, decode_ask)
 from resqued.process.title import set_title
 from resqued.process.signals import exit_on_parent_death
 
@@ -97,7 +92,7 @@ def _loop(sock, registry, worker_id: str, title: str, term_timeout: float) -> in
     # a lot) does not write, and so copy, every page of it. No-op jobs never
     # collect: the bench shows no difference either way.
     gc.freeze()
-    if not _send(sock, b"R"):
+    if not _send(sock, ForkerReady().encode()):
         return 0
     while True:
         ready, _, _ = select.select([sock, wake_r], [], [])
@@ -111,15 +106,19 @@ def _loop(sock, registry, worker_id: str, title: str, term_timeout: float) -> in
             return 0
         if sock in ready:
             try:
-                message = sock.recv(64)
+                message = sock.recv(MAX_MESSAGE)
             except ConnectionError:
                 message = b""
             if not message:
                 return 0  # the worker is done with us
-            if message[:1] == b"S":
-                if not _fork_standby(sock, reset, registry, worker_id, title, term_timeout,
-                                     rehearse=message == b"S1"):
-                    return 0
+            try:
+                ask = decode_ask(message)
+            except ForkerMessageRefused as exc:
+                log.warning("job forker for worker %s: %s from the worker; ignored", worker_id, exc)
+                continue
+            if not _fork_standby(sock, reset, registry, worker_id, title, term_timeout,
+                                 rehearse=ask.rehearse):
+                return 0
 
 
 def _fork_standby(sock, reset, registry, worker_id: str, title: str, term_timeout: float,
@@ -144,7 +143,7 @@ def _fork_standby(sock, reset, registry, worker_id: str, title: str, term_timeou
     except OSError:
         pass
     try:
-        socket.send_fds(sock, [b"P %d" % pid], [job_w, report_r])
+        socket.send_fds(sock, [StandbyForked(pid).encode()], [job_w, report_r])
         return True
     except OSError:
         return False
@@ -161,7 +160,7 @@ def _report_exits(sock) -> bool:
             return True
         if not pid:
             return True
-        if not _send(sock, b"X %d %d" % (pid, status)):
+        if not _send(sock, ChildExited(pid, status).encode()):
             return False
 
 

@@ -30,7 +30,10 @@ from resqued.jobs import events
 from resqued.worker.execution import jobforker
 from resqued.jobs.job import warm
 from resqued.worker.execution.jobchild import child_main, standby_main
+from resqued.process.descendants import KILL_WAIT
 from resqued.process.signals import wait_readable
+from resqued.protocols.forkersocket import (MAX_MESSAGE, STANDBY_FDS, ChildExited, ForkerMessageRefused,
+                                             ForkerReady, StandbyForked, StandbyWanted, decode_news)
 
 log = logging.getLogger("resqued.worker")
 
@@ -64,7 +67,7 @@ class ForkerLink:
 
     def ask(self, rehearse: bool) -> bool:
         try:
-            self.sock.send(b"S1" if rehearse else b"S0")
+            self.sock.send(StandbyWanted(rehearse).encode())
             return True
         except OSError:
             return False
@@ -240,23 +243,25 @@ class Forker:
             block = False
 
     def _handle(self, message: bytes, fds) -> None:
-        kind, _, rest = message.partition(b" ")
-        if kind == b"P" and len(fds) == 2:
-            pid = int(rest)
-            self.standby = Standby(pid, fds[0], fds[1])
-            self.served.add(pid)
-            self.unreaped.add(pid)
+        try:
+            news = decode_news(message, len(fds))
+        except ForkerMessageRefused as exc:
+            log.warning("worker %s: job forker %d: %s; ignored", self.worker_id, self._link.pid, exc)
+            news = None
+        if isinstance(news, StandbyForked):
+            self.standby = Standby(news.pid, fds[0], fds[1])
+            self.served.add(news.pid)
+            self.unreaped.add(news.pid)
             self._asked = False
             return
         for fd in fds:
             os.close(fd)
-        if kind == b"X":
-            pid, status = (int(n) for n in rest.split())
-            self.served.discard(pid)
-            if pid in self.unreaped:
-                self.unreaped.discard(pid)
-                self.reaped[pid] = status
-        elif kind == b"R":
+        if isinstance(news, ChildExited):
+            self.served.discard(news.pid)
+            if news.pid in self.unreaped:
+                self.unreaped.discard(news.pid)
+                self.reaped[news.pid] = news.status
+        elif isinstance(news, ForkerReady):
             self._link.ready = True
 
     def _lose_link(self, reason) -> None:
@@ -328,12 +333,18 @@ class Forker:
             os.close(self.standby.job_fd)  # EOF: the standby exits quietly
             os.close(self.standby.report_fd)
             self.standby = None
-        for _ in range(200):
+        # A job child that has reported may still be ending what its job left
+        # running (jobchild.end_leftovers: TERM, term_timeout, then KILL):
+        # killed sooner, those would escape to the master until it stops.
+        deadline = time.monotonic() + max(2.0, self.term_timeout + KILL_WAIT + 1.0)
+        while True:
             self.reap()
             if not self.unreaped:
                 break
+            if time.monotonic() >= deadline:
+                break
             wait_readable([self.signals] + ([self._link.sock] if self._link else []), 0.01)
-        else:
+        if self.unreaped:
             for pid in list(self.unreaped):
                 try:
                     os.kill(pid, signal.SIGKILL)
@@ -349,7 +360,8 @@ def _recv_with_fds(sock):
     """One message and the descriptors that came with it, without waiting
     (socket.recv_fds before Python 3.12 drops its ``flags``)."""
     fds = array.array("i")
-    message, ancdata, _, _ = sock.recvmsg(256, socket.CMSG_LEN(2 * fds.itemsize), socket.MSG_DONTWAIT)
+    message, ancdata, _, _ = sock.recvmsg(MAX_MESSAGE, socket.CMSG_LEN(STANDBY_FDS * fds.itemsize),
+                                          socket.MSG_DONTWAIT)
     for level, kind, data in ancdata:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             fds.frombytes(data[:len(data) - len(data) % fds.itemsize])
