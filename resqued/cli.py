@@ -17,7 +17,7 @@ from resqued.config.model import ConfigError
 from resqued.envmode import variables
 from resqued.exits import EX_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from resqued.process import logs
-from resqued.redisio.connection import redact
+from resqued.config.redisurl import redact
 from resqued.process.pidfile import Pidfile, PidfileError
 from resqued.jobs.allowlist import JobRegistry, RegistryError
 from resqued.version import __version__
@@ -84,7 +84,7 @@ def run_env_pool(config) -> int:
     # and need not carry the master's modules (~1.6 MB of RSS).
     from resqued.envmode.pool import run
     from resqued.master.control import ControlError
-    from resqued.master.workerprocess import probe
+    from resqued.master.codeprobe import probe
 
     error = probe(config)
     if error:
@@ -116,7 +116,7 @@ def run_worker(config, registry) -> int:
 def run_master(args) -> int:
     # Not at the top: env mode's single worker (COUNT=1) runs in this process,
     # and need not carry the master's modules (~1.6 MB of RSS).
-    from resqued.master.workerprocess import probe, runtime_warnings
+    from resqued.master.codeprobe import probe, runtime_warnings
     from resqued.config.describe import describe
     from resqued.config.paths import check_paths
     from resqued.config.loader import load_config

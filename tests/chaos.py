@@ -117,7 +117,7 @@ class Chaos:
         tree = self.my_tree()
         if kind == "job":
             pids = [p for p in tree if "Processing" in _title(p)]
-        elif kind == "spawner":  # the master's: it forks the workers (resqued/master/spawner.py)
+        elif kind == "spawner":  # the master's: it forks the workers (resqued/spawner/)
             pids = [p for p in tree if _title(p).startswith("resqued-spawner[")]
         else:
             pids = [p for p in tree if _title(p).startswith("resque-") and "Processing" not in _title(p)]

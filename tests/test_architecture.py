@@ -1,6 +1,7 @@
 """The shape of the package, read from its source: no import cycles (imports
-inside functions included), no import inside a function without a comment
-that says why it is there, and loggers named after their package."""
+inside functions included), the layers each process role may not reach, no
+import inside a function without a comment that says why it is there, and
+loggers named after their package."""
 
 import ast
 import io
@@ -70,14 +71,15 @@ def is_import(node) -> bool:
     return isinstance(node, (ast.Import, ast.ImportFrom)) or is_import_module_call(node)
 
 
-def import_graph() -> dict[str, set[str]]:
-    """module -> the modules of ours it imports, anywhere in its source."""
+def import_graph(externals: bool = False) -> dict[str, set[str]]:
+    """module -> the modules of ours it imports, anywhere in its source
+    (``externals``: and the other modules it imports, by their full name)."""
     graph = {}
     for module, path in MODULES.items():
         targets = set()
         for node in ast.walk(parse(path)):
             for name in imported_names(node, module):
-                if name in MODULES and name != module:
+                if (name in MODULES or externals) and name != module:
                     targets.add(name)
         graph[module] = targets
     return graph
@@ -132,8 +134,8 @@ def cycle_through(graph: dict[str, set[str]], component: list[str]) -> list[str]
 
 def test_the_graph_sees_imports_inside_functions():
     graph = import_graph()
-    # the spawner imports the worker's code only in its own process, inside a function
-    assert "resqued.master.entrypoints" in graph["resqued.master.spawner"]
+    # the spawner imports the worker's code once it has its title, inside a function
+    assert "resqued.spawner.entrypoints" in graph["resqued.spawner.main"]
     assert "resqued.resque.client" in graph["resqued"]  # the lazy Resque
     toy = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert cycles(toy) == [["a", "b", "c"]]
@@ -145,6 +147,62 @@ def test_the_package_has_no_import_cycle():
     found = [cycle_through(graph, component) for component in cycles(graph)]
     assert not found, "import cycles (each module imports the next):\n" + "\n".join(
         " -> ".join(cycle) for cycle in found)
+
+
+# What each process role must never load, even through a function-level
+# import or a module of ours in between: (modules, forbidden, why). A name
+# is forbidden with everything under it (resqued.worker: resqued.worker.*).
+# A module's package __init__ runs on import too; resqued's own imports its
+# client lazily (PEP 562), and tests/master/test_spawner.py imports every
+# module of the master in a fresh interpreter to see that nothing does.
+LAYERS = [
+    ("resqued.master", ("redis", "hiredis", "resqued.worker", "resqued.redisio"),
+     "the master process supervises: redis-py and the worker's code live in the spawner (resqued.spawner)"),
+    ("resqued.config", ("redis", "hiredis"),
+     "the master, resquectl and env mode read configs; URL helpers are config/redisurl.py"),
+    ("resqued.ctl", ("resqued.worker",),
+     "resquectl talks to Redis and to the master, and runs no worker code"),
+]
+
+
+def under(name: str, prefixes) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def forbidden_reach(graph: dict[str, set[str]], start: str, forbidden) -> list[str] | None:
+    """The chain of imports from ``start`` to the first forbidden module it
+    reaches (breadth first: a shortest one), or None."""
+    paths = {start: [start]}
+    queue = [start]
+    while queue:
+        v = queue.pop(0)
+        for w in sorted(graph.get(v, ())):
+            if w in paths:
+                continue
+            paths[w] = paths[v] + [w]
+            if under(w, forbidden):
+                return paths[w]
+            queue.append(w)
+    return None
+
+
+def test_the_reach_check_follows_our_modules():
+    toy = {"m.a": {"m.b"}, "m.b": {"x.c"}, "x.c": {"redis.client"}, "m.d": {"redisx"}}
+    assert forbidden_reach(toy, "m.a", ("redis",)) == ["m.a", "m.b", "x.c", "redis.client"]
+    assert forbidden_reach(toy, "m.d", ("redis",)) is None
+
+
+def test_each_process_role_reaches_only_its_layers():
+    graph = import_graph(externals=True)
+    found = []
+    for package, forbidden, why in LAYERS:
+        modules = [m for m in MODULES if under(m, (package,))]
+        assert modules, f"no module under {package}"
+        for module in modules:
+            chain = forbidden_reach(graph, module, forbidden)
+            if chain:
+                found.append(f"{' -> '.join(chain)}  ({why})")
+    assert not found, "a module reaches what its process must not load:\n" + "\n".join(found)
 
 
 def comment_lines(source: str) -> dict[int, str]:
@@ -227,6 +285,12 @@ def module_loggers():
                 yield module, os.path.relpath(path, ROOT), node.lineno, value.args[0].value
 
 
+# Packages whose log lines come from the master's side of resqued: the
+# spawner and what it forks write as resqued.master, as they did before they
+# had a package of their own (the JSON logs' "logger" field is read by tools).
+LOGGER_OF = {"resqued.spawner": "resqued.master"}
+
+
 def package_of(module: str) -> str:
     """resqued for resqued's own top-level modules, else resqued.<its first folder>."""
     parts = module.split(".")
@@ -240,8 +304,9 @@ def test_loggers_are_named_after_their_package():
     resqued.resque, ...; plain resqued for the command line."""
     found = list(module_loggers())
     assert any(path.endswith("arbiter.py") for _, path, _, _ in found), "the scan finds no logger"
-    wrong = [f"{path}:{line}: {name!r}, not {package_of(module)!r}"
-             for module, path, line, name in found if name != package_of(module)]
+    expected = {module: LOGGER_OF.get(package_of(module), package_of(module)) for module, _, _, _ in found}
+    wrong = [f"{path}:{line}: {name!r}, not {expected[module]!r}"
+             for module, path, line, name in found if name != expected[module]]
     assert not wrong, "loggers not named after their package:\n" + "\n".join(wrong)
 
 
@@ -292,6 +357,7 @@ PROTOCOL_ENDS = {
     "resqued.protocols.controlsocket": ["resqued.master.control", "resqued.master.requests",
                                         "resqued.ctl.masterclient", "resqued.ctl.mastercommands"],
     "resqued.protocols.forkersocket": ["resqued.worker.execution.jobforker", "resqued.worker.execution.standbys"],
+    "resqued.protocols.spawnersocket": ["resqued.master.spawnerlink", "resqued.spawner.main"],
 }
 
 

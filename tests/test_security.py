@@ -23,7 +23,7 @@ from conftest import JOBS_FILE, ROOT, log_text, wait_until
 from helpers import failures, title, wait_log, wait_registered
 from redis_server import RedisServer
 from resqued import Resque
-from resqued.redisio.connection import redact
+from resqued.config.redisurl import redact
 from masters import Master
 
 PACKAGE = pathlib.Path(ROOT) / "resqued"

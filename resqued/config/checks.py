@@ -3,7 +3,7 @@
 setting, used for pool.yml and, on the same nodes, for env mode's variables
 (settings.py declares which check each setting has)."""
 
-from resqued.redisio.connection import BadRedisURL, normalize_url, redact, split_url
+from resqued.config.redisurl import BadRedisURL, normalize_url, redact, split_url
 from resqued.resque.keys import check_queue_name
 from resqued.config.sizes import parse_size
 
@@ -62,7 +62,7 @@ def redis_url(r, node, path):
 
 def check_redis_url(url: str | None) -> str:
     """The normalized URL, or BadRedisURL for a URL redis-py would misread.
-    Its query options are checked by redis-py itself, in master/workerprocess.probe():
+    Its query options are checked by redis-py itself, in master/codeprobe.probe():
     the master process does not import redis-py."""
     url = normalize_url(url)
     parts = split_url(url)

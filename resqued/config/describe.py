@@ -7,7 +7,7 @@ import sys
 from resqued.config.model import Config
 from resqued.config.settings import REQUIRED, SAME, SETTINGS, TOP
 from resqued.config.sizes import human_size
-from resqued.redisio.connection import redact
+from resqued.config.redisurl import redact
 
 
 def describe(config: Config) -> str:

@@ -21,7 +21,7 @@ from resqued.config.settings import LIMITS, LOG, POOL, TOP
 from resqued.config.sizes import human_size
 from resqued.config.yamlnodes import LocatedError, NodeReader, read_text
 from resqued.process.pidfile import socket_beside
-from resqued.redisio.connection import BadRedisURL
+from resqued.config.redisurl import BadRedisURL
 
 # resque-pool picks its environment section from these, first set wins.
 ENVIRONMENT_VARIABLES = ("RACK_ENV", "RAILS_ENV", "RESQUE_ENV")

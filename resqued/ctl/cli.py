@@ -25,7 +25,8 @@ from resqued.ctl import failed, mastercommands, queues, tables, workers
 from resqued.ctl.output import CtlError, UsageError, emit, fail, print_json
 from resqued.exits import EX_CONFIG, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from resqued.resque.client import Resque
-from resqued.redisio.connection import DEFAULT_URL, BadRedisURL, connect, normalize_url, redact
+from resqued.config.redisurl import DEFAULT_URL, BadRedisURL, normalize_url, redact
+from resqued.redisio.connection import connect
 from resqued.resque.failures import FailureError
 from resqued.resque.wire import utc_iso
 from resqued.version import __version__

@@ -11,7 +11,7 @@ import time
 import psutil
 
 from resqued.exits import EX_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE
-from resqued.worker.recycle import approx_size
+from resqued.process.memory import approx_size
 from resqued.config.sizes import format_size
 from resqued.ctl import masterclient, tables
 from resqued.ctl.locate import MasterError, locate, not_a_master
@@ -108,7 +108,7 @@ def render_status(status: Status) -> str:
     master, spawner = status["master"], status.get("spawner") or {}
     lines = [f"master {master['pid']} {master['state']}  config {master['config']}  "
              f"rss {approx_size(master['rss'])}"]
-    if spawner:  # the process that forks the workers (resqued/master/spawner.py)
+    if spawner:  # the process that forks the workers (resqued/spawner/)
         lines[0] += (f"  spawner {spawner['pid'] or '-'} {spawner['state']}"
                      + (f" rss {approx_size(spawner['rss'])}" if spawner.get("rss") else ""))
     if master["state"] == "winched":

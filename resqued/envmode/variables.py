@@ -13,7 +13,7 @@ from resqued.config.model import ENV_MODE_PATH, Config, ConfigError, PoolConfig
 from resqued.config.settings import LOG, POOL, REQUIRED, SETTINGS, TOP, Setting
 from resqued.config.yamlnodes import LocatedError, NodeReader
 from resqued.process.pidfile import socket_beside
-from resqued.redisio.connection import BadRedisURL, normalize_url
+from resqued.config.redisurl import BadRedisURL, normalize_url
 
 OFF = ("0", "false", "no", "off", "")
 

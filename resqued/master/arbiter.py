@@ -7,7 +7,8 @@ end one wait (epoll); each turn of the loop dispatches signals, serves requests,
 reaps, and reconciles desired workers with live ones (reconcile.plan).
 
 The master never talks to Redis and does not load redis-py: its workers and
-its recovery runs are forked by the spawner (spawner.py), and it adopts them.
+its recovery runs are forked by the spawner (resqued/spawner/, a fresh
+interpreter: spawnerlink.py), and it adopts them.
 
 Signals: HUP reload; QUIT graceful stop (no limit); TERM/INT graceful stop
 bounded by shutdown_timeout, then kill (``--term immediate``: kill at once);
@@ -39,7 +40,7 @@ from resqued.master.recoveryruns import RecoveryRuns
 from resqued.exits import EXIT_FAILURE, EXIT_OK, EXIT_REASONS
 from resqued.process.signals import (SignalQueue, become_child_subreaper, collapse_repeats, describe,
                                      has_controlling_terminal, kill_tree, wait_ready)
-from resqued.master.spawner import Spawner, SpawnerError
+from resqued.master.spawnerlink import Spawner, SpawnerError
 from resqued.process.systemd import Notifier
 from resqued.supervise.states import Exit, Pool, Stop, judge_exit, left_jobs_behind
 
@@ -317,14 +318,7 @@ class Master:
 
     def _keep_spawner(self) -> None:
         if self.spawner.due():
-            self.spawner.start(self.in_child)
-
-    def in_child(self) -> None:
-        self.signals.reset_in_child()
-        if self.control:
-            self.control.close_in_child()
-        for child in self.children.values():
-            os.close(child.report_fd)
+            self.spawner.start()
 
     def retire(self, workers, reason: str) -> None:
         for child in workers:

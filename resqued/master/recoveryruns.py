@@ -2,13 +2,13 @@
 and the recovery runs that recover them.
 
 The master does not talk to Redis (it does not even import redis-py: see
-spawner.py), so each batch is recovered by a short-lived process that the
+spawnerlink.py), so each batch is recovered by a short-lived process that the
 spawner forks and the master reaps: exit 0 when every job was recovered, 75
 (EX_TEMPFAIL) when Redis was unavailable. A batch that did not finish is
 tried again a second later; recovering a worker twice is harmless (one Lua
 call takes each job out of its in-flight list, see recovery.py). A hung or
 absent Redis never stalls the master's loop: it only waits for an exit. The
-run itself is entrypoints.recovery_main.
+run itself is spawner/entrypoints.recovery_main.
 """
 
 import logging
@@ -17,7 +17,7 @@ import signal
 import time
 
 from resqued.exits import EX_TEMPFAIL, EXIT_OK
-from resqued.master.spawner import SpawnerError
+from resqued.master.spawnerlink import SpawnerError
 from resqued.supervise.backoff import Backoff
 
 

@@ -19,7 +19,7 @@ from resqued.master import reconcile
 from resqued.process.logs import counted
 from resqued.protocols.controlsocket import Answer, Command, Refusal, Status
 from resqued.protocols.reportpipe import WorkerState
-from resqued.redisio.connection import redact
+from resqued.config.redisurl import redact
 
 REQUEST_TIMEOUT = 60.0     # a pause/reload request waits at most this long
 RESTART_TIMEOUT = 600.0    # a restart replaces workers one by one, each after its job

@@ -4,17 +4,18 @@ under ``on_hup: restart`` (resque-pool's HUP).
 A reload re-reads pool.yml but cannot load new code: the spawner, which
 every worker is forked from, imported the job modules (and resqued) when it
 started. A restart first imports the job modules from disk in a throwaway
-child (workerprocess.probe): code that cannot even import is refused before
-any worker is touched. Then a second spawner is started, which imports the
-worker's code anew; the first goes on forking until the second says it is
+interpreter (codeprobe.probe): code that cannot even import is refused before
+any worker is touched. Then a second spawner is started, a fresh interpreter
+that imports resqued and the job modules anew; the first goes on forking until the second says it is
 ready (if it dies first, the restart fails and nothing changed). Then each
 pool is replaced gradually: one worker more than its count is started, and
 each time a new worker reports for work, one old worker is told to QUIT (it
 finishes its job). A pool never has fewer than ``count`` workers taking
 jobs, so never fewer than ``count - 1`` serving while one is starting. A
 pool that turns FAILED (its new workers die at boot) ends the restart with
-its reason; its old workers keep running. The master process itself keeps
-its own code: upgrading resqued itself needs the master restarted.
+its reason; its old workers keep running. So an upgrade of resqued on disk
+reaches the workers too; the master process itself (the arbiter, the control
+socket) keeps the code it started with until it is restarted.
 
 ``RollingRestart(master)`` is owned by the master (``master.restart``); its
 own state is the current generation and, per pool, the old workers still to
@@ -23,8 +24,8 @@ retire.
 
 import logging
 
-from resqued.master.spawner import Spawner
-from resqued.master.workerprocess import probe
+from resqued.master.codeprobe import probe
+from resqued.master.spawnerlink import Spawner
 
 log = logging.getLogger("resqued.master")
 
@@ -64,7 +65,7 @@ class RollingRestart:
         # A second spawner imports the code anew; the first goes on forking
         # until the second has proved it can start (it says R).
         self.spawner = Spawner(master.name)
-        self.spawner.start(master.in_child)
+        self.spawner.start()
         log.info("restarting %s with the code on disk: a new spawner %d first",
                  ", ".join(sorted(self.chosen)) or "no pools", self.spawner.pid)
         return None

@@ -4,10 +4,8 @@ how it hears from it.
 Everything the worker needs is decided by the master (its pool's and the
 config's settings, its job limit with jitter, whether it starts paused) as
 one WorkerSpec (config/workerspec.py), sent to the spawner as JSON, which
-forks it (spawner.py); the worker then leaves the spawner's process group,
-arranges to hear of the master's death, and runs (entrypoints.worker_main).
-Also here: the probe that checks a config's Redis URL and job modules in a
-throwaway child before the master uses it.
+forks it (spawnerlink.py); the worker then leaves the spawner's process group,
+arranges to hear of the master's death, and runs (spawner/entrypoints.worker_main).
 """
 
 import logging
@@ -18,15 +16,12 @@ import time
 from dataclasses import dataclass, field
 
 from resqued.config.settings import WORKER
-from resqued.config.sizes import format_size
 from resqued.config.workerspec import for_pool
 from resqued.process.pidfile import Pidfile
 from resqued.protocols import reportpipe
 from resqued.protocols.controlsocket import WorkerStatus
 from resqued.protocols.reportpipe import ErrorReport, ExitAnnouncement, StateReport, WorkerState
-from resqued.worker.recycle import approx_size, job_memory, tree_memory
-from resqued.jobs.allowlist import JobRegistry, RegistryError
-from resqued.redisio.connection import redact
+from resqued.process.memory import job_memory, tree_memory
 
 log = logging.getLogger("resqued.master")
 
@@ -106,7 +101,7 @@ class Child:
                 log.warning("worker %d sent a line that is no report (%s): %r", self.pid, exc, line[:200])
                 continue
             if isinstance(report, ErrorReport):
-                self.last_error = report.text   # an error it logged (entrypoints.ErrorReports)
+                self.last_error = report.text   # an error it logged (spawner/entrypoints.ErrorReports)
             elif isinstance(report, ExitAnnouncement):
                 self.exit_notice = report   # not a state: its last state says what it was doing
             else:
@@ -179,98 +174,3 @@ def global_settings(config) -> tuple:
 def remove_worker_pidfile(config, child: Child) -> None:
     if config.pid_dir:
         Pidfile(worker_pidfile(config.pid_dir, child.pool, child.pid)).remove(child.pid)
-
-
-def probe(config) -> str | None:
-    """In a throwaway child, check the Redis URL's options with redis-py and
-    import the job modules and aliases, so that a broken URL or job module is
-    reported at start (or refuses a reload) instead of making every worker
-    die at boot. Returns the error as "<key>: <problem>", or None. The master
-    itself stays free of redis-py and of the application's code and memory."""
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            os.close(read_fd)
-            code = 0 if _probe_in_child(config, write_fd) else 1
-        except BaseException as exc:
-            os.write(write_fd, f"jobs: {type(exc).__name__}: {exc}".encode()[:60000])
-        finally:
-            os._exit(code)
-    os.close(write_fd)
-    with os.fdopen(read_fd, "rb") as pipe:
-        message = pipe.read().decode(errors="replace")
-    _, status = os.waitpid(pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        return message or f"jobs: job modules could not be loaded (exit status {status})"
-    return None
-
-
-def runtime_warnings(config, timeout: float = 2.0) -> list[str]:
-    """What ``--check`` warns of, found in a throwaway child (the master never
-    loads redis-py or the application): Redis cannot be reached (a master
-    started would wait for it), and a pool's max_memory below what an idle
-    worker of this config uses: such a worker would be recycled after every
-    job. The estimate is the measure status shows and max_memory judges, PSS
-    (recycle.tree_memory), of a child that imports what a worker imports. A
-    worker's job forker and standby share its pages, so they add little; but
-    workers share their imports with each other (and the spawner), so a
-    running worker's figure shrinks as more workers share pages."""
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(read_fd)
-            _warn_in_child(config, timeout, write_fd)
-        finally:
-            os._exit(0)
-    os.close(write_fd)
-    with os.fdopen(read_fd, "rb") as pipe:
-        lines = pipe.read().decode(errors="replace").splitlines()
-    os.waitpid(pid, 0)
-    return lines
-
-
-def _warn_in_child(config, timeout, write_fd) -> None:
-    def warn(text):
-        os.write(write_fd, " ".join(text.split())[:2000].encode() + b"\n")
-
-    try:
-        from resqued.redisio.connection import connect  # in this child only: see runtime_warnings
-        client = connect(config.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout)
-        client.ping()
-    except BaseException as exc:
-        warn(f"cannot reach Redis at {redact(config.redis_url)}: {exc}")
-    else:
-        from resqued.redisio.permissions import missing_commands  # in this child only, as connect
-        missing = missing_commands(client, config.namespace)
-        if missing:
-            warn(f"the Redis user may not run what workers need: {', '.join(missing)}; its workers would "
-                 f"fail at start (grant it, e.g. ACL SETUSER <user> {' '.join('+' + m for m in missing if ' ' not in m)})")
-    try:
-        import resqued.worker.worker  # noqa: F401  (in this child only: what a worker imports)
-        JobRegistry.build(config.jobs, config.aliases)
-        idle = tree_memory(os.getpid())
-    except BaseException:
-        return   # the start's own check (probe) reports job modules that do not import
-    for index, pool in enumerate(config.pools):
-        if pool.max_memory and pool.max_memory < idle * 1.1:
-            warn(f"pools[{index}].max_memory ({format_size(pool.max_memory)}) is below what an idle worker "
-                 f"of this config uses (about {approx_size(idle)}, an estimate: the figure resquectl status "
-                 "shows shrinks as more workers share pages): its workers would be recycled after every job")
-
-
-def _probe_in_child(config, write_fd) -> bool:
-    from redis.connection import parse_url  # in the probe's child only: the master never loads redis-py
-    try:
-        parse_url(config.redis_url)
-    except ValueError as exc:
-        os.write(write_fd, f"redis: redis URL {redact(config.redis_url)!r}: {exc}".encode())
-        return False
-    try:
-        JobRegistry.build(config.jobs, config.aliases)
-    except RegistryError as exc:
-        os.write(write_fd, f"jobs: {exc}".encode()[:60000])
-        return False
-    return True

@@ -12,8 +12,9 @@ master reopens on HUP, creating the new file, and every other process
 *follows*: at points it passes often (each spawner request, each turn of a
 worker's loop, the start of each job) it compares the file now at the path
 with its fd 2, and opens the new one if they differ. The path is set once in
-the daemon, before it forks anything; every resqued process is forked from
-it (never exec'd), so each one has it.
+the daemon, before it forks anything, so each process forked from it has
+it; the ones it execs (the spawner, the probe: process/interpreter.py) are
+given it as an argument and call inherit().
 """
 
 import errno
@@ -48,6 +49,13 @@ def attach(fd: int, path: str) -> None:
     """In the daemon: fds 1 and 2 to ``fd`` (``path``, opened by open_for_append)."""
     global PATH
     _install(fd)
+    PATH = path
+
+
+def inherit(path: str) -> None:
+    """In a process the daemon exec'd: its fds 1 and 2 are the log file
+    already (inherited); follow() it from now on, as a forked one would."""
+    global PATH
     PATH = path
 
 

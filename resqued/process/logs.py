@@ -5,6 +5,8 @@ import logging
 import sys
 import time
 
+from resqued.process import logfile
+
 
 class JsonFormatter(logging.Formatter):
     def format(self, record):
@@ -55,3 +57,33 @@ def setup(level: str | int = "warning", fmt: str = "text", stream=None) -> None:
     logger.handlers[:] = [handler]
     logger.setLevel(level.upper() if isinstance(level, str) else level)
     logger.propagate = False
+
+
+
+# -- a process of ours started by exec (process/interpreter.py) logs as its parent does
+
+def exec_arguments() -> list[str]:
+    """The arguments that tell an exec'd process (the spawner, the probe)
+    how this one logs: level and format, and the daemon's log file that it
+    follows (logfile.py). None of the first two before setup()."""
+    logger = logging.getLogger("resqued")
+    found = []
+    if logger.handlers:
+        fmt = "json" if any(isinstance(h.formatter, JsonFormatter) for h in logger.handlers) else "text"
+        found += ["--log-level", logging.getLevelName(logger.getEffectiveLevel()), "--log-format", fmt]
+    if logfile.PATH:
+        found += ["--log-file", logfile.PATH]
+    return found
+
+
+def add_exec_arguments(parser) -> None:
+    parser.add_argument("--log-level", help="as the parent logs (none: as Python does by default)")
+    parser.add_argument("--log-format", default="text")
+    parser.add_argument("--log-file", help="the daemon's log file (process/logfile.py), followed")
+
+
+def apply_exec_arguments(args) -> None:
+    if args.log_level:
+        setup(args.log_level, args.log_format)
+    if args.log_file:
+        logfile.inherit(args.log_file)

@@ -7,4 +7,5 @@ I/O and no logging (the receiving end logs a refusal, in its own words).
 - ``reportpipe``: a worker's reports to its master, and WorkerState
 - ``controlsocket``: resquectl's requests to a master and its answers
 - ``forkersocket``: a forking worker and its job forker
+- ``spawnersocket``: the master and its worker spawner
 """

@@ -11,7 +11,8 @@ import threading
 from resqued.redisio import direct
 from resqued.jobs import events
 from resqued.resque import wire
-from resqued.redisio.connection import connect, normalize_url, redact
+from resqued.config.redisurl import normalize_url, redact
+from resqued.redisio.connection import connect
 from resqued.resque.failures import FailureBackend
 from resqued.resque.keys import Keys, check_queue_name  # noqa: F401 (part of the API)
 

@@ -43,7 +43,8 @@ from resqued.process.title import set_title
 from resqued.resque.recovery import Recovery, client_name, inflight_queues
 from resqued.exits import EXIT_BOOT_ERROR, EXIT_FAILURE, EXIT_OK, EXIT_REASONS, EXIT_RECYCLE_JOBS
 from resqued.process.logs import counted
-from resqued.worker.recycle import RecyclePolicy, tree_memory
+from resqued.process.memory import tree_memory
+from resqued.worker.recycle import RecyclePolicy
 from resqued.resque.presence import Registration
 from resqued.jobs.allowlist import UnknownJob
 from resqued.redisio import refusals

@@ -3,14 +3,17 @@ on_hup: restart. Real master, real job modules edited on disk."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 
 from conftest import ROOT, log_text, stop, wait_until
-from helpers import failures, log_entries, wait_log
+from helpers import failures, log_entries, title, wait_log
+from masters import Master, write_config
 from resqued.ctl.masterclient import request
+from resqued.version import __version__
 
 VERSIONED = """
 import os
@@ -176,4 +179,54 @@ def test_the_new_spawner_holds_nothing_of_the_master_but_its_own_socket(master_f
     assert len(held) == 1 and next(iter(held.values())).startswith("socket:"), held
     # Its own end of the new socketpair; the master's end of the old one was in the master.
     assert not set(held.values()) & master_before
+    assert stop(m.proc) == 0
+
+
+VERSION_JOB = """
+import os
+import redis
+import resqued.version
+
+
+class ResquedVersion:
+    def perform(self):
+        redis.Redis.from_url(os.environ["REDIS_BACKEND"]).rpush("test:log", "resqued:" + resqued.version.__version__)
+"""
+
+# The master run on a copy of resqued (first on its import path), as an
+# installed one would be: `python -m resqued` in ROOT would find ROOT's.
+FROM_COPY = "import sys; sys.path.insert(0, sys.argv.pop(1)); from resqued.cli import main; sys.exit(main())"
+
+
+class CopyMaster(Master):
+    def __init__(self, procs, tmp_path, redis_url, pools, code, **top):
+        self.config = write_config(tmp_path / "pool.yml", redis_url, pools, **top)
+        self.redis_url = redis_url
+        self.proc = procs.spawn([sys.executable, "-c", FROM_COPY, str(code), "-c", str(self.config)],
+                                env={"REDIS_BACKEND": redis_url}, name="master")
+        self.pid = self.proc.pid
+
+
+def test_restart_loads_new_resqued_code_too(procs, tmp_path, redis_url, r, resque):
+    """The new spawner is a fresh interpreter: upgrading resqued on disk and
+    running `resquectl restart` gives the workers the new resqued, not only
+    the new jobs; the master keeps running its own."""
+    code = tmp_path / "code"
+    shutil.copytree(os.path.join(ROOT, "resqued"), code / "resqued", ignore=shutil.ignore_patterns("__pycache__"))
+    jobs = tmp_path / "versionjob.py"
+    jobs.write_text(VERSION_JOB)
+    m = CopyMaster(procs, tmp_path, redis_url, ["queues: [default]\ncount: 1"], code, jobs=f"[{jobs}]")
+    [old] = m.wait_workers(1)
+    resque.enqueue("default", "ResquedVersion")
+    wait_log(r, f"resqued:{__version__}")
+
+    (code / "resqued" / "version.py").write_text('__version__ = "9.9.9"\n')
+    result = m.ctl("restart")
+    assert result.returncode == 0, result.stderr
+    [new] = wait_until(lambda: [w for w in m.workers() if w != old] if old not in m.workers() else None,
+                       message="the worker replaced")
+    assert title(new).startswith("resque-9.9.9: ")
+    resque.enqueue("default", "ResquedVersion")
+    wait_log(r, "resqued:9.9.9")
+    assert m.status()["master"]["pid"] == m.pid
     assert stop(m.proc) == 0

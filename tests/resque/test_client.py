@@ -10,7 +10,8 @@ import pytest
 from resqued import Resque
 from resqued.jobs import events
 from resqued.resque import wire
-from resqued.redisio.connection import BadRedisURL, connect, normalize_url, redact
+from resqued.config.redisurl import BadRedisURL, normalize_url, redact
+from resqued.redisio.connection import connect
 from resqued.resque.failures import FailureError
 from resqued.resque.keys import Keys
 

@@ -6,7 +6,7 @@ import sys
 import textwrap
 import time
 
-from resqued.worker.recycle import descendants, tree_memory
+from resqued.process.memory import descendants, tree_memory
 
 # Threads and children that start and end as fast as they can, for a bounded
 # time: the tree the reader walks changes under it all the time.

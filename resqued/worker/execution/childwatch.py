@@ -17,7 +17,7 @@ import signal
 import time
 
 from resqued.worker.execution.jobchild import signal_group
-from resqued.worker.recycle import approx_size, tree_memory
+from resqued.process.memory import approx_size, tree_memory
 from resqued.process.descendants import running_descendants, signal_all
 from resqued.process.signals import wait_readable
 

@@ -1,10 +1,9 @@
 """What runs in the processes the spawner forks for the master: a worker
-(worker_main; the master's side is workerprocess.py) and a recovery run
-(recovery_main; the master's side is recoveryruns.py).
+(worker_main; the master's side is master/workerprocess.py) and a recovery
+run (recovery_main; the master's side is master/recoveryruns.py).
 
-Only the spawner imports this module, after its fork from the master: it
-loads redis-py and the worker's code, which the master never does
-(spawner.py says why).
+Only the spawner imports this module (spawner/main.py): it loads redis-py
+and the worker's code, which the master never does.
 """
 
 import dataclasses
@@ -30,7 +29,7 @@ from resqued.resque.recovery import Recovery
 from resqued.worker.reports import announce_exit
 from resqued.worker.worker import Worker
 
-log = logging.getLogger("resqued.master")
+log = logging.getLogger("resqued.master")   # test_architecture.LOGGER_OF says why
 
 
 class ErrorReports(logging.Handler):

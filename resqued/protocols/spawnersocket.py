@@ -1,0 +1,107 @@
+"""The spawner's socket: the master (master/spawnerlink.py) and its spawner
+(spawner/main.py), on a SOCK_SEQPACKET socketpair, one request at a time;
+descriptors ride along with SCM_RIGHTS.
+
+    spawner -> master   b"R"              SpawnerReady: its imports are done
+    master -> spawner   b"W" + 2 fds      ForkWorker (fds: its settings, its report pipe's write end)
+                        b"L" + 1 fd       ForkRecovery (fd: its settings)
+    spawner -> master   b"P <pid>"        Forked (the master's child soon)
+                        b"E <problem>"    NotForked
+
+The settings travel in a memfd, the first descriptor: a message is limited
+to ~200 KB, which a config with thousands of aliases could pass. A worker's
+are its WorkerSpec as JSON (config/workerspec.py), passed on as they are; a
+recovery run's are a JSON object (master/recoveryruns.py). The master
+closing its end means "stop".
+"""
+
+import json
+from dataclasses import dataclass
+
+MAX_KIND = 16               # bytes of a request besides its descriptors
+MAX_REPLY = 4096
+REQUEST_FDS = {b"W": 2, b"L": 1}
+
+
+class SpawnerMessageRefused(ValueError):
+    """A message that is none of these: why, in one line."""
+
+
+@dataclass(frozen=True)
+class SpawnerReady:
+    def encode(self) -> bytes:
+        return b"R"
+
+
+@dataclass(frozen=True)
+class ForkWorker:
+    spec_json: str      # its WorkerSpec (master/workerprocess.spawn)
+
+    kind = b"W"
+
+    def settings(self) -> bytes:
+        return self.spec_json.encode()
+
+
+@dataclass(frozen=True)
+class ForkRecovery:
+    spec: dict          # the dead workers and their Redis
+
+    kind = b"L"
+
+    def settings(self) -> bytes:
+        return json.dumps(self.spec).encode()
+
+
+@dataclass(frozen=True)
+class Forked:
+    pid: int
+
+    def encode(self) -> bytes:
+        return b"P %d" % self.pid
+
+
+@dataclass(frozen=True)
+class NotForked:
+    problem: str
+
+    def encode(self) -> bytes:
+        return f"E {self.problem}".encode()[:MAX_REPLY]
+
+
+def check_request(kind: bytes, fds: int) -> None:
+    """A request's kind and descriptor count, before its settings are read."""
+    if kind not in REQUEST_FDS:
+        raise SpawnerMessageRefused(f"unknown request {kind[:MAX_KIND]!r}")
+    if fds != REQUEST_FDS[kind]:
+        raise SpawnerMessageRefused(f"request {kind.decode()} with {fds} descriptors, not {REQUEST_FDS[kind]}")
+
+
+def decode_request(kind: bytes, fds: int, settings: bytes) -> ForkWorker | ForkRecovery:
+    """A request: its kind, how many descriptors came with it, the settings
+    read from the first. The report pipe of a ForkWorker is the second."""
+    check_request(kind, fds)
+    try:
+        text = settings.decode()
+        spec = json.loads(text)
+    except ValueError as exc:
+        raise SpawnerMessageRefused(f"request {kind.decode()} with unreadable settings ({exc})") from None
+    if not isinstance(spec, dict):
+        raise SpawnerMessageRefused(f"request {kind.decode()} with settings that are no JSON object")
+    return ForkWorker(text) if kind == b"W" else ForkRecovery(spec)
+
+
+def decode_notice(message: bytes) -> SpawnerReady:
+    """What the spawner says unasked: only that it is ready."""
+    if message == b"R":
+        return SpawnerReady()
+    raise SpawnerMessageRefused(f"unknown message {message[:MAX_KIND]!r}")
+
+
+def decode_reply(message: bytes) -> Forked | NotForked:
+    kind, _, body = message.partition(b" ")
+    if kind == b"P" and body.isdigit():
+        return Forked(int(body))
+    if kind == b"E":
+        return NotForked(body.decode(errors="replace"))
+    raise SpawnerMessageRefused(f"unreadable reply {message[:80]!r}")
