@@ -238,14 +238,6 @@ class ControlServer:
             self._warned_at[problem] = now
             log.warning("%s", text)
 
-    def close_in_child(self) -> None:
-        """In a process forked from the master: drop its copies of the
-        sockets, leaving the socket file to the master."""
-        if self.sock is not None:
-            self.sock.close()
-        for conn in self.connections:
-            conn.sock.close()
-
     def close(self) -> None:
         """Stop serving: clients still queued are told the master is stopping,
         and answers not yet taken get a last moment (CLOSE_FLUSH) to go."""
