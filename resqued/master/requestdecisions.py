@@ -9,6 +9,7 @@ so that a test builds one without a process (tests/master/test_requestdecisions.
 """
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from resqued.process.logs import counted
 from resqued.protocols.controlsocket import Command, Refusal, Request
@@ -19,8 +20,7 @@ RESTART_TIMEOUT = 600.0    # a restart replaces workers one by one, each after i
 
 # -- what the decisions read ---------------------------------------------------
 
-@dataclass(frozen=True)
-class WorkerView:
+class WorkerView(NamedTuple):   # a tuple: one per worker at each turn while a request waits
     pid: int
     pool: str                 # its pool's name
     stopping: bool = False

@@ -96,9 +96,12 @@ class RequestHandlers:
         counts = master.desired_counts()
         pools = {pool.name: pool for pool in master.config.pools}
         settings = workerprocess.global_settings(master.config)
+        same = {}   # id(a child's PoolConfig) -> its pool's settings are today's: workers share a few
+        for c in master.children.values():
+            if id(c.pool) not in same:
+                same[id(c.pool)] = c.pool.name in pools and reconcile.same_settings(c.pool, pools[c.pool.name])
         workers = tuple(WorkerView(c.pid, c.pool.name, c.stopping, c.ready, c.paused, c.busy,
-                                   current=c.pool.name in pools and reconcile.same_settings(c.pool, pools[c.pool.name])
-                                   and c.settings == settings)
+                                   current=same[id(c.pool)] and c.settings == settings)
                         for c in master.children.values())
         return MasterState(workers, tuple(PoolView(name, counts[name], master.pools[name].failed) for name in pools),
                            stopping=bool(master.stopping), winched=master.winched,
