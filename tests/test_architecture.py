@@ -390,3 +390,67 @@ def test_resquectl_reaches_a_master_only_through_the_control_socket():
     found = [f"{module} imports {name}" for module in graph if module.startswith("resqued.ctl")
              for name in sorted(graph[module]) if name.startswith("resqued.master")]
     assert not found, "\n".join(found)
+
+
+# -- decide, then act ----------------------------------------------------------
+
+# Pure decisions (as master/reconcile.py): plain values in, what to do out;
+# they import no process, signal, clock or Redis code, so that a test runs
+# them without processes.
+PURE_DECISIONS = ("resqued.master.reconcile", "resqued.master.requestdecisions",
+                  "resqued.worker.execution.jobbounds")
+IMPURE = ("os", "time", "signal", "socket", "select", "psutil", "redis", "subprocess")
+
+
+def test_decisions_are_pure():
+    found = []
+    for module in PURE_DECISIONS:
+        for name in sorted(all_imports(module)):
+            if name.split(".")[0] in IMPURE or name.startswith("resqued.redisio"):
+                found.append(f"{module} imports {name}")
+            elif in_package(name, PACKAGE) and not (in_package(name, "resqued.protocols")
+                                                   or name == "resqued.process.logs"):
+                found.append(f"{module} imports {name}")
+    assert not found, "\n".join(found)
+
+
+# Modules and the object whose fields they must not write, ``<name>.x = ...``
+# anywhere in them: a helper returns what to do (or calls its owner's
+# commands) rather than set its owner's state, and the owner asks its
+# helper rather than set the helper's.
+HELPERS = [("resqued.master.requests", "master"), ("resqued.worker.execution.childwatch", "worker"),
+           ("resqued.master.arbiter", "requests")]
+
+
+def writes_to(target, owner: str) -> bool:
+    """Is ``target`` (an assignment's) a field of ``owner`` or of something
+    it holds: ``owner.x``, ``self.owner.x``, ``owner.pools[k].failed``?"""
+    if not isinstance(target, ast.Attribute):
+        return False
+    base = target.value
+    while isinstance(base, (ast.Attribute, ast.Subscript)):
+        if isinstance(base, ast.Attribute) and base.attr == owner:
+            return True
+        base = base.value
+    return isinstance(base, ast.Name) and base.id == owner
+
+
+def test_no_helper_writes_its_owners_fields():
+    assert writes_to(ast.parse("self.master.pools['x'].failed = 1").body[0].targets[0], "master")
+    found = []
+    for module, owner in HELPERS:
+        for node in ast.walk(parse(MODULES[module])):
+            targets = node.targets if isinstance(node, ast.Assign) else (
+                [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else [])
+            found += [f"{module}:{node.lineno} writes {ast.unparse(target)}" for target in targets
+                      for target in ast.walk(target) if writes_to(target, owner)]
+    assert not found, "\n".join(found)
+
+
+def test_a_jobs_watch_is_given_what_it_needs_not_the_worker():
+    """childwatch.py is handed its bounds and WorkerHooks (forking.py builds them)."""
+    names = {n.id for n in ast.walk(parse(MODULES["resqued.worker.execution.childwatch"])) if isinstance(n, ast.Name)}
+    attrs = {n.attr for n in ast.walk(parse(MODULES["resqued.worker.execution.childwatch"]))
+             if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "self"}
+    assert "worker" not in attrs and "spec" not in attrs, "ChildWatch keeps the worker or its spec"
+    assert "WorkerHooks" in names

@@ -29,11 +29,11 @@ from resqued.config.model import ConfigError
 from resqued.master import workerprocess
 from resqued.master import reconcile
 from resqued.master.control import ControlServer
+from resqued.master.requestdecisions import Pause, Reload, Restart, StopMaster, after_reload, after_restart
 from resqued.master.requests import RequestHandlers
 from resqued.master.restart import RollingRestart
 from resqued.process import logfile
 from resqued.process.descendants import end_processes, running_descendants
-from resqued.process.logs import counted
 from resqued.process.pidfile import Pidfile
 from resqued.process.title import set_raw_title
 from resqued.master.recoveryruns import RecoveryRuns
@@ -130,7 +130,8 @@ class Master:
             self.restart.step()
         # After the replacements are forked: they need the CPU more urgently.
         self._recover_lost_jobs()
-        self.requests.answer_waiting()
+        if self.requests.answer_waiting():   # the config is applied: READY=1
+            self.notifier.ready(self.requests.summary())
         self._update_title()
         self.notifier.watchdog()
         if self.signals.has_pending():
@@ -147,7 +148,19 @@ class Master:
             if child in ready:
                 child.read_reports()
         for conn in self.control.service(ready, writable) if self.control else ():
-            self.requests.handle(conn)
+            self.requests.handle(conn, self._apply)
+
+    def _apply(self, action):
+        """Do an action requests.py decided (requestdecisions.py); returns what follows it."""
+        if isinstance(action, Reload):
+            return after_reload(self.reload(), self.config.on_hup)
+        if isinstance(action, Restart):
+            return after_restart(self.restart.start(action.pools))
+        if isinstance(action, StopMaster):
+            self.stop(action.mode, bounded=True)
+        else:
+            self.pause() if isinstance(action, Pause) else self.resume()
+        return action.then
 
     def _next_timeout(self) -> float:
         now = time.monotonic()
@@ -286,7 +299,7 @@ class Master:
             self.retire([c for c in self.children.values() if not c.stopping],
                          "redis, namespace or job settings changed")
         log.info("reloaded %s: %s", new.path, ", ".join(f"{p.name}={p.count}" for p in new.pools))
-        self.requests.ready_sent = False  # READY=1 again once the new config is applied
+        self.requests.reloaded()  # READY=1 again once the new config is applied
         return None
 
     # -- children ----------------------------------------------------------
@@ -418,19 +431,10 @@ class Master:
                 self.lost.give_up()
 
     def _update_title(self) -> None:
-        state = self.requests.state()
-        live = sum(1 for c in self.children.values() if not c.stopping)
-        text = f"managing {counted(live, 'worker')}" if state == "running" else state
-        if any(kind == "applied" for _, kind, _ in self.requests.waiting):
-            text = "reloading"
-        if text != self._title:
-            set_raw_title(f"resqued-master[{self.name}]: {text}")
-            self._title = text
-        # systemd's STATUS=: the state unless plainly running, then the summary
-        # ("3 workers; 1 waiting for Redis at ...; mail FAILED: ...").
-        summary = self.requests.summary()
-        status = summary if state == "running" and text != "reloading" else f"{text}; {summary}"
+        title, status = self.requests.headline()
+        if title != self._title:
+            set_raw_title(f"resqued-master[{self.name}]: {title}")
+            self._title = title
         if status != self._status:
             self.notifier.status(status)
             self._status = status
-

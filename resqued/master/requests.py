@@ -3,9 +3,12 @@ the replies that wait for a condition: paused, resumed, applied), its status,
 and the one-line summary systemd and the process title show.
 
 ``RequestHandlers(master)`` is owned by the master (``master.requests``), as
-gunicorn's CommandHandlers is by its arbiter. Its own state is the requests
-waiting for their condition and whether systemd was told READY; it reads the
-master's state and calls its commands, and changes nothing else of it.
+gunicorn's CommandHandlers is by its arbiter. What a request needs done is
+decided by requestdecisions.py from a snapshot of the master's state
+(``snapshot``); the master applies the actions (``handle``'s ``apply``),
+and this replies. Its own state is the requests waiting for their condition
+and whether systemd was told READY; it reads the master to render its
+status, and changes nothing of it.
 """
 
 import os
@@ -16,136 +19,94 @@ import psutil
 from resqued.config.model import ENV_MODE_PATH
 from resqued.master import workerprocess
 from resqued.master import reconcile
+from resqued.master.requestdecisions import (ACTIONS, MasterState, PoolView, ReplyStatus, Wait, WorkerView,
+                                             decide, ready_due, settle)
 from resqued.process.logs import counted
-from resqued.protocols.controlsocket import Answer, Command, Refusal, Status
+from resqued.protocols.controlsocket import Answer, Refusal, Status
 from resqued.protocols.reportpipe import WorkerState
 from resqued.config.redisurl import redact
-
-REQUEST_TIMEOUT = 60.0     # a pause/reload request waits at most this long
-RESTART_TIMEOUT = 600.0    # a restart replaces workers one by one, each after its job
 
 
 class RequestHandlers:
     def __init__(self, master):
         self.master = master
-        self.waiting = []         # (connection, kind, deadline): answered once kind holds
+        self.waiting = []         # (connection, Wait, deadline): answered once its condition holds
         self.ready_sent = False   # systemd told READY=1 (again after each reload)
 
-    def handle(self, conn) -> None:
+    def handle(self, conn, apply) -> None:
+        """Answer ``conn``'s request, now or once it may be: ``apply(action)``
+        has the master do an action (requestdecisions.ACTIONS) and returns
+        what follows it."""
         try:
-            self._handle(conn)
+            step = decide(conn.request, self.snapshot())
+            while isinstance(step, ACTIONS):
+                step = apply(step)
+            if isinstance(step, Wait):
+                self.waiting.append((conn, step, time.monotonic() + step.within))
+            else:
+                conn.reply(self._reply(step))
         except OSError as exc:
             # Out of descriptors (EMFILE) while reading /proc for a status,
             # say: this request fails, the master goes on.
             conn.reply(Refusal(f"the master cannot answer {conn.request.command.value!r} now: {exc}"))
 
-    def _handle(self, conn) -> None:
-        master = self.master
-        request = conn.request
-        command = request.command
-        if command == Command.STATUS:
-            conn.reply(Answer(self.status()))
-        elif master.stopping and command != Command.STOP:
-            conn.reply(Refusal("the master is stopping"))
-        elif command == Command.PAUSE:
-            master.pause()
-            wait = request.wait   # --wait: also until running jobs finish, this long at most
-            kind = "finished" if wait else "paused"
-            self.waiting.append((conn, kind, time.monotonic() + (wait or REQUEST_TIMEOUT)))
-        elif command == Command.RESUME:
-            master.resume()
-            self.waiting.append((conn, "resumed", time.monotonic() + REQUEST_TIMEOUT))
-        elif command == Command.RELOAD and master.config.path == ENV_MODE_PATH and not master.winched:
-            # Its settings are the variables it started with (a reload after
-            # WINCH still does what it says: it starts the workers again).
-            conn.reply(Refusal("environment mode has no pool.yml to re-read: its settings are the variables "
-                               "it started with (start resqued again to change them; restart loads new code)",
-                               unsupported=True))
-        elif command == Command.RELOAD:
-            # As HUP: with on_hup: restart, every worker is restarted too
-            # (what systemctl reload's ExecReload then does).
-            error = master.reload()
-            if error:
-                conn.reply(Refusal(error, config_error=True))
-            elif master.config.on_hup == "restart":
-                self._restart(conn, None)
-            else:
-                self.waiting.append((conn, "applied", time.monotonic() + REQUEST_TIMEOUT))
-        elif command == Command.RESTART:
-            self._restart(conn, list(request.pools) or None)
-        elif command == Command.STOP:
-            master.stop("immediate" if request.now else "graceful", bounded=True)
-            conn.reply(Answer(self.status(), pid=os.getpid(), message="stopping"))
+    def _reply(self, step):
+        if isinstance(step, ReplyStatus):
+            return Answer(self.status(), pid=os.getpid() if step.with_pid else None, message=step.message)
+        return step
 
-    def _restart(self, conn, pools) -> None:
-        error = self.master.restart.start(pools)
-        if error:
-            # Code that does not import is a configuration error (exit 78).
-            conn.reply(Refusal(error, config_error=error.startswith("restart refused")))
-        else:
-            self.waiting.append((conn, "restarted", time.monotonic() + RESTART_TIMEOUT))
+    def reloaded(self) -> None:
+        """A new config: READY=1 again once it is applied."""
+        self.ready_sent = False
 
-    def _condition(self, kind: str) -> bool:
-        live = [c for c in self.master.children.values() if not c.stopping]
-        if kind == "paused":
-            return all(c.paused for c in live)
-        if kind == "finished":
-            return all(c.paused and not c.busy for c in live)
-        if kind == "resumed":
-            return all(c.ready and not c.paused for c in live)
-        if kind == "restarted":
-            return not self.master.restart.active
-        return self._applied()
+    @property
+    def reloading(self) -> bool:
+        """A reload request waits for its config to be applied."""
+        return any(wait.until == "applied" for _, wait, _ in self.waiting)
 
-    def _applied(self) -> bool:
-        """Every pool has its count of ready workers of the current config
-        (none while WINCH keeps them stopped)."""
-        master = self.master
-        if master.winched:
-            return True
-        counts = master.desired_counts()
-        settings = workerprocess.global_settings(master.config)
-        for pool in master.config.pools:
-            if master.pools[pool.name].failed:
+    def answer_waiting(self) -> bool:
+        """Answer the waiting requests whose condition holds or whose time
+        is up. Returns whether systemd is due READY=1 (the master sends it)."""
+        if self.ready_sent and not self.waiting:
+            return False   # nothing to decide (the loop turns at each job's report)
+        state = self.snapshot()
+        due = ready_due(state, self.ready_sent)
+        self.ready_sent = self.ready_sent or due
+        still, now = [], time.monotonic()
+        for conn, wait, deadline in self.waiting:
+            step = settle(wait, deadline, state, now)
+            if step is None:
+                still.append((conn, wait, deadline))
                 continue
-            ready = [c for c in master.children.values() if not c.stopping and c.ready
-                     and reconcile.same_settings(c.pool, pool) and c.settings == settings]
-            if len(ready) < counts[pool.name]:
-                return False
-        return True
-
-    def answer_waiting(self) -> None:
-        if not self.ready_sent and not self.master.stopping and self._applied():
-            self.ready_sent = True
-            self.master.notifier.ready(self.summary())
-        still = []
-        for conn, kind, deadline in self.waiting:
-            if kind == "restarted" and self._condition(kind) and self.master.restart.error:
-                conn.reply(Refusal(self.master.restart.error))
-            elif self._condition(kind):
-                try:
-                    status = self.status()
-                except OSError as exc:   # as in handle(): no descriptor left to read /proc
-                    conn.reply(Refusal(f"{kind}, but the master cannot tell its status now: {exc}"))
-                    continue
-                conn.reply(Answer(status, message="paused" if kind == "finished" else kind))
-            elif time.monotonic() > deadline:
-                conn.reply(Refusal(self._late(kind)))
-            else:
-                still.append((conn, kind, deadline))
+            try:
+                conn.reply(self._reply(step))
+            except OSError as exc:   # as in handle(): no descriptor left to read /proc
+                conn.reply(Refusal(f"{wait.until}, but the master cannot tell its status now: {exc}"))
         self.waiting = still
+        return due
 
     def abandon_waiting(self) -> None:
         """The master stops: each waiting request is told it never will be answered."""
-        for conn, kind, _ in self.waiting:
-            conn.reply(Refusal(f"the master stopped before it was {kind}"))
+        for conn, wait, _ in self.waiting:
+            conn.reply(Refusal(f"the master stopped before it was {wait.until}"))
 
-    def _late(self, kind: str) -> str:
-        if kind != "finished":
-            return f"not {kind} in time; see resquectl status"
-        busy = sum(1 for c in self.master.children.values() if not c.stopping and c.busy)
-        return (f"paused, but {counted(busy, 'worker')} still running a job (see resquectl status); "
-                "they take no new job")
+    def snapshot(self) -> MasterState:
+        """What the decisions read of the master (requestdecisions.MasterState)."""
+        master = self.master
+        counts = master.desired_counts()
+        pools = {pool.name: pool for pool in master.config.pools}
+        settings = workerprocess.global_settings(master.config)
+        same = {}   # id(a child's PoolConfig) -> its pool's settings are today's: workers share a few
+        for c in master.children.values():
+            if id(c.pool) not in same:
+                same[id(c.pool)] = c.pool.name in pools and reconcile.same_settings(c.pool, pools[c.pool.name])
+        workers = tuple(WorkerView(c.pid, c.pool.name, c.stopping, c.ready, c.paused, c.busy,
+                                   current=same[id(c.pool)] and c.settings == settings)
+                        for c in master.children.values())
+        return MasterState(workers, tuple(PoolView(name, counts[name], master.pools[name].failed) for name in pools),
+                           stopping=bool(master.stopping), winched=master.winched,
+                           env_mode=master.config.path == ENV_MODE_PATH, restart_active=master.restart.active,
+                           restart_error=master.restart.error)
 
     def status(self) -> Status:
         master = self.master
@@ -186,6 +147,18 @@ class RequestHandlers:
         if master.paused:
             return "paused"
         return "restarting" if master.restart.active else "running"
+
+    def headline(self) -> tuple[str, str]:
+        """The process title's state, and systemd's STATUS=: the state unless
+        plainly running, then the summary ("3 workers; 1 waiting for Redis
+        at ...; mail FAILED: ...")."""
+        state = self.state()
+        live = sum(1 for c in self.master.children.values() if not c.stopping)
+        text = f"managing {counted(live, 'worker')}" if state == "running" else state
+        if self.reloading:
+            text = "reloading"
+        summary = self.summary()
+        return text, summary if state == "running" and text != "reloading" else f"{text}; {summary}"
 
     def summary(self) -> str:
         """What systemd's STATUS and READY show: the workers, what waits for

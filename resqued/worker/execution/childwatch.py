@@ -5,21 +5,24 @@ heartbeat going and forking the next standby at the right moment.
 
 ForkingExecution (forking.py) makes one ``ChildWatch`` per job. Its own
 state is the child's: its pid and report pipe, its kill deadline and why,
-when the master was seen gone. What bounds a job it reads from the worker's
-spec (config/workerspec.py: term_timeout, max_memory_hard, parent_pid,
-orphan_timeout); of the worker it reads its id, signals and heartbeat, and
-it has the worker act on signals and beat.
+when the master was seen gone. It is given what it needs rather than the
+worker: the job's bounds (jobbounds.py, from the worker's spec; the
+decisions about them are there, pure), and ``WorkerHooks``: the signals it
+waits on and what it has the worker do (act on signals, beat, stop the job).
 """
 
 import logging
 import os
 import signal
 import time
+from dataclasses import dataclass
+from typing import Callable
 
+from resqued.worker.execution.jobbounds import JobBounds, wait_for
 from resqued.worker.execution.jobchild import signal_group
 from resqued.process.memory import approx_size, tree_memory
 from resqued.process.descendants import running_descendants, signal_all
-from resqued.process.signals import wait_readable
+from resqued.process.signals import SignalQueue, wait_readable
 
 log = logging.getLogger("resqued.worker")
 
@@ -27,13 +30,28 @@ STANDBY_DELAY = 0.005  # into a job that came to an idle worker, when to fork th
 MEMORY_CHECK_INTERVAL = 1.0  # seconds between max_memory_hard checks while a job runs
 
 
+@dataclass(frozen=True)
+class WorkerHooks:
+    """The worker, as a job's watch needs it."""
+    worker_id: str                          # for the log
+    signals: SignalQueue                    # a signal ends the wait for the child
+    dispatch_signals: Callable[[], None]    # the worker acts on them (a stop kills the job: ``kill``)
+    heartbeat_due_in: Callable[[], float]
+    beat_if_due: Callable[[], None]
+    stop_job: Callable[[str], None]         # kill the job for the worker's stop: it goes back to its queue
+
+    @classmethod
+    def of(cls, worker) -> "WorkerHooks":
+        return cls(worker.id, worker.signals, worker.dispatch_signals, worker.registration.heartbeat_due_in,
+                   worker.beat_if_due, worker.kill_job_for_stop)
+
+
 class ChildWatch:
-    def __init__(self, worker, spec, forker, pid: int, read_fd: int, idle: bool):
-        """``spec``: the worker's WorkerSpec; ``idle``: the job came to an
-        idle worker (it was not taken with the last job's outcome), which
-        decides when the next standby is forked."""
-        self.worker = worker
-        self.spec = spec
+    def __init__(self, hooks: WorkerHooks, bounds: JobBounds, forker, pid: int, read_fd: int, idle: bool):
+        """``idle``: the job came to an idle worker (it was not taken with
+        the last job's outcome), which decides when the next standby is forked."""
+        self.hooks = hooks
+        self.bounds = bounds
         self.forker = forker
         self.pid = pid
         self.read_fd = read_fd
@@ -47,7 +65,8 @@ class ChildWatch:
         """TERM the child now, KILL it ``term_timeout`` later."""
         if self.kill_at is not None:
             return
-        log.warning("worker %s: killing job child %d%s", self.worker.id, self.pid, f": {reason}" if reason else "")
+        log.warning("worker %s: killing job child %d%s", self.hooks.worker_id, self.pid,
+                    f": {reason}" if reason else "")
         self.kill_reason = reason
         # Its group, and what left the group (setsid) but is still under the
         # child (a job child is a subreaper: jobchild.py): once the child is
@@ -55,18 +74,18 @@ class ChildWatch:
         self.tree = running_descendants(self.pid)
         signal_group(self.pid, signal.SIGTERM)
         signal_all(self.tree, signal.SIGTERM)
-        self.kill_at = time.monotonic() + self.spec.term_timeout
+        self.kill_at = time.monotonic() + self.bounds.term_timeout
 
     def wait(self):
         """Wait for the child's one-line report (the job is then finished, even
         if the child has not exited yet), or for its death without one.
         Returns (wait status, or None with a report; the report)."""
-        worker, spec, forker, pid, read_fd = self.worker, self.spec, self.forker, self.pid, self.read_fd
+        hooks, bounds, forker, pid, read_fd = self.hooks, self.bounds, self.forker, self.pid, self.read_fd
         report = bytearray()
         pipe_open = True
         # Only the hard limit is judged while a job runs; max_memory is the
         # worker's own, judged between jobs (recycle.py).
-        watch_memory = bool(spec.max_memory_hard)
+        watch_memory = bool(bounds.max_memory_hard)
         next_memory_check = time.monotonic() + MEMORY_CHECK_INTERVAL
         # The next standby is forked while this job runs. While the queue is
         # busy, at once: that overlaps the fork with the job. A job that came
@@ -81,26 +100,20 @@ class ChildWatch:
                 standby_at = None
             # Once the report pipe is closed, the exit status is what is left
             # to wait for: from the job forker, when it forked the child.
-            waits = [worker.signals, read_fd if pipe_open else forker.fileno()]
+            waits = [hooks.signals, read_fd if pipe_open else forker.fileno()]
             waits = [w for w in waits if w is not None]
-            timeout = worker.registration.heartbeat_due_in()
-            if standby_at is not None:
-                timeout = min(timeout, standby_at - time.monotonic())
-            if watch_memory:
-                timeout = min(timeout, next_memory_check - time.monotonic())
-            if self.kill_at is not None:
-                timeout = min(timeout, self.kill_at - time.monotonic())
-            elif self.orphaned_at is not None:
-                timeout = min(timeout, self.orphaned_at + spec.orphan_timeout - time.monotonic())
-            if not worker.signals.has_pending():
-                ready = wait_readable(waits, max(timeout, 0.001))
+            if not hooks.signals.has_pending():
+                orphan_deadline = self.orphaned_at + bounds.orphan_timeout if self.orphaned_at is not None else None
+                timeout = wait_for(time.monotonic(), hooks.heartbeat_due_in(), standby_at,
+                                   next_memory_check if watch_memory else None, self.kill_at, orphan_deadline)
+                ready = wait_readable(waits, timeout)
                 if read_fd in ready:
                     chunk = os.read(read_fd, 65536)
                     report += chunk
                     pipe_open = bool(chunk)
                     if report.endswith(b"\n"):
                         return None, bytes(report)
-            worker.dispatch_signals()
+            hooks.dispatch_signals()
             if not pipe_open:
                 # Closed without a full report: it died; its wait status says how.
                 status = forker.wait_status(pid, block=False)
@@ -113,24 +126,22 @@ class ChildWatch:
             if watch_memory and time.monotonic() >= next_memory_check:
                 next_memory_check = time.monotonic() + MEMORY_CHECK_INTERVAL
                 self._check_memory()
-            worker.beat_if_due()
+            hooks.beat_if_due()
 
     def _bound_orphaned_job(self) -> None:
-        spec = self.spec
-        if spec.orphan_timeout is None or self.kill_at is not None or os.getppid() == spec.parent_pid:
-            return
-        if self.orphaned_at is None:
+        bounds = self.bounds
+        step = bounds.orphan_step(os.getppid(), self.orphaned_at, self.kill_at is not None, time.monotonic())
+        if step == "gone":
             self.orphaned_at = time.monotonic()
             log.warning("worker %s: master %d is gone; the running job has %gs to finish",
-                        self.worker.id, spec.parent_pid, spec.orphan_timeout)
-        elif time.monotonic() - self.orphaned_at >= spec.orphan_timeout:
-            self.worker.kill_job_for_stop(
-                f"the master died and the job was still running {spec.orphan_timeout:g}s later")
+                        self.hooks.worker_id, bounds.parent_pid, bounds.orphan_timeout)
+        elif step == "overdue":
+            self.hooks.stop_job(f"the master died and the job was still running {bounds.orphan_timeout:g}s later")
 
     def _check_memory(self) -> None:
         """The job child (with what it started) past max_memory_hard is
         killed; its memory dies with it, so the worker is not recycled for it."""
-        limit = self.spec.max_memory_hard
         memory = tree_memory(self.pid)
-        if self.worker.recycle.over_hard_limit(memory):
-            self.kill(f"the job uses {approx_size(memory)}, over the hard memory limit of {approx_size(limit)}")
+        if self.bounds.over_hard_limit(memory):
+            self.kill(f"the job uses {approx_size(memory)}, "
+                      f"over the hard memory limit of {approx_size(self.bounds.max_memory_hard)}")

@@ -6,8 +6,9 @@ watches the child until it reports or dies (childwatch.py).
 as is InlineExecution (inline.py), its alternative behind the same methods.
 It holds the standbys and the current job's watch; of the worker it reads
 its id, signals, registry and spec (config/workerspec.py: its queues,
-term_timeout and job_forker), and has it mark the job running, set its title
-and report to the master.
+term_timeout and job_forker), hands each job's watch the worker as hooks
+and the job's bounds (childwatch.py, jobbounds.py), and has it mark the job
+running, set its title and report to the master.
 """
 
 import os
@@ -17,7 +18,8 @@ from resqued.jobs.job import backtrace, exception_name
 from resqued.process.title import stamp
 from resqued.resque.outcome import Failure
 from resqued.worker import reports
-from resqued.worker.execution.childwatch import ChildWatch
+from resqued.worker.execution.childwatch import ChildWatch, WorkerHooks
+from resqued.worker.execution.jobbounds import JobBounds
 from resqued.worker.execution.jobchild import interpret
 from resqued.worker.execution.standbys import Forker
 
@@ -31,6 +33,7 @@ class ForkingExecution:
         self.forker = Forker(worker.signals, worker.registry, worker.id, spec.name, spec.term_timeout,
                              job_forker=spec.job_forker)
         self.watch = None              # the running job's ChildWatch
+        self._hooks, self._bounds = WorkerHooks.of(worker), JobBounds.of(spec)   # what each watch is given
         self.last_child = None         # the last job child's pid
         self._idle = True              # the next job comes to an idle worker (see prepare)
 
@@ -56,7 +59,7 @@ class ForkingExecution:
             return Failure(exception_name(exc), f"beforeFork hook failed: {exc}", backtrace(exc)), False
         pid, read_fd = self.forker.start(job, target)
         self.last_child = pid
-        watch = self.watch = ChildWatch(self.worker, self.worker.spec, self.forker, pid, read_fd, idle=self._idle)
+        watch = self.watch = ChildWatch(self._hooks, self._bounds, self.forker, pid, read_fd, idle=self._idle)
         # Marked running once the child has the job, so the round trip
         # overlaps the job instead of delaying its start.
         marked = self.worker.mark_running(job)
