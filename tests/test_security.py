@@ -437,6 +437,9 @@ def test_rediss_with_certificates_runs_a_job(procs, tls, tmp_path):
     # Raw '#', '?', '/' and '@' in a password: masked up to the last '@', not the first of them.
     ("redis://u:p#w?x/y@z@h:1/0", "redis://u:***@h:1/0"),
     ("redis://:p#w@h/0?password=q", "redis://:***@h/0?password=***"),
+    # A '@' in another query value is the query's; a raw "?x=" in a password still masked whole.
+    ("redis://user:pass@host/0?client_name=a@b", "redis://user:***@host/0?client_name=a@b"),
+    ("redis://u:a?b=c@h/0", "redis://u:***@h/0"),
 ])
 def test_redact_hides_every_password_in_a_query(url, redacted):
     assert redact(url) == redacted

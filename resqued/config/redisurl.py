@@ -72,8 +72,21 @@ def redact(url: str) -> str:
     # to the last '@': a raw '#', '?' or '/' in a password would end
     # urlsplit's (and a stricter pattern's) netloc early and leave the rest
     # of it shown.
+    # A '@' behind a query's "name=" (redis://u:p@h/0?client_name=a@b) is
+    # the query's: the userinfo ends at an earlier one.
+    # Without such an earlier one, the last '@' it is: a password with a raw
+    # "?x=" is masked whole, and a host may be hidden with it.
     scheme, sep, rest = url.partition("://")
     userinfo, at, host = rest.rpartition("@")
+    earlier, found, tail = userinfo, at, ""
+    while found and _QUERY_PARAM.search(earlier):
+        earlier, found, more = earlier.rpartition("@")
+        tail = f"{more}@{tail}" if tail else more
+    if found and tail and ":" in earlier:
+        userinfo, host = earlier, f"{tail}@{host}"
     if sep and at and ":" in userinfo:
         url = f"{scheme}://{userinfo.partition(':')[0]}:***@{host}"
     return url
+
+
+_QUERY_PARAM = re.compile(r"\?[A-Za-z_]+=")
