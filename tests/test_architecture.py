@@ -390,3 +390,27 @@ def test_resquectl_reaches_a_master_only_through_the_control_socket():
     found = [f"{module} imports {name}" for module in graph if module.startswith("resqued.ctl")
              for name in sorted(graph[module]) if name.startswith("resqued.master")]
     assert not found, "\n".join(found)
+
+
+MAX_FORK_SITES = 3
+
+
+def fork_sites() -> list[str]:
+    """Where ``os.fork(`` is written in the package (comments and strings
+    included: a fork written anywhere is one more place to keep right)."""
+    sites = []
+    for path in MODULES.values():
+        with open(path, encoding="utf-8") as f:
+            for number, line in enumerate(f, 1):
+                if "os.fork(" in line:
+                    sites.append(f"{os.path.relpath(path, ROOT)}:{number}")
+    return sites
+
+
+def test_fork_sites():
+    """Every fork goes through process/fork.py (fork_child: the child never
+    returns into its parent's code), so ``os.fork(`` is written in at most
+    three places."""
+    sites = fork_sites()
+    assert sites, "the check finds no fork at all: it no longer reads the source"
+    assert len(sites) <= MAX_FORK_SITES, "os.fork( outside process/fork.py:\n" + "\n".join(sites)

@@ -28,6 +28,7 @@ import socket
 
 from resqued.worker.execution.jobchild import flush_and_exit, standby_main
 from resqued.process import logfile
+from resqued.process.fork import fork_child
 from resqued.protocols.forkersocket import (MAX_MESSAGE, ChildExited, ForkerMessageRefused, ForkerReady,
                                              StandbyForked, decode_ask)
 from resqued.process.title import set_title
@@ -127,15 +128,9 @@ def _fork_standby(sock, reset, registry, worker_id: str, title: str, term_timeou
     job_r, job_w = os.pipe()
     report_r, report_w = os.pipe()
     me = os.getpid()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            sock.close()
-            os.close(job_w)
-            os.close(report_r)
-        finally:
-            standby_main(job_r, report_w, reset, registry, worker_id, title, rehearse,
-                         parent_pid=me, term_timeout=term_timeout)  # never returns
+    pid = fork_child(lambda: standby_main(job_r, report_w, reset, registry, worker_id, title, rehearse,
+                                          parent_pid=me, term_timeout=term_timeout),
+                     close=(sock, job_w, report_r), exit=flush_and_exit)
     os.close(job_r)
     os.close(report_w)
     try:

@@ -29,8 +29,9 @@ import time
 from resqued.jobs import events
 from resqued.worker.execution import jobforker
 from resqued.jobs.job import warm
-from resqued.worker.execution.jobchild import child_main, standby_main
+from resqued.worker.execution.jobchild import child_main, flush_and_exit, standby_main
 from resqued.process.descendants import KILL_WAIT
+from resqued.process.fork import fork_child
 from resqued.process.signals import wait_readable
 from resqued.protocols.forkersocket import (MAX_MESSAGE, STANDBY_FDS, ChildExited, ForkerMessageRefused,
                                              ForkerReady, StandbyForked, StandbyWanted, decode_news)
@@ -54,11 +55,9 @@ class ForkerLink:
     def __init__(self, signals, registry, worker_id: str, queues: str, term_timeout: float):
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         worker_pid = os.getpid()
-        pid = os.fork()
-        if pid == 0:
-            ours.close()
-            jobforker.run_forked(theirs, signals, registry, worker_id, queues, worker_pid,
-                                 term_timeout)  # never returns
+        pid = fork_child(lambda: jobforker.run_forked(theirs, signals, registry, worker_id, queues, worker_pid,
+                                                      term_timeout),
+                         close=(ours,), exit=flush_and_exit)
         theirs.close()
         _own_group(pid)  # a Ctrl-C meant for the worker is the worker's to act on
         self.pid = pid
@@ -142,11 +141,9 @@ class Forker:
             return standby.pid, standby.report_fd
         read_fd, write_fd = os.pipe()
         me = os.getpid()
-        pid = os.fork()
-        if pid == 0:
-            os.close(read_fd)
-            child_main(job, target, write_fd, self.signals, parent_pid=me,
-                       term_timeout=self.term_timeout)  # never returns
+        pid = fork_child(lambda: child_main(job, target, write_fd, self.signals, parent_pid=me,
+                                            term_timeout=self.term_timeout),
+                         close=(read_fd,), exit=flush_and_exit)
         os.close(write_fd)
         _own_group(pid)
         self.unreaped.add(pid)
@@ -193,12 +190,10 @@ class Forker:
         job_r, job_w = os.pipe()
         report_r, report_w = os.pipe()
         me = os.getpid()
-        pid = os.fork()
-        if pid == 0:
-            os.close(job_w)
-            os.close(report_r)
-            standby_main(job_r, report_w, self.signals, self.registry, self.worker_id, self.standby_title,
-                         rehearse, parent_pid=me, term_timeout=self.term_timeout)
+        pid = fork_child(lambda: standby_main(job_r, report_w, self.signals, self.registry, self.worker_id,
+                                              self.standby_title, rehearse, parent_pid=me,
+                                              term_timeout=self.term_timeout),
+                         close=(job_w, report_r), exit=flush_and_exit)
         os.close(job_r)
         os.close(report_w)
         _own_group(pid)
