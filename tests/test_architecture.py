@@ -454,3 +454,25 @@ def test_a_jobs_watch_is_given_what_it_needs_not_the_worker():
              if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "self"}
     assert "worker" not in attrs and "spec" not in attrs, "ChildWatch keeps the worker or its spec"
     assert "WorkerHooks" in names
+MAX_FORK_SITES = 3
+
+
+def fork_sites() -> list[str]:
+    """Where ``os.fork(`` is written in the package (comments and strings
+    included: a fork written anywhere is one more place to keep right)."""
+    sites = []
+    for path in MODULES.values():
+        with open(path, encoding="utf-8") as f:
+            for number, line in enumerate(f, 1):
+                if "os.fork(" in line:
+                    sites.append(f"{os.path.relpath(path, ROOT)}:{number}")
+    return sites
+
+
+def test_fork_sites():
+    """Every fork goes through process/fork.py (fork_child: the child never
+    returns into its parent's code), so ``os.fork(`` is written in at most
+    three places."""
+    sites = fork_sites()
+    assert sites, "the check finds no fork at all: it no longer reads the source"
+    assert len(sites) <= MAX_FORK_SITES, "os.fork( outside process/fork.py:\n" + "\n".join(sites)

@@ -29,6 +29,7 @@ from resqued.config.model import ConfigError
 from resqued.master import workerprocess
 from resqued.master import reconcile
 from resqued.master.control import ControlServer
+from resqued.master.helperprocess import HelperProcess
 from resqued.master.requestdecisions import Pause, Reload, Restart, StopMaster, after_reload, after_restart
 from resqued.master.requests import RequestHandlers
 from resqued.master.restart import RollingRestart
@@ -136,14 +137,15 @@ class Master:
         self.notifier.watchdog()
         if self.signals.has_pending():
             return
-        # The spawner, and during a restart the new one until it says it is ready.
-        spawners = [s for s in (self.spawner, self.restart.spawner) if s is not None and s.sock is not None]
+        # What the helpers wait on: the spawner's socket, and during a restart
+        # the new spawner's until it says it is ready.
+        watched = [(helper, waitable) for helper in self.helpers() for waitable in helper.waitables()]
         control, sending = self.control.waitables() if self.control else ([], [])
-        ready, writable = wait_ready([self.signals, *spawners, *control, *self.children.values()], sending,
-                                     self._next_timeout())
-        for spawner in spawners:
-            if spawner in ready:
-                spawner.read_ready()
+        ready, writable = wait_ready([self.signals, *(w for _, w in watched), *control, *self.children.values()],
+                                     sending, self._next_timeout())
+        for helper, waitable in watched:
+            if waitable in ready:
+                helper.on_readable(waitable)
         for child in self.children.values():
             if child in ready:
                 child.read_reports()
@@ -167,7 +169,7 @@ class Master:
         times = [now + 1.0]
         times += [s.backoff.until for s in self.pools.values() if s.backoff.waiting(now)]
         times += self.stopping.deadlines() if self.stopping else []
-        times += [t for t in (self.lost.next_try(), self.spawner.pid is None and self.spawner.backoff.until,
+        times += [t for t in (*(helper.deadline() for helper in self.helpers()),
                               self.control and self.control.next_deadline()) if t]
         due = self.notifier.watchdog_due_in()
         if due is not None:
@@ -359,14 +361,19 @@ class Master:
     def _reap_helper(self, pid: int, status: int) -> None:
         code = os.waitstatus_to_exitcode(status)
         how = f"exit code {code}" if code >= 0 else f"signal {describe(-code)}"
-        if pid == self.spawner.pid:
-            self.spawner.exited(how)
-        elif self.restart.spawner is not None and pid == self.restart.spawner.pid:
-            self.restart.spawner_died(how)
-        elif self.lost.owns(pid):
-            self.lost.finished(code)
+        for helper in self.helpers():
+            if helper.owns(pid):
+                helper.on_exit(pid, code, how)
+                return
         # Anything else is an orphan we adopted as a subreaper: reaped, no
         # more (those still running when we stop are ended: _end_adopted).
+
+    def helpers(self) -> list[HelperProcess]:
+        """The processes the master runs besides its workers
+        (helperprocess.py), in the order they are served. Read each turn: a
+        rolling restart replaces ``self.spawner``. A new kind of helper is
+        one more entry here."""
+        return [self.spawner, self.restart, self.lost]
 
     def _end_adopted(self) -> None:
         """The workers, the spawner and the recovery runs are gone: whatever

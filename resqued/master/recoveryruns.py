@@ -41,7 +41,14 @@ class RecoveryRuns:
         """``settings``: the Redis (and on_lost, max_lost) the worker ran with."""
         self.pending.append((worker_id, why, settings))
 
-    def next_try(self):
+    # -- as a HelperProcess (helperprocess.py) --------------------------
+    def waitables(self) -> list:
+        return []  # a run only exits: the master's SIGCHLD wakes it
+
+    def on_readable(self, waitable) -> None:
+        pass
+
+    def deadline(self):
         """When the master's loop must wake up for us, or None."""
         return self.retry_at if self.pending and not self.running else None
 
@@ -65,7 +72,7 @@ class RecoveryRuns:
     def owns(self, pid: int) -> bool:
         return self.running is not None and self.running[0] == pid
 
-    def finished(self, code: int) -> None:
+    def on_exit(self, pid: int, code: int, how: str) -> None:
         """The master reaped the recovery run, which exited with ``code``."""
         pid, batch = self.running
         self.running = None

@@ -70,6 +70,22 @@ class RollingRestart:
                  ", ".join(sorted(self.chosen)) or "no pools", self.spawner.pid)
         return None
 
+    # -- as a HelperProcess (helperprocess.py): the new spawner, until it is ready
+    def waitables(self) -> list:
+        return self.spawner.waitables() if self.spawner is not None else []
+
+    def on_readable(self, waitable) -> None:
+        self.spawner.read_ready()
+
+    def deadline(self):
+        return None  # it says it is ready, or dies: both wake the loop
+
+    def owns(self, pid: int) -> bool:
+        return self.spawner is not None and pid == self.spawner.pid
+
+    def on_exit(self, pid: int, code: int, how: str) -> None:
+        self.spawner_died(how)
+
     def spawner_died(self, how: str) -> None:
         """The new spawner died before it was ready: keep the old one."""
         self.spawner._close()

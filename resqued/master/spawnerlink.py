@@ -45,6 +45,23 @@ class Spawner:
     def fileno(self) -> int:
         return self.sock.fileno()
 
+    # -- as a HelperProcess (helperprocess.py) --------------------------
+    def waitables(self) -> list:
+        return [self] if self.sock is not None else []
+
+    def on_readable(self, waitable) -> None:
+        self.read_ready()
+
+    def deadline(self):
+        """While it is down: when it starts again."""
+        return self.backoff.until if self.pid is None else None
+
+    def owns(self, pid: int) -> bool:
+        return pid == self.pid
+
+    def on_exit(self, pid: int, code: int, how: str) -> None:
+        self.exited(how)
+
     def start(self) -> None:
         """Start the spawner: ``python -m resqued.spawner`` (process/interpreter.py)."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)

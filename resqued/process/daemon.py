@@ -14,6 +14,7 @@ import sys
 import daemon
 
 from resqued.process import logfile
+from resqued.process.fork import fork_continuing
 
 
 def default_log_file(config) -> str:
@@ -31,7 +32,7 @@ def detach(log_file: str) -> int | None:
     read_fd, write_fd = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
-    pid = os.fork()
+    pid = fork_continuing()
     if pid:
         os.close(write_fd)
         os.close(log_fd)

@@ -32,6 +32,7 @@ import socket
 import time
 
 from resqued.process import logfile, logs
+from resqued.process.fork import fork_child
 from resqued.process.signals import exit_on_parent_death
 from resqued.process.title import set_raw_title
 from resqued.protocols import spawnersocket as protocol
@@ -123,25 +124,18 @@ def _read_request(kind: bytes, fds):
 def fork_adopted(run, master_pid: int, close_fds) -> int:
     """Fork ``run()`` as a grandchild that the master adopts; its pid."""
     read_fd, write_fd = os.pipe()
-    middle = os.fork()
-    if middle == 0:
-        try:
-            middle = os.getpid()
-            pid = os.fork()
-            if pid == 0:
-                code = 1
-                try:
-                    for fd in (read_fd, write_fd, *close_fds):
-                        os.close(fd)
-                    if _adopted(middle, master_pid):
-                        code = run()
-                except BaseException:
-                    log.exception("a process forked for the master crashed")
-                finally:
-                    os._exit(code)
-            os.write(write_fd, b"%d" % pid)
-        finally:
-            os._exit(0)  # the grandchild is orphaned now: the master adopts it
+
+    def grandchild(middle: int) -> int:
+        return run() if _adopted(middle, master_pid) else 1
+
+    def middle_process() -> int:
+        middle = os.getpid()
+        pid = fork_child(lambda: grandchild(middle), close=(read_fd, write_fd, *close_fds),
+                         on_crash=lambda: log.exception("a process forked for the master crashed"))
+        os.write(write_fd, b"%d" % pid)
+        return 0  # the grandchild is orphaned now: the master adopts it
+
+    middle = fork_child(middle_process, exit=lambda code: os._exit(0))
     os.close(write_fd)
     with os.fdopen(read_fd, "rb") as pipe:
         data = pipe.read()

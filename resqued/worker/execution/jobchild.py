@@ -18,7 +18,8 @@ from resqued.resque.outcome import DIRTY_EXIT, Failure
 from resqued.process import logfile
 from resqued.process.title import set_title, stamp
 from resqued.process.descendants import end_processes, has_children, reap_children, running_descendants
-from resqued.process.signals import become_child_subreaper, describe, exit_on_parent_death
+from resqued.process.fork import fork_child
+from resqued.process.signals import describe
 
 log = logging.getLogger("resqued.worker")
 
@@ -27,30 +28,40 @@ class DirtyExit(Exception):
     """Given to onFailure listeners when a job child died without reporting."""
 
 
-def child_main(job, target, write_fd: int, signals, parent_pid: int, term_timeout: float) -> None:
-    """Run ``job`` in this (just forked) process; never returns."""
+def fork_job_child(run, close, signals, title=None) -> int:
+    """Fork a job child (or a standby) that runs ``run()``; its pid.
+    ``signals``: what to reset (the worker's SignalQueue, or the job
+    forker's Reset). The child leads its own group, so killing the job kills
+    its subprocesses. What the job starts stays under it, even what calls
+    setsid() and forks twice to get away: end_leftovers finds it all there.
+    If its parent (the worker, or the job forker) dies, its job goes back to
+    the queue: the child must not go on running it beside the retry.
+    (random reseeds itself in a forked child: os.register_at_fork.)"""
+    return fork_child(run, close=close, own_group=True, reset=signals, subreaper=True,
+                      pdeathsig=signal.SIGKILL, parent_pid=os.getpid(), orphan_code=1, title=title,
+                      exit=flush_and_exit)
+
+
+def child_main(job, target, write_fd: int, term_timeout: float) -> None:
+    """Run ``job`` in this process, forked by fork_job_child; never returns."""
     exit_code = 1
     try:
-        _become_job_child(signals, parent_pid)
         exit_code = _run_and_report(job, target, write_fd)
         end_leftovers(job, term_timeout)
     finally:
         flush_and_exit(exit_code)
 
 
-def standby_main(job_fd: int, write_fd: int, signals, registry, worker_id: str, title: str,
-                 rehearse: bool, parent_pid: int, term_timeout: float) -> None:
-    """A job child forked ahead of time: wait for the job on ``job_fd``, run
-    it, report on ``write_fd``; never returns. The worker closing ``job_fd``
-    without sending a job means "not needed": exit quietly. ``rehearse``: the
-    worker is idle, so take the job path's page faults now (``_rehearse``).
-    ``signals``: what to reset (the worker's SignalQueue, or the job forker's
-    Reset); ``parent_pid``: the process that forked it (worker or forker);
+def standby_main(job_fd: int, write_fd: int, registry, worker_id: str, rehearse: bool,
+                 term_timeout: float) -> None:
+    """A job child forked ahead of time (by fork_job_child, titled
+    "Standby for ..."): wait for the job on ``job_fd``, run it, report on
+    ``write_fd``; never returns. The worker closing ``job_fd`` without
+    sending a job means "not needed": exit quietly. ``rehearse``: the worker
+    is idle, so take the job path's page faults now (``_rehearse``).
     ``term_timeout``: how long what the job left running has after SIGTERM."""
     exit_code = 1
     try:
-        _become_job_child(signals, parent_pid)
-        set_title(title)
         if rehearse:
             _rehearse(registry, worker_id)
         data = bytearray()
@@ -85,23 +96,6 @@ def _rehearse(registry, worker_id: str) -> None:
         pass
     stamp()
     json.dumps({"ok": True, "skipped": False}).encode()
-
-
-def _become_job_child(signals, parent_pid: int) -> None:
-    try:
-        os.setpgid(0, 0)  # its own group, so killing the job kills its subprocesses
-    except OSError:
-        pass
-    signals.reset_in_child()
-    # What the job starts stays under it, even what calls setsid() and forks
-    # twice to get away: end_leftovers finds it all there.
-    become_child_subreaper()
-    # If the worker dies, its job goes back to the queue; the child must
-    # not go on running it beside the retry.
-    exit_on_parent_death(signal.SIGKILL)
-    if os.getppid() != parent_pid:
-        flush_and_exit(1)  # it died before we asked to die with it
-    # (random reseeds itself in a forked child: os.register_at_fork.)
 
 
 def _run_and_report(job, target, write_fd: int) -> int:

@@ -26,12 +26,11 @@ import select
 import signal
 import socket
 
-from resqued.worker.execution.jobchild import flush_and_exit, standby_main
+from resqued.worker.execution.jobchild import flush_and_exit, fork_job_child, standby_main
 from resqued.process import logfile
+from resqued.process.fork import fork_child
 from resqued.protocols.forkersocket import (MAX_MESSAGE, ChildExited, ForkerMessageRefused, ForkerReady,
                                              StandbyForked, decode_ask)
-from resqued.process.title import set_title
-from resqued.process.signals import exit_on_parent_death
 
 log = logging.getLogger("resqued.worker")
 
@@ -54,30 +53,26 @@ class Reset:
             os.close(fd)
 
 
-def run_forked(sock, signals, registry, worker_id: str, queues: str, worker_pid: int,
-               term_timeout: float) -> None:
-    """The job forker's life, in a child just forked from the worker; never
-    returns."""
-    code = 1
+def fork_forker(ours, theirs, signals, registry, worker_id: str, queues: str, term_timeout: float) -> int:
+    """Fork the job forker from the worker, speaking on ``theirs``; its pid.
+    The worker's handlers and wakeup socket (``signals``) are the worker's;
+    what an operator sends to the worker is for the worker to act on; out of
+    the worker's group, a Ctrl-C is not for it. A worker that died before it
+    asked to die with it: it leaves at once (exit 0)."""
+    return fork_child(lambda: _run(theirs, registry, worker_id, queues, term_timeout), close=(ours,),
+                      own_group=True, reset=signals, ignore=IGNORED, pdeathsig=signal.SIGKILL,
+                      parent_pid=os.getpid(), orphan_code=0, title=f"Job forker for {queues}",
+                      exit=flush_and_exit, on_crash=lambda: log.exception("job forker for worker %s failed",
+                                                                          worker_id))
+
+
+def _run(sock, registry, worker_id: str, queues: str, term_timeout: float) -> int:
+    """The job forker's life, in the child fork_forker forked; its exit code."""
     try:
-        # The worker's handlers and wakeup socket are the worker's; what an
-        # operator sends to the worker is for the worker to act on.
-        signals.reset_in_child()
-        for signum in IGNORED:
-            signal.signal(signum, signal.SIG_IGN)
-        try:
-            os.setpgid(0, 0)  # out of the worker's group: a Ctrl-C is not for us
-        except OSError:
-            pass
-        exit_on_parent_death(signal.SIGKILL)
-        if os.getppid() != worker_pid:
-            flush_and_exit(0)  # the worker died before we asked to die with it
-        set_title(f"Job forker for {queues}")
-        code = _loop(sock, registry, worker_id, f"Standby for {queues}", term_timeout)
+        return _loop(sock, registry, worker_id, f"Standby for {queues}", term_timeout)
     except BaseException:
         log.exception("job forker for worker %s failed", worker_id)
-    finally:
-        flush_and_exit(code)
+        return 1
 
 
 def _loop(sock, registry, worker_id: str, title: str, term_timeout: float) -> int:
@@ -126,16 +121,9 @@ def _fork_standby(sock, reset, registry, worker_id: str, title: str, term_timeou
     logfile.follow()  # the master reopened its log (HUP): our lines, and the standby's, go there
     job_r, job_w = os.pipe()
     report_r, report_w = os.pipe()
-    me = os.getpid()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            sock.close()
-            os.close(job_w)
-            os.close(report_r)
-        finally:
-            standby_main(job_r, report_w, reset, registry, worker_id, title, rehearse,
-                         parent_pid=me, term_timeout=term_timeout)  # never returns
+    pid = fork_job_child(lambda: standby_main(job_r, report_w, registry, worker_id, rehearse,
+                                              term_timeout=term_timeout),
+                         (sock, job_w, report_r), reset, title)
     os.close(job_r)
     os.close(report_w)
     try:

@@ -29,7 +29,7 @@ import time
 from resqued.jobs import events
 from resqued.worker.execution import jobforker
 from resqued.jobs.job import warm
-from resqued.worker.execution.jobchild import child_main, standby_main
+from resqued.worker.execution.jobchild import child_main, fork_job_child, standby_main
 from resqued.process.descendants import KILL_WAIT
 from resqued.process.signals import wait_readable
 from resqued.protocols.forkersocket import (MAX_MESSAGE, STANDBY_FDS, ChildExited, ForkerMessageRefused,
@@ -53,12 +53,7 @@ class ForkerLink:
 
     def __init__(self, signals, registry, worker_id: str, queues: str, term_timeout: float):
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        worker_pid = os.getpid()
-        pid = os.fork()
-        if pid == 0:
-            ours.close()
-            jobforker.run_forked(theirs, signals, registry, worker_id, queues, worker_pid,
-                                 term_timeout)  # never returns
+        pid = jobforker.fork_forker(ours, theirs, signals, registry, worker_id, queues, term_timeout)
         theirs.close()
         _own_group(pid)  # a Ctrl-C meant for the worker is the worker's to act on
         self.pid = pid
@@ -141,12 +136,8 @@ class Forker:
             # The caller asks for the next one with prepare(), while this job runs.
             return standby.pid, standby.report_fd
         read_fd, write_fd = os.pipe()
-        me = os.getpid()
-        pid = os.fork()
-        if pid == 0:
-            os.close(read_fd)
-            child_main(job, target, write_fd, self.signals, parent_pid=me,
-                       term_timeout=self.term_timeout)  # never returns
+        pid = fork_job_child(lambda: child_main(job, target, write_fd, term_timeout=self.term_timeout),
+                             (read_fd,), self.signals)
         os.close(write_fd)
         _own_group(pid)
         self.unreaped.add(pid)
@@ -192,13 +183,9 @@ class Forker:
         """Fork a standby here, in the worker (no job forker)."""
         job_r, job_w = os.pipe()
         report_r, report_w = os.pipe()
-        me = os.getpid()
-        pid = os.fork()
-        if pid == 0:
-            os.close(job_w)
-            os.close(report_r)
-            standby_main(job_r, report_w, self.signals, self.registry, self.worker_id, self.standby_title,
-                         rehearse, parent_pid=me, term_timeout=self.term_timeout)
+        pid = fork_job_child(lambda: standby_main(job_r, report_w, self.registry, self.worker_id, rehearse,
+                                                  term_timeout=self.term_timeout),
+                             (job_w, report_r), self.signals, self.standby_title)
         os.close(job_r)
         os.close(report_w)
         _own_group(pid)
