@@ -122,7 +122,7 @@ def run_master(args) -> int:
     from resqued.config.loader import load_config
     from resqued.master.control import ControlError, ControlServer
     from resqued.process.daemon import default_log_file, detach
-    from resqued.master.arbiter import Master
+    from resqued.master.arbiter import Arbiter
 
     # resque-pool files have no `jobs` key: --app / APP_INCLUDE supply (or add to) the allow-list.
     apps = tuple(args.jobs or [a for a in os.environ.get("APP_INCLUDE", "").split(",") if a.strip()])
@@ -165,7 +165,7 @@ def run_master(args) -> int:
                 print(f"resqued: daemon pid {daemon_pid}, log {log_file}")
                 return EXIT_OK
         logs.setup(config.log_level, config.log_format)
-        return Master(config, loader, term_mode=args.term).run()
+        return Arbiter(config, loader, term_mode=args.term).run()
     except (PidfileError, ControlError, OSError) as exc:
         print(f"resqued: {exc}", file=sys.stderr)
         return EXIT_FAILURE

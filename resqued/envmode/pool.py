@@ -13,7 +13,7 @@ resume, stop) reach it; without PIDFILE there is neither. A HUP re-applies
 the variables; ``resquectl reload`` is refused: there is no file to re-read.
 """
 
-from resqued.master.arbiter import Master
+from resqued.master.arbiter import Arbiter
 
 
 def run(config) -> int:
@@ -23,4 +23,4 @@ def run(config) -> int:
     # running process, so a HUP re-applies the same config.
     # A pool whose workers keep dying at boot ends the process (exit 1), for
     # systemd or supervisord to see: nothing could reload it.
-    return Master(config, loader=lambda: config, term_mode="immediate", exit_when_failed=True).run()
+    return Arbiter(config, loader=lambda: config, term_mode="immediate", exit_when_failed=True).run()

@@ -51,7 +51,7 @@ SIGNALS = (signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM, signal.SIGINT, signal.
            signal.SIGUSR2, signal.SIGCONT, signal.SIGTTIN, signal.SIGTTOU, signal.SIGWINCH, signal.SIGCHLD)
 
 
-class Master:
+class Arbiter:
     def __init__(self, config, loader, term_mode: str = "graceful", exit_when_failed: bool = False):
         """``loader()`` re-reads the config file (raising ConfigError).
         ``exit_when_failed``: once every pool is FAILED, stop and exit 1

@@ -1,6 +1,6 @@
 """A job's watch, decided and run without forking: its bounds' decisions
 (jobbounds.py) are pure, and ChildWatch is given plain hooks, a pipe for
-the child's report and a stand-in job forker (the real children:
+the child's report and a stand-in Standbys (the real children:
 test_forking.py, test_worker.py, test_recycle.py)."""
 
 import os
@@ -44,8 +44,8 @@ def test_the_wait_ends_at_the_first_thing_to_do():
     assert wait_for(100.0, 0.0) == MIN_WAIT
 
 
-class Forker:
-    """The job forker's part in a watch: forking the next standby."""
+class Standbys:
+    """Standbys' part in a watch: forking the next standby."""
     def __init__(self):
         self.prepared = []
 
@@ -78,26 +78,26 @@ class Worker:
 
 def test_the_report_ends_the_wait_and_the_standby_is_forked_meanwhile():
     read_fd, write_fd = os.pipe()
-    worker, forker = Worker(), Forker()
+    worker, standbys = Worker(), Standbys()
     os.write(write_fd, b'{"ok": true}\n')
     try:
-        watch = ChildWatch(worker.hooks(), BOUNDS, forker, 12345, read_fd, idle=False)
+        watch = ChildWatch(worker.hooks(), BOUNDS, standbys, 12345, read_fd, idle=False)
         assert watch.wait() == (None, b'{"ok": true}\n')
     finally:
         os.close(read_fd)
         os.close(write_fd)
-    assert forker.prepared == [False]   # not idle: at once
+    assert standbys.prepared == [False]   # not idle: at once
     assert watch.kill_at is None and worker.stopped == []
 
 
 def test_a_job_outliving_its_master_by_orphan_timeout_is_stopped():
     read_fd, write_fd = os.pipe()
-    worker, forker = Worker(), Forker()
+    worker, standbys = Worker(), Standbys()
     # Its master is not our parent: the watch sees it gone at once.
     bounds = JobBounds(term_timeout=5.0, parent_pid=os.getppid() + 1, orphan_timeout=0.0)
     try:
         hooks = worker.hooks(on_stop=lambda: os.write(write_fd, b"done\n"))
-        watch = ChildWatch(hooks, bounds, forker, 12345, read_fd, idle=True)
+        watch = ChildWatch(hooks, bounds, standbys, 12345, read_fd, idle=True)
         assert watch.wait() == (None, b"done\n")
     finally:
         os.close(read_fd)

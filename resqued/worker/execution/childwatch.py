@@ -47,12 +47,12 @@ class WorkerHooks:
 
 
 class ChildWatch:
-    def __init__(self, hooks: WorkerHooks, bounds: JobBounds, forker, pid: int, read_fd: int, idle: bool):
+    def __init__(self, hooks: WorkerHooks, bounds: JobBounds, standbys, pid: int, read_fd: int, idle: bool):
         """``idle``: the job came to an idle worker (it was not taken with
         the last job's outcome), which decides when the next standby is forked."""
         self.hooks = hooks
         self.bounds = bounds
-        self.forker = forker
+        self.standbys = standbys
         self.pid = pid
         self.read_fd = read_fd
         self.idle = idle
@@ -80,7 +80,7 @@ class ChildWatch:
         """Wait for the child's one-line report (the job is then finished, even
         if the child has not exited yet), or for its death without one.
         Returns (wait status, or None with a report; the report)."""
-        hooks, bounds, forker, pid, read_fd = self.hooks, self.bounds, self.forker, self.pid, self.read_fd
+        hooks, bounds, standbys, pid, read_fd = self.hooks, self.bounds, self.standbys, self.pid, self.read_fd
         report = bytearray()
         pipe_open = True
         # Only the hard limit is judged while a job runs; max_memory is the
@@ -96,11 +96,11 @@ class ChildWatch:
         standby_at = time.monotonic() + (STANDBY_DELAY if self.idle else 0.0)
         while True:
             if standby_at is not None and time.monotonic() >= standby_at:
-                forker.prepare(idle=self.idle)
+                standbys.prepare(idle=self.idle)
                 standby_at = None
             # Once the report pipe is closed, the exit status is what is left
-            # to wait for: from the job forker, when it forked the child.
-            waits = [hooks.signals, read_fd if pipe_open else forker.fileno()]
+            # to wait for: from the job forker (through Standbys), when it forked the child.
+            waits = [hooks.signals, read_fd if pipe_open else standbys.fileno()]
             waits = [w for w in waits if w is not None]
             if not hooks.signals.has_pending():
                 orphan_deadline = self.orphaned_at + bounds.orphan_timeout if self.orphaned_at is not None else None
@@ -116,7 +116,7 @@ class ChildWatch:
             hooks.dispatch_signals()
             if not pipe_open:
                 # Closed without a full report: it died; its wait status says how.
-                status = forker.wait_status(pid, block=False)
+                status = standbys.wait_status(pid, block=False)
                 if status is not None:
                     return status, bytes(report)
             if self.kill_at is not None and time.monotonic() >= self.kill_at:

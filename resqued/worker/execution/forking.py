@@ -21,7 +21,7 @@ from resqued.worker import reports
 from resqued.worker.execution.childwatch import ChildWatch, WorkerHooks
 from resqued.worker.execution.jobbounds import JobBounds
 from resqued.worker.execution.jobchild import interpret
-from resqued.worker.execution.standbys import Forker
+from resqued.worker.execution.standbys import Standbys
 
 
 class ForkingExecution:
@@ -30,8 +30,8 @@ class ForkingExecution:
         spec = worker.spec
         # job_forker: job children are forked by a process beside the worker
         # (jobforker.py), not by the worker.
-        self.forker = Forker(worker.signals, worker.registry, worker.id, spec.name, spec.term_timeout,
-                             job_forker=spec.job_forker)
+        self.standbys = Standbys(worker.signals, worker.registry, worker.id, spec.name, spec.term_timeout,
+                                 job_forker=spec.job_forker)
         self.watch = None              # the running job's ChildWatch
         self._hooks, self._bounds = WorkerHooks.of(worker), JobBounds.of(spec)   # what each watch is given
         self.last_child = None         # the last job child's pid
@@ -49,7 +49,7 @@ class ForkingExecution:
         meanwhile, and the job's own wait forks the next one a little later
         (childwatch.py)."""
         self._idle = idle
-        self.forker.prepare(idle=idle)
+        self.standbys.prepare(idle=idle)
 
     def run(self, job, target):
         """Run the job in a fresh child and wait for its report. Returns (failure, skipped)."""
@@ -57,9 +57,9 @@ class ForkingExecution:
             events.trigger("beforeFork", job)
         except Exception as exc:
             return Failure(exception_name(exc), f"beforeFork hook failed: {exc}", backtrace(exc)), False
-        pid, read_fd = self.forker.start(job, target)
+        pid, read_fd = self.standbys.start(job, target)
         self.last_child = pid
-        watch = self.watch = ChildWatch(self._hooks, self._bounds, self.forker, pid, read_fd, idle=self._idle)
+        watch = self.watch = ChildWatch(self._hooks, self._bounds, self.standbys, pid, read_fd, idle=self._idle)
         # Marked running once the child has the job, so the round trip
         # overlaps the job instead of delaying its start.
         marked = self.worker.mark_running(job)
@@ -72,7 +72,7 @@ class ForkingExecution:
             os.close(read_fd)
             self.watch = None
             self.worker.read_marked(marked)
-        self.forker.reap()
+        self.standbys.reap()
         # A job the worker's stop killed is given back, not failed: no onFailure hooks for it.
         return interpret(job, pid, status, report, watch.kill_reason, failure_hooks=not self.worker.killed_by_stop)
 
@@ -83,4 +83,4 @@ class ForkingExecution:
 
     def close(self) -> None:
         """Dismiss the standby, reap every child and stop the job forker."""
-        self.forker.close()
+        self.standbys.close()

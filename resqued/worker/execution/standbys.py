@@ -47,7 +47,7 @@ class Standby:
         self.report_fd = report_fd
 
 
-class ForkerLink:
+class JobForkerLink:
     """The worker's end of its job forker (jobforker.py): the process and
     the socket to it."""
 
@@ -77,7 +77,7 @@ class ForkerLink:
         os.waitpid(self.pid, 0)
 
 
-class Forker:
+class Standbys:
     def __init__(self, signals, registry, worker_id: str, queues: str, term_timeout: float,
                  job_forker: bool = True):
         """``term_timeout``: how long what a job left running has after SIGTERM
@@ -197,7 +197,7 @@ class Forker:
         """Is there a job forker to ask (starting one if need be)?"""
         if self._link is None and not self._link_broken:
             try:
-                self._link = ForkerLink(self.signals, self.registry, self.worker_id, self.queues,
+                self._link = JobForkerLink(self.signals, self.registry, self.worker_id, self.queues,
                                         self.term_timeout)
             except OSError as exc:
                 log.error("worker %s: cannot start a job forker (%s): forking job children in the worker",
