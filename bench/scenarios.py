@@ -307,10 +307,10 @@ def master(ctx, res, idle, reps, count=8):
 
 def master64(ctx, res, idle, count=64):
     """A master with ``count`` workers: its idle CPU over ``idle`` seconds, the
-    cost of one memory check (worker/recycle.tree_memory: the PSS of a worker
+    cost of one memory check (process/memory.tree_memory: the PSS of a worker
     and its forker, standby and job child, as the recycler and resquectl
     status read it), and one ``resquectl status``, which reads all of them."""
-    from resqued.worker.recycle import tree_memory
+    from resqued.process.memory import tree_memory
 
     label = f"resqued -c pool.yml (count {count})"
     ctx.budget.check(idle + 120)

@@ -50,10 +50,17 @@ class _SpecMethods:
         return json.dumps({f.name: getattr(self, f.name) for f in fields(self)})
 
     @classmethod
-    def from_json(cls, text: str | bytes):
-        """The spec ``to_json`` wrote; a field it does not know is refused (TypeError)."""
+    def from_json(cls, text: str | bytes, unknown: list | None = None):
+        """The spec ``to_json`` wrote. A field it does not know (written by a
+        master of another version, during a rolling restart that loaded a new
+        resqued) is left out and its name added to ``unknown``, if given;
+        with ``unknown`` None it is refused (TypeError)."""
         # JSON has no tuples: every list field is a tuple (queues, jobs), so the spec stays frozen.
         values = json.loads(text)
+        if unknown is not None:
+            known = {f.name for f in fields(cls)}
+            unknown += sorted(set(values) - known)
+            values = {key: value for key, value in values.items() if key in known}
         return cls(**{key: tuple(value) if isinstance(value, list) else value for key, value in values.items()})
 
 

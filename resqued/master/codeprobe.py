@@ -16,7 +16,12 @@ def probe(config) -> str | None:
     modules and aliases, so that a broken URL or job module is reported at
     start (or refuses a reload or a restart) instead of making every worker
     die at boot. Returns the error as "<key>: <problem>", or None."""
-    message, status = _run(config, "probe")
+    try:
+        message, status = _run(config, "probe")
+    except OSError as exc:
+        # Exec can fail where a fork could not (the interpreter gone from a
+        # venv rebuilt by a deploy): the config is refused, the master lives on.
+        return f"jobs: cannot start a Python interpreter to check the job modules ({exc})"
     if os.waitstatus_to_exitcode(status) != 0:
         return message or f"jobs: job modules could not be loaded (exit status {status})"
     return None
@@ -32,7 +37,10 @@ def runtime_warnings(config, timeout: float = 2.0) -> list[str]:
     standby share its pages, so they add little; but workers share their
     imports with each other (and the spawner), so a running worker's figure
     shrinks as more workers share pages."""
-    message, _ = _run(config, "warnings", "--timeout", str(timeout))
+    try:
+        message, _ = _run(config, "warnings", "--timeout", str(timeout))
+    except OSError as exc:
+        return [f"cannot start a Python interpreter to check Redis and memory ({exc})"]
     return message.splitlines()
 
 

@@ -7,10 +7,10 @@ What survives exec is chosen here, not inherited by accident:
   we inherited from whoever started us (a shell's, a supervisor's) may be
   inheritable: those are made close-on-exec first, as fork + close_all_but
   closed them in the spawner before;
-- signals: every disposition back to default (handlers reset at exec by
-  themselves, but an ignored signal, e.g. python-daemon's SIGTTIN or a
-  nohup's SIGHUP, would stay ignored) and the mask set to ``blocked`` (a
-  blocked signal survives exec too);
+- signals: what a fork gave before. Handlers reset to default (exec does
+  that by itself), a signal we ignore stays ignored (python-daemon's
+  SIGTSTP under --daemonize, what whoever started us ignored), and the mask
+  is set to ``blocked`` (a blocked signal survives exec too);
 - the import path: the master's own ``sys.path``, so that the child finds
   resqued and the job modules exactly where the master would. ``python -m``
   would put the current directory first instead (a ``json.py`` there would
@@ -41,7 +41,8 @@ def start_module(module: str, args, pass_fds=(), blocked=(), new_group: bool = F
     for fd in pass_fds:
         os.set_inheritable(fd, True)
     try:
-        return os.posix_spawn(sys.executable, argv, os.environ, setsigdef=signal.valid_signals(),
+        handled = [s for s in signal.valid_signals() if signal.getsignal(s) is not signal.SIG_IGN]
+        return os.posix_spawn(sys.executable, argv, os.environ, setsigdef=handled,
                               setsigmask=tuple(blocked), **({"setpgroup": 0} if new_group else {}))
     finally:
         for fd in pass_fds:

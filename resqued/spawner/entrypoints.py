@@ -56,12 +56,15 @@ def worker_main(spec_json: str, report_fd: int) -> int:
     """In the worker, forked by the spawner and adopted by the master;
     ``spec_json``: its WorkerSpec, as the master wrote it (workerprocess.spawn)."""
     logging.getLogger("resqued").addHandler(ErrorReports(report_fd))
-    spec = WorkerSpec.from_json(spec_json)
     code, settled = EXIT_FAILURE, False
     try:
+        unknown = []
+        spec = WorkerSpec.from_json(spec_json, unknown)
+        if unknown:
+            log.warning("worker: settings of another resqued version ignored: %s", ", ".join(unknown))
         code, settled = _worker_main(spec, report_fd)
     except BaseException:
-        log.exception("worker for %s crashed", spec.name)
+        log.exception("worker crashed")
     # Last, just before the process exits: the master trusts the code only
     # when announced (a job running inline could end the process with it).
     announce_exit(report_fd, code, settled)

@@ -118,3 +118,12 @@ def test_a_reload_replaces_workers_when_a_worker_setting_outside_the_pools_chang
             changed = dataclasses.replace(config, **{s.attribute: other_value(type(current) if current is not None
                                                                               else str, current)})
             assert global_settings(changed) != global_settings(config), s.key
+
+
+def test_a_spec_from_another_version_keeps_what_this_one_knows():
+    """During a rolling restart that loaded a new resqued, the old master's
+    spec may name a setting this version dropped: left out, and named."""
+    text = json.dumps({**json.loads(WorkerSpec(queues=("a",)).to_json()), "a_setting_of_another_version": 1})
+    unknown = []
+    assert WorkerSpec.from_json(text, unknown).queues == ("a",)
+    assert unknown == ["a_setting_of_another_version"]
