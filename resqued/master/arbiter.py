@@ -28,15 +28,15 @@ from resqued.config.limits import worker_bound
 from resqued.config.model import ConfigError
 from resqued.master import workerprocess
 from resqued.master import reconcile
+from resqued.master.adopted import end_adopted
 from resqued.master.control import ControlServer
+from resqued.master.headline import Headline
 from resqued.master.helperprocess import HelperProcess
 from resqued.master.requestdecisions import Pause, Reload, Restart, StopMaster, after_reload, after_restart
 from resqued.master.requests import RequestHandlers
 from resqued.master.restart import RollingRestart
 from resqued.process import logfile
-from resqued.process.descendants import end_processes, running_descendants
 from resqued.process.pidfile import Pidfile
-from resqued.process.title import set_raw_title
 from resqued.master.recoveryruns import RecoveryRuns
 from resqued.exits import EXIT_FAILURE, EXIT_OK, EXIT_REASONS
 from resqued.process.signals import (SignalQueue, become_child_subreaper, collapse_repeats, describe,
@@ -78,8 +78,7 @@ class Arbiter:
         self.lost = RecoveryRuns()
         self.spawner = Spawner(self.name)
         self._spawn_retry_at = 0.0
-        self._title = None
-        self._status = None
+        self.headline = Headline(self.name, self.notifier)   # ps and systemd's STATUS=
 
     # -- lifecycle ---------------------------------------------------------
     def run(self) -> int:
@@ -102,7 +101,7 @@ class Arbiter:
                 self._turn()
             self.restart.abandon()
             self.spawner.stop()
-            self._end_adopted()
+            end_adopted(self.config.term_timeout)
             log.info("master %d stopped", os.getpid())
             return self.exit_code
         finally:
@@ -133,7 +132,7 @@ class Arbiter:
         self._recover_lost_jobs()
         if self.requests.answer_waiting():   # the config is applied: READY=1
             self.notifier.ready(self.requests.summary())
-        self._update_title()
+        self.headline.show(*self.requests.headline())
         self.notifier.watchdog()
         if self.signals.has_pending():
             return
@@ -366,7 +365,7 @@ class Arbiter:
                 helper.on_exit(pid, code, how)
                 return
         # Anything else is an orphan we adopted as a subreaper: reaped, no
-        # more (those still running when we stop are ended: _end_adopted).
+        # more (those still running when we stop are ended: adopted.py).
 
     def helpers(self) -> list[HelperProcess]:
         """The processes the master runs besides its workers
@@ -374,22 +373,6 @@ class Arbiter:
         rolling restart replaces ``self.spawner``. A new kind of helper is
         one more entry here."""
         return [self.spawner, self.restart, self.lost]
-
-    def _end_adopted(self) -> None:
-        """The workers, the spawner and the recovery runs are gone: whatever
-        still runs under the master was adopted (what a killed job had
-        started in a session of its own, say). Nobody else would end it once
-        we exit: systemd's KillMode=mixed does, --daemonize and supervisord
-        do not."""
-        procs = running_descendants()
-        if not procs:
-            return
-        grace = self.config.term_timeout
-        log.warning("ending what jobs left running, adopted by the master (pids %s): SIGTERM now, "
-                    "SIGKILL after %gs", ", ".join(str(p.pid) for p in procs), grace)
-        killed = end_processes(procs, grace)
-        if killed:
-            log.warning("SIGKILL to pids %s: still running %gs after SIGTERM", ", ".join(map(str, killed)), grace)
 
     def _account(self, child, code: int) -> None:
         how = f"exit code {code}" if code >= 0 else f"signal {describe(-code)}"
@@ -436,12 +419,3 @@ class Arbiter:
                 self.stopping.give_up_recovery_at = time.monotonic() + self.config.shutdown_timeout
             elif time.monotonic() >= self.stopping.give_up_recovery_at:
                 self.lost.give_up()
-
-    def _update_title(self) -> None:
-        title, status = self.requests.headline()
-        if title != self._title:
-            set_raw_title(f"resqued-master[{self.name}]: {title}")
-            self._title = title
-        if status != self._status:
-            self.notifier.status(status)
-            self._status = status
