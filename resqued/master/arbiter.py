@@ -34,7 +34,7 @@ from resqued.master.headline import Headline
 from resqued.master.helperprocess import HelperProcess
 from resqued.master.requestdecisions import Pause, Reload, Restart, StopMaster, after_reload, after_restart
 from resqued.master.requests import RequestHandlers
-from resqued.master.restart import RollingRestart
+from resqued.master.restart import REPLACED, RestartView, RollingRestart
 from resqued.process import logfile
 from resqued.process.pidfile import Pidfile
 from resqued.master.recoveryruns import RecoveryRuns
@@ -73,7 +73,7 @@ class Arbiter:
         self.winched = False          # WINCH: every worker stopped, none started until HUP
         self.stopping: Stop | None = None   # a stop in progress: its mode and deadlines
         self.requests = RequestHandlers(self)   # resquectl's requests, status, READY
-        self.restart = RollingRestart(self)     # resquectl restart: new code, pool by pool
+        self.restart = RollingRestart(self.name)  # resquectl restart: new code, pool by pool
         self.hostname = socket.gethostname()
         self.lost = RecoveryRuns()
         self.spawner = Spawner(self.name)
@@ -127,7 +127,7 @@ class Arbiter:
         else:
             if not self.winched:
                 self._reconcile()
-            self.restart.step()
+            self._step_restart()
         # After the replacements are forked: they need the CPU more urgently.
         self._recover_lost_jobs()
         if self.requests.answer_waiting():   # the config is applied: READY=1
@@ -156,7 +156,7 @@ class Arbiter:
         if isinstance(action, Reload):
             return after_reload(self.reload(), self.config.on_hup)
         if isinstance(action, Restart):
-            return after_restart(self.restart.start(action.pools))
+            return after_restart(self._start_restart(action.pools))
         if isinstance(action, StopMaster):
             self.stop(action.mode, bounded=True)
         else:
@@ -187,7 +187,7 @@ class Arbiter:
             self._reopen_log()
             # resque-pool's HUP also restarts every worker: on_hup: restart.
             if self.reload() is None and self.config.on_hup == "restart":
-                self.restart.start()
+                self._start_restart()
         elif signum == signal.SIGQUIT:
             self.stop("graceful", bounded=False)
         elif signum in (signal.SIGTERM, signal.SIGINT):
@@ -339,6 +339,25 @@ class Arbiter:
             log.info("retiring worker %d (%s): %s", child.pid, child.pool.name, reason)
             child.stopping, child.stop_reason = True, reason
             self._signal_workers(signal.SIGQUIT, only=[child])
+
+    # -- a rolling restart: restart.py decides, the master acts -------------
+    def _start_restart(self, pools=None):
+        error = self.restart.start(self.config, pools)
+        for name in self.restart.chosen if error is None else ():
+            self.pools[name].failed = False   # the code imports now: a FAILED pool may start again
+            self.pools[name].backoff.succeeded()
+        return error
+
+    def _step_restart(self) -> None:
+        if not self.restart.active:
+            return
+        step = self.restart.step(RestartView.of(self.children.values(), self.pools))
+        if step.switch_to is not None:
+            self.spawner.stop()
+            self.spawner = step.switch_to
+        for part in step.pools:
+            self.retire([self.children[pid] for pid in part.retire], REPLACED)
+            self.restart.announce(part)
 
     def _reap(self) -> None:
         while True:
