@@ -419,7 +419,8 @@ def test_decisions_are_pure():
 # commands) rather than set its owner's state, and the owner asks its
 # helper rather than set the helper's.
 HELPERS = [("resqued.master.requests", "master"), ("resqued.worker.execution.childwatch", "worker"),
-           ("resqued.master.arbiter", "requests")]
+           ("resqued.master.arbiter", "requests"), ("resqued.master.restart", "master"),
+           ("resqued.master.arbiter", "restart")]
 
 
 def writes_to(target, owner: str) -> bool:

@@ -28,15 +28,15 @@ from resqued.config.limits import worker_bound
 from resqued.config.model import ConfigError
 from resqued.master import workerprocess
 from resqued.master import reconcile
+from resqued.master.adopted import end_adopted
 from resqued.master.control import ControlServer
+from resqued.master.headline import Headline
 from resqued.master.helperprocess import HelperProcess
 from resqued.master.requestdecisions import Pause, Reload, Restart, StopMaster, after_reload, after_restart
 from resqued.master.requests import RequestHandlers
-from resqued.master.restart import RollingRestart
+from resqued.master.restart import REPLACED, RestartView, RollingRestart
 from resqued.process import logfile
-from resqued.process.descendants import end_processes, running_descendants
 from resqued.process.pidfile import Pidfile
-from resqued.process.title import set_raw_title
 from resqued.master.recoveryruns import RecoveryRuns
 from resqued.exits import EXIT_FAILURE, EXIT_OK, EXIT_REASONS
 from resqued.process.signals import (SignalQueue, become_child_subreaper, collapse_repeats, describe,
@@ -73,13 +73,12 @@ class Arbiter:
         self.winched = False          # WINCH: every worker stopped, none started until HUP
         self.stopping: Stop | None = None   # a stop in progress: its mode and deadlines
         self.requests = RequestHandlers(self)   # resquectl's requests, status, READY
-        self.restart = RollingRestart(self)     # resquectl restart: new code, pool by pool
+        self.restart = RollingRestart(self.name)  # resquectl restart: new code, pool by pool
         self.hostname = socket.gethostname()
         self.lost = RecoveryRuns()
         self.spawner = Spawner(self.name)
         self._spawn_retry_at = 0.0
-        self._title = None
-        self._status = None
+        self.headline = Headline(self.name, self.notifier)   # ps and systemd's STATUS=
 
     # -- lifecycle ---------------------------------------------------------
     def run(self) -> int:
@@ -102,7 +101,7 @@ class Arbiter:
                 self._turn()
             self.restart.abandon()
             self.spawner.stop()
-            self._end_adopted()
+            end_adopted(self.config.term_timeout)
             log.info("master %d stopped", os.getpid())
             return self.exit_code
         finally:
@@ -128,12 +127,12 @@ class Arbiter:
         else:
             if not self.winched:
                 self._reconcile()
-            self.restart.step()
+            self._step_restart()
         # After the replacements are forked: they need the CPU more urgently.
         self._recover_lost_jobs()
         if self.requests.answer_waiting():   # the config is applied: READY=1
             self.notifier.ready(self.requests.summary())
-        self._update_title()
+        self.headline.show(*self.requests.headline())
         self.notifier.watchdog()
         if self.signals.has_pending():
             return
@@ -157,7 +156,7 @@ class Arbiter:
         if isinstance(action, Reload):
             return after_reload(self.reload(), self.config.on_hup)
         if isinstance(action, Restart):
-            return after_restart(self.restart.start(action.pools))
+            return after_restart(self._start_restart(action.pools))
         if isinstance(action, StopMaster):
             self.stop(action.mode, bounded=True)
         else:
@@ -188,7 +187,7 @@ class Arbiter:
             self._reopen_log()
             # resque-pool's HUP also restarts every worker: on_hup: restart.
             if self.reload() is None and self.config.on_hup == "restart":
-                self.restart.start()
+                self._start_restart()
         elif signum == signal.SIGQUIT:
             self.stop("graceful", bounded=False)
         elif signum in (signal.SIGTERM, signal.SIGINT):
@@ -341,6 +340,25 @@ class Arbiter:
             child.stopping, child.stop_reason = True, reason
             self._signal_workers(signal.SIGQUIT, only=[child])
 
+    # -- a rolling restart: restart.py decides, the master acts -------------
+    def _start_restart(self, pools=None):
+        error = self.restart.start(self.config, pools)
+        for name in self.restart.chosen if error is None else ():
+            self.pools[name].failed = False   # the code imports now: a FAILED pool may start again
+            self.pools[name].backoff.succeeded()
+        return error
+
+    def _step_restart(self) -> None:
+        if not self.restart.active:
+            return
+        step = self.restart.step(RestartView.of(self.children.values(), self.pools))
+        if step.switch_to is not None:
+            self.spawner.stop()
+            self.spawner = step.switch_to
+        for part in step.pools:
+            self.retire([self.children[pid] for pid in part.retire], REPLACED)
+            self.restart.announce(part)
+
     def _reap(self) -> None:
         while True:
             try:
@@ -366,7 +384,7 @@ class Arbiter:
                 helper.on_exit(pid, code, how)
                 return
         # Anything else is an orphan we adopted as a subreaper: reaped, no
-        # more (those still running when we stop are ended: _end_adopted).
+        # more (those still running when we stop are ended: adopted.py).
 
     def helpers(self) -> list[HelperProcess]:
         """The processes the master runs besides its workers
@@ -374,22 +392,6 @@ class Arbiter:
         rolling restart replaces ``self.spawner``. A new kind of helper is
         one more entry here."""
         return [self.spawner, self.restart, self.lost]
-
-    def _end_adopted(self) -> None:
-        """The workers, the spawner and the recovery runs are gone: whatever
-        still runs under the master was adopted (what a killed job had
-        started in a session of its own, say). Nobody else would end it once
-        we exit: systemd's KillMode=mixed does, --daemonize and supervisord
-        do not."""
-        procs = running_descendants()
-        if not procs:
-            return
-        grace = self.config.term_timeout
-        log.warning("ending what jobs left running, adopted by the master (pids %s): SIGTERM now, "
-                    "SIGKILL after %gs", ", ".join(str(p.pid) for p in procs), grace)
-        killed = end_processes(procs, grace)
-        if killed:
-            log.warning("SIGKILL to pids %s: still running %gs after SIGTERM", ", ".join(map(str, killed)), grace)
 
     def _account(self, child, code: int) -> None:
         how = f"exit code {code}" if code >= 0 else f"signal {describe(-code)}"
@@ -436,12 +438,3 @@ class Arbiter:
                 self.stopping.give_up_recovery_at = time.monotonic() + self.config.shutdown_timeout
             elif time.monotonic() >= self.stopping.give_up_recovery_at:
                 self.lost.give_up()
-
-    def _update_title(self) -> None:
-        title, status = self.requests.headline()
-        if title != self._title:
-            set_raw_title(f"resqued-master[{self.name}]: {title}")
-            self._title = title
-        if status != self._status:
-            self.notifier.status(status)
-            self._status = status

@@ -110,6 +110,11 @@ class Spawner:
         log.error("the worker spawner died (%s); a new one starts in %.1fs, workers meanwhile keep running",
                   how, delay)
 
+    def reaped(self) -> None:
+        """The master reaped it before it was ready (a rolling restart's new
+        spawner): drop our end of its socket; nothing restarts it."""
+        self._close()
+
     def spawn_worker(self, spec_json: str, report_fd: int) -> int:
         """``spec_json``: the worker's WorkerSpec, passed on as it is (spawner/entrypoints.worker_main reads it)."""
         return self._request(protocol.ForkWorker(spec_json), [report_fd])

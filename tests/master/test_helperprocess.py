@@ -11,7 +11,7 @@ from resqued.master.spawnerlink import Spawner
 
 
 def test_every_helper_is_a_helper_process():
-    for helper in (Spawner("pool.yml"), RollingRestart(master=None), RecoveryRuns()):
+    for helper in (Spawner("pool.yml"), RollingRestart("pool.yml"), RecoveryRuns()):
         assert isinstance(helper, HelperProcess), type(helper).__name__
 
 
@@ -26,7 +26,7 @@ def test_a_spawner_that_is_down_wakes_the_loop_when_it_may_start_again():
 
 
 def test_a_restart_without_a_new_spawner_owns_nothing():
-    restart = RollingRestart(master=None)
+    restart = RollingRestart("pool.yml")
     assert restart.waitables() == [] and restart.deadline() is None
     assert not restart.owns(12345)
 
