@@ -32,7 +32,7 @@ from resqued.master.adopted import end_adopted
 from resqued.master.control import ControlServer
 from resqued.master.headline import Headline
 from resqued.master.helperprocess import HelperProcess
-from resqued.master.requestdecisions import Pause, Reload, Restart, StopMaster, after_reload, after_restart
+from resqued.master.requestdecisions import Pause, Reload, Restart, Resume, StopMaster, after_reload, after_restart
 from resqued.master.requests import RequestHandlers
 from resqued.master.restart import REPLACED, RestartView, RollingRestart
 from resqued.process import logfile
@@ -159,8 +159,12 @@ class Arbiter:
             return after_restart(self._start_restart(action.pools))
         if isinstance(action, StopMaster):
             self.stop(action.mode, bounded=True)
+        elif isinstance(action, Pause):
+            self.pause()
+        elif isinstance(action, Resume):
+            self.resume()
         else:
-            self.pause() if isinstance(action, Pause) else self.resume()
+            raise TypeError(f"no such action: {action!r}")   # a new one must be applied here
         return action.then
 
     def _next_timeout(self) -> float:
@@ -332,7 +336,11 @@ class Arbiter:
 
     def _keep_spawner(self) -> None:
         if self.spawner.due():
-            self.spawner.start()
+            try:
+                self.spawner.start()
+            except OSError as exc:   # exec failed (the interpreter gone): try again later, live on
+                log.error("cannot start the worker spawner: %s; trying again in %.1fs", exc,
+                          self.spawner.backoff.failed())
 
     def retire(self, workers, reason: str) -> None:
         for child in workers:

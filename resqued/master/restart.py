@@ -117,11 +117,16 @@ class RollingRestart:
         if error:
             log.error("restart refused, the workers keep the code they run: %s: %s", config.path, error)
             return f"restart refused, the workers keep the code they run: {config.path}: {error}"
-        self.chosen, self.error = set(pools or names), None
         # A second spawner imports the code anew; the first goes on forking
-        # until the second has proved it can start (it says R).
-        self.spawner = Spawner(self.name)
-        self.spawner.start()
+        # until the second has proved it can start (it says R). Kept only
+        # once started: exec can fail (the interpreter gone), and a restart
+        # left half begun would refuse every later one.
+        spawner = Spawner(self.name)
+        try:
+            spawner.start()
+        except OSError as exc:
+            return f"cannot restart: cannot start a new spawner ({exc})"
+        self.chosen, self.error, self.spawner = set(pools or names), None, spawner
         log.info("restarting %s with the code on disk: a new spawner %d first",
                  ", ".join(sorted(self.chosen)) or "no pools", self.spawner.pid)
         return None
