@@ -162,6 +162,10 @@ LAYERS = [
      "the master, resquectl and env mode read configs; URL helpers are config/redisurl.py"),
     ("resqued.ctl", ("resqued.worker",),
      "resquectl talks to Redis and to the master, and runs no worker code"),
+    ("resqued.spawner", ("resqued.master",),
+     "the spawner and what it forks run no master code: master/ is what runs in the master"),
+    ("resqued.worker", ("resqued.master", "resqued.spawner"),
+     "a worker is started by the spawner and reports to the master through protocols/"),
 ]
 
 
@@ -455,7 +459,12 @@ def test_a_jobs_watch_is_given_what_it_needs_not_the_worker():
              if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "self"}
     assert "worker" not in attrs and "spec" not in attrs, "ChildWatch keeps the worker or its spec"
     assert "WorkerHooks" in names
+
+
+# -- forks ---------------------------------------------------------------------
+
 MAX_FORK_SITES = 3
+FORK_HELPER = os.path.join(PACKAGE, "process", "fork.py")
 
 
 def fork_sites() -> list[str]:
@@ -476,4 +485,17 @@ def test_fork_sites():
     three places."""
     sites = fork_sites()
     assert sites, "the check finds no fork at all: it no longer reads the source"
-    assert len(sites) <= MAX_FORK_SITES, "os.fork( outside process/fork.py:\n" + "\n".join(sites)
+    assert len(sites) <= MAX_FORK_SITES, f"more than {MAX_FORK_SITES} forks:\n" + "\n".join(sites)
+    outside = [site for site in sites if not site.startswith(FORK_HELPER + ":")]
+    assert not outside, "os.fork( outside process/fork.py:\n" + "\n".join(outside)
+    # Nor a fork under another name, nor the daemon's fork (its child goes on in
+    # the caller's code) used for anything but daemonizing.
+    found = []
+    for module, path in MODULES.items():
+        for node in ast.walk(parse(path)):
+            if isinstance(node, ast.ImportFrom) and node.module == "os" and any(a.name == "fork" for a in node.names):
+                found.append(f"{module} imports fork from os")
+            if (isinstance(node, ast.Name) and node.id == "fork_continuing"
+                    and module not in ("resqued.process.fork", "resqued.process.daemon")):
+                found.append(f"{module} uses fork_continuing")
+    assert not found, "\n".join(found)

@@ -26,7 +26,7 @@ from resqued.config.settings import REQUIRED, WORKER
 
 # (field, type, default, what it is): set by whoever starts the worker. The
 # master sets the first four; report_fd and pidfile are set in the worker's
-# own process (master/entrypoints.py), the only one that knows its pid and fd.
+# own process (spawner/entrypoints.py), the only one that knows its pid and fd.
 RUNTIME = (
     ("max_jobs", int | None, None, "recycle after this many jobs: the pool's max_jobs plus 0..max_jobs_jitter"),
     ("start_paused", bool, False, "take no job until resumed (a paused pool's new worker)"),

@@ -11,13 +11,12 @@ arranges to hear of the master's death, and runs (spawner/entrypoints.worker_mai
 import logging
 import os
 import random
-import re
 import time
 from dataclasses import dataclass, field
 
 from resqued.config.settings import WORKER
 from resqued.config.workerspec import for_pool
-from resqued.process.pidfile import Pidfile
+from resqued.process.pidfile import Pidfile, worker_pidfile
 from resqued.protocols import reportpipe
 from resqued.protocols.controlsocket import WorkerStatus
 from resqued.protocols.reportpipe import ErrorReport, ExitAnnouncement, StateReport, WorkerState
@@ -128,16 +127,8 @@ class Child:
                 "started": self.started_wall, "stop_reason": self.stop_reason or None}
 
 
-def worker_pidfile(pid_dir: str | None, pool, pid: int) -> str | None:
-    """``pool``: its PoolConfig, or its WorkerSpec (by the pool's name)."""
-    if not pid_dir:
-        return None    # env mode: php-resque writes no worker pidfiles either
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", pool.name)
-    return os.path.join(pid_dir, f"{safe}.{pid}.pid")
-
-
 def spawn(config, pool, paused: bool, spawner) -> Child:
-    """Have the spawner (spawner.py) fork a worker for ``pool``; raises
+    """Have the spawner (spawner/main.py) fork a worker for ``pool``; raises
     SpawnerError. Everything the worker needs is decided here, as its
     WorkerSpec (config/workerspec.py), and sent as JSON, so the spawner needs
     no copy of the current config."""

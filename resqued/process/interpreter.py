@@ -5,8 +5,7 @@ so that its own image never holds redis-py, the worker's code or the jobs.
 What survives exec is chosen here, not inherited by accident:
 - descriptors: only ``pass_fds``. Python opens its own O_CLOEXEC, but what
   we inherited from whoever started us (a shell's, a supervisor's) may be
-  inheritable: those are made close-on-exec first, as fork + close_all_but
-  closed them in the spawner before;
+  inheritable: those are made close-on-exec first;
 - signals: what a fork gave before. Handlers reset to default (exec does
   that by itself), a signal we ignore stays ignored (python-daemon's
   SIGTSTP under --daemonize, what whoever started us ignored), and the mask

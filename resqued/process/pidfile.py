@@ -5,6 +5,7 @@ file is removed only by the process whose pid it holds."""
 import errno
 import fcntl
 import os
+import re
 import tempfile
 
 from resqued.process.signals import process_alive
@@ -76,3 +77,13 @@ def _unlink(path: str) -> None:
     except OSError as exc:
         if exc.errno != errno.ENOENT:
             raise
+
+
+def worker_pidfile(pid_dir: str | None, pool, pid: int) -> str | None:
+    """Where a master's worker writes its pid: ``pool`` is its PoolConfig,
+    or its WorkerSpec (by the pool's name). The worker writes it, the master
+    removes it once it reaped the worker."""
+    if not pid_dir:
+        return None    # env mode: php-resque writes no worker pidfiles either
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", pool.name)
+    return os.path.join(pid_dir, f"{safe}.{pid}.pid")

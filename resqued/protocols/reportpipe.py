@@ -1,5 +1,5 @@
 """The report pipe: what a worker tells its master, one JSON line at a time
-(written by worker/reports.py and master/entrypoints.ErrorReports, read by
+(written by worker/reports.py and spawner/entrypoints.ErrorReports, read by
 master/workerprocess.Child.read_reports).
 
 Three messages, told apart by their keys:

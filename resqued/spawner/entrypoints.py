@@ -16,8 +16,8 @@ import redis
 from resqued.config.workerspec import WorkerSpec
 from resqued.exits import EX_TEMPFAIL, EXIT_BOOT_ERROR, EXIT_FAILURE, EXIT_OK
 from resqued.jobs.allowlist import JobRegistry, RegistryError
-from resqued.master import workerprocess
 from resqued.process.logs import printable
+from resqued.process.pidfile import worker_pidfile
 from resqued.protocols.reportpipe import ErrorReport
 from resqued.process.signals import exit_on_parent_death
 from resqued.process.title import set_raw_title, set_title
@@ -84,7 +84,7 @@ def _worker_main(spec, report_fd) -> tuple[int, bool]:
     resque = Resque(spec.redis_url, spec.namespace)
     # What only this process knows: its report pipe's fd and its own pid.
     spec = dataclasses.replace(spec, report_fd=report_fd,
-                               pidfile=workerprocess.worker_pidfile(spec.pid_dir, spec, os.getpid()))
+                               pidfile=worker_pidfile(spec.pid_dir, spec, os.getpid()))
     worker = Worker(resque, registry, spec)
     return worker.work(), worker.settled
 

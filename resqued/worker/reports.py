@@ -31,12 +31,11 @@ class MasterReports:
     def send(self, state: dict, **always) -> bool:
         """Report ``state`` (StateReport's fields, with ``always``: pid, jobs,
         paused). False when nobody reads any more: the master is gone."""
-        report = StateReport(**state, **always)   # a field it does not have is a TypeError here
-        if report.state != WorkerState.REDIS_DOWN:
+        if state.get("state") != WorkerState.REDIS_DOWN:
             self.last_state = dict(state)
         if self.fd is None:
-            return True
-        line = report.encode()
+            return True   # env mode's single worker: nobody to tell, nothing to encode
+        line = StateReport(**state, **always).encode()   # a field it does not have is a TypeError here
         if line == self._last_line:
             return True
         try:

@@ -257,7 +257,7 @@ class Worker:
         """Tell the master what we are doing (reports.py)."""
         if not self.reports.send(state, pid=self.pid, jobs=self.jobs_done, paused=self.paused) and not self.shutdown:
             # Nobody reads: the master is gone, or a spawner died before it
-            # could tell the master it forked us (spawner.py). Either way no
+            # could tell the master it forked us (spawner/main.py). Either way no
             # one would replace, signal or recover us: stop, as when orphaned.
             log.warning("worker %s: the master does not read its reports: stopping", self.id)
             self.shutdown = True
