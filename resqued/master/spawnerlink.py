@@ -17,7 +17,7 @@ import socket
 
 from resqued.process import logs
 from resqued.process.interpreter import start_module
-from resqued.process.signals import blocked_for_fork, wait_readable
+from resqued.process.signals import WORKER_SIGNALS, wait_readable
 from resqued.protocols import spawnersocket as protocol
 from resqued.supervise.backoff import Backoff
 
@@ -71,7 +71,7 @@ class Spawner:
             # With the workers' signals blocked, and left so: the workers
             # inherit the mask and unblock once their handlers are installed.
             pid = start_module("resqued.spawner", args, pass_fds=[theirs.fileno()],
-                               blocked=blocked_for_fork.SIGNALS, new_group=True)
+                               blocked=WORKER_SIGNALS, new_group=True)
         except BaseException:
             ours.close()
             raise

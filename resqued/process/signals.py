@@ -27,7 +27,7 @@ class SignalQueue:
         signal.set_wakeup_fd(self._writer.fileno(), warn_on_full_buffer=False)
         for signum in self._signals:
             self._previous[signum] = signal.signal(signum, self._record)
-        # A parent may have forked us with these blocked (see blocked_for_fork):
+        # A parent may have started us with these blocked (WORKER_SIGNALS):
         # what arrived meanwhile is delivered now, to our own handlers.
         signal.pthread_sigmask(signal.SIG_UNBLOCK, self._signals)
 
@@ -62,26 +62,13 @@ class SignalQueue:
         self._writer.close()
 
 
-class blocked_for_fork:
-    """Block the worker signals around a fork. The parent unblocks on exit; the
-    child stays blocked until its own SignalQueue is installed, so a signal
-    sent right after the fork is neither lost (caught by the parent's inherited
-    handler) nor fatal (the default action of QUIT or USR1)."""
-
-    SIGNALS = (signal.SIGQUIT, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1,
-               signal.SIGUSR2, signal.SIGCONT, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU)
-
-    def __enter__(self):
-        self._old = signal.pthread_sigmask(signal.SIG_BLOCK, self.SIGNALS)
-        return self
-
-    def __exit__(self, *exc):
-        if os.getpid() == self._parent:
-            signal.pthread_sigmask(signal.SIG_SETMASK, self._old)
-        return False
-
-    def __init__(self):
-        self._parent = os.getpid()
+# The signals a worker handles. A process that forks or starts workers keeps
+# them blocked (the spawner is started with them blocked, and its children
+# inherit the mask) until the new process installs its own SignalQueue, so a
+# signal sent right after the start is neither lost (caught by an inherited
+# handler) nor fatal (the default action of QUIT or USR1).
+WORKER_SIGNALS = (signal.SIGQUIT, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1,
+                  signal.SIGUSR2, signal.SIGCONT, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU)
 
 
 def wait_readable(fds, timeout):

@@ -5,7 +5,7 @@ running job child is killed for its memory.
 The rule (docs/operations.md): ``max_memory`` judges a worker between jobs
 by its own processes (the worker, and in a forking pool its job forker and
 standby), not by the job child it just served: that memory died with the
-child. ``max_memory_hard`` judges a running job child (and what it started),
+child. ``max_memory_hard`` (jobbounds.JobBounds, not here) judges a running job child (and what it started),
 every second (childwatch.MEMORY_CHECK_INTERVAL). In an inline pool (fork:
 false) the job runs in the worker, so its memory stays the worker's and
 counts between jobs.
@@ -21,11 +21,9 @@ from resqued.process.memory import approx_size
 class RecyclePolicy:
     """A pool's limits, and what each judges (the module's docstring)."""
 
-    def __init__(self, max_jobs: int | None = None, max_memory: int | None = None,
-                 max_memory_hard: int | None = None):
+    def __init__(self, max_jobs: int | None = None, max_memory: int | None = None):
         self.max_jobs = max_jobs
         self.max_memory = max_memory
-        self.max_memory_hard = max_memory_hard
 
     def after_job(self, jobs_done: int, own_memory) -> tuple[int, str] | None:
         """The exit code to leave with now and why, or None to keep working.
@@ -39,7 +37,3 @@ class RecyclePolicy:
                 return EXIT_RECYCLE_MEMORY, (f"its own processes use {approx_size(memory)}, "
                                              f"over max_memory {approx_size(self.max_memory)}")
         return None
-
-    def over_hard_limit(self, child_memory: int) -> bool:
-        """Whether a running job child's figure (tree_memory of the child) is past max_memory_hard."""
-        return bool(self.max_memory_hard) and child_memory > self.max_memory_hard

@@ -89,7 +89,7 @@ class Worker:
         self.outage = RedisOutage(self)
         self._pause_checked_at = 0.0
         self._paused_by_key_cache = False
-        self.recycle = RecyclePolicy(spec.max_jobs, spec.max_memory, spec.max_memory_hard)
+        self.recycle = RecyclePolicy(spec.max_jobs, spec.max_memory)
         self.reports = MasterReports(spec.report_fd)
         self.pidfile = Pidfile(spec.pidfile) if spec.pidfile else None
         self.shutdown = False
