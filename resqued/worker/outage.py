@@ -57,6 +57,22 @@ class RedisOutage:
             raise exc
         self.note(exc)
 
+    def wait_deferred(self, deferred, what: str) -> None:
+        """Read the replies of commands sent ahead (redisio/deferred.py): an
+        outage is noted, a refusal of another kind only warned of (``what``
+        failed), for a job runs whether or not it was marked."""
+        if deferred is None:
+            return
+        try:
+            deferred.wait()
+        except redis.RedisError as exc:
+            if refusals.is_outage(exc):
+                self.note(exc)
+            elif isinstance(exc, redis.ResponseError):
+                log.warning("worker %s: %s failed: %s", self.worker.id, what, exc)
+            else:
+                raise
+
     def note(self, exc) -> None:
         """A Redis command failed for want of Redis (is_outage: away, or
         refusing, e.g. OOM or READONLY)."""

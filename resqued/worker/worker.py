@@ -407,17 +407,7 @@ class Worker:
             return None
 
     def read_marked(self, marked: Deferred | None) -> None:
-        if marked is None:
-            return
-        try:
-            marked.wait()
-        except redis.RedisError as exc:
-            if refusals.is_outage(exc):
-                self.outage.note(exc)
-                return
-            if not isinstance(exc, redis.ResponseError):
-                raise
-            log.warning("worker %s: marking the job running failed: %s", self.id, exc)
+        self.outage.wait_deferred(marked, "marking the job running")
 
     def _record(self, queue: str, raw: bytes, payload, failure: Failure | None) -> None:
         take_from = self._take_from if self._may_take_next() else []
