@@ -42,7 +42,8 @@ def _stay(path):
         try:
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             _publish(path, os.getpid())
-            time.sleep(300)
+            while True:
+                signal.pause()   # until killed: TERM is ignored, so KILL
         finally:
             os._exit(0)
 

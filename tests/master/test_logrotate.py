@@ -12,28 +12,35 @@ import psutil
 from conftest import ROOT, wait_until
 from masters import write_config
 
+ENV = {**os.environ, "PYTHONPATH": ROOT}
+
+
+def start_daemon(tmp_path, cfg):
+    """``resqued -c cfg --daemonize``: the daemon's pid and its log file."""
+    launcher = subprocess.run([sys.executable, "-m", "resqued", "-c", str(cfg), "--daemonize"], capture_output=True,
+                              text=True, cwd=ROOT, timeout=30, env=ENV)
+    assert launcher.returncode == 0, launcher.stderr
+    pidfile = tmp_path / "var/run/resqued.pid"
+    pid = int(wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), message="daemon pidfile"))
+    return pid, tmp_path / "var/run/resqued.log"
+
 
 def test_the_daemons_log_is_written_from_its_start_after_copytruncate(tmp_path, redis_url, r):
     cfg = write_config(tmp_path / "pool.yml", redis_url, ["queues: [default]\ncount: 1"])
-    env = {**os.environ, "PYTHONPATH": ROOT}
-    launcher = subprocess.run([sys.executable, "-m", "resqued", "-c", str(cfg), "--daemonize"],
-                              capture_output=True, text=True, cwd=ROOT, timeout=30, env=env)
-    assert launcher.returncode == 0, launcher.stderr
-    pidfile, log = tmp_path / "var/run/resqued.pid", tmp_path / "var/run/resqued.log"
-    pid = int(wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), message="daemon pidfile"))
+    pid, log = start_daemon(tmp_path, cfg)
     try:
         wait_until(lambda: r.scard("resque:workers") == 1, message="the daemon's worker")
         before = log.stat().st_size
         assert before > 0
         os.truncate(log, 0)                       # what copytruncate does after its copy
         ctl = subprocess.run([sys.executable, "-m", "resqued.ctl", "-c", str(cfg), "pause"],
-                             capture_output=True, text=True, cwd=ROOT, timeout=60, env=env)
+                             capture_output=True, text=True, cwd=ROOT, timeout=60, env=ENV)
         assert ctl.returncode == 0, ctl.stderr
         text = wait_until(lambda: log.read_bytes(), message="new log lines")
         assert not text.startswith(b"\0") and b"\0" not in text and len(text) < before + 4096
     finally:
         out = subprocess.run([sys.executable, "-m", "resqued.ctl", "-c", str(cfg), "stop"], capture_output=True,
-                             text=True, cwd=ROOT, env=env, timeout=60)
+                             text=True, cwd=ROOT, env=ENV, timeout=60)
         if out.returncode != 0 and psutil.pid_exists(pid):
             os.kill(pid, signal.SIGKILL)
 
@@ -56,12 +63,7 @@ def test_hup_reopens_the_log_for_the_master_its_workers_and_their_jobs(tmp_path,
     (tmp_path / "shout.py").write_text(SHOUT)
     cfg = write_config(tmp_path / "pool.yml", redis_url, ["queues: [default]\ncount: 1"],
                        jobs=f"[{tmp_path / 'shout.py'}]")
-    env = {**os.environ, "PYTHONPATH": ROOT}
-    launcher = subprocess.run([sys.executable, "-m", "resqued", "-c", str(cfg), "--daemonize"],
-                              capture_output=True, text=True, cwd=ROOT, timeout=30, env=env)
-    assert launcher.returncode == 0, launcher.stderr
-    pidfile, log = tmp_path / "var/run/resqued.pid", tmp_path / "var/run/resqued.log"
-    pid = int(wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), message="daemon pidfile"))
+    pid, log = start_daemon(tmp_path, cfg)
     try:
         wait_until(lambda: r.scard("resque:workers") == 1, message="the daemon's worker")
         resque.enqueue("default", "Shout", {"word": "before"})
@@ -78,6 +80,6 @@ def test_hup_reopens_the_log_for_the_master_its_workers_and_their_jobs(tmp_path,
         assert "after" not in rotated.read_text()
     finally:
         out = subprocess.run([sys.executable, "-m", "resqued.ctl", "-c", str(cfg), "stop"], capture_output=True,
-                             text=True, cwd=ROOT, env=env, timeout=60)
+                             text=True, cwd=ROOT, env=ENV, timeout=60)
         if out.returncode != 0 and psutil.pid_exists(pid):
             os.kill(pid, signal.SIGKILL)

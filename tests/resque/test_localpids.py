@@ -13,14 +13,15 @@ from resqued.resque.localpids import LocalPid
 # A titled parent that forks a titled child, as a Ruby worker forks its job
 # (and a resqued job forker its standbys); both wait until killed.
 FAMILY = textwrap.dedent("""
-    import os, sys, time, setproctitle
+    import os, signal, sys, setproctitle
     setproctitle.setproctitle("resque-9.9: Forked for default")
     pid = os.fork()
     if pid == 0:
         setproctitle.setproctitle("resque-9.9: Processing default since 0")
     else:
         print(pid, flush=True)
-    time.sleep(60)
+    while True:
+        signal.pause()   # until the test kills it
 """)
 
 
@@ -40,9 +41,10 @@ def test_a_workers_child_with_a_workers_title_is_no_stopped_worker():
 
 def test_resqueds_helpers_are_no_workers():
     helper = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
-        import time, setproctitle
+        import signal, setproctitle
         setproctitle.setproctitle("resque-0.1.0: Job forker for default")
-        time.sleep(60)
+        while True:
+            signal.pause()
     """)])
     try:
         wait_until(lambda: "Job forker" in title(helper.pid), message="the helper's title")

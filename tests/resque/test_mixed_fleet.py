@@ -49,7 +49,7 @@ def register_foreign(r, wid, *, beat_age=None, job=None, run_at=None):
 def foreign_process(procs, title="resque-2.7.0: Processing default since 1795312000 [SlowJob]"):
     """A live process that looks like a Ruby worker to a pruner (by its title)."""
     code = ("import setproctitle, sys; setproctitle.setproctitle(sys.argv[1]); "
-            "sys.stdout.write('up\\n'); sys.stdout.flush(); import time; time.sleep(600)")
+            "sys.stdout.write('up\\n'); sys.stdout.flush(); import signal\nwhile True: signal.pause()")
     proc = procs.spawn([sys.executable, "-c", code, title], name="foreign")
     wait_until(lambda: proc.log_path.read_text().startswith("up"), message="the foreign worker to start")
     return proc

@@ -6,6 +6,7 @@ import sys
 import textwrap
 import time
 
+from conftest import wait_until
 from resqued.process.memory import descendants, tree_memory
 
 # Threads and children that start and end as fast as they can, for a bounded
@@ -29,9 +30,9 @@ CHURN = textwrap.dedent("""
 
 def test_reading_a_tree_whose_tasks_come_and_go_never_fails(procs):
     churn = procs.spawn([sys.executable, "-c", CHURN, "20"], name="churn")
-    while b"ready" not in churn.log_path.read_bytes():
-        assert churn.poll() is None, churn.log_path.read_text()
-        time.sleep(0.01)
+    wait_until(lambda: b"ready" in churn.log_path.read_bytes() or churn.poll() is not None,
+               message="the churning process to start")
+    assert churn.poll() is None, churn.log_path.read_text()
     reads, deadline = 0, time.monotonic() + 8
     while time.monotonic() < deadline and churn.poll() is None:
         assert churn.pid in descendants(churn.pid, include_self=True)
