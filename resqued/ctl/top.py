@@ -20,6 +20,8 @@ import time
 
 import psutil
 
+from resqued.config.loader import load_config
+from resqued.config.model import ConfigError
 from resqued.ctl import masterclient, tables, topview
 from resqued.ctl.locate import locate
 from resqued.ctl.output import CtlError, UsageError, print_json
@@ -28,6 +30,7 @@ from resqued.exits import EXIT_OK
 from resqued.protocols.controlsocket import ControlError
 from resqued.redisio.connection import connect
 from resqued.resque.client import Resque
+from resqued.resque.keys import Keys
 
 DEFAULT_INTERVAL = 2.0
 MIN_INTERVAL = 0.1
@@ -47,7 +50,7 @@ def cmd_top(resque, args) -> int:
     client = connect(resque.url, socket_connect_timeout=REDIS_TIMEOUT, socket_timeout=REDIS_TIMEOUT)
     try:
         sampler = Sampler(Resque(resque.url, resque.keys.namespace, redis=client), args.redis_read,
-                          master_socket(args))
+                          master_socket(args, resque))
         if args.once:
             frame = sampler.frame(strict=True)   # Redis unreachable: main's one-line error
             if args.json:
@@ -63,10 +66,11 @@ def cmd_top(resque, args) -> int:
 
 # -- this host's master -------------------------------------------------------
 
-def master_socket(args) -> str | None:
+def master_socket(args, resque) -> str | None:
     """The control socket of the master whose pools top shows: the one
     ``-c pool.yml``, ``--pidfile`` or ``--socket`` names, else this user's
-    one running master (none, or several: no pools shown)."""
+    one running master whose pool.yml names the Redis and namespace top
+    reads (none such, or several: no pools shown)."""
     if any(getattr(args, name, None) for name in ("config", "pidfile", "socket")):
         try:
             return locate(argparse.Namespace(**{**vars(args), "master_command": "status"}))[0]
@@ -83,15 +87,21 @@ def master_socket(args) -> str | None:
                             and c.laddr})
         except psutil.Error:
             continue
-        found += [path for path in paths if _answers(path)][:1]
+        found += [path for path in paths if _serves(path, resque)][:1]
     return found[0] if len(found) == 1 else None
 
 
-def _answers(path: str) -> bool:
+def _serves(path: str, resque) -> bool:
+    """Does the master answering on ``path`` run a pool.yml whose Redis
+    and namespace are ``resque``'s? (Another master's pools, beside this
+    Redis's queues, would mislead.)"""
     try:
-        return isinstance(masterclient.request(path, "status", timeout=PROBE_TIMEOUT).get("master"), dict)
-    except (ControlError, OSError, ValueError):
+        master = masterclient.request(path, "status", timeout=PROBE_TIMEOUT).get("master")
+        # The file as the master reads it: REDIS_URL here is top's, not the master's.
+        config = load_config(master["config"], environ={k: v for k, v in os.environ.items() if k != "REDIS_URL"})
+    except (ControlError, ConfigError, OSError, ValueError, TypeError, KeyError):
         return False
+    return config.redis_url == resque.url and Keys(config.namespace).namespace == resque.keys.namespace
 
 
 # -- the live view ------------------------------------------------------------

@@ -122,6 +122,11 @@ def test_once_shows_queues_ages_workers_and_the_masters_pools(procs, tmp_path, r
         assert frame["master"]["pid"] == master.pid
         assert [(p["queues"], p["count"], p["alive"]) for p in frame["master"]["pools"]] == \
             [(["mail"], 1, 1), (["low"], 1, 1)]
+
+        # Without -c: this user's one master whose pool.yml reads this Redis
+        # and namespace (another namespace's queues are not its pools).
+        assert run_top("--redis", redis_url).stdout.splitlines()[2].startswith(f"master {master.pid} running")
+        assert run_top("--redis", redis_url, "--namespace", "other").stdout.splitlines()[2] == topview.NO_MASTER
     finally:
         r.rpush("test:release", 1)
 
