@@ -107,7 +107,7 @@ def render(frame: dict, width: int, height: int | None = None, heading: str | No
     pools = pools_table(frame["master"], width)
     lines += pools
     if not frame["redis_up"]:
-        return lines[:height] if height else lines
+        return lines if height is None else lines[:height]
     queues, workers = frame["queues"], frame["workers"]
     shown_queues, shown_workers = len(queues), len(workers)
     if height is not None:
@@ -116,4 +116,4 @@ def render(frame: dict, width: int, height: int | None = None, heading: str | No
         shown_queues, shown_workers = split_rows(len(queues), len(workers), room)
     lines += [""] + queues_table(queues, shown_queues, width)
     lines += [""] + workers_table(workers, shown_workers, width)
-    return lines[:height] if height else lines
+    return lines if height is None else lines[:height]

@@ -298,3 +298,12 @@ def test_live_view_says_redis_is_unreachable_and_keeps_trying(tmp_path, terminal
 ])
 def test_rows_split_between_queues_and_workers(queues, workers, room, shown):
     assert topview.split_rows(queues, workers, room) == shown
+
+
+def test_a_tiny_screen_gets_no_more_lines_than_it_has():
+    frame = {"redis": "r", "time": "t", "redis_up": True, "error": None, "processed": 0, "failed": 0,
+             "processed_per_second": None, "failed_per_second": None, "failures": 0, "paused": False,
+             "workers_registered": 0, "queue_count": 1, "master": None, "workers": [],
+             "queues": [{"name": "q", "length": 1, "latency": None, "error": None}]}
+    for height in range(0, 12):
+        assert len(topview.render(frame, 80, height)) <= height
