@@ -15,14 +15,13 @@ import math
 import os
 import sys
 import time
-from urllib.parse import parse_qs, urlsplit
 
 import redis
 
 from resqued.config.loader import load_config
 from resqued.config.model import ConfigError
-from resqued.ctl import failed, mastercommands, queues, tables, workers
-from resqued.ctl.output import CtlError, UsageError, emit, fail, print_json
+from resqued.ctl import failed, mastercommands, queues, tables, top, workers
+from resqued.ctl.output import CtlError, UsageError, emit, fail, print_json, scrub
 from resqued.exits import EX_CONFIG, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from resqued.resque.client import Resque
 from resqued.config.redisurl import DEFAULT_URL, BadRedisURL, normalize_url, redact
@@ -70,16 +69,6 @@ def _config(args, environ):
         return load_config(args.config, getattr(args, "environment", None), environ)
     except ConfigError as exc:
         raise CtlError(str(exc), EX_CONFIG) from None
-
-
-def _scrub(text: str, url: str) -> str:
-    """Redis client errors may quote what they were given; keep passwords out."""
-    parts = urlsplit(url)
-    secrets = [parts.password, *(value for name, values in parse_qs(parts.query).items()
-                                 if name.lower().endswith("password") for value in values)]
-    for secret in filter(None, secrets):
-        text = text.replace(secret, "***")
-    return text
 
 
 # -- commands -----------------------------------------------------------------
@@ -237,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "(its status is job:PREFIX_ID:status)")
 
     failed.add_commands(commands, command)
+    top.add_commands(commands, command)
 
     for name, help_text in (("status", "the running master: pools and each worker, its job and memory"),
                             ("pause", "pause every worker: returns once none takes a new job (running "
@@ -265,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
 # The commands that report what Redis holds: their human output starts with
 # the Redis they read (output.heading).
 READS = (queues.cmd_queues, workers.cmd_workers, workers.cmd_inflight, cmd_stats, failed.cmd_failed_list,
-         failed.cmd_failed_show)
+         failed.cmd_failed_show, top.cmd_top)
 
 
 def main(argv=None) -> int:
@@ -310,9 +300,9 @@ def main(argv=None) -> int:
     except FailureError as exc:
         return report(str(exc), EXIT_FAILURE)
     except (redis.ConnectionError, redis.TimeoutError) as exc:
-        return report(f"cannot reach Redis at {redact(url)}: {_scrub(str(exc), url)}", EXIT_FAILURE)
+        return report(f"cannot reach Redis at {redact(url)}: {scrub(str(exc), url)}", EXIT_FAILURE)
     except redis.RedisError as exc:
-        return report(f"Redis error at {redact(url)}: {_scrub(str(exc), url)}", EXIT_FAILURE)
+        return report(f"Redis error at {redact(url)}: {scrub(str(exc), url)}", EXIT_FAILURE)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except BrokenPipeError:

@@ -9,6 +9,7 @@ Exit codes (SPEC): 0 ok, 1 runtime failure, 2 usage, 78 invalid configuration.
 
 import json
 import sys
+from urllib.parse import parse_qs, urlsplit
 
 from resqued.exits import EXIT_FAILURE, EXIT_USAGE
 from resqued.process.logs import printable
@@ -55,3 +56,13 @@ def fail(message: str, code: int, as_json: bool = False, compact: bool = False) 
     if as_json:
         print_json({"ok": False, "error": message, "exit": code}, compact=compact)
     return code
+
+
+def scrub(text: str, url: str) -> str:
+    """Redis client errors may quote what they were given; keep passwords out."""
+    parts = urlsplit(url)
+    secrets = [parts.password, *(value for name, values in parse_qs(parts.query).items()
+                                 if name.lower().endswith("password") for value in values)]
+    for secret in filter(None, secrets):
+        text = text.replace(secret, "***")
+    return text
