@@ -128,9 +128,8 @@ def queue_time_of(raw) -> float | None:
 
 def pause_requested(value) -> bool:
     """Whether the value of Resque's ``pause-all-workers`` key pauses the
-    workers, as Ruby reads it (``get(...).to_s.strip.casecmp('true').zero?``)
-    and as resqued's workers do (worker/reserve.py, which resquectl may not
-    import)."""
+    workers, as Ruby reads it (``get(...).to_s.strip.casecmp('true').zero?``):
+    resqued's workers (worker/reserve.py) and resquectl read it here."""
     return isinstance(value, bytes) and value.strip().lower() == b"true"
 
 

@@ -42,6 +42,7 @@ import redis
 
 from resqued.process.signals import wait_readable
 from resqued.redisio import direct
+from resqued.resque.queuestats import pause_requested   # as Ruby and resquectl read the key
 
 log = logging.getLogger("resqued.worker")
 
@@ -75,12 +76,6 @@ local n = 0
 while redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT') do n = n + 1 end
 return n
 """
-
-
-def pause_requested(value) -> bool:
-    """Whether the value of Resque's ``pause-all-workers`` key pauses the
-    workers (Ruby: ``get(...).to_s.strip.casecmp('true').zero?``)."""
-    return value is not None and not isinstance(value, Exception) and value.strip().lower() == b"true"
 
 
 class UnsupportedServer(redis.RedisError):

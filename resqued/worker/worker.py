@@ -51,7 +51,8 @@ from resqued.redisio import refusals
 from resqued.worker.outage import RedisOutage
 from resqued.worker.reports import MasterReports
 from resqued.protocols.reportpipe import WorkerState
-from resqued.worker.reserve import Reserver, UnsupportedServer, check_server, pause_requested
+from resqued.resque.queuestats import pause_requested
+from resqued.worker.reserve import Reserver, UnsupportedServer, check_server
 from resqued.process.signals import SignalQueue, describe, wait_readable
 
 log = logging.getLogger("resqued.worker")
