@@ -14,7 +14,7 @@ newest, remove (and retry-and-remove) all of them.
 import re
 
 from resqued.process.logs import printable
-from resqued.resque.failures import FailureError
+from resqued.resque.failures import FailureEntry, FailureError
 
 
 class AmbiguousRef(FailureError):
@@ -35,9 +35,14 @@ def parse_ref(text: str):
 
 def lookup(failures, texts) -> list[list]:
     """For each name, the entries it names: the one at an index, or a job's
-    (oldest first). Every name is looked up before anything is changed."""
+    (oldest first); an entry read before (a FailureEntry) names itself, and
+    is acted on by its stored bytes. Every name is looked up before anything
+    is changed."""
     groups = []
     for text in texts:
+        if isinstance(text, FailureEntry):
+            groups.append([text])
+            continue
         ref = parse_ref(text)
         if isinstance(ref, int):
             if failures.find(str(ref)):
