@@ -18,7 +18,6 @@ import base64
 import hashlib
 import hmac
 import ipaddress
-import os
 import secrets
 from urllib.parse import urlsplit
 
@@ -123,7 +122,3 @@ class Guard:
         elif source == "null":
             return "the request comes from an opaque origin"
         return None
-
-
-def random_token() -> str:
-    return base64.urlsafe_b64encode(os.urandom(24)).decode().rstrip("=")
