@@ -4,7 +4,7 @@ costs the same with 100,000 failures and 1,000 queues as with ten."""
 
 import collections
 import hashlib
-import json
+import re
 import threading
 import time
 
@@ -181,7 +181,9 @@ class Reads:
         """Where job ``job_id`` is: its tracked status, the workers running
         it, its failure entries, and the queues it waits in (looked for in at
         most QUEUE_SCAN_BUDGET waiting jobs)."""
-        needle = json.dumps(job_id).encode()
+        # Most waiting jobs are not this one: look for its id before decoding
+        # (an id JSON might escape is looked for in every job).
+        needle = job_id.encode() if re.fullmatch(r"[A-Za-z0-9_.:-]+", job_id) else b""
         running = [w for w in self.resque.workers()
                    if isinstance(w.get("job"), dict) and isinstance(w["job"].get("payload"), dict)
                    and str(w["job"]["payload"].get("id")) == job_id]
@@ -191,7 +193,7 @@ class Reads:
             key, start = self.keys.queue(name), 0
             while raws := self.redis.lrange(key, start, start + SCAN_CHUNK - 1):
                 for i, raw in enumerate(raws):
-                    if needle[1:-1] in raw and str(payload_of(raw).get("id")) == job_id:
+                    if needle in raw and str(payload_of(raw).get("id")) == job_id:
                         queued.append({"queue": name, "index": start + i, "payload": payload_of(raw)})
                 start += len(raws)
                 scanned += len(raws)

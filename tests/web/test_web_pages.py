@@ -3,9 +3,10 @@ holds a real resqued worker and php-resque's and Ruby Resque's workers and
 failures as they wrote them (tests/golden)."""
 
 import json
+import signal
 import time
 
-from conftest import wait_until
+from conftest import stop, wait_until
 from helpers import wait_log, wait_registered
 from resqued.resque import wire
 from webclient import (PHP_FAILED_JOB, PHP_WORKER, RUBY_WORKER, XSS, Client, load_foreign_fleet, start_web,
@@ -134,3 +135,10 @@ def test_this_hosts_pools_come_from_the_master_over_its_control_socket(procs, re
     # Without -c (or --socket) there is nothing to ask: said so, and the page still answers.
     _, base = start_web(procs, redis_url, name="web2")
     assert "no master to ask" in text_of(Client(base).page("/"))
+
+
+def test_pages_say_when_redis_cannot_be_reached_and_term_stops_it(procs, tmp_path):
+    proc, base = start_web(procs, f"unix://{tmp_path}/no-redis.sock")
+    response = Client(base).get("/")
+    assert response.status == 503 and "cannot reach Redis" in text_of(response.text)
+    assert stop(proc, signal.SIGTERM) == 0
