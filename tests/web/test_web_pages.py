@@ -3,6 +3,7 @@ holds a real resqued worker and php-resque's and Ruby Resque's workers and
 failures as they wrote them (tests/golden)."""
 
 import json
+import re
 import signal
 import time
 
@@ -142,3 +143,15 @@ def test_pages_say_when_redis_cannot_be_reached_and_term_stops_it(procs, tmp_pat
     response = Client(base).get("/")
     assert response.status == 503 and "cannot reach Redis" in text_of(response.text)
     assert stop(proc, signal.SIGTERM) == 0
+
+
+def test_under_a_base_path_every_link_and_form_points_under_it(procs, redis_url, r):
+    load_foreign_fleet(r)
+    _, base = start_web(procs, redis_url, "--base-path", "/resque")
+    assert base.endswith("/resque")
+    client = Client(base)
+    page = client.page("/failed")
+    links = re.findall(r'(?:href|action|src)="([^"]+)"', page)
+    assert links and all(link.startswith("/resque/") for link in links), links
+    assert client.post("/failed/retry", {"ref": f"id:{PHP_FAILED_JOB}", "remove": "1"}).status == 200
+    assert r.llen("resque:failed") == 1
