@@ -39,18 +39,16 @@ def _done(app, request, title: str, lines: list[str], errors: list[str], back: s
 
 def failed_retry(app, request):
     remove = request.form.get("remove") == "1"
-    back = request.form.get("back") or "/failed"
-    back = back if back.startswith("/") and not back.startswith("//") else "/failed"
     try:
         if request.form.get("all") == "1":
             done = failedjobs.retry(app.reads.resque.failures, None, remove=remove)
         else:
             texts = request.form_lists.get("ref", [])
             if not texts:
-                return _done(app, request, "Retry", [], ["no failure chosen"], app.url(back))
+                return _done(app, request, "Retry", [], ["no failure chosen"], app.url("/failed"))
             done = failedjobs.retry(app.reads.resque.failures, refs_of(app, texts), remove=remove)
     except FailureError as exc:
-        return _done(app, request, "Retry", [], [str(exc)], app.url(back))
+        return _done(app, request, "Retry", [], [str(exc)], app.url("/failed"))
     verb = "retried and removed" if remove else "retried"
     lines = [f"{verb} failure {e['index']}: {failedjobs.label(e)} -> queue {e['queue']}" for e in done["retried"]]
     lines += [f"removed failure {e['index']}: {failedjobs.label(e)} (an earlier failure of the job)"

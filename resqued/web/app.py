@@ -157,12 +157,14 @@ class Dashboard:
                 return Response("authentication required\n", 401, "text/plain; charset=utf-8",
                                 [("WWW-Authenticate", 'Basic realm="resqued", charset="UTF-8"')])
             if request.method == "GET":
-                return Response(status=303, headers=[("Location", self.url("/login", next=request.path))])
+                query = request.environ.get("QUERY_STRING")
+                back = request.path + ("?" + query if query else "")
+                return Response(status=303, headers=[("Location", self.url("/login", next=back))])
             return Response("authentication required: log in, or send Authorization\n", 401,
                             "text/plain; charset=utf-8",
                             [("WWW-Authenticate", 'Basic realm="resqued", charset="UTF-8"')] if self.guard.auth else [])
         if request.method == "POST":
-            if self.read_only:
+            if self.read_only and request.path != "/logout":
                 return self.page("error.html", request, status=403, title="Read-only",
                                  message="this dashboard runs with --read-only: it changes nothing")
             problem = self.guard.csrf_problem(request.environ, request.cookies, request.form.get("csrf", ""))
@@ -204,7 +206,8 @@ class Dashboard:
 
     def login(self, request: Request) -> Response:
         target = request.query.get("next") or request.form.get("next") or "/"
-        target = target if target.startswith("/") and not target.startswith("//") else "/"
+        # Only a path of this site: "//host" and "/\\host" would leave it.
+        target = target if target.startswith("/") and not target.startswith(("//", "/\\")) else "/"
         if request.method == "POST":
             # The login form is the only POST without a session: its CSRF
             # check still binds it to this browser.

@@ -74,6 +74,19 @@ def test_a_token_logs_in_and_then_actions_work(procs, redis_url, r):
     assert script.get("/", headers={"Authorization": "Bearer wrong"}).status == 303
 
 
+def test_login_returns_to_the_page_asked_for_and_never_to_another_site(procs, redis_url):
+    _, base = start_web(procs, redis_url, "--token", "s3cret-token")
+    client = Client(base)
+    asked = client.get("/failure?index=0")
+    assert asked.headers["Location"] == "/login?next=%2Ffailure%3Findex%3D0"
+    client.page("/login")
+    back = client.post("/login", {"token": "s3cret-token", "next": "/failure?index=0"})
+    assert back.headers["Location"] == "/failure?index=0"
+    for elsewhere in ("//evil.example/", "/\\evil.example/", "https://evil.example/"):
+        client.page("/login")
+        assert client.post("/login", {"token": "s3cret-token", "next": elsewhere}).headers["Location"] == "/"
+
+
 def test_basic_auth(procs, redis_url, r):
     load_foreign_fleet(r)
     _, base = start_web(procs, redis_url, "--auth", "ops:pa:ss")
@@ -94,7 +107,8 @@ def test_a_post_without_the_browsers_csrf_token_or_from_another_site_is_refused(
     client = Client(base)
     client.page("/failed")
     token = client.csrf
-    for fields in ({**RETRY, "csrf": ""}, {**RETRY, "csrf": "0" * 64}, RETRY | {"csrf": token[:-1] + "0"}):
+    altered = token[:-1] + ("1" if token[-1] == "0" else "0")
+    for fields in ({**RETRY, "csrf": ""}, {**RETRY, "csrf": "0" * 64}, {**RETRY, "csrf": altered}):
         refused = client.post("/failed/retry", fields)
         assert refused.status == 403 and "CSRF" in refused.text
     # Another browser's token is no good with this browser's cookie.
