@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test chaos soak venv clean bench docs
+.PHONY: run test test-browser screenshots chaos soak venv clean bench docs
 
 venv: $(STAMP)
 
@@ -20,6 +20,15 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The dashboard in a headless Chromium (not part of `make test`): needs Debian's
+# chromium and chromium-driver, and fails saying so when they are missing.
+test-browser: $(STAMP)
+	RESQUED_BROWSER=1 $(PY) -m pytest -q tests/browser
+
+# A PNG of each page of the dashboard, in docs/images/ (same needs).
+screenshots: $(STAMP)
+	$(PY) tests/browser/screenshots.py docs/images
 
 # The settings tables of docs/configuration.md and docs/envmode.md, rendered
 # from resqued/config/settings.py (tests/config/test_doc_tables.py checks them).

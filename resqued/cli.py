@@ -2,7 +2,8 @@
 
 ``resqued -c pool.yml`` runs the master on a pool definition. Without ``-c``
 this is php-resque's environment mode (QUEUE, COUNT, INTERVAL, PREFIX,
-REDIS_BACKEND, …, or the same as flags)."""
+REDIS_BACKEND, …, or the same as flags). ``resqued web`` serves the
+dashboard (resqued/web/)."""
 
 import argparse
 import dataclasses
@@ -26,7 +27,8 @@ log = logging.getLogger("resqued")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="resqued", description="Resque-compatible workers for Python.")
+    p = argparse.ArgumentParser(prog="resqued", description="Resque-compatible workers for Python. "
+                                "`resqued web --help`: the web dashboard.")
     p.add_argument("--version", action="version", version=f"resqued {__version__}")
     p.add_argument("-c", "--config", metavar="POOL_YML", help="run the master on this pool definition")
     p.add_argument("--check", action="store_true", help="with -c: validate, print the resolved pools, exit")
@@ -43,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["web"]:
+        # Here, not at the top: the dashboard's modules (Jinja2, redis-py)
+        # are nothing the master or a worker needs.
+        from resqued.web.server import main as web_main
+        return web_main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.config:
         return run_master(args)

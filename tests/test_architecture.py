@@ -166,6 +166,8 @@ LAYERS = [
      "the spawner and what it forks run no master code: master/ is what runs in the master"),
     ("resqued.worker", ("resqued.master", "resqued.spawner"),
      "a worker is started by the spawner and reports to the master through protocols/"),
+    ("resqued.web", ("resqued.master", "resqued.worker", "resqued.spawner"),
+     "the dashboard reads Redis as resquectl does and asks a master only through its control socket"),
 ]
 
 

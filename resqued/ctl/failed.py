@@ -2,11 +2,8 @@
 clear the entries of Resque's failed list (resqued/resque/failures.py).
 
 An entry is named by its index (a number, as ``failed`` lists them) or by its
-job's id. Indexes shift when an entry is removed, so every name is looked up
-first and every change then made to the entry as it was read: a command
-never acts on a neighbour, and if one name is unknown it changes nothing.
-A job retried and failed again has several entries: ``show`` and ``retry``
-take its newest, ``remove`` (and ``retry --remove``) all of them.
+job's id; how names are looked up and acted on is resqued/resque/failedjobs.py,
+which the web dashboard shares: this module parses and prints.
 """
 
 import argparse
@@ -18,49 +15,17 @@ from resqued.ctl import tables
 from resqued.ctl.output import CtlError, emit, heading, print_json
 from resqued.exits import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from resqued.process.logs import printable
-from resqued.resque.failures import FailureError
+from resqued.resque import failedjobs
+from resqued.resque.failedjobs import AmbiguousRef
 from resqued.resque.wire import utc_iso
 
 
-def parse_ref(text: str):
-    """An index (ASCII digits) or a job id; ``id:X`` is always a job id
-    (php-resque lets callers choose ids, so an id can be all digits)."""
-    if text.startswith("id:"):
-        return text[3:]
-    if re.fullmatch(r"[0-9]{1,10}", text):
-        return int(text)
-    if re.fullmatch(r"-[0-9]+", text):
-        raise CtlError(f"failure index must be 0 or more, not {text}")
-    return text
-
-
 def lookup(failures, texts) -> list[list]:
-    """For each name, the entries it names: the one at an index, or a job's
-    (oldest first). Every name is looked up before anything is changed."""
-    groups = []
-    for text in texts:
-        ref = parse_ref(text)
-        if isinstance(ref, int):
-            if failures.find(str(ref)):
-                raise CtlError(f"{ref} is both an index and a job's id: say id:{ref} for the job",
-                               EXIT_USAGE)
-            found = [failures.get(ref)]
-        else:
-            found = failures.find(ref)
-        if not found:
-            raise FailureError(f"no failure of job {ref} (give a job id or an index, as `failed` lists them)")
-        groups.append(found)
-    return groups
-
-
-def by_index(entries) -> list:
-    """``entries`` once each, in list order."""
-    return list({e["index"]: e for e in sorted(entries, key=lambda e: e["index"])}.values())
-
-
-def _label(entry) -> str:
-    payload = entry.get("payload") if isinstance(entry.get("payload"), dict) else {}
-    return " ".join(printable(part) for part in (payload.get("class"), payload.get("id")) if part)
+    """failedjobs.lookup; a number that is also a job id is a usage error."""
+    try:
+        return failedjobs.lookup(failures, texts)
+    except AmbiguousRef as exc:
+        raise CtlError(str(exc), EXIT_USAGE) from None
 
 
 def cmd_failed_list(resque, args) -> int:
@@ -94,64 +59,33 @@ def cmd_failed_show(resque, args) -> int:
 
 
 def cmd_failed_retry(resque, args) -> int:
-    failures = resque.failures
-    if args.all:
-        entries, others = failures.all(0, failures.count()), []
-    else:
-        # A job is put back once, from its newest entry; with --remove its
-        # other entries go too.
-        groups = lookup(failures, args.refs)
-        entries = by_index(group[-1] for group in groups)
-        retried_at = {e["index"] for e in entries}
-        others = by_index(e for group in groups for e in group[:-1] if e["index"] not in retried_at)
-    retried, errors = [], []
-    requeued_jobs = set()
-    for entry in entries:
-        try:
-            retried.append({"index": entry["index"], **failures.requeue(entry, remove=args.remove),
-                            "removed": args.remove})
-            requeued_jobs.add(str(entry.job_id))
-        except FailureError as exc:
-            errors.append({"index": entry["index"], "error": str(exc)})
-    # A job's earlier entries go only once its newest was put back: never
-    # every record of a job that is not on its queue either.
-    removed = [_removed(e) for e in others
-               if args.remove and str(e.job_id) in requeued_jobs and _remove(failures, e, errors)]
+    try:
+        done = failedjobs.retry(resque.failures, None if args.all else args.refs, remove=args.remove)
+    except AmbiguousRef as exc:
+        raise CtlError(str(exc), EXIT_USAGE) from None
+    retried, removed, errors = done["retried"], done["removed"], done["errors"]
     if args.json:
         print_json({"ok": not errors, "retried": retried, "removed": removed, "errors": errors})
-    elif not entries:
+    elif not done["entries"]:
         print("no failures to retry")
     else:
-        done = "retried and removed" if args.remove else "retried"
+        verb = "retried and removed" if args.remove else "retried"
         for entry in retried:
-            print(f"{done} failure {entry['index']}: {_label(entry)} -> queue {printable(entry['queue'])}")
+            print(f"{verb} failure {entry['index']}: {failedjobs.label(entry)} -> queue {printable(entry['queue'])}")
         for entry in removed:
-            print(f"removed failure {entry['index']}: {_label(entry)} (an earlier failure of the job)")
+            print(f"removed failure {entry['index']}: {failedjobs.label(entry)} (an earlier failure of the job)")
     return _errors(errors)
 
 
 def cmd_failed_remove(resque, args) -> int:
-    failures = resque.failures
-    errors = []
-    entries = by_index(e for group in lookup(failures, args.refs) for e in group)
-    removed = [_removed(e) for e in entries if _remove(failures, e, errors)]
-    emit(args, {"ok": not errors, "removed": removed, "errors": errors},
-         lambda d: "\n".join(f"removed failure {e['index']}: {_label(e)}" for e in d["removed"]))
-    return _errors(errors)
-
-
-def _remove(failures, entry, errors) -> bool:
     try:
-        failures.remove(entry)
-        return True
-    except FailureError as exc:
-        errors.append({"index": entry["index"], "error": str(exc)})
-        return False
-
-
-def _removed(entry) -> dict:
-    """What ``--json`` says of a removed entry: where it was, and whose."""
-    return {"index": entry["index"], "queue": entry.get("queue"), "payload": entry.get("payload")}
+        done = failedjobs.remove(resque.failures, args.refs)
+    except AmbiguousRef as exc:
+        raise CtlError(str(exc), EXIT_USAGE) from None
+    errors = done["errors"]
+    emit(args, {"ok": not errors, "removed": done["removed"], "errors": errors},
+         lambda d: "\n".join(f"removed failure {e['index']}: {failedjobs.label(e)}" for e in d["removed"]))
+    return _errors(errors)
 
 
 def _errors(errors) -> int:

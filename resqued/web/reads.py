@@ -1,0 +1,215 @@
+"""What the dashboard's pages show, read from Redis a page at a time: one
+pipeline per page, windows of lists (LRANGE), never KEYS, so that a page
+costs the same with 100,000 failures and 1,000 queues as with ten."""
+
+import collections
+import hashlib
+import re
+import threading
+import time
+
+from resqued.resque import wire
+from resqued.resque.failures import FailureEntry, FailureError
+
+PAGE = 50
+# How far the job page looks through waiting jobs for an id before it says
+# it stopped looking (a queue is not indexed by id).
+QUEUE_SCAN_BUDGET = 50_000
+SCAN_CHUNK = 1000
+
+
+def page_window(start, total: int, size: int = PAGE) -> dict:
+    """The page that begins at ``start`` (clamped), with its neighbours' starts."""
+    try:
+        start = max(0, int(start or 0))
+    except ValueError:
+        start = 0
+    start = min(start, max(0, total - 1))
+    last = max(0, (total - 1) // size * size)
+    return {"start": start, "size": size, "total": total, "end": min(total, start + size),
+            "prev": max(0, start - size) if start > 0 else None,
+            "next": start + size if start + size < total else None, "last": last}
+
+
+def digest(raw: bytes) -> str:
+    """A failure entry's fingerprint: an action that names an entry by its
+    index checks it, so a shifted list never makes it act on a neighbour."""
+    return hashlib.sha256(raw).hexdigest()[:20]
+
+
+def failure_ref(entry) -> str:
+    """How a form names a failure entry: by its job id (every entry of the
+    job, as resquectl names it), else by its index and digest."""
+    if entry.job_id is not None and str(entry.job_id) != "":
+        return f"id:{entry.job_id}"
+    return f"at:{entry['index']}:{digest(entry.raw)}"
+
+
+def payload_of(raw) -> dict:
+    try:
+        return wire.decode_payload(raw)
+    except wire.InvalidPayload:
+        return wire.raw_payload_record(raw)
+
+
+def age(queue_time, now: float):
+    """Seconds since ``queue_time`` (a payload's), None when it has none (Ruby's)."""
+    if isinstance(queue_time, (int, float)) and not isinstance(queue_time, bool):
+        return max(0.0, now - queue_time)
+    return None
+
+
+class Rates:
+    """Jobs per second, processed and failed, from the totals seen at each
+    read over the last minute (the dashboard keeps no history of its own)."""
+
+    WINDOW = 60.0
+
+    def __init__(self):
+        self._samples = collections.deque()
+        self._lock = threading.Lock()
+
+    def add(self, processed: int, failed: int, now: float | None = None) -> dict:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._samples.append((now, processed, failed))
+            while len(self._samples) > 2 and now - self._samples[1][0] > self.WINDOW:
+                self._samples.popleft()
+            first = self._samples[0]
+        span = now - first[0]
+        if span < 1.0:
+            return {"processed": None, "failed": None, "window": None}
+        return {"processed": max(0, processed - first[1]) / span, "failed": max(0, failed - first[2]) / span,
+                "window": span}
+
+
+class Reads:
+    def __init__(self, resque):
+        self.resque = resque
+        self.redis = resque.redis
+        self.keys = resque.keys
+        self.rates = Rates()
+
+    def totals(self) -> dict:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(self.keys.processed)
+        pipe.get(self.keys.failed_count)
+        pipe.scard(self.keys.queues)
+        pipe.scard(self.keys.workers)
+        pipe.llen(self.keys.failed)
+        pipe.get(self.keys.pause_all)
+        processed, failed, queues, workers, failures, paused = pipe.execute()
+        processed, failed = int(processed or 0), int(failed or 0)
+        return {"processed": processed, "failed": failed, "queues": queues, "workers": workers,
+                "failures": failures, "paused": paused is not None and paused.strip().lower() == b"true",
+                "rates": self.rates.add(processed, failed)}
+
+    # -- queues -----------------------------------------------------------------
+    def queue_names(self) -> list[str]:
+        return sorted(q.decode(errors="replace") for q in self.redis.smembers(self.keys.queues))
+
+    def queue_rows(self, names) -> list[dict]:
+        """Length and latency (age of the oldest job, by its queue_time) of
+        each queue named: LLEN and LINDEX 0 in one pipeline."""
+        pipe = self.redis.pipeline(transaction=False)
+        for name in names:
+            pipe.llen(self.keys.queue(name))
+            pipe.lindex(self.keys.queue(name), 0)
+        replies = pipe.execute()
+        now = time.time()
+        rows = []
+        for i, name in enumerate(names):
+            length, head = replies[2 * i], replies[2 * i + 1]
+            oldest = payload_of(head) if head is not None else None
+            rows.append({"name": name, "length": length,
+                         "latency": age(oldest.get("queue_time"), now) if oldest else None,
+                         "unknown_latency": oldest is not None and oldest.get("queue_time") is None})
+        return rows
+
+    def busiest_queues(self, limit: int = 20) -> tuple[list[dict], int]:
+        """The longest queues (LLEN of each in one pipeline), with latency, and how many there are."""
+        names = self.queue_names()
+        pipe = self.redis.pipeline(transaction=False)
+        for name in names:
+            pipe.llen(self.keys.queue(name))
+        lengths = pipe.execute()
+        top = [name for _, name in sorted(zip(lengths, names), key=lambda p: (-p[0], p[1]))[:limit]]
+        return self.queue_rows(top), len(names)
+
+    def queue_page(self, name: str, start) -> dict:
+        key = self.keys.queue(name)
+        window = page_window(start, self.redis.llen(key))
+        raws = self.redis.lrange(key, window["start"], window["start"] + PAGE - 1)
+        now = time.time()
+        jobs = []
+        for i, raw in enumerate(raws):
+            payload = payload_of(raw)
+            jobs.append({"index": window["start"] + i, "payload": payload, "age": age(payload.get("queue_time"), now)})
+        return {"window": window, "jobs": jobs, "known": self.redis.sismember(self.keys.queues, name)}
+
+    # -- workers ----------------------------------------------------------------
+    def workers_by_host(self) -> dict:
+        """host -> its workers (resque.workers(): every registered worker,
+        PHP's and Ruby's too), each marked resqued or not (resqued workers
+        publish their heartbeat interval), with its job's age."""
+        workers = self.resque.workers()
+        ours = {k.decode(errors="replace") for k in self.redis.hkeys(self.keys.heartbeat_intervals)}
+        hosts = {}
+        for worker in workers:
+            worker["resqued"] = worker["id"] in ours
+            job = worker.get("job") if isinstance(worker.get("job"), dict) else {}
+            payload = job.get("payload") if isinstance(job.get("payload"), dict) else {}
+            worker["job_class"], worker["job_id"] = payload.get("class"), payload.get("id")
+            worker["job_queue"] = job.get("queue")
+            hosts.setdefault(worker["host"], []).append(worker)
+        return dict(sorted(hosts.items()))
+
+    # -- failures ---------------------------------------------------------------
+    def failed_page(self, start) -> dict:
+        failures = self.resque.failures
+        window = page_window(start, failures.count())
+        return {"window": window, "entries": failures.all(window["start"], PAGE)}
+
+    def failure_at(self, index: int) -> FailureEntry | None:
+        try:
+            return self.resque.failures.get(index)
+        except FailureError:
+            return None
+
+    # -- one job ----------------------------------------------------------------
+    def locate_job(self, job_id: str, prefix: str = "") -> dict:
+        """Where job ``job_id`` is: its tracked status, the workers running
+        it, its failure entries, and the queues it waits in (looked for in at
+        most QUEUE_SCAN_BUDGET waiting jobs)."""
+        # Most waiting jobs are not this one: look for its id before decoding
+        # (an id JSON might escape is looked for in every job).
+        needle = job_id.encode() if re.fullmatch(r"[A-Za-z0-9_.:-]+", job_id) else b""
+        running = [w for w in self.resque.workers()
+                   if isinstance(w.get("job"), dict) and isinstance(w["job"].get("payload"), dict)
+                   and str(w["job"]["payload"].get("id")) == job_id]
+        failed = self.resque.failures.find(job_id)
+        queued, scanned, complete = [], 0, True
+        for name in self.queue_names():
+            key, start = self.keys.queue(name), 0
+            while raws := self.redis.lrange(key, start, start + SCAN_CHUNK - 1):
+                for i, raw in enumerate(raws):
+                    if needle in raw and str(payload_of(raw).get("id")) == job_id:
+                        queued.append({"queue": name, "index": start + i, "payload": payload_of(raw)})
+                start += len(raws)
+                scanned += len(raws)
+                if scanned >= QUEUE_SCAN_BUDGET:
+                    complete = False
+                    break
+            if not complete:
+                break
+        return {"id": job_id, "prefix": prefix, "status": self.resque.status(job_id, prefix),
+                "running": running, "failed": failed, "queued": queued, "scanned": scanned,
+                "scan_complete": complete}
+
+    # -- stats ------------------------------------------------------------------
+    def server_info(self) -> dict:
+        info = self.redis.info()
+        return {key: info.get(key) for key in ("redis_version", "uptime_in_seconds", "connected_clients",
+                                               "used_memory_human", "used_memory_peak_human", "maxmemory_human",
+                                               "maxmemory_policy", "role")}
+
