@@ -8,7 +8,7 @@ import re
 import threading
 import time
 
-from resqued.resque import wire
+from resqued.resque import queuestats, wire
 from resqued.resque.failures import FailureEntry, FailureError
 
 PAGE = 50
@@ -91,40 +91,21 @@ class Reads:
         self.rates = Rates()
 
     def totals(self) -> dict:
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.get(self.keys.processed)
-        pipe.get(self.keys.failed_count)
-        pipe.scard(self.keys.queues)
-        pipe.scard(self.keys.workers)
-        pipe.llen(self.keys.failed)
-        pipe.get(self.keys.pause_all)
-        processed, failed, queues, workers, failures, paused = pipe.execute()
-        processed, failed = int(processed or 0), int(failed or 0)
-        return {"processed": processed, "failed": failed, "queues": queues, "workers": workers,
-                "failures": failures, "paused": paused is not None and paused.strip().lower() == b"true",
-                "rates": self.rates.add(processed, failed)}
+        stats = queuestats.read(self.redis, self.keys, queues=())
+        return {"processed": stats.processed, "failed": stats.failed, "queues": stats.queue_count,
+                "workers": stats.workers, "failures": stats.failures, "paused": stats.paused,
+                "rates": self.rates.add(stats.processed, stats.failed)}
 
     # -- queues -----------------------------------------------------------------
     def queue_names(self) -> list[str]:
-        return sorted(q.decode(errors="replace") for q in self.redis.smembers(self.keys.queues))
+        return queuestats.queue_names(self.redis, self.keys)
 
     def queue_rows(self, names) -> list[dict]:
         """Length and latency (age of the oldest job, by its queue_time) of
-        each queue named: LLEN and LINDEX 0 in one pipeline."""
-        pipe = self.redis.pipeline(transaction=False)
-        for name in names:
-            pipe.llen(self.keys.queue(name))
-            pipe.lindex(self.keys.queue(name), 0)
-        replies = pipe.execute()
-        now = time.time()
-        rows = []
-        for i, name in enumerate(names):
-            length, head = replies[2 * i], replies[2 * i + 1]
-            oldest = payload_of(head) if head is not None else None
-            rows.append({"name": name, "length": length,
-                         "latency": age(oldest.get("queue_time"), now) if oldest else None,
-                         "unknown_latency": oldest is not None and oldest.get("queue_time") is None})
-        return rows
+        each queue named, as every reader reads them (resque/queuestats.py)."""
+        return [{"name": q.name, "length": q.length, "latency": q.latency, "error": q.error,
+                 "unknown_latency": q.length > 0 and q.latency is None and q.error is None}
+                for q in queuestats.read(self.redis, self.keys, queues=names).queues]
 
     def busiest_queues(self, limit: int = 20) -> tuple[list[dict], int]:
         """The longest queues (LLEN of each in one pipeline), with latency, and how many there are."""
