@@ -4,6 +4,7 @@ which exception each failure gave the listeners, and where it ran."""
 
 import os
 import signal
+import subprocess
 import time
 
 import redis
@@ -60,4 +61,14 @@ class RaisesOnTerm:
             raise RuntimeError("terminated")
         signal.signal(signal.SIGTERM, raise_term)
         _log("started", os.getpid())
+        time.sleep(60)
+
+
+class LeavesAHelper:
+    """Starts a helper in a session of its own (out of the job's process
+    group), then sleeps past its timeout."""
+
+    def perform(self):
+        helper = subprocess.Popen(["sleep", "60"], start_new_session=True)
+        _log("helper", helper.pid)
         time.sleep(60)

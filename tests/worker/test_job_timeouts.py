@@ -44,7 +44,8 @@ def test_a_job_past_the_pool_timeout_fails_as_job_timeout_and_the_worker_goes_on
     started = time.monotonic()
     failure = wait_failure(r)
     took = time.monotonic() - started
-    assert 0.9 <= took <= 1 + 1 + 1.0, took   # the limit, and at most term_timeout more (and some slack)
+    # The limit (less the time the test took to see the job start), at most term_timeout more, and slack.
+    assert 0.5 <= took <= 1 + 1 + 1.0, took
     assert failure["exception"] == "resqued.JobTimeout" and failure["payload"]["class"] == "Slow"
     assert re.fullmatch(r"job ran past its 1 s timeout \(ran 1\.\d s\)", failure["error"]), failure["error"]
     wait_log(r, "add:3")                                    # the next job ran
@@ -62,12 +63,20 @@ def test_a_job_that_ignores_term_is_killed_after_term_timeout(procs, redis_url, 
     child = job_child_pid(r)
     started = time.monotonic()
     failure = wait_failure(r)
-    assert 2.3 <= time.monotonic() - started <= 4.5     # 1 s, then 1.5 s between TERM and KILL
+    assert 1.8 <= time.monotonic() - started <= 4.5     # 1 s, then 1.5 s between TERM and KILL
     assert failure["exception"] == "resqued.JobTimeout"
-    assert re.fullmatch(r"job ran past its 1 s timeout \(ran 2\.\d s\)", failure["error"]), failure["error"]
+    assert re.fullmatch(r"job ran past its 1 s timeout \(ran (2\.[5-9]|3\.\d) s\)", failure["error"]), failure["error"]
     wait_until(lambda: pid_gone(child), message="the job child killed")
     resque.enqueue_call("default", "add", 2, 2)
     wait_log(r, "add:4")
+
+
+def test_what_a_timed_out_job_left_running_ends_with_it(procs, redis_url, r, resque):
+    start_worker(procs, redis_url, r, JOB_TIMEOUT="1")
+    resque.enqueue("default", "LeavesAHelper")
+    helper = int(wait_log(r, "helper:")[-1].split(":")[1])
+    assert wait_failure(r)["exception"] == "resqued.JobTimeout"
+    wait_until(lambda: pid_gone(helper), message="the job's helper gone")
 
 
 def test_a_job_that_raises_on_term_is_still_a_timeout(procs, redis_url, r, resque):
