@@ -183,7 +183,8 @@ class JobRegistry:
         for target in registry.targets():
             problem = timeout_problem(target)
             if problem:
-                raise RegistryError(f"job {target.__module__}.{target.__qualname__}: {problem}")
+                where = getattr(sys.modules.get(target.__module__), "__file__", None) or target.__module__
+                raise RegistryError(f"job {target.__qualname__} ({where}): {problem}")
         return registry
 
     def add_module(self, module) -> None:

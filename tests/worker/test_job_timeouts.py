@@ -179,7 +179,8 @@ def test_a_bad_class_timeout_is_refused_at_start(tmp_path, redis_url):
     jobs.write_text("class Soon:\n    timeout = 'soon'\n\n    def perform(self):\n        pass\n")
     code, out = check(tmp_path, f"redis: {redis_url}\njobs: [{jobs}]\npools:\n  - queues: [default]\n    count: 1\n")
     assert code == 78, out
-    assert "jobs: job resqued_app_badtimeout.Soon: timeout must be a number of seconds greater than 0" in out, out
+    assert f"jobs: job Soon ({jobs}): timeout must be a number of seconds greater than 0 (or None), not 'soon'" \
+        in out, out
 
 
 @pytest.mark.parametrize("env, problem", [
