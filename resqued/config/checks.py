@@ -17,6 +17,12 @@ def seconds(minimum=0.0, *, above=False, maximum=None):
     return check
 
 
+def seconds_or_none(minimum=0.0, *, above=False):
+    def check(r, node, path):
+        return None if r.is_null(node) else r.number(node, path, minimum, above=above)
+    return check
+
+
 def size_or_none(r, node, path):
     if r.is_null(node):
         return None

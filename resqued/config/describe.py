@@ -41,7 +41,9 @@ def describe(config: Config) -> str:
         jobs = f"max_jobs {pool.max_jobs} (+0..{pool.max_jobs_jitter})" if pool.max_jobs else "max_jobs none"
         inline = ("" if pool.job_forker else "; job_forker false") if pool.fork else \
             "; fork false (jobs run in the worker)"
-        lines.append(f"  {pool.name}: count {pool.count}; {memory}; {jobs}; interval {seconds(pool.interval)}{inline}")
+        timeout = f"; job_timeout {seconds(pool.job_timeout)}" if pool.job_timeout is not None else ""
+        lines.append(f"  {pool.name}: count {pool.count}; {memory}; {jobs}; interval {seconds(pool.interval)}"
+                     f"{timeout}{inline}")
     return "\n".join(lines)
 
 

@@ -139,6 +139,8 @@ def _resolve_pool(r, settings, defaults) -> PoolConfig:
         raise r.fail(node, path, f"max_memory_hard ({human_size(hard)}, line {hard_node.start_mark.line + 1}) "
                                  f"must be greater than max_memory ({human_size(soft)}, "
                                  f"line {soft_node.start_mark.line + 1})")
+    if value.get("job_timeout") is not None and value.get("fork") is False:
+        _refuse_inline_timeout(r, merged)
     max_jobs = value.get("max_jobs")
     if "max_jobs_jitter" in merged and "max_jobs" not in merged:
         _, node, path = merged["max_jobs_jitter"]
@@ -147,6 +149,24 @@ def _resolve_pool(r, settings, defaults) -> PoolConfig:
     value["max_jobs_jitter"] = jitter
     value["interval"] = float(value["interval"])
     return PoolConfig(**value)
+
+
+# A job running inside its worker cannot be stopped without killing the
+# worker, and an exception raised into it from a SIGALRM handler can land in
+# any line (a finally, a lock held, a half-written reply): so no timeout there.
+INLINE_TIMEOUT = ("is not enforced in a fork: false pool: a job running inside the worker cannot be "
+                  "stopped without killing the worker")
+
+
+def _refuse_inline_timeout(r, merged):
+    """Say so at the pool's own line: its job_timeout, or its fork: false
+    when the timeout comes from defaults: (which the pool may set to null)."""
+    (_, timeout_node, timeout_path), (_, fork_node, fork_path) = merged["job_timeout"], merged["fork"]
+    if timeout_path.startswith("pools") or not fork_path.startswith("pools"):
+        raise r.fail(timeout_node, timeout_path, f"{INLINE_TIMEOUT}; set fork: true, or remove job_timeout "
+                                                 f"(fork: false at line {fork_node.start_mark.line + 1})")
+    raise r.fail(fork_node, fork_path, f"job_timeout (line {timeout_node.start_mark.line + 1}) {INLINE_TIMEOUT}; "
+                                       "set job_timeout: null in this pool, or fork: true")
 
 
 def _resque_pool(r, root, top, environment, environ) -> dict:

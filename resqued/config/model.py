@@ -36,6 +36,7 @@ class PoolConfig:
     interval: float = default("interval")
     fork: bool = default("fork")
     job_forker: bool = default("job_forker")
+    job_timeout: float | None = default("job_timeout")
 
     @property
     def name(self) -> str:

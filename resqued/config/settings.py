@@ -127,6 +127,10 @@ SETTINGS = (
             doc_type="size (300MB, 1.5GiB, 512M) or null", default_doc="none: no limit"),
     Setting("max_memory_hard", checks.size_or_none, None, "kill the running job child past this", pool=True,
             doc_type="size or null", default_doc="none: no limit", worker=True),
+    Setting("job_timeout", checks.seconds_or_none(0.0, above=True), None,
+            "seconds a job may run: past it, TERM (KILL term_timeout later) and a resqued.JobTimeout "
+            "failure; a job class's own timeout wins; not with fork: false", pool=True, env="JOB_TIMEOUT",
+            doc_type="seconds, > 0, or null", default_doc="none: no limit", worker=True),
     Setting("max_jobs", checks.integer(1, nullable=True), None, "recycle a worker after this many jobs",
             pool=True, env="MAX_JOBS", doc_type="integer, >= 1, or null", default_doc="none: no limit"),
     Setting("max_jobs_jitter", checks.integer(0), None,

@@ -8,7 +8,7 @@ message a bad ``interval:`` gets in pool.yml.
 import os
 
 from resqued.config import checks, limits
-from resqued.config.loader import MAX_SOCKET_PATH
+from resqued.config.loader import INLINE_TIMEOUT, MAX_SOCKET_PATH
 from resqued.config.model import ENV_MODE_PATH, Config, ConfigError, PoolConfig
 from resqued.config.settings import LOG, POOL, REQUIRED, SETTINGS, TOP, Setting
 from resqued.config.yamlnodes import LocatedError, NodeReader
@@ -49,6 +49,8 @@ def load(args, environ) -> Config:
         raise ConfigError("no queues: set QUEUE (e.g. QUEUE=high,default or QUEUE=*) or pass --queue")
     if values["count"] < 1:
         raise ConfigError(f"must be at least 1, got {values['count']}", path="COUNT")
+    if values["job_timeout"] is not None and not values["fork"]:
+        raise ConfigError(f"{INLINE_TIMEOUT}; unset it, or FORK_PER_JOB", path="JOB_TIMEOUT")
     limits.check_worker_count(values["count"], values["max_workers"], "COUNT", "RESQUED_MAX_WORKERS")
     # As pool.yml: a tenth of max_jobs, so COUNT workers do not recycle at once.
     values["max_jobs_jitter"] = values["max_jobs"] // 10 if values["max_jobs"] else 0

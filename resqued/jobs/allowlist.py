@@ -15,6 +15,8 @@ import re
 import sys
 import traceback
 
+from resqued.jobs.timeouts import timeout_problem
+
 
 _OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep   # the resqued package
 
@@ -178,6 +180,11 @@ class JobRegistry:
             registry.entries.append(spec)
         for name, target in (aliases or {}).items():
             registry.add_alias(name, target)
+        for target in registry.targets():
+            problem = timeout_problem(target)
+            if problem:
+                where = getattr(sys.modules.get(target.__module__), "__file__", None) or target.__module__
+                raise RegistryError(f"job {target.__qualname__} ({where}): {problem}")
         return registry
 
     def add_module(self, module) -> None:

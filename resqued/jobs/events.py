@@ -9,7 +9,7 @@ beforeFork         job                         worker, before forking the job ch
 afterFork          job                         job child, right after the fork
 beforePerform      job                         job child; raise DontPerform to skip
 afterPerform       job                         job child, after a successful perform
-onFailure          exception, job              child (exception) or worker (dirty exit)
+onFailure          exception, job              child (exception) or worker (dirty exit, timeout)
 beforeEnqueue      class, args, queue, id      enqueuing process; raise DontCreate to cancel
 afterEnqueue       class, args, queue, id      enqueuing process
 =================  ==========================  ===============================

@@ -32,6 +32,7 @@ DIRTY_EXIT = "Resque::DirtyExit"
 PRUNED_DIRTY_EXIT = "Resque::PruneDeadWorkerDirtyExit"
 INVALID_PAYLOAD = "resqued.InvalidPayload"
 UNKNOWN_JOB = "resqued.UnknownJob"
+JOB_TIMEOUT = "resqued.JobTimeout"      # jobs/timeouts.JobTimeout
 
 
 def add_outcome(pipe, keys, worker_id: str, queue: str, payload, failure: Failure | None,

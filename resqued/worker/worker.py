@@ -36,7 +36,7 @@ from resqued.worker.execution import Execution
 from resqued.worker.execution.forking import ForkingExecution
 from resqued.worker.execution.inline import InlineExecution
 from resqued.jobs.job import Job
-from resqued.resque.outcome import INVALID_PAYLOAD, UNKNOWN_JOB, Failure, add_outcome
+from resqued.resque.outcome import INVALID_PAYLOAD, JOB_TIMEOUT, UNKNOWN_JOB, Failure, add_outcome
 from resqued.process import logfile
 from resqued.process.pidfile import Pidfile
 from resqued.process.title import set_title
@@ -363,7 +363,7 @@ class Worker:
         started = time.monotonic()
         failure, skipped = self.execution.run(job, target)
         elapsed = (time.monotonic() - started) * 1000
-        if failure is not None and self.killed_by_stop:
+        if failure is not None and self.killed_by_stop and failure.exception != JOB_TIMEOUT:
             # Whatever it reported (a job may catch TERM and raise), the stop killed it.
             self.killed_by_stop = False
             log.warning("job %s %s on %s killed after %.0f ms by the stop: back to the head of its queue",

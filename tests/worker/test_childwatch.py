@@ -7,15 +7,39 @@ import os
 
 from resqued.process.signals import SignalQueue
 from resqued.worker.execution.childwatch import ChildWatch, WorkerHooks
-from resqued.worker.execution.jobbounds import MIN_WAIT, JobBounds, wait_for
+from resqued.jobs.timeouts import limit_for, timeout_problem
+from resqued.worker.execution.jobbounds import MIN_WAIT, JobBounds, timed_out, wait_for
 
 BOUNDS = JobBounds(term_timeout=5.0, max_memory_hard=100, parent_pid=os.getppid(), orphan_timeout=30.0)
 
 
 def test_the_bounds_come_from_the_workers_spec():
     class Spec:
-        term_timeout, max_memory_hard, parent_pid, orphan_timeout = 4.0, None, 1, 2.0
-    assert JobBounds.of(Spec) == JobBounds(4.0, None, 1, 2.0)
+        term_timeout, max_memory_hard, parent_pid, orphan_timeout, job_timeout = 4.0, None, 1, 2.0, 9.0
+    assert JobBounds.of(Spec) == JobBounds(4.0, None, 1, 2.0, 9.0)
+
+
+def test_a_job_classs_own_timeout_beats_the_pools():
+    class Own:
+        timeout = 3
+    class Plain:
+        pass
+    assert limit_for(30.0, Own) == 3.0 and limit_for(1.0, Own) == 3.0
+    assert limit_for(30.0, Plain) == 30.0 and limit_for(None, Plain) is None
+
+
+def test_timed_out_once_past_the_deadline_unless_already_killed():
+    assert not timed_out(10.0, None, killing=False)
+    assert not timed_out(10.0, 11.0, killing=False)
+    assert timed_out(11.0, 11.0, killing=False)
+    assert not timed_out(12.0, 11.0, killing=True)   # a stop's kill is under way: it decides
+
+
+def test_a_class_timeout_must_be_positive_seconds():
+    for good in (None, 1, 0.5):
+        assert timeout_problem(type("Job", (), {"timeout": good})) is None
+    for bad in (0, -1, "30", True, float("inf"), [1]):
+        assert "greater than 0" in timeout_problem(type("Job", (), {"timeout": bad}))
 
 
 def test_over_the_hard_limit_only_when_there_is_one():
@@ -41,6 +65,8 @@ def test_the_wait_ends_at_the_first_thing_to_do():
     assert wait_for(100.0, 5.0, orphan_deadline=102.0) == 2.0
     assert wait_for(100.0, 5.0, kill_at=103.0, orphan_deadline=102.0) == 3.0
     assert wait_for(100.0, 5.0, kill_at=90.0) == MIN_WAIT
+    assert wait_for(100.0, 5.0, orphan_deadline=102.0, job_deadline=101.5) == 1.5
+    assert wait_for(100.0, 5.0, kill_at=103.0, job_deadline=101.0) == 3.0   # being killed: the KILL is next
     assert wait_for(100.0, 0.0) == MIN_WAIT
 
 

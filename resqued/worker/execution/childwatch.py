@@ -1,6 +1,6 @@
 """Watching one job child, from the hand-off to its report: wait for its
 one-line report or its death, and bound it meanwhile (TERM then KILL when
-asked, the master's death, max_memory_hard), keeping the worker's
+asked, the master's death, max_memory_hard, the job's timeout), keeping the worker's
 heartbeat going and forking the next standby at the right moment.
 
 ForkingExecution (forking.py) makes one ``ChildWatch`` per job. Its own
@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from resqued.worker.execution.jobbounds import JobBounds, wait_for
+from resqued.worker.execution.jobbounds import JobBounds, timed_out, wait_for
 from resqued.worker.execution.jobchild import signal_group
 from resqued.process.memory import approx_size, tree_memory
 from resqued.process.descendants import running_descendants, signal_all
@@ -47,9 +47,11 @@ class WorkerHooks:
 
 
 class ChildWatch:
-    def __init__(self, hooks: WorkerHooks, bounds: JobBounds, standbys, pid: int, read_fd: int, idle: bool):
+    def __init__(self, hooks: WorkerHooks, bounds: JobBounds, standbys, pid: int, read_fd: int, idle: bool,
+                 limit: float | None = None):
         """``idle``: the job came to an idle worker (it was not taken with
-        the last job's outcome), which decides when the next standby is forked."""
+        the last job's outcome), which decides when the next standby is forked.
+        ``limit``: the job's timeout in seconds (bounds.limit_for), None for none."""
         self.hooks = hooks
         self.bounds = bounds
         self.standbys = standbys
@@ -60,6 +62,10 @@ class ChildWatch:
         self.kill_reason = None        # why it was killed, for its failure
         self.tree = []                 # what ran under the child when it was killed
         self.orphaned_at = None        # when the master was seen gone
+        self.limit = limit
+        self.started = time.monotonic()  # the job was handed over just now
+        self.deadline = self.started + limit if limit is not None else None
+        self.timed_out = False         # killed for running past its limit
 
     def kill(self, reason: str | None = None) -> None:
         """TERM the child now, KILL it ``term_timeout`` later."""
@@ -105,7 +111,8 @@ class ChildWatch:
             if not hooks.signals.has_pending():
                 orphan_deadline = self.orphaned_at + bounds.orphan_timeout if self.orphaned_at is not None else None
                 timeout = wait_for(time.monotonic(), hooks.heartbeat_due_in(), standby_at,
-                                   next_memory_check if watch_memory else None, self.kill_at, orphan_deadline)
+                                   next_memory_check if watch_memory else None, self.kill_at, orphan_deadline,
+                                   self.deadline)
                 ready = wait_readable(waits, timeout)
                 if read_fd in ready:
                     chunk = os.read(read_fd, 65536)
@@ -122,6 +129,9 @@ class ChildWatch:
             if self.kill_at is not None and time.monotonic() >= self.kill_at:
                 signal_group(pid, signal.SIGKILL)
                 signal_all(self.tree, signal.SIGKILL)
+            if timed_out(time.monotonic(), self.deadline, self.kill_at is not None):
+                self.timed_out = True
+                self.kill(f"past its {self.limit:g} s timeout")
             self._bound_orphaned_job()
             if watch_memory and time.monotonic() >= next_memory_check:
                 next_memory_check = time.monotonic() + MEMORY_CHECK_INTERVAL

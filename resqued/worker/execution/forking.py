@@ -12,13 +12,16 @@ running, set its title and report to the master.
 """
 
 import os
+import time
 
 from resqued.jobs import events
 from resqued.jobs.job import backtrace, exception_name
+from resqued.jobs.timeouts import limit_for
 from resqued.process.title import stamp
 from resqued.resque.outcome import Failure
 from resqued.worker import reports
 from resqued.worker.execution.childwatch import ChildWatch, WorkerHooks
+from resqued.worker.execution import jobtimeout
 from resqued.worker.execution.jobbounds import JobBounds
 from resqued.worker.execution.jobchild import interpret
 from resqued.worker.execution.standbys import Standbys
@@ -34,6 +37,7 @@ class ForkingExecution:
                                  job_forker=spec.job_forker)
         self.watch = None              # the running job's ChildWatch
         self._hooks, self._bounds = WorkerHooks.of(worker), JobBounds.of(spec)   # what each watch is given
+        jobtimeout.use_pool_timeout(spec.job_timeout)  # before any fork: job children title themselves with it
         self.last_child = None         # the last job child's pid
         self._idle = True              # the next job comes to an idle worker (see prepare)
 
@@ -59,7 +63,8 @@ class ForkingExecution:
             return Failure(exception_name(exc), f"beforeFork hook failed: {exc}", backtrace(exc)), False
         pid, read_fd = self.standbys.start(job, target)
         self.last_child = pid
-        watch = self.watch = ChildWatch(self._hooks, self._bounds, self.standbys, pid, read_fd, idle=self._idle)
+        watch = self.watch = ChildWatch(self._hooks, self._bounds, self.standbys, pid, read_fd, idle=self._idle,
+                                        limit=limit_for(self._bounds.job_timeout, target))
         # Marked running once the child has the job, so the round trip
         # overlaps the job instead of delaying its start.
         marked = self.worker.mark_running(job)
@@ -73,6 +78,9 @@ class ForkingExecution:
             self.watch = None
             self.worker.read_marked(marked)
         self.standbys.reap()
+        if watch.timed_out:
+            # Failed, even if a stop came meanwhile: the job was past its time.
+            return jobtimeout.timeout_failure(job, watch.limit, time.monotonic() - watch.started, report), False
         # A job the worker's stop killed is given back, not failed: no onFailure hooks for it.
         return interpret(job, pid, status, report, watch.kill_reason, failure_hooks=not self.worker.killed_by_stop)
 

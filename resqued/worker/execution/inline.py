@@ -16,6 +16,7 @@ from resqued.jobs.job import backtrace, exception_name, perform, warm
 from resqued.process.title import stamp
 from resqued.resque.outcome import Failure
 from resqued.worker import reports
+from resqued.worker.execution.jobtimeout import warn_unenforced
 
 log = logging.getLogger("resqued.worker")
 
@@ -30,6 +31,7 @@ class InlineExecution:
         self.worker = worker
         for target in worker.registry.targets():
             warm(target)  # as a forking worker does, once (standbys.py)
+        warn_unenforced(worker.registry.targets(), worker.id)
 
     def prepare(self, idle: bool = False) -> None:
         """Nothing to have ready: the job runs here."""

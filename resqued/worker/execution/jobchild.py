@@ -17,6 +17,7 @@ from resqued.jobs.job import Job, backtrace, exception_name, perform
 from resqued.resque.outcome import DIRTY_EXIT, Failure
 from resqued.process import logfile
 from resqued.process.title import set_title, stamp
+from resqued.worker.execution.jobtimeout import processing_title
 from resqued.process.descendants import end_processes, has_children, reap_children, running_descendants
 from resqued.process.fork import fork_child
 from resqued.process.signals import describe
@@ -101,7 +102,7 @@ def _rehearse(registry, worker_id: str) -> None:
 def _run_and_report(job, target, write_fd: int) -> int:
     # A standby may have waited since before the master reopened its log (HUP).
     logfile.follow()
-    set_title(f"Processing {job.queue} since {stamp()} [{job.job_class}]")
+    set_title(processing_title(job, target))
     try:
         events.trigger("afterFork", job)
         performed = perform(job, target)
