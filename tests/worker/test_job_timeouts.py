@@ -12,7 +12,6 @@ import pytest
 
 from conftest import HERE, JOBS_FILE, ROOT, log_text, stop, wait_until
 from helpers import failures, job_child_pid, log_entries, pid_gone, title, wait_log, wait_registered
-from masters import write_config
 from resqued.process.title import PREFIX
 
 TIMEOUT_JOBS = os.path.join(HERE, "timeoutjobs.py")
@@ -164,7 +163,7 @@ def test_a_bad_job_timeout_is_refused_with_file_and_line(tmp_path, redis_url, po
 def test_a_job_timeout_from_defaults_names_the_fork_false_pool(tmp_path, redis_url):
     code, out = check(tmp_path, f"redis: {redis_url}\njobs: [{JOBS_FILE}]\ndefaults: {{job_timeout: 5}}\npools:\n"
                                 "  - queues: [a]\n    count: 1\n  - queues: [b]\n    count: 1\n    fork: false\n")
-    assert code == 78 and f"pool.yml:9: pools[1].fork: job_timeout (line 3) is not enforced" in out, out
+    assert code == 78 and "pool.yml:9: pools[1].fork: job_timeout (line 3) is not enforced" in out, out
     assert "set job_timeout: null in this pool" in out
     code, out = check(tmp_path, f"redis: {redis_url}\njobs: [{JOBS_FILE}]\ndefaults: {{job_timeout: 5}}\npools:\n"
                                 "  - queues: [b]\n    count: 1\n    fork: false\n    job_timeout: null\n")
