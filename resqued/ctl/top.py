@@ -34,6 +34,10 @@ from resqued.resque.keys import Keys
 
 DEFAULT_INTERVAL = 2.0
 MIN_INTERVAL = 0.1
+MAX_INTERVAL = 3600.0
+# curses takes the wait for a key as a C int of milliseconds: a minute at
+# most (the loop waits again until the refresh is due).
+MAX_WAIT_MS = 60_000
 # Every read has a deadline: a Redis that stopped answering must not
 # freeze the screen (nor keep `q` from quitting) for longer than this.
 REDIS_TIMEOUT = 3.0
@@ -128,7 +132,7 @@ def _run(screen, sampler, interval: float, heading: str) -> None:
         draw(screen, frame, heading, interval)
         # Wait for a key until the next refresh is due; a resize (KEY_RESIZE)
         # wakes us too, and the loop redraws at the new size.
-        screen.timeout(max(1, int((due - time.monotonic()) * 1000)))
+        screen.timeout(min(MAX_WAIT_MS, max(1, int((due - time.monotonic()) * 1000))))
         if screen.getch() in (ord("q"), ord("Q")):
             return
 
@@ -154,8 +158,8 @@ def _interval(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not MIN_INTERVAL <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be at least {MIN_INTERVAL:g} seconds: {text!r}")
+    if not MIN_INTERVAL <= value <= MAX_INTERVAL:
+        raise argparse.ArgumentTypeError(f"must be between {MIN_INTERVAL:g} and {MAX_INTERVAL:g} seconds: {text!r}")
     return value
 
 

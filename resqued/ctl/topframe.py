@@ -2,8 +2,8 @@
 host's master: the figures of queuestats, the workers Redis has registered
 (resqued's, php-resque's, Ruby's alike), this master's pools, and the
 processed and failed rates, from the counters' change since the previous
-frame. A frame is plain data (what ``top --once --json`` prints);
-topview.py draws it.
+frame (resque/rates.py, as the dashboard computes them). A frame is plain
+data (what ``top --once --json`` prints); topview.py draws it.
 """
 
 import time
@@ -16,24 +16,13 @@ from resqued.ctl.mastercommands import ask
 from resqued.ctl.output import scrub
 from resqued.protocols.controlsocket import Command
 from resqued.resque import queuestats, wire
+from resqued.resque.rates import rate  # the dashboard's too
 
 # A master that does not answer its status at once is shown as none: a
 # frame is not held up for it.
 MASTER_TIMEOUT = 1.0
 # Busy workers first (the longest-running on top), then paused, then idle.
 STATE_ORDER = {"busy": 0, "paused": 1, "idle": 2}
-
-
-def rate(before, after) -> float | None:
-    """Events per second between two readings ``(time, count)`` of a
-    counter; None without an earlier reading, when no time has passed, or
-    when the counter went back (someone reset stat:processed)."""
-    if before is None or after is None:
-        return None
-    (t0, n0), (t1, n1) = before, after
-    if t1 <= t0 or n1 < n0:
-        return None
-    return (n1 - n0) / (t1 - t0)
 
 
 class Sampler:

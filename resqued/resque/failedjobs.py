@@ -37,19 +37,21 @@ def lookup(failures, texts) -> list[list]:
     """For each name, the entries it names: the one at an index, or a job's
     (oldest first); an entry read before (a FailureEntry) names itself, and
     is acted on by its stored bytes. Every name is looked up before anything
-    is changed."""
+    is changed, the job ids in one pass over the list however many."""
+    refs = [text if isinstance(text, FailureEntry) else parse_ref(text) for text in texts]
+    # An index is looked up as a job id too: a number may be both.
+    jobs = failures.find_many([str(ref) for ref in refs if not isinstance(ref, FailureEntry)])
     groups = []
-    for text in texts:
-        if isinstance(text, FailureEntry):
-            groups.append([text])
+    for ref in refs:
+        if isinstance(ref, FailureEntry):
+            groups.append([ref])
             continue
-        ref = parse_ref(text)
         if isinstance(ref, int):
-            if failures.find(str(ref)):
+            if jobs[str(ref)]:
                 raise AmbiguousRef(f"{ref} is both an index and a job's id: say id:{ref} for the job")
             found = [failures.get(ref)]
         else:
-            found = failures.find(ref)
+            found = jobs[ref]
         if not found:
             raise FailureError(f"no failure of job {ref} (give a job id or an index, as `failed` lists them)")
         groups.append(found)
@@ -69,10 +71,13 @@ def label(entry) -> str:
 
 def retry(failures, refs=None, remove: bool = False) -> dict:
     """Put failed jobs back on their queues: those ``refs`` name, or every
-    failure when ``refs`` is None. A job is put back once, from its newest
-    entry; with ``remove`` its entries leave the list (its earlier ones too,
-    once its newest was put back). ``{"entries", "retried", "removed",
-    "errors"}``: errors are per entry, the others went ahead."""
+    failure when ``refs`` is None. Named by ``refs``, a job is put back
+    once, from its newest entry; with ``remove`` its entries leave the list
+    (its earlier ones too, once its newest was put back). Every failure
+    (``refs`` None) is put back once per entry, as resque-web's "retry all"
+    does: a job that failed three times is queued three times. ``{"entries",
+    "retried", "removed", "errors"}``: errors are per entry, the others
+    went ahead."""
     if refs is None:
         entries, others = failures.all(0, failures.count()), []
     else:

@@ -55,6 +55,14 @@ return removed
 """
 
 
+def id_needle(job_id: str) -> bytes:
+    """Bytes every stored payload of job ``job_id`` holds, to look for
+    before decoding (most payloads are not the job's): the id itself when
+    JSON writes it as is (a string, or php-resque's number), else nothing
+    (an id JSON might escape is looked for in every payload)."""
+    return job_id.encode() if re.fullmatch(r"[A-Za-z0-9_.:-]+", job_id) else b""
+
+
 class FailureError(LookupError):
     pass
 
@@ -98,15 +106,28 @@ class FailureBackend:
     def find(self, job_id: str) -> list[FailureEntry]:
         """The entries of job ``job_id``, oldest first: a job retried and
         failed again has one per failure."""
-        # Most entries are not the job's: look for its id before decoding
-        # (an id JSON would escape is looked for in every entry).
-        needle = job_id.encode() if re.fullmatch(r"[A-Za-z0-9_.:-]+", job_id) else b""
-        found, start = [], 0
+        return self.find_many([job_id])[job_id]
+
+    def find_many(self, job_ids) -> dict[str, list[FailureEntry]]:
+        """``find`` for several jobs in one pass over the list: job id ->
+        its entries, oldest first (none: an empty list)."""
+        wanted = {str(job_id): id_needle(str(job_id)) for job_id in job_ids}
+        found = {job_id: [] for job_id in wanted}
+        if not wanted:
+            return found
+        # One search for all the needles (an empty one matches every entry).
+        needles = re.compile(b"|".join(re.escape(needle) for needle in sorted(set(wanted.values()))))
+        start = 0
         while raws := self.redis.lrange(self.keys.failed, start, start + PAGE - 1):
-            found += [self._decode(raw, start + i) for i, raw in enumerate(raws) if needle in raw]
+            for i, raw in enumerate(raws):
+                if not needles.search(raw):
+                    continue
+                entry = self._decode(raw, start + i)
+                # php-resque lets the caller choose an id, which JSON may hold as a number.
+                if entry.job_id is not None and str(entry.job_id) in found:
+                    found[str(entry.job_id)].append(entry)
             start += len(raws)
-        # php-resque lets the caller choose an id, which JSON may hold as a number.
-        return [entry for entry in found if entry.job_id is not None and str(entry.job_id) == job_id]
+        return found
 
     @staticmethod
     def _decode(raw, index) -> FailureEntry:

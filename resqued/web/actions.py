@@ -6,6 +6,7 @@ global pause key set or deleted."""
 from resqued.resque import failedjobs
 from resqued.resque.failures import FailureError
 from resqued.resque.keys import check_queue_name
+from resqued.web.pages import is_index
 from resqued.web.reads import digest
 
 
@@ -20,7 +21,7 @@ def refs_of(app, texts) -> list:
     for text in texts:
         if text.startswith("at:"):
             _, index, expected = (text.split(":", 2) + ["", ""])[:3]
-            entry = app.reads.failure_at(int(index)) if index.isdigit() else None
+            entry = app.reads.failure_at(int(index)) if is_index(index) else None
             if entry is None or digest(entry.raw) != expected:
                 raise StaleRef(f"failure {index} changed since the page was read (the list moved): "
                                "nothing done; reload and try again")

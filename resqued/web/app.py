@@ -10,14 +10,16 @@ the path: a queue may be called ``a/b`` or ``%2F``, which a path would mangle.
 import json
 import logging
 import os
+import re
 import time
 from http import HTTPStatus
 from http.cookies import SimpleCookie
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import jinja2
 import redis
 
+from resqued.ctl.output import scrub
 from resqued.resque import wire
 from resqued.web import actions, pages
 from resqued.web.reads import failure_ref
@@ -56,14 +58,46 @@ class Request:
             pass
         self.cookies = {name: morsel.value for name, morsel in cookies.items()}
         self.form, self.form_lists = {}, {}
-        if self.method == "POST":
-            try:
-                length = min(int(environ.get("CONTENT_LENGTH") or 0), MAX_FORM_BYTES)
-            except ValueError:
-                length = 0
-            body = environ["wsgi.input"].read(length).decode("utf-8", errors="replace") if length else ""
-            self.form_lists = parse_qs(body, keep_blank_values=True)
-            self.form = {k: v[-1] for k, v in self.form_lists.items()}
+
+    def body_problem(self):
+        """Why the body will not be read (a Response), or None. Checked
+        before anything is read: a length below zero would read to the end
+        of the connection, one too large is refused unread."""
+        text = (self.environ.get("CONTENT_LENGTH") or "0").strip()
+        if not re.fullmatch(r"[0-9]{1,19}", text):
+            return Response(f"Content-Length is not a number of bytes: {text[:40]!r}\n", 400,
+                            "text/plain; charset=utf-8")
+        if int(text) > MAX_FORM_BYTES:
+            return Response(f"a form is at most {MAX_FORM_BYTES} bytes\n", 413, "text/plain; charset=utf-8")
+        return None
+
+    def read_form(self) -> None:
+        """Read and parse the form (after body_problem said it may be)."""
+        length = int((self.environ.get("CONTENT_LENGTH") or "0").strip())
+        body = self.environ["wsgi.input"].read(length).decode("utf-8", errors="replace") if length else ""
+        self.form_lists = parse_qs(body, keep_blank_values=True)
+        self.form = {k: v[-1] for k, v in self.form_lists.items()}
+
+
+def local_target(text) -> str:
+    """``text`` if it is a path of this site, else the overview's. Browsers
+    drop tabs and newlines from a URL (``/\t/evil.example`` is
+    ``//evil.example``, another site) and a CR/LF would split the Location
+    header: nothing with a control character or a space goes back."""
+    if not text or any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        return "/"
+    parts = urlsplit(text)
+    if parts.scheme or parts.netloc or not text.startswith("/") or text.startswith(("//", "/\\")):
+        return "/"
+    return text
+
+
+def header_problem(headers) -> str | None:
+    """A header value that would split the response (CR or LF), named; wsgiref does not refuse them."""
+    for name, value in headers:
+        if "\r" in value or "\n" in value:
+            return f"header {name} holds a line break"
+    return None
 
 
 class Response:
@@ -98,8 +132,9 @@ def compact(value, limit: int = 160) -> str:
 
 class Dashboard:
     def __init__(self, reads, guard: Guard, read_only: bool = False, master_socket: str | None = None,
-                 base_path: str = "", refresh: int = 5, redis_label: str = ""):
+                 base_path: str = "", refresh: int = 5, redis_label: str = "", redis_url: str = ""):
         self.reads = reads
+        self.redis_url = redis_url
         self.guard = guard
         self.read_only = read_only
         self.master_socket = master_socket
@@ -126,23 +161,34 @@ class Dashboard:
         nonce = request.cookies.get(CSRF_COOKIE)
         if not nonce:
             nonce = self.guard.new_nonce()
-            extra.append(("Set-Cookie", self._cookie(CSRF_COOKIE, nonce)))
+            extra.append(("Set-Cookie", self._cookie(request, CSRF_COOKIE, nonce)))
         request.csrf = self.guard.csrf_token(nonce)
+        request.authenticated = self.guard.authenticated(environ, request.cookies)
         try:
             response = self.handle(request)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
-            log.warning("cannot reach Redis: %s", exc)
+            error = scrub(str(exc), self.redis_url)
+            log.warning("cannot reach Redis: %s", error)
             response = self.page("error.html", request, status=503, title="Redis unreachable",
-                                 message=f"cannot reach Redis ({self.redis_label}): {exc}")
+                                 message=f"cannot reach Redis ({self.redis_label}): {error}")
         except redis.RedisError as exc:
-            log.warning("Redis error: %s", exc)
-            response = self.page("error.html", request, status=500, title="Redis error", message=str(exc))
+            error = scrub(str(exc), self.redis_url)
+            log.warning("Redis error: %s", error)
+            response = self.page("error.html", request, status=500, title="Redis error", message=error)
+        headers = response.headers + SECURITY_HEADERS + extra
+        problem = header_problem(headers)
+        if problem:
+            log.error("refused to answer %s: %s", request.path, problem)
+            response = Response("internal error: an unsafe response header\n", 500, "text/plain; charset=utf-8")
+            headers = response.headers + SECURITY_HEADERS
         status = f"{response.status} {HTTPStatus(response.status).phrase}"
-        start_response(status, response.headers + SECURITY_HEADERS + extra)
+        start_response(status, headers)
         return [response.body]
 
-    def _cookie(self, name: str, value: str) -> str:
-        return f"{name}={value}; Path={self.base_path or '/'}; HttpOnly; SameSite=Strict"
+    def _cookie(self, request, name: str, value: str, max_age: int | None = None) -> str:
+        return (f"{name}={value}; Path={self.base_path or '/'}; HttpOnly; SameSite=Strict"
+                + ("" if max_age is None else f"; Max-Age={max_age}")
+                + ("; Secure" if self.guard.https(request.environ) else ""))
 
     def handle(self, request: Request) -> Response:
         if not self.guard.host_allowed(request.environ):
@@ -150,29 +196,28 @@ class Dashboard:
                             "text/plain; charset=utf-8")
         if request.path.startswith("/static/"):
             return self.static(request.path[len("/static/"):])
-        if request.path == "/login" and self.guard.token:
-            return self.login(request)
-        if not self.guard.authenticated(request.environ, request.cookies):
-            if self.guard.auth and not self.guard.token:
-                return Response("authentication required\n", 401, "text/plain; charset=utf-8",
-                                [("WWW-Authenticate", 'Basic realm="resqued", charset="UTF-8"')])
-            if request.method == "GET":
-                query = request.environ.get("QUERY_STRING")
-                back = request.path + ("?" + query if query else "")
-                return Response(status=303, headers=[("Location", self.url("/login", next=back))])
-            return Response("authentication required: log in, or send Authorization\n", 401,
-                            "text/plain; charset=utf-8",
-                            [("WWW-Authenticate", 'Basic realm="resqued", charset="UTF-8"')] if self.guard.auth else [])
         if request.method == "POST":
-            if self.read_only and request.path != "/logout":
+            # Refused before a byte of the body is read (the login's too).
+            refused = request.body_problem()
+            if refused is not None:
+                return refused
+            if self.read_only and request.path not in ("/logout", "/login"):
                 return self.page("error.html", request, status=403, title="Read-only",
                                  message="this dashboard runs with --read-only: it changes nothing")
+        if request.path == "/login" and self.guard.token:
+            return self.login(request)
+        # Pages need a credential when one is configured; actions always do.
+        if not request.authenticated and (self.guard.configured or request.method == "POST"):
+            return self.unauthenticated(request)
+        if request.method == "POST":
+            request.read_form()
             problem = self.guard.csrf_problem(request.environ, request.cookies, request.form.get("csrf", ""))
             if problem:
                 return self.page("error.html", request, status=403, title="Refused", message=problem)
             if request.path == "/logout":
-                return Response(status=303, headers=[("Location", self.url("/login")),
-                                                     ("Set-Cookie", self._cookie(SESSION_COOKIE, "") + "; Max-Age=0")])
+                self.guard.sessions.drop(request.cookies.get(SESSION_COOKIE, ""))
+                return Response(status=303, headers=[("Location", self.url("/login" if self.guard.token else "/")),
+                                                     ("Set-Cookie", self._cookie(request, SESSION_COOKIE, "", 0))])
             handler = actions.ROUTES.get(request.path)
             if handler is None:
                 return self.page("error.html", request, status=404, title="Not found", message="no such action")
@@ -186,11 +231,26 @@ class Dashboard:
             return self.page("error.html", request, status=404, title="Not found", message="no such page")
         return handler(self, request)
 
+    def unauthenticated(self, request: Request) -> Response:
+        basic = [("WWW-Authenticate", 'Basic realm="resqued", charset="UTF-8"')] if self.guard.auth else []
+        if self.guard.auth and not self.guard.token:
+            return Response("authentication required\n", 401, "text/plain; charset=utf-8", basic)
+        if request.method == "GET":
+            query = request.environ.get("QUERY_STRING")
+            back = request.path + ("?" + query if query else "")
+            return Response(status=303, headers=[("Location", self.url("/login", next=back))])
+        if self.guard.generated:
+            return Response("log in to act: open the login URL resqued web printed when it started\n", 401,
+                            "text/plain; charset=utf-8")
+        return Response("authentication required: log in, or send Authorization\n", 401,
+                        "text/plain; charset=utf-8", basic)
+
     def page(self, template: str, request: Request, status: int = 200, **context) -> Response:
         context.setdefault("refresh", 0)
+        logged_in = bool(self.guard.token) and request.authenticated
         body = self.templates.get_template(template).render(
             request=request, csrf=request.csrf, actions=not self.read_only, read_only=self.read_only,
-            logged_in=bool(self.guard.token) and self.guard.authenticated(request.environ, request.cookies),
+            logged_in=logged_in, login_to_act=self.guard.generated and not logged_in and not self.read_only,
             redis_label=self.redis_label, **context)
         return Response(body, status)
 
@@ -205,17 +265,30 @@ class Dashboard:
             return Response("not found\n", 404, "text/plain; charset=utf-8")
 
     def login(self, request: Request) -> Response:
-        target = request.query.get("next") or request.form.get("next") or "/"
-        # Only a path of this site: "//host" and "/\\host" would leave it.
-        target = target if target.startswith("/") and not target.startswith(("//", "/\\")) else "/"
+        """The login form, its POST, and ``/login?token=...`` (the URL the
+        server prints at start): each right token makes a new session."""
         if request.method == "POST":
-            # The login form is the only POST without a session: its CSRF
-            # check still binds it to this browser.
-            problem = self.guard.csrf_problem(request.environ, request.cookies, request.form.get("csrf", ""))
-            if problem is None and self.guard.token_matches(request.form.get("token", "")):
-                return Response(status=303, headers=[("Location", self.url(target)),
-                                                     ("Set-Cookie", self._cookie(SESSION_COOKIE,
-                                                                                 self.guard.session_value()))])
-            return self.page("login.html", request, status=403, next=target,
-                             error=problem or "wrong token", title="Log in")
-        return self.page("login.html", request, next=target, error=None, title="Log in")
+            request.read_form()
+        given = request.form.get("token") if request.method == "POST" else request.query.get("token")
+        target = local_target(request.query.get("next") or request.form.get("next"))
+        if given is None:
+            return self.page("login.html", request, next=target, error=None, title="Log in")
+        address = request.environ.get("REMOTE_ADDR", "")
+        wait = self.guard.throttle.wait(address)
+        if wait:
+            log.warning("login refused: too many wrong tokens from %s", address)
+            return Response(f"too many wrong tokens: try again in {int(wait) + 1} s\n", 429,
+                            "text/plain; charset=utf-8", [("Retry-After", str(int(wait) + 1))])
+        # The login form is the only POST without a session: its CSRF check
+        # still binds it to this browser.
+        problem = (self.guard.csrf_problem(request.environ, request.cookies, request.form.get("csrf", ""))
+                   if request.method == "POST" else None)
+        if problem is None and self.guard.token_matches(given):
+            session = self._cookie(request, SESSION_COOKIE, self.guard.sessions.create(),
+                                   int(self.guard.sessions.ttl))
+            return Response(status=303, headers=[("Location", self.url(target)), ("Set-Cookie", session)])
+        if problem is None:
+            self.guard.throttle.failed(address)
+            log.warning("login with a wrong token from %s", address)
+        return self.page("login.html", request, status=403, next=target,
+                         error=problem or "wrong token", title="Log in")

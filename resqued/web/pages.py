@@ -1,8 +1,15 @@
 """The dashboard's pages (GET): each reads one page of data (reads.py) and
 renders its template."""
 
+import re
+
 from resqued.web import pools
 from resqued.web.reads import PAGE, failure_ref, page_window
+
+
+def is_index(text: str) -> bool:
+    """ASCII digits only: "²".isdigit() is true, and int("²") raises."""
+    return re.fullmatch(r"[0-9]{1,10}", text) is not None
 
 
 def overview(app, request):
@@ -32,10 +39,11 @@ def queue(app, request):
 def queue_clear(app, request):
     """The confirmation before a queue's jobs are deleted."""
     name = request.query.get("name", "")
-    count = app.reads.redis.llen(app.reads.keys.queue(name))
+    [row] = app.reads.queue_rows([name])
+    what = f"the {row['length']} jobs waiting in" if row["error"] is None else "the key (not a list) of"
     return app.page("confirm.html", request, title=f"Clear queue {name}", totals=app.reads.totals(),
                     action="/queue/clear", fields={"name": name},
-                    question=f"Delete the {count} jobs waiting in queue {name}? Running jobs finish; "
+                    question=f"Delete {what} queue {name}? Running jobs finish; "
                              "the queue stays listed.", button="Clear queue", back=app.url("/queue", name=name))
 
 
@@ -55,7 +63,7 @@ def failure(app, request):
     given: the list may have shifted), or job ``id``'s newest."""
     job_id, index = request.query.get("id"), request.query.get("index", "")
     entry, earlier = None, []
-    if index.isdigit():
+    if is_index(index):
         entry = app.reads.failure_at(int(index))
         if entry is not None and job_id and str(entry.job_id) != job_id:
             entry = None
@@ -81,8 +89,9 @@ def failed_retry_all(app, request):
     count = app.reads.resque.failures.count()
     return app.page("confirm.html", request, title="Retry all failures", totals=app.reads.totals(),
                     action="/failed/retry", fields={"all": "1"},
-                    question=f"Put the jobs of all {count} failure entries back on their queues? "
-                             "The entries stay, marked retried.", button="Retry all", back=app.url("/failed"))
+                    question=f"Put the jobs of all {count} failure entries back on their queues, once per "
+                             "entry (a job that failed twice is queued twice)? The entries stay, marked retried.",
+                    button="Retry all", back=app.url("/failed"))
 
 
 def job(app, request):
@@ -97,7 +106,7 @@ def job(app, request):
 
 def stats(app, request):
     totals = app.reads.totals()
-    stats = app.reads.resque.stats()
+    stats = app.reads.stats()
     hosts = app.reads.workers_by_host()
     return app.page("stats.html", request, title="Stats", totals=totals, stats=stats, hosts=hosts,
                     server=app.reads.server_info(), refresh=app.refresh)

@@ -2,14 +2,13 @@
 pipeline per page, windows of lists (LRANGE), never KEYS, so that a page
 costs the same with 100,000 failures and 1,000 queues as with ten."""
 
-import collections
 import hashlib
-import re
-import threading
+import json
 import time
 
 from resqued.resque import queuestats, wire
-from resqued.resque.failures import FailureEntry, FailureError
+from resqued.resque.failures import FailureEntry, FailureError, id_needle
+from resqued.resque.rates import Rates
 
 PAGE = 50
 # How far the job page looks through waiting jobs for an id before it says
@@ -46,10 +45,14 @@ def failure_ref(entry) -> str:
 
 
 def payload_of(raw) -> dict:
+    """A waiting job's payload as a page shows it: one resqued would not
+    run (an id that is a number, php-resque's choice) is still shown as
+    it is; only one that is no JSON object is shown raw."""
     try:
         return wire.decode_payload(raw)
     except wire.InvalidPayload:
-        return wire.raw_payload_record(raw)
+        payload = _job_payload(raw)
+        return payload if payload is not None else wire.raw_payload_record(raw)
 
 
 def age(queue_time, now: float):
@@ -57,30 +60,6 @@ def age(queue_time, now: float):
     if isinstance(queue_time, (int, float)) and not isinstance(queue_time, bool):
         return max(0.0, now - queue_time)
     return None
-
-
-class Rates:
-    """Jobs per second, processed and failed, from the totals seen at each
-    read over the last minute (the dashboard keeps no history of its own)."""
-
-    WINDOW = 60.0
-
-    def __init__(self):
-        self._samples = collections.deque()
-        self._lock = threading.Lock()
-
-    def add(self, processed: int, failed: int, now: float | None = None) -> dict:
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            self._samples.append((now, processed, failed))
-            while len(self._samples) > 2 and now - self._samples[1][0] > self.WINDOW:
-                self._samples.popleft()
-            first = self._samples[0]
-        span = now - first[0]
-        if span < 1.0:
-            return {"processed": None, "failed": None, "window": None}
-        return {"processed": max(0, processed - first[1]) / span, "failed": max(0, failed - first[2]) / span,
-                "window": span}
 
 
 class Reads:
@@ -94,7 +73,7 @@ class Reads:
         stats = queuestats.read(self.redis, self.keys, queues=())
         return {"processed": stats.processed, "failed": stats.failed, "queues": stats.queue_count,
                 "workers": stats.workers, "failures": stats.failures, "paused": stats.paused,
-                "rates": self.rates.add(stats.processed, stats.failed)}
+                "rates": self.rates.add(stats.time, stats.processed, stats.failed)}
 
     # -- queues -----------------------------------------------------------------
     def queue_names(self) -> list[str]:
@@ -102,31 +81,29 @@ class Reads:
 
     def queue_rows(self, names) -> list[dict]:
         """Length and latency (age of the oldest job, by its queue_time) of
-        each queue named, as every reader reads them (resque/queuestats.py)."""
-        return [{"name": q.name, "length": q.length, "latency": q.latency, "error": q.error,
-                 "unknown_latency": q.length > 0 and q.latency is None and q.error is None}
-                for q in queuestats.read(self.redis, self.keys, queues=names).queues]
+        each queue named, as every reader reads them (resque/queuestats.py);
+        a key that is not a list has its ``error`` instead."""
+        return [_row(q) for q in queuestats.read(self.redis, self.keys, queues=names).queues]
 
     def busiest_queues(self, limit: int = 20) -> tuple[list[dict], int]:
-        """The longest queues (LLEN of each in one pipeline), with latency, and how many there are."""
-        names = self.queue_names()
-        pipe = self.redis.pipeline(transaction=False)
-        for name in names:
-            pipe.llen(self.keys.queue(name))
-        lengths = pipe.execute()
-        top = [name for _, name in sorted(zip(lengths, names), key=lambda p: (-p[0], p[1]))[:limit]]
-        return self.queue_rows(top), len(names)
+        """The longest queues with their latency (one pipeline for all the
+        queues), then those that cannot be read, and how many there are."""
+        figures = queuestats.read(self.redis, self.keys).queues
+        ranked = sorted(figures, key=lambda q: (q.error is not None, -q.length, q.name))
+        return [_row(q) for q in ranked[:limit]], len(figures)
 
     def queue_page(self, name: str, start) -> dict:
-        key = self.keys.queue(name)
-        window = page_window(start, self.redis.llen(key))
-        raws = self.redis.lrange(key, window["start"], window["start"] + PAGE - 1)
+        [figures] = queuestats.read(self.redis, self.keys, queues=[name]).queues
+        window = page_window(start, figures.length)
+        raws = [] if figures.error else self.redis.lrange(self.keys.queue(name), window["start"],
+                                                          window["start"] + PAGE - 1)
         now = time.time()
         jobs = []
         for i, raw in enumerate(raws):
             payload = payload_of(raw)
             jobs.append({"index": window["start"] + i, "payload": payload, "age": age(payload.get("queue_time"), now)})
-        return {"window": window, "jobs": jobs, "known": self.redis.sismember(self.keys.queues, name)}
+        return {"window": window, "jobs": jobs, "known": self.redis.sismember(self.keys.queues, name),
+                "error": figures.error}
 
     # -- workers ----------------------------------------------------------------
     def workers_by_host(self) -> dict:
@@ -162,20 +139,23 @@ class Reads:
         """Where job ``job_id`` is: its tracked status, the workers running
         it, its failure entries, and the queues it waits in (looked for in at
         most QUEUE_SCAN_BUDGET waiting jobs)."""
-        # Most waiting jobs are not this one: look for its id before decoding
-        # (an id JSON might escape is looked for in every job).
-        needle = job_id.encode() if re.fullmatch(r"[A-Za-z0-9_.:-]+", job_id) else b""
+        # Most waiting jobs are not this one: look for its id before decoding.
+        needle = id_needle(job_id)
         running = [w for w in self.resque.workers()
                    if isinstance(w.get("job"), dict) and isinstance(w["job"].get("payload"), dict)
                    and str(w["job"]["payload"].get("id")) == job_id]
         failed = self.resque.failures.find(job_id)
         queued, scanned, complete = [], 0, True
-        for name in self.queue_names():
+        figures = queuestats.read(self.redis, self.keys).queues
+        unreadable = [{"queue": q.name, "error": q.error} for q in figures if q.error]
+        for name in (q.name for q in figures if not q.error and q.length):
             key, start = self.keys.queue(name), 0
             while raws := self.redis.lrange(key, start, start + SCAN_CHUNK - 1):
                 for i, raw in enumerate(raws):
-                    if needle in raw and str(payload_of(raw).get("id")) == job_id:
-                        queued.append({"queue": name, "index": start + i, "payload": payload_of(raw)})
+                    payload = _job_payload(raw) if needle in raw else None
+                    # php-resque lets the caller choose an id, which JSON may hold as a number.
+                    if payload is not None and str(payload.get("id")) == job_id:
+                        queued.append({"queue": name, "index": start + i, "payload": payload})
                 start += len(raws)
                 scanned += len(raws)
                 if scanned >= QUEUE_SCAN_BUDGET:
@@ -185,12 +165,36 @@ class Reads:
                 break
         return {"id": job_id, "prefix": prefix, "status": self.resque.status(job_id, prefix),
                 "running": running, "failed": failed, "queued": queued, "scanned": scanned,
-                "scan_complete": complete}
+                "scan_complete": complete, "unreadable": unreadable}
 
     # -- stats ------------------------------------------------------------------
+    def stats(self) -> dict:
+        """Resque's counters, and the jobs waiting in every queue (those
+        that cannot be read, named)."""
+        stats = queuestats.read(self.redis, self.keys)
+        return {"processed": stats.processed, "failed": stats.failed, "failures": stats.failures,
+                "workers": stats.workers, "queue_count": stats.queue_count,
+                "pending": sum(q.length for q in stats.queues),
+                "unreadable": [{"queue": q.name, "error": q.error} for q in stats.queues if q.error]}
+
     def server_info(self) -> dict:
         info = self.redis.info()
         return {key: info.get(key) for key in ("redis_version", "uptime_in_seconds", "connected_clients",
                                                "used_memory_human", "used_memory_peak_human", "maxmemory_human",
                                                "maxmemory_policy", "role")}
 
+
+def _row(q) -> dict:
+    return {"name": q.name, "length": q.length, "latency": q.latency, "error": q.error,
+            "unknown_latency": q.length > 0 and q.latency is None and q.error is None}
+
+
+def _job_payload(raw) -> dict | None:
+    """A waiting job's payload, leniently: a job whose id is a number
+    (php-resque lets the caller choose it) is still found; not JSON or not
+    an object, None."""
+    try:
+        payload = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    return payload if isinstance(payload, dict) else None

@@ -2,16 +2,22 @@
 
 - Exposure: listening beyond loopback needs a credential (a token or basic
   auth), checked once at start (``exposure_problem``).
-- Credential: when one is set, every page needs it (payloads may hold
-  personal data), given as ``Authorization: Bearer``/``Basic``, or as the
-  session cookie the login form sets (an HMAC of the token: the token itself
-  never sits in a cookie).
+- Credential: when one is configured, every page needs it (payloads may
+  hold personal data), given as ``Authorization: Bearer``/``Basic``, or as
+  the session cookie a login sets. Without one, the pages are open on
+  loopback but the actions are not: every local user could otherwise
+  retry, remove and clear. A token is then made at start and its login
+  URL printed, for whoever started the server (Jupyter's way).
+- Sessions: a random id per login, kept by this process (sessions.py):
+  it expires, logging out forgets it, and the token never sits in a cookie.
+  Wrong tokens are counted per client address and lock it out a while.
 - CSRF: every POST carries a form token bound to the browser's own random
   cookie (HMAC with a per-process secret), and its Origin or Referer, when
   sent, must be this host.
-- DNS rebinding: without a credential, only requests whose Host is a
-  loopback name (or one given with ``--allow-host``) are served, so that a
-  page of another site that resolves its name to 127.0.0.1 reads nothing.
+- DNS rebinding: without a configured credential, only requests whose Host
+  is a loopback name (or one given with ``--allow-host``) are served, so
+  that a page of another site that resolves its name to 127.0.0.1 reads
+  nothing.
 """
 
 import base64
@@ -20,6 +26,8 @@ import hmac
 import ipaddress
 import secrets
 from urllib.parse import urlsplit
+
+from resqued.web.sessions import LoginThrottle, Sessions
 
 CSRF_COOKIE = "resqued_csrf"
 SESSION_COOKIE = "resqued_session"
@@ -55,38 +63,45 @@ def split_host(value: str) -> str:
 
 
 class Guard:
-    def __init__(self, token: str | None = None, auth: str | None = None, allowed_hosts=()):
-        self.token = token or None
+    def __init__(self, token: str | None = None, auth: str | None = None, allowed_hosts=(),
+                 generate_token: bool = True, trust_forwarded_proto: bool = False):
+        self.configured = bool(token or auth)
+        # Nothing configured: a token of our own, so that actions need a login.
+        self.token = token or (secrets.token_urlsafe(24) if generate_token and not auth else None)
+        self.generated = bool(self.token) and not token
         self.auth = auth or None
         self.allowed_hosts = {split_host(h) for h in allowed_hosts}
+        self.trust_forwarded_proto = trust_forwarded_proto
+        self.sessions = Sessions()
+        self.throttle = LoginThrottle()
         self._secret = secrets.token_bytes(32)
-
-    @property
-    def has_credential(self) -> bool:
-        return bool(self.token or self.auth)
 
     # -- which Host is served -------------------------------------------------
     def host_allowed(self, environ) -> bool:
-        if self.has_credential:
+        if self.configured:
             return True
         host = split_host(environ.get("HTTP_HOST") or environ.get("SERVER_NAME") or "")
         return is_loopback(host) or host in self.allowed_hosts
 
-    # -- credential -------------------------------------------------------------
-    def session_value(self) -> str:
-        """The session cookie's value: not the token, a digest only this process makes."""
-        return hmac.new(self._secret, b"session:" + (self.token or "").encode(), hashlib.sha256).hexdigest()
-
-    def authenticated(self, environ, cookies: dict) -> bool:
-        if not self.has_credential:
+    def https(self, environ) -> bool:
+        """Did the browser use https? Behind a proxy that ends TLS, only its
+        X-Forwarded-Proto says so, and only a trusted proxy's counts
+        (``--trust-forwarded-proto``): anyone else could send the header."""
+        if environ.get("wsgi.url_scheme") == "https":
             return True
+        forwarded = environ.get("HTTP_X_FORWARDED_PROTO", "").split(",")[0].strip().lower()
+        return self.trust_forwarded_proto and forwarded == "https"
+
+    # -- credential -------------------------------------------------------------
+    def authenticated(self, environ, cookies: dict) -> bool:
+        """Does the request carry a credential (a session of a login, the
+        token, basic auth)? With nothing configured, only a login counts."""
         header = environ.get("HTTP_AUTHORIZATION", "")
         kind, _, value = header.partition(" ")
         if self.token:
             if kind.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), self.token.encode()):
                 return True
-            cookie = cookies.get(SESSION_COOKIE, "")
-            if cookie and hmac.compare_digest(cookie.encode(), self.session_value().encode()):
+            if self.sessions.valid(cookies.get(SESSION_COOKIE, "")):
                 return True
         if self.auth and kind.lower() == "basic":
             try:

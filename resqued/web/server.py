@@ -4,6 +4,11 @@ The server is the standard library's (wsgiref) with a thread per request:
 a dashboard serves a few operators, each page is a few Redis round trips,
 and no other server is worth a dependency for that. Behind a reverse proxy
 (docs/dashboard.md) the proxy carries TLS and the load.
+
+A client that connects and then sends nothing (or a byte a minute) holds
+a thread: each connection's reads and writes time out
+(``--client-timeout``), and at most MAX_CONNECTIONS are served at once;
+one more is answered 503 at once and closed, without a thread.
 """
 
 import argparse
@@ -13,6 +18,7 @@ import signal
 import socket
 import socketserver
 import sys
+import threading
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from resqued.config.redisurl import BadRedisURL, redact
@@ -31,6 +37,10 @@ log = logging.getLogger("resqued.web")
 
 DEFAULT_LISTEN = "127.0.0.1:5640"
 TOKEN_ENV = "RESQUED_WEB_TOKEN"
+CLIENT_TIMEOUT = 15.0
+MAX_CONNECTIONS = 64
+BUSY = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        b"Retry-After: 1\r\nConnection: close\r\n\r\ntoo many connections: try again\n")
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -47,6 +57,16 @@ def parse_auth(text: str) -> str:
     if not sep or not user or not password:
         raise argparse.ArgumentTypeError("--auth takes USER:PASSWORD (both non-empty)")
     return text
+
+
+def parse_timeout(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0.1 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"must be between 0.1 and 3600 seconds: {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the path prefix a reverse proxy serves the dashboard under, e.g. /resque")
     p.add_argument("--refresh", type=int, default=5, metavar="SECONDS",
                    help="auto-refresh period of the live pages (default 5; 0: off; a toggle on each page)")
+    p.add_argument("--trust-forwarded-proto", action="store_true",
+                   help="believe X-Forwarded-Proto: https (set by your TLS proxy) and mark cookies Secure")
+    p.add_argument("--client-timeout", type=parse_timeout, default=CLIENT_TIMEOUT, metavar="SECONDS",
+                   help=f"drop a connection idle this long within a request (default {CLIENT_TIMEOUT:g})")
     p.add_argument("-v", "--verbose", action="count", default=0, help="-v log each request")
     return p
 
@@ -79,19 +103,58 @@ def build_parser() -> argparse.ArgumentParser:
 class ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
     daemon_threads = True   # a slow client never holds up the stop
     allow_reuse_address = True
+    request_queue_size = 128
+    max_connections = MAX_CONNECTIONS
+
+    def server_activate(self):
+        super().server_activate()
+        self.slots = threading.BoundedSemaphore(self.max_connections)
+
+    def process_request(self, request, client_address):
+        if not self.slots.acquire(blocking=False):
+            log.warning("%d connections already: refused one from %s", self.max_connections, client_address[0])
+            try:
+                request.setblocking(False)   # a client that reads nothing holds nothing up
+                request.send(BUSY)
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+    def handle_error(self, request, client_address):
+        # A client that went quiet (timed out) or away: one line, not a traceback.
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError):
+            log.debug("connection from %s dropped: %s", client_address[0], exc)
+        else:
+            log.exception("error serving %s", client_address[0])
 
 
 class QuietHandler(WSGIRequestHandler):
     """Requests logged through logging (at debug), not to stderr raw."""
 
+    timeout = CLIENT_TIMEOUT   # socketserver sets it on the connection: every read and write
+
     def log_message(self, fmt, *args):
         log.debug("%s %s", self.address_string(), fmt % args)
 
 
-def make_server(host: str, port: int, app) -> ThreadingServer:
+def make_server(host: str, port: int, app, client_timeout: float = CLIENT_TIMEOUT) -> ThreadingServer:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     server_class = type("Server", (ThreadingServer,), {"address_family": family})
-    server = server_class((host, port), QuietHandler)
+    handler = type("Handler", (QuietHandler,), {"timeout": client_timeout})
+    server = server_class((host, port), handler)
     server.set_app(app)
     return server
 
@@ -122,11 +185,13 @@ def main(argv=None) -> int:
         return exc.code
     resque = Resque(url, namespace, redis=client)
     label = f"{redact(url)} namespace {resque.keys.namespace}"
-    app = Dashboard(Reads(resque), Guard(token, args.auth, args.allow_host), read_only=args.read_only,
+    guard = Guard(token, args.auth, args.allow_host, generate_token=not args.read_only,
+                  trust_forwarded_proto=args.trust_forwarded_proto)
+    app = Dashboard(Reads(resque), guard, read_only=args.read_only,
                     master_socket=pools.socket_path(args.config, args.socket, args.pidfile),
-                    base_path=args.base_path, refresh=max(0, args.refresh), redis_label=label)
+                    base_path=args.base_path, refresh=max(0, args.refresh), redis_label=label, redis_url=url)
     try:
-        server = make_server(host, port, app)
+        server = make_server(host, port, app, args.client_timeout)
     except OSError as exc:
         print(f"resqued web: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_FAILURE
@@ -134,6 +199,10 @@ def main(argv=None) -> int:
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     print(f"resqued web: http://{shown}:{bound_port}{args.base_path}/ on Redis {label} ({origin})"
           + ("; read-only" if args.read_only else ""), flush=True)
+    if guard.generated:
+        # Only who reads this output can act: the pages are open, the actions need this login.
+        print(f"resqued web: to act, log in at http://{shown}:{bound_port}{args.base_path}/login?token={guard.token}",
+              flush=True)
     return serve(server)
 
 

@@ -1,6 +1,6 @@
 """The dashboard in a real browser (headless Chromium through chromedriver):
 every page loads with its stylesheet and script, a failure retried by
-clicking its button is queued, the auto-refresh reloads and its toggle stops
+clicking its button (after the printed login) is queued, the auto-refresh reloads and its toggle stops
 it, and markup from Redis runs nothing.
 
 Run by ``make test-browser`` (RESQUED_BROWSER=1), which fails, saying what
@@ -17,7 +17,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "web"))
 
 from conftest import wait_until  # noqa: E402
-from webclient import PHP_FAILED_JOB, load_foreign_fleet, start_web  # noqa: E402
+from webclient import LOGIN_URLS, PHP_FAILED_JOB, load_foreign_fleet, start_web  # noqa: E402
 from webdriver import Browser, missing  # noqa: E402
 
 if os.environ.get("RESQUED_BROWSER") != "1":
@@ -47,6 +47,10 @@ def test_every_page_loads_and_a_retry_click_queues_the_job(procs, redis_url, r, 
         color = browser.run("return getComputedStyle(document.querySelector('header')).backgroundColor")
         assert color == "rgb(36, 41, 47)", path
 
+    # The pages were open; an action needs the login the server printed.
+    browser.open(base + "/failed")
+    assert browser.text(browser.find("header a.login")) == "log in to act"
+    browser.open(LOGIN_URLS[base])
     browser.open(base + "/failed")
     browser.click(browser.find(f'a[href="/failure?index=0&id={PHP_FAILED_JOB}"]'))
     assert browser.title == "Failure · resqued"

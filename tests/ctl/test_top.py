@@ -156,7 +156,10 @@ def test_once_with_redis_unreachable_fails_in_one_line():
 @pytest.mark.parametrize("args, message", [
     ([], "top draws on a terminal"),
     (["--json"], "give --once with it"),
-    (["--interval", "0"], "must be at least 0.1 seconds"),
+    (["--interval", "0"], "must be between 0.1 and 3600 seconds"),
+    # Once curses took its wait in milliseconds as a C int: OverflowError.
+    (["--interval", "1e9"], "must be between 0.1 and 3600 seconds"),
+    (["--interval", "1e9", "--once"], "must be between 0.1 and 3600 seconds"),
     (["--interval", "soon"], "not a number of seconds"),
 ])
 def test_usage_errors(redis_url, args, message):
@@ -174,6 +177,22 @@ def test_rate_arithmetic():
     assert rate(None, (100.0, 10)) is None               # one frame: no rate yet
     assert rate((100.0, 10), (100.0, 20)) is None        # no time passed
     assert rate((100.0, 50), (101.0, 3)) is None         # the counter was reset
+
+
+def test_the_dashboards_rates_are_tops_arithmetic_over_about_a_minute():
+    from resqued.resque.rates import Rates   # the one helper both use
+    rates = Rates(window=60.0)
+    assert rates.add(1000.0, 10, 1) == {"processed": None, "failed": None, "window": None}
+    assert rates.add(1000.5, 20, 1)["processed"] is None       # half a second: noise, not a rate
+    assert rates.add(1010.0, 110, 6) == {"processed": 10.0, "failed": 0.5, "window": 10.0}
+    # Readings older than the window go, but the newest of them stays: the
+    # span is the window plus at most one gap between two reads.
+    rates.add(1070.0, 710, 6)
+    assert rates.add(1080.0, 810, 6) == {"processed": rate((1010.0, 110), (1080.0, 810)), "failed": 0.0,
+                                         "window": 70.0}
+    # A counter that went back (reset) starts the rates again: none, not a negative or a zero.
+    assert rates.add(1090.0, 5, 6)["processed"] is None
+    assert rates.add(1092.0, 25, 6)["processed"] == 10.0
 
 
 def test_rates_from_two_frames(redis_url, r):

@@ -20,7 +20,7 @@ def queued(r, queue="golden"):
 def test_retry_then_retry_and_remove_by_job_id(procs, redis_url, r):
     load_foreign_fleet(r)    # php's failure (with an id) at index 0, Ruby's (without) at 1
     _, base = start_web(procs, redis_url)
-    client = Client(base)
+    client = Client(base).log_in()
     page = client.page(f"/failure?index=0&id={PHP_FAILED_JOB}")
     assert f'name="ref" value="id:{PHP_FAILED_JOB}"' in page
 
@@ -40,7 +40,7 @@ def test_retry_then_retry_and_remove_by_job_id(procs, redis_url, r):
 def test_remove_by_job_id_and_a_ruby_failure_by_index(procs, redis_url, r):
     load_foreign_fleet(r)
     _, base = start_web(procs, redis_url)
-    client = Client(base)
+    client = Client(base).log_in()
     client.page("/failed")
     done = client.post("/failed/remove", {"ref": f"id:{PHP_FAILED_JOB}"})
     assert done.status == 200 and "removed failure 0" in text_of(done.text)
@@ -65,7 +65,7 @@ def test_remove_by_job_id_and_a_ruby_failure_by_index(procs, redis_url, r):
 def test_bulk_retry_of_chosen_failures_retry_all_and_clear(procs, redis_url, r):
     load_foreign_fleet(r)
     _, base = start_web(procs, redis_url)
-    client = Client(base)
+    client = Client(base).log_in()
     page = client.page("/failed")
     refs = re.findall(r'type="checkbox" name="ref" value="([^"]+)"', page)
     assert len(refs) == 2
@@ -87,7 +87,7 @@ def test_clear_a_queue_and_pause_and_resume_every_worker(procs, redis_url, r, re
     for n in range(3):
         resque.enqueue("mail", "Job", {"n": n})
     _, base = start_web(procs, redis_url)
-    client = Client(base)
+    client = Client(base).log_in()
     assert "Delete the 3 jobs waiting in queue mail" in text_of(client.page("/queue/clear?name=mail"))
     done = client.post("/queue/clear", {"name": "mail"})
     assert done.status == 200 and "cleared 3 jobs from queue mail" in text_of(done.text)

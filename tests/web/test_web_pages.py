@@ -149,7 +149,7 @@ def test_under_a_base_path_every_link_and_form_points_under_it(procs, redis_url,
     load_foreign_fleet(r)
     _, base = start_web(procs, redis_url, "--base-path", "/resque")
     assert base.endswith("/resque")
-    client = Client(base)
+    client = Client(base).log_in()
     page = client.page("/failed")
     links = re.findall(r'(?:href|action|src)="([^"]+)"', page)
     assert links and all(link.startswith("/resque/") for link in links), links

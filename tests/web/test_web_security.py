@@ -104,7 +104,7 @@ def test_basic_auth(procs, redis_url, r):
 def test_a_post_without_the_browsers_csrf_token_or_from_another_site_is_refused(procs, redis_url, r):
     load_foreign_fleet(r)
     _, base = start_web(procs, redis_url)
-    client = Client(base)
+    client = Client(base).log_in()
     client.page("/failed")
     token = client.csrf
     altered = token[:-1] + ("1" if token[-1] == "0" else "0")
@@ -112,7 +112,7 @@ def test_a_post_without_the_browsers_csrf_token_or_from_another_site_is_refused(
         refused = client.post("/failed/retry", fields)
         assert refused.status == 403 and "CSRF" in refused.text
     # Another browser's token is no good with this browser's cookie.
-    other = Client(base)
+    other = Client(base).log_in()
     other.page("/failed")
     assert client.post("/failed/retry", {**RETRY, "csrf": other.csrf}).status == 403
     # A cross-site form carries the right cookie (it is the user's browser)

@@ -20,6 +20,10 @@ PHP_WORKER = "vm:14608:golden"
 RUBY_WORKER = "vm:4077:golden"
 PHP_FAILED_JOB = "60e4ce5a355205aa23bc5458df8d991b"
 
+# base URL -> the login URL its server printed (without --token or --auth,
+# it makes a token of its own and prints where to log in with it).
+LOGIN_URLS = {}
+
 XSS = ("<script>alert(1)</script>", '"><img src=x onerror=alert(1)>')
 
 
@@ -51,17 +55,21 @@ def load_foreign_fleet(r) -> None:
     r.delete("resque:pruning_dead_workers_in_progress")
 
 
-def start_web(procs, redis_url, *args, env=None, name="web"):
+def start_web(procs, redis_url, *args, env=None, name="web", python=(sys.executable,)):
     """``resqued web`` on a free loopback port; returns (process, base URL)."""
-    proc = procs.spawn([sys.executable, "-m", "resqued", "web", "--listen", "127.0.0.1:0",
+    proc = procs.spawn([*python, "-m", "resqued", "web", "--listen", "127.0.0.1:0",
                         "--redis", redis_url, *args], env=env, name=name)
 
     def listening():
         if proc.poll() is not None:
             raise AssertionError(f"resqued web exited {proc.returncode}:\n{log_text(proc)}")
-        match = re.search(r"resqued web: (http://\S+?)/? on Redis", log_text(proc))
+        match = re.search(r"resqued web: (http://\S+?)/? on Redis.*\n", log_text(proc))
         return match and match[1].rstrip("/")
-    return proc, wait_until(listening, timeout=15, message="resqued web to listen")
+    base = wait_until(listening, timeout=15, message="resqued web to listen")
+    login = re.search(r"resqued web: to act, log in at (http://\S+)\n", log_text(proc))
+    if login:
+        LOGIN_URLS[base] = login[1]
+    return proc, base
 
 
 class Client:
@@ -69,6 +77,7 @@ class Client:
     test looks at them), the last page's CSRF token remembered."""
 
     def __init__(self, base: str):
+        self.base = base
         parts = urlsplit(base)
         self.host, self.port, self.prefix = parts.hostname, parts.port, parts.path
         self.cookies = {}
@@ -95,6 +104,13 @@ class Client:
             self.csrf = found[1]
         response.text = text
         return response
+
+    def log_in(self):
+        """Log in with the URL the server printed (its own token); returns self."""
+        parts = urlsplit(LOGIN_URLS[self.base])
+        response = self.get(parts.path[len(self.prefix):] + "?" + parts.query)
+        assert response.status == 303, f"login: {response.status}\n{response.text[:2000]}"
+        return self
 
     def get(self, path: str, headers=None):
         return self.request("GET", path, headers=headers)
