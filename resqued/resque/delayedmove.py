@@ -130,27 +130,29 @@ class Mover:
     def next_due(self) -> float | None:
         """The earliest timestamp in the schedule that is not skipped."""
         self._forget_skips()
-        found = self.redis.zrange(self.dkeys.schedule, 0, len(self._skipped), withscores=True)
+        found = self._schedule(self.redis.zrange, self.dkeys.schedule, 0, len(self._skipped), withscores=True)
         return next((score for member, score in found if member not in self._skipped), None)
 
-    def move_due(self, now: float, lock_value: str = "") -> int | None:
+    def move_due(self, now: float, lock_value: str = "", stopping=lambda: False) -> int | None:
         """Move every job due by ``now``; how many moved (failed ones too),
-        or None when the lock was found not ours (nothing more moved)."""
+        or None when the lock was found not ours (nothing more moved).
+        ``stopping()`` true ends it between batches."""
         self._forget_skips()
         moved, limit = 0, int(now)
-        while True:
-            members = self.redis.zrangebyscore(self.dkeys.schedule, "-inf", limit,
-                                               start=0, num=len(self._skipped) + 16)
+        while not stopping():
+            members = self._schedule(self.redis.zrangebyscore, self.dkeys.schedule, "-inf", limit,
+                                     start=0, num=len(self._skipped) + 16)
             due = [m for m in members if m not in self._skipped]
             if not due:
                 return moved
             for member in due:
-                done = self.move_timestamp(member, lock_value)
+                done = self.move_timestamp(member, lock_value, stopping)
                 if done is None:
                     return None
                 moved += done
+        return moved
 
-    def move_timestamp(self, member, lock_value: str = "") -> int | None:
+    def move_timestamp(self, member, lock_value: str = "", stopping=lambda: False) -> int | None:
         """Move every job of one timestamp (``member`` as the schedule holds
         it); None if the lock was not ours."""
         member = member if isinstance(member, bytes) else str(member).encode()
@@ -184,7 +186,7 @@ class Mover:
             if result == CHANGED:
                 continue    # removed or moved meanwhile: read again
             moved += result
-            if len(raws) < self.batch:
+            if len(raws) < self.batch or stopping():
                 return moved
 
     def _run_batch(self, member: bytes, ts: int, key: str, raws: list, lock_value: str) -> int:
@@ -243,6 +245,15 @@ class Mover:
             if field != "queue":
                 payload.setdefault(field, value)
         return queue, wire.dumps(payload)
+
+    def _schedule(self, command, *args, **options):
+        """A read of the schedule; WrongType if it is not a sorted set."""
+        try:
+            return command(*args, **options)
+        except redis.ResponseError as exc:
+            if "WRONGTYPE" in str(exc):
+                raise WrongType(self.dkeys.schedule) from None
+            raise
 
     # -- keys of the wrong type: skipped, said once -------------------------
     def _skip(self, member: bytes, message: str) -> None:

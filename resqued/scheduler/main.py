@@ -29,7 +29,7 @@ from resqued.process import logs
 from resqued.process.signals import SignalQueue
 from resqued.process.title import set_raw_title
 from resqued.redisio.connection import connect
-from resqued.resque.delayedmove import BATCH, Mover
+from resqued.resque.delayedmove import BATCH, Mover, WrongType
 from resqued.resque.keys import Keys
 from resqued.scheduler.lock import DEFAULT_TIMEOUT, MasterLock
 
@@ -79,7 +79,7 @@ class Scheduler:
         self.signals = SignalQueue([signal.SIGTERM, signal.SIGINT])
         self.active = None
         self._next_lock_check = 0.0
-        self._outage = False
+        self._outage = None    # the last Redis error, until a look succeeds
 
     def run(self) -> int:
         self.signals.install()
@@ -89,13 +89,17 @@ class Scheduler:
                 try:
                     wait = self.step()
                     if self._outage:
-                        log.warning("Redis is back")
-                        self._outage = False
-                except (redis.ConnectionError, redis.TimeoutError) as exc:
-                    if not self._outage:
-                        log.warning("cannot reach Redis, trying again every %gs: %s", OUTAGE_PAUSE, exc)
-                        self._outage = True
-                    self.active, self._next_lock_check = None, 0.0
+                        log.warning("delayed jobs move again")
+                        self._outage = None
+                except (redis.RedisError, WrongType) as exc:
+                    # Unreachable, or refusing (a replica, out of memory), or
+                    # the schedule is not a sorted set: said once, tried again.
+                    problem = (f"{exc.key} is not a sorted set: no delayed job moves until it is"
+                               if isinstance(exc, WrongType) else f"Redis error: {exc}")
+                    if self._outage != problem:
+                        log.error("%s (trying again every %gs)", problem, OUTAGE_PAUSE)
+                        self._outage = problem
+                    self._next_lock_check = 0.0     # is the lock still ours? first thing then
                     wait = OUTAGE_PAUSE
                 select.select([self.signals], [], [], max(wait, 0.0))
             log.info("stopping (%s)", ", ".join(signal.Signals(s).name for s in self.signals.drain()))
@@ -112,7 +116,7 @@ class Scheduler:
             self._next_lock_check = now + (self.renew_every if self.active else self.retry_every)
         if not self.active:
             return self._next_lock_check - time.time()
-        moved = self.mover.move_due(now, self.lock.value)
+        moved = self.mover.move_due(now, self.lock.value, self.signals.has_pending)
         if moved is None:   # replaced while it slept past the TTL
             self._set_active(False)
             self._next_lock_check = 0.0

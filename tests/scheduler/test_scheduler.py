@@ -4,12 +4,14 @@ real signals and SIGKILLs."""
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections import Counter
 
-from conftest import log_text, stop, wait_until
-from helpers import log_entries, wait_log
+from conftest import ROOT, log_text, stop, wait_until
+from helpers import wait_log
+from resqued.scheduler.command import command
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 JOBS = os.path.join(HERE, "timedjobs.py")
@@ -17,7 +19,7 @@ LOCK = "resque:resque:resque_scheduler_master_lock"
 
 
 def scheduler(procs, redis_url, *args, name="scheduler"):
-    return procs.spawn([sys.executable, "-m", "resqued.scheduler", "--redis", redis_url, *args], name=name)
+    return procs.spawn(command(redis_url, log_arguments=args), name=name)
 
 
 def worker(procs, redis_url, queue="default"):
@@ -59,8 +61,9 @@ def test_enqueue_in_runs_on_time(procs, redis_url, r, resque):
     ran, queue_time = map(float, entry.split(":")[2:4])
     # Whole seconds, truncated as Ruby does: due at ts, between now and now + 0.5 s.
     assert started - 1 < ts <= started + 0.5
-    assert ran - started < 0.5 + 1.0, "ran far later than asked"
-    assert 0 <= queue_time - ts < 0.5, f"moved {queue_time - ts:.3f}s after it fell due"
+    assert ran - started < 0.5 + 1.5, "ran far later than asked"
+    # Loosely: the machine is shared (bench/delayed_moves.py measures the p99).
+    assert 0 <= queue_time - ts < 1.0, f"moved {queue_time - ts:.3f}s after it fell due"
 
 
 def test_two_schedulers_one_moves_and_the_other_takes_over_within_the_ttl(procs, redis_url, r, resque):
@@ -73,7 +76,8 @@ def test_two_schedulers_one_moves_and_the_other_takes_over_within_the_ttl(procs,
     for n in range(50):
         resque.enqueue_at(now - 1, "default", "Stamp", {"tag": n})
     wait_until(lambda: r.llen("resque:queue:default") == 50, message="the jobs to move")
-    assert "moved" in log_text(first) and "moved" not in log_text(second)
+    wait_until(lambda: "moved" in log_text(first), message="the first to log its move")
+    assert "moved" not in log_text(second)
     assert r.get(LOCK).decode() == holder
     first.send_signal(signal.SIGKILL)
     first.wait()
@@ -118,6 +122,37 @@ def test_sigkilled_in_a_loop_while_10000_fall_due_none_lost_or_doubled(procs, re
     stop(last, signal.SIGTERM)
 
 
+def test_term_during_a_long_move_stops_between_batches_losing_nothing(procs, redis_url, r):
+    ts = int(time.time()) - 1
+    pipe = r.pipeline()
+    for n in range(30000):
+        pipe.rpush(f"resque:delayed:{ts}", json.dumps({"class": "Stamp", "args": [{"tag": n}], "queue": "default"}))
+    pipe.zadd("resque:delayed_queue_schedule", {str(ts): ts})
+    pipe.execute()
+    proc = scheduler(procs, redis_url, "--batch", "100")
+    wait_until(lambda: r.llen("resque:queue:default") > 0, message="the move to start")
+    assert stop(proc, signal.SIGTERM, timeout=5) == 0
+    moved, left = r.llen("resque:queue:default"), r.llen(f"resque:delayed:{ts}")
+    assert moved + left == 30000 and left > 0, (moved, left)
+    assert not r.exists(LOCK)
+
+
+def test_a_schedule_key_of_the_wrong_type_is_logged_once_and_the_scheduler_carries_on(procs, redis_url, r,
+                                                                                        resque):
+    r.set("resque:delayed_queue_schedule", "not a sorted set")
+    proc = scheduler(procs, redis_url)
+    wait_until(lambda: "resque:delayed_queue_schedule is not a sorted set" in log_text(proc),
+               message="the error to be logged")
+    wait_until(lambda: r.info("commandstats").get("cmdstat_zrangebyscore", {}).get("failed_calls", 0) >= 2,
+               timeout=10, message="a second look at the schedule")
+    r.delete("resque:delayed_queue_schedule")
+    resque.enqueue_at(int(time.time()) - 1, "default", "Stamp", {"tag": 1})
+    wait_until(lambda: r.llen("resque:queue:default") == 1, message="the job to move once the key is fixed")
+    wait_until(lambda: "delayed jobs move again" in log_text(proc), message="the recovery to be logged")
+    assert log_text(proc).count("is not a sorted set") == 1
+    assert stop(proc, signal.SIGTERM) == 0
+
+
 def test_bad_arguments_are_one_line_and_exit_2(procs, redis_url):
     proc = procs.spawn([sys.executable, "-m", "resqued.scheduler", "--redis", redis_url, "--poll", "0"])
     assert proc.wait(timeout=20) == 2
@@ -125,3 +160,15 @@ def test_bad_arguments_are_one_line_and_exit_2(procs, redis_url):
     proc = procs.spawn([sys.executable, "-m", "resqued.scheduler", "--redis", "http://x"])
     assert proc.wait(timeout=20) == 2
     assert "resqued scheduler: redis URL" in log_text(proc)
+
+
+def test_its_command_line_is_built_without_redis_py(redis_url):
+    """The master (which never loads redis-py) builds the argv it starts."""
+    code = ("import sys; from resqued.scheduler.command import command; "
+            "argv = command('redis://h:1/0', 'app', lock_timeout=30, poll=0.1, log_arguments=['--log-level', 'INFO']); "
+            "assert 'redis' not in sys.modules, sorted(m for m in sys.modules if 'redis' in m); print(argv[1:])")
+    out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=ROOT),
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == str(["-m", "resqued.scheduler", "--redis", "redis://h:1/0", "--namespace", "app",
+                                      "--lock-timeout", "30", "--poll", "0.1", "--log-level", "INFO"])
