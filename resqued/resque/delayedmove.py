@@ -17,6 +17,7 @@ scheduler also enqueues with an id and a queue_time. A job that cannot be
 decoded, or names no queue, goes to the failed list with its raw text.
 """
 
+import json
 import logging
 import time
 
@@ -109,6 +110,19 @@ class WrongType(Exception):
     def __init__(self, key: str):
         super().__init__(key)
         self.key = key
+
+
+def _decode(raw) -> dict:
+    """A delayed job, its ``args`` made a list as Ruby's scheduler does
+    (lib/resque/scheduler.rb:308: a hash is one argument, Array(args))."""
+    try:
+        return wire.decode_payload(raw)
+    except wire.InvalidPayload as exc:
+        if "'args' is a JSON" not in str(exc):
+            raise
+    item = json.loads(raw)
+    item["args"] = [] if item["args"] is None else [item["args"]]
+    return item
 
 
 class Mover:
@@ -222,7 +236,7 @@ class Mover:
         """(queue, payload) for a job to move, or ('', failure entry)."""
         item = None
         try:
-            item = wire.decode_payload(raw)
+            item = _decode(raw)
             queue = item.get("queue")
             if not isinstance(queue, str) or not queue:
                 raise wire.InvalidPayload("payload has no 'queue' string")

@@ -45,6 +45,13 @@ def test_due_jobs_move_in_order_with_an_id_and_the_keys_are_cleaned(r, mover):
     assert mover.next_due() == TS + 10
 
 
+@pytest.mark.parametrize("args, expected", [('{"a":1}', [{"a": 1}]), ("null", []), ('"x"', ["x"])])
+def test_args_that_are_not_a_list_become_one_as_ruby_makes_them(r, mover, args, expected):
+    push_raw(r, TS, b'{"class":"J","args":%s,"queue":"q"}' % args.encode())
+    assert mover.move_due(TS) == 1
+    assert queued(r, "q")[0]["args"] == expected
+
+
 def test_an_id_prefix_and_other_fields_a_job_carried_are_kept(r, mover):
     push_raw(r, TS, b'{"class":"J","args":[{"a":1}],"queue":"q","id":"abc","prefix":"t1","attempt":2}')
     mover.move_due(TS)
