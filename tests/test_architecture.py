@@ -168,6 +168,8 @@ LAYERS = [
      "a worker is started by the spawner and reports to the master through protocols/"),
     ("resqued.web", ("resqued.master", "resqued.worker", "resqued.spawner"),
      "the dashboard reads Redis as resquectl does and asks a master only through its control socket"),
+    ("resqued.scheduler", ("resqued.master", "resqued.worker", "resqued.spawner"),
+     "the scheduler is a process of its own that talks to Redis; the master only starts it"),
 ]
 
 

@@ -1,6 +1,6 @@
 """resquectl: look into Resque from the command line — enqueue a job, list
-queues, workers, in-flight jobs and failures, retry or remove failures,
-follow a job's status.
+queues, workers, in-flight jobs, failures and delayed jobs, retry or remove
+failures, follow a job's status.
 
 These commands talk to Redis only, so they work against php-resque and Ruby
 workers too. The commands that drive a running master (pause, resume, reload,
@@ -20,7 +20,7 @@ import redis
 
 from resqued.config.loader import load_config
 from resqued.config.model import ConfigError
-from resqued.ctl import failed, mastercommands, queues, tables, top, workers
+from resqued.ctl import delayed, failed, mastercommands, queues, tables, top, workers
 from resqued.ctl.output import CtlError, UsageError, emit, fail, print_json, scrub
 from resqued.exits import EX_CONFIG, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from resqued.resque.client import Resque
@@ -226,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "(its status is job:PREFIX_ID:status)")
 
     failed.add_commands(commands, command)
+    delayed.add_commands(commands, command)
     top.add_commands(commands, command)
 
     for name, help_text in (("status", "the running master: pools and each worker, its job and memory"),
@@ -255,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
 # The commands that report what Redis holds: their human output starts with
 # the Redis they read (output.heading).
 READS = (queues.cmd_queues, workers.cmd_workers, workers.cmd_inflight, cmd_stats, failed.cmd_failed_list,
-         failed.cmd_failed_show, top.cmd_top)
+         failed.cmd_failed_show, top.cmd_top, delayed.cmd_delayed_list, delayed.cmd_delayed_show)
 
 
 def main(argv=None) -> int:

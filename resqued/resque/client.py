@@ -6,13 +6,16 @@ from PHP reads the same.
 """
 
 import json
+import math
 import threading
+import time
 
 from resqued.redisio import direct
 from resqued.jobs import events
 from resqued.resque import wire
 from resqued.config.redisurl import normalize_url, redact
 from resqued.redisio.connection import connect
+from resqued.resque.delayed import Delayed
 from resqued.resque.failures import FailureBackend
 from resqued.resque.keys import Keys, check_queue_name  # noqa: F401 (part of the API)
 
@@ -22,6 +25,12 @@ def _check_class(job_class) -> str:
     if not isinstance(job_class, str) or not job_class.strip():
         raise ValueError(f"invalid job class {job_class!r}: a non-empty string")
     return job_class
+
+
+def _seconds(seconds) -> float:
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
+        raise ValueError(f"invalid delay {seconds!r}: a number of seconds")
+    return seconds
 
 
 def _check_prefix(prefix) -> None:
@@ -36,6 +45,7 @@ class Resque:
         self.redis = redis if redis is not None else connect(self.url)
         self.keys = Keys(namespace)
         self.failures = FailureBackend(self.redis, self.keys)
+        self.delayed = Delayed(self.redis, self.keys)
         # enqueue's own connection for a few threads (direct.Held), unless the pool is small
         self._conns = (direct.PerThread(self.redis, threading.BoundedSemaphore(direct.HELD_PER_CLIENT))
                        if direct.may_hold(self.redis) else None)
@@ -130,6 +140,54 @@ class Resque:
         pipe.sadd(self.keys.queues, queue)
         pipe.rpush(self.keys.queue(queue), wire.dumps(payload))
         pipe.execute()
+
+    # -- delayed jobs, in resque-scheduler's keys (resque/delayed.py) --------
+    def enqueue_at(self, when, queue: str, job_class: str, args=None) -> int:
+        """php-resque-scheduler's ``enqueueAt``: run the job (``args`` as
+        ``enqueue``'s) once ``when`` (epoch seconds or a datetime, truncated
+        to whole seconds as Ruby and PHP do) has come; a scheduler moves it
+        to ``queue`` then. Returns the timestamp it waits under."""
+        if args is not None and not isinstance(args, (dict, list, tuple)):
+            raise ValueError(f"job args must be a dict, a list or None, not {type(args).__name__}")
+        return self.delayed.push(when, queue, job_class, [args])
+
+    def enqueue_at_call(self, when, queue: str, job_class: str, *args) -> int:
+        """Ruby's ``Resque.enqueue_at_with_queue(queue, when, Klass, *args)``."""
+        return self.delayed.push(when, queue, job_class, list(args))
+
+    def enqueue_in(self, seconds: float, queue: str, job_class: str, args=None) -> int:
+        return self.enqueue_at(time.time() + _seconds(seconds), queue, job_class, args)
+
+    def enqueue_in_call(self, seconds: float, queue: str, job_class: str, *args) -> int:
+        return self.enqueue_at_call(time.time() + _seconds(seconds), queue, job_class, *args)
+
+    def remove_delayed(self, queue: str, job_class: str, args=None, at=None) -> int:
+        """Remove the delayed jobs ``enqueue_at(…, queue, job_class, args)``
+        made (or PHP's, or Ruby's with these args), at ``at`` only if given;
+        returns how many."""
+        return self.delayed.remove(queue, job_class, [args], at)
+
+    def remove_delayed_call(self, queue: str, job_class: str, *args, at=None) -> int:
+        return self.delayed.remove(queue, job_class, list(args), at)
+
+    def remove_delayed_at(self, when, queue: str, job_class: str, args=None) -> int:
+        return self.delayed.remove(queue, job_class, [args], when)
+
+    def delayed_count(self) -> int:
+        """Delayed jobs waiting, in every timestamp."""
+        return self.delayed.count()
+
+    def delayed_timestamps(self, start: int = 0, count: int = 100) -> list[tuple[int, int]]:
+        """``(timestamp, jobs)`` of the schedule, earliest first."""
+        return self.delayed.timestamps(start, count)
+
+    def delayed_at(self, when, start: int = 0, count: int = 100) -> list[dict]:
+        """The jobs waiting at a timestamp, decoded, left in place."""
+        return self.delayed.at(when, start, count)
+
+    def next_delayed_timestamp(self, at_time=None) -> int | None:
+        """The earliest timestamp due by ``at_time`` (default now), or None."""
+        return self.delayed.next_timestamp(at_time)
 
     # -- dequeue -----------------------------------------------------------
     def dequeue(self, queue: str, items=None) -> int:

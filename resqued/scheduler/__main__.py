@@ -1,0 +1,5 @@
+import sys
+
+from resqued.scheduler.main import main
+
+sys.exit(main())

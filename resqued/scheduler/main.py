@@ -1,0 +1,165 @@
+"""``python -m resqued.scheduler --redis URL --namespace NS``: the process.
+
+Its command line is its whole interface: a supervisor (the master's helper
+process, systemd, supervisord) only starts it, stops it with TERM or INT,
+and restarts it if it dies. Many may run: one holds the master lock and
+moves, the others stand by and take over within the lock's TTL.
+
+When jobs fall due: the process sleeps until the earliest timestamp in the
+schedule, but never longer than ``--poll`` (50 ms), at which it looks at
+the earliest again (one ZRANGE). The short poll, rather than a notification
+that resqued's enqueue_at would send, is what also sees a new earlier
+timestamp written by Ruby or PHP, which send none; at 20 cheap reads a
+second it costs less than keeping two ways in step.
+"""
+
+import argparse
+import logging
+import math
+import select
+import signal
+import sys
+import time
+
+import redis
+
+from resqued.config.redisurl import BadRedisURL, normalize_url, redact
+from resqued.exits import EXIT_OK, EXIT_USAGE
+from resqued.process import logs
+from resqued.process.signals import SignalQueue
+from resqued.process.title import set_raw_title
+from resqued.redisio.connection import connect
+from resqued.resque.delayedmove import BATCH, Mover, WrongType
+from resqued.resque.keys import Keys
+from resqued.scheduler.lock import DEFAULT_TIMEOUT, MasterLock
+
+log = logging.getLogger("resqued.scheduler")
+
+POLL = 0.05
+OUTAGE_PAUSE = 1.0
+
+
+def _positive(kind):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not 0 < value < math.inf:
+            raise argparse.ArgumentTypeError(f"must be above 0: {text!r}")
+        return value
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m resqued.scheduler",
+                                     description="Move delayed jobs to their queues when they fall due.")
+    parser.add_argument("--redis", metavar="URL", required=True, help="Redis URL or host:port")
+    parser.add_argument("--namespace", metavar="NS", default="resque", help="key namespace (default resque)")
+    parser.add_argument("--poll", type=_positive(float), default=POLL, metavar="SECONDS",
+                        help=f"longest sleep between looks at the earliest timestamp (default {POLL})")
+    parser.add_argument("--lock-timeout", type=_positive(int), default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                        help="the master lock's TTL, resque-scheduler's LOCK_TIMEOUT "
+                             f"(default {DEFAULT_TIMEOUT}): a dead holder is replaced within it")
+    parser.add_argument("--batch", type=_positive(int), default=BATCH, metavar="N",
+                        help=f"jobs moved per atomic step (default {BATCH})")
+    logs.add_exec_arguments(parser)
+    return parser
+
+
+class Scheduler:
+    def __init__(self, client, keys, poll: float, lock_timeout: int, batch: int):
+        self.client = client
+        self.lock = MasterLock(client, keys, lock_timeout)
+        self.mover = Mover(client, keys, owner=f"{self.lock.value}:scheduler", batch=batch)
+        self.poll = poll
+        # Renew well inside the TTL; a standby tries often enough to take over soon after it expires.
+        self.renew_every = min(1.0, lock_timeout / 3)
+        self.retry_every = min(0.5, lock_timeout / 4)
+        self.signals = SignalQueue([signal.SIGTERM, signal.SIGINT])
+        self.active = None
+        self._next_lock_check = 0.0
+        self._outage = None    # the last Redis error, until a look succeeds
+
+    def run(self) -> int:
+        self.signals.install()
+        set_raw_title("resqued-scheduler: starting")
+        try:
+            while not self.signals.has_pending():
+                try:
+                    wait = self.step()
+                    if self._outage:
+                        log.warning("delayed jobs move again")
+                        self._outage = None
+                except (redis.RedisError, WrongType) as exc:
+                    # Unreachable, or refusing (a replica, out of memory), or
+                    # the schedule is not a sorted set: said once, tried again.
+                    problem = (f"{exc.key} is not a sorted set: no delayed job moves until it is"
+                               if isinstance(exc, WrongType) else f"Redis error: {exc}")
+                    if self._outage != problem:
+                        log.error("%s (trying again every %gs)", problem, OUTAGE_PAUSE)
+                        self._outage = problem
+                    self._next_lock_check = 0.0     # is the lock still ours? first thing then
+                    wait = OUTAGE_PAUSE
+                select.select([self.signals], [], [], max(wait, 0.0))
+            log.info("stopping (%s)", ", ".join(signal.Signals(s).name for s in self.signals.drain()))
+        finally:
+            self._release()
+        return EXIT_OK
+
+    def step(self) -> float:
+        """One look: take or renew the lock when due, move what is due;
+        returns how long to sleep."""
+        now = time.time()
+        if now >= self._next_lock_check:
+            self._set_active(self.lock.take())
+            self._next_lock_check = now + (self.renew_every if self.active else self.retry_every)
+        if not self.active:
+            return self._next_lock_check - time.time()
+        moved = self.mover.move_due(now, self.lock.value, self.signals.has_pending)
+        if moved is None:   # replaced while it slept past the TTL
+            self._set_active(False)
+            self._next_lock_check = 0.0
+            return 0.0
+        if moved:
+            log.info("moved %s to their queues", logs.counted(moved, "delayed job"))
+        earliest = self.mover.next_due()
+        if earliest is None:
+            return self.poll
+        return min(self.poll, earliest - time.time())
+
+    def _set_active(self, active: bool) -> None:
+        if active == self.active:
+            return
+        self.active = active
+        if active:
+            log.info("active: holding the master lock %s as %s", self.lock.names[0], self.lock.value)
+            set_raw_title("resqued-scheduler: active")
+        else:
+            log.info("standing by: the master lock is held by %s", self.lock.holder() or "nobody")
+            set_raw_title("resqued-scheduler: standing by")
+
+    def _release(self) -> None:
+        if not self.active:
+            return
+        try:
+            self.lock.release()
+        except redis.RedisError as exc:
+            log.warning("could not release the master lock (it expires in %ss): %s", self.lock.timeout, exc)
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    args.log_level = args.log_level or "info"    # started by hand: say what it does
+    logs.apply_exec_arguments(args)
+    try:
+        url = normalize_url(args.redis)
+        client = connect(url)
+    except BadRedisURL as exc:
+        print(f"resqued scheduler: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    log.info("scheduler started on %s namespace %s", redact(url), Keys(args.namespace).namespace)
+    try:
+        return Scheduler(client, Keys(args.namespace), args.poll, args.lock_timeout, args.batch).run()
+    finally:
+        client.close()
