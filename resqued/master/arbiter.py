@@ -29,15 +29,18 @@ from resqued.config.model import ConfigError
 from resqued.master import workerprocess
 from resqued.master import reconcile
 from resqued.master.adopted import end_adopted
+from resqued.master.codeprobe import probe
 from resqued.master.control import ControlServer
 from resqued.master.headline import Headline
 from resqued.master.helperprocess import HelperProcess
-from resqued.master.requestdecisions import Pause, Reload, Restart, Resume, StopMaster, after_reload, after_restart
+from resqued.master.requestdecisions import (REQUEST_TIMEOUT, Pause, Reload, Restart, Resume, StopMaster, Wait,
+                                             after_reload, after_restart)
 from resqued.master.requests import RequestHandlers
 from resqued.master.restart import REPLACED, RestartView, RollingRestart
 from resqued.process import logfile
 from resqued.process.pidfile import Pidfile
 from resqued.master.recoveryruns import RecoveryRuns
+from resqued.master.reloadprobe import ReloadProbe
 from resqued.exits import EXIT_FAILURE, EXIT_OK, EXIT_REASONS
 from resqued.process.signals import (SignalQueue, become_child_subreaper, collapse_repeats, describe,
                                      has_controlling_terminal, kill_tree, wait_ready)
@@ -47,19 +50,27 @@ from resqued.supervise.states import Exit, Pool, Stop, judge_exit, left_jobs_beh
 
 log = logging.getLogger("resqued.master")
 
+PROBING = "probing"   # reload(): the new config's code is being checked
+
 SIGNALS = (signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1,
            signal.SIGUSR2, signal.SIGCONT, signal.SIGTTIN, signal.SIGTTOU, signal.SIGWINCH, signal.SIGCHLD)
 
 
 class Arbiter:
-    def __init__(self, config, loader, term_mode: str = "graceful", exit_when_failed: bool = False):
-        """``loader()`` re-reads the config file (raising ConfigError).
-        ``exit_when_failed``: once every pool is FAILED, stop and exit 1
-        rather than wait for a reload (env mode, whose config cannot change)."""
+    def __init__(self, config, loader, term_mode: str = "graceful", exit_when_failed: bool = False,
+                 probe_reloads: bool = False):
+        """``loader()`` re-reads the config file (raising ConfigError);
+        ``probe_reloads``: a reloaded config's code is checked before it
+        applies (reloadprobe.py). ``exit_when_failed``: once every pool is
+        FAILED, stop and exit 1 rather than wait for a reload (env mode,
+        whose config cannot change)."""
         self.exit_when_failed = exit_when_failed
         self.exit_code = EXIT_OK
         self.config = config
         self.loader = loader
+        self.probe_reloads = probe_reloads
+        self.reloading = ReloadProbe()      # a reload whose code a child of the spawner checks
+        self.reload_error = None            # why the last reload was refused
         self.term_mode = term_mode
         self.name = os.path.basename(config.path)
         self.signals = SignalQueue(SIGNALS)
@@ -120,6 +131,7 @@ class Arbiter:
                 signal.SIGTTIN, signal.SIGTTOU, signal.SIGTERM, signal.SIGINT)):
             self._handle_signal(signum)
             self.notifier.watchdog()   # a reload takes a while: systemd must not think us hung
+        self._finish_reload()
         self._reap()
         self._keep_spawner()
         if self.stopping:
@@ -130,7 +142,7 @@ class Arbiter:
             self._step_restart()
         # After the replacements are forked: they need the CPU more urgently.
         self._recover_lost_jobs()
-        if self.requests.answer_waiting():   # the config is applied: READY=1
+        if self.requests.answer_waiting(self._apply):   # the config is applied: READY=1
             self.notifier.ready(self.requests.summary())
         self.headline.show(*self.requests.headline())
         self.notifier.watchdog()
@@ -154,7 +166,8 @@ class Arbiter:
     def _apply(self, action):
         """Do an action requests.py decided (requestdecisions.py); returns what follows it."""
         if isinstance(action, Reload):
-            return after_reload(self.reload(), self.config.on_hup)
+            error = self.reload()
+            return Wait("probed", REQUEST_TIMEOUT) if error is PROBING else after_reload(error, self.config.on_hup)
         if isinstance(action, Restart):
             return after_restart(self._start_restart(action.pools))
         if isinstance(action, StopMaster):
@@ -189,9 +202,7 @@ class Arbiter:
         log.info("master received %s", describe(signum))
         if signum == signal.SIGHUP:
             self._reopen_log()
-            # resque-pool's HUP also restarts every worker: on_hup: restart.
-            if self.reload() is None and self.config.on_hup == "restart":
-                self._start_restart()
+            self.reload(hup=True)
         elif signum == signal.SIGQUIT:
             self.stop("graceful", bounded=False)
         elif signum in (signal.SIGTERM, signal.SIGINT):
@@ -253,6 +264,9 @@ class Arbiter:
         self.stopping = self.stopping or Stop(mode)
         self.stopping.mode = mode
         self.notifier.stopping()
+        if self.reloading.active:
+            self.reloading.abandon()
+            self.reload_error = "the master stopped before the new config was checked"
         if mode == "immediate":
             log.warning("stopping now: running jobs are killed (and go back to their queues)")
             self._signal_workers(signal.SIGTERM)
@@ -278,20 +292,58 @@ class Arbiter:
                 log.error("worker %d did not stop: SIGKILL to it and its jobs", child.pid)
                 kill_tree(child.pid)
 
-    def reload(self):
+    def reload(self, hup: bool = False):
         """Re-read the config; keep the old one if the new one is invalid.
         Ends a WINCH either way. Returns None if applied (workers converge),
-        or the error text."""
+        PROBING while a child of the spawner checks its code (then
+        _finish_reload applies it), or the error text. ``hup``: a HUP's."""
         self.notifier.reloading()
         resumed, self.winched = self.winched, False
         if resumed:
             log.info("the workers stopped by WINCH start again")
+        if self.reloading.active:
+            self.reloading.ask_again(resumed, hup)
+            return PROBING
         try:
             new = self.loader()
         except ConfigError as exc:
-            log.error("reload refused, still running the previous config: %s", exc)
-            self.notifier.ready(f"reload refused: {exc}")
-            return str(exc)
+            return self._refuse_reload(str(exc))
+        if self.probe_reloads:
+            try:
+                self.reloading.start(new, self.spawner, resumed, hup)
+                return PROBING
+            except SpawnerError as exc:
+                # Down, or failing: a fresh interpreter checks it, as at the start.
+                log.info("reload: the spawner cannot check the new code (%s): a new interpreter does", exc)
+                error = probe(new)
+                if error:
+                    return self._refuse_reload(f"{new.path}: {error}")
+        return self._apply_config(new, resumed, hup)
+
+    def _finish_reload(self) -> None:
+        """The reload under way has its verdict: apply its config, or refuse it."""
+        done = self.reloading.take()
+        if done is None:
+            return
+        # Its probe died unanswered (the spawner under it was replaced): check it afresh.
+        error = done.verdict.problem if done.verdict.answered else probe(done.config)
+        if error:
+            self._refuse_reload(f"{done.config.path}: {error}")
+        else:
+            self._apply_config(done.config, done.resumed, done.hup)
+        if done.again:
+            self.reload(hup=done.again_hup)
+
+    def _refuse_reload(self, error: str) -> str:
+        log.error("reload refused, still running the previous config: %s", error)
+        self.notifier.ready(f"reload refused: {error}")
+        self.reload_error = error
+        return error
+
+    def _apply_config(self, new, resumed: bool, hup: bool) -> None:
+        """The reloaded config ``new`` is valid and its code imports: run it.
+        A HUP's, under on_hup: restart, restarts every worker too (resque-pool's HUP)."""
+        self.reload_error = None
         old_settings = workerprocess.global_settings(self.config)
         self.config = new
         # A reload resets TTIN/TTOU to the file's counts, except the one that
@@ -305,6 +357,8 @@ class Arbiter:
                          "redis, namespace or job settings changed")
         log.info("reloaded %s: %s", new.path, ", ".join(f"{p.name}={p.count}" for p in new.pools))
         self.requests.reloaded()  # READY=1 again once the new config is applied
+        if hup and new.on_hup == "restart":
+            self._start_restart()
         return None
 
     # -- children ----------------------------------------------------------
@@ -399,7 +453,7 @@ class Arbiter:
         (helperprocess.py), in the order they are served. Read each turn: a
         rolling restart replaces ``self.spawner``. A new kind of helper is
         one more entry here."""
-        return [self.spawner, self.restart, self.lost]
+        return [self.spawner, self.restart, self.lost, self.reloading]
 
     def _account(self, child, code: int) -> None:
         how = f"exit code {code}" if code >= 0 else f"signal {describe(-code)}"

@@ -62,28 +62,36 @@ class RequestHandlers:
     @property
     def reloading(self) -> bool:
         """A reload request waits for its config to be applied."""
-        return any(wait.until == "applied" for _, wait, _ in self.waiting)
+        return any(wait.until in ("probed", "applied") for _, wait, _ in self.waiting)
 
-    def answer_waiting(self) -> bool:
+    def answer_waiting(self, apply) -> bool:
         """Answer the waiting requests whose condition holds or whose time
-        is up. Returns whether systemd is due READY=1 (the master sends it)."""
+        is up; ``apply`` as handle's, for what follows a checked reload.
+        Returns whether systemd is due READY=1 (the master sends it)."""
         if self.ready_sent and not self.waiting:
             return False   # nothing to decide (the loop turns at each job's report)
         state = self.snapshot()
         due = ready_due(state, self.ready_sent)
         self.ready_sent = self.ready_sent or due
-        still, now = [], time.monotonic()
+        still, now, followed = [], time.monotonic(), False
         for conn, wait, deadline in self.waiting:
             step = settle(wait, deadline, state, now)
             if step is None:
                 still.append((conn, wait, deadline))
+                continue
+            while isinstance(step, ACTIONS):
+                step = apply(step)
+            if isinstance(step, Wait):
+                still.append((conn, step, now + step.within))
+                followed = True
                 continue
             try:
                 conn.reply(self._reply(step))
             except OSError as exc:   # as in handle(): no descriptor left to read /proc
                 conn.reply(Refusal(f"{wait.until}, but the master cannot tell its status now: {exc}"))
         self.waiting = still
-        return due
+        # A checked reload now waits to be applied, which may hold already.
+        return (self.answer_waiting(apply) or due) if followed else due
 
     def abandon_waiting(self) -> None:
         """The master stops: each waiting request is told it never will be answered."""
@@ -106,7 +114,8 @@ class RequestHandlers:
         return MasterState(workers, tuple(PoolView(name, counts[name], master.pools[name].failed) for name in pools),
                            stopping=bool(master.stopping), winched=master.winched,
                            env_mode=master.config.path == ENV_MODE_PATH, restart_active=master.restart.active,
-                           restart_error=master.restart.error)
+                           restart_error=master.restart.error, reload_probing=master.reloading.active,
+                           reload_error=master.reload_error, on_hup=master.config.on_hup)
 
     def status(self) -> Status:
         master = self.master
