@@ -27,7 +27,7 @@ import time
 from resqued.config.limits import worker_bound
 from resqued.config.model import ConfigError
 from resqued.master import workerprocess
-from resqued.master import reconcile
+from resqued.master import reconcile, workerexits
 from resqued.master.adopted import end_adopted
 from resqued.master.codeprobe import probe
 from resqued.master.control import ControlServer
@@ -41,12 +41,12 @@ from resqued.process import logfile
 from resqued.process.pidfile import Pidfile
 from resqued.master.recoveryruns import RecoveryRuns
 from resqued.master.reloadprobe import ReloadProbe
-from resqued.exits import EXIT_FAILURE, EXIT_OK, EXIT_REASONS
+from resqued.exits import EXIT_FAILURE, EXIT_OK
 from resqued.process.signals import (SignalQueue, become_child_subreaper, collapse_repeats, describe,
                                      has_controlling_terminal, kill_tree, wait_ready)
 from resqued.master.spawnerlink import Spawner, SpawnerError
 from resqued.process.systemd import Notifier
-from resqued.supervise.states import Exit, Pool, Stop, judge_exit, left_jobs_behind
+from resqued.supervise.states import Exit, Pool, Stop
 
 log = logging.getLogger("resqued.master")
 
@@ -456,41 +456,20 @@ class Arbiter:
         return [self.spawner, self.restart, self.lost, self.reloading]
 
     def _account(self, child, code: int) -> None:
-        how = f"exit code {code}" if code >= 0 else f"signal {describe(-code)}"
-        announced = child.announced(code)
-        mid_job = child.busy and not announced
-        if left_jobs_behind(code, announced=announced, settled=child.settled):
-            # Its in-flight job, if any, is recovered now (a recovery run).
-            worker_id = f"{self.hostname}:{child.pid}:{child.pool.name}"
-            self.lost.add(worker_id, f"worker {worker_id} died ({how}) while processing it", child.recovery)
-        pool = self.pools.get(child.pool.name)
-        verdict = judge_exit(code, stopping=child.stopping or pool is None, ready=child.ready,
-                             busy=child.busy, announced=announced, uptime=time.monotonic() - child.started)
-        if verdict is Exit.STOPPED:
-            log.info("worker %d (%s) stopped (%s)", child.pid, child.pool.name, how)
-            return
-        if verdict is not Exit.RECYCLED:
-            pool.last_exit, pool.last_error = how, child.last_error
-        delay = pool.worker_exited(verdict, time.monotonic())
-        if verdict is Exit.RECYCLED:
-            log.info("worker %d (%s) %s; replacing it", child.pid, child.pool.name, EXIT_REASONS[code])
-        elif verdict is Exit.DIED and code == EXIT_OK and announced:
-            # Not a death: someone stopped it (a TERM or QUIT sent to the worker itself).
-            log.info("worker %d (%s) exited on its own (%s) after %.0fs; replacing it",
-                     child.pid, child.pool.name, how, time.monotonic() - child.started)
-        elif verdict is Exit.DIED:
-            log.warning("worker %d (%s) died (%s)%s after %.0fs; replacing it", child.pid, child.pool.name,
-                        how, f" running {child.job_label()}" if mid_job else "", time.monotonic() - child.started)
-        elif pool.failed:
-            log.error("pool %s failed: %s%s; not restarting until a reload", child.pool.name, pool.reason,
-                      f"; last error: {pool.last_error}" if pool.last_error else "")
-            if self.exit_when_failed and all(p.failed for p in self.pools.values()):
-                log.error("every pool failed, and nothing can reload them: exiting")
-                self.exit_code = EXIT_FAILURE
-                self.stop("graceful", bounded=True)
-        else:
-            log.warning("worker %d (%s) died at boot (%s); next start in %.1fs",
-                        child.pid, child.pool.name, how, delay)
+        """A reaped worker: workerexits.py decides what its exit means, the master acts."""
+        now, pool = time.monotonic(), self.pools.get(child.pool.name)
+        facts = workerexits.ExitFacts.of(child, code, now)
+        decision = workerexits.judge(facts, self.hostname, pool_known=pool is not None)
+        # decision.verdict: supervise/states.judge_exit's (STOPPED, RECYCLED, BOOT_FAILURE, DIED)
+        if decision.lost:   # its in-flight job, if any, is recovered now (a recovery run)
+            self.lost.add(workerexits.worker_id(facts, self.hostname), decision.lost, child.recovery)
+        delay = workerexits.record(decision, facts, pool, now)
+        log.log(*workerexits.report(decision, facts, pool, delay))
+        if decision.verdict is Exit.BOOT_FAILURE and pool.failed and self.exit_when_failed \
+                and all(p.failed for p in self.pools.values()):
+            log.error("every pool failed, and nothing can reload them: exiting")
+            self.exit_code = EXIT_FAILURE
+            self.stop("graceful", bounded=True)
 
     def _recover_lost_jobs(self) -> None:
         self.lost.start_due(self.spawner)
