@@ -10,12 +10,7 @@ The master never talks to Redis and does not load redis-py: its workers and
 its recovery runs are forked by the spawner (resqued/spawner/, a fresh
 interpreter: spawnerlink.py), and it adopts them.
 
-Signals: HUP reload; QUIT graceful stop (no limit); TERM/INT graceful stop
-bounded by shutdown_timeout, then kill (``--term immediate``: kill at once);
-USR2/CONT pause/resume; USR1 relay (kill running jobs); TTIN/TTOU one more /
-one fewer worker in every pool; WINCH stop every worker until the next HUP
-(resque-pool's meaning; ignored while the master has a controlling terminal,
-where resizing the window sends it).
+What each signal does: signalactions.py.
 """
 
 import logging
@@ -25,11 +20,9 @@ import socket
 import time
 
 from resqued.config.limits import worker_bound
-from resqued.config.model import ConfigError
 from resqued.master import workerprocess
-from resqued.master import reconcile, workerexits
+from resqued.master import reconcile, signalactions, workerexits
 from resqued.master.adopted import end_adopted
-from resqued.master.codeprobe import probe
 from resqued.master.control import ControlServer
 from resqued.master.headline import Headline
 from resqued.master.helperprocess import HelperProcess
@@ -40,7 +33,7 @@ from resqued.master.restart import REPLACED, RestartView, RollingRestart
 from resqued.process import logfile
 from resqued.process.pidfile import Pidfile
 from resqued.master.recoveryruns import RecoveryRuns
-from resqued.master.reloadprobe import ReloadProbe
+from resqued.master.reloadprobe import PROBING, ReloadProbe, reconfigured
 from resqued.exits import EXIT_FAILURE, EXIT_OK
 from resqued.process.signals import (SignalQueue, become_child_subreaper, collapse_repeats, describe,
                                      has_controlling_terminal, kill_tree, wait_ready)
@@ -49,8 +42,6 @@ from resqued.process.systemd import Notifier
 from resqued.supervise.states import Exit, Pool, Stop
 
 log = logging.getLogger("resqued.master")
-
-PROBING = "probing"   # reload(): the new config's code is being checked
 
 SIGNALS = (signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1,
            signal.SIGUSR2, signal.SIGCONT, signal.SIGTTIN, signal.SIGTTOU, signal.SIGWINCH, signal.SIGCHLD)
@@ -129,7 +120,10 @@ class Arbiter:
         # one action, but each TTIN/TTOU counts and a second TERM means "now".
         for signum in collapse_repeats(self.signals.drain(), ignored=(signal.SIGCHLD,), counted=(
                 signal.SIGTTIN, signal.SIGTTOU, signal.SIGTERM, signal.SIGINT)):
-            self._handle_signal(signum)
+            action = signalactions.decide(signum, self.term_mode, self.stopping)
+            if action is not None and not isinstance(action, signalactions.StopUntilHup):
+                log.info("master received %s", describe(signum))   # WINCH says whether it heeds it
+            self._apply(action)
             self.notifier.watchdog()   # a reload takes a while: systemd must not think us hung
         self._finish_reload()
         self._reap()
@@ -164,21 +158,30 @@ class Arbiter:
             self.requests.handle(conn, self._apply)
 
     def _apply(self, action):
-        """Do an action requests.py decided (requestdecisions.py); returns what follows it."""
+        """Do an action a request (requestdecisions.py) or a signal
+        (signalactions.py; None: nothing) asks for; returns what follows it."""
         if isinstance(action, Reload):
-            error = self.reload()
+            if action.hup:
+                self._reopen_log()
+            error = self.reload(action.hup)
             return Wait("probed", REQUEST_TIMEOUT) if error is PROBING else after_reload(error, self.config.on_hup)
         if isinstance(action, Restart):
             return after_restart(self._start_restart(action.pools))
         if isinstance(action, StopMaster):
-            self.stop(action.mode, bounded=True)
+            self.stop(action.mode, action.bounded)
         elif isinstance(action, Pause):
             self.pause()
         elif isinstance(action, Resume):
             self.resume()
-        else:
+        elif isinstance(action, signalactions.RelayToWorkers):
+            self._signal_workers(action.signum)
+        elif isinstance(action, signalactions.AdjustCounts):
+            self._adjust(action.step)
+        elif isinstance(action, signalactions.StopUntilHup):
+            self.winch()
+        elif action is not None:
             raise TypeError(f"no such action: {action!r}")   # a new one must be applied here
-        return action.then
+        return getattr(action, "then", None)
 
     def _next_timeout(self) -> float:
         now = time.monotonic()
@@ -193,37 +196,15 @@ class Arbiter:
         return max(0.005, min(times) - now)
 
     # -- signals -----------------------------------------------------------
-    def _handle_signal(self, signum: int) -> None:
-        if signum == signal.SIGCHLD:
+    def _adjust(self, step: int) -> None:
+        """TTIN/TTOU: one more (or fewer) worker in every pool."""
+        pools = [(p.name, p.count, self.pools[p.name].adjust) for p in self.config.pools]
+        adjusted = signalactions.adjust(step, pools, worker_bound(self.config.max_workers))
+        if isinstance(adjusted, str):
+            log.warning("%s", adjusted)
             return
-        if signum == signal.SIGWINCH:
-            self.winch()
-            return
-        log.info("master received %s", describe(signum))
-        if signum == signal.SIGHUP:
-            self._reopen_log()
-            self.reload(hup=True)
-        elif signum == signal.SIGQUIT:
-            self.stop("graceful", bounded=False)
-        elif signum in (signal.SIGTERM, signal.SIGINT):
-            # A second TERM while stopping gracefully means "now".
-            now = self.term_mode == "immediate" or bool(self.stopping and self.stopping.graceful)
-            self.stop("immediate" if now else "graceful", bounded=True)
-        elif signum == signal.SIGUSR2:
-            self.pause()
-        elif signum == signal.SIGCONT:
-            self.resume()
-        elif signum == signal.SIGUSR1:
-            self._signal_workers(signal.SIGUSR1)
-        elif signum in (signal.SIGTTIN, signal.SIGTTOU):
-            step = 1 if signum == signal.SIGTTIN else -1
-            bound, why = worker_bound(self.config.max_workers)
-            if step > 0 and sum(self.desired_counts().values()) + len(self.config.pools) > bound:
-                log.warning("TTIN ignored: one more worker in every pool would pass %d (%s)", bound, why)
-                return
-            for pool in self.config.pools:
-                state = self.pools[pool.name]
-                state.adjust = max(-pool.count, state.adjust + step)
+        for name, value in adjusted.items():
+            self.pools[name].adjust = value
 
     def _reopen_log(self) -> None:
         """--daemonize's log, after a rotation that renamed it (resque-pool's
@@ -301,63 +282,37 @@ class Arbiter:
         resumed, self.winched = self.winched, False
         if resumed:
             log.info("the workers stopped by WINCH start again")
-        if self.reloading.active:
-            self.reloading.ask_again(resumed, hup)
-            return PROBING
-        try:
-            new = self.loader()
-        except ConfigError as exc:
-            return self._refuse_reload(str(exc))
-        if self.probe_reloads:
-            try:
-                self.reloading.start(new, self.spawner, resumed, hup)
-                return PROBING
-            except SpawnerError as exc:
-                # Down, or failing: a fresh interpreter checks it, as at the start.
-                log.info("reload: the spawner cannot check the new code (%s): a new interpreter does", exc)
-                error = probe(new)
-                if error:
-                    return self._refuse_reload(f"{new.path}: {error}")
-        return self._apply_config(new, resumed, hup)
+        spawner = self.spawner if self.probe_reloads else None
+        return self._reloaded(self.reloading.begin(self.loader, spawner, resumed, hup))
 
     def _finish_reload(self) -> None:
-        """The reload under way has its verdict: apply its config, or refuse it."""
-        done = self.reloading.take()
-        if done is None:
-            return
-        # Its probe died unanswered (the spawner under it was replaced): check it afresh.
-        error = done.verdict.problem if done.verdict.answered else probe(done.config)
-        if error:
-            self._refuse_reload(f"{done.config.path}: {error}")
-        else:
-            self._apply_config(done.config, done.resumed, done.hup)
-        if done.again:
-            self.reload(hup=done.again_hup)
+        """The reload under way has its verdict (reloadprobe.py): apply it."""
+        done = self.reloading.finish()
+        if done is not None:
+            self._reloaded(done.outcome)
+            if done.again:
+                self.reload(hup=done.again_hup)
 
-    def _refuse_reload(self, error: str) -> str:
-        log.error("reload refused, still running the previous config: %s", error)
-        self.notifier.ready(f"reload refused: {error}")
-        self.reload_error = error
-        return error
-
-    def _apply_config(self, new, resumed: bool, hup: bool) -> None:
-        """The reloaded config ``new`` is valid and its code imports: run it.
-        A HUP's, under on_hup: restart, restarts every worker too (resque-pool's HUP)."""
+    def _reloaded(self, outcome):
+        """Apply a reload's outcome (reloadprobe.py): PROBING, the error, or the new config."""
+        if outcome is PROBING:
+            return PROBING
+        if isinstance(outcome, str):
+            log.error("reload refused, still running the previous config: %s", outcome)
+            self.notifier.ready(f"reload refused: {outcome}")
+            self.reload_error = outcome
+            return outcome
+        new = outcome.config
         self.reload_error = None
         old_settings = workerprocess.global_settings(self.config)
         self.config = new
-        # A reload resets TTIN/TTOU to the file's counts, except the one that
-        # ends a WINCH: TTIN/TTOU while stopped set the counts workers return to.
-        old = {p.name: self.pools.get(p.name, Pool()) for p in new.pools}
-        self.pools = {p.name: Pool(recycles=old[p.name].recycles,
-                                   adjust=max(-p.count, old[p.name].adjust) if resumed else 0)
-                      for p in new.pools}
+        self.pools = reconfigured(self.pools, new.pools, outcome.resumed)
         if workerprocess.global_settings(new) != old_settings:
             self.retire([c for c in self.children.values() if not c.stopping],
                          "redis, namespace or job settings changed")
         log.info("reloaded %s: %s", new.path, ", ".join(f"{p.name}={p.count}" for p in new.pools))
         self.requests.reloaded()  # READY=1 again once the new config is applied
-        if hup and new.on_hup == "restart":
+        if outcome.hup and new.on_hup == "restart":   # resque-pool's HUP restarts every worker too
             self._start_restart()
         return None
 

@@ -5,30 +5,51 @@ the cheaper check (no interpreter to start, redis-py already loaded) and
 the truer one. Its verdict comes on a pipe, which the loop watches: as a
 HelperProcess (helperprocess.py), ``ReloadProbe`` is that pipe.
 
-The arbiter starts one (``start``), asks for one more while it runs
-(``ask_again``: the file may have changed since it was read; HUPs in a
-storm are one more reload, not one each), and applies or refuses the
-config once ``verdict`` is set (``take``). The probe child is the
-spawner's, which reaps it: the master never sees its exit.
+Decide, then act: ``begin`` reads the file and starts the check (or, with
+the spawner down, has a fresh interpreter check it at once: codeprobe.py),
+``finish`` takes the verdict once it has come; each returns the outcome,
+which the arbiter applies (``Arbiter._reloaded``): PROBING (not yet), the
+error, or an ``Applied`` config. A reload asked for while one is checked is
+one more after it (the file may have changed since it was read; HUPs in a
+storm are one more reload, not one each). The probe child is the spawner's,
+which reaps it: the master never sees its exit.
 """
 
 import logging
 import os
 from typing import NamedTuple
 
-from resqued.master.codeprobe import probe_settings
+from resqued.config.model import ConfigError
+from resqued.master.codeprobe import probe, probe_settings
+from resqued.master.spawnerlink import SpawnerError
 from resqued.protocols.spawnersocket import ProbeVerdict
+from resqued.supervise.states import Pool
 
 log = logging.getLogger("resqued.master")
 
+PROBING = "probing"   # the outcome while the new config's code is being checked
 
-class FinishedProbe(NamedTuple):
-    config: object            # the new Config
-    verdict: ProbeVerdict
+
+class Applied(NamedTuple):
+    config: object            # the new Config: valid, and its code imports
     resumed: bool             # the reload ended a WINCH
     hup: bool                 # a HUP asked for it (on_hup: restart restarts the workers then)
+
+
+class Finished(NamedTuple):
+    outcome: object           # Applied, or the error
     again: bool               # one more reload was asked for meanwhile
     again_hup: bool           # ... by a HUP
+
+
+def reconfigured(records: dict, pools, resumed: bool) -> dict:
+    """The pools' supervision records under a reloaded config's ``pools``:
+    fresh, keeping the recycles; a reload resets TTIN/TTOU to the file's
+    counts, except the one that ends a WINCH (TTIN/TTOU while stopped set
+    the counts workers return to)."""
+    old = {p.name: records.get(p.name, Pool()) for p in pools}
+    return {p.name: Pool(recycles=old[p.name].recycles,
+                         adjust=max(-p.count, old[p.name].adjust) if resumed else 0) for p in pools}
 
 
 class ReloadProbe:
@@ -47,24 +68,41 @@ class ReloadProbe:
     def active(self) -> bool:
         return self.config is not None
 
-    def start(self, config, spawner, resumed: bool, hup: bool) -> None:
-        """Have ``spawner`` check ``config``'s code; raises SpawnerError
-        when it cannot (down, or failed: the caller checks it otherwise)."""
-        self.pid, self.fd = spawner.probe_code(probe_settings(config))
+    def begin(self, loader, spawner, resumed: bool, hup: bool):
+        """A reload: ``loader()`` re-reads the file; ``spawner`` checks its
+        code (None: nothing checks it). The outcome (see above)."""
+        if self.active:
+            self.again = True
+            self.resumed = self.resumed or resumed
+            self.again_hup = self.again_hup or hup
+            return PROBING
+        try:
+            config = loader()
+        except ConfigError as exc:
+            return str(exc)
+        if spawner is None:
+            return Applied(config, resumed, hup)
+        try:
+            self.pid, self.fd = spawner.probe_code(probe_settings(config))
+        except SpawnerError as exc:
+            # Down, or failing: a fresh interpreter checks it, as at the start.
+            log.info("reload: the spawner cannot check the new code (%s): a new interpreter does", exc)
+            error = probe(config)
+            return f"{config.path}: {error}" if error else Applied(config, resumed, hup)
         os.set_blocking(self.fd, False)
         self.config, self.resumed, self.hup = config, resumed, hup
         log.debug("reload: job modules of %s checked by %d, a child of the spawner", config.path, self.pid)
+        return PROBING
 
-    def ask_again(self, resumed: bool, hup: bool) -> None:
-        self.again = True
-        self.resumed = self.resumed or resumed
-        self.again_hup = self.again_hup or hup
-
-    def take(self) -> FinishedProbe | None:
+    def finish(self) -> Finished | None:
         """The reload whose verdict has come, now no longer under way; or None."""
         if self.verdict is None:
             return None
-        done = FinishedProbe(self.config, self.verdict, self.resumed, self.hup, self.again, self.again_hup)
+        config, verdict = self.config, self.verdict
+        # Its probe ended unanswered (the spawner under it was replaced): check it afresh.
+        error = verdict.problem if verdict.answered else probe(config)
+        done = Finished(f"{config.path}: {error}" if error else Applied(config, self.resumed, self.hup),
+                        self.again, self.again_hup)
         self._clear()
         return done
 

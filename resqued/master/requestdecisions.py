@@ -73,23 +73,26 @@ class Wait:
 
 @dataclass(frozen=True)
 class Pause:
-    then: Wait
+    then: Wait | None = None          # None: a signal's (USR2), nobody waits
 
 
 @dataclass(frozen=True)
 class Resume:
-    then: Wait
+    then: Wait | None = None
 
 
 @dataclass(frozen=True)
 class StopMaster:
-    mode: str                 # graceful or immediate (bounded by shutdown_timeout)
+    mode: str                 # graceful or immediate
+    bounded: bool = True      # graceful: killed after shutdown_timeout (not QUIT's)
     then: ReplyStatus = ReplyStatus("stopping", with_pid=True)
 
 
 @dataclass(frozen=True)
 class Reload:
-    """Re-read the config; then after_reload says what follows."""
+    """Re-read the config; then after_reload says what follows. A HUP's
+    (``hup``) reopens the log first, and restarts under on_hup: restart."""
+    hup: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,7 @@ class Restart:
     pools: tuple | None       # None: every pool; then after_restart says what follows
 
 
-ACTIONS = (Pause, Resume, StopMaster, Reload, Restart)   # what the arbiter applies
+ACTIONS = (Pause, Resume, StopMaster, Reload, Restart)   # what the arbiter applies (signals have more)
 
 
 def decide(request: Request, state: MasterState):
