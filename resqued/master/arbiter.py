@@ -36,8 +36,9 @@ from resqued.master.recoveryruns import RecoveryRuns
 from resqued.master.reloadprobe import PROBING, ReloadProbe, reconfigured
 from resqued.exits import EXIT_FAILURE, EXIT_OK
 from resqued.process.signals import (SignalQueue, become_child_subreaper, collapse_repeats, describe,
-                                     has_controlling_terminal, kill_tree, wait_ready)
+                                     has_controlling_terminal, wait_ready)
 from resqued.master.spawnerlink import Spawner, SpawnerError
+from resqued.master.workercontrol import describe_exit, kill_stragglers, reaped, retire, signal_workers
 from resqued.process.systemd import Notifier
 from resqued.supervise.states import Exit, Pool, Stop
 
@@ -174,7 +175,7 @@ class Arbiter:
         elif isinstance(action, Resume):
             self.resume()
         elif isinstance(action, signalactions.RelayToWorkers):
-            self._signal_workers(action.signum)
+            signal_workers(self.children.values(), action.signum)
         elif isinstance(action, signalactions.AdjustCounts):
             self._adjust(action.step)
         elif isinstance(action, signalactions.StopUntilHup):
@@ -214,21 +215,14 @@ class Arbiter:
         except OSError as exc:
             log.error("cannot reopen the log file, still writing the old one: %s", exc)
 
-    def _signal_workers(self, signum: int, only=None) -> None:
-        for child in list(only or self.children.values()):
-            try:
-                os.kill(child.pid, signum)
-            except ProcessLookupError:
-                pass
-
     # -- commands (signals and resquectl) ----------------------------------
     def pause(self) -> None:
         self.paused = True
-        self._signal_workers(signal.SIGUSR2)
+        signal_workers(self.children.values(), signal.SIGUSR2)
 
     def resume(self) -> None:
         self.paused = False
-        self._signal_workers(signal.SIGCONT)
+        signal_workers(self.children.values(), signal.SIGCONT)
 
     def winch(self) -> None:
         if has_controlling_terminal():
@@ -237,41 +231,33 @@ class Arbiter:
         elif not (self.stopping or self.winched):
             log.info("master received SIGWINCH: stopping every worker until HUP")
             self.winched = True
-            self.retire([c for c in self.children.values() if not c.stopping], "WINCH: stopped until HUP")
+            retire([c for c in self.children.values() if not c.stopping], "WINCH: stopped until HUP")
 
     def stop(self, mode: str, bounded: bool) -> None:
         if self.stopping and not self.stopping.escalates_to(mode):
             return
         self.stopping = self.stopping or Stop(mode)
-        self.stopping.mode = mode
+        self.stopping.begin(mode, bounded, time.monotonic(), self.config.shutdown_timeout, self.config.term_timeout)
         self.notifier.stopping()
         if self.reloading.active:
             self.reloading.abandon()
             self.reload_error = "the master stopped before the new config was checked"
         if mode == "immediate":
             log.warning("stopping now: running jobs are killed (and go back to their queues)")
-            self._signal_workers(signal.SIGTERM)
-            self.stopping.turn_immediate_at = None
-            self.stopping.kill_at = time.monotonic() + self.config.term_timeout + 5.0
         else:
             log.info("stopping: workers finish their jobs%s",
                      f" (at most {self.config.shutdown_timeout:g}s)" if bounded else "")
-            self._signal_workers(signal.SIGQUIT)
-            if bounded:
-                self.stopping.turn_immediate_at = time.monotonic() + self.config.shutdown_timeout
+        signal_workers(self.children.values(), signal.SIGTERM if mode == "immediate" else signal.SIGQUIT)
         for child in self.children.values():
             child.stopping, child.stop_reason = True, "master stopping"
 
     def _enforce_stop_deadlines(self) -> None:
-        now, stop = time.monotonic(), self.stopping
-        if stop.turn_immediate_at and now >= stop.turn_immediate_at:
+        turn_immediate, kill = self.stopping.due(time.monotonic())
+        if turn_immediate:
             log.warning("shutdown_timeout of %gs passed: killing running jobs", self.config.shutdown_timeout)
             self.stop("immediate", bounded=True)
-        if stop.kill_at and now >= stop.kill_at:
-            stop.kill_at = None
-            for child in list(self.children.values()):
-                log.error("worker %d did not stop: SIGKILL to it and its jobs", child.pid)
-                kill_tree(child.pid)
+        if kill:
+            kill_stragglers(self.children.values())
 
     def reload(self, hup: bool = False):
         """Re-read the config; keep the old one if the new one is invalid.
@@ -308,7 +294,7 @@ class Arbiter:
         self.config = new
         self.pools = reconfigured(self.pools, new.pools, outcome.resumed)
         if workerprocess.global_settings(new) != old_settings:
-            self.retire([c for c in self.children.values() if not c.stopping],
+            retire([c for c in self.children.values() if not c.stopping],
                          "redis, namespace or job settings changed")
         log.info("reloaded %s: %s", new.path, ", ".join(f"{p.name}={p.count}" for p in new.pools))
         self.requests.reloaded()  # READY=1 again once the new config is applied
@@ -328,7 +314,7 @@ class Arbiter:
         counts = {name: n + self.restart.surge(name) for name, n in self.desired_counts().items()}
         plan = reconcile.plan(self.config.pools, counts, alive, blocked)
         for pid, reason in plan.retire:
-            self.retire([self.children[pid]], reason)
+            retire([self.children[pid]], reason)
         can_spawn = self.spawner.ready and now >= self._spawn_retry_at
         for pool in plan.spawn if can_spawn else ():
             try:
@@ -351,12 +337,6 @@ class Arbiter:
                 log.error("cannot start the worker spawner: %s; trying again in %.1fs", exc,
                           self.spawner.backoff.failed())
 
-    def retire(self, workers, reason: str) -> None:
-        for child in workers:
-            log.info("retiring worker %d (%s): %s", child.pid, child.pool.name, reason)
-            child.stopping, child.stop_reason = True, reason
-            self._signal_workers(signal.SIGQUIT, only=[child])
-
     # -- a rolling restart: restart.py decides, the master acts -------------
     def _start_restart(self, pools=None):
         error = self.restart.start(self.config, pools)
@@ -373,32 +353,24 @@ class Arbiter:
             self.spawner.stop()
             self.spawner = step.switch_to
         for part in step.pools:
-            self.retire([self.children[pid] for pid in part.retire], REPLACED)
+            retire([self.children[pid] for pid in part.retire], REPLACED)
             self.restart.announce(part)
 
     def _reap(self) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
+        for pid, code in reaped():
             child = self.children.pop(pid, None)
             if child is None:
-                self._reap_helper(pid, status)
+                self._reap_helper(pid, code)
                 continue
             child.read_reports()
             os.close(child.report_fd)
             workerprocess.remove_worker_pidfile(self.config, child)
-            self._account(child, os.waitstatus_to_exitcode(status))
+            self._account(child, code)
 
-    def _reap_helper(self, pid: int, status: int) -> None:
-        code = os.waitstatus_to_exitcode(status)
-        how = f"exit code {code}" if code >= 0 else f"signal {describe(-code)}"
+    def _reap_helper(self, pid: int, code: int) -> None:
         for helper in self.helpers():
             if helper.owns(pid):
-                helper.on_exit(pid, code, how)
+                helper.on_exit(pid, code, describe_exit(code))
                 return
         # Anything else is an orphan we adopted as a subreaper: reaped, no
         # more (those still running when we stop are ended: adopted.py).
@@ -428,9 +400,6 @@ class Arbiter:
 
     def _recover_lost_jobs(self) -> None:
         self.lost.start_due(self.spawner)
-        if self.lost and self.stopping and not self.children:
-            # Nothing left to wait for but Redis: a stop must not hang on it forever.
-            if self.stopping.give_up_recovery_at is None:
-                self.stopping.give_up_recovery_at = time.monotonic() + self.config.shutdown_timeout
-            elif time.monotonic() >= self.stopping.give_up_recovery_at:
-                self.lost.give_up()
+        if self.lost and self.stopping and not self.children and \
+                self.stopping.give_up_recovery(time.monotonic(), self.config.shutdown_timeout):
+            self.lost.give_up()

@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 
 from resqued.exits import EXIT_OK, EXIT_REASONS
-from resqued.process.signals import describe
+from resqued.master.workercontrol import describe_exit
 from resqued.supervise.states import Exit, judge_exit, left_jobs_behind
 
 
@@ -41,7 +41,7 @@ class ExitFacts:
 
     @property
     def how(self) -> str:
-        return f"exit code {self.code}" if self.code >= 0 else f"signal {describe(-self.code)}"
+        return describe_exit(self.code)
 
 
 @dataclass(frozen=True)

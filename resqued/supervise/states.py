@@ -131,3 +131,30 @@ class Stop:
 
     def deadlines(self) -> list[float]:
         return [t for t in (self.turn_immediate_at, self.kill_at, self.give_up_recovery_at) if t]
+
+    def begin(self, mode: str, bounded: bool, now: float, shutdown_timeout: float, term_timeout: float) -> None:
+        """Stop in ``mode`` from ``now`` (the first stop, or graceful turned
+        immediate): graceful and ``bounded`` turns immediate after
+        shutdown_timeout; immediate kills what is left after term_timeout
+        and 5 s more."""
+        self.mode = mode
+        if mode == "immediate":
+            self.turn_immediate_at, self.kill_at = None, now + term_timeout + 5.0
+        elif bounded:
+            self.turn_immediate_at = now + shutdown_timeout
+
+    def due(self, now: float) -> tuple[bool, bool]:
+        """(turn immediate now, kill the workers left now); each is due once."""
+        turn = bool(self.turn_immediate_at and now >= self.turn_immediate_at)
+        kill = bool(self.kill_at and now >= self.kill_at)
+        if kill:
+            self.kill_at = None
+        return turn, kill
+
+    def give_up_recovery(self, now: float, timeout: float) -> bool:
+        """Once nothing but Redis is left to wait for (lost jobs to recover,
+        no worker): give up ``timeout`` seconds later, not hang forever."""
+        if self.give_up_recovery_at is None:
+            self.give_up_recovery_at = now + timeout
+            return False
+        return now >= self.give_up_recovery_at

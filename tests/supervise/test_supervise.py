@@ -88,3 +88,18 @@ def test_an_error_exit_soon_after_start_is_a_boot_failure():
     assert judge_exit(-9, stopping=False, ready=True, uptime=0.2) is Exit.DIED
     assert judge_exit(0, stopping=False, ready=True, uptime=0.2) is Exit.DIED
 
+
+
+def test_a_stops_deadlines_as_it_begins_turns_immediate_and_falls_due():
+    stop = Stop("graceful")
+    stop.begin("graceful", bounded=False, now=0.0, shutdown_timeout=10.0, term_timeout=4.0)
+    assert stop.deadlines() == [] and stop.due(1e9) == (False, False)       # QUIT: no limit
+    stop.begin("graceful", bounded=True, now=0.0, shutdown_timeout=10.0, term_timeout=4.0)
+    assert stop.due(9.9) == (False, False) and stop.due(10.0) == (True, False)
+    stop.begin("immediate", bounded=True, now=10.0, shutdown_timeout=10.0, term_timeout=4.0)
+    assert stop.turn_immediate_at is None and stop.deadlines() == [19.0]
+    assert stop.due(18.9) == (False, False) and stop.due(19.0) == (False, True)
+    assert stop.due(20.0) == (False, False)                                     # the kill is due once
+    # Lost jobs with no worker left: given up a timeout after that is first seen.
+    assert not stop.give_up_recovery(30.0, 5.0) and not stop.give_up_recovery(34.9, 5.0)
+    assert stop.give_up_recovery(35.0, 5.0)
