@@ -82,7 +82,7 @@ def run_env_pool(config) -> int:
     application: a throwaway child checks the job modules."""
     # Not at the top: env mode's single worker (COUNT=1) runs in this process,
     # and need not carry the master's modules (~1.6 MB of RSS).
-    from resqued.envmode.pool import run
+    from resqued.envmode.master import run
     from resqued.master.control import ControlError
     from resqued.master.codeprobe import probe
 

@@ -40,7 +40,7 @@ from resqued.process.signals import (SignalQueue, become_child_subreaper, collap
 from resqued.master.spawnerlink import Spawner, SpawnerError
 from resqued.master.workercontrol import describe_exit, kill_stragglers, reaped, retire, signal_workers
 from resqued.process.systemd import Notifier
-from resqued.supervise.states import Exit, Pool, Stop
+from resqued.supervise.states import Exit, PoolSupervision, Stop
 
 log = logging.getLogger("resqued.master")
 
@@ -66,12 +66,12 @@ class Arbiter:
         self.term_mode = term_mode
         self.name = os.path.basename(config.path)
         self.signals = SignalQueue(SIGNALS)
-        # Env mode without PIDFILE has neither (envmode/pool.py).
+        # Env mode without PIDFILE has neither (envmode/master.py).
         self.control = ControlServer(config.control_socket) if config.control_socket else None
         self.pidfile = Pidfile(config.pidfile) if config.pidfile else None
         self.notifier = Notifier()
         self.children: dict[int, workerprocess.Child] = {}
-        self.pools: dict[str, Pool] = {p.name: Pool() for p in config.pools}
+        self.supervision: dict[str, PoolSupervision] = {p.name: PoolSupervision() for p in config.pools}
         self.paused = False
         self.winched = False          # WINCH: every worker stopped, none started until HUP
         self.stopping: Stop | None = None   # a stop in progress: its mode and deadlines
@@ -187,7 +187,7 @@ class Arbiter:
     def _next_timeout(self) -> float:
         now = time.monotonic()
         times = [now + 1.0]
-        times += [s.backoff.until for s in self.pools.values() if s.backoff.waiting(now)]
+        times += [s.backoff.until for s in self.supervision.values() if s.backoff.waiting(now)]
         times += self.stopping.deadlines() if self.stopping else []
         times += [t for t in (*(helper.deadline() for helper in self.helpers()),
                               self.control and self.control.next_deadline()) if t]
@@ -199,13 +199,13 @@ class Arbiter:
     # -- signals -----------------------------------------------------------
     def _adjust(self, step: int) -> None:
         """TTIN/TTOU: one more (or fewer) worker in every pool."""
-        pools = [(p.name, p.count, self.pools[p.name].adjust) for p in self.config.pools]
+        pools = [(p.name, p.count, self.supervision[p.name].adjust) for p in self.config.pools]
         adjusted = signalactions.adjust(step, pools, worker_bound(self.config.max_workers))
         if isinstance(adjusted, str):
             log.warning("%s", adjusted)
             return
         for name, value in adjusted.items():
-            self.pools[name].adjust = value
+            self.supervision[name].adjust = value
 
     def _reopen_log(self) -> None:
         """--daemonize's log, after a rotation that renamed it (resque-pool's
@@ -292,7 +292,7 @@ class Arbiter:
         self.reload_error = None
         old_settings = workerprocess.global_settings(self.config)
         self.config = new
-        self.pools = reconfigured(self.pools, new.pools, outcome.resumed)
+        self.supervision = reconfigured(self.supervision, new.pools, outcome.resumed)
         if workerprocess.global_settings(new) != old_settings:
             retire([c for c in self.children.values() if not c.stopping],
                          "redis, namespace or job settings changed")
@@ -304,11 +304,11 @@ class Arbiter:
 
     # -- children ----------------------------------------------------------
     def desired_counts(self) -> dict:
-        return {p.name: max(0, p.count + self.pools[p.name].adjust) for p in self.config.pools}
+        return {p.name: max(0, p.count + self.supervision[p.name].adjust) for p in self.config.pools}
 
     def _reconcile(self) -> None:
         now = time.monotonic()
-        blocked = {name for name, s in self.pools.items() if not s.may_start(now)}
+        blocked = {name for name, s in self.supervision.items() if not s.may_start(now)}
         alive = [reconcile.Alive(c.pid, c.pool, c.started, c.stopping) for c in self.children.values()]
         # A rolling restart runs a pool one worker over its count (restart.py).
         counts = {name: n + self.restart.surge(name) for name, n in self.desired_counts().items()}
@@ -341,14 +341,14 @@ class Arbiter:
     def _start_restart(self, pools=None):
         error = self.restart.start(self.config, pools)
         for name in self.restart.chosen if error is None else ():
-            self.pools[name].failed = False   # the code imports now: a FAILED pool may start again
-            self.pools[name].backoff.succeeded()
+            self.supervision[name].failed = False   # the code imports now: a FAILED pool may start again
+            self.supervision[name].backoff.succeeded()
         return error
 
     def _step_restart(self) -> None:
         if not self.restart.active:
             return
-        step = self.restart.step(RestartView.of(self.children.values(), self.pools))
+        step = self.restart.step(RestartView.of(self.children.values(), self.supervision))
         if step.switch_to is not None:
             self.spawner.stop()
             self.spawner = step.switch_to
@@ -384,7 +384,7 @@ class Arbiter:
 
     def _account(self, child, code: int) -> None:
         """A reaped worker: workerexits.py decides what its exit means, the master acts."""
-        now, pool = time.monotonic(), self.pools.get(child.pool.name)
+        now, pool = time.monotonic(), self.supervision.get(child.pool.name)
         facts = workerexits.ExitFacts.of(child, code, now)
         decision = workerexits.judge(facts, self.hostname, pool_known=pool is not None)
         # decision.verdict: supervise/states.judge_exit's (STOPPED, RECYCLED, BOOT_FAILURE, DIED)
@@ -393,7 +393,7 @@ class Arbiter:
         delay = workerexits.record(decision, facts, pool, now)
         log.log(*workerexits.report(decision, facts, pool, delay))
         if decision.verdict is Exit.BOOT_FAILURE and pool.failed and self.exit_when_failed \
-                and all(p.failed for p in self.pools.values()):
+                and all(p.failed for p in self.supervision.values()):
             log.error("every pool failed, and nothing can reload them: exiting")
             self.exit_code = EXIT_FAILURE
             self.stop("graceful", bounded=True)

@@ -23,7 +23,7 @@ from resqued.config.model import ConfigError
 from resqued.master.codeprobe import probe, probe_settings
 from resqued.master.spawnerlink import SpawnerError
 from resqued.protocols.spawnersocket import ProbeVerdict
-from resqued.supervise.states import Pool
+from resqued.supervise.states import PoolSupervision
 
 log = logging.getLogger("resqued.master")
 
@@ -47,8 +47,8 @@ def reconfigured(records: dict, pools, resumed: bool) -> dict:
     fresh, keeping the recycles; a reload resets TTIN/TTOU to the file's
     counts, except the one that ends a WINCH (TTIN/TTOU while stopped set
     the counts workers return to)."""
-    old = {p.name: records.get(p.name, Pool()) for p in pools}
-    return {p.name: Pool(recycles=old[p.name].recycles,
+    old = {p.name: records.get(p.name, PoolSupervision()) for p in pools}
+    return {p.name: PoolSupervision(recycles=old[p.name].recycles,
                          adjust=max(-p.count, old[p.name].adjust) if resumed else 0) for p in pools}
 
 

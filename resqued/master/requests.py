@@ -111,7 +111,7 @@ class RequestHandlers:
         workers = tuple(WorkerView(c.pid, c.pool.name, c.stopping, c.ready, c.paused, c.busy,
                                    current=same[id(c.pool)] and c.settings == settings)
                         for c in master.children.values())
-        return MasterState(workers, tuple(PoolView(name, counts[name], master.pools[name].failed) for name in pools),
+        return MasterState(workers, tuple(PoolView(name, counts[name], master.supervision[name].failed) for name in pools),
                            stopping=bool(master.stopping), winched=master.winched,
                            env_mode=master.config.path == ENV_MODE_PATH, restart_active=master.restart.active,
                            restart_error=master.restart.error, reload_probing=master.reloading.active,
@@ -122,7 +122,7 @@ class RequestHandlers:
         counts = master.desired_counts()
         pools = []
         for pool in master.config.pools:
-            state = master.pools[pool.name]
+            state = master.supervision[pool.name]
             pools.append({"queues": list(pool.queues), "count": counts[pool.name],
                           "alive": sum(1 for c in master.children.values() if c.pool.name == pool.name
                                        and not c.stopping),
@@ -178,5 +178,5 @@ class RequestHandlers:
         down = sum(1 for c in live if c.reported == WorkerState.REDIS_DOWN)
         if down:
             text += f"; {down} waiting for Redis at {redact(master.config.redis_url)}"
-        failed = [f"{name} FAILED: {s.reason}" for name, s in master.pools.items() if s.failed]
+        failed = [f"{name} FAILED: {s.reason}" for name, s in master.supervision.items() if s.failed]
         return "; ".join([text, *failed])

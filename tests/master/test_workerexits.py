@@ -10,13 +10,13 @@ import pytest
 
 from resqued.exits import EXIT_BOOT_ERROR, EXIT_FAILURE, EXIT_OK, EXIT_RECYCLE_JOBS, EXIT_RECYCLE_MEMORY
 from resqued.master.workerexits import ExitFacts, judge, record, report
-from resqued.supervise.states import MAX_BOOT_FAILURES, Exit, Pool
+from resqued.supervise.states import MAX_BOOT_FAILURES, Exit, PoolSupervision
 
 HOST = "box"
 
 
 def account(facts, pool=None, now=100.0, pool_known=True):
-    pool = pool if pool is not None else Pool()
+    pool = pool if pool is not None else PoolSupervision()
     decision = judge(facts, HOST, pool_known)
     delay = record(decision, facts, pool if pool_known else None, now)
     return decision, pool, delay, report(decision, facts, pool, delay)
@@ -61,7 +61,7 @@ def test_an_exit_while_stopping_or_after_its_pool_was_removed_is_a_stop_and_touc
 
 
 def test_boot_failures_back_off_then_the_pool_is_fatal_with_its_reason():
-    pool = Pool()
+    pool = PoolSupervision()
     delays = []
     for n in range(MAX_BOOT_FAILURES):
         facts = ExitFacts(10 + n, "mail", EXIT_BOOT_ERROR, announced=True, settled=True, ready=False,
@@ -86,7 +86,7 @@ def test_an_error_exit_soon_after_the_start_is_a_boot_failure_a_later_one_a_deat
 
 
 def test_a_death_after_boot_failures_resets_the_backoff():
-    pool = Pool()
+    pool = PoolSupervision()
     account(ExitFacts(7, "mail", EXIT_BOOT_ERROR, announced=True, settled=True, ready=False), pool)
     assert pool.backoff.failures == 1
     account(ExitFacts(8, "mail", -signal.SIGKILL), pool)

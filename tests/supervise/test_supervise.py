@@ -5,7 +5,7 @@ import pytest
 
 from resqued.exits import EXIT_BOOT_ERROR, EXIT_FAILURE, EXIT_OK, EXIT_RECYCLE_JOBS, EXIT_RECYCLE_MEMORY
 from resqued.supervise.backoff import Backoff
-from resqued.supervise.states import MAX_BOOT_FAILURES, Exit, Pool, PoolState, Stop, judge_exit, left_jobs_behind
+from resqued.supervise.states import MAX_BOOT_FAILURES, Exit, PoolSupervision, SupervisionState, Stop, judge_exit, left_jobs_behind
 
 
 def test_backoff_doubles_up_to_its_cap_and_starts_over_after_a_success():
@@ -49,18 +49,18 @@ def test_only_announced_settled_clean_exits_leave_no_jobs_to_recover():
 
 
 def test_a_pool_backs_off_on_boot_failures_then_turns_fatal():
-    pool = Pool()
+    pool = PoolSupervision()
     delays = [pool.worker_exited(Exit.BOOT_FAILURE, now=10.0) for _ in range(MAX_BOOT_FAILURES - 1)]
     assert delays == [0.5, 1, 2, 4, 8]
-    assert pool.state(10.0) is PoolState.BACKOFF and not pool.may_start(10.0)
-    assert pool.state(18.0) is PoolState.RUNNING
+    assert pool.state(10.0) is SupervisionState.BACKOFF and not pool.may_start(10.0)
+    assert pool.state(18.0) is SupervisionState.RUNNING
     assert pool.worker_exited(Exit.BOOT_FAILURE, now=20.0) is None
-    assert pool.state(1e9) is PoolState.FATAL and pool.failed and not pool.may_start(1e9)
+    assert pool.state(1e9) is SupervisionState.FATAL and pool.failed and not pool.may_start(1e9)
     assert pool.restarts == MAX_BOOT_FAILURES and pool.backoff.failures == MAX_BOOT_FAILURES
 
 
 def test_a_worker_that_dies_at_work_resets_the_boot_failures():
-    pool = Pool()
+    pool = PoolSupervision()
     pool.worker_exited(Exit.BOOT_FAILURE, now=0.0)
     pool.worker_exited(Exit.DIED, now=1.0)
     assert pool.backoff.failures == 0 and pool.may_start(1.0) and pool.restarts == 2
