@@ -28,7 +28,7 @@ from resqued.master.headline import Headline
 from resqued.master.helperprocess import HelperProcess
 from resqued.master.requestdecisions import (REQUEST_TIMEOUT, Pause, Reload, Restart, Resume, StopMaster, Wait,
                                              after_reload, after_restart)
-from resqued.master.requests import RequestHandlers
+from resqued.master.requests import MasterView, RequestHandlers
 from resqued.master.restart import REPLACED, RestartView, RollingRestart
 from resqued.process import logfile
 from resqued.process.pidfile import Pidfile
@@ -75,7 +75,7 @@ class Arbiter:
         self.paused = False
         self.winched = False          # WINCH: every worker stopped, none started until HUP
         self.stopping: Stop | None = None   # a stop in progress: its mode and deadlines
-        self.requests = RequestHandlers(self)   # resquectl's requests, status, READY
+        self.requests = RequestHandlers()   # resquectl's requests, status, READY: given view()
         self.restart = RollingRestart(self.name)  # resquectl restart: new code, pool by pool
         self.hostname = socket.gethostname()
         self.lost = RecoveryRuns()
@@ -137,9 +137,9 @@ class Arbiter:
             self._step_restart()
         # After the replacements are forked: they need the CPU more urgently.
         self._recover_lost_jobs()
-        if self.requests.answer_waiting(self._apply):   # the config is applied: READY=1
-            self.notifier.ready(self.requests.summary())
-        self.headline.show(*self.requests.headline())
+        if self.requests.answer_waiting(self._apply, self.view):   # the config is applied: READY=1
+            self.notifier.ready(self.requests.summary(self.view()))
+        self.headline.show(*self.requests.headline(self.view()))
         self.notifier.watchdog()
         if self.signals.has_pending():
             return
@@ -156,7 +156,7 @@ class Arbiter:
             if child in ready:
                 child.read_reports()
         for conn in self.control.service(ready, writable) if self.control else ():
-            self.requests.handle(conn, self._apply)
+            self.requests.handle(conn, self._apply, self.view)
 
     def _apply(self, action):
         """Do an action a request (requestdecisions.py) or a signal
@@ -183,6 +183,12 @@ class Arbiter:
         elif action is not None:
             raise TypeError(f"no such action: {action!r}")   # a new one must be applied here
         return getattr(action, "then", None)
+
+    def view(self) -> MasterView:
+        """All that requests.py reads of the master, now, as one frozen value."""
+        return MasterView(self.config, tuple(self.children.values()), dict(self.supervision), self.desired_counts(),
+                          bool(self.stopping), self.winched, self.paused, self.restart.active, self.restart.error,
+                          self.reloading.active, self.reload_error, self.spawner.pid, self.spawner.ready)
 
     def _next_timeout(self) -> float:
         now = time.monotonic()
@@ -385,7 +391,7 @@ class Arbiter:
     def _account(self, child, code: int) -> None:
         """A reaped worker: workerexits.py decides what its exit means, the master acts."""
         now, pool = time.monotonic(), self.supervision.get(child.pool.name)
-        facts = workerexits.ExitFacts.of(child, code, now)
+        facts = workerexits.ExitFacts.of(child, code, now, describe_exit(code))
         decision = workerexits.judge(facts, self.hostname, pool_known=pool is not None)
         # decision.verdict: supervise/states.judge_exit's (STOPPED, RECYCLED, BOOT_FAILURE, DIED)
         if decision.lost:   # its in-flight job, if any, is recovered now (a recovery run)

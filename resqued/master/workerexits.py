@@ -6,14 +6,14 @@ into the pool's supervision record (its backoff, FATAL, counters), and
 ``report`` says what became of it in one log line. The arbiter applies them
 (``Arbiter._account``): it hands the lost jobs to its recovery runs, logs
 the line, and stops when every pool has failed in env mode. No process, no
-clock: tests/master/test_workerexits.py drives them with plain values.
+clock (test_architecture.PURE_DECISIONS): tests/master/test_workerexits.py
+drives them with plain values.
 """
 
 import logging
 from dataclasses import dataclass
 
 from resqued.exits import EXIT_OK, EXIT_REASONS
-from resqued.master.workercontrol import describe_exit
 from resqued.supervise.states import Exit, judge_exit, left_jobs_behind
 
 
@@ -31,17 +31,14 @@ class ExitFacts:
     uptime: float = 60.0      # seconds since its start
     job: str = ""             # the job it last said it runs, for the log (Child.job_label)
     last_error: str = ""      # the last error it logged
+    how: str = ""             # the code in words, for the log: workercontrol.describe_exit
 
     @classmethod
-    def of(cls, child, code: int, now: float) -> "ExitFacts":
+    def of(cls, child, code: int, now: float, how: str) -> "ExitFacts":
         """From the master's workerprocess.Child."""
         return cls(child.pid, child.pool.name, code, child.announced(code), child.settled, child.ready,
                    child.busy, child.stopping, now - child.started, child.job_label() if child.busy else "",
-                   child.last_error)
-
-    @property
-    def how(self) -> str:
-        return describe_exit(self.code)
+                   child.last_error, how)
 
 
 @dataclass(frozen=True)

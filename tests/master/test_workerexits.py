@@ -9,6 +9,7 @@ import signal
 import pytest
 
 from resqued.exits import EXIT_BOOT_ERROR, EXIT_FAILURE, EXIT_OK, EXIT_RECYCLE_JOBS, EXIT_RECYCLE_MEMORY
+from resqued.master.workercontrol import describe_exit
 from resqued.master.workerexits import ExitFacts, judge, record, report
 from resqued.supervise.states import MAX_BOOT_FAILURES, Exit, PoolSupervision
 
@@ -38,7 +39,8 @@ def account(facts, pool=None, now=100.0, pool_known=True):
     (-signal.SIGKILL, False, False, False, Exit.DIED, True),
 ])
 def test_the_verdict_and_the_recovery_of_each_exit_of_a_ready_worker(code, announced, settled, busy, verdict, lost):
-    facts = ExitFacts(7, "mail", code, announced=announced, settled=settled, busy=busy, job="job 1 (Mail)")
+    facts = ExitFacts(7, "mail", code, announced=announced, settled=settled, busy=busy, job="job 1 (Mail)",
+                      how=describe_exit(code))
     decision, pool, _, (level, line) = account(facts)
     assert decision.verdict is verdict
     assert (decision.lost is not None) is lost
@@ -76,7 +78,7 @@ def test_boot_failures_back_off_then_the_pool_is_fatal_with_its_reason():
 
 
 def test_an_error_exit_soon_after_the_start_is_a_boot_failure_a_later_one_a_death():
-    early = ExitFacts(7, "mail", EXIT_FAILURE, uptime=1.0)
+    early = ExitFacts(7, "mail", EXIT_FAILURE, uptime=1.0, how="exit code 1")
     assert judge(early, HOST).verdict is Exit.BOOT_FAILURE
     assert judge(ExitFacts(7, "mail", EXIT_FAILURE, uptime=60.0), HOST).verdict is Exit.DIED
     # A kill from outside says nothing of its boot.
@@ -89,7 +91,7 @@ def test_a_death_after_boot_failures_resets_the_backoff():
     pool = PoolSupervision()
     account(ExitFacts(7, "mail", EXIT_BOOT_ERROR, announced=True, settled=True, ready=False), pool)
     assert pool.backoff.failures == 1
-    account(ExitFacts(8, "mail", -signal.SIGKILL), pool)
+    account(ExitFacts(8, "mail", -signal.SIGKILL, how="signal SIGKILL"), pool)
     assert pool.backoff.failures == 0 and pool.last_exit == "signal SIGKILL"
 
 
