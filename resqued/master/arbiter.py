@@ -44,9 +44,6 @@ from resqued.supervise.states import Exit, PoolSupervision, Stop
 
 log = logging.getLogger("resqued.master")
 
-SIGNALS = (signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1,
-           signal.SIGUSR2, signal.SIGCONT, signal.SIGTTIN, signal.SIGTTOU, signal.SIGWINCH, signal.SIGCHLD)
-
 
 class Arbiter:
     def __init__(self, config, loader, term_mode: str = "graceful", exit_when_failed: bool = False,
@@ -65,7 +62,7 @@ class Arbiter:
         self.reload_error = None            # why the last reload was refused
         self.term_mode = term_mode
         self.name = os.path.basename(config.path)
-        self.signals = SignalQueue(SIGNALS)
+        self.signals = SignalQueue(signalactions.SIGNALS)
         # Env mode without PIDFILE has neither (envmode/master.py).
         self.control = ControlServer(config.control_socket) if config.control_socket else None
         self.pidfile = Pidfile(config.pidfile) if config.pidfile else None
@@ -170,10 +167,9 @@ class Arbiter:
             return after_restart(self._start_restart(action.pools))
         if isinstance(action, StopMaster):
             self.stop(action.mode, action.bounded)
-        elif isinstance(action, Pause):
-            self.pause()
-        elif isinstance(action, Resume):
-            self.resume()
+        elif isinstance(action, (Pause, Resume)):
+            self.paused = isinstance(action, Pause)
+            signal_workers(self.children.values(), signal.SIGUSR2 if self.paused else signal.SIGCONT)
         elif isinstance(action, signalactions.RelayToWorkers):
             signal_workers(self.children.values(), action.signum)
         elif isinstance(action, signalactions.AdjustCounts):
@@ -202,7 +198,7 @@ class Arbiter:
             times.append(now + due)
         return max(0.005, min(times) - now)
 
-    # -- signals -----------------------------------------------------------
+    # -- commands (signals and resquectl) ----------------------------------
     def _adjust(self, step: int) -> None:
         """TTIN/TTOU: one more (or fewer) worker in every pool."""
         pools = [(p.name, p.count, self.supervision[p.name].adjust) for p in self.config.pools]
@@ -220,15 +216,6 @@ class Arbiter:
             logfile.reopen()
         except OSError as exc:
             log.error("cannot reopen the log file, still writing the old one: %s", exc)
-
-    # -- commands (signals and resquectl) ----------------------------------
-    def pause(self) -> None:
-        self.paused = True
-        signal_workers(self.children.values(), signal.SIGUSR2)
-
-    def resume(self) -> None:
-        self.paused = False
-        signal_workers(self.children.values(), signal.SIGCONT)
 
     def winch(self) -> None:
         if has_controlling_terminal():
@@ -294,14 +281,11 @@ class Arbiter:
             self.notifier.ready(f"reload refused: {outcome}")
             self.reload_error = outcome
             return outcome
-        new = outcome.config
-        self.reload_error = None
-        old_settings = workerprocess.global_settings(self.config)
-        self.config = new
-        self.supervision = reconfigured(self.supervision, new.pools, outcome.resumed)
-        if workerprocess.global_settings(new) != old_settings:
-            retire([c for c in self.children.values() if not c.stopping],
-                         "redis, namespace or job settings changed")
+        new, self.reload_error = outcome.config, None
+        changed = workerprocess.global_settings(new) != workerprocess.global_settings(self.config)
+        self.config, self.supervision = new, reconfigured(self.supervision, new.pools, outcome.resumed)
+        if changed:
+            retire([c for c in self.children.values() if not c.stopping], "redis, namespace or job settings changed")
         log.info("reloaded %s: %s", new.path, ", ".join(f"{p.name}={p.count}" for p in new.pools))
         self.requests.reloaded()  # READY=1 again once the new config is applied
         if outcome.hup and new.on_hup == "restart":   # resque-pool's HUP restarts every worker too

@@ -19,6 +19,9 @@ from dataclasses import dataclass
 
 from resqued.master.requestdecisions import Pause, Reload, Resume, StopMaster
 
+SIGNALS = (signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1,
+           signal.SIGUSR2, signal.SIGCONT, signal.SIGTTIN, signal.SIGTTOU, signal.SIGWINCH, signal.SIGCHLD)
+
 
 @dataclass(frozen=True)
 class RelayToWorkers:
