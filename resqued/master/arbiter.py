@@ -261,12 +261,14 @@ class Arbiter:
         resumed, self.winched = self.winched, False
         if resumed:
             log.info("the workers stopped by WINCH start again")
-        spawner = self.spawner if self.probe_reloads else None
-        return self._reloaded(self.reloading.begin(self.loader, spawner, resumed, hup))
+        # During a restart, until the new spawner is ready, the old one is no
+        # longer the one to fork the next workers: a fresh interpreter checks.
+        spawner = self.spawner if self.restart.spawner is None else None
+        return self._reloaded(self.reloading.begin(self.loader, spawner, resumed, hup, self.probe_reloads))
 
     def _finish_reload(self) -> None:
         """The reload under way has its verdict (reloadprobe.py): apply it."""
-        done = self.reloading.finish()
+        done = self.reloading.finish(time.monotonic())
         if done is not None:
             self._reloaded(done.outcome)
             if done.again:

@@ -17,6 +17,8 @@ which reaps it: the master never sees its exit.
 
 import logging
 import os
+import signal
+import time
 from typing import NamedTuple
 
 from resqued.config.model import ConfigError
@@ -28,6 +30,7 @@ from resqued.supervise.states import PoolSupervision
 log = logging.getLogger("resqued.master")
 
 PROBING = "probing"   # the outcome while the new config's code is being checked
+TIMEOUT = 60.0        # a job module whose import hangs must not hold every later reload
 
 
 class Applied(NamedTuple):
@@ -58,6 +61,7 @@ class ReloadProbe:
 
     def _clear(self) -> None:
         self.config = None
+        self.started = 0.0
         self.pid = None
         self.fd = None
         self.answer = b""
@@ -68,9 +72,10 @@ class ReloadProbe:
     def active(self) -> bool:
         return self.config is not None
 
-    def begin(self, loader, spawner, resumed: bool, hup: bool):
+    def begin(self, loader, spawner, resumed: bool, hup: bool, check: bool = True):
         """A reload: ``loader()`` re-reads the file; ``spawner`` checks its
-        code (None: nothing checks it). The outcome (see above)."""
+        code (None: a fresh interpreter does, now), if ``check``. The
+        outcome (see above)."""
         if self.active:
             self.again = True
             self.resumed = self.resumed or resumed
@@ -80,22 +85,34 @@ class ReloadProbe:
             config = loader()
         except ConfigError as exc:
             return str(exc)
-        if spawner is None:
+        if not check:
             return Applied(config, resumed, hup)
         try:
+            if spawner is None:
+                raise SpawnerError("it is being replaced by a restart's")
             self.pid, self.fd = spawner.probe_code(probe_settings(config))
         except SpawnerError as exc:
-            # Down, or failing: a fresh interpreter checks it, as at the start.
+            # Down, failing, or not the one to fork the next workers: a fresh
+            # interpreter checks it, as at the start.
             log.info("reload: the spawner cannot check the new code (%s): a new interpreter does", exc)
             error = probe(config)
             return f"{config.path}: {error}" if error else Applied(config, resumed, hup)
         os.set_blocking(self.fd, False)
-        self.config, self.resumed, self.hup = config, resumed, hup
+        self.config, self.resumed, self.hup, self.started = config, resumed, hup, time.monotonic()
         log.debug("reload: job modules of %s checked by %d, a child of the spawner", config.path, self.pid)
         return PROBING
 
-    def finish(self) -> Finished | None:
-        """The reload whose verdict has come, now no longer under way; or None."""
+    def finish(self, now: float) -> Finished | None:
+        """The reload whose verdict has come (or whose check took too long),
+        now no longer under way; or None."""
+        if self.active and self.verdict is None and now >= self.started + TIMEOUT:
+            try:
+                os.kill(self.pid, signal.SIGKILL)   # the spawner's child: it reaps it
+            except ProcessLookupError:
+                pass
+            os.close(self.fd)
+            self.fd = None
+            self.verdict = ProbeVerdict(f"jobs: the job modules did not import within {TIMEOUT:g}s")
         if self.verdict is None:
             return None
         config, verdict = self.config, self.verdict
@@ -134,7 +151,7 @@ class ReloadProbe:
         self.verdict = ProbeVerdict.decode(self.answer)
 
     def deadline(self):
-        return None   # its answer, or its end, wakes the loop
+        return self.started + TIMEOUT if self.fd is not None else None
 
     def owns(self, pid: int) -> bool:
         return False  # the spawner's child: the spawner reaps it

@@ -99,3 +99,35 @@ def test_the_master_answers_while_a_reload_checks_slow_job_modules(master_factor
     assert time.monotonic() - start < 2.0, "status waited for the reload's check"
     wait_until(lambda: "reloaded " in log_text(m.proc), timeout=20, message="the reload applied")
     assert stop(m.proc) == 0
+
+
+def test_a_check_that_never_answers_is_a_refusal_after_the_timeout_and_is_killed(tmp_path):
+    import subprocess
+    import sys
+
+    from resqued.master.reloadprobe import PROBING, TIMEOUT, ReloadProbe
+
+    class Config:   # what begin reads of a Config
+        path, redis_url, namespace, jobs, aliases, pools = "pool.yml", "redis://x", "resque", (), {}, ()
+
+    hung = subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"])
+    read_fd, write_fd = os.pipe()
+
+    class HungSpawner:   # the spawner's answer: a probe child that never writes
+        @staticmethod
+        def probe_code(settings):
+            return hung.pid, read_fd
+
+    try:
+        reloading = ReloadProbe()
+        assert reloading.begin(lambda: Config(), HungSpawner(), resumed=False, hup=True) is PROBING
+        assert reloading.finish(time.monotonic()) is None and reloading.deadline() is not None
+        done = reloading.finish(time.monotonic() + TIMEOUT)
+        assert done.outcome == f"pool.yml: jobs: the job modules did not import within {TIMEOUT:g}s"
+        assert hung.wait(10) == -signal.SIGKILL
+        assert not reloading.active and reloading.waitables() == []
+    finally:
+        os.close(write_fd)
+        if hung.poll() is None:
+            hung.kill()
+            hung.wait()
