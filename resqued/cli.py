@@ -90,7 +90,7 @@ def run_env_pool(config) -> int:
     application: a throwaway child checks the job modules."""
     # Not at the top: env mode's single worker (COUNT=1) runs in this process,
     # and need not carry the master's modules (~1.6 MB of RSS).
-    from resqued.envmode.pool import run
+    from resqued.envmode.master import run
     from resqued.master.control import ControlError
     from resqued.master.codeprobe import probe
 
@@ -135,7 +135,7 @@ def run_master(args) -> int:
     # resque-pool files have no `jobs` key: --app / APP_INCLUDE supply (or add to) the allow-list.
     apps = tuple(args.jobs or [a for a in os.environ.get("APP_INCLUDE", "").split(",") if a.strip()])
 
-    def loader():
+    def read_config():
         config = load_config(args.config, args.environment)
         if apps:
             config = dataclasses.replace(config, jobs=config.jobs + tuple(a for a in apps if a not in config.jobs))
@@ -144,6 +144,11 @@ def run_master(args) -> int:
         check_paths(config)   # at a reload too: a pid_dir swapped for a symlink is refused
         limits.check_worker_count(sum(p.count for p in config.pools), config.max_workers, "pools",
                                   "max_workers", file=config.path)
+        return config
+
+    def loader():
+        # A reload's code is checked by the arbiter (master/reloadprobe.py), not here.
+        config = read_config()
         error = probe(config)
         if error:
             raise ConfigError(f"{config.path}: {error}")
@@ -173,7 +178,7 @@ def run_master(args) -> int:
                 print(f"resqued: daemon pid {daemon_pid}, log {log_file}")
                 return EXIT_OK
         logs.setup(config.log_level, config.log_format)
-        return Arbiter(config, loader, term_mode=args.term).run()
+        return Arbiter(config, read_config, term_mode=args.term, probe_reloads=True).run()
     except (PidfileError, ControlError, OSError) as exc:
         print(f"resqued: {exc}", file=sys.stderr)
         return EXIT_FAILURE

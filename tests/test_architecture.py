@@ -405,8 +405,9 @@ def test_resquectl_reaches_a_master_only_through_the_control_socket():
 # Pure decisions (as master/reconcile.py): plain values in, what to do out;
 # they import no process, signal, clock or Redis code, so that a test runs
 # them without processes.
-PURE_DECISIONS = ("resqued.master.reconcile", "resqued.master.requestdecisions",
+PURE_DECISIONS = ("resqued.master.reconcile", "resqued.master.requestdecisions", "resqued.master.workerexits",
                   "resqued.worker.execution.jobbounds")
+PURE_OURS = ("resqued.protocols", "resqued.process.logs", "resqued.exits", "resqued.supervise.states")
 IMPURE = ("os", "time", "signal", "socket", "select", "psutil", "redis", "subprocess")
 
 
@@ -416,8 +417,7 @@ def test_decisions_are_pure():
         for name in sorted(all_imports(module)):
             if name.split(".")[0] in IMPURE or name.startswith("resqued.redisio"):
                 found.append(f"{module} imports {name}")
-            elif in_package(name, PACKAGE) and not (in_package(name, "resqued.protocols")
-                                                   or name == "resqued.process.logs"):
+            elif in_package(name, PACKAGE) and not any(in_package(name, pure) for pure in PURE_OURS):
                 found.append(f"{module} imports {name}")
     assert not found, "\n".join(found)
 
@@ -453,6 +453,23 @@ def test_no_helper_writes_its_owners_fields():
                 [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else [])
             found += [f"{module}:{node.lineno} writes {ast.unparse(target)}" for target in targets
                       for target in ast.walk(target) if writes_to(target, owner)]
+    assert not found, "\n".join(found)
+
+
+# Modules and the objects whose fields they must not even read: the owner
+# hands them a frozen view of what they need (requests.MasterView).
+READS_NOTHING_OF = [("resqued.master.requests", ("master", "arbiter"))]
+
+
+def test_no_helper_reads_its_owner():
+    found = []
+    for module, owners in READS_NOTHING_OF:
+        for node in ast.walk(parse(MODULES[module])):
+            if isinstance(node, ast.Attribute) and node.attr in owners and \
+                    isinstance(node.value, ast.Name) and node.value.id == "self":
+                found.append(f"{module}:{node.lineno} reads self.{node.attr}")
+            elif isinstance(node, ast.Name) and node.id in owners:
+                found.append(f"{module}:{node.lineno} reads {node.id}")
     assert not found, "\n".join(found)
 
 

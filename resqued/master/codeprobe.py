@@ -2,6 +2,11 @@
 interpreter (``python -m resqued.spawner.probe``, which loads redis-py and
 the job modules): the master itself stays free of redis-py and of the
 application's code and memory. The answer comes back on a pipe.
+
+This is the check at the start, before a rolling restart (new resqued code
+too), and for a reload while the spawner is down; a reload otherwise has a
+child of the running spawner check it (reloadprobe.py), which is cheaper and
+imports the modules as the workers it forks next will.
 """
 
 import json
@@ -44,10 +49,15 @@ def runtime_warnings(config, timeout: float = 2.0) -> list[str]:
     return message.splitlines()
 
 
+def probe_settings(config) -> dict:
+    """What a check reads of a config (spawner/probe.py)."""
+    return {"redis_url": config.redis_url, "namespace": config.namespace, "jobs": list(config.jobs),
+            "aliases": config.aliases, "max_memory": [pool.max_memory for pool in config.pools]}
+
+
 def _run(config, check: str, *extra) -> tuple[str, int]:
     """Run the check; its answer and its wait status."""
-    settings = {"redis_url": config.redis_url, "namespace": config.namespace, "jobs": list(config.jobs),
-                "aliases": config.aliases, "max_memory": [pool.max_memory for pool in config.pools]}
+    settings = probe_settings(config)
     config_fd = os.memfd_create("resqued-probe", os.MFD_CLOEXEC)
     read_fd, write_fd = os.pipe()
     try:

@@ -46,6 +46,9 @@ class MasterState:
     env_mode: bool = False    # no pool.yml: settings are the variables it started with
     restart_active: bool = False
     restart_error: str | None = None
+    reload_probing: bool = False      # a reload's new code is being checked
+    reload_error: str | None = None   # why the last reload was refused
+    on_hup: str = "reload"            # the config's
 
     @property
     def live(self) -> list:
@@ -64,29 +67,32 @@ class ReplyStatus:
 @dataclass(frozen=True)
 class Wait:
     """Answer once ``until`` holds (see holds), or refuse after ``within`` seconds."""
-    until: str                # paused, finished, resumed, applied, restarted
+    until: str                # paused, finished, resumed, probed, applied, restarted
     within: float
 
 
 @dataclass(frozen=True)
 class Pause:
-    then: Wait
+    then: Wait | None = None          # None: a signal's (USR2), nobody waits
 
 
 @dataclass(frozen=True)
 class Resume:
-    then: Wait
+    then: Wait | None = None
 
 
 @dataclass(frozen=True)
 class StopMaster:
-    mode: str                 # graceful or immediate (bounded by shutdown_timeout)
+    mode: str                 # graceful or immediate
+    bounded: bool = True      # graceful: killed after shutdown_timeout (not QUIT's)
     then: ReplyStatus = ReplyStatus("stopping", with_pid=True)
 
 
 @dataclass(frozen=True)
 class Reload:
-    """Re-read the config; then after_reload says what follows."""
+    """Re-read the config; then after_reload says what follows. A HUP's
+    (``hup``) reopens the log first, and restarts under on_hup: restart."""
+    hup: bool = False
 
 
 @dataclass(frozen=True)
@@ -94,7 +100,7 @@ class Restart:
     pools: tuple | None       # None: every pool; then after_restart says what follows
 
 
-ACTIONS = (Pause, Resume, StopMaster, Reload, Restart)   # what the arbiter applies
+ACTIONS = (Pause, Resume, StopMaster, Reload, Restart)   # what the arbiter applies (signals have more)
 
 
 def decide(request: Request, state: MasterState):
@@ -151,6 +157,8 @@ def holds(until: str, state: MasterState) -> bool:
         return all(w.ready and not w.paused for w in live)
     if until == "restarted":
         return not state.restart_active
+    if until == "probed":
+        return not state.reload_probing
     return applied(state)
 
 
@@ -165,7 +173,12 @@ def applied(state: MasterState) -> bool:
 
 
 def settle(wait: Wait, deadline: float, state: MasterState, now: float):
-    """A waiting request's answer now (a Reply), or None: it waits on."""
+    """A waiting request's answer now (a Reply, or what follows a reload
+    once its code is checked), or None: it waits on."""
+    if wait.until == "probed" and not state.reload_probing:
+        if state.stopping:
+            return Refusal(state.reload_error or "the master is stopping")
+        return after_reload(state.reload_error, state.on_hup)
     if wait.until == "restarted" and holds(wait.until, state) and state.restart_error:
         return Refusal(state.restart_error)
     if holds(wait.until, state):

@@ -62,11 +62,12 @@ class RestartView:
     pools: tuple = ()         # RestartPools: the config's, now
 
     @classmethod
-    def of(cls, children, pools: dict) -> "RestartView":
-        """From the master's workers (workerprocess.Child) and pool records (name -> Pool)."""
+    def of(cls, children, supervision: dict) -> "RestartView":
+        """From the master's workers (workerprocess.Child) and its pools'
+        supervision records (name -> PoolSupervision)."""
         return cls(tuple(RestartWorker(c.pid, c.pool.name, c.started, c.ready, c.stopping, c.generation)
                          for c in children),
-                   tuple(RestartPool(name, pool.failed, pool.reason) for name, pool in pools.items()))
+                   tuple(RestartPool(name, record.failed, record.reason) for name, record in supervision.items()))
 
 
 # -- what to do ----------------------------------------------------------------

@@ -122,6 +122,20 @@ class Spawner:
     def spawn_recovery(self, spec: dict) -> int:
         return self._request(protocol.ForkRecovery(spec), [])
 
+    def probe_code(self, settings: dict) -> tuple[int, int]:
+        """Have the spawner fork a child of its own that checks a config's
+        code (spawner/probe.forked); returns its pid and the read end of the
+        pipe its verdict comes on (protocols/spawnersocket.ProbeVerdict)."""
+        read_fd, write_fd = os.pipe()
+        try:
+            pid = self._request(protocol.ProbeCode(settings), [write_fd])
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
+        return pid, read_fd
+
     def stop(self) -> None:
         """The master is leaving: the spawner has nothing to finish."""
         if self.pid is not None:

@@ -5,14 +5,21 @@ descriptors ride along with SCM_RIGHTS.
     spawner -> master   b"R"              SpawnerReady: its imports are done
     master -> spawner   b"W" + 2 fds      ForkWorker (fds: its settings, its report pipe's write end)
                         b"L" + 1 fd       ForkRecovery (fd: its settings)
-    spawner -> master   b"P <pid>"        Forked (the master's child soon)
+                        b"C" + 2 fds      ProbeCode (fds: a config's settings, the verdict pipe's write end)
+    spawner -> master   b"P <pid>"        Forked (the master's child soon; a probe: the spawner's own)
                         b"E <problem>"    NotForked
+    probe -> master     b"ok" | problem   on the verdict pipe, then its end (ProbeVerdict)
 
 The settings travel in a memfd, the first descriptor: a message is limited
 to ~200 KB, which a config with thousands of aliases could pass. A worker's
 are its WorkerSpec as JSON (config/workerspec.py), passed on as they are; a
-recovery run's are a JSON object (master/recoveryruns.py). The master
-closing its end means "stop".
+recovery run's are a JSON object (master/recoveryruns.py), a probe's the
+settings codeprobe.probe_settings makes. The master closing its end means
+"stop".
+
+A probe (a reload's check of the new config's job modules) is forked by the
+spawner as its own child, which answers on its pipe: the spawner replies at
+once and is free to fork workers while the probe imports.
 """
 
 import json
@@ -20,7 +27,8 @@ from dataclasses import dataclass
 
 MAX_KIND = 16               # bytes of a request besides its descriptors
 MAX_REPLY = 4096
-REQUEST_FDS = {b"W": 2, b"L": 1}
+REQUEST_FDS = {b"W": 2, b"L": 1, b"C": 2}
+PROBE_OK = b"ok"
 
 
 class SpawnerMessageRefused(ValueError):
@@ -54,6 +62,33 @@ class ForkRecovery:
 
 
 @dataclass(frozen=True)
+class ProbeCode:
+    spec: dict          # the config's Redis URL, job modules and aliases (codeprobe.probe_settings)
+
+    kind = b"C"
+
+    def settings(self) -> bytes:
+        return json.dumps(self.spec).encode()
+
+
+@dataclass(frozen=True)
+class ProbeVerdict:
+    """What a probe wrote on its pipe before its end: ``problem`` is None
+    when the code imports; ``answered`` is False when it died first."""
+    problem: str | None
+    answered: bool = True
+
+    def encode(self) -> bytes:
+        return PROBE_OK if self.problem is None else self.problem.encode()[:60000]
+
+    @classmethod
+    def decode(cls, data: bytes) -> "ProbeVerdict":
+        if not data:
+            return cls("the check of the job modules ended without an answer", answered=False)
+        return cls(None) if data == PROBE_OK else cls(data.decode(errors="replace"))
+
+
+@dataclass(frozen=True)
 class Forked:
     pid: int
 
@@ -77,9 +112,10 @@ def check_request(kind: bytes, fds: int) -> None:
         raise SpawnerMessageRefused(f"request {kind.decode()} with {fds} descriptors, not {REQUEST_FDS[kind]}")
 
 
-def decode_request(kind: bytes, fds: int, settings: bytes) -> ForkWorker | ForkRecovery:
+def decode_request(kind: bytes, fds: int, settings: bytes) -> ForkWorker | ForkRecovery | ProbeCode:
     """A request: its kind, how many descriptors came with it, the settings
-    read from the first. The report pipe of a ForkWorker is the second."""
+    read from the first. The report pipe of a ForkWorker, or the verdict pipe
+    of a ProbeCode, is the second."""
     check_request(kind, fds)
     try:
         text = settings.decode()
@@ -88,7 +124,9 @@ def decode_request(kind: bytes, fds: int, settings: bytes) -> ForkWorker | ForkR
         raise SpawnerMessageRefused(f"request {kind.decode()} with unreadable settings ({exc})") from None
     if not isinstance(spec, dict):
         raise SpawnerMessageRefused(f"request {kind.decode()} with settings that are no JSON object")
-    return ForkWorker(text) if kind == b"W" else ForkRecovery(spec)
+    if kind == b"W":
+        return ForkWorker(text)
+    return ForkRecovery(spec) if kind == b"L" else ProbeCode(spec)
 
 
 def decode_notice(message: bytes) -> SpawnerReady:

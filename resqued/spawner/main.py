@@ -18,6 +18,11 @@ master, a child subreaper (PR_SET_CHILD_SUBREAPER), adopts the grandchild.
 The grandchild waits to be adopted before it asks to hear of the master's
 death: PR_SET_PDEATHSIG fires on the death of whoever is the parent then.
 
+A reload's code probe (protocols/spawnersocket.ProbeCode) is forked once,
+as the spawner's own child (spawner/probe.forked), which answers the master
+on a pipe of its own: the spawner replies at once, forks workers meanwhile,
+and reaps its probes between requests.
+
 It starts with the workers' signals blocked (the master's start_module asks
 for that mask), and leaves them so: the workers inherit the mask and unblock
 once their handlers are installed.
@@ -33,13 +38,14 @@ import time
 
 from resqued.process import logfile, logs
 from resqued.process.fork import fork_child
-from resqued.process.signals import exit_on_parent_death
+from resqued.process.signals import exit_on_parent_death, wait_readable
 from resqued.process.title import set_raw_title
 from resqued.protocols import spawnersocket as protocol
 
 log = logging.getLogger("resqued.master")   # test_architecture.LOGGER_OF says why
 
 ADOPTION_TIMEOUT = 10.0
+REAP_EVERY = 0.5          # while a probe runs: how often its end is looked for
 
 
 class ForkFailed(Exception):
@@ -76,7 +82,11 @@ def serve(sock, title: str, master_pid: int) -> int:
     from resqued.spawner import entrypoints
     gc.freeze()  # our objects stay out of the workers' collections: fewer copied pages
     sock.send(protocol.SpawnerReady().encode())
+    probes = set()   # our own children: the reloads' probes still running
     while True:
+        probes = _reap(probes)
+        if probes and not wait_readable([sock], REAP_EVERY):
+            continue
         try:
             kind, fds, _, _ = socket.recv_fds(sock, protocol.MAX_KIND, 2)
         except InterruptedError:
@@ -93,7 +103,10 @@ def serve(sock, title: str, master_pid: int) -> int:
             continue
         logfile.follow()  # before forking: the worker starts on the master's current log
         try:
-            if isinstance(request, protocol.ForkWorker):
+            if isinstance(request, protocol.ProbeCode):
+                pid = _fork_probe(request.spec, fds[1], [sock.fileno(), fds[0]], title)
+                probes.add(pid)
+            elif isinstance(request, protocol.ForkWorker):
                 pid = fork_adopted(lambda: entrypoints.worker_main(request.spec_json, fds[1]), master_pid,
                                    [sock.fileno(), fds[0]])
             else:
@@ -106,6 +119,29 @@ def serve(sock, title: str, master_pid: int) -> int:
             for fd in fds:
                 os.close(fd)
         sock.send(reply.encode())
+
+
+def _fork_probe(spec: dict, answer_fd: int, close_fds, title: str) -> int:
+    """A child of ours that checks a config's code (probe.forked); not
+    adopted by the master: it answers on ``answer_fd``, and we reap it."""
+    from resqued.spawner import probe  # here: beside entrypoints, after the title (see serve)
+    spawner = os.getpid()
+    return fork_child(lambda: probe.forked(spec, answer_fd, title.replace("spawner", "probe", 1)),
+                      close=close_fds, pdeathsig=signal.SIGKILL, parent_pid=spawner,
+                      on_crash=lambda: log.exception("a code probe crashed"))
+
+
+def _reap(probes: set) -> set:
+    """The probes still running."""
+    running = set()
+    for pid in probes:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            continue
+        if not done:
+            running.add(pid)
+    return running
 
 
 def _read_request(kind: bytes, fds):

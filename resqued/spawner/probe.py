@@ -8,6 +8,10 @@ each check means, is master/codeprobe.py.
                      exit 1; nothing, exit 0
   --check warnings   what ``--check`` warns of, one line each
 The config comes as JSON on --config-fd, the answer goes to --answer-fd.
+
+A reload's probe runs the same check in a child the spawner forks
+(``forked``): it already holds redis-py and resqued, and a worker forked
+after the reload imports the job modules just as that child does.
 """
 
 import argparse
@@ -20,6 +24,8 @@ from resqued.config.redisurl import redact
 from resqued.jobs.allowlist import JobRegistry, RegistryError
 from resqued.process import logs
 from resqued.process.signals import exit_on_parent_death
+from resqued.process.title import set_raw_title
+from resqued.protocols.spawnersocket import ProbeVerdict
 
 
 def main(argv) -> int:
@@ -41,25 +47,38 @@ def main(argv) -> int:
             pass   # a warning the check could not make is no error of the config
         return 0
     try:
-        return 0 if probe(config, args.answer_fd) else 1
+        problem = probe(config)
     except BaseException as exc:
-        os.write(args.answer_fd, f"jobs: {type(exc).__name__}: {exc}".encode()[:60000])
-        return 1
+        problem = f"jobs: {type(exc).__name__}: {exc}"
+    if problem is not None:
+        os.write(args.answer_fd, problem.encode()[:60000])
+    return 0 if problem is None else 1
 
 
-def probe(config, answer_fd) -> bool:
+def forked(config, answer_fd, title: str) -> int:
+    """In the spawner's child: the probe, its verdict on ``answer_fd``
+    (protocols/spawnersocket.ProbeVerdict)."""
+    set_raw_title(title)
+    try:
+        problem = probe(config)
+    except BaseException as exc:
+        problem = f"jobs: {type(exc).__name__}: {exc}"
+    os.write(answer_fd, ProbeVerdict(problem).encode())
+    return 0 if problem is None else 1
+
+
+def probe(config) -> str | None:
+    """The problem, as "<key>: <problem>", or None."""
     from redis.connection import parse_url  # here: only this check needs redis-py's URL parser
     try:
         parse_url(config["redis_url"])
     except ValueError as exc:
-        os.write(answer_fd, f"redis: redis URL {redact(config['redis_url'])!r}: {exc}".encode())
-        return False
+        return f"redis: redis URL {redact(config['redis_url'])!r}: {exc}"
     try:
         JobRegistry.build(config["jobs"], config["aliases"])
     except RegistryError as exc:
-        os.write(answer_fd, f"jobs: {exc}".encode()[:60000])
-        return False
-    return True
+        return f"jobs: {exc}"
+    return None
 
 
 def warnings(config, timeout, answer_fd) -> None:

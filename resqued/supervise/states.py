@@ -1,8 +1,8 @@
-"""What a supervisor decides when one of its workers exits, and the state of
-a pool of workers, as pure code (no processes, no clock of its own): the
+"""What a supervisor decides when one of its workers exits, and what it keeps
+of a pool across its workers' lives (PoolSupervision), as pure code (no processes, no clock of its own): the
 master's arbiter, which env mode runs too, acts on it.
 
-A pool is RUNNING, in BACKOFF after its workers died at boot (each start
+A pool (a pool.yml entry, config/model.PoolConfig) is RUNNING, in BACKOFF after its workers died at boot (each start
 waits longer), or FATAL after MAX_BOOT_FAILURES boot deaths in a row, until
 a reload: Supervisor's STARTING/BACKOFF/FATAL, per pool.
 """
@@ -58,14 +58,14 @@ def left_jobs_behind(code: int, *, announced: bool, settled: bool) -> bool:
     return not (announced and settled and code in CLEAN_EXITS)
 
 
-class PoolState(enum.Enum):
+class SupervisionState(enum.Enum):
     RUNNING = "running"
     BACKOFF = "backoff"
     FATAL = "failed"
 
 
 @dataclass
-class Pool:
+class PoolSupervision:
     """A pool's supervision record, kept across the lives of its workers."""
     backoff: Backoff = field(default_factory=Backoff)
     failed: bool = False      # FATAL: no more starts until a reload
@@ -85,13 +85,13 @@ class Pool:
         last = f" (last: {self.last_exit})" if self.last_exit else ""
         return f"its workers died at boot {self.backoff.failures} times in a row{last}"
 
-    def state(self, now: float) -> PoolState:
+    def state(self, now: float) -> SupervisionState:
         if self.failed:
-            return PoolState.FATAL
-        return PoolState.BACKOFF if self.backoff.waiting(now) else PoolState.RUNNING
+            return SupervisionState.FATAL
+        return SupervisionState.BACKOFF if self.backoff.waiting(now) else SupervisionState.RUNNING
 
     def may_start(self, now: float) -> bool:
-        return self.state(now) is PoolState.RUNNING
+        return self.state(now) is SupervisionState.RUNNING
 
     def worker_exited(self, verdict: Exit, now: float) -> float | None:
         """Record a worker's exit. Returns the backoff delay after a boot
@@ -131,3 +131,30 @@ class Stop:
 
     def deadlines(self) -> list[float]:
         return [t for t in (self.turn_immediate_at, self.kill_at, self.give_up_recovery_at) if t]
+
+    def begin(self, mode: str, bounded: bool, now: float, shutdown_timeout: float, term_timeout: float) -> None:
+        """Stop in ``mode`` from ``now`` (the first stop, or graceful turned
+        immediate): graceful and ``bounded`` turns immediate after
+        shutdown_timeout; immediate kills what is left after term_timeout
+        and 5 s more."""
+        self.mode = mode
+        if mode == "immediate":
+            self.turn_immediate_at, self.kill_at = None, now + term_timeout + 5.0
+        elif bounded:
+            self.turn_immediate_at = now + shutdown_timeout
+
+    def due(self, now: float) -> tuple[bool, bool]:
+        """(turn immediate now, kill the workers left now); each is due once."""
+        turn = bool(self.turn_immediate_at and now >= self.turn_immediate_at)
+        kill = bool(self.kill_at and now >= self.kill_at)
+        if kill:
+            self.kill_at = None
+        return turn, kill
+
+    def give_up_recovery(self, now: float, timeout: float) -> bool:
+        """Once nothing but Redis is left to wait for (lost jobs to recover,
+        no worker): give up ``timeout`` seconds later, not hang forever."""
+        if self.give_up_recovery_at is None:
+            self.give_up_recovery_at = now + timeout
+            return False
+        return now >= self.give_up_recovery_at

@@ -99,3 +99,14 @@ def test_ready_is_due_once_per_applied_config_and_never_while_stopping():
     assert not ready_due(RUNNING, ready_sent=True)
     assert not ready_due(state(WorkerView(1, "mail")), ready_sent=False)
     assert not ready_due(MasterState(workers=RUNNING.workers, pools=(MAIL,), stopping=True), ready_sent=False)
+
+
+def test_a_reload_request_waits_for_its_code_check_then_for_what_follows():
+    wait = Wait("probed", REQUEST_TIMEOUT)
+    assert settle(wait, 100.0, state(reload_probing=True), 1.0) is None
+    assert settle(wait, 100.0, state(), 1.0) == Wait("applied", REQUEST_TIMEOUT)
+    assert settle(wait, 100.0, state(on_hup="restart"), 1.0) == Restart(None)
+    assert settle(wait, 100.0, state(reload_error="x.yml: jobs: boom"), 1.0) == \
+        Refusal("x.yml: jobs: boom", config_error=True)
+    assert settle(wait, 100.0, state(stopping=True, reload_error="stopped first"), 1.0) == Refusal("stopped first")
+    assert isinstance(settle(wait, 100.0, state(reload_probing=True), 101.0), Refusal)   # too long

@@ -104,8 +104,8 @@ def test_the_view_is_read_from_the_masters_records():
         pid, started, ready, stopping, generation = 7, 3.0, True, False, 2
         pool = RestartPool("mail")
 
-    class Pool:
+    class Supervision:   # what it reads of a supervise.states.PoolSupervision
         failed, reason = True, "why"
 
-    view = RestartView.of([Child()], {"mail": Pool()})
+    view = RestartView.of([Child()], {"mail": Supervision()})
     assert view == RestartView((RestartWorker(7, "mail", 3.0, True, False, 2),), (RestartPool("mail", True, "why"),))

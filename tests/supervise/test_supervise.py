@@ -5,7 +5,7 @@ import pytest
 
 from resqued.exits import EXIT_BOOT_ERROR, EXIT_FAILURE, EXIT_OK, EXIT_RECYCLE_JOBS, EXIT_RECYCLE_MEMORY
 from resqued.supervise.backoff import Backoff
-from resqued.supervise.states import MAX_BOOT_FAILURES, Exit, Pool, PoolState, Stop, judge_exit, left_jobs_behind
+from resqued.supervise.states import MAX_BOOT_FAILURES, Exit, PoolSupervision, SupervisionState, Stop, judge_exit, left_jobs_behind
 
 
 def test_backoff_doubles_up_to_its_cap_and_starts_over_after_a_success():
@@ -49,18 +49,18 @@ def test_only_announced_settled_clean_exits_leave_no_jobs_to_recover():
 
 
 def test_a_pool_backs_off_on_boot_failures_then_turns_fatal():
-    pool = Pool()
+    pool = PoolSupervision()
     delays = [pool.worker_exited(Exit.BOOT_FAILURE, now=10.0) for _ in range(MAX_BOOT_FAILURES - 1)]
     assert delays == [0.5, 1, 2, 4, 8]
-    assert pool.state(10.0) is PoolState.BACKOFF and not pool.may_start(10.0)
-    assert pool.state(18.0) is PoolState.RUNNING
+    assert pool.state(10.0) is SupervisionState.BACKOFF and not pool.may_start(10.0)
+    assert pool.state(18.0) is SupervisionState.RUNNING
     assert pool.worker_exited(Exit.BOOT_FAILURE, now=20.0) is None
-    assert pool.state(1e9) is PoolState.FATAL and pool.failed and not pool.may_start(1e9)
+    assert pool.state(1e9) is SupervisionState.FATAL and pool.failed and not pool.may_start(1e9)
     assert pool.restarts == MAX_BOOT_FAILURES and pool.backoff.failures == MAX_BOOT_FAILURES
 
 
 def test_a_worker_that_dies_at_work_resets_the_boot_failures():
-    pool = Pool()
+    pool = PoolSupervision()
     pool.worker_exited(Exit.BOOT_FAILURE, now=0.0)
     pool.worker_exited(Exit.DIED, now=1.0)
     assert pool.backoff.failures == 0 and pool.may_start(1.0) and pool.restarts == 2
@@ -88,3 +88,18 @@ def test_an_error_exit_soon_after_start_is_a_boot_failure():
     assert judge_exit(-9, stopping=False, ready=True, uptime=0.2) is Exit.DIED
     assert judge_exit(0, stopping=False, ready=True, uptime=0.2) is Exit.DIED
 
+
+
+def test_a_stops_deadlines_as_it_begins_turns_immediate_and_falls_due():
+    stop = Stop("graceful")
+    stop.begin("graceful", bounded=False, now=0.0, shutdown_timeout=10.0, term_timeout=4.0)
+    assert stop.deadlines() == [] and stop.due(1e9) == (False, False)       # QUIT: no limit
+    stop.begin("graceful", bounded=True, now=0.0, shutdown_timeout=10.0, term_timeout=4.0)
+    assert stop.due(9.9) == (False, False) and stop.due(10.0) == (True, False)
+    stop.begin("immediate", bounded=True, now=10.0, shutdown_timeout=10.0, term_timeout=4.0)
+    assert stop.turn_immediate_at is None and stop.deadlines() == [19.0]
+    assert stop.due(18.9) == (False, False) and stop.due(19.0) == (False, True)
+    assert stop.due(20.0) == (False, False)                                     # the kill is due once
+    # Lost jobs with no worker left: given up a timeout after that is first seen.
+    assert not stop.give_up_recovery(30.0, 5.0) and not stop.give_up_recovery(34.9, 5.0)
+    assert stop.give_up_recovery(35.0, 5.0)
