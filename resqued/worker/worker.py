@@ -51,14 +51,14 @@ from resqued.redisio import refusals
 from resqued.worker.outage import RedisOutage
 from resqued.worker.reports import MasterReports
 from resqued.protocols.reportpipe import WorkerState
-from resqued.worker.reserve import Reserver, UnsupportedServer, check_server, pause_requested
+from resqued.worker.pausekey import PauseKey
+from resqued.worker.reserve import Reserver, UnsupportedServer, check_server
 from resqued.process.signals import SignalQueue, describe, wait_readable
 
 log = logging.getLogger("resqued.worker")
 
 HANDLED_SIGNALS = (signal.SIGQUIT, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1,
                    signal.SIGUSR2, signal.SIGCONT, signal.SIGCHLD)
-PAUSE_KEY_CHECK = 1.0
 QUEUES_REREAD = 1.0   # how stale a busy "*" worker's list of queues may get
 
 
@@ -87,8 +87,7 @@ class Worker:
                                          self.recovery)
         self.reserver = Reserver(self.redis, self.keys, self.id, self.signals)
         self.outage = RedisOutage(self)
-        self._pause_checked_at = 0.0
-        self._paused_by_key_cache = False
+        self.pause_key = PauseKey(self)
         self.recycle = RecyclePolicy(spec.max_jobs, spec.max_memory)
         self.reports = MasterReports(spec.report_fd)
         self.pidfile = Pidfile(spec.pidfile) if spec.pidfile else None
@@ -173,7 +172,7 @@ class Worker:
             self.dispatch_signals()
             if self.shutdown or self._orphaned():
                 return
-            if self.paused or self.outage.retry(self._paused_by_key, until_shutdown=True):
+            if self.paused or self.outage.retry(self.pause_key.read, until_shutdown=True):
                 self.outage.retry(self._give_back_held, until_shutdown=True)
                 self.outage.retry(lambda: self.registration.mark_paused(True), until_shutdown=True)
                 self.show_title("Paused")
@@ -276,20 +275,6 @@ class Worker:
         self._queues_read_at = time.monotonic()
         explicit = [q for q in queues if q != "*"]
         return self.reserver.usable(explicit + [q for q in known if q not in explicit])
-
-    def _paused_by_key(self) -> bool:
-        # Ruby Resque's global pause switch, set by people (resque-web). Every
-        # take reads it too (reserve.py), so that no job pushed after it was
-        # set runs; here, while no job is taken, at most once a second.
-        now = time.monotonic()
-        seen, self.reserver.pause_seen = self.reserver.pause_seen, None
-        if seen is not None:
-            self._paused_by_key_cache, self._pause_checked_at = seen, now
-        # During an outage, always ask: a cached answer would read as "Redis is back".
-        elif self.outage.since is not None or now - self._pause_checked_at >= PAUSE_KEY_CHECK:
-            self._paused_by_key_cache = pause_requested(self.redis.get(self.keys.pause_all))
-            self._pause_checked_at = now
-        return self._paused_by_key_cache
 
     def _orphaned(self) -> bool:
         master = self.spec.parent_pid
