@@ -49,8 +49,8 @@ from resqued.resque.presence import Registration
 from resqued.jobs.allowlist import UnknownJob
 from resqued.redisio import refusals
 from resqued.worker.outage import RedisOutage
-from resqued.worker.reports import MasterReports
-from resqued.protocols.reportpipe import WorkerState
+from resqued.worker.reports import MasterReports, job_outcome
+from resqued.protocols.reportpipe import JobOutcome, WorkerState
 from resqued.worker.pausekey import PauseKey
 from resqued.worker.reserve import Reserver, UnsupportedServer, check_server
 from resqued.process.signals import SignalQueue, describe, wait_readable
@@ -160,6 +160,7 @@ class Worker:
                             "or the next prune of this worker, recovers them", self.id,
                             "a job's outcome was refused" if self._unrecorded else "Redis unavailable")
             self.reserver.close()
+            self.reports.flush()   # the finished jobs no report carried yet: the master's metrics
             if self.pidfile:
                 self.pidfile.remove()
             log.info("worker %s stopped after %s%s", self.id, counted(self.jobs_done, "job"),
@@ -330,11 +331,13 @@ class Worker:
     # -- one job -----------------------------------------------------------
     def _process(self, queue: str, raw: bytes) -> None:
         logfile.follow()  # the job's lines, after a wait that may have outlasted a HUP
+        picked = time.time()   # its wait in the queue ends: the metrics' wait
         try:
             payload = wire.decode_payload(raw)
         except wire.InvalidPayload as exc:
             log.error("worker %s: bad item on queue %s: %s", self.id, queue, exc)
             self._record(queue, raw, wire.raw_payload_record(raw), Failure(INVALID_PAYLOAD, str(exc)))
+            self.reports.finished(queue, None, JobOutcome.FAILED, 0.0, None, picked)
             return
         job = Job(queue, payload, raw, self.id)
         try:
@@ -342,6 +345,7 @@ class Worker:
         except UnknownJob as exc:
             log.error("worker %s: job %s on %s refused: %s", self.id, job.label, queue, exc)  # exc names the class
             self._record(queue, raw, payload, Failure(UNKNOWN_JOB, str(exc)))
+            self.reports.finished(queue, None, JobOutcome.FAILED, 0.0, payload, picked)
             return
         log.info("job %s %s on %s started", job.label, job.job_class, queue)
         started = time.monotonic()
@@ -353,6 +357,7 @@ class Worker:
             log.warning("job %s %s on %s killed after %.0f ms by the stop: back to the head of its queue",
                         job.label, job.job_class, queue, elapsed)
             self._give_back_killed(queue, raw)
+            self.reports.finished(queue, job.job_class, JobOutcome.REQUEUED, elapsed / 1000, payload, picked)
             return
         if failure is None:
             log.info("job %s %s on %s %s in %.0f ms", job.label, job.job_class, queue,
@@ -361,6 +366,7 @@ class Worker:
             log.warning("job %s %s on %s failed in %.0f ms: %s: %s", job.label, job.job_class, queue,
                         elapsed, failure.exception, failure.error)
         self._record(queue, raw, payload, failure)
+        self.reports.finished(queue, job.job_class, job_outcome(failure, skipped), elapsed / 1000, payload, picked)
 
     def kill_job_for_stop(self, reason: str) -> None:
         """Kill the running job because the worker is going away (TERM, its
