@@ -31,7 +31,9 @@ from resqued.master import reconcile
 from resqued.master.adopted import end_adopted
 from resqued.master.control import ControlServer
 from resqued.master.headline import Headline
-from resqued.master.helperprocess import HelperProcess
+from resqued.master.exporterlink import Exporter
+from resqued.master.helperprocess import HelperProcess, hand_exit
+from resqued.master.metricstally import Tally, exit_reason
 from resqued.master.requestdecisions import Pause, Reload, Restart, Resume, StopMaster, after_reload, after_restart
 from resqued.master.requests import RequestHandlers
 from resqued.master.restart import REPLACED, RestartView, RollingRestart
@@ -75,7 +77,8 @@ class Arbiter:
         self.requests = RequestHandlers(self)   # resquectl's requests, status, READY
         self.restart = RollingRestart(self.name)  # resquectl restart: new code, pool by pool
         self.hostname = socket.gethostname()
-        self.lost = RecoveryRuns()
+        self.tally, self.exporter = Tally(), Exporter(self.name)   # metrics: what is counted, what serves it
+        self.lost = RecoveryRuns(self.tally)
         self.spawner = Spawner(self.name)
         self._spawn_retry_at = 0.0
         self.headline = Headline(self.name, self.notifier)   # ps and systemd's STATUS=
@@ -101,6 +104,7 @@ class Arbiter:
                 self._turn()
             self.restart.abandon()
             self.spawner.stop()
+            self.exporter.stop()
             end_adopted(self.config.term_timeout)
             log.info("master %d stopped", os.getpid())
             return self.exit_code
@@ -108,6 +112,7 @@ class Arbiter:
             self.requests.abandon_waiting()
             self.restart.abandon()
             self.spawner.stop()
+            self.exporter.stop()
             if self.control:
                 self.control.close()
             if self.pidfile:
@@ -122,6 +127,7 @@ class Arbiter:
             self.notifier.watchdog()   # a reload takes a while: systemd must not think us hung
         self._reap()
         self._keep_spawner()
+        self.exporter.start_due(self.config)
         if self.stopping:
             self._enforce_stop_deadlines()
         else:
@@ -290,6 +296,7 @@ class Arbiter:
             new = self.loader()
         except ConfigError as exc:
             log.error("reload refused, still running the previous config: %s", exc)
+            self.tally.reloaded(ok=False)
             self.notifier.ready(f"reload refused: {exc}")
             return str(exc)
         old_settings = workerprocess.global_settings(self.config)
@@ -305,6 +312,7 @@ class Arbiter:
                          "redis, namespace or job settings changed")
         log.info("reloaded %s: %s", new.path, ", ".join(f"{p.name}={p.count}" for p in new.pools))
         self.requests.reloaded()  # READY=1 again once the new config is applied
+        self.tally.reloaded(ok=True)
         return None
 
     # -- children ----------------------------------------------------------
@@ -323,7 +331,7 @@ class Arbiter:
         can_spawn = self.spawner.ready and now >= self._spawn_retry_at
         for pool in plan.spawn if can_spawn else ():
             try:
-                child = workerprocess.spawn(self.config, pool, self.paused, self.spawner)
+                child = workerprocess.spawn(self.config, pool, self.paused, self.spawner, self.tally)
             except (SpawnerError, OSError) as exc:
                 # E.g. fork failed (a process limit): try again in a second,
                 # not on every turn of the loop (each job's report is one).
@@ -377,29 +385,19 @@ class Arbiter:
                 return
             child = self.children.pop(pid, None)
             if child is None:
-                self._reap_helper(pid, status)
+                hand_exit(self.helpers(), pid, status)   # else an orphan we adopted: reaped (see adopted.py)
                 continue
             child.read_reports()
             os.close(child.report_fd)
             workerprocess.remove_worker_pidfile(self.config, child)
             self._account(child, os.waitstatus_to_exitcode(status))
 
-    def _reap_helper(self, pid: int, status: int) -> None:
-        code = os.waitstatus_to_exitcode(status)
-        how = f"exit code {code}" if code >= 0 else f"signal {describe(-code)}"
-        for helper in self.helpers():
-            if helper.owns(pid):
-                helper.on_exit(pid, code, how)
-                return
-        # Anything else is an orphan we adopted as a subreaper: reaped, no
-        # more (those still running when we stop are ended: adopted.py).
-
     def helpers(self) -> list[HelperProcess]:
         """The processes the master runs besides its workers
         (helperprocess.py), in the order they are served. Read each turn: a
         rolling restart replaces ``self.spawner``. A new kind of helper is
         one more entry here."""
-        return [self.spawner, self.restart, self.lost]
+        return [self.spawner, self.restart, self.lost, self.exporter]
 
     def _account(self, child, code: int) -> None:
         how = f"exit code {code}" if code >= 0 else f"signal {describe(-code)}"
@@ -408,10 +406,12 @@ class Arbiter:
         if left_jobs_behind(code, announced=announced, settled=child.settled):
             # Its in-flight job, if any, is recovered now (a recovery run).
             worker_id = f"{self.hostname}:{child.pid}:{child.pool.name}"
-            self.lost.add(worker_id, f"worker {worker_id} died ({how}) while processing it", child.recovery)
+            self.lost.add(worker_id, f"worker {worker_id} died ({how}) while processing it", child.recovery,
+                          child.report.job if child.busy else None)
         pool = self.pools.get(child.pool.name)
         verdict = judge_exit(code, stopping=child.stopping or pool is None, ready=child.ready,
                              busy=child.busy, announced=announced, uptime=time.monotonic() - child.started)
+        self.tally.worker_exited(child.pool.name, exit_reason(verdict, code, mid_job=mid_job, announced=announced))
         if verdict is Exit.STOPPED:
             log.info("worker %d (%s) stopped (%s)", child.pid, child.pool.name, how)
             return

@@ -1,15 +1,18 @@
 """What the master's loop knows of a helper process: anything it starts
 besides its workers (the spawner, the new spawner of a rolling restart, the
-recovery runs), each behind one small interface, so that a new kind of
+recovery runs, the metrics exporter), each behind one small interface, so that a new kind of
 helper is one class, not an edit to each step of the arbiter's loop.
 
 Like uvicorn's Process or Supervisor's subprocess: the loop asks each helper
 what it waits on and when it must be woken, tells it what became readable,
-and hands it its exit once reaped. Deciding what to do (restart it, retry a
+and hands it its exit once reaped (hand_exit). Deciding what to do (restart it, retry a
 batch) stays in the helper.
 """
 
+import os
 from typing import Protocol, runtime_checkable
+
+from resqued.process.signals import describe
 
 
 @runtime_checkable
@@ -30,3 +33,16 @@ class HelperProcess(Protocol):
     def on_exit(self, pid: int, code: int, how: str) -> None:
         """The master reaped our ``pid``: ``code`` as waitstatus_to_exitcode
         gives it (negative: a signal), ``how`` the same for a log line."""
+
+
+def hand_exit(helpers, pid: int, status: int) -> bool:
+    """Hand the exit of ``pid`` (``status`` as os.waitpid gives it) to the
+    helper that owns it; False when none does (an orphan the master adopted
+    as a subreaper: reaped, no more)."""
+    code = os.waitstatus_to_exitcode(status)
+    how = f"exit code {code}" if code >= 0 else f"signal {describe(-code)}"
+    for helper in helpers:
+        if helper.owns(pid):
+            helper.on_exit(pid, code, how)
+            return True
+    return False

@@ -22,7 +22,7 @@ from resqued.master import reconcile
 from resqued.master.requestdecisions import (ACTIONS, MasterState, PoolView, ReplyStatus, Wait, WorkerView,
                                              decide, ready_due, settle)
 from resqued.process.logs import counted
-from resqued.protocols.controlsocket import Answer, Refusal, Status
+from resqued.protocols.controlsocket import Answer, Command, Metrics, Refusal, Status
 from resqued.protocols.reportpipe import WorkerState
 from resqued.config.redisurl import redact
 
@@ -37,6 +37,9 @@ class RequestHandlers:
         """Answer ``conn``'s request, now or once it may be: ``apply(action)``
         has the master do an action (requestdecisions.ACTIONS) and returns
         what follows it."""
+        if conn.request.command == Command.METRICS:   # the exporter's, answered even while stopping
+            conn.reply(Answer(metrics=self.metrics()))
+            return
         try:
             step = decide(conn.request, self.snapshot())
             while isinstance(step, ACTIONS):
@@ -126,6 +129,18 @@ class RequestHandlers:
                 "spawner": self._spawner_status(),
                 "pools": pools,
                 "workers": [c.describe() for c in sorted(master.children.values(), key=lambda c: c.pid)]}
+
+    def metrics(self) -> Metrics:
+        """The master's part of the metrics (the exporter reads the rest
+        from Redis, and each worker's memory from /proc): cheap to build,
+        at each scrape."""
+        master, pools = self.master, {}
+        for child in master.children.values():
+            job_child = child.report.child if child.busy else None   # its memory is the job's, not the pool's
+            pools.setdefault(child.pool.name, []).append([child.pid, child.describe_state(), job_child])
+        return {"tally": master.tally.to_json(),
+                "pools": [{"name": pool.name, "failed": master.pools[pool.name].failed,
+                           "workers": pools.get(pool.name, [])} for pool in master.config.pools]}
 
     def _spawner_status(self) -> dict:
         spawner = self.master.spawner
