@@ -87,7 +87,8 @@ def main(argv=None) -> int:
     logs.apply_exec_arguments(args)
     with os.fdopen(args.settings_fd, "rb") as f:
         settings = json.load(f)
-    exit_on_parent_death(signal.SIGTERM)   # SIGTERM: nothing to finish, and the address must be free for the next master
+    # Nothing to finish, and the address must be free for the next master.
+    exit_on_parent_death(signal.SIGTERM)
     if os.getppid() != settings["master_pid"]:
         return EXIT_OK   # the master is gone already
     set_raw_title(settings["title"])

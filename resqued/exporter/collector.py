@@ -9,6 +9,7 @@ per worker pid (workers are recycled), to be merged at each scrape.
 """
 
 import math
+import threading
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
@@ -17,12 +18,50 @@ from resqued.process.memory import tree_memory
 from resqued.protocols.reportpipe import WorkerState
 
 WORKER_STATES = tuple(state.value for state in WorkerState)
+MEMORY_REFRESH = 10.0   # seconds between two measures of the workers' memory
+
+
+class MemoryWatch:
+    """Each pool's workers' memory (PSS, process/memory.tree_memory), measured
+    in a thread of its own at most every MEMORY_REFRESH seconds: a measure
+    reads /proc/PID/smaps_rollup of each worker's processes, 1-2 ms a worker,
+    which a scrape of 64 workers must not wait for. A scrape hands it the
+    workers it heard of and takes the last figures."""
+
+    def __init__(self, every: float = MEMORY_REFRESH):
+        self.every = every
+        self._workers = {}     # pool -> [[pid, state, job child's pid or None]]
+        self._figures = {}     # pool -> bytes, from the last measure
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        threading.Thread(target=self._run, name="memory", daemon=True).start()
+
+    def figures(self, pools) -> dict:
+        with self._lock:
+            first = not self._workers
+            self._workers = {pool["name"]: list(pool["workers"]) for pool in pools}
+            figures = dict(self._figures)
+        if first:
+            self._wake.set()   # the first scrape: measure now, not in MEMORY_REFRESH
+        return figures
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self.every)
+            self._wake.clear()
+            with self._lock:
+                workers = dict(self._workers)
+            figures = {pool: sum(tree_memory(pid, exclude={child} if child else ()) for pid, _, child in found)
+                       for pool, found in workers.items()}
+            with self._lock:
+                self._figures = figures
 
 
 class ResquedCollector:
-    def __init__(self, master_side, redis_side):
+    def __init__(self, master_side, redis_side, memory: MemoryWatch | None = None):
         self.master_side = master_side
         self.redis_side = redis_side
+        self.memory = memory or MemoryWatch()
 
     def collect(self):
         master = self.master_side.read()
@@ -32,7 +71,7 @@ class ResquedCollector:
         if redis.up:
             yield from redis_families(redis)
         if master is not None:
-            yield from master_families(master)
+            yield from master_families(master, self.memory.figures(master["pools"]))
 
     def describe(self):
         return []   # read at each scrape: nothing to say ahead
@@ -62,7 +101,7 @@ def redis_families(redis):
                 value=redis.workers)
 
 
-def master_families(master):
+def master_families(master, memory_figures: dict):
     tally = master["tally"]
     jobs = CounterMetricFamily("resqued_jobs", "jobs finished, by how they ended", labels=["queue", "class", "outcome"])
     for queue, job_class, outcome, count in tally["jobs"]:
@@ -85,8 +124,8 @@ def master_families(master):
         reloads.add_metric([result], count)
     yield reloads
     workers = gauge("resqued_workers", "the master's workers, by pool and state", ["pool", "state"])
-    memory = gauge("resqued_worker_memory_bytes",
-                   "memory (PSS) of the pool's workers' own processes, job children aside", ["pool"])
+    memory = gauge("resqued_worker_memory_bytes", "memory (PSS) of the pool's workers' own processes, job "
+                   f"children aside, measured every {MEMORY_REFRESH:g} s", ["pool"])
     failed = gauge("resqued_pool_failed", "1 when the pool is FAILED (its workers kept dying at boot)", ["pool"])
     for pool in master["pools"]:
         states = dict.fromkeys(WORKER_STATES, 0)
@@ -94,8 +133,8 @@ def master_families(master):
             states[state] = states.get(state, 0) + 1
         for state, count in states.items():
             workers.add_metric([pool["name"], state], count)
-        memory.add_metric([pool["name"]], sum(tree_memory(pid, exclude={child} if child else ())
-                                              for pid, _, child in pool["workers"]))
+        if pool["name"] in memory_figures:
+            memory.add_metric([pool["name"]], memory_figures[pool["name"]])
         failed.add_metric([pool["name"]], int(pool["failed"]))
     yield from (workers, memory, failed)
 

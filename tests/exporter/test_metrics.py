@@ -2,6 +2,8 @@
 workers and jobs, a real Redis; /metrics scraped with urllib and parsed
 with prometheus_client's parser."""
 
+import os
+import signal
 import socket
 import time
 import urllib.error
@@ -72,6 +74,9 @@ def test_a_scrape_shows_queues_jobs_by_outcome_and_recycles(master_factory, resq
     assert value(samples, "resqued_reloads_total", result="ok") == 0
     assert value(samples, "resqued_workers_registered") >= 1
     assert sum(v for (name, labels), v in samples.items() if name == "resqued_workers") >= 1
+    # Measured beside the scrapes (exporter/collector.MemoryWatch), from the first on.
+    wait_until(lambda: (value(serving(address) or {}, "resqued_worker_memory_bytes", pool="metrics") or 0) > 1e6,
+               timeout=20, message="the pool's memory")
     assert stop(master.proc) == 0
 
 
@@ -138,3 +143,23 @@ def test_env_mode_with_metrics_runs_a_master_that_serves_them(procs, redis_url, 
     assert value(samples, "resqued_up") == 1
     assert value(samples, "resqued_workers", pool="envq", state="idle") == 1
     assert stop(proc) == 0
+
+
+def test_a_job_a_stop_gave_back_is_counted_requeued_as_its_worker_exits(master_factory, resque, r):
+    address = f"127.0.0.1:{free_port()}"
+    master = master_factory(["queues: metrics\ncount: 1"], metrics=address)
+    wait_until(lambda: serving(address), timeout=20, message="the exporter serving")
+    resque.enqueue("metrics", "Slow", {"seconds": 30})
+    _, started = r.blpop(["test:log"], timeout=20)
+    assert started.startswith(b"started:")
+    (worker,) = master.workers()
+    os.kill(worker, signal.SIGTERM)   # to the worker alone: it kills its job, gives it back, exits
+
+    def counted():
+        samples = serving(address)
+        return samples if samples and value(samples, "resqued_jobs_total", queue="metrics", outcome="requeued",
+                                             **{"class": "Slow"}) == 1 and value(
+            samples, "resqued_worker_exits_total", pool="metrics", reason="exited") == 1 else None
+    wait_until(counted, timeout=30, message="the job counted requeued, its worker's exit counted")
+    r.rpush("test:release", "go")   # the replacement runs it again: let it finish
+    assert stop(master.proc) == 0
