@@ -26,7 +26,7 @@ class Exporter:
     def __init__(self, name: str):
         self.title = f"resqued-exporter[{name}]"
         self.pid = None
-        self.listen = None          # the address it serves (None: not running)
+        self.serves = None          # the settings it runs with (its address, what it reads); None: not running
         self.backoff = Backoff()    # restarts after it died
 
     # -- as a HelperProcess (helperprocess.py) --------------------------
@@ -44,25 +44,26 @@ class Exporter:
         return pid == self.pid
 
     def on_exit(self, pid: int, code: int, how: str) -> None:
-        listen, self.pid, self.listen = self.listen, None, None
+        serves, self.pid, self.serves = self.serves, None, None
         delay = self.backoff.failed()
         if code == EX_UNAVAILABLE:
             # It said why in one line (the address in use, say): no traceback, no hurry.
-            log.info("the metrics exporter for %s tries again in %.0fs", listen, delay)
+            log.info("the metrics exporter for %s tries again in %.0fs", serves and serves["listen"], delay)
         else:
             log.error("the metrics exporter died (%s); a new one starts in %.1fs", how, delay)
 
     def start_due(self, config) -> None:
         """Start it if ``config`` asks for metrics and it is not running (nor
-        backing off); stop it if a reload changed or removed ``metrics:``."""
-        if self.pid is not None and self.listen != config.metrics:
+        backing off); stop it if a reload changed or removed ``metrics:`` or
+        what it reads (the Redis URL, the namespace)."""
+        settings = {"listen": config.metrics, "control_socket": config.control_socket,
+                    "redis_url": config.redis_url, "namespace": config.namespace,
+                    "master_pid": os.getpid(), "title": self.title}
+        if self.pid is not None and self.serves != settings:
             self.stop()
             self.backoff.succeeded()
         if not config.metrics or self.pid is not None or self.backoff.waiting():
             return
-        settings = {"listen": config.metrics, "control_socket": config.control_socket,
-                    "redis_url": config.redis_url, "namespace": config.namespace,
-                    "master_pid": os.getpid(), "title": self.title}
         settings_fd = os.memfd_create("resqued-exporter", os.MFD_CLOEXEC)
         try:
             os.write(settings_fd, json.dumps(settings).encode())
@@ -70,7 +71,7 @@ class Exporter:
             # In a group of its own: Ctrl-C on the master's terminal is the master's to handle.
             self.pid = start_module("resqued.exporter", ["--settings-fd", str(settings_fd), *logs.exec_arguments()],
                                     pass_fds=[settings_fd], new_group=True)
-            self.listen = config.metrics
+            self.serves = settings
         except OSError as exc:   # exec failed (the interpreter gone): try again later, live on
             log.error("cannot start the metrics exporter: %s; trying again in %.1fs", exc, self.backoff.failed())
         finally:
@@ -84,4 +85,4 @@ class Exporter:
                 os.waitpid(self.pid, 0)
             except (ProcessLookupError, ChildProcessError):
                 pass
-            self.pid, self.listen = None, None
+            self.pid, self.serves = None, None

@@ -163,3 +163,20 @@ def test_a_job_a_stop_gave_back_is_counted_requeued_as_its_worker_exits(master_f
     wait_until(counted, timeout=30, message="the job counted requeued, its worker's exit counted")
     r.rpush("test:release", "go")   # the replacement runs it again: let it finish
     assert stop(master.proc) == 0
+
+
+def test_reloads_are_counted_by_result_and_one_that_moves_metrics_moves_the_exporter(master_factory, redis_url):
+    first, second = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    master = master_factory(["queues: metrics\ncount: 1"], metrics=first)
+    wait_until(lambda: serving(first), timeout=20, message="the exporter serving")
+    good = master.config.read_text()
+    master.config.write_text(good.replace("count: 1", "count: [1"))
+    master.proc.send_signal(signal.SIGHUP)   # resquectl reload would refuse it itself, not asking the master
+    wait_until(lambda: "reload refused" in log_text(master.proc), timeout=20, message="the reload refused")
+    master.config.write_text(good.replace(first, second))
+    assert master.ctl("reload").returncode == 0, log_text(master.proc)[-2000:]
+    samples = wait_until(lambda: serving(second), timeout=20, message="the exporter on the new address")
+    assert value(samples, "resqued_reloads_total", result="refused") == 1
+    assert value(samples, "resqued_reloads_total", result="ok") == 1
+    wait_until(lambda: serving(first) is None, timeout=10, message="the old address free")
+    assert stop(master.proc) == 0
