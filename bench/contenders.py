@@ -18,7 +18,10 @@ per-job log lines) and talks to the same redis-server over its unix socket.
 """
 
 import os
+import socket
+import threading
 import time
+import urllib.request
 
 import psutil
 
@@ -26,6 +29,7 @@ from procs import BENCH, BIN, wait_for
 
 QUEUE = "bench"
 STARTUP_TIMEOUT = 30.0
+SCRAPE_EVERY = 1.0   # drain1_metrics: Prometheus would scrape every 15 s; this is 15 times as hard
 
 
 class Handle:
@@ -113,8 +117,10 @@ def _children(pid):
 class Resqued(Contender):
     system = "resqued"
 
-    def __init__(self, ctx, fork: bool = True, count: int = 1, master: bool = False, job_forker: bool = True):
+    def __init__(self, ctx, fork: bool = True, count: int = 1, master: bool = False, job_forker: bool = True,
+                 metrics: bool = False):
         super().__init__(ctx)
+        self.metrics = metrics   # a master with metrics: on, scraped every SCRAPE_EVERY during the run
         from resqued import Resque
         self.resque = Resque(ctx.url)
         self.fork = fork
@@ -123,6 +129,7 @@ class Resqued(Contender):
         self.job_forker = job_forker
         if master:
             extra = ", fork: false" if not fork else "" if job_forker else ", job_forker: false"
+            extra += ", metrics: on, scraped every 1 s" if metrics else ""
             self.label = f"resqued -c pool.yml (count {count}{extra})"
         elif fork:
             self.label = "resqued (env mode, fork per job" + (")" if job_forker else ", JOB_FORKER=false)")
@@ -140,16 +147,26 @@ class Resqued(Contender):
         return env
 
     def start(self, tag):
+        address = f"127.0.0.1:{free_port()}" if self.metrics else None
         if self.master:
             path = write_pool_yml(self.ctx.rundir, self.ctx.url, self.count, fork=self.fork,
-                                  job_forker=self.job_forker)
+                                  job_forker=self.job_forker, metrics=address)
             proc = self.ctx.procs.start(tag, [os.path.join(BIN, "resqued"), "-c", path], env=self.env())
         else:
             proc = self.ctx.procs.start(tag, [os.path.join(BIN, "resqued")], env=self.env())
         handle = Handle(proc, proc.pid)
         self._wait_ready(handle, lambda: self.r.scard("resque:workers") >= self.count,
                          f"{self.count} resqued worker(s) to register")
+        if address:
+            self._wait_ready(handle, lambda: scrape_ms(address) is not None, "the metrics exporter")
+            handle.extra["scraper"] = Scraper(address, SCRAPE_EVERY)
         return handle
+
+    def stop(self, handle):
+        scraper = handle.extra.get("scraper")
+        if scraper:
+            scraper.stop()
+        super().stop(handle)
 
     def enqueue_pid_job(self, key):
         self.resque.enqueue(QUEUE, "PidJob", {"key": key})
@@ -179,8 +196,43 @@ class Resqued(Contender):
         return int(self.r.get("resque:stat:failed") or 0)
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def scrape_ms(address: str, timeout: float = 5.0) -> float | None:
+    """One scrape of /metrics: its wall time in ms, or None if it failed."""
+    t0 = time.perf_counter()
+    try:
+        with urllib.request.urlopen(f"http://{address}/metrics", timeout=timeout) as answer:
+            answer.read()
+    except OSError:
+        return None
+    return (time.perf_counter() - t0) * 1000
+
+
+class Scraper:
+    """Scrapes /metrics every ``every`` seconds in a thread until stopped."""
+
+    def __init__(self, address: str, every: float):
+        self.times = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(address, every), daemon=True)
+        self._thread.start()
+
+    def _run(self, address, every):
+        while not self._stop.wait(every):
+            self.times.append(scrape_ms(address))
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(10)
+
+
 def write_pool_yml(rundir: str, url: str, count: int, name: str = "pool.yml", fork: bool = True,
-                   job_forker: bool = True) -> str:
+                   job_forker: bool = True, metrics: str | None = None, queues=(QUEUE,)) -> str:
     path = os.path.join(rundir, name)
     with open(path + ".tmp", "w") as f:
         f.write(f"""# written by bench/contenders.py
@@ -189,8 +241,8 @@ jobs: [{os.path.join(BENCH, 'jobs_resqued.py')}]
 pidfile: {rundir}/run/resqued.pid
 pid_dir: {rundir}/run/workers
 log: {{level: warning}}
-pools:
-  - queues: [{QUEUE}]
+""" + (f"metrics: {metrics}\n" if metrics else "") + f"""pools:
+  - queues: [{', '.join(queues)}]
     count: {count}
 """ + ("" if fork else "    fork: false\n") + ("" if job_forker else "    job_forker: false\n"))
     os.replace(path + ".tmp", path)

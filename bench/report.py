@@ -9,8 +9,8 @@ HIGHER_IS_BETTER = {"jobs/s", "enq/s"}
 SCENARIO_ORDER = ("drain1_fork", "drain1_nofork", "drain2", "enqueue_single", "enqueue_bulk",
                   "latency_p50", "latency_p95", "latency_p99", "master_idle_rss", "master_idle_cpu",
                   "master_replace_worker", "master_reload", "master64_idle_cpu", "memory_check",
-                  "master64_status", "floor")
-CONTENDER_ORDER = ("resqued", "resqued_noforker", "resqued_nofork", "rq", "celery", "fork_lean", "fork_with_imports", "redis_min_commands")
+                  "master64_status", "drain1_metrics", "scrape64", "floor")
+CONTENDER_ORDER = ("resqued", "resqued_noforker", "resqued_nofork", "resqued_master", "resqued_metrics", "rq", "celery", "fork_lean", "fork_with_imports", "redis_min_commands")
 RATIO_NOTE = ("ratios are resqued ÷ contender for throughput (jobs/s, enq/s) and contender ÷ resqued "
               "for latency, so that in both cases a ratio above 1 means resqued is better; "
               "'<scenario>:resqued_noforker' and 'drain2:resqued_nofork' hold the same ratios for resqued's "
@@ -112,6 +112,8 @@ def targets(scenarios: dict, ratio: dict, floor: dict) -> list:
     if peers and fig("drain2"):
         best_drain2 = fig("drain2") / max(peers)
     fr = floor["resqued_fraction"]
+    on, off = fig("drain1_metrics", "resqued_metrics"), fig("drain1_metrics", "resqued_master")
+    metrics_share = on / off if on and off else None
     rows = [
         ("drain1_fork ≥ 5× RQ Worker", r("drain1_fork", "rq"), ">=", 5, "×"),
         ("drain1_fork ≥ 90 % of the fork floor with the worker's imports",
@@ -128,6 +130,8 @@ def targets(scenarios: dict, ratio: dict, floor: dict) -> list:
         ("killed worker replaced in ≤ 200 ms", fig("master_replace_worker"), "<=", 200, "ms"),
         ("reload applied in ≤ 1 s (resquectl reload wall time)", fig("master_reload"), "<=", 1000, "ms"),
         ("master idle CPU ≤ 0.5 % with 64 workers", fig("master64_idle_cpu"), "<=", 0.5, "%"),
+        ("drain1_fork with metrics on ≥ 97 % of metrics off", metrics_share, ">=", 0.97, "fraction"),
+        ("a scrape with 64 workers and 100 queues < 50 ms", fig("scrape64"), "<=", 50, "ms"),
     ]
     out = []
     for name, value, op, limit, unit in rows:

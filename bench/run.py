@@ -31,7 +31,8 @@ import scenarios  # noqa: E402
 from procs import LOGS, RESULTS, Budget, BudgetExceeded, Procs  # noqa: E402
 from redis_server import RedisServer, find_redis_server  # noqa: E402  (tests/redis_server.py)
 
-ALL = ("floor", "enqueue", "latency", "master", "master64", "drain1_nofork", "drain1_fork", "drain2")
+ALL = ("floor", "enqueue", "latency", "master", "master64", "drain1_nofork", "drain1_fork", "drain2",
+       "drain1_metrics", "scrape64")
 
 
 class Context:
@@ -165,7 +166,9 @@ def main(argv=None) -> int:
                     scenarios.master(ctx, res, args.idle, reps)
                 elif name == "master64":
                     scenarios.master64(ctx, res, args.idle / 3)
-                elif name in ("drain1_fork", "drain1_nofork"):
+                elif name == "scrape64":
+                    scenarios.scrape64(ctx, res, reps)
+                elif name in ("drain1_fork", "drain1_nofork", "drain1_metrics"):
                     scenarios.drain(ctx, res, name, scenarios.MAKERS[name], 2000 // scale, reps, timeout=120)
                 elif name == "drain2":
                     scenarios.drain(ctx, res, name, scenarios.MAKERS[name], 4000 // scale, reps, timeout=120)

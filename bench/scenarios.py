@@ -10,7 +10,7 @@ import traceback
 
 import psutil
 
-from contenders import RQ, Celery, Resqued, write_pool_yml
+from contenders import RQ, Celery, Resqued, free_port, scrape_ms, write_pool_yml
 from procs import BIN, BudgetExceeded, run_json, tree_cpu, wait_for
 
 POLL = 0.005  # how often the harness looks at the done counter (as Ruby's bench)
@@ -339,6 +339,40 @@ def master64(ctx, res, idle, count=64):
         ctx.procs.stop(proc, grace=20)
 
 
+def scrape64(ctx, res, reps, count=64, queues=100):
+    """A master with ``count`` workers and metrics on, Redis holding
+    ``queues`` queues (10 jobs each, none served): the wall time of a scrape
+    of /metrics (the master's part over its control socket, Redis's in two
+    round trips, each worker's memory)."""
+    label = f"resqued -c pool.yml (count {count}, {queues} queues, metrics: on)"
+    ctx.budget.check(150)
+    ctx.flush()
+    from resqued.resque import wire
+    pipe = ctx.redis.pipeline(transaction=False)
+    for q in range(queues):
+        pipe.sadd("resque:queues", f"q{q:03d}")
+        pipe.rpush(f"resque:queue:q{q:03d}", *(wire.dumps(wire.payload("NoopJob", [], wire.new_job_id()))
+                                               for _ in range(10)))
+    pipe.execute()
+    rundir = os.path.join(ctx.rundir, "scrape64")
+    os.makedirs(rundir, exist_ok=True)
+    address = f"127.0.0.1:{free_port()}"
+    path = write_pool_yml(rundir, ctx.url, count, metrics=address)
+    proc = ctx.procs.start("scrape64", [os.path.join(BIN, "resqued"), "-c", path],
+                           env={"BENCH_REDIS_URL": ctx.url, "REDIS_BACKEND": ctx.url})
+    try:
+        m = psutil.Process(proc.pid)
+        wait_for(lambda: proc.poll() is not None or live_workers(m) >= count, 120, 0.05, f"{count} workers")
+        wait_for(lambda: scrape_ms(address) is not None, 30, 0.05, "the metrics exporter")
+        time.sleep(1.0)
+        for i in range(max(reps, 5)):
+            ms = scrape_ms(address)
+            res.add("scrape64", "resqued", label, "ms", ms, {"workers": live_workers(m), "queues": queues})
+            print(f"  scrape {i + 1}: {ms:.1f} ms", flush=True)
+    finally:
+        ctx.procs.stop(proc, grace=20)
+
+
 def _cpu(p):
     t = p.cpu_times()
     return t.user + t.system
@@ -395,6 +429,10 @@ MAKERS = {
                ("resqued_nofork", lambda ctx: Resqued(ctx, fork=False, count=2, master=True)),
                ("rq", lambda ctx: RQ(ctx, "Worker", pool=2)),
                ("celery", lambda ctx: Celery(ctx, "prefork", 2))],
+    # drain1_fork's jobs with metrics on and off: a master of one worker either way (env mode with
+    # METRICS runs one), its exporter scraped every second while the jobs drain.
+    "drain1_metrics": [("resqued_master", lambda ctx: Resqued(ctx, fork=True, master=True)),
+                       ("resqued_metrics", lambda ctx: Resqued(ctx, fork=True, master=True, metrics=True))],
     "latency": [("resqued", lambda ctx: Resqued(ctx, fork=True)),
                 ("resqued_noforker", lambda ctx: Resqued(ctx, fork=True, job_forker=False)),
                 ("rq", lambda ctx: RQ(ctx, "Worker")),

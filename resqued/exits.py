@@ -36,6 +36,7 @@ EXIT_REASONS = {
 CLEAN_EXITS = (EXIT_OK, EXIT_BOOT_ERROR, EXIT_RECYCLE_JOBS, EXIT_RECYCLE_MEMORY)
 
 # -- sysexits.h -------------------------------------------------------------
+EX_UNAVAILABLE = 69        # the metrics exporter cannot listen on its address (in use): tried again later
 EX_TEMPFAIL = 75           # a recovery run found Redis unavailable: the master tries again later
 EX_CONFIG = 78             # invalid configuration (pool.yml, env variables, job modules, a
                            # reload resquectl asked for and the master refused)

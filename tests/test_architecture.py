@@ -156,8 +156,14 @@ def test_the_package_has_no_import_cycle():
 # client lazily (PEP 562), and tests/master/test_spawner.py imports every
 # module of the master in a fresh interpreter to see that nothing does.
 LAYERS = [
-    ("resqued.master", ("redis", "hiredis", "resqued.worker", "resqued.redisio"),
-     "the master process supervises: redis-py and the worker's code live in the spawner (resqued.spawner)"),
+    ("resqued.master", ("redis", "hiredis", "resqued.worker", "resqued.redisio", "prometheus_client"),
+     "the master process supervises: redis-py and the worker's code live in the spawner (resqued.spawner), "
+     "Prometheus's client in the exporter (resqued.exporter)"),
+    ("resqued.exporter", ("resqued.master", "resqued.worker", "resqued.spawner"),
+     "the metrics exporter reads Redis and asks the master over its control socket: it runs no master or "
+     "worker code"),
+    ("resqued.worker", ("prometheus_client",),
+     "a worker reports finished jobs to its master (protocols/reportpipe.py), which counts them"),
     ("resqued.config", ("redis", "hiredis"),
      "the master, resquectl and env mode read configs; URL helpers are config/redisurl.py"),
     ("resqued.ctl", ("resqued.worker",),
@@ -363,7 +369,8 @@ def test_a_worker_is_built_from_its_spec_alone():
 PROTOCOL_ENDS = {
     "resqued.protocols.reportpipe": ["resqued.worker.reports", "resqued.master.workerprocess"],
     "resqued.protocols.controlsocket": ["resqued.master.control", "resqued.master.requests",
-                                        "resqued.ctl.masterclient", "resqued.ctl.mastercommands"],
+                                        "resqued.ctl.masterclient", "resqued.ctl.mastercommands",
+                                        "resqued.exporter.masterside"],
     "resqued.protocols.forkersocket": ["resqued.worker.execution.jobforker", "resqued.worker.execution.standbys"],
     "resqued.protocols.spawnersocket": ["resqued.master.spawnerlink", "resqued.spawner.main"],
 }

@@ -66,6 +66,30 @@ def redis_url(r, node, path):
         raise r.fail(node, path, str(exc)) from None
 
 
+def listen_address(r, node, path):
+    """HOST:PORT (an IPv6 host in brackets), or null: off."""
+    if r.is_null(node):
+        return None
+    value = r.string(node, path, "an address such as 127.0.0.1:9640")
+    try:
+        return check_listen_address(value)
+    except ValueError as exc:
+        raise r.fail(node, path, str(exc)) from None
+
+
+def check_listen_address(value: str) -> str:
+    host, _, port = value.strip().rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536 or any(c.isspace() for c in host):
+        raise ValueError(f"{value!r}: expected HOST:PORT, e.g. 127.0.0.1:9640 or [::1]:9640")
+    return f"{host}:{int(port)}"
+
+
+def split_listen_address(value: str) -> tuple[str, int]:
+    """check_listen_address's value as (host, port), brackets off an IPv6 host."""
+    host, _, port = value.rpartition(":")
+    return host.removeprefix("[").removesuffix("]"), int(port)
+
+
 def check_redis_url(url: str | None) -> str:
     """The normalized URL, or BadRedisURL for a URL redis-py would misread.
     Its query options are checked by redis-py itself, in master/codeprobe.probe():

@@ -114,6 +114,10 @@ SETTINGS = (
             env_default="warning", doc_type=_one_of(checks.LOG_LEVELS)),
     Setting("log.format", checks.choice(checks.LOG_FORMATS), "text", "text lines, or one JSON object a line",
             doc_type=_one_of(checks.LOG_FORMATS)),
+    # -- metrics -------------------------------------------------------------
+    Setting("metrics", checks.listen_address, None,
+            "serve Prometheus metrics at http://HOST:PORT/metrics (docs/metrics.md); env mode: runs a master",
+            env="METRICS", kind="text", doc_type="HOST:PORT or null", default_doc="none: off"),
     # -- a pool --------------------------------------------------------------
     Setting("queues", checks.queue_list, REQUIRED,
             "queues in priority order, comma separated; '*' (last) is every queue",

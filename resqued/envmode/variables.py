@@ -68,11 +68,12 @@ def supervised(config: Config) -> bool:
     """Run the master's arbiter over the workers (COUNT > 1; a recycle limit:
     a lone worker that exits to be recycled needs someone to start the next;
     PIDFILE: resquectl --pidfile answers through the control socket beside
-    it), rather than one worker in this process, as php-resque does. The
+    it; METRICS: the master starts the metrics exporter), rather than one
+    worker in this process, as php-resque does. The
     master takes the worker's signals to the pid in PIDFILE as php-resque's
     worker does (QUIT, TERM, INT, USR1, USR2, CONT)."""
     pool = config.pools[0]
-    return pool.count > 1 or bool(pool.max_jobs or pool.max_memory) or bool(config.pidfile)
+    return pool.count > 1 or bool(pool.max_jobs or pool.max_memory) or bool(config.pidfile or config.metrics)
 
 
 def _value(reader, setting: Setting, args, environ):

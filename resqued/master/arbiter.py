@@ -25,7 +25,9 @@ from resqued.master import reconcile, signalactions, workerexits
 from resqued.master.adopted import end_adopted
 from resqued.master.control import ControlServer
 from resqued.master.headline import Headline
-from resqued.master.helperprocess import HelperProcess
+from resqued.master.exporterlink import Exporter
+from resqued.master.helperprocess import HelperProcess, hand_exit
+from resqued.master.metricstally import Tally, exit_reason
 from resqued.master.requestdecisions import (REQUEST_TIMEOUT, Pause, Reload, Restart, Resume, StopMaster, Wait,
                                              after_reload, after_restart)
 from resqued.master.requests import MasterView, RequestHandlers
@@ -75,7 +77,8 @@ class Arbiter:
         self.requests = RequestHandlers()   # resquectl's requests, status, READY: given view()
         self.restart = RollingRestart(self.name)  # resquectl restart: new code, pool by pool
         self.hostname = socket.gethostname()
-        self.lost = RecoveryRuns()
+        self.tally, self.exporter = Tally(), Exporter(self.name)   # metrics: what is counted, what serves it
+        self.lost = RecoveryRuns(self.tally)
         self.spawner = Spawner(self.name)
         self._spawn_retry_at = 0.0
         self.headline = Headline(self.name, self.notifier)   # ps and systemd's STATUS=
@@ -101,6 +104,7 @@ class Arbiter:
                 self._turn()
             self.restart.abandon()
             self.spawner.stop()
+            self.exporter.stop()
             end_adopted(self.config.term_timeout)
             log.info("master %d stopped", os.getpid())
             return self.exit_code
@@ -108,6 +112,7 @@ class Arbiter:
             self.requests.abandon_waiting()
             self.restart.abandon()
             self.spawner.stop()
+            self.exporter.stop()
             if self.control:
                 self.control.close()
             if self.pidfile:
@@ -126,6 +131,7 @@ class Arbiter:
         self._finish_reload()
         self._reap()
         self._keep_spawner()
+        self.exporter.start_due(self.config)
         if self.stopping:
             self._enforce_stop_deadlines()
         else:
@@ -184,7 +190,8 @@ class Arbiter:
         """All that requests.py reads of the master, now, as one frozen value."""
         return MasterView(self.config, tuple(self.children.values()), dict(self.supervision), self.desired_counts(),
                           bool(self.stopping), self.winched, self.paused, self.restart.active, self.restart.error,
-                          self.reloading.active, self.reload_error, self.spawner.pid, self.spawner.ready)
+                          self.reloading.active, self.reload_error, self.spawner.pid, self.spawner.ready,
+                          self.tally)
 
     def _next_timeout(self) -> float:
         now = time.monotonic()
@@ -280,6 +287,7 @@ class Arbiter:
             return PROBING
         if isinstance(outcome, str):
             log.error("reload refused, still running the previous config: %s", outcome)
+            self.tally.reloaded(ok=False)
             self.notifier.ready(f"reload refused: {outcome}")
             self.reload_error = outcome
             return outcome
@@ -290,6 +298,7 @@ class Arbiter:
             retire([c for c in self.children.values() if not c.stopping], "redis, namespace or job settings changed")
         log.info("reloaded %s: %s", new.path, ", ".join(f"{p.name}={p.count}" for p in new.pools))
         self.requests.reloaded()  # READY=1 again once the new config is applied
+        self.tally.reloaded(ok=True)
         if outcome.hup and new.on_hup == "restart":   # resque-pool's HUP restarts every worker too
             self._start_restart()
         return None
@@ -310,7 +319,7 @@ class Arbiter:
         can_spawn = self.spawner.ready and now >= self._spawn_retry_at
         for pool in plan.spawn if can_spawn else ():
             try:
-                child = workerprocess.spawn(self.config, pool, self.paused, self.spawner)
+                child = workerprocess.spawn(self.config, pool, self.paused, self.spawner, self.tally)
             except (SpawnerError, OSError) as exc:
                 # E.g. fork failed (a process limit): try again in a second,
                 # not on every turn of the loop (each job's report is one).
@@ -352,27 +361,19 @@ class Arbiter:
         for pid, code in reaped():
             child = self.children.pop(pid, None)
             if child is None:
-                self._reap_helper(pid, code)
+                hand_exit(self.helpers(), pid, code, describe_exit(code))
                 continue
             child.read_reports()
             os.close(child.report_fd)
             workerprocess.remove_worker_pidfile(self.config, child)
             self._account(child, code)
 
-    def _reap_helper(self, pid: int, code: int) -> None:
-        for helper in self.helpers():
-            if helper.owns(pid):
-                helper.on_exit(pid, code, describe_exit(code))
-                return
-        # Anything else is an orphan we adopted as a subreaper: reaped, no
-        # more (those still running when we stop are ended: adopted.py).
-
     def helpers(self) -> list[HelperProcess]:
         """The processes the master runs besides its workers
         (helperprocess.py), in the order they are served. Read each turn: a
         rolling restart replaces ``self.spawner``. A new kind of helper is
         one more entry here."""
-        return [self.spawner, self.restart, self.lost, self.reloading]
+        return [self.spawner, self.restart, self.lost, self.reloading, self.exporter]
 
     def _account(self, child, code: int) -> None:
         """A reaped worker: workerexits.py decides what its exit means, the master acts."""
@@ -381,7 +382,10 @@ class Arbiter:
         decision = workerexits.judge(facts, self.hostname, pool_known=pool is not None)
         # decision.verdict: supervise/states.judge_exit's (STOPPED, RECYCLED, BOOT_FAILURE, DIED)
         if decision.lost:   # its in-flight job, if any, is recovered now (a recovery run)
-            self.lost.add(workerexits.worker_id(facts, self.hostname), decision.lost, child.recovery)
+            self.lost.add(workerexits.worker_id(facts, self.hostname), decision.lost, child.recovery,
+                          child.report.job if child.busy else None)
+        self.tally.worker_exited(facts.pool, exit_reason(decision.verdict, code, mid_job=facts.busy and not facts.announced,
+                                                         announced=facts.announced))
         delay = workerexits.record(decision, facts, pool, now)
         log.log(*workerexits.report(decision, facts, pool, delay))
         if decision.verdict is Exit.BOOT_FAILURE and pool.failed and self.exit_when_failed \

@@ -27,8 +27,11 @@ RETRY = 1.0     # while Redis is away, or the spawner cannot fork: a poll, not a
 
 
 class RecoveryRuns:
-    def __init__(self):
-        self.pending: list[tuple[str, str, dict]] = []   # (worker id, why, children.recovery_settings)
+    def __init__(self, tally=None):
+        """``tally``: a metricstally.Tally, where the jobs settled are counted lost."""
+        self.tally = tally
+        # (worker id, why, children.recovery_settings, (queue, class) of the job it ran, or None)
+        self.pending: list[tuple[str, str, dict, tuple | None]] = []
         self.running = None                              # (pid, batch)
         self.retry_at = 0.0
         self._down = False       # Redis unavailable, already said
@@ -37,9 +40,10 @@ class RecoveryRuns:
     def __bool__(self) -> bool:
         return bool(self.pending or self.running)
 
-    def add(self, worker_id: str, why: str, settings: dict) -> None:
-        """``settings``: the Redis (and on_lost, max_lost) the worker ran with."""
-        self.pending.append((worker_id, why, settings))
+    def add(self, worker_id: str, why: str, settings: dict, job: dict | None = None) -> None:
+        """``settings``: the Redis (and on_lost, max_lost) the worker ran with;
+        ``job``: the job its last report said it ran ({"class", "queue", ...})."""
+        self.pending.append((worker_id, why, settings, job and (str(job.get("queue")), str(job.get("class")))))
 
     # -- as a HelperProcess (helperprocess.py) --------------------------
     def waitables(self) -> list:
@@ -79,6 +83,9 @@ class RecoveryRuns:
         if code == EXIT_OK:
             self._down = False
             self._crashes.succeeded()
+            for *_, job in batch if self.tally is not None else ():
+                if job is not None:
+                    self.tally.lost(*job)   # settled: requeued or failed, by on_lost and max_lost
             return
         self.pending[:0] = batch
         if code == EX_TEMPFAIL:

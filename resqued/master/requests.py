@@ -24,7 +24,7 @@ from resqued.master import reconcile
 from resqued.master.requestdecisions import (ACTIONS, MasterState, PoolView, ReplyStatus, Wait, WorkerView,
                                              decide, ready_due, settle)
 from resqued.process.logs import counted
-from resqued.protocols.controlsocket import Answer, Refusal, Status
+from resqued.protocols.controlsocket import Answer, Command, Metrics, Refusal, Status
 from resqued.protocols.reportpipe import WorkerState
 from resqued.config.redisurl import redact
 
@@ -45,6 +45,7 @@ class MasterView:
     reload_error: str | None = None
     spawner_pid: int | None = None
     spawner_ready: bool = False
+    tally: object = None           # metricstally.Tally: what the metrics count (read at a scrape)
 
 
 class RequestHandlers:
@@ -56,6 +57,9 @@ class RequestHandlers:
         """Answer ``conn``'s request, now or once it may be: ``apply(action)``
         has the master do an action (requestdecisions.ACTIONS) and returns
         what follows it; ``view()`` is the master now (a MasterView)."""
+        if conn.request.command == Command.METRICS:   # the exporter's, answered even while stopping
+            conn.reply(Answer(metrics=self.metrics(view())))
+            return
         try:
             step = decide(conn.request, self.snapshot(view()))
             while isinstance(step, ACTIONS):
@@ -152,6 +156,19 @@ class RequestHandlers:
                 "spawner": self._spawner_status(view),
                 "pools": pools,
                 "workers": [c.describe() for c in sorted(view.children, key=lambda c: c.pid)]}
+
+    @staticmethod
+    def metrics(view: MasterView) -> Metrics:
+        """The master's part of the metrics (the exporter reads the rest
+        from Redis, and each worker's memory from /proc): cheap to build,
+        at each scrape."""
+        pools = {}
+        for child in view.children:
+            job_child = child.report.child if child.busy else None   # its memory is the job's, not the pool's
+            pools.setdefault(child.pool.name, []).append([child.pid, child.describe_state(), job_child])
+        return {"tally": view.tally.to_json(),
+                "pools": [{"name": pool.name, "failed": view.supervision[pool.name].failed,
+                           "workers": pools.get(pool.name, [])} for pool in view.config.pools]}
 
     @staticmethod
     def _spawner_status(view: MasterView) -> dict:

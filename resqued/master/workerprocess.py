@@ -41,6 +41,7 @@ class Child:
     report: StateReport | None = None          # its last state report
     exit_notice: ExitAnnouncement | None = None   # its announced exit (worker/reports.announce_exit)
     buffer: bytes = b""
+    tally: object = None      # a metricstally.Tally: the outcomes of its jobs are counted there
 
     @property
     def ready(self) -> bool:
@@ -105,10 +106,17 @@ class Child:
                 self.exit_notice = report   # not a state: its last state says what it was doing
             else:
                 self.report = report
+                if report.outcomes and self.tally is not None:
+                    for record in report.outcomes:
+                        self.tally.add(record)
+
+    def describe_state(self) -> WorkerState:
+        """Its state as status shows it: stopping once told to stop or announced."""
+        return WorkerState.STOPPING if self.stopping or self.exit_notice else self.reported
 
     def describe(self) -> WorkerStatus:
         reported = self.reported
-        state = WorkerState.STOPPING if self.stopping or self.exit_notice else reported
+        state = self.describe_state()
         report = self.report or StateReport(WorkerState.STARTING)
         # memory: the worker's own processes, the figure max_memory judges;
         # a forked job's child is job_memory, the figure max_memory_hard judges.
@@ -127,7 +135,7 @@ class Child:
                 "started": self.started_wall, "stop_reason": self.stop_reason or None}
 
 
-def spawn(config, pool, paused: bool, spawner) -> Child:
+def spawn(config, pool, paused: bool, spawner, tally=None) -> Child:
     """Have the spawner (spawner/main.py) fork a worker for ``pool``; raises
     SpawnerError. Everything the worker needs is decided here, as its
     WorkerSpec (config/workerspec.py), and sent as JSON, so the spawner needs
@@ -145,7 +153,7 @@ def spawn(config, pool, paused: bool, spawner) -> Child:
         os.close(write_fd)
     os.set_blocking(read_fd, False)
     return Child(pid=pid, pool=pool, settings=global_settings(config), report_fd=read_fd,
-                 recovery=recovery_settings(config))
+                 recovery=recovery_settings(config), tally=tally)
 
 
 def recovery_settings(config) -> dict:

@@ -6,6 +6,10 @@ Framing: one request per connection, one JSON object on one line
 (``{"command": "pause", "wait": 30}``, at most MAX_REQUEST bytes); one JSON
 line back, ``{"ok": true, ...}`` with the master's status, or
 ``{"ok": false, "error": "..."}``. Keys a request does not use are ignored.
+
+``metrics`` is the metrics exporter's (resqued/exporter/), not resquectl's:
+its answer carries the master's part of the metrics (``Metrics``) instead
+of the status, and is answered even while the master stops.
 """
 
 import json
@@ -33,6 +37,7 @@ class Command(StrEnum):
     RELOAD = "reload"
     RESTART = "restart"
     STOP = "stop"
+    METRICS = "metrics"
 
 
 COMMANDS = tuple(Command)
@@ -150,12 +155,34 @@ class Status(TypedDict):
 STATUS_KEYS = tuple(Status.__annotations__)
 
 
+class MetricsTally(TypedDict):
+    """What the master counted (master/metricstally.py)."""
+    buckets: list[float]    # the histograms' upper bounds, seconds (+Inf follows)
+    jobs: list              # [queue, class, outcome, count]
+    durations: dict         # queue -> {"counts": per bucket, not cumulative, +Inf last; "sum"}
+    waits: dict             # the same, for the seconds jobs waited in their queue
+    exits: list             # [pool, reason, count]
+    reloads: dict           # result (ok, refused) -> count
+
+
+class PoolMetrics(TypedDict):
+    name: str
+    failed: bool
+    workers: list           # [pid, state, job child's pid or None] of each worker (the exporter reads their memory)
+
+
+class Metrics(TypedDict):
+    tally: MetricsTally
+    pools: list[PoolMetrics]
+
+
 @dataclass(frozen=True)
 class Answer:
     """``ok``: the request was done; with the master's status as it was then."""
     status: dict = field(default_factory=dict)   # a Status, or nothing
     pid: int | None = None        # stop: the master's pid, to wait for its end
     message: str | None = None    # what was done: paused, resumed, applied, restarted, stopping
+    metrics: dict | None = None   # metrics: a Metrics, instead of the status
 
     def encode(self) -> bytes:
         fields = {"ok": True}
@@ -163,6 +190,8 @@ class Answer:
             fields["pid"] = self.pid
         if self.message is not None:
             fields["message"] = self.message
+        if self.metrics is not None:
+            fields["metrics"] = self.metrics
         return json.dumps({**fields, **self.status}).encode() + b"\n"
 
 
@@ -197,4 +226,4 @@ def typed_answer(fields: dict) -> Answer | Refusal:
         return Refusal(str(fields.get("error")), unsupported=bool(fields.get("unsupported")),
                        config_error=bool(fields["config_error"]) if "config_error" in fields else None)
     return Answer({key: fields[key] for key in STATUS_KEYS if key in fields},
-                  pid=fields.get("pid"), message=fields.get("message"))
+                  pid=fields.get("pid"), message=fields.get("message"), metrics=fields.get("metrics"))

@@ -5,14 +5,17 @@ master/workerprocess.Child.read_reports).
 Three messages, told apart by their keys:
 
     {"state": "busy", "job": {...}, "since": t, "child": pid,
-     "pid": p, "jobs": n, "paused": false}             StateReport
+     "pid": p, "jobs": n, "paused": false,
+     "outcomes": [[queue, class, outcome, s, wait s], ...]}   StateReport
     {"error": "ValueError: ..."}                       ErrorReport
     {"state": "stopping", "exit": code, "settled": b}  ExitAnnouncement
 
 The exit announcement carries "state" too, so that a master of an older
 version (during `resquectl restart`) reads it as a state report. The bytes
 are those of earlier versions, both ways: a master and the workers of the
-version before it understand each other.
+version before it understand each other. Finished jobs (``outcomes``, the
+master's metrics) ride on state reports, which an older master reads
+without them; a line without them is byte for byte an earlier version's.
 
 Every line fits in PIPE_BUF, which a pipe writes whole or not at all: a
 longer one could be written in part, and its rest, lost, would merge with
@@ -29,6 +32,20 @@ from resqued.protocols.strenum import StrEnum
 
 LINE_LIMIT = select.PIPE_BUF    # 4096 on Linux
 TEXT_LIMIT = 200                # characters of one string in a report, at first
+LABEL_LIMIT = 100               # characters of a queue or class name in an outcome record
+OUTCOMES_ROOM = 2500            # bytes a state line leaves for outcomes at least (a record is < 2480)
+UNKNOWN_CLASS = "(unknown)"     # a job whose class the registry did not resolve
+
+
+class JobOutcome(StrEnum):
+    """How a job ended, as resqued_jobs_total's ``outcome`` label says it."""
+    DONE = "done"
+    SKIPPED = "skipped"         # a before_perform hook said DontPerform
+    FAILED = "failed"
+    DIRTY_EXIT = "dirty_exit"   # its child died without reporting (SIGKILL, OOM, os._exit)
+    REQUEUED = "requeued"       # a stop killed it and gave it back to its queue
+    LOST = "lost"               # its worker died; a recovery run settled it (the master counts these)
+    TIMEOUT = "timeout"         # reserved: jobs have no timeout yet
 
 
 class WorkerState(StrEnum):
@@ -56,20 +73,85 @@ class StateReport:
     pid: int | None = None
     jobs: int | None = None      # jobs done so far
     paused: bool | None = None   # told to pause (a busy worker pauses after its job)
+    outcomes: tuple = ()         # jobs finished since the last line that carried some (outcome_record)
 
     def __post_init__(self):
-        object.__setattr__(self, "state", WorkerState(self.state))
+        if type(self.state) is not WorkerState:   # decode gives one: no second conversion
+            object.__setattr__(self, "state", WorkerState(self.state))
 
     def to_json(self) -> dict:
-        # This order, None left out, is the order of earlier versions' lines.
-        fields = {"state": self.state}
-        for name in ("job", "since", "child", "error", "pid", "jobs", "paused"):
-            if getattr(self, name) is not None:
-                fields[name] = getattr(self, name)
-        return fields
+        return state_fields(self.__dict__)
+
+    @classmethod
+    def checked(cls, state: WorkerState, fields: dict, outcomes: tuple) -> "StateReport":
+        """The report of fields decode has checked, built without __init__:
+        a frozen dataclass's sets each field through object.__setattr__,
+        half the cost of a line's decode (one line per job)."""
+        report = object.__new__(cls)
+        values = report.__dict__
+        values["state"] = state
+        for name in STATE_ORDER:
+            values[name] = fields.get(name)
+        values["outcomes"] = outcomes
+        return report
 
     def encode(self) -> bytes:
-        return report_line(self.to_json())
+        return state_line(self.__dict__)
+
+
+# A state report's fields in the order of earlier versions' lines.
+STATE_ORDER = ("job", "since", "child", "error", "pid", "jobs", "paused")
+_KNOWN = frozenset(("state", *STATE_ORDER, "outcomes"))
+
+
+def state_fields(fields: dict) -> dict:
+    """A state report's JSON object from its fields (StateReport's, as a
+    dict): "state" first, then STATE_ORDER, None left out; outcomes are
+    state_line_carrying's. TypeError for a field a state report lacks."""
+    unknown = fields.keys() - _KNOWN
+    if unknown:
+        raise TypeError(f"a state report has no field {sorted(unknown)[0]!r}")
+    ordered = {"state": fields["state"]}
+    for name in STATE_ORDER:
+        value = fields.get(name)
+        if value is not None:
+            ordered[name] = value
+    return ordered
+
+
+def state_line(fields: dict) -> bytes:
+    """The line of a state report with ``fields``, built from the dict at
+    once (no StateReport in between: a line per job)."""
+    return report_line(state_fields(fields))
+
+
+def state_line_carrying(fields: dict, outcomes) -> tuple[bytes, int]:
+    """The line of a state report with ``fields`` that carries the first
+    of the encoded ``outcomes`` (outcome_record's) that fit under
+    LINE_LIMIT, and how many it carries (at least one)."""
+    # Room for one record at least: a long job id is cut sooner.
+    line = report_line(state_fields(fields), LINE_LIMIT - OUTCOMES_ROOM)
+    room = LINE_LIMIT - len(line) - len(_OUTCOMES_OPEN) - 2
+    taken = []
+    for record in outcomes:
+        room -= len(record) + 2
+        if room < 0 and taken:
+            break
+        taken.append(record)
+    return line[:-2] + _OUTCOMES_OPEN + b", ".join(taken) + b"]}\n", len(taken)
+
+
+_OUTCOMES_OPEN = b', "outcomes": ['
+
+
+def outcome_record(queue: str, job_class: str, outcome: JobOutcome, duration: float,
+                   wait: float | None) -> bytes:
+    """One finished job, encoded once (state_line joins them): its queue,
+    its class (UNKNOWN_CLASS unless the registry resolved it), how it ended,
+    seconds it ran, seconds it waited in its queue (None: its payload had
+    no queue_time)."""
+    return json.dumps([queue[:LABEL_LIMIT], job_class[:LABEL_LIMIT], outcome,
+                       round(duration, 6), None if wait is None else round(wait, 6)]).encode()
 
 
 @dataclass(frozen=True)
@@ -99,11 +181,11 @@ class ExitAnnouncement:
 Report = StateReport | ErrorReport | ExitAnnouncement
 
 
-def report_line(report: dict) -> bytes:
-    """``report`` as one JSON line of at most LINE_LIMIT bytes."""
+def report_line(report: dict, size: int = LINE_LIMIT) -> bytes:
+    """``report`` as one JSON line of at most ``size`` bytes."""
     line = json.dumps(report).encode() + b"\n"
     limit = TEXT_LIMIT
-    while len(line) > LINE_LIMIT and limit:
+    while len(line) > size and limit:
         # Escaped, a character takes up to 12 bytes: halve until it fits.
         line = json.dumps(_shortened(report, limit)).encode() + b"\n"
         limit //= 2
@@ -145,7 +227,10 @@ def decode(line: bytes) -> Report:
     for name, valid in _STATE_FIELDS.items():
         if fields.get(name) is not None and not valid(fields[name]):
             raise ReportRefused(f"a state report whose {name} is malformed")
-    return StateReport(state, **{name: fields.get(name) for name in _STATE_FIELDS})
+    outcomes = fields.get("outcomes")
+    if outcomes is not None and not (isinstance(outcomes, list) and all(map(_is_outcome, outcomes))):
+        raise ReportRefused("a state report whose outcomes are malformed")
+    return StateReport.checked(state, fields, tuple(outcomes) if outcomes else ())
 
 
 def _is_int(value) -> bool:
@@ -154,6 +239,19 @@ def _is_int(value) -> bool:
 
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+_OUTCOMES = frozenset(JobOutcome)
+
+
+def _is_outcome(record) -> bool:
+    """[queue, class, outcome, duration, wait or null]: label values of
+    bounded length, an outcome of JobOutcome's (a line must not create
+    label values at will)."""
+    return (isinstance(record, list) and len(record) == 5 and isinstance(record[0], str)
+            and isinstance(record[1], str) and len(record[0]) <= LABEL_LIMIT and len(record[1]) <= LABEL_LIMIT
+            and record[2] in _OUTCOMES and _is_number(record[3])
+            and (record[4] is None or _is_number(record[4])))
 
 
 _STATE_FIELDS = {"job": lambda v: isinstance(v, dict), "since": _is_number, "child": _is_int,

@@ -101,7 +101,7 @@ class Reserver:
         self._reclaim = client.register_script(_RECLAIM)
         self._bad: dict[str, float] = {}  # queue -> when to look at its key again
         # Whether the pause switch was set, as read right after the last take
-        # (None: not read since the worker last asked, see Worker._paused_by_key).
+        # (None: not read since the worker last asked, see pausekey.py).
         self.pause_seen: bool | None = None
 
     def inflight(self, queue: str) -> str:

@@ -49,9 +49,9 @@ from resqued.resque.presence import Registration
 from resqued.jobs.allowlist import UnknownJob
 from resqued.redisio import refusals
 from resqued.worker.outage import RedisOutage
-from resqued.worker.reports import MasterReports
-from resqued.protocols.reportpipe import WorkerState
-from resqued.resque.queuestats import pause_requested
+from resqued.worker.reports import MasterReports, job_outcome
+from resqued.protocols.reportpipe import JobOutcome, WorkerState
+from resqued.worker.pausekey import PauseKey
 from resqued.worker.reserve import Reserver, UnsupportedServer, check_server
 from resqued.process.signals import SignalQueue, describe, wait_readable
 
@@ -59,7 +59,6 @@ log = logging.getLogger("resqued.worker")
 
 HANDLED_SIGNALS = (signal.SIGQUIT, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1,
                    signal.SIGUSR2, signal.SIGCONT, signal.SIGCHLD)
-PAUSE_KEY_CHECK = 1.0
 QUEUES_REREAD = 1.0   # how stale a busy "*" worker's list of queues may get
 
 
@@ -88,8 +87,7 @@ class Worker:
                                          self.recovery)
         self.reserver = Reserver(self.redis, self.keys, self.id, self.signals)
         self.outage = RedisOutage(self)
-        self._pause_checked_at = 0.0
-        self._paused_by_key_cache = False
+        self.pause_key = PauseKey(self)
         self.recycle = RecyclePolicy(spec.max_jobs, spec.max_memory)
         self.reports = MasterReports(spec.report_fd)
         self.pidfile = Pidfile(spec.pidfile) if spec.pidfile else None
@@ -162,6 +160,7 @@ class Worker:
                             "or the next prune of this worker, recovers them", self.id,
                             "a job's outcome was refused" if self._unrecorded else "Redis unavailable")
             self.reserver.close()
+            self.reports.flush()   # the finished jobs no report carried yet: the master's metrics
             if self.pidfile:
                 self.pidfile.remove()
             log.info("worker %s stopped after %s%s", self.id, counted(self.jobs_done, "job"),
@@ -174,7 +173,7 @@ class Worker:
             self.dispatch_signals()
             if self.shutdown or self._orphaned():
                 return
-            if self.paused or self.outage.retry(self._paused_by_key, until_shutdown=True):
+            if self.paused or self.outage.retry(self.pause_key.read, until_shutdown=True):
                 self.outage.retry(self._give_back_held, until_shutdown=True)
                 self.outage.retry(lambda: self.registration.mark_paused(True), until_shutdown=True)
                 self.show_title("Paused")
@@ -278,20 +277,6 @@ class Worker:
         explicit = [q for q in queues if q != "*"]
         return self.reserver.usable(explicit + [q for q in known if q not in explicit])
 
-    def _paused_by_key(self) -> bool:
-        # Ruby Resque's global pause switch, set by people (resque-web). Every
-        # take reads it too (reserve.py), so that no job pushed after it was
-        # set runs; here, while no job is taken, at most once a second.
-        now = time.monotonic()
-        seen, self.reserver.pause_seen = self.reserver.pause_seen, None
-        if seen is not None:
-            self._paused_by_key_cache, self._pause_checked_at = seen, now
-        # During an outage, always ask: a cached answer would read as "Redis is back".
-        elif self.outage.since is not None or now - self._pause_checked_at >= PAUSE_KEY_CHECK:
-            self._paused_by_key_cache = pause_requested(self.redis.get(self.keys.pause_all))
-            self._pause_checked_at = now
-        return self._paused_by_key_cache
-
     def _orphaned(self) -> bool:
         master = self.spec.parent_pid
         if master is not None and os.getppid() != master:
@@ -346,11 +331,13 @@ class Worker:
     # -- one job -----------------------------------------------------------
     def _process(self, queue: str, raw: bytes) -> None:
         logfile.follow()  # the job's lines, after a wait that may have outlasted a HUP
+        picked = time.time()   # its wait in the queue ends: the metrics' wait
         try:
             payload = wire.decode_payload(raw)
         except wire.InvalidPayload as exc:
             log.error("worker %s: bad item on queue %s: %s", self.id, queue, exc)
             self._record(queue, raw, wire.raw_payload_record(raw), Failure(INVALID_PAYLOAD, str(exc)))
+            self.reports.finished(queue, None, JobOutcome.FAILED, 0.0, None, picked)
             return
         job = Job(queue, payload, raw, self.id)
         try:
@@ -358,6 +345,7 @@ class Worker:
         except UnknownJob as exc:
             log.error("worker %s: job %s on %s refused: %s", self.id, job.label, queue, exc)  # exc names the class
             self._record(queue, raw, payload, Failure(UNKNOWN_JOB, str(exc)))
+            self.reports.finished(queue, None, JobOutcome.FAILED, 0.0, payload, picked)
             return
         log.info("job %s %s on %s started", job.label, job.job_class, queue)
         started = time.monotonic()
@@ -369,6 +357,7 @@ class Worker:
             log.warning("job %s %s on %s killed after %.0f ms by the stop: back to the head of its queue",
                         job.label, job.job_class, queue, elapsed)
             self._give_back_killed(queue, raw)
+            self.reports.finished(queue, job.job_class, JobOutcome.REQUEUED, elapsed / 1000, payload, picked)
             return
         if failure is None:
             log.info("job %s %s on %s %s in %.0f ms", job.label, job.job_class, queue,
@@ -377,6 +366,7 @@ class Worker:
             log.warning("job %s %s on %s failed in %.0f ms: %s: %s", job.label, job.job_class, queue,
                         elapsed, failure.exception, failure.error)
         self._record(queue, raw, payload, failure)
+        self.reports.finished(queue, job.job_class, job_outcome(failure, skipped), elapsed / 1000, payload, picked)
 
     def kill_job_for_stop(self, reason: str) -> None:
         """Kill the running job because the worker is going away (TERM, its

@@ -154,15 +154,15 @@ def master_modules() -> list[str]:
 def test_the_master_path_imports_no_redis_client():
     """Each module the master may load, imported in a fresh interpreter: none
     brings in redis-py (or hiredis), nor the worker's code or resqued's Redis
-    plumbing. The first that does is named."""
+    plumbing, nor prometheus_client (the exporter's). The first that does is named."""
     modules = master_modules()
     assert {"resqued.cli", "resqued.master.arbiter", "resqued.config.loader", "resqued.process.daemon"} <= set(modules)
     code = textwrap.dedent("""
         import importlib, json, sys
         for name in sys.argv[1:]:
             importlib.import_module(name)
-            loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('redis', 'hiredis')
-                            or m.startswith(('resqued.worker', 'resqued.redisio')))
+            loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('redis', 'hiredis', 'prometheus_client')
+                            or m.startswith(('resqued.worker', 'resqued.redisio', 'resqued.exporter')))
             if loaded:
                 print(json.dumps({name: loaded[:5]}))
                 break

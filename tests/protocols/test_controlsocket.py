@@ -51,7 +51,7 @@ def test_a_bad_request_is_refused_with_one_clear_line(line, problem):
 
 
 def test_the_commands_are_the_words_on_the_wire():
-    assert COMMANDS == ("status", "pause", "resume", "reload", "restart", "stop")
+    assert COMMANDS == ("status", "pause", "resume", "reload", "restart", "stop", "metrics")
     with pytest.raises(ValueError):
         Request("shutdown")
 

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from resqued.protocols.reportpipe import (LINE_LIMIT, ErrorReport, ExitAnnouncement, ReportRefused, StateReport,
-                                          WorkerState, decode)
+from resqued.protocols.reportpipe import (LINE_LIMIT, UNKNOWN_CLASS, ErrorReport, ExitAnnouncement, JobOutcome,
+                                          ReportRefused, StateReport, WorkerState, decode, outcome_record,
+                                          state_line, state_line_carrying)
 
 
 def test_the_states_are_the_words_on_the_wire_and_in_json():
@@ -76,3 +77,39 @@ def test_a_line_that_is_no_report_is_refused_with_its_reason_in_one_line(line, r
     with pytest.raises(ReportRefused, match=reason) as refused:
         decode(line)
     assert "\n" not in str(refused.value) and len(str(refused.value)) < 100
+
+
+# -- finished jobs' outcome records -------------------------------------------------
+
+def test_outcomes_ride_on_a_state_report_and_a_line_without_them_is_unchanged():
+    fields = {"state": WorkerState.IDLE, "pid": 7, "jobs": 3, "paused": False}
+    assert state_line(fields) == b'{"state": "idle", "pid": 7, "jobs": 3, "paused": false}\n'
+    records = [outcome_record("q", "Echo", JobOutcome.DONE, 0.25, 1.5),
+               outcome_record("q", UNKNOWN_CLASS, JobOutcome.FAILED, 0.0, None)]
+    line, carried = state_line_carrying(fields, records)
+    assert carried == 2
+    assert line == (b'{"state": "idle", "pid": 7, "jobs": 3, "paused": false, "outcomes": '
+                    b'[["q", "Echo", "done", 0.25, 1.5], ["q", "(unknown)", "failed", 0.0, null]]}\n')
+    report = decode(line.rstrip(b"\n"))
+    assert report == StateReport(WorkerState.IDLE, pid=7, jobs=3, paused=False,
+                                 outcomes=(["q", "Echo", "done", 0.25, 1.5], ["q", "(unknown)", "failed", 0.0, None]))
+
+
+def test_a_line_carrying_outcomes_fits_a_pipe_write_whatever_its_names():
+    worst = "\U0001F600" * 5000
+    fields = {"state": WorkerState.BUSY, "job": {"class": worst, "id": worst, "queue": worst}, "pid": 1}
+    records = [outcome_record(worst, worst, JobOutcome.DIRTY_EXIT, 1e9, 1e9) for _ in range(50)]
+    line, carried = state_line_carrying(fields, records)
+    assert len(line) <= LINE_LIMIT and carried == 1
+    assert decode(line.rstrip(b"\n")).outcomes[0][0] == "\U0001F600" * 100
+    line, carried = state_line_carrying({"state": WorkerState.IDLE}, [outcome_record("q", "C", "done", 1, 1)] * 500)
+    assert len(line) <= LINE_LIMIT and 100 < carried < 500
+
+
+@pytest.mark.parametrize("outcomes", [
+    '"done"', '[["q", "C", "exploded", 1, 1]]', '[["q", "C", "done", "1", 1]]', '[["q", "C", "done", 1]]',
+    '[["q", 5, "done", 1, 1]]', '[["%s", "C", "done", 1, 1]]' % ("q" * 101), '[["q", "C", "done", true, 1]]'])
+def test_malformed_outcomes_refuse_the_line(outcomes):
+    # A line must not create label values at will: an outcome of JobOutcome's, names of bounded length.
+    with pytest.raises(ReportRefused, match="outcomes"):
+        decode(b'{"state": "idle", "outcomes": %s}' % outcomes.encode())
