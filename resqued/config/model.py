@@ -64,3 +64,4 @@ class Config:
     max_lost: int = default("max_lost")
     on_hup: str = default("on_hup")
     max_workers: int | None = default("max_workers")   # None: derived (config/limits.py)
+    schedule: tuple = ()           # recurring jobs: config/schedule.py's ScheduleEntry
