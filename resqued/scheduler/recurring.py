@@ -30,7 +30,8 @@ from resqued.resque.delayed import DelayedKeys
 
 log = logging.getLogger("resqued.scheduler")
 
-CATCH_UP_SLACK = 10.0
+# A standby tries the lock every half second: it takes over within the TTL and this.
+CATCH_UP_SLACK = 2.0
 # Occurrences enqueued per schedule per look: a long catch-up goes on at the next.
 MAX_PER_LOOK = 1000
 LOCK_LOST = -1
