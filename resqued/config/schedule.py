@@ -28,8 +28,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter, CroniterError
-
 from resqued.resque.keys import check_queue_name
 
 _EVERY = re.compile(r"(?:\d+[smhdw])+\Z")
@@ -60,6 +58,7 @@ class ScheduleEntry:
             return (int(after) // self.every + 1) * self.every
         fields, zone = split_cron(self.cron)
         start = datetime.fromtimestamp(after, zone or timezone.utc)
+        croniter, _ = _croniter()
         return int(croniter(" ".join(fields), start, second_at_beginning=len(fields) == 6).get_next(float))
 
     def occurrences(self, after: float, until: float, limit: int = 1000) -> list[int]:
@@ -70,6 +69,13 @@ class ScheduleEntry:
             found.append(t)
             t = self.next_after(t)
         return found
+
+
+def _croniter():
+    # Late: croniter (and dateutil) take ~20 ms to import, which every start
+    # of the master, env mode and resquectl would pay; only a cron needs it.
+    import croniter
+    return croniter.croniter, croniter.CroniterError
 
 
 def split_cron(text: str) -> tuple[list[str], ZoneInfo | None]:
@@ -92,6 +98,7 @@ def split_cron(text: str) -> tuple[list[str], ZoneInfo | None]:
     if len(fields) not in (5, 6):
         raise ValueError(f"{text!r}: expected 5 fields (minute hour day month weekday), or 6 with seconds "
                          f"first, then an optional timezone; got {len(text.split())}")
+    croniter, CroniterError = _croniter()
     try:
         croniter(" ".join(fields), 0, second_at_beginning=len(fields) == 6)
     except (CroniterError, ValueError, KeyError) as exc:
