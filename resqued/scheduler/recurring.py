@@ -58,20 +58,11 @@ return 1
 """
 
 
-def claims_key(keys) -> str:
-    return keys.prefix + "resqued:schedule_claims"
-
-
-def last_enqueued_key(keys) -> str:
-    """resque-scheduler's (scheduling_extensions.rb ``last_enqueued_at``)."""
-    return keys.prefix + "delayed:last_enqueued_at"
-
-
 def read_claims(redis, keys, names) -> dict[str, int | None]:
     """name -> its last claimed occurrence (epoch seconds), or None."""
     if not names:
         return {}
-    values = redis.hmget(claims_key(keys), list(names))
+    values = redis.hmget(keys.schedule_claims, list(names))
     return {name: _int(value) for name, value in zip(names, values)}
 
 
@@ -86,7 +77,7 @@ class Recurring:
     def __init__(self, redis, keys, entries, catch_up: float):
         self.redis = redis
         self.keys = keys
-        self.locks = DelayedKeys(keys).master_locks
+        self.dkeys = DelayedKeys(keys)
         self.catch_up = catch_up
         self._claim = redis.register_script(_CLAIM)
         self._warned: set[str] = set()
@@ -127,8 +118,8 @@ class Recurring:
     def _enqueue(self, entry, occurrence: int, lock_value: str) -> int | None:
         payload = wire.dumps(wire.payload(entry.job_class, entry.args, wire.new_job_id()))
         result = self._claim(
-            keys=[claims_key(self.keys), last_enqueued_key(self.keys), self.keys.queues,
-                  self.keys.queue(entry.queue), *self.locks],
+            keys=[self.keys.schedule_claims, self.dkeys.last_enqueued_at, self.keys.queues,
+                  self.keys.queue(entry.queue), *self.dkeys.master_locks],
             args=[lock_value, entry.name, occurrence, entry.queue, payload, wire.started_time()])
         if isinstance(result, list):
             key = result[1].decode(errors="replace")
