@@ -86,6 +86,23 @@ def test_a_killed_holder_neither_loses_nor_doubles_an_occurrence(procs, redis_ur
     assert late, "no occurrence fell during the failover"
 
 
+def test_a_holder_paused_past_its_lock_enqueues_nothing_twice_when_it_wakes(procs, redis_url, r, tmp_path):
+    path = pool_yml(tmp_path, EVERY_SECOND)
+    first = scheduler(procs, redis_url, path, "--lock-timeout", "2", name="first")
+    wait_until(lambda: sum(occurrences(first).values()) >= 1, timeout=10, message="the first to enqueue")
+    second = scheduler(procs, redis_url, path, "--lock-timeout", "2", name="second")
+    first.send_signal(signal.SIGSTOP)
+    try:
+        wait_until(lambda: sum(occurrences(second).values()) >= 2, timeout=15, message="the second to take over")
+    finally:
+        first.send_signal(signal.SIGCONT)
+    wait_until(lambda: "standing by" in log_text(first), message="the first to find the lock gone")
+    done = sum(occurrences(first, second).values())
+    wait_until(lambda: sum(occurrences(first, second).values()) >= done + 2, message="more occurrences")
+    assert stop(first, signal.SIGTERM) == 0 and stop(second, signal.SIGTERM) == 0
+    assert_each_once(occurrences(first, second), r)
+
+
 def test_hup_reloads_and_a_bad_schedule_keeps_the_old_one(procs, redis_url, r, tmp_path):
     path = pool_yml(tmp_path, EVERY_SECOND)
     proc = scheduler(procs, redis_url, path)
