@@ -65,3 +65,4 @@ class Config:
     on_hup: str = default("on_hup")
     max_workers: int | None = default("max_workers")   # None: derived (config/limits.py)
     metrics: str | None = default("metrics")           # the exporter's HOST:PORT (None: no metrics)
+    schedule: tuple = ()           # recurring jobs: config/schedule.py's ScheduleEntry
