@@ -106,3 +106,12 @@ class UsesThePoolsRetry:
     def perform(self):
         if _run(self.job) == 1:
             raise RuntimeError("first run fails")
+
+
+class SleepsFirst:
+    """Its first run sleeps (for a stop to kill it); later runs succeed."""
+    retry = FAST
+
+    def perform(self):
+        if _run(self.job) == 1:
+            time.sleep(30)

@@ -5,12 +5,13 @@ list and stat:failed."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
 import pytest
 
-from conftest import HERE, JOBS_FILE, ROOT, log_text, wait_until
+from conftest import HERE, JOBS_FILE, ROOT, log_text, stop, wait_until
 from helpers import failures, log_entries, wait_log, wait_registered
 from resqued.scheduler.command import command
 
@@ -53,6 +54,16 @@ def test_a_job_failing_twice_then_succeeding_ends_done_with_no_failure(running, 
     assert "failed (attempt 2 of 3)" in text and "(attempt 3 of 3)" not in text
     # onFailure listeners hear of each failed attempt, as resque-retry's jobs' hooks do.
     assert log_entries(r).count("onFailure:ConnectionError:FlakyTwice") == 2
+
+
+def test_a_fork_false_worker_retries_too(procs, redis_url, r, resque):
+    procs.spawn(command(redis_url), name="scheduler")
+    worker = procs.resqued(redis_url, extra_env={"APP_INCLUDE": f"{JOBS_FILE},{RETRY_JOBS}", "FORK_PER_JOB": "false"})
+    wait_registered(r, worker)
+    resque.enqueue("default", "FlakyTwice")
+    wait_log(r, "run:FlakyTwice:3:")
+    wait_settled(r, 3)
+    assert r.llen("resque:failed") == 0 and "failed (attempt 2 of 3)" in log_text(worker)
 
 
 def test_a_job_failing_every_attempt_is_failed_once_with_its_attempts(running, r, resque):
@@ -121,6 +132,21 @@ def test_dirty_exit_false_fails_a_dirty_exit_at_once(running, r, resque):
     assert len(runs(r, "NoRetryOnDeath")) == 1
 
 
+def test_a_job_killed_by_a_stop_goes_back_to_its_queue_without_using_an_attempt(procs, redis_url, r, resque,
+                                                                               running):
+    resque.enqueue("default", "SleepsFirst")
+    wait_log(r, "run:SleepsFirst:1:")
+    assert stop(running, signal.SIGTERM) == 0
+    assert not r.exists("resque:delayed_queue_schedule") and r.llen("resque:failed") == 0
+    [raw] = r.lrange("resque:queue:default", 0, -1)
+    assert "attempt" not in json.loads(raw)                  # still its first attempt
+    worker = procs.resqued(redis_url, extra_env={"APP_INCLUDE": f"{JOBS_FILE},{RETRY_JOBS}"})
+    wait_registered(r, worker)
+    wait_log(r, "run:SleepsFirst:1:", count=2)
+    wait_until(lambda: r.get("resque:stat:processed") == b"1", message="the second run recorded")
+    assert r.llen("resque:failed") == 0 and "failed (attempt" not in log_text(worker)
+
+
 def test_a_pools_retry_applies_to_jobs_without_their_own(procs, master_factory, redis_url, r, resque):
     procs.spawn(command(redis_url), name="scheduler")
     master = master_factory(["queues: [default]\ncount: 1\nretry: {attempts: 2, backoff: fixed, base: 0}"],
@@ -146,7 +172,8 @@ def check(tmp_path, text):
     ("retry: 0", 6, "pools[0].retry: attempts: expected a whole number >= 1, got 0"),
     ("retry: {attempts: 3, backoff: soon}", 6,
      "pools[0].retry.backoff: expected exponential, linear, fixed or a list of delays, got 'soon'"),
-    ("retry:\n      attempts: 3\n      jitter: 2", 8, "pools[0].retry.jitter: a fraction of the delay, at most 1, got 2"),
+    ("retry:\n      attempts: 3\n      jitter: 2", 8,
+     "pools[0].retry.jitter: a fraction of the delay, at most 1, got 2"),
     ("retry:\n      attempts: 3\n      tries: 2", 8, "pools[0].retry.tries: unknown key"),
     ("retry: {backoff: [1, -1]}", 6, "pools[0].retry.backoff: must be at least 0, got -1"),
     ("retry: {base: 2}", 6, "pools[0].retry: attempts: missing"),
@@ -156,6 +183,15 @@ def test_a_bad_pool_retry_is_refused_with_file_and_line(tmp_path, redis_url, poo
                                 f"  - queues: [default]\n    count: 1\n    {pool}\n")
     assert code == 78, out
     assert out.startswith(f"resqued: {tmp_path / 'pool.yml'}:{line}: {problem}") and "\n" not in out, out
+
+
+def test_check_shows_a_pools_retry(tmp_path, redis_url):
+    code, out = check(tmp_path, f"redis: {redis_url}\njobs: [{JOBS_FILE}]\ndefaults: {{retry: 4}}\npools:\n"
+                                "  - queues: [a]\n    count: 1\n  - queues: [b]\n    count: 1\n"
+                                "    retry: {backoff: [5, 60]}\n")
+    assert code == 0, out
+    assert "a: count 1; " in out and "; retry 4 attempts, exponential backoff, base 2s, max 3600s" in out, out
+    assert "; retry 3 attempts, delays 5s, 60s" in out, out
 
 
 @pytest.mark.parametrize("attributes, problem", [
