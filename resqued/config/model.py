@@ -37,6 +37,7 @@ class PoolConfig:
     fork: bool = default("fork")
     job_forker: bool = default("job_forker")
     job_timeout: float | None = default("job_timeout")
+    retry: dict | None = default("retry")
 
     @property
     def name(self) -> str:
