@@ -16,6 +16,7 @@ second it costs less than keeping two ways in step.
 import argparse
 import logging
 import math
+import os
 import select
 import signal
 import sys
@@ -26,7 +27,7 @@ import redis
 from resqued.config.redisurl import BadRedisURL, normalize_url, redact
 from resqued.exits import EXIT_OK, EXIT_USAGE
 from resqued.process import logs
-from resqued.process.signals import SignalQueue
+from resqued.process.signals import SignalQueue, exit_on_parent_death
 from resqued.process.title import set_raw_title
 from resqued.redisio.connection import connect
 from resqued.resque.delayedmove import BATCH, Mover, WrongType
@@ -36,6 +37,7 @@ from resqued.scheduler.lock import DEFAULT_TIMEOUT, MasterLock
 log = logging.getLogger("resqued.scheduler")
 
 POLL = 0.05
+TITLE = "resqued-scheduler"
 OUTAGE_PAUSE = 1.0
 
 
@@ -56,11 +58,18 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="Move delayed jobs to their queues when they fall due.")
     parser.add_argument("--redis", metavar="URL", required=True, help="Redis URL or host:port")
     parser.add_argument("--namespace", metavar="NS", default="resque", help="key namespace (default resque)")
+    parser.add_argument("--title", default=TITLE,
+                        help=f"process title, before ': active' (default {TITLE}; the master's names its pool.yml)")
     parser.add_argument("--poll", type=_positive(float), default=POLL, metavar="SECONDS",
                         help=f"longest sleep between looks at the earliest timestamp (default {POLL})")
     parser.add_argument("--lock-timeout", type=_positive(int), default=DEFAULT_TIMEOUT, metavar="SECONDS",
                         help="the master lock's TTL, resque-scheduler's LOCK_TIMEOUT "
                              f"(default {DEFAULT_TIMEOUT}): a dead holder is replaced within it")
+    parser.add_argument("--lock-value", metavar="HOST:PID",
+                        help="the master lock's value (default this host:this pid); resqued's master passes "
+                             "its own, so that the scheduler it restarts holds the lock its dead one held")
+    parser.add_argument("--master-pid", type=int, metavar="PID",
+                        help="stop (as on TERM) when this process, our parent, dies: resqued's master passes its own")
     parser.add_argument("--batch", type=_positive(int), default=BATCH, metavar="N",
                         help=f"jobs moved per atomic step (default {BATCH})")
     logs.add_exec_arguments(parser)
@@ -68,9 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class Scheduler:
-    def __init__(self, client, keys, poll: float, lock_timeout: int, batch: int):
+    def __init__(self, client, keys, poll: float, lock_timeout: int, batch: int, title: str = TITLE,
+                 lock_value: str | None = None):
         self.client = client
-        self.lock = MasterLock(client, keys, lock_timeout)
+        self.title = title
+        self.lock = MasterLock(client, keys, lock_timeout, lock_value)
         self.mover = Mover(client, keys, owner=f"{self.lock.value}:scheduler", batch=batch)
         self.poll = poll
         # Renew well inside the TTL; a standby tries often enough to take over soon after it expires.
@@ -83,7 +94,7 @@ class Scheduler:
 
     def run(self) -> int:
         self.signals.install()
-        set_raw_title("resqued-scheduler: starting")
+        set_raw_title(f"{self.title}: starting")
         try:
             while not self.signals.has_pending():
                 try:
@@ -134,10 +145,10 @@ class Scheduler:
         self.active = active
         if active:
             log.info("active: holding the master lock %s as %s", self.lock.names[0], self.lock.value)
-            set_raw_title("resqued-scheduler: active")
+            set_raw_title(f"{self.title}: active")
         else:
             log.info("standing by: the master lock is held by %s", self.lock.holder() or "nobody")
-            set_raw_title("resqued-scheduler: standing by")
+            set_raw_title(f"{self.title}: standing by")
 
     def _release(self) -> None:
         if not self.active:
@@ -152,6 +163,12 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     args.log_level = args.log_level or "info"    # started by hand: say what it does
     logs.apply_exec_arguments(args)
+    if args.master_pid is not None:
+        # A master killed outright (the OOM killer) leaves no scheduler behind
+        # renewing its lock: the next master's would stand by for good.
+        exit_on_parent_death(signal.SIGTERM)
+        if os.getppid() != args.master_pid:
+            return EXIT_OK   # it died before we asked
     try:
         url = normalize_url(args.redis)
         client = connect(url)
@@ -160,6 +177,7 @@ def main(argv=None) -> int:
         return EXIT_USAGE
     log.info("scheduler started on %s namespace %s", redact(url), Keys(args.namespace).namespace)
     try:
-        return Scheduler(client, Keys(args.namespace), args.poll, args.lock_timeout, args.batch).run()
+        return Scheduler(client, Keys(args.namespace), args.poll, args.lock_timeout, args.batch, args.title,
+                         args.lock_value).run()
     finally:
         client.close()
