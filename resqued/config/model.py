@@ -65,3 +65,10 @@ class Config:
     on_hup: str = default("on_hup")
     max_workers: int | None = default("max_workers")   # None: derived (config/limits.py)
     metrics: str | None = default("metrics")           # the exporter's HOST:PORT (None: no metrics)
+    scheduler: bool = default("scheduler")             # as set; whether it runs: scheduler_enabled
+
+    @property
+    def scheduler_enabled(self) -> bool:
+        """Whether the master runs the scheduler (master/schedulerlink.py): the
+        one place that decides it, so that what else turns it on is one line here."""
+        return self.scheduler
