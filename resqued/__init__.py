@@ -3,10 +3,11 @@ operators need around them. See README.md."""
 
 from resqued.jobs.events import DontCreate, DontPerform, listen, stop_listening
 from resqued.jobs.job import Job
+from resqued.jobs.retries import DontRetry
 from resqued.jobs.timeouts import JobTimeout
 from resqued.version import __version__
 
-__all__ = ["Resque", "Job", "DontCreate", "DontPerform", "JobTimeout", "listen", "stop_listening", "__version__"]
+__all__ = ["Resque", "Job", "DontCreate", "DontPerform", "DontRetry", "JobTimeout", "listen", "stop_listening", "__version__"]
 
 
 def __getattr__(name):

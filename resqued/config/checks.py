@@ -6,6 +6,7 @@ setting, used for pool.yml and, on the same nodes, for env mode's variables
 from resqued.config.redisurl import BadRedisURL, normalize_url, redact, split_url
 from resqued.resque.keys import check_queue_name
 from resqued.config.sizes import parse_size
+from resqued.jobs.retries import KEYS as RETRY_KEYS, PolicyError, normalize as retry_normalize
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
@@ -170,3 +171,31 @@ def check_queues(r, located):
             raise r.fail(node, path, f"queue {queue!r} is listed twice")
         seen.add(queue)
     return tuple(queue for queue, _, _ in located)
+
+
+
+def retry_policy(r, node, path):
+    """A pool's ``retry``: a number of attempts or a mapping, checked by
+    jobs/retries.py, each fault said at the line of the key at fault."""
+    if r.is_null(node):
+        return None
+    value, located = None, {}
+    if r.is_integer(node):
+        value = r.scalar(node, path)
+    else:
+        value = {}
+        for key, (key_node, value_node, value_path) in r.mapping(node, path, allow_null=False).items():
+            if key not in RETRY_KEYS:
+                raise r.unknown(key_node, value_path, key, RETRY_KEYS)
+            located[key] = (value_node, value_path)
+            if key == "backoff" and not r.is_string(value_node):     # a list of delays
+                value[key] = [r.scalar(item, item_path) for item, item_path in
+                              r.items(value_node, value_path, "exponential, linear, fixed or a list of delays")]
+            else:
+                value[key] = r.scalar(value_node, value_path)
+    try:
+        return retry_normalize(value)
+    except PolicyError as exc:
+        if exc.key in located:
+            raise r.fail(*located[exc.key], exc.problem) from None
+        raise r.fail(node, path, str(exc)) from None

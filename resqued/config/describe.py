@@ -42,6 +42,11 @@ def describe(config: Config) -> str:
         inline = ("" if pool.job_forker else "; job_forker false") if pool.fork else \
             "; fork false (jobs run in the worker)"
         timeout = f"; job_timeout {seconds(pool.job_timeout)}" if pool.job_timeout is not None else ""
+        if pool.retry is not None:
+            backoff = pool.retry["backoff"]
+            timeout += f"; retry {pool.retry['attempts']} attempts, " + (
+                f"delays {', '.join(map(seconds, backoff))}" if isinstance(backoff, list)
+                else f"{backoff} backoff, base {seconds(pool.retry['base'])}, max {seconds(pool.retry['max'])}")
         lines.append(f"  {pool.name}: count {pool.count}; {memory}; {jobs}; interval {seconds(pool.interval)}"
                      f"{timeout}{inline}")
     return "\n".join(lines)

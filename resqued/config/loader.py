@@ -15,7 +15,7 @@ import os
 
 import yaml
 
-from resqued.config import checks
+from resqued.config import checks, schedule
 from resqued.config.model import Config, ConfigError, PoolConfig
 from resqued.config.settings import LIMITS, LOG, POOL, TOP
 from resqued.config.sizes import human_size
@@ -53,7 +53,8 @@ _POOL = _checks(POOL)
 _TOP = {**_checks(TOP),
         "log": lambda r, node, path: checks.mapping_of(r, node, path, _LOG),
         "defaults": lambda r, node, path: checks.mapping_of(r, node, path, _LIMITS),
-        "pools": _pools}
+        "pools": _pools,
+        "schedule": schedule.section}
 
 
 # -- loading ------------------------------------------------------------------------
@@ -107,6 +108,7 @@ def _native(r, root, top) -> dict:
     fields = _defaults(r)
     fields.update((TOP[key].attribute, value) for key, (value, _, _) in found.items() if key in TOP)
     fields.update((LOG[key].attribute, value) for key, (value, _, _) in found.get("log", ({},))[0].items())
+    fields["schedule"] = found.get("schedule", ((),))[0]
     if "control_socket" not in found:
         fields["control_socket"] = socket_beside(fields["pidfile"])
     if len(os.fsencode(fields["control_socket"])) > MAX_SOCKET_PATH:

@@ -37,6 +37,7 @@ class PoolConfig:
     fork: bool = default("fork")
     job_forker: bool = default("job_forker")
     job_timeout: float | None = default("job_timeout")
+    retry: dict | None = default("retry")
 
     @property
     def name(self) -> str:
@@ -65,6 +66,7 @@ class Config:
     on_hup: str = default("on_hup")
     max_workers: int | None = default("max_workers")   # None: derived (config/limits.py)
     metrics: str | None = default("metrics")           # the exporter's HOST:PORT (None: no metrics)
+    schedule: tuple = ()           # recurring jobs: config/schedule.py's ScheduleEntry
     scheduler: bool = default("scheduler")             # as set; whether it runs: scheduler_enabled
 
     @property

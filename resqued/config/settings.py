@@ -139,6 +139,10 @@ SETTINGS = (
             "seconds a job may run: past it, TERM (KILL term_timeout later) and a resqued.JobTimeout "
             "failure; a job class's own timeout wins; not with fork: false", pool=True, env="JOB_TIMEOUT",
             doc_type="seconds, > 0, or null", default_doc="none: no limit", worker=True),
+    Setting("retry", checks.retry_policy, None,
+            "retry a failed job: attempts (in all), or {attempts, backoff, base, max, jitter, dirty_exit, "
+            "timeout}, as a job class's own retry, which wins (docs/jobs.md#retries)", pool=True,
+            doc_type="integer >= 1, mapping or null", default_doc="none: no retries", worker=True),
     Setting("max_jobs", checks.integer(1, nullable=True), None, "recycle a worker after this many jobs",
             pool=True, env="MAX_JOBS", doc_type="integer, >= 1, or null", default_doc="none: no limit"),
     Setting("max_jobs_jitter", checks.integer(0), None,

@@ -15,6 +15,7 @@ import re
 import sys
 import traceback
 
+from resqued.jobs.retries import retry_problem
 from resqued.jobs.timeouts import timeout_problem
 
 
@@ -181,7 +182,7 @@ class JobRegistry:
         for name, target in (aliases or {}).items():
             registry.add_alias(name, target)
         for target in registry.targets():
-            problem = timeout_problem(target)
+            problem = timeout_problem(target) or retry_problem(target)
             if problem:
                 where = getattr(sys.modules.get(target.__module__), "__file__", None) or target.__module__
                 raise RegistryError(f"job {target.__qualname__} ({where}): {problem}")

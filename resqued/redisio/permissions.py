@@ -40,7 +40,10 @@ def _probes(k: str) -> list[tuple[str, tuple]]:
         ("hgetall", ("HGETALL", k)),
         ("rpush", ("RPUSH", k, "x")), ("lpush", ("LPUSH", k, "x")), ("lset", ("LSET", k, "0", "x")),
         ("lrange", ("LRANGE", k, "0", "0")), ("lindex", ("LINDEX", k, "0")), ("llen", ("LLEN", k)),
-        ("lpos", ("LPOS", k, "y")), ("lrem", ("LREM", k, "0", "x")),
+        ("lpos", ("LPOS", k, "y")), ("lrem", ("LREM", k, "0", "x")), ("ltrim", ("LTRIM", k, "0", "-1")),
+        # Delayed jobs (resque-scheduler's sorted set): enqueue_at and the scheduler.
+        ("zadd", ("ZADD", k, "0", "x")), ("zrem", ("ZREM", k, "x")), ("zrange", ("ZRANGE", k, "0", "0")),
+        ("zrangebyscore", ("ZRANGEBYSCORE", k, "0", "0")), ("zcard", ("ZCARD", k)), ("zscore", ("ZSCORE", k, "x")),
         ("lmove", ("LMOVE", k, k, "LEFT", "RIGHT")), ("blmove", ("BLMOVE", k, k, "LEFT", "RIGHT", "0.01")),
         ("eval", ("EVAL", "return 1", "0")), ("evalsha", ("EVALSHA", "0" * 40, "1", k)),
         ("script|load", ("SCRIPT", "LOAD", "return 1")),

@@ -47,6 +47,9 @@ class DelayedKeys:
         self.delayed_prefix = p + "delayed:"
         self.queue_prefix = keys.queue("")
         self.master_locks = (f"{p}{p}{MASTER_LOCK}", p + MASTER_LOCK)
+        # recurring job name -> Ruby's Time.now.to_s of its last enqueue
+        # (scheduling_extensions.rb last_enqueued_at), which resque-web shows.
+        self.last_enqueued_at = p + "delayed:last_enqueued_at"
 
     def delayed(self, ts: int) -> str:
         return f"{self.delayed_prefix}{ts}"

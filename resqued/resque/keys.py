@@ -57,6 +57,9 @@ class Keys:
         # worker id -> when it paused (UTC ISO 8601), while a resqued worker
         # takes no jobs: the master's pause, USR2 or pause-all-workers.
         self.paused_workers = p + "resqued:paused"
+        # recurring job name -> the last occurrence (epoch seconds) enqueued
+        # (scheduler/recurring.py claims each in the script that pushes it).
+        self.schedule_claims = p + "resqued:schedule_claims"
 
     def queue(self, name: str) -> str:
         return self._queue_prefix + name

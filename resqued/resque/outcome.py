@@ -7,10 +7,16 @@ record every failure the same way: a ``failed`` entry, ``stat:failed`` +1
 """
 
 from resqued.resque import jobstatus, wire
+from resqued.resque.retried import ATTEMPT, add_retry
 
 
 class Failure:
-    """Why a job failed, as the failure entry will show it."""
+    """Why a job failed, as the failure entry will show it. ``retry``:
+    (due time, next attempt) when this attempt is retried instead (set by
+    worker/retrying.py); ``attempts``: the runs a job that had retries made."""
+
+    retry = None
+    attempts = None
 
     def __init__(self, exception: str, error: str, backtrace=None):
         self.exception = exception
@@ -39,13 +45,21 @@ def add_outcome(pipe, keys, worker_id: str, queue: str, payload, failure: Failur
                 processed: bool = True) -> None:
     """Queue the commands that record a finished job on ``pipe`` (a redis-py
     pipeline or a ``direct.Batch``: anything with ``execute_command``)."""
-    if failure is not None:
+    if failure is not None and failure.retry is not None:
+        add_retry(pipe, keys, queue, payload, *failure.retry)
+    elif failure is not None:
+        extra = None
+        if failure.attempts is not None:
+            # The runs it had, beside the entry's payload, which drops its
+            # attempt: a requeue from the failed list starts afresh.
+            extra = {"attempts": failure.attempts}
+            payload = {key: value for key, value in payload.items() if key != ATTEMPT}
         pipe.execute_command("RPUSH", keys.failed, wire.failure_record(
-            payload, failure.exception, failure.error, failure.backtrace, worker_id, queue))
+            payload, failure.exception, failure.error, failure.backtrace, worker_id, queue, extra=extra))
         pipe.execute_command("INCRBY", keys.failed_count, 1)
         pipe.execute_command("INCRBY", keys.worker_failed(worker_id), 1)
     status_key = keys.job_status(payload)
-    if status_key is not None:
+    if status_key is not None and (failure is None or failure.retry is None):
         code = wire.STATUS_FAILED if failure is not None else wire.STATUS_COMPLETE
         jobstatus.add_update(pipe, status_key, code, expire=wire.STATUS_TTL)
     if processed:

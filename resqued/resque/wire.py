@@ -219,7 +219,8 @@ def status_record(code: int, ts: float | None = None, started: bool = False) -> 
 
 
 def failure_record(job_payload, exception: str, error: str, backtrace: list,
-                   worker_id: str, queue: str, ts: float | None = None) -> str:
+                   worker_id: str, queue: str, ts: float | None = None, extra: dict | None = None) -> str:
+    """``extra``: fields after Resque's (``attempts``), which its readers ignore."""
     return dumps({
         "failed_at": failed_at_time(ts),
         "payload": job_payload,
@@ -228,6 +229,7 @@ def failure_record(job_payload, exception: str, error: str, backtrace: list,
         "backtrace": backtrace,
         "worker": worker_id,
         "queue": queue,
+        **(extra or {}),
     })
 
 

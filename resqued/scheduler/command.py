@@ -7,8 +7,9 @@ MODULE = "resqued.scheduler"
 
 
 def command(redis_url: str, namespace: str = "resque", *, lock_timeout: int | None = None,
-            poll: float | None = None, log_arguments=(), python: str = sys.executable,
-            title: str | None = None, lock_value: str | None = None, master_pid: int | None = None) -> list[str]:
+            poll: float | None = None, schedule: str | None = None, log_arguments=(),
+            python: str = sys.executable, title: str | None = None, lock_value: str | None = None,
+            master_pid: int | None = None) -> list[str]:
     """argv for ``python -m resqued.scheduler``; ``log_arguments`` as
     process/logs.exec_arguments() gives them (how the starter logs);
     ``title``, ``lock_value`` and ``master_pid`` are what resqued's master
@@ -24,4 +25,6 @@ def command(redis_url: str, namespace: str = "resque", *, lock_timeout: int | No
         argv += ["--lock-timeout", str(lock_timeout)]
     if poll is not None:
         argv += ["--poll", repr(float(poll))]
+    if schedule is not None:
+        argv += ["--schedule", schedule]    # a pool.yml: its schedule: section, re-read on HUP
     return argv + list(log_arguments)

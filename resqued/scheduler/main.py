@@ -11,6 +11,10 @@ the earliest again (one ZRANGE). The short poll, rather than a notification
 that resqued's enqueue_at would send, is what also sees a new earlier
 timestamp written by Ruby or PHP, which send none; at 20 cheap reads a
 second it costs less than keeping two ways in step.
+
+Recurring jobs (``--schedule pool.yml``, its ``schedule:`` section) are
+enqueued by the lock holder too (recurring.py); HUP re-reads the file, and
+a bad new schedule is refused in one log line, the old one kept.
 """
 
 import argparse
@@ -24,8 +28,10 @@ import time
 
 import redis
 
+from resqued.config.loader import load_config
+from resqued.config.model import ConfigError
 from resqued.config.redisurl import BadRedisURL, normalize_url, redact
-from resqued.exits import EXIT_OK, EXIT_USAGE
+from resqued.exits import EX_CONFIG, EXIT_OK, EXIT_USAGE
 from resqued.process import logs
 from resqued.process.signals import SignalQueue, exit_on_parent_death
 from resqued.process.title import set_raw_title
@@ -33,6 +39,7 @@ from resqued.redisio.connection import connect
 from resqued.resque.delayedmove import BATCH, Mover, WrongType
 from resqued.resque.keys import Keys
 from resqued.scheduler.lock import DEFAULT_TIMEOUT, MasterLock
+from resqued.scheduler.recurring import CATCH_UP_SLACK, Recurring
 
 log = logging.getLogger("resqued.scheduler")
 
@@ -72,13 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="stop (as on TERM) when this process, our parent, dies: resqued's master passes its own")
     parser.add_argument("--batch", type=_positive(int), default=BATCH, metavar="N",
                         help=f"jobs moved per atomic step (default {BATCH})")
+    parser.add_argument("--schedule", metavar="POOL_YML",
+                        help="enqueue the recurring jobs of this file's schedule: section (HUP re-reads it)")
     logs.add_exec_arguments(parser)
     return parser
 
 
 class Scheduler:
-    def __init__(self, client, keys, poll: float, lock_timeout: int, batch: int, title: str = TITLE,
-                 lock_value: str | None = None):
+    def __init__(self, client, keys, poll: float, lock_timeout: int, batch: int, schedule_path=None,
+                 title: str = TITLE, lock_value: str | None = None):
         self.client = client
         self.title = title
         self.lock = MasterLock(client, keys, lock_timeout, lock_value)
@@ -87,7 +96,12 @@ class Scheduler:
         # Renew well inside the TTL; a standby tries often enough to take over soon after it expires.
         self.renew_every = min(1.0, lock_timeout / 3)
         self.retry_every = min(0.5, lock_timeout / 4)
-        self.signals = SignalQueue([signal.SIGTERM, signal.SIGINT])
+        self.signals = SignalQueue([signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+        self.schedule_path = schedule_path
+        self.recurring = None
+        if schedule_path:
+            self.recurring = Recurring(client, keys, load_schedule(schedule_path),
+                                       catch_up=lock_timeout + CATCH_UP_SLACK)
         self.active = None
         self._next_lock_check = 0.0
         self._outage = None    # the last Redis error, until a look succeeds
@@ -96,7 +110,15 @@ class Scheduler:
         self.signals.install()
         set_raw_title(f"{self.title}: starting")
         try:
-            while not self.signals.has_pending():
+            while True:
+                if self.signals.has_pending():
+                    received = self.signals.drain()
+                    if signal.SIGHUP in received:
+                        self.reload()
+                    stops = [s for s in received if s != signal.SIGHUP]
+                    if stops:
+                        log.info("stopping (%s)", ", ".join(signal.Signals(s).name for s in stops))
+                        break
                 try:
                     wait = self.step()
                     if self._outage:
@@ -112,8 +134,8 @@ class Scheduler:
                         self._outage = problem
                     self._next_lock_check = 0.0     # is the lock still ours? first thing then
                     wait = OUTAGE_PAUSE
-                select.select([self.signals], [], [], max(wait, 0.0))
-            log.info("stopping (%s)", ", ".join(signal.Signals(s).name for s in self.signals.drain()))
+                if not self.signals.has_pending():
+                    select.select([self.signals], [], [], max(wait, 0.0))
         finally:
             self._release()
         return EXIT_OK
@@ -127,6 +149,11 @@ class Scheduler:
             self._next_lock_check = now + (self.renew_every if self.active else self.retry_every)
         if not self.active:
             return self._next_lock_check - time.time()
+        enqueued = self.recurring.enqueue_due(now, self.lock.value) if self.recurring else 0
+        if enqueued is None:    # replaced while it slept past the TTL
+            self._set_active(False)
+            self._next_lock_check = 0.0
+            return 0.0
         moved = self.mover.move_due(now, self.lock.value, self.signals.has_pending)
         if moved is None:   # replaced while it slept past the TTL
             self._set_active(False)
@@ -135,15 +162,31 @@ class Scheduler:
         if moved:
             log.info("moved %s to their queues", logs.counted(moved, "delayed job"))
         earliest = self.mover.next_due()
+        if self.recurring:
+            earliest = min(earliest or math.inf, self.recurring.due_at)
         if earliest is None:
             return self.poll
         return min(self.poll, earliest - time.time())
+
+    def reload(self) -> None:
+        if not self.schedule_path:
+            log.info("HUP: no --schedule to re-read")
+            return
+        try:
+            entries = load_schedule(self.schedule_path)
+        except ConfigError as exc:
+            log.error("schedule not reloaded, the old one kept: %s", exc)
+            return
+        self.recurring.load(entries)
+        log.info("schedule reloaded: %s", logs.counted(len(entries), "recurring job"))
 
     def _set_active(self, active: bool) -> None:
         if active == self.active:
             return
         self.active = active
         if active:
+            if self.recurring:
+                self.recurring.wake()
             log.info("active: holding the master lock %s as %s", self.lock.names[0], self.lock.value)
             set_raw_title(f"{self.title}: active")
         else:
@@ -177,7 +220,19 @@ def main(argv=None) -> int:
         return EXIT_USAGE
     log.info("scheduler started on %s namespace %s", redact(url), Keys(args.namespace).namespace)
     try:
-        return Scheduler(client, Keys(args.namespace), args.poll, args.lock_timeout, args.batch, args.title,
-                         args.lock_value).run()
+        try:
+            scheduler = Scheduler(client, Keys(args.namespace), args.poll, args.lock_timeout, args.batch,
+                                  args.schedule, args.title, args.lock_value)
+        except ConfigError as exc:
+            print(f"resqued scheduler: {exc}", file=sys.stderr)
+            return EX_CONFIG
+        return scheduler.run()
     finally:
         client.close()
+
+
+def load_schedule(path) -> tuple:
+    """The recurring jobs of a pool.yml, checked as ``resqued --check`` checks it."""
+    entries = load_config(path).schedule
+    log.info("schedule %s: %s", path, logs.counted(len(entries), "recurring job"))
+    return entries

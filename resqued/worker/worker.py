@@ -26,7 +26,7 @@ import time
 
 import redis
 
-from resqued.redisio import direct
+from resqued.redisio import direct, refusals
 from resqued.jobs import events
 from resqued.resque import jobstatus, wire
 from resqued.resque.wire import HEARTBEAT_INTERVAL
@@ -47,7 +47,7 @@ from resqued.process.memory import tree_memory
 from resqued.worker.recycle import RecyclePolicy
 from resqued.resque.presence import Registration
 from resqued.jobs.allowlist import UnknownJob
-from resqued.redisio import refusals
+from resqued.worker import retrying
 from resqued.worker.outage import RedisOutage
 from resqued.worker.reports import MasterReports, job_outcome
 from resqued.protocols.reportpipe import JobOutcome, WorkerState
@@ -362,7 +362,7 @@ class Worker:
         if failure is None:
             log.info("job %s %s on %s %s in %.0f ms", job.label, job.job_class, queue,
                      "skipped" if skipped else "done", elapsed)
-        else:
+        elif not retrying.judge(job, target, failure, self.spec):    # a retried attempt: its own line, a delayed job
             log.warning("job %s %s on %s failed in %.0f ms: %s: %s", job.label, job.job_class, queue,
                         elapsed, failure.exception, failure.error)
         self._record(queue, raw, payload, failure)
