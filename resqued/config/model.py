@@ -71,6 +71,6 @@ class Config:
 
     @property
     def scheduler_enabled(self) -> bool:
-        """Whether the master runs the scheduler (master/schedulerlink.py): the
-        one place that decides it, so that what else turns it on is one line here."""
-        return self.scheduler
+        """Whether the master runs the scheduler (master/schedulerlink.py):
+        ``scheduler: true``, or recurring jobs to enqueue."""
+        return self.scheduler or bool(self.schedule)

@@ -1,6 +1,7 @@
 """The master's handle on the scheduler (resqued/scheduler/: the process
 that moves delayed jobs to their queues when due, and why many may run):
-started while the config enables it (``Config.scheduler_enabled``), kept
+started while the config enables it (``Config.scheduler_enabled``:
+``scheduler: true`` or a ``schedule:``, whose pool.yml it is given), kept
 running as keptprocess.py says, stopped with TERM (it releases its lock as
 it leaves), then KILL after ``shutdown_timeout``.
 
@@ -27,7 +28,10 @@ class SchedulerLink(KeptProcess):
         super().__init__(f"resqued-scheduler[{name}]")
 
     def wanted(self, config):
-        """Its command line's arguments, or None when the config does not enable it."""
+        """Its command line's arguments and the recurring jobs it enqueues (it
+        reads them from pool.yml itself: a reload that changes them starts a
+        new one, which reads the file the master just checked), or None when
+        the config does not enable it."""
         if not config.scheduler_enabled:
             return None
         # The master lock's value names this master, not each scheduler it
@@ -35,12 +39,14 @@ class SchedulerLink(KeptProcess):
         # one first) holds the lock at once, rather than standing by for the
         # lock's TTL (180 s) as a stranger must.
         lock_value = f"{socket.gethostname()}:{os.getpid()}"
-        argv = command(config.redis_url, config.namespace, title=self.title, lock_value=lock_value,
-                       master_pid=os.getpid(), log_arguments=logs.exec_arguments())
-        return tuple(argv[1:])   # "-m", the module, its arguments: whichever interpreter runs it
+        argv = command(config.redis_url, config.namespace, schedule=config.path if config.schedule else None,
+                       title=self.title, lock_value=lock_value, master_pid=os.getpid(),
+                       log_arguments=logs.exec_arguments())
+        # "-m", the module, its arguments: whichever interpreter runs it.
+        return tuple(argv[1:]), config.schedule
 
     def launch(self, serves) -> int:
-        flag, module, *args = serves
+        (flag, module, *args), _ = serves
         assert flag == "-m", serves
         # In a group of its own: Ctrl-C on the master's terminal is the master's to handle.
         return start_module(module, args, new_group=True)

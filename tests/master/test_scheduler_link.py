@@ -99,3 +99,16 @@ def test_a_master_killed_outright_leaves_no_scheduler_behind(master_factory, r):
     master.proc.wait(10)
     # TERMed by Linux as its parent died (PR_SET_PDEATHSIG): it leaves as on a stop, lock released.
     wait_until(lambda: gone(scheduler) and not r.exists(LOCK), message="the orphaned scheduler gone, its lock released")
+
+
+def test_a_schedule_section_enables_the_scheduler_and_a_reload_that_changes_it_replaces_it(master_factory, r):
+    tick = "\n  tick:\n    every: 1s\n    class: Stamp\n    queue: default\n    args: [{tag: %s}]"
+    master = master_factory(["queues: [default]\ncount: 1"], jobs=f"[{JOBS}]", schedule=tick % "tick")
+    first = active_scheduler(master.pid, "pool.yml")
+    assert f"schedule {master.config}: 1 recurring job" in log_text(master.proc)   # given --schedule pool.yml
+    wait_log(r, "ran:tick:")
+    master.config.write_text(master.config.read_text().replace("{tag: tick}", "{tag: tock}"))
+    assert master.ctl("reload").returncode == 0, log_text(master.proc)[-2000:]
+    active_scheduler(master.pid, "pool.yml", other_than=first)
+    wait_log(r, "ran:tock:")
+    assert stop(master.proc) == 0
