@@ -106,7 +106,10 @@ class KeptProcess:
         if self.pid is not None and self.serves != serves:
             self.stop(wait=False)
             self.backoff.succeeded()
-        if serves is None or self.pid is not None or self.leaving or self.backoff.waiting():
+        if serves is None:
+            self.backoff.succeeded()   # turned off: no earlier death delays it when turned on again
+            return
+        if self.pid is not None or self.leaving or self.backoff.waiting():
             return
         try:
             self.pid, self.serves, self.started = self.launch(serves), serves, now
