@@ -67,3 +67,10 @@ class Config:
     max_workers: int | None = default("max_workers")   # None: derived (config/limits.py)
     metrics: str | None = default("metrics")           # the exporter's HOST:PORT (None: no metrics)
     schedule: tuple = ()           # recurring jobs: config/schedule.py's ScheduleEntry
+    scheduler: bool = default("scheduler")             # as set; whether it runs: scheduler_enabled
+
+    @property
+    def scheduler_enabled(self) -> bool:
+        """Whether the master runs the scheduler (master/schedulerlink.py):
+        ``scheduler: true``, or recurring jobs to enqueue."""
+        return self.scheduler or bool(self.schedule)

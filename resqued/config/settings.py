@@ -118,6 +118,10 @@ SETTINGS = (
     Setting("metrics", checks.listen_address, None,
             "serve Prometheus metrics at http://HOST:PORT/metrics (docs/metrics.md); env mode: runs a master",
             env="METRICS", kind="text", doc_type="HOST:PORT or null", default_doc="none: off"),
+    # -- delayed jobs ----------------------------------------------------------
+    Setting("scheduler", checks.boolean, False,
+            "run the scheduler, which moves delayed jobs to their queues when due (docs/delayed.md); "
+            "env mode: SCHEDULER=1 runs a master", env="SCHEDULER", kind="switch", doc_type="boolean"),
     # -- a pool --------------------------------------------------------------
     Setting("queues", checks.queue_list, REQUIRED,
             "queues in priority order, comma separated; '*' (last) is every queue",

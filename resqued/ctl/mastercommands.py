@@ -111,6 +111,12 @@ def render_status(status: Status) -> str:
     if spawner:  # the process that forks the workers (resqued/spawner/)
         lines[0] += (f"  spawner {spawner['pid'] or '-'} {spawner['state']}"
                      + (f" rss {approx_size(spawner['rss'])}" if spawner.get("rss") else ""))
+    # The processes the master keeps beside its workers, when their setting is on.
+    kept = [f"{name} {status[name]['pid'] or '-'} {status[name]['state']}"
+            + (f" rss {approx_size(status[name]['rss'])}" if status[name].get("rss") else "")
+            for name in ("scheduler", "exporter") if (status.get(name) or {}).get("state", "off") != "off"]
+    if kept:
+        lines.append("  ".join(kept))
     if master["state"] == "winched":
         lines.append("workers stopped by WINCH: SIGHUP or `resquectl reload` starts each pool's COUNT again")
     lines.append("")

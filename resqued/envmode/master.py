@@ -8,7 +8,7 @@ own.
 php-resque's launcher forks COUNT workers and exits, orphaning them (its issue
 #294): nothing restarts a dead worker and no signal reaches them all. Here
 the process started stays as their master (also with METRICS, whose
-exporter it starts). With PIDFILE set, a control socket beside it lets ``resquectl --pidfile PIDFILE status`` (and pause,
+exporter it starts, and SCHEDULER, whose scheduler it starts). With PIDFILE set, a control socket beside it lets ``resquectl --pidfile PIDFILE status`` (and pause,
 resume, stop) reach it; without PIDFILE there is neither. A HUP re-applies
 the variables; ``resquectl reload`` is refused: there is no file to re-read.
 """

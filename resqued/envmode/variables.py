@@ -68,21 +68,25 @@ def supervised(config: Config) -> bool:
     """Run the master's arbiter over the workers (COUNT > 1; a recycle limit:
     a lone worker that exits to be recycled needs someone to start the next;
     PIDFILE: resquectl --pidfile answers through the control socket beside
-    it; METRICS: the master starts the metrics exporter), rather than one
-    worker in this process, as php-resque does. The
+    it; METRICS: the master starts the metrics exporter; SCHEDULER: the
+    master starts the scheduler), rather than one worker in this process,
+    as php-resque does. The
     master takes the worker's signals to the pid in PIDFILE as php-resque's
     worker does (QUIT, TERM, INT, USR1, USR2, CONT)."""
     pool = config.pools[0]
-    return pool.count > 1 or bool(pool.max_jobs or pool.max_memory) or bool(config.pidfile or config.metrics)
+    return (pool.count > 1 or bool(pool.max_jobs or pool.max_memory)
+            or bool(config.pidfile or config.metrics or config.scheduler_enabled))
 
 
 def _value(reader, setting: Setting, args, environ):
     flag = getattr(args, setting.attribute, None) if setting.flag else None
     text = environ.get(setting.env) if setting.env else None
     if setting.kind == "switch":
-        # A flag turns it off (--no-fork); so does FORK_PER_JOB=false.
-        off = flag is False or (text is not None and not _truthy(text))
-        return False if off else setting.default_for_env()
+        # A flag turns it off (--no-fork); so does FORK_PER_JOB=false, and
+        # SCHEDULER=1 turns on one that is off by default.
+        if flag is False:
+            return False
+        return setting.default_for_env() if text is None else _truthy(text)
     if flag is None and not text:
         return setting.default_for_env()
     where = setting.flag if flag is not None else setting.env

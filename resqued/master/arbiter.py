@@ -26,6 +26,7 @@ from resqued.master.adopted import end_adopted
 from resqued.master.control import ControlServer
 from resqued.master.headline import Headline
 from resqued.master.exporterlink import Exporter
+from resqued.master.schedulerlink import SchedulerLink
 from resqued.master.helperprocess import HelperProcess, hand_exit
 from resqued.master.metricstally import Tally, exit_reason
 from resqued.master.requestdecisions import (REQUEST_TIMEOUT, Pause, Reload, Restart, Resume, StopMaster, Wait,
@@ -80,6 +81,7 @@ class Arbiter:
         self.tally, self.exporter = Tally(), Exporter(self.name)   # metrics: what is counted, what serves it
         self.lost = RecoveryRuns(self.tally)
         self.spawner = Spawner(self.name)
+        self.scheduler = SchedulerLink(self.name)   # moves delayed jobs, when the config enables it
         self._spawn_retry_at = 0.0
         self.headline = Headline(self.name, self.notifier)   # ps and systemd's STATUS=
 
@@ -105,6 +107,7 @@ class Arbiter:
             self.restart.abandon()
             self.spawner.stop()
             self.exporter.stop()
+            self.scheduler.stop()   # TERM: it releases its lock (KILL after shutdown_timeout)
             end_adopted(self.config.term_timeout)
             log.info("master %d stopped", os.getpid())
             return self.exit_code
@@ -113,6 +116,7 @@ class Arbiter:
             self.restart.abandon()
             self.spawner.stop()
             self.exporter.stop()
+            self.scheduler.stop()
             if self.control:
                 self.control.close()
             if self.pidfile:
@@ -132,6 +136,7 @@ class Arbiter:
         self._reap()
         self._keep_spawner()
         self.exporter.start_due(self.config)
+        self.scheduler.start_due(self.config)
         if self.stopping:
             self._enforce_stop_deadlines()
         else:
@@ -191,7 +196,7 @@ class Arbiter:
         return MasterView(self.config, tuple(self.children.values()), dict(self.supervision), self.desired_counts(),
                           bool(self.stopping), self.winched, self.paused, self.restart.active, self.restart.error,
                           self.reloading.active, self.reload_error, self.spawner.pid, self.spawner.ready,
-                          self.tally)
+                          self.tally, {"scheduler": self.scheduler.status(), "exporter": self.exporter.status()})
 
     def _next_timeout(self) -> float:
         now = time.monotonic()
@@ -373,7 +378,7 @@ class Arbiter:
         (helperprocess.py), in the order they are served. Read each turn: a
         rolling restart replaces ``self.spawner``. A new kind of helper is
         one more entry here."""
-        return [self.spawner, self.restart, self.lost, self.reloading, self.exporter]
+        return [self.spawner, self.restart, self.lost, self.reloading, self.exporter, self.scheduler]
 
     def _account(self, child, code: int) -> None:
         """A reaped worker: workerexits.py decides what its exit means, the master acts."""

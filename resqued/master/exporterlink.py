@@ -5,84 +5,51 @@ interpreter while ``metrics:`` is set, restarted with backoff when it dies
 later: the pools run on), stopped with the master or when a reload takes
 ``metrics:`` away or changes it.
 
-The exporter is given its settings on a memfd (as the code probe is): the
-Redis URL may hold a password, which a command line would show to anyone.
+Kept running as keptprocess.py says (it has nothing to finish: stopped
+with KILL). It is given its settings on a memfd (as the code probe is):
+the Redis URL may hold a password, which a command line would show to anyone.
 """
 
 import json
 import logging
 import os
-import signal
 
 from resqued.exits import EX_UNAVAILABLE
+from resqued.master.keptprocess import KeptProcess
 from resqued.process import logs
 from resqued.process.interpreter import start_module
-from resqued.supervise.backoff import Backoff
 
 log = logging.getLogger("resqued.master")
 
 
-class Exporter:
+class Exporter(KeptProcess):
+    what = "the metrics exporter"
+
     def __init__(self, name: str):
-        self.title = f"resqued-exporter[{name}]"
-        self.pid = None
-        self.serves = None          # the settings it runs with (its address, what it reads); None: not running
-        self.backoff = Backoff()    # restarts after it died
+        super().__init__(f"resqued-exporter[{name}]")
 
-    # -- as a HelperProcess (helperprocess.py) --------------------------
-    def waitables(self) -> list:
-        return []   # it only exits: the master's SIGCHLD wakes it
+    def wanted(self, config):
+        """Its settings (its address, what it reads); None without ``metrics:``."""
+        if not config.metrics:
+            return None
+        return {"listen": config.metrics, "control_socket": config.control_socket,
+                "redis_url": config.redis_url, "namespace": config.namespace,
+                "master_pid": os.getpid(), "title": self.title}
 
-    def on_readable(self, waitable) -> None:
-        pass
+    def launch(self, serves) -> int:
+        settings_fd = os.memfd_create("resqued-exporter", os.MFD_CLOEXEC)
+        try:
+            os.write(settings_fd, json.dumps(serves).encode())
+            os.lseek(settings_fd, 0, os.SEEK_SET)
+            # In a group of its own: Ctrl-C on the master's terminal is the master's to handle.
+            return start_module("resqued.exporter", ["--settings-fd", str(settings_fd), *logs.exec_arguments()],
+                                pass_fds=[settings_fd], new_group=True)
+        finally:
+            os.close(settings_fd)
 
-    def deadline(self):
-        """While it is down: when it starts again."""
-        return self.backoff.until if self.pid is None and self.backoff.failures else None
-
-    def owns(self, pid: int) -> bool:
-        return pid == self.pid
-
-    def on_exit(self, pid: int, code: int, how: str) -> None:
-        serves, self.pid, self.serves = self.serves, None, None
-        delay = self.backoff.failed()
+    def died(self, serves, code: int, how: str, delay: float) -> None:
         if code == EX_UNAVAILABLE:
             # It said why in one line (the address in use, say): no traceback, no hurry.
             log.info("the metrics exporter for %s tries again in %.0fs", serves and serves["listen"], delay)
         else:
             log.error("the metrics exporter died (%s); a new one starts in %.1fs", how, delay)
-
-    def start_due(self, config) -> None:
-        """Start it if ``config`` asks for metrics and it is not running (nor
-        backing off); stop it if a reload changed or removed ``metrics:`` or
-        what it reads (the Redis URL, the namespace)."""
-        settings = {"listen": config.metrics, "control_socket": config.control_socket,
-                    "redis_url": config.redis_url, "namespace": config.namespace,
-                    "master_pid": os.getpid(), "title": self.title}
-        if self.pid is not None and self.serves != settings:
-            self.stop()
-            self.backoff.succeeded()
-        if not config.metrics or self.pid is not None or self.backoff.waiting():
-            return
-        settings_fd = os.memfd_create("resqued-exporter", os.MFD_CLOEXEC)
-        try:
-            os.write(settings_fd, json.dumps(settings).encode())
-            os.lseek(settings_fd, 0, os.SEEK_SET)
-            # In a group of its own: Ctrl-C on the master's terminal is the master's to handle.
-            self.pid = start_module("resqued.exporter", ["--settings-fd", str(settings_fd), *logs.exec_arguments()],
-                                    pass_fds=[settings_fd], new_group=True)
-            self.serves = settings
-        except OSError as exc:   # exec failed (the interpreter gone): try again later, live on
-            log.error("cannot start the metrics exporter: %s; trying again in %.1fs", exc, self.backoff.failed())
-        finally:
-            os.close(settings_fd)
-
-    def stop(self) -> None:
-        """The master is leaving (or metrics: changed): it has nothing to finish."""
-        if self.pid is not None:
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-                os.waitpid(self.pid, 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
-            self.pid, self.serves = None, None

@@ -1,7 +1,8 @@
 """What the master's loop knows of a helper process: anything it starts
 besides its workers (the spawner, the new spawner of a rolling restart, the
-recovery runs, the metrics exporter), each behind one small interface, so that a new kind of
-helper is one class, not an edit to each step of the arbiter's loop.
+recovery runs, the metrics exporter, the scheduler), each behind one small
+interface, so that a new kind of helper is one class, not an edit to each
+step of the arbiter's loop.
 
 Like uvicorn's Process or Supervisor's subprocess: the loop asks each helper
 what it waits on and when it must be woken, tells it what became readable,

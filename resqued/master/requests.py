@@ -46,6 +46,7 @@ class MasterView:
     spawner_pid: int | None = None
     spawner_ready: bool = False
     tally: object = None           # metricstally.Tally: what the metrics count (read at a scrape)
+    kept: dict = None              # "scheduler", "exporter" -> {"pid", "state"} (master/keptprocess.py)
 
 
 class RequestHandlers:
@@ -154,6 +155,7 @@ class RequestHandlers:
         return {"master": {"pid": os.getpid(), "config": view.config.path, "state": self.state(view),
                            "rss": psutil.Process().memory_info().rss},
                 "spawner": self._spawner_status(view),
+                **{name: {**kept, "rss": _rss(kept["pid"])} for name, kept in (view.kept or {}).items()},
                 "pools": pools,
                 "workers": [c.describe() for c in sorted(view.children, key=lambda c: c.pid)]}
 
@@ -172,13 +174,9 @@ class RequestHandlers:
 
     @staticmethod
     def _spawner_status(view: MasterView) -> dict:
-        pid, rss = view.spawner_pid, None
-        try:
-            rss = psutil.Process(pid).memory_info().rss if pid else None
-        except psutil.Error:
-            pass
+        pid = view.spawner_pid
         state = "ready" if view.spawner_ready else "starting" if pid else "down"
-        return {"pid": pid, "state": state, "rss": rss}
+        return {"pid": pid, "state": state, "rss": _rss(pid)}
 
     @staticmethod
     def state(view: MasterView) -> str:
@@ -214,3 +212,11 @@ class RequestHandlers:
             text += f"; {down} waiting for Redis at {redact(view.config.redis_url)}"
         failed = [f"{name} FAILED: {s.reason}" for name, s in view.supervision.items() if s.failed]
         return "; ".join([text, *failed])
+
+
+def _rss(pid: int | None) -> int | None:
+    """A helper process's resident memory, if it is alive."""
+    try:
+        return psutil.Process(pid).memory_info().rss if pid else None
+    except psutil.Error:
+        return None

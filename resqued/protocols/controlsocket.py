@@ -116,6 +116,13 @@ class SpawnerInfo(TypedDict):
     rss: int | None
 
 
+class KeptInfo(TypedDict):
+    """A process the master keeps beside its workers when enabled: the scheduler, the exporter."""
+    pid: int | None
+    state: str            # running, stopping, down (starts again after a backoff), off
+    rss: int | None
+
+
 class PoolStatus(TypedDict):
     queues: list[str]
     count: int
@@ -148,6 +155,8 @@ class WorkerStatus(TypedDict):
 class Status(TypedDict):
     master: MasterInfo
     spawner: SpawnerInfo
+    scheduler: KeptInfo   # (not in an older master's answer)
+    exporter: KeptInfo
     pools: list[PoolStatus]
     workers: list[WorkerStatus]
 

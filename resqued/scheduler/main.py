@@ -20,6 +20,7 @@ a bad new schedule is refused in one log line, the old one kept.
 import argparse
 import logging
 import math
+import os
 import select
 import signal
 import sys
@@ -32,7 +33,7 @@ from resqued.config.model import ConfigError
 from resqued.config.redisurl import BadRedisURL, normalize_url, redact
 from resqued.exits import EX_CONFIG, EXIT_OK, EXIT_USAGE
 from resqued.process import logs
-from resqued.process.signals import SignalQueue
+from resqued.process.signals import SignalQueue, exit_on_parent_death
 from resqued.process.title import set_raw_title
 from resqued.redisio.connection import connect
 from resqued.resque.delayedmove import BATCH, Mover, WrongType
@@ -43,6 +44,7 @@ from resqued.scheduler.recurring import CATCH_UP_SLACK, Recurring
 log = logging.getLogger("resqued.scheduler")
 
 POLL = 0.05
+TITLE = "resqued-scheduler"
 OUTAGE_PAUSE = 1.0
 
 
@@ -63,11 +65,18 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="Move delayed jobs to their queues when they fall due.")
     parser.add_argument("--redis", metavar="URL", required=True, help="Redis URL or host:port")
     parser.add_argument("--namespace", metavar="NS", default="resque", help="key namespace (default resque)")
+    parser.add_argument("--title", default=TITLE,
+                        help=f"process title, before ': active' (default {TITLE}; the master's names its pool.yml)")
     parser.add_argument("--poll", type=_positive(float), default=POLL, metavar="SECONDS",
                         help=f"longest sleep between looks at the earliest timestamp (default {POLL})")
     parser.add_argument("--lock-timeout", type=_positive(int), default=DEFAULT_TIMEOUT, metavar="SECONDS",
                         help="the master lock's TTL, resque-scheduler's LOCK_TIMEOUT "
                              f"(default {DEFAULT_TIMEOUT}): a dead holder is replaced within it")
+    parser.add_argument("--lock-value", metavar="HOST:PID",
+                        help="the master lock's value (default this host:this pid); resqued's master passes "
+                             "its own, so that the scheduler it restarts holds the lock its dead one held")
+    parser.add_argument("--master-pid", type=int, metavar="PID",
+                        help="stop (as on TERM) when this process, our parent, dies: resqued's master passes its own")
     parser.add_argument("--batch", type=_positive(int), default=BATCH, metavar="N",
                         help=f"jobs moved per atomic step (default {BATCH})")
     parser.add_argument("--schedule", metavar="POOL_YML",
@@ -77,9 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class Scheduler:
-    def __init__(self, client, keys, poll: float, lock_timeout: int, batch: int, schedule_path=None):
+    def __init__(self, client, keys, poll: float, lock_timeout: int, batch: int, schedule_path=None,
+                 title: str = TITLE, lock_value: str | None = None):
         self.client = client
-        self.lock = MasterLock(client, keys, lock_timeout)
+        self.title = title
+        self.lock = MasterLock(client, keys, lock_timeout, lock_value)
         self.mover = Mover(client, keys, owner=f"{self.lock.value}:scheduler", batch=batch)
         self.poll = poll
         # Renew well inside the TTL; a standby tries often enough to take over soon after it expires.
@@ -97,7 +108,7 @@ class Scheduler:
 
     def run(self) -> int:
         self.signals.install()
-        set_raw_title("resqued-scheduler: starting")
+        set_raw_title(f"{self.title}: starting")
         try:
             while True:
                 if self.signals.has_pending():
@@ -177,10 +188,10 @@ class Scheduler:
             if self.recurring:
                 self.recurring.wake()
             log.info("active: holding the master lock %s as %s", self.lock.names[0], self.lock.value)
-            set_raw_title("resqued-scheduler: active")
+            set_raw_title(f"{self.title}: active")
         else:
             log.info("standing by: the master lock is held by %s", self.lock.holder() or "nobody")
-            set_raw_title("resqued-scheduler: standing by")
+            set_raw_title(f"{self.title}: standing by")
 
     def _release(self) -> None:
         if not self.active:
@@ -195,6 +206,12 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     args.log_level = args.log_level or "info"    # started by hand: say what it does
     logs.apply_exec_arguments(args)
+    if args.master_pid is not None:
+        # A master killed outright (the OOM killer) leaves no scheduler behind
+        # renewing its lock: the next master's would stand by for good.
+        exit_on_parent_death(signal.SIGTERM)
+        if os.getppid() != args.master_pid:
+            return EXIT_OK   # it died before we asked
     try:
         url = normalize_url(args.redis)
         client = connect(url)
@@ -205,7 +222,7 @@ def main(argv=None) -> int:
     try:
         try:
             scheduler = Scheduler(client, Keys(args.namespace), args.poll, args.lock_timeout, args.batch,
-                                  args.schedule)
+                                  args.schedule, args.title, args.lock_value)
         except ConfigError as exc:
             print(f"resqued scheduler: {exc}", file=sys.stderr)
             return EX_CONFIG

@@ -8,11 +8,13 @@ from resqued.master.exporterlink import Exporter
 from resqued.master.helperprocess import HelperProcess
 from resqued.master.recoveryruns import RecoveryRuns
 from resqued.master.restart import RollingRestart
+from resqued.master.schedulerlink import SchedulerLink
 from resqued.master.spawnerlink import Spawner
 
 
 def test_every_helper_is_a_helper_process():
-    for helper in (Spawner("pool.yml"), RollingRestart("pool.yml"), RecoveryRuns(), Exporter("pool.yml")):
+    for helper in (Spawner("pool.yml"), RollingRestart("pool.yml"), RecoveryRuns(), Exporter("pool.yml"),
+                   SchedulerLink("pool.yml")):
         assert isinstance(helper, HelperProcess), type(helper).__name__
 
 

@@ -1,0 +1,55 @@
+"""The master's handle on the scheduler (resqued/scheduler/: the process
+that moves delayed jobs to their queues when due, and why many may run):
+started while the config enables it (``Config.scheduler_enabled``:
+``scheduler: true`` or a ``schedule:``, whose pool.yml it is given), kept
+running as keptprocess.py says, stopped with TERM (it releases its lock as
+it leaves), then KILL after ``shutdown_timeout``.
+
+It talks to Redis itself; the master only starts it, with the command line
+scheduler/command.py builds (stdlib only: the master loads no redis-py),
+so a reload that changes any part of it (the Redis URL, the namespace, how
+it logs) starts a new one.
+"""
+
+import os
+import socket
+
+from resqued.master.keptprocess import KeptProcess
+from resqued.process import logs
+from resqued.process.interpreter import start_module
+from resqued.scheduler.command import command
+
+
+class SchedulerLink(KeptProcess):
+    what = "the scheduler"
+
+    def __init__(self, name: str):
+        # "resqued-scheduler[pool.yml]: active" (or ": standing by"), as it titles itself.
+        super().__init__(f"resqued-scheduler[{name}]")
+
+    def wanted(self, config):
+        """Its command line's arguments and the recurring jobs it enqueues (it
+        reads them from pool.yml itself: a reload that changes them starts a
+        new one, which reads the file the master just checked), or None when
+        the config does not enable it."""
+        if not config.scheduler_enabled:
+            return None
+        # The master lock's value names this master, not each scheduler it
+        # starts: the one it starts after a crash (the master reaped the dead
+        # one first) holds the lock at once, rather than standing by for the
+        # lock's TTL (180 s) as a stranger must.
+        lock_value = f"{socket.gethostname()}:{os.getpid()}"
+        argv = command(config.redis_url, config.namespace, schedule=config.path if config.schedule else None,
+                       title=self.title, lock_value=lock_value, master_pid=os.getpid(),
+                       log_arguments=logs.exec_arguments())
+        # "-m", the module, its arguments: whichever interpreter runs it.
+        return tuple(argv[1:]), config.schedule
+
+    def launch(self, serves) -> int:
+        (flag, module, *args), _ = serves
+        assert flag == "-m", serves
+        # In a group of its own: Ctrl-C on the master's terminal is the master's to handle.
+        return start_module(module, args, new_group=True)
+
+    def grace_for(self, config) -> float:
+        return config.shutdown_timeout
