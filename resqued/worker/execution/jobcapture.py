@@ -65,11 +65,14 @@ class JobRecords(logging.Handler):
         self.job = None
 
     def emit(self, record):
+        resqued = logging.getLogger("resqued")
+        if record.levelno < resqued.getEffectiveLevel():
+            return   # log.level applies to a job's lines as to resqued's
         job = self.job
         record.event = "job_log"
         record.event_fields = job_event("job_log", job)["event_fields"] if job else {}
         record.text_prefix = f"job {job.label} {job.job_class}: {record.name}: " if job else f"{record.name}: "
-        for handler in logging.getLogger("resqued").handlers:
+        for handler in resqued.handlers:
             if record.levelno >= handler.level:
                 handler.handle(record)
 
