@@ -48,9 +48,11 @@ class Exporter:
         delay = self.backoff.failed()
         if code == EX_UNAVAILABLE:
             # It said why in one line (the address in use, say): no traceback, no hurry.
-            log.info("the metrics exporter for %s tries again in %.0fs", serves and serves["listen"], delay)
+            log.info("the metrics exporter for %s tries again in %.0fs", serves and serves["listen"], delay,
+                     extra=logs.event("exporter_unavailable"))
         else:
-            log.error("the metrics exporter died (%s); a new one starts in %.1fs", how, delay)
+            log.error("the metrics exporter died (%s); a new one starts in %.1fs", how, delay,
+                      extra=logs.event("exporter_died", reason=how))
 
     def start_due(self, config) -> None:
         """Start it if ``config`` asks for metrics and it is not running (nor
@@ -73,7 +75,8 @@ class Exporter:
                                     pass_fds=[settings_fd], new_group=True)
             self.serves = settings
         except OSError as exc:   # exec failed (the interpreter gone): try again later, live on
-            log.error("cannot start the metrics exporter: %s; trying again in %.1fs", exc, self.backoff.failed())
+            log.error("cannot start the metrics exporter: %s; trying again in %.1fs", exc, self.backoff.failed(),
+                      extra=logs.event("exporter_start_failed", error=str(exc)))
         finally:
             os.close(settings_fd)
 
