@@ -112,7 +112,8 @@ SETTINGS = (
     # -- logs ----------------------------------------------------------------
     Setting("log.level", checks.choice(checks.LOG_LEVELS), "info", "the least severe level logged",
             env_default="warning", doc_type=_one_of(checks.LOG_LEVELS)),
-    Setting("log.format", checks.choice(checks.LOG_FORMATS), "text", "text lines, or one JSON object a line",
+    Setting("log.format", checks.choice(checks.LOG_FORMATS), "text", "text lines, or one JSON object a line with the event's fields; "
+            "a job's output comes out as lines carrying its id either way (docs/logging.md)",
             doc_type=_one_of(checks.LOG_FORMATS)),
     # -- metrics -------------------------------------------------------------
     Setting("metrics", checks.listen_address, None,

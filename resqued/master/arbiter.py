@@ -33,7 +33,7 @@ from resqued.master.requestdecisions import (REQUEST_TIMEOUT, Pause, Reload, Res
                                              after_reload, after_restart)
 from resqued.master.requests import MasterView, RequestHandlers
 from resqued.master.restart import REPLACED, RestartView, RollingRestart
-from resqued.process import logfile
+from resqued.process import logfile, logs
 from resqued.process.pidfile import Pidfile
 from resqued.master.recoveryruns import RecoveryRuns
 from resqued.master.reloadprobe import PROBING, ReloadProbe, reconfigured
@@ -100,8 +100,8 @@ class Arbiter:
                 # the master could neither reap them nor see them die.
                 raise OSError("cannot become a child subreaper (prctl PR_SET_CHILD_SUBREAPER): "
                               "resqued's master (-c, or env mode with COUNT > 1) needs Linux 3.4 or later")
-            log.info("master %d managing %s", os.getpid(), ", ".join(
-                f"{p.name}={p.count}" for p in self.config.pools) or "no pools")
+            log.info("master %d managing %s", os.getpid(), ", ".join(f"{p.name}={p.count}" for p in self.config.pools)
+                     or "no pools", extra=logs.event("master_started"))
             while not (self.stopping and not self.children and not self.lost):
                 self._turn()
             self.restart.abandon()
@@ -109,7 +109,7 @@ class Arbiter:
             self.exporter.stop()
             self.scheduler.stop()   # TERM: it releases its lock (KILL after shutdown_timeout)
             end_adopted(self.config.term_timeout)
-            log.info("master %d stopped", os.getpid())
+            log.info("master %d stopped", os.getpid(), extra=logs.event("master_stopped"))
             return self.exit_code
         finally:
             self.requests.abandon_waiting()
@@ -129,7 +129,8 @@ class Arbiter:
                 signal.SIGTTIN, signal.SIGTTOU, signal.SIGTERM, signal.SIGINT)):
             action = signalactions.decide(signum, self.term_mode, self.stopping)
             if action is not None and not isinstance(action, signalactions.StopUntilHup):
-                log.info("master received %s", describe(signum))   # WINCH says whether it heeds it
+                log.info("master received %s", describe(signum),   # WINCH says whether it heeds it
+                         extra=logs.event("master_signal", signal=describe(signum)))
             self._apply(action)
             self.notifier.watchdog()   # a reload takes a while: systemd must not think us hung
         self._finish_reload()
@@ -248,10 +249,11 @@ class Arbiter:
             self.reloading.abandon()
             self.reload_error = "the master stopped before the new config was checked"
         if mode == "immediate":
-            log.warning("stopping now: running jobs are killed (and go back to their queues)")
+            log.warning("stopping now: running jobs are killed (and go back to their queues)",
+                        extra=logs.event("master_stopping", reason="immediate"))
         else:
-            log.info("stopping: workers finish their jobs%s",
-                     f" (at most {self.config.shutdown_timeout:g}s)" if bounded else "")
+            log.info("stopping: workers finish their jobs%s", f" (at most {self.config.shutdown_timeout:g}s)"
+                     if bounded else "", extra=logs.event("master_stopping", reason="graceful"))
         signal_workers(self.children.values(), signal.SIGTERM if mode == "immediate" else signal.SIGQUIT)
         for child in self.children.values():
             child.stopping, child.stop_reason = True, "master stopping"
@@ -259,7 +261,8 @@ class Arbiter:
     def _enforce_stop_deadlines(self) -> None:
         turn_immediate, kill = self.stopping.due(time.monotonic())
         if turn_immediate:
-            log.warning("shutdown_timeout of %gs passed: killing running jobs", self.config.shutdown_timeout)
+            log.warning("shutdown_timeout of %gs passed: killing running jobs", self.config.shutdown_timeout,
+                        extra=logs.event("master_stopping", reason="shutdown_timeout"))
             self.stop("immediate", bounded=True)
         if kill:
             kill_stragglers(self.children.values())
@@ -291,7 +294,8 @@ class Arbiter:
         if outcome is PROBING:
             return PROBING
         if isinstance(outcome, str):
-            log.error("reload refused, still running the previous config: %s", outcome)
+            log.error("reload refused, still running the previous config: %s", outcome,
+                      extra=logs.event("reload_refused", error=str(outcome)))
             self.tally.reloaded(ok=False)
             self.notifier.ready(f"reload refused: {outcome}")
             self.reload_error = outcome
@@ -301,7 +305,8 @@ class Arbiter:
         self.config, self.supervision = new, reconfigured(self.supervision, new.pools, outcome.resumed)
         if changed:
             retire([c for c in self.children.values() if not c.stopping], "redis, namespace or job settings changed")
-        log.info("reloaded %s: %s", new.path, ", ".join(f"{p.name}={p.count}" for p in new.pools))
+        log.info("reloaded %s: %s", new.path, ", ".join(f"{p.name}={p.count}" for p in new.pools),
+                 extra=logs.event("reload_applied"))
         self.requests.reloaded()  # READY=1 again once the new config is applied
         self.tally.reloaded(ok=True)
         if outcome.hup and new.on_hup == "restart":   # resque-pool's HUP restarts every worker too
@@ -328,12 +333,13 @@ class Arbiter:
             except (SpawnerError, OSError) as exc:
                 # E.g. fork failed (a process limit): try again in a second,
                 # not on every turn of the loop (each job's report is one).
-                log.error("cannot start a worker for %s: %s", pool.name, exc)
+                log.error("cannot start a worker for %s: %s", pool.name, exc,
+                          extra=logs.event("worker_start_failed", pool=pool.name, error=str(exc)))
                 self._spawn_retry_at = now + 1.0
                 break
             child.generation = self.restart.generation
             self.children[child.pid] = child
-            log.info("started worker %d for %s", child.pid, pool.name)
+            log.info("started worker %d for %s", child.pid, pool.name, extra=child.event("worker_started"))
 
     def _keep_spawner(self) -> None:
         if self.spawner.due():
@@ -392,10 +398,11 @@ class Arbiter:
         self.tally.worker_exited(facts.pool, exit_reason(decision.verdict, code, mid_job=facts.busy and not facts.announced,
                                                          announced=facts.announced))
         delay = workerexits.record(decision, facts, pool, now)
-        log.log(*workerexits.report(decision, facts, pool, delay))
+        log.log(*workerexits.report(decision, facts, pool, delay),
+                extra=workerexits.log_event(decision, facts, pool, self.hostname))
         if decision.verdict is Exit.BOOT_FAILURE and pool.failed and self.exit_when_failed \
                 and all(p.failed for p in self.supervision.values()):
-            log.error("every pool failed, and nothing can reload them: exiting")
+            log.error("every pool failed, and nothing can reload them: exiting", extra=logs.event("master_exiting"))
             self.exit_code = EXIT_FAILURE
             self.stop("graceful", bounded=True)
 

@@ -50,6 +50,8 @@ class Exporter(KeptProcess):
     def died(self, serves, code: int, how: str, delay: float) -> None:
         if code == EX_UNAVAILABLE:
             # It said why in one line (the address in use, say): no traceback, no hurry.
-            log.info("the metrics exporter for %s tries again in %.0fs", serves and serves["listen"], delay)
+            log.info("the metrics exporter for %s tries again in %.0fs", serves and serves["listen"], delay,
+                     extra=logs.event("exporter_unavailable"))
         else:
-            log.error("the metrics exporter died (%s); a new one starts in %.1fs", how, delay)
+            log.error("the metrics exporter died (%s); a new one starts in %.1fs", how, delay,
+                      extra=logs.event("exporter_died", reason=how))

@@ -15,6 +15,7 @@ import os
 import signal
 import time
 
+from resqued.process import logs
 from resqued.supervise.backoff import Backoff
 
 log = logging.getLogger("resqued.master")
@@ -52,7 +53,8 @@ class KeptProcess:
         return None
 
     def died(self, serves, code: int, how: str, delay: float) -> None:
-        log.error("%s died (%s); a new one starts in %.1fs", self.what, how, delay)
+        log.error("%s died (%s); a new one starts in %.1fs", self.what, how, delay,
+                  extra=logs.event("helper_died", helper=self.what, reason=how))
 
     def state(self) -> str:
         """In one word, for resquectl status: running, stopping (TERMed, not
@@ -115,7 +117,8 @@ class KeptProcess:
             self.pid, self.serves, self.started = self.launch(serves), serves, now
             self.grace = self.grace_for(config)
         except OSError as exc:   # exec failed (the interpreter gone): try again later, live on
-            log.error("cannot start %s: %s; trying again in %.1fs", self.what, exc, self.backoff.failed())
+            log.error("cannot start %s: %s; trying again in %.1fs", self.what, exc, self.backoff.failed(),
+                      extra=logs.event("helper_start_failed", helper=self.what, error=str(exc)))
 
     def stop(self, wait: bool = True) -> None:
         """Stop it: KILL at once (and reap it) when it has nothing to finish;
@@ -133,7 +136,8 @@ class KeptProcess:
             self.enabled = False
             for pid, kill_at in list(self.leaving.items()):
                 if not _reap(pid, kill_at):
-                    log.warning("%s did not stop within %gs of TERM: killed", self.what, self.grace or 0)
+                    log.warning("%s did not stop within %gs of TERM: killed", self.what, self.grace or 0,
+                                extra=logs.event("helper_killed", helper=self.what))
                     _signal(pid, signal.SIGKILL)
                     _reap(pid, None)
                 del self.leaving[pid]

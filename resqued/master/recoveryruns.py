@@ -19,6 +19,7 @@ import time
 from resqued.exits import EX_TEMPFAIL, EXIT_OK
 from resqued.master.spawnerlink import SpawnerError
 from resqued.supervise.backoff import Backoff
+from resqued.process.logs import event
 
 
 log = logging.getLogger("resqued.master")
@@ -67,7 +68,8 @@ class RecoveryRuns:
         try:
             pid = spawner.spawn_recovery(spec)
         except SpawnerError as exc:
-            log.error("cannot start recovering the jobs of %d dead workers: %s", len(self.pending), exc)
+            log.error("cannot start recovering the jobs of %d dead workers: %s", len(self.pending), exc,
+                      extra=event("recovery_start_failed", error=str(exc)))
             self.retry_at = time.monotonic() + RETRY
             return
         self.running = (pid, batch)
@@ -94,7 +96,8 @@ class RecoveryRuns:
             return
         delay = self._crashes.failed()
         self.retry_at = self._crashes.until
-        log.error("the recovery run %d failed (exit %d); trying again in %.0fs", pid, code, delay)
+        log.error("the recovery run %d failed (exit %d); trying again in %.0fs", pid, code, delay,
+                  extra=event("recovery_failed", exit_code=code))
 
     def give_up(self) -> None:
         if self.running:
@@ -107,5 +110,6 @@ class RecoveryRuns:
             except (ProcessLookupError, ChildProcessError):
                 pass
         log.error("giving up on recovering %d dead workers' jobs: they stay in their in-flight "
-                  "lists, and the next worker that prunes recovers them", len(self.pending))
+                  "lists, and the next worker that prunes recovers them", len(self.pending),
+                  extra=event("recovery_gave_up"))
         self.pending.clear()

@@ -93,7 +93,8 @@ class Spawner:
         try:
             protocol.decode_notice(message)
         except protocol.SpawnerMessageRefused as exc:
-            log.error("the worker spawner sent no ready message (%s): stopping it", exc)
+            log.error("the worker spawner sent no ready message (%s): stopping it", exc,
+                      extra=logs.event("spawner_failed", error=str(exc)))
             self._close()  # it sees its socket closed and leaves; the master reaps it
             return
         self.ready = True
@@ -108,7 +109,7 @@ class Spawner:
         self.pid = None
         delay = self.backoff.failed()
         log.error("the worker spawner died (%s); a new one starts in %.1fs, workers meanwhile keep running",
-                  how, delay)
+                  how, delay, extra=logs.event("spawner_died", reason=how))
 
     def reaped(self) -> None:
         """The master reaped it before it was ready (a rolling restart's new
@@ -181,7 +182,8 @@ class Spawner:
 
     def _kill(self, problem: str) -> None:
         """Hung, dead or confused: kill it (the master reaps it and starts another)."""
-        log.error("the worker spawner failed a request (%s)", problem)
+        log.error("the worker spawner failed a request (%s)", problem,
+                  extra=logs.event("spawner_request_failed", error=str(problem)))
         self._close()
         try:
             os.kill(self.pid, signal.SIGKILL)

@@ -25,7 +25,8 @@ def signal_workers(children, signum: int) -> None:
 def retire(children, reason: str) -> None:
     """Tell each to QUIT (it finishes its job), marked as stopping for ``reason``."""
     for child in children:
-        log.info("retiring worker %d (%s): %s", child.pid, child.pool.name, reason)
+        log.info("retiring worker %d (%s): %s", child.pid, child.pool.name, reason,
+                 extra=child.event("worker_retiring", reason=reason))
         child.stopping, child.stop_reason = True, reason
         signal_workers([child], signal.SIGQUIT)
 
@@ -33,7 +34,7 @@ def retire(children, reason: str) -> None:
 def kill_stragglers(children) -> None:
     """A stop's last deadline passed: SIGKILL to each and to what it runs."""
     for child in list(children):
-        log.error("worker %d did not stop: SIGKILL to it and its jobs", child.pid)
+        log.error("worker %d did not stop: SIGKILL to it and its jobs", child.pid, extra=child.event("worker_killed"))
         kill_tree(child.pid)
 
 

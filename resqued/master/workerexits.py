@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 
 from resqued.exits import EXIT_OK, EXIT_REASONS
+from resqued.process import logs
 from resqued.supervise.states import Exit, judge_exit, left_jobs_behind
 
 
@@ -89,3 +90,20 @@ def report(decision: ExitDecision, facts: ExitFacts, pool, delay: float | None) 
         last = f"; last error: {pool.last_error}" if pool.last_error else ""
         return logging.ERROR, f"pool {facts.pool} failed: {pool.reason}{last}; not restarting until a reload"
     return logging.WARNING, f"{name} died at boot ({facts.how}); next start in {delay:.1f}s"
+
+
+def log_event(decision: ExitDecision, facts: ExitFacts, pool, hostname: str) -> dict:
+    """``extra=`` for report's line (process/logs.py): the exit's event
+    name and its worker, pool and exit code or signal, for JSON logs."""
+    verdict, fields = decision.verdict, {"worker": worker_id(facts, hostname), "pool": facts.pool,
+                                         **logs.exited(facts.code)}
+    if verdict is Exit.STOPPED:
+        return logs.event("worker_stopped", **fields)
+    if verdict is Exit.RECYCLED:
+        return logs.event("worker_recycled", reason=EXIT_REASONS[facts.code], **fields)
+    if verdict is Exit.DIED:
+        return logs.event("worker_replaced" if facts.code == EXIT_OK and facts.announced else "worker_died",
+                          **fields)
+    if pool.failed:
+        return logs.event("pool_failed", reason=pool.reason, error=pool.last_error or None, **fields)
+    return logs.event("worker_boot_failed", **fields)

@@ -11,11 +11,13 @@ arranges to hear of the master's death, and runs (spawner/entrypoints.worker_mai
 import logging
 import os
 import random
+import socket
 import time
 from dataclasses import dataclass, field
 
 from resqued.config.settings import WORKER
 from resqued.config.workerspec import for_pool
+from resqued.process import logs
 from resqued.process.pidfile import Pidfile, worker_pidfile
 from resqued.protocols import reportpipe
 from resqued.protocols.controlsocket import WorkerStatus
@@ -66,6 +68,12 @@ class Child:
         """The job it last said it runs, for a log line: "job <id> (<class>)"."""
         job = (self.report and self.report.job) or {}
         return f"job {job.get('id') or '(no id)'} ({job.get('class')})"
+
+    def event(self, name: str, **fields) -> dict:
+        """``extra=`` for a log line about this worker (logs.event): its id,
+        as the worker's own lines give it, and its pool."""
+        return logs.event(name, worker=f"{socket.gethostname()}:{self.pid}:{self.pool.name}", pool=self.pool.name,
+                          **fields)
 
     def announced(self, code: int) -> bool:
         """Did it announce that it exits with ``code``? Only then is the code

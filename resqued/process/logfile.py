@@ -15,6 +15,10 @@ with its fd 2, and opens the new one if they differ. The path is set once in
 the daemon, before it forks anything, so each process forked from it has
 it; the ones it execs (the spawner, the probe: process/interpreter.py) are
 given it as an argument and call inherit().
+
+While a job's output is captured (worker/execution/jobcapture.py), fds 1
+and 2 of its process are pipes: ``capture`` keeps copies of the real ones,
+which the process's own log lines (logs.OwnStderr) and a reopen go to.
 """
 
 import errno
@@ -24,6 +28,8 @@ import stat
 import sys
 
 PATH: str | None = None   # the daemon's log file; None: not daemonized, nothing to follow
+_saved = None             # copies of the real fds 1 and 2, made by the first capture()
+_capturing = False        # fds 1 and 2 are a job's pipes now
 
 
 def open_for_append(path: str, create: bool = True) -> int:
@@ -73,7 +79,7 @@ def follow() -> None:
     if PATH is None:
         return
     try:
-        now, ours = os.stat(PATH, follow_symlinks=False), os.fstat(2)
+        now, ours = os.stat(PATH, follow_symlinks=False), os.fstat(real_stderr())
         if (now.st_dev, now.st_ino) == (ours.st_dev, ours.st_ino) or not stat.S_ISREG(now.st_mode):
             return
         fd = open_for_append(PATH, create=False)
@@ -82,12 +88,38 @@ def follow() -> None:
     _install(fd)
 
 
+def real_stderr() -> int:
+    """The fd of this process's real stderr (2, unless a job's output is captured)."""
+    return _saved[1] if _capturing else 2
+
+
+def capture(out_fd: int, err_fd: int) -> None:
+    """Make fds 1 and 2 ``out_fd`` and ``err_fd`` (pipes, still the caller's
+    to close), keeping copies of the real ones for this process's own lines."""
+    global _saved, _capturing
+    if _saved is None:
+        _saved = (os.dup(1), os.dup(2))   # close-on-exec: what the job runs writes to the pipes
+    os.dup2(out_fd, 1)
+    os.dup2(err_fd, 2)
+    _capturing = True
+
+
+def release() -> None:
+    """Undo capture(): fds 1 and 2 are the real ones again. The copies are
+    kept open, for the next capture and for a thread that has one in hand."""
+    global _capturing
+    if _capturing:
+        os.dup2(_saved[0], 1)
+        os.dup2(_saved[1], 2)
+        _capturing = False
+
+
 def _install(fd: int) -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except (OSError, ValueError):
             pass
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
+    for target in (() if _capturing else (1, 2)) + (_saved or ()):
+        os.dup2(fd, target, inheritable=target in (1, 2))
     os.close(fd)

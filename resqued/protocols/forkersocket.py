@@ -6,7 +6,8 @@ socketpair, one message per send; descriptors ride along with SCM_RIGHTS.
                                               idle, so it rehearses the job path)
     forker -> worker   b"R"                  ForkerReady
                        b"P <pid>"            StandbyForked, with its job pipe's
-                                              write end and its report pipe's read end
+                                              write end, its report pipe's read end and
+                                              its stdout and stderr pipes' read ends
                        b"X <pid> <status>"   ChildExited (its wait status)
 
 The worker closing its end means "stop".
@@ -15,7 +16,7 @@ The worker closing its end means "stop".
 from dataclasses import dataclass
 
 MAX_MESSAGE = 64            # bytes: the longest message, with room to spare
-STANDBY_FDS = 2             # what comes with StandbyForked: job pipe (write), report pipe (read)
+STANDBY_FDS = 4             # with StandbyForked: job pipe (write), report, stdout and stderr pipes (read)
 
 
 class ForkerMessageRefused(ValueError):
@@ -38,7 +39,7 @@ class ForkerReady:
 
 @dataclass(frozen=True)
 class StandbyForked:
-    """A standby child, forked; its two descriptors travel beside this message."""
+    """A standby child, forked; its descriptors travel beside this message."""
     pid: int
 
     def encode(self) -> bytes:

@@ -19,6 +19,7 @@ import redis
 
 from resqued.resque import jobstatus, wire
 from resqued.resque.outcome import Failure
+from resqued.process.logs import event
 
 log = logging.getLogger("resqued.resque")
 
@@ -158,5 +159,7 @@ class Recovery:
             return None  # someone else settled it first
         (log.warning if action == "requeue" else log.error)(
             "job %s of %s from queue %s %s: %s", job_id or "(no id)", worker_id, queue,
-            "requeued at the head of its queue" if action == "requeue" else "failed", why)
+            "requeued at the head of its queue" if action == "requeue" else "failed", why,
+            extra=event("job_lost", job_id=job_id, queue=queue, worker=worker_id, reason=why,
+                        outcome="requeued" if action == "requeue" else "failed"))
         return action, job_id

@@ -16,7 +16,7 @@ import redis
 from resqued.config.workerspec import WorkerSpec
 from resqued.exits import EX_TEMPFAIL, EXIT_BOOT_ERROR, EXIT_FAILURE, EXIT_OK
 from resqued.jobs.allowlist import JobRegistry, RegistryError
-from resqued.process.logs import printable
+from resqued.process.logs import event, printable
 from resqued.process.pidfile import worker_pidfile
 from resqued.protocols.reportpipe import ErrorReport
 from resqued.process.signals import exit_on_parent_death
@@ -79,7 +79,8 @@ def _worker_main(spec, report_fd) -> tuple[int, bool]:
     try:
         registry = JobRegistry.build(spec.jobs, spec.aliases)
     except RegistryError as exc:
-        log.error("worker for %s cannot start: %s", spec.name, exc)
+        log.error("worker for %s cannot start: %s", spec.name, exc,
+                  extra=event("worker_boot_failed", pool=spec.name, error=str(exc)))
         return EXIT_BOOT_ERROR, True   # it never reserved a job
     resque = Resque(spec.redis_url, spec.namespace)
     # What only this process knows: its report pipe's fd and its own pid.
@@ -112,8 +113,9 @@ def recovery_main(spec: dict) -> int:
         # second (EX_TEMPFAIL); say so once per outage.
         if not spec["down"]:
             log.error("cannot recover the jobs of %d dead workers yet: Redis unavailable (%s); retrying",
-                      len(spec["workers"]), refusals.describe(exc))
+                      len(spec["workers"]), refusals.describe(exc),
+                      extra=event("recovery_redis_down", error=refusals.describe(exc)))
         return EX_TEMPFAIL
     if spec["down"]:
-        log.warning("Redis is back: lost jobs recovered")
+        log.warning("Redis is back: lost jobs recovered", extra=event("recovery_redis_back"))
     return EXIT_OK

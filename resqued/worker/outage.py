@@ -15,6 +15,7 @@ import redis
 
 from resqued.protocols.reportpipe import WorkerState
 from resqued.redisio import refusals
+from resqued.process.logs import event
 
 log = logging.getLogger("resqued.worker")
 
@@ -79,7 +80,8 @@ class RedisOutage:
         self.refused = isinstance(exc, redis.ResponseError)
         if self.since is None:
             self.since = time.monotonic()
-            log.error("worker %s: Redis unavailable (%s); retrying", self.worker.id, refusals.describe(exc))
+            log.error("worker %s: Redis unavailable (%s); retrying", self.worker.id, refusals.describe(exc),
+                      extra=event("worker_redis_down", worker=self.worker.id, error=refusals.describe(exc)))
             # The master shows it (resquectl status, systemd's STATUS=), and
             # counts the worker as started: READY=1 must not wait for Redis.
             # A job still running keeps showing (status, pause --wait, and the
@@ -105,7 +107,9 @@ class RedisOutage:
         return True
 
     def _end(self) -> None:
-        log.warning("worker %s: Redis is back after %.1fs", self.worker.id, time.monotonic() - self.since)
+        log.warning("worker %s: Redis is back after %.1fs", self.worker.id, time.monotonic() - self.since,
+                    extra=event("worker_redis_back", worker=self.worker.id,
+                                duration_ms=round((time.monotonic() - self.since) * 1000)))
         self.since = None
         if self.worker.reports.last_state:
             self.worker.report(**self.worker.reports.last_state)

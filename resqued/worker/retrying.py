@@ -13,6 +13,7 @@ import sys
 import time
 
 from resqued.jobs.retries import ClassRetries, class_name, retry_delay
+from resqued.process.logs import job_event
 from resqued.resque.retried import attempt_of
 
 log = logging.getLogger("resqued.worker")
@@ -53,6 +54,8 @@ def judge(job, target, failure, spec) -> bool:
     failure.retry = (int(time.time() + seconds), attempt + 1)
     log.warning("job %s %s on %s failed (attempt %d of %d): %s: %s; retry in %s s", job.label,
                 job.job_class, job.queue, attempt, policy["attempts"], failure.exception, failure.error,
-                f"{seconds:.0f}" if seconds >= 1 else f"{seconds:.1f}")
+                f"{seconds:.0f}" if seconds >= 1 else f"{seconds:.1f}",
+                extra=job_event("job_retrying", job, exception=failure.exception, error=failure.error,
+                                attempt=attempt, retry_in_ms=round(seconds * 1000)))
     return True
 

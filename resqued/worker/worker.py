@@ -42,7 +42,7 @@ from resqued.process.pidfile import Pidfile
 from resqued.process.title import set_title
 from resqued.resque.recovery import Recovery, client_name, inflight_queues
 from resqued.exits import EXIT_BOOT_ERROR, EXIT_FAILURE, EXIT_OK, EXIT_REASONS, EXIT_RECYCLE_JOBS
-from resqued.process.logs import counted
+from resqued.process.logs import counted, event, job_event
 from resqued.process.memory import tree_memory
 from resqued.worker.recycle import RecyclePolicy
 from resqued.resque.presence import Registration
@@ -60,6 +60,7 @@ log = logging.getLogger("resqued.worker")
 HANDLED_SIGNALS = (signal.SIGQUIT, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1,
                    signal.SIGUSR2, signal.SIGCONT, signal.SIGCHLD)
 QUEUES_REREAD = 1.0   # how stale a busy "*" worker's list of queues may get
+SIGNAL_EVENTS = {signal.SIGUSR2: "worker_paused", signal.SIGCONT: "worker_resumed"}   # the log's event names
 
 
 class Worker:
@@ -127,7 +128,7 @@ class Worker:
         self.signals.install()
         if self.pidfile:
             self.pidfile.create()
-        log.info("worker %s starting", self.id)
+        log.info("worker %s starting", self.id, extra=event("worker_starting", worker=self.id))
         reserving = False
         try:
             self.outage.retry(lambda: check_server(self.redis), until_shutdown=True)
@@ -164,7 +165,8 @@ class Worker:
             if self.pidfile:
                 self.pidfile.remove()
             log.info("worker %s stopped after %s%s", self.id, counted(self.jobs_done, "job"),
-                     f" ({EXIT_REASONS[self.exit_code]})" if self.exit_code in EXIT_REASONS else "")
+                     f" ({EXIT_REASONS[self.exit_code]})" if self.exit_code in EXIT_REASONS else "",
+                     extra=event("worker_stopped", worker=self.id, exit_code=self.exit_code))
         return self.exit_code
 
     def _loop(self) -> None:
@@ -249,7 +251,7 @@ class Worker:
         # After max_jobs it is routine; past max_memory, worth a look.
         (log.info if code == EXIT_RECYCLE_JOBS else log.warning)(
             "worker %s: %s (%s done)%s", self.id, EXIT_REASONS[code], counted(self.jobs_done, "job"),
-            f": {why}" if why else "")
+            f": {why}" if why else "", extra=event("worker_recycled", worker=self.id, reason=EXIT_REASONS[code]))
         self.exit_code = code
         return True
 
@@ -308,7 +310,8 @@ class Worker:
         for signum in self.signals.drain():
             if signum == signal.SIGCHLD:
                 continue  # only wakes the wait for the job child
-            log.info("worker %s received %s", self.id, describe(signum))
+            log.info("worker %s received %s", self.id, describe(signum), extra=event(
+                SIGNAL_EVENTS.get(signum, "worker_signal"), worker=self.id, signal=describe(signum)))
             if signum == signal.SIGQUIT:
                 self.shutdown = True
             elif signum in (signal.SIGTERM, signal.SIGINT):
@@ -335,7 +338,8 @@ class Worker:
         try:
             payload = wire.decode_payload(raw)
         except wire.InvalidPayload as exc:
-            log.error("worker %s: bad item on queue %s: %s", self.id, queue, exc)
+            log.error("worker %s: bad item on queue %s: %s", self.id, queue, exc,
+                      extra=event("job_bad_payload", worker=self.id, queue=queue, error=str(exc)))
             self._record(queue, raw, wire.raw_payload_record(raw), Failure(INVALID_PAYLOAD, str(exc)))
             self.reports.finished(queue, None, JobOutcome.FAILED, 0.0, None, picked)
             return
@@ -343,11 +347,12 @@ class Worker:
         try:
             target = self.registry.resolve(job.job_class)
         except UnknownJob as exc:
-            log.error("worker %s: job %s on %s refused: %s", self.id, job.label, queue, exc)  # exc names the class
+            log.error("worker %s: job %s on %s refused: %s", self.id, job.label, queue, exc,  # exc names the class
+                      extra=job_event("job_refused", job, worker=self.id, error=str(exc)))
             self._record(queue, raw, payload, Failure(UNKNOWN_JOB, str(exc)))
             self.reports.finished(queue, None, JobOutcome.FAILED, 0.0, payload, picked)
             return
-        log.info("job %s %s on %s started", job.label, job.job_class, queue)
+        log.info("job %s %s on %s started", job.label, job.job_class, queue, extra=job_event("job_started", job))
         started = time.monotonic()
         failure, skipped = self.execution.run(job, target)
         elapsed = (time.monotonic() - started) * 1000
@@ -355,16 +360,20 @@ class Worker:
             # Whatever it reported (a job may catch TERM and raise), the stop killed it.
             self.killed_by_stop = False
             log.warning("job %s %s on %s killed after %.0f ms by the stop: back to the head of its queue",
-                        job.label, job.job_class, queue, elapsed)
+                        job.label, job.job_class, queue, elapsed, extra=job_event(
+                            "job_killed", job, worker=self.id, duration_ms=round(elapsed, 3), reason="stop"))
             self._give_back_killed(queue, raw)
             self.reports.finished(queue, job.job_class, JobOutcome.REQUEUED, elapsed / 1000, payload, picked)
             return
         if failure is None:
             log.info("job %s %s on %s %s in %.0f ms", job.label, job.job_class, queue,
-                     "skipped" if skipped else "done", elapsed)
+                     "skipped" if skipped else "done", elapsed, extra=job_event(
+                         "job_skipped" if skipped else "job_done", job, worker=self.id, duration_ms=round(elapsed, 3)))
         elif not retrying.judge(job, target, failure, self.spec):    # a retried attempt: its own line, a delayed job
             log.warning("job %s %s on %s failed in %.0f ms: %s: %s", job.label, job.job_class, queue,
-                        elapsed, failure.exception, failure.error)
+                        elapsed, failure.exception, failure.error, extra=job_event(
+                            "job_failed", job, worker=self.id, duration_ms=round(elapsed, 3),
+                            exception=failure.exception, error=failure.error))
         self._record(queue, raw, payload, failure)
         self.reports.finished(queue, job.job_class, job_outcome(failure, skipped), elapsed / 1000, payload, picked)
 

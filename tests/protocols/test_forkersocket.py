@@ -30,7 +30,7 @@ def test_an_unknown_ask_is_refused(message):
 
 
 @pytest.mark.parametrize("message, fds, problem", [
-    (b"P 12", 1, "a standby with 1 descriptors, not 2"),
+    (b"P 12", 1, "a standby with 1 descriptors, not 4"),
     (b"P 12", 0, "a standby with 0"),
     (b"P", 2, "unknown message"),
     (b"X 12", 0, "unknown message"),

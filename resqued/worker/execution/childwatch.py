@@ -48,16 +48,18 @@ class WorkerHooks:
 
 class ChildWatch:
     def __init__(self, hooks: WorkerHooks, bounds: JobBounds, standbys, pid: int, read_fd: int, idle: bool,
-                 limit: float | None = None):
+                 limit: float | None = None, output=None):
         """``idle``: the job came to an idle worker (it was not taken with
         the last job's outcome), which decides when the next standby is forked.
-        ``limit``: the job's timeout in seconds (bounds.limit_for), None for none."""
+        ``limit``: the job's timeout in seconds (bounds.limit_for), None for none.
+        ``output``: the job's stdout and stderr (jobcapture.JobOutput), logged as they come."""
         self.hooks = hooks
         self.bounds = bounds
         self.standbys = standbys
         self.pid = pid
         self.read_fd = read_fd
         self.idle = idle
+        self.output = output
         self.kill_at = None            # monotonic time to SIGKILL the child
         self.kill_reason = None        # why it was killed, for its failure
         self.tree = []                 # what ran under the child when it was killed
@@ -107,13 +109,16 @@ class ChildWatch:
             # Once the report pipe is closed, the exit status is what is left
             # to wait for: from the job forker (through Standbys), when it forked the child.
             waits = [hooks.signals, read_fd if pipe_open else standbys.fileno()]
-            waits = [w for w in waits if w is not None]
+            waits = [w for w in waits if w is not None] + (self.output.open if self.output else [])
             if not hooks.signals.has_pending():
                 orphan_deadline = self.orphaned_at + bounds.orphan_timeout if self.orphaned_at is not None else None
                 timeout = wait_for(time.monotonic(), hooks.heartbeat_due_in(), standby_at,
                                    next_memory_check if watch_memory else None, self.kill_at, orphan_deadline,
                                    self.deadline)
                 ready = wait_readable(waits, timeout)
+                for fd in self.output.open if self.output else ():
+                    if fd in ready:
+                        self.output.read(fd)
                 if read_fd in ready:
                     chunk = os.read(read_fd, 65536)
                     report += chunk

@@ -23,6 +23,7 @@ from resqued.worker import reports
 from resqued.worker.execution.childwatch import ChildWatch, WorkerHooks
 from resqued.worker.execution import jobtimeout
 from resqued.worker.execution.jobbounds import JobBounds
+from resqued.worker.execution.jobcapture import JobOutput
 from resqued.worker.execution.jobchild import interpret
 from resqued.worker.execution.standbys import Standbys
 
@@ -61,10 +62,11 @@ class ForkingExecution:
             events.trigger("beforeFork", job)
         except Exception as exc:
             return Failure(exception_name(exc), f"beforeFork hook failed: {exc}", backtrace(exc)), False
-        pid, read_fd = self.standbys.start(job, target)
+        pid, read_fd, output_fds = self.standbys.start(job, target)
         self.last_child = pid
+        output = JobOutput(output_fds, job)
         watch = self.watch = ChildWatch(self._hooks, self._bounds, self.standbys, pid, read_fd, idle=self._idle,
-                                        limit=limit_for(self._bounds.job_timeout, target))
+                                        limit=limit_for(self._bounds.job_timeout, target), output=output)
         # Marked running once the child has the job, so the round trip
         # overlaps the job instead of delaying its start.
         marked = self.worker.mark_running(job)
@@ -75,6 +77,7 @@ class ForkingExecution:
             status, report = watch.wait()
         finally:
             os.close(read_fd)
+            output.close()   # its last lines before the job's outcome is logged
             self.watch = None
             self.worker.read_marked(marked)
         self.standbys.reap()

@@ -17,6 +17,7 @@ from resqued.process.title import stamp
 from resqued.resque.outcome import Failure
 from resqued.worker import reports
 from resqued.worker.execution.jobtimeout import warn_unenforced
+from resqued.worker.execution.jobcapture import InlineCapture
 
 log = logging.getLogger("resqued.worker")
 
@@ -29,6 +30,7 @@ class InlineExecution:
 
     def __init__(self, worker):
         self.worker = worker
+        self.capture = InlineCapture()   # the job's output, as log lines
         for target in worker.registry.targets():
             warm(target)  # as a forking worker does, once (standbys.py)
         warn_unenforced(worker.registry.targets(), worker.id)
@@ -43,6 +45,7 @@ class InlineExecution:
         # Said before the job runs: if the job ends the process (os._exit), the
         # master knows it died mid-job and recovers the job at once.
         self.worker.report(**reports.busy(job))
+        self.capture.begin(job)
         try:
             outcome = None, not perform(job, target)
         except BaseException as exc:
@@ -51,6 +54,8 @@ class InlineExecution:
             except Exception:
                 log.exception("onFailure listener raised")
             outcome = Failure(exception_name(exc), str(exc), backtrace(exc)), False
+        finally:
+            self.capture.end()
         self.worker.read_marked(marked)
         return outcome
 

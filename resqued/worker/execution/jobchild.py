@@ -21,6 +21,7 @@ from resqued.worker.execution.jobtimeout import processing_title
 from resqued.process.descendants import end_processes, has_children, reap_children, running_descendants
 from resqued.process.fork import fork_child
 from resqued.process.signals import describe
+from resqued.worker.execution import jobcapture
 
 log = logging.getLogger("resqued.worker")
 
@@ -43,26 +44,31 @@ def fork_job_child(run, close, signals, title=None) -> int:
                       exit=flush_and_exit)
 
 
-def child_main(job, target, write_fd: int, term_timeout: float) -> None:
-    """Run ``job`` in this process, forked by fork_job_child; never returns."""
+def child_main(job, target, write_fd: int, output_fds, term_timeout: float) -> None:
+    """Run ``job`` in this process, forked by fork_job_child; never returns.
+    ``output_fds``: its stdout and stderr pipes (jobcapture.py)."""
     exit_code = 1
     try:
+        jobcapture.capture_in_child(output_fds)
         exit_code = _run_and_report(job, target, write_fd)
         end_leftovers(job, term_timeout)
     finally:
         flush_and_exit(exit_code)
 
 
-def standby_main(job_fd: int, write_fd: int, registry, worker_id: str, rehearse: bool,
+def standby_main(job_fd: int, write_fd: int, output_fds, registry, worker_id: str, rehearse: bool,
                  term_timeout: float) -> None:
     """A job child forked ahead of time (by fork_job_child, titled
     "Standby for ..."): wait for the job on ``job_fd``, run it, report on
     ``write_fd``; never returns. The worker closing ``job_fd`` without
-    sending a job means "not needed": exit quietly. ``rehearse``: the worker
+    sending a job means "not needed": exit quietly. ``output_fds``: the
+    job's stdout and stderr pipes, put in place now (jobcapture.py), off
+    the job's path. ``rehearse``: the worker
     is idle, so take the job path's page faults now (``_rehearse``).
     ``term_timeout``: how long what the job left running has after SIGTERM."""
     exit_code = 1
     try:
+        jobcapture.capture_in_child(output_fds)
         if rehearse:
             _rehearse(registry, worker_id)
         data = bytearray()
@@ -103,6 +109,7 @@ def _run_and_report(job, target, write_fd: int) -> int:
     # A standby may have waited since before the master reopened its log (HUP).
     logfile.follow()
     set_title(processing_title(job, target))
+    jobcapture.job_begins(job)
     try:
         events.trigger("afterFork", job)
         performed = perform(job, target)
@@ -114,6 +121,7 @@ def _run_and_report(job, target, write_fd: int) -> int:
             events.trigger("onFailure", exc, job)
         except BaseException:
             log.exception("onFailure listener raised")
+    jobcapture.job_ends()
     # One line: the worker takes the job as finished when the newline arrives.
     data = json.dumps(result).encode() + b"\n"
     while data:

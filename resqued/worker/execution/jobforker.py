@@ -26,6 +26,7 @@ import select
 import signal
 import socket
 
+from resqued.worker.execution.jobcapture import output_pipes
 from resqued.worker.execution.jobchild import flush_and_exit, fork_job_child, standby_main
 from resqued.process import logfile
 from resqued.process.fork import fork_child
@@ -121,23 +122,24 @@ def _fork_standby(sock, reset, registry, worker_id: str, title: str, term_timeou
     logfile.follow()  # the master reopened its log (HUP): our lines, and the standby's, go there
     job_r, job_w = os.pipe()
     report_r, report_w = os.pipe()
-    pid = fork_job_child(lambda: standby_main(job_r, report_w, registry, worker_id, rehearse,
+    output_r, output_w = output_pipes()
+    pid = fork_job_child(lambda: standby_main(job_r, report_w, output_w, registry, worker_id, rehearse,
                                               term_timeout=term_timeout),
-                         (sock, job_w, report_r), reset, title)
-    os.close(job_r)
-    os.close(report_w)
+                         (sock, job_w, report_r, *output_r), reset, title)
+    for fd in (job_r, report_w, *output_w):
+        os.close(fd)
     try:
         os.setpgid(pid, pid)  # also done by the child; whichever runs first wins
     except OSError:
         pass
     try:
-        socket.send_fds(sock, [StandbyForked(pid).encode()], [job_w, report_r])
+        socket.send_fds(sock, [StandbyForked(pid).encode()], [job_w, report_r, *output_r])
         return True
     except OSError:
         return False
     finally:
-        os.close(job_w)
-        os.close(report_r)
+        for fd in (job_w, report_r, *output_r):
+            os.close(fd)
 
 
 def _report_exits(sock) -> bool:

@@ -28,6 +28,7 @@ import time
 
 from resqued.jobs import events
 from resqued.worker.execution import jobforker
+from resqued.worker.execution.jobcapture import output_pipes
 from resqued.jobs.job import warm
 from resqued.worker.execution.jobchild import child_main, fork_job_child, standby_main
 from resqued.process.descendants import KILL_WAIT
@@ -41,10 +42,16 @@ LINK_TIMEOUT = 10.0  # a job forker that takes longer to answer is taken for hun
 
 
 class Standby:
-    def __init__(self, pid: int, job_fd: int, report_fd: int):
+    def __init__(self, pid: int, job_fd: int, report_fd: int, output_fds):
         self.pid = pid
         self.job_fd = job_fd
         self.report_fd = report_fd
+        self.output_fds = tuple(output_fds)   # its stdout and stderr pipes' read ends (jobcapture.py)
+
+    def discard(self) -> None:
+        """Close our ends: a standby that has no job yet then exits quietly."""
+        for fd in (self.job_fd, self.report_fd, *self.output_fds):
+            os.close(fd)
 
 
 class JobForkerLink:
@@ -123,7 +130,8 @@ class Standbys:
         self.standby = self._fork_standby(rehearse=idle)
 
     def start(self, job, target):
-        """Start ``job`` in a fresh child; returns (pid, report fd)."""
+        """Start ``job`` in a fresh child; returns (pid, report fd, its
+        stdout and stderr pipes' read ends)."""
         if self.using_standby:
             message = job.queue.encode() + b"\n" + job.raw
             for attempt in range(3):
@@ -132,16 +140,19 @@ class Standbys:
                     break  # (after three dead ones: a dirty exit, not a hang)
                 # Dead before a byte of the job reached it (killed just now,
                 # its exit not yet heard of): the job goes to another one.
-                os.close(standby.report_fd)
+                for fd in (standby.report_fd, *standby.output_fds):
+                    os.close(fd)
             # The caller asks for the next one with prepare(), while this job runs.
-            return standby.pid, standby.report_fd
+            return standby.pid, standby.report_fd, standby.output_fds
         read_fd, write_fd = os.pipe()
-        pid = fork_job_child(lambda: child_main(job, target, write_fd, term_timeout=self.term_timeout),
-                             (read_fd,), self.signals)
-        os.close(write_fd)
+        output_r, output_w = output_pipes()
+        pid = fork_job_child(lambda: child_main(job, target, write_fd, output_w, term_timeout=self.term_timeout),
+                             (read_fd, *output_r), self.signals)
+        for fd in (write_fd, *output_w):
+            os.close(fd)
         _own_group(pid)
         self.unreaped.add(pid)
-        return pid, read_fd
+        return pid, read_fd, output_r
 
     @staticmethod
     def _hand_over(standby: Standby, message: bytes) -> bool:
@@ -170,8 +181,7 @@ class Standbys:
                 return standby
             # It died waiting (killed, say): a job must not be handed to it.
             self.reaped.pop(standby.pid, None)
-            os.close(standby.job_fd)
-            os.close(standby.report_fd)
+            standby.discard()
         return self._fork_standby()
 
     def _exited(self, pid: int) -> bool:
@@ -183,14 +193,15 @@ class Standbys:
         """Fork a standby here, in the worker (no job forker)."""
         job_r, job_w = os.pipe()
         report_r, report_w = os.pipe()
-        pid = fork_job_child(lambda: standby_main(job_r, report_w, self.registry, self.worker_id, rehearse,
-                                                  term_timeout=self.term_timeout),
-                             (job_w, report_r), self.signals, self.standby_title)
-        os.close(job_r)
-        os.close(report_w)
+        output_r, output_w = output_pipes()
+        pid = fork_job_child(lambda: standby_main(job_r, report_w, output_w, self.registry, self.worker_id,
+                                                  rehearse, term_timeout=self.term_timeout),
+                             (job_w, report_r, *output_r), self.signals, self.standby_title)
+        for fd in (job_r, report_w, *output_w):
+            os.close(fd)
         _own_group(pid)
         self.unreaped.add(pid)
-        return Standby(pid, job_w, report_r)
+        return Standby(pid, job_w, report_r, output_r)
 
     # -- the job forker ----------------------------------------------------
     def _linked(self) -> bool:
@@ -236,7 +247,7 @@ class Standbys:
             log.warning("worker %s: job forker %d: %s; ignored", self.worker_id, self._link.pid, exc)
             news = None
         if isinstance(news, StandbyForked):
-            self.standby = Standby(news.pid, fds[0], fds[1])
+            self.standby = Standby(news.pid, fds[0], fds[1], fds[2:])
             self.served.add(news.pid)
             self.unreaped.add(news.pid)
             self._asked = False
@@ -269,8 +280,7 @@ class Standbys:
                 self.reaped[pid] = signal.SIGKILL
         self.served.clear()
         if self.standby is not None and self.standby.pid in self.reaped:
-            os.close(self.standby.job_fd)
-            os.close(self.standby.report_fd)
+            self.standby.discard()
             self.reaped.pop(self.standby.pid, None)
             self.standby = None
 
@@ -317,8 +327,7 @@ class Standbys:
         while self._asked:
             self._receive(block=True)  # the standby on its way, to dismiss it too
         if self.standby is not None:
-            os.close(self.standby.job_fd)  # EOF: the standby exits quietly
-            os.close(self.standby.report_fd)
+            self.standby.discard()
             self.standby = None
         # A job child that has reported may still be ending what its job left
         # running (jobchild.end_leftovers: TERM, term_timeout, then KILL):
