@@ -37,7 +37,7 @@ def _probes(k: str) -> list[tuple[str, tuple]]:
         ("sadd", ("SADD", k, "x")), ("srem", ("SREM", k, "x")), ("smembers", ("SMEMBERS", k)),
         ("sismember", ("SISMEMBER", k, "x")), ("scard", ("SCARD", k)),
         ("hset", ("HSET", k, "f", "v")), ("hsetnx", ("HSETNX", k, "f", "v")), ("hdel", ("HDEL", k, "f")),
-        ("hgetall", ("HGETALL", k)),
+        ("hget", ("HGET", k, "f")), ("hgetall", ("HGETALL", k)),
         ("rpush", ("RPUSH", k, "x")), ("lpush", ("LPUSH", k, "x")), ("lset", ("LSET", k, "0", "x")),
         ("lrange", ("LRANGE", k, "0", "0")), ("lindex", ("LINDEX", k, "0")), ("llen", ("LLEN", k)),
         ("lpos", ("LPOS", k, "y")), ("lrem", ("LREM", k, "0", "x")), ("ltrim", ("LTRIM", k, "0", "-1")),

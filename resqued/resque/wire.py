@@ -279,8 +279,33 @@ def _check_tree(data) -> None:
                 stack.append((item, depth + 1))
 
 
+def _nested_too_deep(raw) -> bool:
+    """Does ``raw`` (JSON text) open more than MAX_DEPTH arrays or objects
+    inside each other? Asked before parsing, so that the answer does not
+    depend on how much stack the caller has left (json.loads recurses: the
+    same payload parsed, or hit RecursionError, in a test and in a worker).
+    Only a payload with that many brackets at all is scanned, strings first
+    taken out."""
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "surrogatepass")
+    if raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH:
+        return False
+    depth = 0
+    for bracket in _BRACKETS.findall(_STRINGS.sub(b"", raw)):
+        depth += 1 if bracket in b"[{" else -1
+        if depth > MAX_DEPTH:
+            return True
+    return False
+
+
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
+_BRACKETS = re.compile(rb"[\[\]{}]")
+
+
 def decode_payload(raw) -> dict:
     """Parse one queue item. Raises InvalidPayload with a one-line reason."""
+    if isinstance(raw, (bytes, bytearray, str)) and _nested_too_deep(raw):
+        raise InvalidPayload(f"payload is nested more than {MAX_DEPTH} levels deep")
     try:
         data = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
     except InvalidPayload:

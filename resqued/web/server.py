@@ -197,12 +197,13 @@ def main(argv=None) -> int:
         return EXIT_FAILURE
     bound_host, bound_port = server.server_address[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-    print(f"resqued web: http://{shown}:{bound_port}{args.base_path}/ on Redis {label} ({origin})"
-          + ("; read-only" if args.read_only else ""), flush=True)
     if guard.generated:
         # Only who reads this output can act: the pages are open, the actions need this login.
+        # Said before the line that says it listens, so whoever waits for that one has both.
         print(f"resqued web: to act, log in at http://{shown}:{bound_port}{args.base_path}/login?token={guard.token}",
               flush=True)
+    print(f"resqued web: http://{shown}:{bound_port}{args.base_path}/ on Redis {label} ({origin})"
+          + ("; read-only" if args.read_only else ""), flush=True)
     return serve(server)
 
 
