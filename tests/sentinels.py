@@ -67,6 +67,16 @@ class SentinelSetup:
         host, port = self.client("s1").sentinel_get_master_addr_by_name(SERVICE)
         return next(name for name, (_, p) in self.servers.items() if p == int(port))
 
+    def all_name(self, name: str) -> bool:
+        """Whether every sentinel names ``name`` the primary (SENTINEL MASTERS,
+        which redis-py reads: GET-MASTER-ADDR-BY-NAME names a promoted
+        replica before the failover ends)."""
+        port = self.servers[name][1]
+        try:
+            return all(int(self.client(s).sentinel_master(SERVICE)["port"]) == port for s in ("s1", "s2", "s3"))
+        except redis.RedisError:
+            return False
+
     def kill(self, name: str) -> None:
         process, _ = self.servers[name]
         process.send_signal(signal.SIGKILL)

@@ -23,6 +23,8 @@ import threading
 import redis
 from redis.sentinel import SentinelConnectionPool
 
+from resqued.redisio import following
+
 try:  # hiredis packs a command in C; redis-py's own packer costs ~5x more
     from hiredis import pack_command as _pack_one
 except ImportError:  # pragma: no cover - hiredis is a dependency
@@ -77,6 +79,8 @@ class Held:
                 stale = True
             if stale:
                 self._conn.disconnect()
+            else:
+                following.drop_if_stale(self.pool, self._conn)
         return self._conn
 
     def __del__(self):

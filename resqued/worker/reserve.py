@@ -41,7 +41,7 @@ import time
 import redis
 
 from resqued.process.signals import wait_readable
-from resqued.redisio import connection, direct
+from resqued.redisio import connection, direct, following
 from resqued.resque.queuestats import pause_requested   # as Ruby and resquectl read the key
 
 log = logging.getLogger("resqued.worker")
@@ -245,7 +245,9 @@ class Reserver:
 
     def _connection(self, queue):
         conn = self._conns.get(queue)
-        if conn is None:
+        if conn is not None:
+            following.drop_if_stale(self.client.connection_pool, conn)   # it reconnects to the primary
+        else:
             conn = self._conns[queue] = connection.extra_connection(self.client)
         return conn
 
