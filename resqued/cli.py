@@ -162,7 +162,9 @@ def run_master(args) -> int:
     if args.check:
         for warning in limits.warnings(sum(p.count for p in config.pools), config.max_workers) \
                 + runtime_warnings(config):
-            print(f"resqued: warning: {warning}", file=sys.stderr)
+            # "info: ": what the check found, not a problem (a sentinel URL's primary).
+            info = warning.removeprefix("info: ")
+            print(f"resqued: {info}" if info != warning else f"resqued: warning: {warning}", file=sys.stderr)
         print(describe(config))
         return EXIT_OK
     try:

@@ -6,6 +6,7 @@ loggers named after their package."""
 import ast
 import io
 import os
+import re
 import sys
 import tokenize
 
@@ -527,3 +528,24 @@ def test_fork_sites():
                     and module not in ("resqued.process.fork", "resqued.process.daemon")):
                 found.append(f"{module} uses fork_continuing")
     assert not found, "\n".join(found)
+
+
+REDIS_CLIENT_MAKERS = re.compile(r"\bRedis\(|\bfrom_url\(|\bSentinel\(|\.make_connection\(")
+
+
+def test_only_redisio_makes_redis_connections():
+    """Every process makes its clients and connections in redisio/connection.py,
+    so that a Sentinel URL (and any other way to reach Redis) works everywhere
+    and each connection follows a failover. A grep of the source: a redis.Redis(
+    or from_url( or Sentinel( or make_connection( outside redisio/ is one more
+    place that would connect to a fixed address."""
+    outside = []
+    for module, path in MODULES.items():
+        if in_package(module, "resqued.redisio"):
+            continue
+        with open(path, encoding="utf-8") as f:
+            for number, line in enumerate(f, 1):
+                if REDIS_CLIENT_MAKERS.search(line.split("#")[0]):
+                    outside.append(f"{os.path.relpath(path, ROOT)}:{number}: {line.strip()}")
+    assert MODULES, "the check reads no source"
+    assert not outside, "Redis clients made outside resqued/redisio/:\n" + "\n".join(outside)

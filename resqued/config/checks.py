@@ -3,6 +3,7 @@
 setting, used for pool.yml and, on the same nodes, for env mode's variables
 (settings.py declares which check each setting has)."""
 
+from resqued.config import sentinelurl
 from resqued.config.redisurl import BadRedisURL, normalize_url, redact, split_url
 from resqued.resque.keys import check_queue_name
 from resqued.config.sizes import parse_size
@@ -96,6 +97,8 @@ def check_redis_url(url: str | None) -> str:
     Its query options are checked by redis-py itself, in master/codeprobe.probe():
     the master process does not import redis-py."""
     url = normalize_url(url)
+    if sentinelurl.is_sentinel(url):
+        return url   # normalize_url checked it whole
     parts = split_url(url)
     database = parts.path.strip("/")
     if parts.scheme != "unix" and (not parts.hostname or (database and not database.isdigit())):

@@ -1,5 +1,5 @@
 """Redis URLs as users write them: a URL (``redis://``, ``rediss://``,
-``unix://``) or php-resque's ``REDIS_BACKEND`` (``host:port``), checked and
+``unix://``, ``redis+sentinel://``: config/sentinelurl.py) or php-resque's ``REDIS_BACKEND`` (``host:port``), checked and
 normalized, and redacted before one reaches a log line or a process title.
 
 Pure string work, no redis-py: the config's checks, env mode's variables,
@@ -8,6 +8,8 @@ the master and resquectl use it; redisio/connection.py builds the client.
 
 import re
 from urllib.parse import urlsplit, urlunsplit
+
+from resqued.config import sentinelurl
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
@@ -22,6 +24,16 @@ def normalize_url(backend: str | None, db: int | str | None = None) -> str:
     ``db`` (REDIS_BACKEND_DB) wins over a database in the URL, as in php-resque.
     """
     backend = (backend or DEFAULT_URL).strip()
+    if sentinelurl.is_sentinel(backend):
+        try:
+            sentinelurl.parse(backend)
+            if db is not None and str(db) != "":
+                if not str(db).isdigit():
+                    raise BadRedisURL(f"redis database {db!r} is not a number")
+                backend = sentinelurl.with_db(backend, db)
+        except sentinelurl.BadSentinelURL as exc:
+            raise BadRedisURL(f"redis URL {redact(backend)!r}: {exc}") from None
+        return backend
     if "://" not in backend:
         # php-resque: "host:port", or a bare host.
         host, _, port = backend.partition(":")
@@ -32,7 +44,8 @@ def normalize_url(backend: str | None, db: int | str | None = None) -> str:
         backend = f"redis://{host}:{port or 6379}"
     parts = split_url(backend)
     if parts.scheme not in ("redis", "rediss", "unix"):
-        raise BadRedisURL(f"redis URL {redact(backend)!r}: scheme must be redis, rediss or unix")
+        raise BadRedisURL(f"redis URL {redact(backend)!r}: "
+                          "scheme must be redis, rediss, unix or redis+sentinel")
     if db is not None and str(db) != "":
         if not str(db).isdigit():
             raise BadRedisURL(f"redis database {db!r} is not a number")

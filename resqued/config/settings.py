@@ -63,7 +63,7 @@ class Setting:
 SETTINGS = (
     # -- where and what ------------------------------------------------------
     Setting("redis", checks.redis_url, checks.check_redis_url(None),
-            "Redis URL: redis://, rediss:// or unix:// (env mode: also host:port)",
+            "Redis URL: redis://, rediss://, unix:// or redis+sentinel:// (env mode: also host:port)",
             env="REDIS_BACKEND", flag="--redis", field="redis_url", doc_type="URL", worker=True),
     Setting("namespace", checks.namespace, "resque", "key prefix, php-resque's PREFIX",
             env="PREFIX", flag="--prefix", kind="text", doc_type="text", worker=True),

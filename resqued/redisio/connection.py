@@ -1,12 +1,27 @@
-"""Building a Redis client from a URL (config/redisurl.py checks and
-normalizes what users write, and redacts passwords)."""
+"""The one place that makes Redis clients and connections from a URL
+(config/redisurl.py checks and normalizes what users write, and redacts
+passwords). Every process goes through here: workers (and their reserve's
+extra connections), the spawner, recovery runs, the scheduler, the
+exporter, resquectl and the dashboard.
 
+A ``redis+sentinel://`` URL (config/sentinelurl.py) gives a client on
+redis-py's SentinelConnectionPool: each new connection asks the sentinels
+for the current primary, and a connection that meets a demoted primary
+(READONLY, or UNBLOCKED of a blocking take) is closed and raises
+ConnectionError, which the callers already ride as an outage
+(redisio/refusals.py); their retry then connects to the new primary.
+"""
+
+import logging
 from typing import TYPE_CHECKING
 
+from resqued.config import sentinelurl
 from resqued.config.redisurl import BadRedisURL, redact
 
 if TYPE_CHECKING:
     import redis
+
+log = logging.getLogger("resqued.redisio")
 
 
 def connect(url: str, **options) -> "redis.Redis":
@@ -14,7 +29,79 @@ def connect(url: str, **options) -> "redis.Redis":
     so an item that is not UTF-8 reaches the failed list instead of crashing."""
     import redis  # here, not at the top: resquectl imports this module, and its master commands never connect
 
+    if sentinelurl.is_sentinel(url):
+        return _sentinel_client(url, options)
     try:
         return redis.Redis.from_url(url, **options)
     except ValueError as exc:
         raise BadRedisURL(f"redis URL {redact(url)!r}: {exc}") from None
+
+
+def check_url(url: str) -> None:
+    """BadRedisURL for a URL whose options redis-py would refuse (the
+    master's config check runs this in a probe: it loads no redis-py)."""
+    if sentinelurl.is_sentinel(url):
+        _parse_sentinel(url)
+        return
+    from redis.connection import parse_url  # here, as connect's import
+    try:
+        parse_url(url)
+    except ValueError as exc:
+        raise BadRedisURL(f"redis URL {redact(url)!r}: {exc}") from None
+
+
+def extra_connection(client: "redis.Redis"):
+    """A connection of ``client``'s pool, connected, that the caller keeps
+    and drives itself (reserve.py's one-per-queue blocking takes) and gives
+    back with ``give_back``: a Sentinel pool's resolves the primary as it
+    connects (direct.ready does it again after a disconnect)."""
+    from resqued.redisio.direct import connection  # here, as connect's import: direct loads redis-py
+    return connection(client.connection_pool)
+
+
+def give_back(client: "redis.Redis", conn) -> None:
+    """Disconnect an ``extra_connection`` and return it to its pool, which
+    counts it until then (max_connections)."""
+    conn.disconnect()
+    client.connection_pool.release(conn)
+
+
+def describe(url: str, timeout: float = 2.0) -> str:
+    """What ``--check`` says of a sentinel URL: its sentinels and the primary
+    they name now (raises redis.ConnectionError when none answers)."""
+    parts = _parse_sentinel(url)
+    client = _sentinel_client(url, {"socket_timeout": timeout, "socket_connect_timeout": timeout})
+    host, port = client.connection_pool.get_master_address()
+    return f"sentinels {parts.sentinels_text()}, service {parts.service}: primary is {host}:{port}"
+
+
+def _parse_sentinel(url: str) -> sentinelurl.SentinelURL:
+    try:
+        return sentinelurl.parse(url)
+    except sentinelurl.BadSentinelURL as exc:
+        raise BadRedisURL(f"redis URL {redact(url)!r}: {exc}") from None
+
+
+def _sentinel_client(url: str, options: dict) -> "redis.Redis":
+    from redis.sentinel import Sentinel  # here, as connect's import
+
+    class FollowingSentinel(Sentinel):
+        """Says once, per process and change, where the primary went: each
+        new connection asks the sentinels, so a failover shows here first."""
+        last = None
+
+        def discover_master(self, service_name):
+            address = super().discover_master(service_name)
+            if self.last is not None and address != self.last:
+                log.warning("redis: primary is now %s:%s", *address)
+            self.last = address
+            return address
+
+    parts = _parse_sentinel(url)
+    sentinel_options = {k: v for k, v in options.items() if k.startswith("socket_")}
+    if parts.sentinel_password:
+        sentinel_options["password"] = parts.sentinel_password
+        sentinel_options["username"] = parts.sentinel_username
+    sentinel = FollowingSentinel(parts.sentinels, sentinel_kwargs=sentinel_options)
+    return sentinel.master_for(parts.service, db=parts.db, username=parts.username, password=parts.password,
+                               **options)

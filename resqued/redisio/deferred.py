@@ -10,7 +10,7 @@ they were executed before the outcome was sent, the records keep their order.
 
 import redis
 
-from resqued.redisio.direct import Held, connection, read_replies, send
+from resqued.redisio.direct import Held, connection, read_replies, ready, send
 
 
 class Deferred:
@@ -24,6 +24,7 @@ class Deferred:
         self._conn = held.take() if held is not None else connection(self._pool)
         self._count = len(commands)
         try:
+            ready(self._conn)
             send(self._conn, commands)
         except BaseException:
             self._release(broken=True)

@@ -21,6 +21,9 @@ import os
 import threading
 
 import redis
+from redis.sentinel import SentinelConnectionPool
+
+from resqued.redisio import following
 
 try:  # hiredis packs a command in C; redis-py's own packer costs ~5x more
     from hiredis import pack_command as _pack_one
@@ -76,6 +79,8 @@ class Held:
                 stale = True
             if stale:
                 self._conn.disconnect()
+            else:
+                following.drop_if_stale(self.pool, self._conn)
         return self._conn
 
     def __del__(self):
@@ -94,9 +99,11 @@ HELD_PER_CLIENT = 4
 def may_hold(client: redis.Redis) -> bool:
     """Whether connections of ``client``'s pool may be kept (``Held``): not
     from a BlockingConnectionPool or a small one (max_connections; redis-py
-    8's default is 100), which kept connections could leave short."""
+    8's default is 100), which kept connections could leave short. A
+    Sentinel pool's may: a kept connection that meets a demoted primary is
+    closed by redis-py, and reconnects to the new one as it is used again."""
     pool = client.connection_pool
-    return type(pool) is redis.ConnectionPool and getattr(pool, "max_connections", 0) >= 4 * HELD_PER_CLIENT
+    return type(pool) in (redis.ConnectionPool, SentinelConnectionPool) and getattr(pool, "max_connections", 0) >= 4 * HELD_PER_CLIENT
 
 
 class PerThread(threading.local):
@@ -125,6 +132,7 @@ def execute(client: redis.Redis, commands: list[tuple], transaction: bool = Fals
     conn = held.take() if held is not None else connection(pool)
     wire = [("MULTI",), *commands, ("EXEC",)] if transaction else commands
     def round_trip():
+        ready(conn)
         send(conn, wire)
         return read_replies(conn, len(wire))
 
@@ -149,6 +157,15 @@ def execute(client: redis.Redis, commands: list[tuple], transaction: bool = Fals
         if isinstance(reply, redis.ResponseError):
             raise reply
     return replies
+
+
+def ready(conn) -> None:
+    """Connect ``conn`` if it is not: through its ``connect()``, which for a
+    Sentinel pool's connection asks the sentinels for the primary. redis-py's
+    send_packed_command connects a closed connection by itself, but to the
+    address it had: after a failover, the old primary's."""
+    if conn._sock is None:
+        conn.connect()
 
 
 def send(conn, commands) -> None:

@@ -21,6 +21,7 @@ import signal
 import sys
 
 from resqued.config.redisurl import redact
+from resqued.config.sentinelurl import is_sentinel
 from resqued.jobs.allowlist import JobRegistry, RegistryError
 from resqued.process import logs
 from resqued.process.signals import exit_on_parent_death
@@ -69,11 +70,11 @@ def forked(config, answer_fd, title: str) -> int:
 
 def probe(config) -> str | None:
     """The problem, as "<key>: <problem>", or None."""
-    from redis.connection import parse_url  # here: only this check needs redis-py's URL parser
+    from resqued.redisio.connection import check_url  # here: only this check needs redis-py's URL parser
     try:
-        parse_url(config["redis_url"])
+        check_url(config["redis_url"])
     except ValueError as exc:
-        return f"redis: redis URL {redact(config['redis_url'])!r}: {exc}"
+        return f"redis: {exc}"
     try:
         JobRegistry.build(config["jobs"], config["aliases"])
     except RegistryError as exc:
@@ -89,6 +90,9 @@ def warnings(config, timeout, answer_fd) -> None:
         from resqued.redisio.connection import connect  # here: the check loads what a worker loads
         client = connect(config["redis_url"], socket_timeout=timeout, socket_connect_timeout=timeout)
         client.ping()
+        if is_sentinel(config["redis_url"]):
+            from resqued.redisio.connection import describe  # here, as connect
+            os.write(answer_fd, f"info: redis: {describe(config['redis_url'], timeout)}\n".encode())
     except BaseException as exc:
         warn(f"cannot reach Redis at {redact(config['redis_url'])}: {exc}")
     else:

@@ -41,7 +41,7 @@ import time
 import redis
 
 from resqued.process.signals import wait_readable
-from resqued.redisio import direct
+from resqued.redisio import connection, direct, following
 from resqued.resque.queuestats import pause_requested   # as Ruby and resquectl read the key
 
 log = logging.getLogger("resqued.worker")
@@ -245,13 +245,16 @@ class Reserver:
 
     def _connection(self, queue):
         conn = self._conns.get(queue)
-        if conn is None:
-            conn = self._conns[queue] = self.client.connection_pool.make_connection()
+        if conn is not None:
+            following.drop_if_stale(self.client.connection_pool, conn)   # it reconnects to the primary
+        else:
+            conn = self._conns[queue] = connection.extra_connection(self.client)
         return conn
 
     def _block(self, queues, timeout):
         conns = [self._connection(q) for q in queues]
         for queue, conn in zip(queues, conns):
+            direct.ready(conn)   # a Sentinel pool's finds the primary as it connects
             # CLIENT ID travels with the BLMOVE, so the id is always the one of
             # the connection that is blocked, even after a reconnect.
             # The GET runs once the BLMOVE returns: after the push of any job
@@ -299,7 +302,7 @@ class Reserver:
 
     def close(self) -> None:
         for conn in self._conns.values():
-            conn.disconnect()
+            connection.give_back(self.client, conn)
         self._conns.clear()
 
 

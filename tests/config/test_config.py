@@ -220,7 +220,7 @@ def test_bad_redis_url_in_the_environment(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_config(path, environ={"REDIS_URL": "http://:hunter2@host"})
     assert str(info.value) == f"{path}: REDIS_URL (environment): redis URL 'http://:***@host': " \
-                              "scheme must be redis, rediss or unix"
+                              "scheme must be redis, rediss, unix or redis+sentinel"
 
 
 def test_queue_names_that_yaml_reads_as_numbers_stay_names(tmp_path):
@@ -383,7 +383,7 @@ BAD = [
     ("pools:\n", 1, "pools", "empty: define at least one pool"),
     ("redis: redis://h\n", 1, "pools", "missing: define at least one pool"),
     # redis
-    ("redis: http://h\n" + ONE_POOL, 1, "redis", "scheme must be redis, rediss or unix"),
+    ("redis: http://h\n" + ONE_POOL, 1, "redis", "scheme must be redis, rediss, unix or redis+sentinel"),
     ("redis: 'redis://:pw@h:port/0'\n" + ONE_POOL, 1, "redis", "redis URL 'redis://:***@h:port/0': the port is not a number"),
     ("redis: redis://h/zero\n" + ONE_POOL, 1, "redis", "expected redis://[user:password@]host[:port][/db]"),
     # A raw '#' ends urlsplit's netloc inside the password: none of it is shown.

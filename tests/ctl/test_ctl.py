@@ -658,7 +658,7 @@ def test_unreachable_redis_is_one_line(args, capsys):
 
 @pytest.mark.parametrize("args, code, message", [
     (["--redis", MISSING_SOCKET, "queues"], 1, f"cannot reach Redis at {MISSING_SOCKET}: "),
-    (["--redis", "ftp://x", "stats"], 2, "scheme must be redis, rediss or unix"),
+    (["--redis", "ftp://x", "stats"], 2, "scheme must be redis, rediss, unix or redis+sentinel"),
     (["failed", "show", "7"], 1, "no failure at index 7 (there are 0)"),
     (["enqueue", "q", "C", "42"], 2, "JSON_ARGS must be a JSON object, array or null"),
     (["failed", "retry"], 2, "resquectl failed retry: error: one of the arguments"),
@@ -683,7 +683,7 @@ def test_password_in_a_query_is_redacted(capsys):
 
 def test_bad_redis_url_is_usage_error(capsys):
     assert main(["--redis", "ftp://example.com", "queues"]) == 2
-    assert "scheme must be redis, rediss or unix" in one_line_error(capsys.readouterr().err)
+    assert "scheme must be redis, rediss, unix or redis+sentinel" in one_line_error(capsys.readouterr().err)
 
 
 def test_namespace_flag_and_prefix(ctl, r, monkeypatch):
