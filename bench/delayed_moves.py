@@ -67,22 +67,33 @@ def percentile(values, p):
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
-def start_scheduler(url, env):
-    proc = subprocess.Popen([sys.executable, "-m", "resqued.scheduler", "--redis", url, "--log-level", "warning"],
-                            env=env, cwd=ROOT)
+def popen(name, argv, env):
+    return subprocess.Popen(argv, env=env, cwd=ROOT)
+
+
+def terminate(proc):
+    proc.terminate()
+    proc.wait()
+
+
+def start_scheduler(url, env, spawn=popen):
+    proc = spawn("delayed-scheduler", [sys.executable, "-m", "resqued.scheduler", "--redis", url,
+                                       "--log-level", "warning"], env)
     r = redis.Redis.from_url(url)
     deadline = time.monotonic() + 20
     while not r.exists("resque:resque:resque_scheduler_master_lock"):
         if time.monotonic() > deadline:
-            raise SystemExit("the scheduler did not take the lock")
+            raise RuntimeError("the scheduler did not take the lock")
         time.sleep(0.01)
     return proc
 
 
-def burst(url, count, env) -> dict:
+# spawn(name, argv, env) -> Popen and stop(Popen) are make bench's own (bench/procs.py) when it runs these.
+
+def burst(url, count, env, spawn=popen, stop=terminate) -> dict:
     r = redis.Redis.from_url(url)
     r.flushall()
-    proc = start_scheduler(url, env)
+    proc = start_scheduler(url, env, spawn)
     try:
         # Written aside, then made due all at once (one MULTI): writing takes seconds.
         ts = int(time.time())
@@ -101,15 +112,14 @@ def burst(url, count, env) -> dict:
         return {"jobs": len(jobs), "first_move_after_s": round(first - ts, 4),
                 "last_move_after_s": round(last - ts, 3), "moves_per_s": round(len(jobs) / (last - ts))}
     finally:
-        proc.terminate()
-        proc.wait()
+        stop(proc)
 
 
-def lateness(url, seconds, rate, env) -> dict:
+def lateness(url, seconds, rate, env, spawn=popen, stop=terminate) -> dict:
     r = redis.Redis.from_url(url)
     r.flushall()
-    proc = start_scheduler(url, env)
-    load = subprocess.Popen([sys.executable, "-c", LOAD, url], env=env)
+    proc = start_scheduler(url, env, spawn)
+    load = spawn("delayed-load", [sys.executable, "-c", LOAD, url], env)
     try:
         start = int(time.time()) + 2
         for s in range(seconds):
@@ -135,10 +145,8 @@ def lateness(url, seconds, rate, env) -> dict:
                                             "max": ms(max(firsts.values()))},
                 "each_second_all_landed_ms": {"p50": ms(statistics.median(landed)), "max": ms(max(landed))}}
     finally:
-        load.terminate()
-        load.wait()
-        proc.terminate()
-        proc.wait()
+        stop(load)
+        stop(proc)
 
 
 def main():

@@ -9,7 +9,8 @@ HIGHER_IS_BETTER = {"jobs/s", "enq/s"}
 SCENARIO_ORDER = ("drain1_fork", "drain1_nofork", "drain2", "enqueue_single", "enqueue_bulk",
                   "latency_p50", "latency_p95", "latency_p99", "master_idle_rss", "master_idle_cpu",
                   "master_replace_worker", "master_reload", "master64_idle_cpu", "memory_check",
-                  "master64_status", "drain1_metrics", "scrape64", "floor")
+                  "master64_status", "drain1_metrics", "scrape64", "web_failed_page", "web_slowest_page",
+                  "delayed_burst", "delayed_lateness_p99", "floor")
 CONTENDER_ORDER = ("resqued", "resqued_noforker", "resqued_nofork", "resqued_master", "resqued_metrics", "rq", "celery", "fork_lean", "fork_with_imports", "redis_min_commands")
 RATIO_NOTE = ("ratios are resqued ÷ contender for throughput (jobs/s, enq/s) and contender ÷ resqued "
               "for latency, so that in both cases a ratio above 1 means resqued is better; "
@@ -132,6 +133,9 @@ def targets(scenarios: dict, ratio: dict, floor: dict) -> list:
         ("master idle CPU ≤ 0.5 % with 64 workers", fig("master64_idle_cpu"), "<=", 0.5, "%"),
         ("drain1_fork with metrics on ≥ 97 % of metrics off", metrics_share, ">=", 0.97, "fraction"),
         ("a scrape with 64 workers and 100 queues < 50 ms", fig("scrape64"), "<=", 50, "ms"),
+        ("the failed page with 100,000 failures < 200 ms", fig("web_failed_page"), "<=", 200, "ms"),
+        ("delayed jobs moved ≥ 20,000/s when 100,000 fall due at once", fig("delayed_burst"), ">=", 20000, "jobs/s"),
+        ("p99 lateness of due jobs under load ≤ 100 ms", fig("delayed_lateness_p99"), "<=", 100, "ms"),
     ]
     out = []
     for name, value, op, limit, unit in rows:

@@ -6,7 +6,8 @@ entries, 1,000 queues (each a few jobs deep) and 200 workers by default.
 Fills a private redis-server (unix socket), starts ``resqued web`` as a real
 process, and prints the median and the worst time of each page over
 ``--reps`` requests (wall clock, client side, HTTP on loopback). Not part of
-``make test``: a timing is no test on a shared machine.
+``make test``: a timing is no test on a shared machine. ``make bench`` runs
+the same pages as its scenario web_pages (bench/scenarios_web_scheduler.py).
 """
 
 import argparse
@@ -71,8 +72,26 @@ def timed_get(host: str, port: int, path: str) -> float:
     elapsed = time.perf_counter() - start
     conn.close()
     if response.status != 200:
-        raise SystemExit(f"GET {path}: {response.status}")
+        raise RuntimeError(f"GET {path}: {response.status}")
     return elapsed
+
+
+def pages(failures: int, queues: int) -> list:
+    mid = failures // 2
+    return ["/", "/queues", f"/queues?start={max(queues - 50, 0)}", f"/queue?name=queue{queues // 2:04d}",
+            "/workers", "/failed",
+            f"/failed?start={mid}", f"/failed?start={failures - 1}", f"/failure?index={mid}&id={mid:032x}",
+            "/stats", "/failed/clear",
+            # The two searches: a job id through every failure entry, and through the waiting jobs.
+            f"/failure?id={mid:032x}", f"/job?id={mid:032x}"]
+
+
+def measure(host: str, port: int, failures: int, queues: int, reps: int):
+    """(page, [ms of each request]) for every page; the searches, which read
+    all of Redis, 3 times only."""
+    for path in pages(failures, queues):
+        count = 3 if "id=" in path and "index" not in path else reps
+        yield path, [timed_get(host, port, path) * 1000 for _ in range(count)]
 
 
 def main() -> int:
@@ -82,12 +101,6 @@ def main() -> int:
     p.add_argument("--workers", type=int, default=200)
     p.add_argument("--reps", type=int, default=20)
     args = p.parse_args()
-    mid = args.failures // 2
-    pages = ["/", "/queues", "/queues?start=950", "/queue?name=queue0500", "/workers", "/failed",
-             f"/failed?start={mid}", f"/failed?start={args.failures - 1}", f"/failure?index={mid}&id={mid:032x}",
-             "/stats", "/failed/clear",
-             # The two searches: a job id through every failure entry, and through the waiting jobs.
-             f"/failure?id={mid:032x}", f"/job?id={mid:032x}"]
     with tempfile.TemporaryDirectory() as work:
         server = RedisServer(os.path.join(work, "redis")).start()
         web = None
@@ -101,9 +114,7 @@ def main() -> int:
                                    text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT})
             host, port = re.search(r"http://([\d.]+):(\d+)/", web.stdout.readline()).groups()
             print(f"{'page':45} {'median ms':>10} {'max ms':>8}")
-            for path in pages:
-                reps = 3 if "id=" in path and "index" not in path else args.reps
-                times = [timed_get(host, int(port), path) * 1000 for _ in range(reps)]
+            for path, times in measure(host, int(port), args.failures, args.queues, args.reps):
                 print(f"{path:45} {statistics.median(times):10.1f} {max(times):8.1f}", flush=True)
         finally:
             if web is not None:
