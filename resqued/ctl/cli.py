@@ -20,7 +20,7 @@ import redis
 
 from resqued.config.loader import load_config
 from resqued.config.model import ConfigError
-from resqued.ctl import delayed, failed, mastercommands, queues, schedule, tables, top, workers
+from resqued.ctl import delayed, failed, fleet, mastercommands, queues, schedule, tables, top, workers
 from resqued.ctl.output import CtlError, UsageError, emit, fail, print_json, scrub
 from resqued.exits import EX_CONFIG, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from resqued.resque.client import Resque
@@ -229,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     delayed.add_commands(commands, command)
     schedule.add_commands(commands, command)
     top.add_commands(commands, command)
+    fleet.add_commands(commands, command)
 
     for name, help_text in (("status", "the running master: pools and each worker, its job and memory"),
                             ("pause", "pause every worker: returns once none takes a new job (running "
@@ -258,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
 # the Redis they read (output.heading).
 READS = (queues.cmd_queues, workers.cmd_workers, workers.cmd_inflight, cmd_stats, failed.cmd_failed_list,
          failed.cmd_failed_show, top.cmd_top, delayed.cmd_delayed_list, delayed.cmd_delayed_show,
-         schedule.cmd_schedule)
+         schedule.cmd_schedule, fleet.cmd_fleet)
 
 
 def main(argv=None) -> int:

@@ -14,12 +14,12 @@ command line would show to anyone running ``ps``.
 """
 
 import os
-import socket
 
 from resqued.master.keptprocess import KeptProcess
 from resqued.process import logs
 from resqued.process.interpreter import start_module
 from resqued.scheduler.command import command
+from resqued.process.hostname import hostname
 
 
 class SchedulerLink(KeptProcess):
@@ -40,7 +40,7 @@ class SchedulerLink(KeptProcess):
         # starts: the one it starts after a crash (the master reaped the dead
         # one first) holds the lock at once, rather than standing by for the
         # lock's TTL (180 s) as a stranger must.
-        lock_value = f"{socket.gethostname()}:{os.getpid()}"
+        lock_value = f"{hostname()}:{os.getpid()}"
         argv = command(None, config.namespace, schedule=config.path if config.schedule else None,
                        title=self.title, lock_value=lock_value, master_pid=os.getpid(),
                        log_arguments=logs.exec_arguments())

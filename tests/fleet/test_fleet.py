@@ -1,0 +1,71 @@
+"""The fleet: masters on several hosts sharing one Redis (two masters on
+this machine, each with a host identity of its own through
+RESQUED_HOSTNAME), as ``resquectl fleet`` shows them. Real masters,
+workers and Redis."""
+
+import json
+import time
+
+from conftest import stop, wait_until
+from masters import Master
+
+POOLS = ["queues: [default]\ncount: 2", "queues: [mail]\ncount: 1"]
+
+
+def on_host(procs, tmp_path, redis_url, host, pools=POOLS, **kw):
+    """A master that stands for the host ``host``, in a directory of its own (its pidfile, socket)."""
+    where = tmp_path / host
+    where.mkdir()
+    return Master(procs, where, redis_url, pools, env={"RESQUED_HOSTNAME": host}, **kw)
+
+
+def fleet(master) -> dict:
+    result = master.ctl("fleet", "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def hosts_listed(master, expected: set, alive: dict):
+    """The fleet once exactly ``expected`` hosts are listed, those of
+    ``alive`` (host -> n) with that many workers alive."""
+    def listed():
+        data = fleet(master)
+        found = {m["host"]: m for m in data["masters"]}
+        return data if set(found) == expected and all(
+            sum(p["alive"] for p in found[host]["pools"]) == n for host, n in alive.items()) else None
+    return wait_until(listed, timeout=20, interval=0.2, message=f"the fleet to list {sorted(expected)}")
+
+
+def test_the_fleet_lists_both_hosts_their_pools_versions_and_foreign_workers(procs, tmp_path, redis_url, r):
+    a = on_host(procs, tmp_path, redis_url, "host-a")
+    b = on_host(procs, tmp_path, redis_url, "host-b")
+    a.wait_workers(3)
+    b.wait_workers(3)
+    # A php-resque worker on a third host, and a master left on an older version.
+    r.sadd("resque:workers", "php-box:4242:mail,default")
+    old = {"host": "old-box", "pid": 7, "version": "0.0.1", "config": "/etc/pool.yml", "digest": "x",
+           "started": time.time(), "seen": time.time(), "state": "running", "workers": 0, "pools": []}
+    r.set("resque:resqued:fleet:master:old-box:7", json.dumps(old), ex=30)
+    r.zadd("resque:resqued:fleet:masters", {"old-box:7": time.time()})
+
+    data = hosts_listed(a, {"host-a", "host-b", "old-box"}, {"host-a": 3, "host-b": 3})
+    found = {m["host"]: m for m in data["masters"]}
+    assert found["host-a"]["pid"] == a.pid and found["host-b"]["pid"] == b.pid
+    assert found["host-a"]["digest"] and found["host-a"]["state"] == "running"
+    assert [p["name"] for p in found["host-b"]["pools"]] == ["default", "mail"]
+    assert found["host-b"]["pools"][0]["count"] == 2 and sum(found["host-b"]["pools"][0]["states"].values()) == 2
+    assert found["old-box"]["outdated"] and not found["host-a"]["outdated"] and not found["host-b"]["outdated"]
+    # Each master's workers go by its host's name in Redis too.
+    ids = {w.decode() for w in r.smembers("resque:workers")}
+    assert len([i for i in ids if i.startswith("host-a:")]) == 3 and len([i for i in ids if i.startswith("host-b:")]) == 3
+    assert data["foreign_workers"] == {"php-box": [{"id": "php-box:4242:mail,default", "pid": 4242,
+                                                    "queues": ["mail", "default"]}]}
+    text = a.ctl("fleet").stdout
+    assert "host-a" in text and "host-b" in text and "old-box" in text and "OLDER VERSION" in text, text
+    assert "php-box" in text, text
+
+    # A master that stops removes its record at once.
+    assert stop(b.proc) == 0
+    assert not r.exists(f"resque:resqued:fleet:master:host-b:{b.pid}")
+    assert {m["host"] for m in fleet(a)["masters"]} == {"host-a", "old-box"}
+    assert stop(a.proc) == 0
