@@ -246,6 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
                              help="kill running jobs instead of waiting (they go back to their queues)")
         if name == "restart":
             sub.add_argument("pools", metavar="POOL", nargs="*", help="a pool, by its queues (high,default)")
+        if name in ("pause", "resume"):
+            sub.add_argument("--queue", metavar="QUEUE", help=f"{name} this queue only, on every host (with --fleet)")
+            sub.add_argument("--fleet", action="store_true",
+                             help=f"{name} --queue QUEUE for every resqued worker on every host (through Redis)")
         if name == "pause":
             sub.add_argument("--wait", metavar="SECONDS", nargs="?", type=_seconds, const=mastercommands.PAUSE_WAIT,
                              help="also wait until running jobs have finished, at most SECONDS "
@@ -276,7 +280,15 @@ def main(argv=None) -> int:
     def report(message, code):
         return fail(message, code, as_json=args.json, compact=getattr(args, "watch", False))
 
-    if getattr(args, "master_command", None):
+    try:
+        fleet.check_pause_arguments(args)
+    except UsageError as exc:
+        return report(str(exc), exc.code)
+    if getattr(args, "master_command", None) in ("pause", "resume") and args.fleet:
+        args.handler = fleet.cmd_pause_queue     # through Redis, not this master
+    elif getattr(args, "master_command", None):
+        if args.master_command == "status" and (getattr(args, "config", None) or getattr(args, "redis", None)):
+            args.fleet_paused = _paused_queues(args)
         try:
             return mastercommands.run(args)
         except CtlError as exc:
@@ -311,6 +323,22 @@ def main(argv=None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return _reader_gone()
+    finally:
+        client.close()
+
+
+def _paused_queues(args):
+    """The queues paused fleet-wide, for ``status`` (which asks the master,
+    not Redis: None when Redis does not answer within a second)."""
+    try:
+        url, namespace, _ = connection_settings(args, os.environ)
+        client = connect(url, socket_connect_timeout=1.0, socket_timeout=1.0)
+    except (BadRedisURL, CtlError):
+        return None
+    try:
+        return fleet.paused.paused_queues(client, Resque(url, namespace, redis=client).keys.namespace)
+    except redis.RedisError:
+        return None
     finally:
         client.close()
 

@@ -5,9 +5,10 @@ fleet-wide, and the workers of php-resque and Ruby by host.
 ``resquectl pause --queue Q --fleet`` and ``resume --queue Q --fleet``
 change the fleet-wide pause (resqued/fleet/paused.py)."""
 
-from resqued.ctl.output import emit
+from resqued.ctl.output import UsageError, emit
 from resqued.exits import EXIT_OK
-from resqued.fleet import view
+from resqued.fleet import paused, view
+from resqued.resque.keys import check_queue_name
 from resqued.resque.wire import utc_iso
 
 
@@ -19,6 +20,35 @@ def cmd_fleet(resque, args) -> int:
                 master[key] = utc_iso(master[key])
     emit(args, data, fleet_text)
     return EXIT_OK
+
+
+def cmd_pause_queue(resque, args) -> int:
+    """``pause --queue Q --fleet`` / ``resume --queue Q --fleet``."""
+    try:
+        queue = check_queue_name(args.queue)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    namespace = resque.keys.namespace
+    if args.master_command == "pause":
+        changed = paused.pause(resque.redis, namespace, queue)
+        message = f"queue {queue} paused on every host" + ("" if changed else " (it was already)")
+    else:
+        changed = paused.resume(resque.redis, namespace, queue)
+        message = f"queue {queue} resumed on every host" + ("" if changed else " (it was not paused)")
+    emit(args, {"ok": True, "message": message, "paused_queues": paused.paused_queues(resque.redis, namespace)},
+         lambda d: d["message"])
+    return EXIT_OK
+
+
+def check_pause_arguments(args) -> None:
+    """``--queue`` and ``--fleet`` go together (a queue is paused on every host, through Redis)."""
+    if getattr(args, "master_command", None) not in ("pause", "resume"):
+        return   # (enqueue's QUEUE is an args.queue too)
+    queue, fleet = args.queue, args.fleet
+    if queue is not None and not fleet:
+        raise UsageError(f"--queue {queue} needs --fleet: a queue is paused on every host at once")
+    if fleet and queue is None:
+        raise UsageError("--fleet needs --queue QUEUE (to pause every worker of this master: pause alone)")
 
 
 def fleet_text(data) -> str:

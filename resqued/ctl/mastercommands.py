@@ -75,10 +75,14 @@ def run(args) -> int:
                 raise MasterError(f"master {pid} is still running {shutdown_timeout + 30:.0f}s after stop")
             time.sleep(0.05)
         message = f"master {pid} stopped"
+    paused_queues = getattr(args, "fleet_paused", None)   # status: read from Redis by cli.py, if it could
     if args.json:
-        print_json(document(answer, message))
+        print_json({**document(answer, message), **({"paused_queues": paused_queues} if paused_queues is not None
+                                                     else {})})
     else:
         print(render_status(answer.status) if command == Command.STATUS else message)
+        if paused_queues:
+            print(f"\nqueues paused fleet-wide (resquectl resume --queue Q --fleet): {', '.join(paused_queues)}")
     return EXIT_OK
 
 

@@ -11,10 +11,6 @@ from resqued.resque.keys import Keys
 from resqued.resque.presence import split_worker_id
 
 
-def paused_queues(client, namespace: str) -> list[str]:
-    return sorted(q.decode(errors="replace") for q in client.smembers(FleetKeys(namespace).paused_queues))
-
-
 def read(client, namespace: str) -> dict:
     fleet, keys = FleetKeys(namespace), Keys(namespace)
     members = [m.decode(errors="replace") for m in client.zrange(fleet.masters, 0, -1)]

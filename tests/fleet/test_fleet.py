@@ -7,8 +7,10 @@ import json
 import time
 
 from conftest import stop, wait_until
+from helpers import wait_log
 from masters import Master
 
+PAUSED = "resque:resqued:paused_queues"
 POOLS = ["queues: [default]\ncount: 2", "queues: [mail]\ncount: 1"]
 
 
@@ -68,4 +70,32 @@ def test_the_fleet_lists_both_hosts_their_pools_versions_and_foreign_workers(pro
     assert stop(b.proc) == 0
     assert not r.exists(f"resque:resqued:fleet:master:host-b:{b.pid}")
     assert {m["host"] for m in fleet(a)["masters"]} == {"host-a", "old-box"}
+    assert stop(a.proc) == 0
+
+
+def test_pause_and_resume_of_one_queue_fleet_wide_through_resquectl(procs, tmp_path, redis_url, r, resque):
+    a = on_host(procs, tmp_path, redis_url, "host-a")
+    a.wait_workers(3)
+    for args, problem in ((["pause", "--queue", "mail"], "--queue mail needs --fleet"),
+                          (["resume", "--fleet"], "--fleet needs --queue QUEUE"),
+                          (["pause", "--queue", "a,b", "--fleet"], "invalid queue name 'a,b'")):
+        result = a.ctl(*args)
+        assert result.returncode == 2 and problem in result.stderr and len(result.stderr.splitlines()) == 1, \
+            (args, result.stderr)
+    assert not r.exists(PAUSED)
+
+    result = a.ctl("pause", "--queue", "mail", "--fleet")
+    assert result.returncode == 0 and "queue mail paused on every host" in result.stdout, result.stderr
+    assert r.smembers(PAUSED) == {b"mail"}
+    resque.enqueue("mail", "PhpJob", {"tag": "held"})
+    resque.enqueue("default", "PhpJob", {"tag": "goes-on"})
+    wait_log(r, "perform:goes-on")
+    assert "queues paused fleet-wide (resquectl resume --queue Q --fleet): mail" in a.ctl("status").stdout
+    assert a.status()["paused_queues"] == ["mail"]
+    assert fleet(a)["paused_queues"] == ["mail"] and "queues paused fleet-wide: mail" in a.ctl("fleet").stdout
+    assert r.llen("resque:queue:mail") == 1
+
+    result = a.ctl("resume", "--queue", "mail", "--fleet", "--json")
+    assert result.returncode == 0 and json.loads(result.stdout)["paused_queues"] == [], result.stderr
+    wait_log(r, "perform:held")
     assert stop(a.proc) == 0
