@@ -4,11 +4,20 @@ RESQUED_HOSTNAME), as ``resquectl fleet`` shows them. Real masters,
 workers and Redis."""
 
 import json
+import os
+import signal
+import sys
 import time
 
+import psutil
+
 from conftest import stop, wait_until
-from helpers import wait_log
+from helpers import log_entries, wait_log
 from masters import Master
+
+# The dashboard's test client, from its tests' directory (not on the path when only these run).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "web"))
+from webclient import Client, start_web, text_of  # noqa: E402
 
 PAUSED = "resque:resqued:paused_queues"
 POOLS = ["queues: [default]\ncount: 2", "queues: [mail]\ncount: 1"]
@@ -98,4 +107,53 @@ def test_pause_and_resume_of_one_queue_fleet_wide_through_resquectl(procs, tmp_p
     result = a.ctl("resume", "--queue", "mail", "--fleet", "--json")
     assert result.returncode == 0 and json.loads(result.stdout)["paused_queues"] == [], result.stderr
     wait_log(r, "perform:held")
+    assert stop(a.proc) == 0
+
+
+def test_a_queue_paused_fleet_wide_holds_on_both_hosts_while_other_queues_run(procs, tmp_path, redis_url, r, resque):
+    a = on_host(procs, tmp_path, redis_url, "host-a")
+    b = on_host(procs, tmp_path, redis_url, "host-b")
+    hosts_listed(a, {"host-a", "host-b"}, {"host-a": 3, "host-b": 3})
+    assert a.ctl("pause", "--queue", "mail", "--fleet").returncode == 0
+    for n in range(6):
+        resque.enqueue("mail", "PhpJob", {"tag": f"mail-{n}"})
+        resque.enqueue("default", "PhpJob", {"tag": f"default-{n}"})
+    wait_log(r, "perform:default-", count=6)
+    # Both hosts' mail workers were waiting on mail: none took one.
+    assert not [e for e in log_entries(r) if e.startswith("perform:mail-")]
+    assert r.llen("resque:queue:mail") == 6 and not r.keys("resque:resqued:inflight:*mail")
+    _, base = start_web(procs, redis_url)
+    assert "Queues paused fleet-wide (no resqued worker on any host takes their jobs): mail" in \
+        text_of(Client(base).page("/"))
+
+    assert b.ctl("resume", "--queue", "mail", "--fleet").returncode == 0
+    wait_log(r, "perform:mail-", count=6)
+    assert stop(a.proc) == 0 and stop(b.proc) == 0
+
+
+def test_a_host_killed_whole_has_its_jobs_settled_by_the_other_and_drops_out_of_the_fleet(procs, tmp_path,
+                                                                                          redis_url, r, resque):
+    # A short heartbeat: a worker silent for five beats (5 s) is dead to every pruner.
+    a = on_host(procs, tmp_path, redis_url, "host-a", pools=["queues: [default]\ncount: 1"], heartbeat_interval=1)
+    b = on_host(procs, tmp_path, redis_url, "host-b", pools=["queues: [only-b]\ncount: 1"], heartbeat_interval=1)
+    hosts_listed(a, {"host-a", "host-b"}, {"host-a": 1, "host-b": 1})
+    resque.enqueue("only-b", "Slow", {"seconds": 60})
+    wait_log(r, "started:")
+    assert r.llen("resque:queue:only-b") == 0 and r.keys("resque:resqued:inflight:host-b:*")
+
+    # The whole of host-b at once, as a power cut would: master, spawner, advertiser, workers, job children.
+    tree = [b.pid] + [p.pid for p in psutil.Process(b.pid).children(recursive=True)]
+    for pid in tree:
+        os.kill(pid, signal.SIGKILL)
+    b.proc.wait(10)
+
+    # host-a's worker prunes host-b's dead worker and puts its job back at the head of its queue.
+    wait_until(lambda: r.llen("resque:queue:only-b") == 1 and not r.keys("resque:resqued:inflight:host-b:*"),
+               timeout=30, interval=0.2, message="host-b's in-flight job settled by host-a")
+    job = json.loads(r.lindex("resque:queue:only-b", 0))
+    assert job["class"] == "Slow" and job["resqued_lost"] == 1
+    wait_until(lambda: not [w for w in r.smembers("resque:workers") if w.startswith(b"host-b:")],
+               timeout=30, interval=0.2, message="host-b's worker unregistered")
+    # Its fleet record expires: the fleet shows host-a only.
+    hosts_listed(a, {"host-a"}, {"host-a": 1})
     assert stop(a.proc) == 0
