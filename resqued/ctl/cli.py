@@ -23,6 +23,7 @@ from resqued.config.model import ConfigError
 from resqued.ctl import delayed, failed, fleet, mastercommands, queues, schedule, tables, top, workers
 from resqued.ctl.output import CtlError, UsageError, emit, fail, print_json, scrub
 from resqued.exits import EX_CONFIG, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from resqued.fleet.paused import paused_queues as fleet_paused_queues
 from resqued.resque.client import Resque
 from resqued.config.redisurl import DEFAULT_URL, BadRedisURL, normalize_url, redact
 from resqued.redisio.connection import connect
@@ -336,7 +337,7 @@ def _paused_queues(args):
     except (BadRedisURL, CtlError):
         return None
     try:
-        return fleet.paused.paused_queues(client, Resque(url, namespace, redis=client).keys.namespace)
+        return fleet_paused_queues(client, namespace)
     except redis.RedisError:
         return None
     finally:

@@ -1,6 +1,9 @@
 """resquectl's master commands: pause, resume, reload, restart, stop, status. They talk
 to a running master through its control socket (found from ``-c pool.yml``,
-``--pidfile`` or ``--socket``), never through Redis.
+``--pidfile`` or ``--socket``), never through Redis (but for ``status``'s
+line of queues paused fleet-wide, which cli.py reads from Redis when it
+knows which: ``-c`` or ``--redis``; ``pause/resume --queue Q --fleet`` are
+Redis commands: ctl/fleet.py).
 
 With ``--json`` each prints one shape: ``{"ok": true, "message": ...}`` and
 the master's status (``master``, ``spawner``, ``pools``, ``workers``) when it
