@@ -151,6 +151,14 @@ class PausesAll:
         _log("paused-all")
 
 
+class PausesQueue:
+    """Pauses a queue fleet-wide, as ``resquectl pause --queue Q --fleet`` would."""
+
+    def perform(self):
+        _client().sadd("resque:resqued:paused_queues", self.args["queue"])
+        _log("paused-queue", self.args["queue"])
+
+
 class CountsAndFails:
     """Appends a line to a file (no Redis: it may refuse us), then fails."""
 

@@ -177,6 +177,9 @@ LAYERS = [
      "the dashboard reads Redis as resquectl does and asks a master only through its control socket"),
     ("resqued.scheduler", ("resqued.master", "resqued.worker", "resqued.spawner"),
      "the scheduler is a process of its own that talks to Redis; the master only starts it"),
+    ("resqued.fleet", ("resqued.master", "resqued.worker", "resqued.spawner"),
+     "the fleet advertiser writes its master's record to Redis and asks the master only over its control "
+     "socket; resquectl, the dashboard and workers read the fleet's keys"),
 ]
 
 
@@ -371,7 +374,7 @@ PROTOCOL_ENDS = {
     "resqued.protocols.reportpipe": ["resqued.worker.reports", "resqued.master.workerprocess"],
     "resqued.protocols.controlsocket": ["resqued.master.control", "resqued.master.requests",
                                         "resqued.ctl.masterclient", "resqued.ctl.mastercommands",
-                                        "resqued.exporter.masterside"],
+                                        "resqued.exporter.masterside", "resqued.fleet.advertiser"],
     "resqued.protocols.forkersocket": ["resqued.worker.execution.jobforker", "resqued.worker.execution.standbys"],
     "resqued.protocols.spawnersocket": ["resqued.master.spawnerlink", "resqued.spawner.main"],
 }

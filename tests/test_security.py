@@ -228,7 +228,8 @@ def test_acl_user_with_password_works_and_the_password_shows_nowhere(procs, tmp_
     assert "resqued:***@" in outputs["log " + env_worker.log_path.name]  # the URL is logged, redacted
     leaks = {where: text for where, text in outputs.items() if PASSWORD in text}
     assert leaks == {}
-    assert all(text.startswith(("resque-", "resqued-master[", "resqued-spawner[")) for text in titles.values()), titles
+    assert all(text.startswith(("resque-", "resqued-master[", "resqued-spawner[", "resqued-advertiser["))
+               for text in titles.values()), titles
 
 
 def test_a_wrong_password_is_logged_once_without_it_and_retried(procs, tmp_path, acl_server):

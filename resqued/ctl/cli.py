@@ -20,9 +20,10 @@ import redis
 
 from resqued.config.loader import load_config
 from resqued.config.model import ConfigError
-from resqued.ctl import delayed, failed, mastercommands, queues, schedule, tables, top, workers
+from resqued.ctl import delayed, failed, fleet, mastercommands, queues, schedule, tables, top, workers
 from resqued.ctl.output import CtlError, UsageError, emit, fail, print_json, scrub
 from resqued.exits import EX_CONFIG, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from resqued.fleet.paused import paused_queues as fleet_paused_queues
 from resqued.resque.client import Resque
 from resqued.config.redisurl import DEFAULT_URL, BadRedisURL, normalize_url, redact
 from resqued.redisio.connection import connect
@@ -229,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     delayed.add_commands(commands, command)
     schedule.add_commands(commands, command)
     top.add_commands(commands, command)
+    fleet.add_commands(commands, command)
 
     for name, help_text in (("status", "the running master: pools and each worker, its job and memory"),
                             ("pause", "pause every worker: returns once none takes a new job (running "
@@ -245,6 +247,10 @@ def build_parser() -> argparse.ArgumentParser:
                              help="kill running jobs instead of waiting (they go back to their queues)")
         if name == "restart":
             sub.add_argument("pools", metavar="POOL", nargs="*", help="a pool, by its queues (high,default)")
+        if name in ("pause", "resume"):
+            sub.add_argument("--queue", metavar="QUEUE", help=f"{name} this queue only, on every host (with --fleet)")
+            sub.add_argument("--fleet", action="store_true",
+                             help=f"{name} --queue QUEUE for every resqued worker on every host (through Redis)")
         if name == "pause":
             sub.add_argument("--wait", metavar="SECONDS", nargs="?", type=_seconds, const=mastercommands.PAUSE_WAIT,
                              help="also wait until running jobs have finished, at most SECONDS "
@@ -258,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
 # the Redis they read (output.heading).
 READS = (queues.cmd_queues, workers.cmd_workers, workers.cmd_inflight, cmd_stats, failed.cmd_failed_list,
          failed.cmd_failed_show, top.cmd_top, delayed.cmd_delayed_list, delayed.cmd_delayed_show,
-         schedule.cmd_schedule)
+         schedule.cmd_schedule, fleet.cmd_fleet)
 
 
 def main(argv=None) -> int:
@@ -275,7 +281,15 @@ def main(argv=None) -> int:
     def report(message, code):
         return fail(message, code, as_json=args.json, compact=getattr(args, "watch", False))
 
-    if getattr(args, "master_command", None):
+    try:
+        fleet.check_pause_arguments(args)
+    except UsageError as exc:
+        return report(str(exc), exc.code)
+    if getattr(args, "master_command", None) in ("pause", "resume") and args.fleet:
+        args.handler = fleet.cmd_pause_queue     # through Redis, not this master
+    elif getattr(args, "master_command", None):
+        if args.master_command == "status" and (getattr(args, "config", None) or getattr(args, "redis", None)):
+            args.fleet_paused = _paused_queues(args)
         try:
             return mastercommands.run(args)
         except CtlError as exc:
@@ -310,6 +324,22 @@ def main(argv=None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return _reader_gone()
+    finally:
+        client.close()
+
+
+def _paused_queues(args):
+    """The queues paused fleet-wide, for ``status`` (which asks the master,
+    not Redis: None when Redis does not answer within a second)."""
+    try:
+        url, namespace, _ = connection_settings(args, os.environ)
+        client = connect(url, socket_connect_timeout=1.0, socket_timeout=1.0)
+    except (BadRedisURL, CtlError):
+        return None
+    try:
+        return fleet_paused_queues(client, namespace)
+    except redis.RedisError:
+        return None
     finally:
         client.close()
 

@@ -1,6 +1,9 @@
 """resquectl's master commands: pause, resume, reload, restart, stop, status. They talk
 to a running master through its control socket (found from ``-c pool.yml``,
-``--pidfile`` or ``--socket``), never through Redis.
+``--pidfile`` or ``--socket``), never through Redis (but for ``status``'s
+line of queues paused fleet-wide, which cli.py reads from Redis when it
+knows which: ``-c`` or ``--redis``; ``pause/resume --queue Q --fleet`` are
+Redis commands: ctl/fleet.py).
 
 With ``--json`` each prints one shape: ``{"ok": true, "message": ...}`` and
 the master's status (``master``, ``spawner``, ``pools``, ``workers``) when it
@@ -75,10 +78,14 @@ def run(args) -> int:
                 raise MasterError(f"master {pid} is still running {shutdown_timeout + 30:.0f}s after stop")
             time.sleep(0.05)
         message = f"master {pid} stopped"
+    paused_queues = getattr(args, "fleet_paused", None)   # status: read from Redis by cli.py, if it could
     if args.json:
-        print_json(document(answer, message))
+        print_json({**document(answer, message), **({"paused_queues": paused_queues} if paused_queues is not None
+                                                     else {})})
     else:
         print(render_status(answer.status) if command == Command.STATUS else message)
+        if paused_queues:
+            print(f"\nqueues paused fleet-wide (resquectl resume --queue Q --fleet): {', '.join(paused_queues)}")
     return EXIT_OK
 
 

@@ -16,7 +16,6 @@ What each signal does: signalactions.py.
 import logging
 import os
 import signal
-import socket
 import time
 
 from resqued.config.limits import worker_bound
@@ -27,6 +26,7 @@ from resqued.master.control import ControlServer
 from resqued.master.headline import Headline
 from resqued.master.exporterlink import Exporter
 from resqued.master.schedulerlink import SchedulerLink
+from resqued.master.advertiserlink import AdvertiserLink
 from resqued.master.helperprocess import HelperProcess, hand_exit
 from resqued.master.metricstally import Tally, exit_reason
 from resqued.master.requestdecisions import (REQUEST_TIMEOUT, Pause, Reload, Restart, Resume, StopMaster, Wait,
@@ -34,6 +34,7 @@ from resqued.master.requestdecisions import (REQUEST_TIMEOUT, Pause, Reload, Res
 from resqued.master.requests import MasterView, RequestHandlers
 from resqued.master.restart import REPLACED, RestartView, RollingRestart
 from resqued.process import logfile, logs
+from resqued.process.hostname import hostname
 from resqued.process.pidfile import Pidfile
 from resqued.master.recoveryruns import RecoveryRuns
 from resqued.master.reloadprobe import PROBING, ReloadProbe, reconfigured
@@ -77,11 +78,12 @@ class Arbiter:
         self.stopping: Stop | None = None   # a stop in progress: its mode and deadlines
         self.requests = RequestHandlers()   # resquectl's requests, status, READY: given view()
         self.restart = RollingRestart(self.name)  # resquectl restart: new code, pool by pool
-        self.hostname = socket.gethostname()
+        self.hostname = hostname()   # RESQUED_HOSTNAME, else the system's
         self.tally, self.exporter = Tally(), Exporter(self.name)   # metrics: what is counted, what serves it
         self.lost = RecoveryRuns(self.tally)
         self.spawner = Spawner(self.name)
         self.scheduler = SchedulerLink(self.name)   # moves delayed jobs, when the config enables it
+        self.advertiser = AdvertiserLink(self.name)   # writes this master's record for resquectl fleet
         self._spawn_retry_at = 0.0
         self.headline = Headline(self.name, self.notifier)   # ps and systemd's STATUS=
 
@@ -106,8 +108,8 @@ class Arbiter:
                 self._turn()
             self.restart.abandon()
             self.spawner.stop()
-            self.exporter.stop()
-            self.scheduler.stop()   # TERM: it releases its lock (KILL after shutdown_timeout)
+            for kept in self.kept():   # the scheduler and the advertiser: TERM (a lock, a record to release)
+                kept.stop()
             end_adopted(self.config.term_timeout)
             log.info("master %d stopped", os.getpid(), extra=logs.event("master_stopped"))
             return self.exit_code
@@ -115,8 +117,8 @@ class Arbiter:
             self.requests.abandon_waiting()
             self.restart.abandon()
             self.spawner.stop()
-            self.exporter.stop()
-            self.scheduler.stop()
+            for kept in self.kept():
+                kept.stop()
             if self.control:
                 self.control.close()
             if self.pidfile:
@@ -136,8 +138,8 @@ class Arbiter:
         self._finish_reload()
         self._reap()
         self._keep_spawner()
-        self.exporter.start_due(self.config)
-        self.scheduler.start_due(self.config)
+        for kept in self.kept():
+            kept.start_due(self.config)
         if self.stopping:
             self._enforce_stop_deadlines()
         else:
@@ -384,7 +386,11 @@ class Arbiter:
         (helperprocess.py), in the order they are served. Read each turn: a
         rolling restart replaces ``self.spawner``. A new kind of helper is
         one more entry here."""
-        return [self.spawner, self.restart, self.lost, self.reloading, self.exporter, self.scheduler]
+        return [self.spawner, self.restart, self.lost, self.reloading, *self.kept()]
+
+    def kept(self) -> list:
+        """The processes kept running while the config asks for them (keptprocess.py)."""
+        return [self.exporter, self.scheduler, self.advertiser]
 
     def _account(self, child, code: int) -> None:
         """A reaped worker: workerexits.py decides what its exit means, the master acts."""

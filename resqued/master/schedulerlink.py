@@ -8,16 +8,18 @@ it leaves), then KILL after ``shutdown_timeout``.
 It talks to Redis itself; the master only starts it, with the command line
 scheduler/command.py builds (stdlib only: the master loads no redis-py),
 so a reload that changes any part of it (the Redis URL, the namespace, how
-it logs) starts a new one.
+it logs) starts a new one. The Redis URL is not on that command line but on
+a memfd (as the exporter's settings are): it may hold a password, which a
+command line would show to anyone running ``ps``.
 """
 
 import os
-import socket
 
 from resqued.master.keptprocess import KeptProcess
 from resqued.process import logs
 from resqued.process.interpreter import start_module
 from resqued.scheduler.command import command
+from resqued.process.hostname import hostname
 
 
 class SchedulerLink(KeptProcess):
@@ -38,18 +40,24 @@ class SchedulerLink(KeptProcess):
         # starts: the one it starts after a crash (the master reaped the dead
         # one first) holds the lock at once, rather than standing by for the
         # lock's TTL (180 s) as a stranger must.
-        lock_value = f"{socket.gethostname()}:{os.getpid()}"
-        argv = command(config.redis_url, config.namespace, schedule=config.path if config.schedule else None,
+        lock_value = f"{hostname()}:{os.getpid()}"
+        argv = command(None, config.namespace, schedule=config.path if config.schedule else None,
                        title=self.title, lock_value=lock_value, master_pid=os.getpid(),
                        log_arguments=logs.exec_arguments())
         # "-m", the module, its arguments: whichever interpreter runs it.
-        return tuple(argv[1:]), config.schedule
+        return tuple(argv[1:]), config.redis_url, config.schedule
 
     def launch(self, serves) -> int:
-        (flag, module, *args), _ = serves
+        (flag, module, *args), redis_url, _ = serves
         assert flag == "-m", serves
-        # In a group of its own: Ctrl-C on the master's terminal is the master's to handle.
-        return start_module(module, args, new_group=True)
+        url_fd = os.memfd_create("resqued-scheduler", os.MFD_CLOEXEC)
+        try:
+            os.write(url_fd, redis_url.encode())
+            os.lseek(url_fd, 0, os.SEEK_SET)
+            # In a group of its own: Ctrl-C on the master's terminal is the master's to handle.
+            return start_module(module, ["--redis-fd", str(url_fd), *args], pass_fds=[url_fd], new_group=True)
+        finally:
+            os.close(url_fd)
 
     def grace_for(self, config) -> float:
         return config.shutdown_timeout

@@ -44,6 +44,7 @@ def _probes(k: str) -> list[tuple[str, tuple]]:
         # Delayed jobs (resque-scheduler's sorted set): enqueue_at and the scheduler.
         ("zadd", ("ZADD", k, "0", "x")), ("zrem", ("ZREM", k, "x")), ("zrange", ("ZRANGE", k, "0", "0")),
         ("zrangebyscore", ("ZRANGEBYSCORE", k, "0", "0")), ("zcard", ("ZCARD", k)), ("zscore", ("ZSCORE", k, "x")),
+        ("zremrangebyscore", ("ZREMRANGEBYSCORE", k, "0", "0")),   # the fleet advertiser forgets dead masters
         ("lmove", ("LMOVE", k, k, "LEFT", "RIGHT")), ("blmove", ("BLMOVE", k, k, "LEFT", "RIGHT", "0.01")),
         ("eval", ("EVAL", "return 1", "0")), ("evalsha", ("EVALSHA", "0" * 40, "1", k)),
         ("script|load", ("SCRIPT", "LOAD", "return 1")),

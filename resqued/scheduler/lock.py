@@ -15,9 +15,9 @@ past the TTL and replaced moves nothing when it wakes.
 """
 
 import os
-import socket
 
 from resqued.resque.delayed import DelayedKeys
+from resqued.process.hostname import hostname
 
 DEFAULT_TIMEOUT = 180
 
@@ -49,7 +49,7 @@ class MasterLock:
         self.names = list(DelayedKeys(keys).master_locks)
         self.timeout = int(timeout)
         # Ruby's value: hostname and pid (lock/base.rb:22-24).
-        self.value = value or f"{socket.gethostname()}:{os.getpid()}"
+        self.value = value or f"{hostname()}:{os.getpid()}"
         self._take = redis.register_script(_TAKE)
         self._release = redis.register_script(_RELEASE)
 

@@ -63,7 +63,11 @@ def _positive(kind):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m resqued.scheduler",
                                      description="Move delayed jobs to their queues when they fall due.")
-    parser.add_argument("--redis", metavar="URL", required=True, help="Redis URL or host:port")
+    given = parser.add_mutually_exclusive_group(required=True)
+    given.add_argument("--redis", metavar="URL", help="Redis URL or host:port")
+    given.add_argument("--redis-fd", type=int, metavar="FD",
+                       help="read the Redis URL from this descriptor (resqued's master passes it so: "
+                            "a password on the command line would show in ps)")
     parser.add_argument("--namespace", metavar="NS", default="resque", help="key namespace (default resque)")
     parser.add_argument("--title", default=TITLE,
                         help=f"process title, before ': active' (default {TITLE}; the master's names its pool.yml)")
@@ -213,7 +217,7 @@ def main(argv=None) -> int:
         if os.getppid() != args.master_pid:
             return EXIT_OK   # it died before we asked
     try:
-        url = normalize_url(args.redis)
+        url = normalize_url(args.redis if args.redis_fd is None else _read_url(args.redis_fd))
         client = connect(url)
     except BadRedisURL as exc:
         print(f"resqued scheduler: {exc}", file=sys.stderr)
@@ -229,6 +233,11 @@ def main(argv=None) -> int:
         return scheduler.run()
     finally:
         client.close()
+
+
+def _read_url(fd: int) -> str:
+    with os.fdopen(fd, "rb") as f:
+        return f.read().decode().strip()
 
 
 def load_schedule(path) -> tuple:

@@ -9,6 +9,7 @@ import time
 from resqued.resque import queuestats, wire
 from resqued.resque.failures import FailureEntry, FailureError, id_needle
 from resqued.resque.rates import Rates
+from resqued.fleet import paused
 
 PAGE = 50
 # How far the job page looks through waiting jobs for an id before it says
@@ -73,6 +74,7 @@ class Reads:
         stats = queuestats.read(self.redis, self.keys, queues=())
         return {"processed": stats.processed, "failed": stats.failed, "queues": stats.queue_count,
                 "workers": stats.workers, "failures": stats.failures, "paused": stats.paused,
+                "paused_queues": paused.paused_queues(self.redis, self.keys.namespace),
                 "rates": self.rates.add(stats.time, stats.processed, stats.failed)}
 
     # -- queues -----------------------------------------------------------------

@@ -16,7 +16,8 @@ Resque's global pause switch (``<ns>:pause-all-workers``, resque-web's
 connection that took the job, right after the take (a BLMOVE's GET runs
 when the BLMOVE returns). So a job pushed after the switch was set is never
 run: the take sees the switch and the job goes back to the head of its
-queue (``pause_seen``).
+queue (``pause_seen``). The same read sees the queues paused fleet-wide,
+which a take skips (queuepause.py).
 
 While a queue is busy, the worker takes its next job in the same transaction
 that records the outcome of the last one (``take_in``): one round trip per
@@ -42,7 +43,7 @@ import redis
 
 from resqued.process.signals import wait_readable
 from resqued.redisio import connection, direct, following
-from resqued.resque.queuestats import pause_requested   # as Ruby and resquectl read the key
+from resqued.worker.queuepause import RECHECK, QueuePauses
 
 log = logging.getLogger("resqued.worker")
 
@@ -58,16 +59,6 @@ POLL_INTERVAL = 0.25
 # A queue whose key holds something other than a list (someone SET it, say)
 # is skipped, not allowed to stop the worker, and looked at again this often.
 BAD_QUEUE_RECHECK = 30.0
-
-# KEYS: queue1, inflight1, queue2, inflight2, ... -> {index, job} of the first
-# job found, in priority order, moved to its in-flight list.
-_MOVE_FIRST = """
-for i = 1, #KEYS, 2 do
-  local job = redis.call('LMOVE', KEYS[i], KEYS[i + 1], 'LEFT', 'RIGHT')
-  if job then return {(i + 1) / 2, job} end
-end
-return false
-"""
 
 # KEYS: inflight, queue -> how many jobs went back to the head of the queue, in
 # their order.
@@ -103,6 +94,7 @@ class Reserver:
         # Whether the pause switch was set, as read right after the last take
         # (None: not read since the worker last asked, see pausekey.py).
         self.pause_seen: bool | None = None
+        self.pauses = QueuePauses(client, keys)   # and the queues paused fleet-wide
 
     def inflight(self, queue: str) -> str:
         return self.keys.inflight(self.worker_id, queue)
@@ -110,7 +102,8 @@ class Reserver:
     def usable(self, queues: list[str]) -> list[str]:
         """``queues`` without those whose key is not a list (see
         ``_skip_wrong_types``); a skipped one is looked at again every
-        BAD_QUEUE_RECHECK seconds."""
+        BAD_QUEUE_RECHECK seconds; and without those paused fleet-wide."""
+        queues = self.pauses.unpaused(queues)
         if not self._bad:
             return queues
         now = time.monotonic()
@@ -130,7 +123,7 @@ class Reserver:
         then a job taken meanwhile is back at the head of its queue)."""
         self.pause_seen = None
         if not queues:
-            wait_readable([self.signals], timeout)
+            wait_readable([self.signals], min(timeout, RECHECK))   # a paused queue may resume
             return None
         try:
             found = None
@@ -146,7 +139,7 @@ class Reserver:
                     # A half-read reply would poison the next command: start afresh.
                     self.close()
                     raise
-            if found and self.pause_seen:
+            if found and (self.pause_seen or found[0] in self.pauses.queues):
                 self.give_back(found[0])
                 return None
             return found
@@ -164,24 +157,15 @@ class Reserver:
         command that moves the first waiting job of ``queues`` to its in-flight
         list, and the read of the pause switch; ``taken`` reads their two
         replies. Never blocks: an empty queue just answers nothing."""
-        if len(queues) == 1:
-            pipe.execute_command("LMOVE", self.keys.queue(queues[0]), self.inflight(queues[0]), "LEFT", "RIGHT")
-        else:
-            keys = []
-            for queue in queues:
-                keys += [self.keys.queue(queue), self.inflight(queue)]
-            # EVAL, not EVALSHA: a redis-py pipeline with a script in it first
-            # asks the server whether it knows the script, a round trip per
-            # job; the server caches the script body by its hash anyway.
-            pipe.execute_command("EVAL", _MOVE_FIRST, len(keys), *keys)
-        pipe.execute_command("GET", self.keys.pause_all)
+        pipe.execute_command(*self.pauses.take_command(queues, self.inflight))
+        pipe.execute_command(*self.pauses.read_command())
 
     def taken(self, queues: list[str], reply, pause_reply):
         """``(queue, raw)`` from the replies to ``take_in``'s commands, or
         None. An error reply (a queue whose key is not a list) takes nothing.
         A job taken while the pause switch is set is returned all the same
         (the caller holds it, and gives it back when it sees ``pause_seen``)."""
-        self.pause_seen = pause_requested(pause_reply)
+        self.pause_seen = self.pauses.seen(pause_reply)
         if reply is None:  # not "not reply": an empty string is a (bad) job too
             return None
         if isinstance(reply, redis.ResponseError):
@@ -189,8 +173,6 @@ class Reserver:
                 raise reply
             self._skip_wrong_types(queues)
             return None
-        if len(queues) == 1:
-            return queues[0], reply
         index, raw = reply
         return queues[int(index) - 1], raw
 
@@ -227,17 +209,14 @@ class Reserver:
         return [kind.decode() if isinstance(kind, bytes) else kind for kind in pipe.execute()]
 
     def _first_waiting(self, queues):
-        keys = []
-        for queue in queues:
-            keys += [self.keys.queue(queue), self.inflight(queue)]
         # No retry: a reply lost after the server moved a job must reach the
         # caller, whose outage handling reclaims the in-flight lists.
-        found, pause = direct.execute(self.client, [("EVAL", _MOVE_FIRST, len(keys), *keys),
-                                                    ("GET", self.keys.pause_all)],
+        found, pause = direct.execute(self.client, [self.pauses.take_command(queues, self.inflight),
+                                                    self.pauses.read_command()],
                                       retry=False, raise_errors=False)
         if isinstance(found, redis.ResponseError):
             raise found
-        self.pause_seen = pause_requested(pause)
+        self.pause_seen = self.pauses.seen(pause)
         if not found:
             return None
         index, raw = found
@@ -262,10 +241,10 @@ class Reserver:
             conn.send_packed_command(conn.pack_commands([
                 ("CLIENT", "ID"),
                 ("BLMOVE", self.keys.queue(queue), self.inflight(queue), "LEFT", "RIGHT", timeout),
-                ("GET", self.keys.pause_all)]))
+                self.pauses.read_command()]))
         client_ids = [conn.read_response() for conn in conns]
         replies = self._await_replies(conns, client_ids, timeout)
-        self.pause_seen = any([pause_requested(conn.read_response()) for conn in conns])
+        self.pause_seen = any([self.pauses.seen(conn.read_response()) for conn in conns])
         taken = [(i, raw) for i, raw in sorted(replies.items()) if raw is not None]
         if not taken:
             return None

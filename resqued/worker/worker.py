@@ -21,7 +21,6 @@ Signals (Resque's meanings):
 import logging
 import os
 import signal
-import socket
 import time
 
 import redis
@@ -54,6 +53,7 @@ from resqued.protocols.reportpipe import JobOutcome, WorkerState
 from resqued.worker.pausekey import PauseKey
 from resqued.worker.reserve import Reserver, UnsupportedServer, check_server
 from resqued.process.signals import SignalQueue, describe, wait_readable
+from resqued.process.hostname import hostname
 
 log = logging.getLogger("resqued.worker")
 
@@ -75,7 +75,7 @@ class Worker:
         self._outcome_conn, self._deferred_conn = direct.Held(self.redis), direct.Held(self.redis)
         self.registry = registry
         self.spec = spec
-        self.hostname = socket.gethostname()
+        self.hostname = hostname()
         self.pid = os.getpid()
         self.id = f"{self.hostname}:{self.pid}:{spec.name}"
         # Every connection carries our id, so that whoever recovers our jobs

@@ -7,9 +7,12 @@ import os
 import signal
 
 import psutil
+import redis
 
 from conftest import log_text, stop, wait_until
 from helpers import title, wait_log
+from masters import Master
+from redis_server import RedisServer
 
 JOBS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scheduler", "timedjobs.py")
 LOCK = "resque:resque:resque_scheduler_master_lock"
@@ -112,3 +115,42 @@ def test_a_schedule_section_enables_the_scheduler_and_a_reload_that_changes_it_r
     active_scheduler(master.pid, "pool.yml", other_than=first)
     wait_log(r, "ran:tock:")
     assert stop(master.proc) == 0
+
+
+PASSWORD = "sch3dul3r-pa55"
+
+
+def test_the_scheduler_gets_its_redis_url_off_its_command_line(procs, tmp_path):
+    """A Redis URL with a password: the master's scheduler works with it, and
+    its /proc/<pid>/cmdline (what ps shows anyone) does not hold the password."""
+    server = RedisServer(str(tmp_path / "acl-redis")).start()
+    try:
+        admin = redis.Redis(unix_socket_path=server.socket)
+        admin.execute_command("ACL", "SETUSER", "resqued", "on", f">{PASSWORD}", "~*", "&*", "+@all")
+        admin.execute_command("ACL", "SETUSER", "default", "off")
+        admin.close()
+        url = f"unix://resqued:{PASSWORD}@{server.socket}"
+        master = Master(procs, tmp_path, url, ["queues: [default]\ncount: 1"], jobs=f"[{JOBS}]", scheduler="true")
+        # Its title overwrites its command line once it runs: what ps shows
+        # before that (the interpreter starting, importing) is looked at here.
+        seen = set()
+
+        def command_lines_until_active():
+            try:
+                kids = [k.pid for k in psutil.Process(master.pid).children()]
+            except psutil.NoSuchProcess:
+                kids = []
+            for pid in kids:
+                try:
+                    with open(f"/proc/{pid}/cmdline", "rb") as f:
+                        seen.add(f.read().replace(b"\0", b" ").decode(errors="replace").strip())
+                except OSError:
+                    pass
+            return any(line == "resqued-scheduler[pool.yml]: active" for line in seen)
+        wait_until(command_lines_until_active, timeout=20, interval=0.001, message="the scheduler active")
+        before_title = [line for line in seen if "resqued.scheduler" in line]
+        assert before_title, seen
+        assert not [line for line in seen if PASSWORD in line], seen
+        assert stop(master.proc) == 0
+    finally:
+        server.stop()

@@ -1,0 +1,5 @@
+import sys
+
+from resqued.fleet.advertiser import main
+
+sys.exit(main())

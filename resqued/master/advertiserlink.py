@@ -1,0 +1,56 @@
+"""The master's handle on its fleet advertiser (resqued/fleet/advertiser.py:
+the process that writes this master's record for ``resquectl fleet``):
+always running (every master belongs in the fleet view), kept as
+keptprocess.py says, stopped with TERM (it removes the record as it
+leaves; KILL a few seconds later).
+
+It is given its settings on a memfd, as the exporter is: the Redis URL may
+hold a password, which a command line would show to anyone. A reload that
+changes what it reports of the config (its digest) starts a new one.
+"""
+
+import hashlib
+import json
+import os
+import time
+
+from resqued.master.keptprocess import KeptProcess
+from resqued.process import logs
+from resqued.process.hostname import hostname
+from resqued.process.interpreter import start_module
+from resqued.version import __version__
+
+GRACE = 3.0   # seconds to remove its record after TERM
+
+
+class AdvertiserLink(KeptProcess):
+    what = "the fleet advertiser"
+
+    def __init__(self, name: str):
+        super().__init__(f"resqued-advertiser[{name}]")
+        self.master_started = time.time()
+        self._digest_of = (None, None)   # (the config, its digest): wanted() runs every turn
+
+    def wanted(self, config):
+        if self._digest_of[0] is not config:
+            # What the master runs with, not the file's bytes: two hosts whose
+            # pool.yml differ only in comments have the same digest.
+            self._digest_of = (config, hashlib.sha256(repr(config).encode()).hexdigest()[:12])
+        return {"redis_url": config.redis_url, "namespace": config.namespace,
+                "control_socket": config.control_socket, "master_pid": os.getpid(), "title": self.title,
+                "host": hostname(), "version": __version__, "config": str(config.path or "(environment)"),
+                "digest": self._digest_of[1], "started": self.master_started}
+
+    def launch(self, serves) -> int:
+        settings_fd = os.memfd_create("resqued-advertiser", os.MFD_CLOEXEC)
+        try:
+            os.write(settings_fd, json.dumps(serves).encode())
+            os.lseek(settings_fd, 0, os.SEEK_SET)
+            # In a group of its own: Ctrl-C on the master's terminal is the master's to handle.
+            return start_module("resqued.fleet", ["--settings-fd", str(settings_fd), *logs.exec_arguments()],
+                                pass_fds=[settings_fd], new_group=True)
+        finally:
+            os.close(settings_fd)
+
+    def grace_for(self, config) -> float:
+        return GRACE
