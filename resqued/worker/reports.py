@@ -24,6 +24,7 @@ import select
 import time
 
 from resqued.resque.outcome import DIRTY_EXIT
+from resqued.resque.queuestats import plausible_queue_time
 from resqued.protocols.reportpipe import (UNKNOWN_CLASS, ExitAnnouncement, JobOutcome, WorkerState,
                                           outcome_record, state_line, state_line_carrying)
 
@@ -62,8 +63,8 @@ class MasterReports:
         registry resolved, or None. Sent with the next report."""
         if self.fd is None:
             return   # nobody counts
-        queued = payload.get("queue_time") if isinstance(payload, dict) else None
-        wait = picked - queued if isinstance(queued, (int, float)) and not isinstance(queued, bool) else None
+        queued = plausible_queue_time(payload.get("queue_time") if isinstance(payload, dict) else None, picked)
+        wait = None if queued is None else picked - queued
         self.pending.append(outcome_record(queue, job_class or UNKNOWN_CLASS, outcome, duration,
                                            None if wait is None else max(0.0, wait)))
 

@@ -128,6 +128,16 @@ def test_a_job_without_queue_time_has_no_wait_and_an_unresolved_class_is_unknown
     assert report.outcomes == (["q", "(unknown)", "failed", 0.0, None], ["q", "Echo", "done", 0.5, None])
 
 
+@pytest.mark.parametrize("queued", [10 ** 400, -1e308, float("nan"), "-Infinity", 5.0 + 2 * 86400])
+def test_a_queue_time_no_clock_could_give_has_no_wait_and_no_crash(pipe, queued):
+    read_fd, write_fd = pipe
+    reports = MasterReports(write_fd)
+    reports.finished("q", "Echo", JobOutcome.DONE, 0.5, {"queue_time": queued}, picked=5.0)
+    reports.send({"state": WorkerState.IDLE}, pid=1, jobs=1, paused=False)
+    (report,) = drain(read_fd)
+    assert report.outcomes == (["q", "Echo", "done", 0.5, None],)
+
+
 def test_without_a_master_nothing_is_kept():
     reports = MasterReports(None)
     reports.finished("q", "Echo", JobOutcome.DONE, 0.5, {}, picked=1.0)
