@@ -45,7 +45,9 @@ class JobOutcome(StrEnum):
     DIRTY_EXIT = "dirty_exit"   # its child died without reporting (SIGKILL, OOM, os._exit)
     REQUEUED = "requeued"       # a stop killed it and gave it back to its queue
     LOST = "lost"               # its worker died; a recovery run settled it (the master counts these)
-    TIMEOUT = "timeout"         # reserved: jobs have no timeout yet
+    # Past its job_timeout (resqued.JobTimeout). Declared before workers sent
+    # it, so that a master older than its workers (a hot restart) accepts it.
+    TIMEOUT = "timeout"
 
 
 class WorkerState(StrEnum):

@@ -23,7 +23,7 @@ import os
 import select
 import time
 
-from resqued.resque.outcome import DIRTY_EXIT
+from resqued.resque.outcome import DIRTY_EXIT, JOB_TIMEOUT
 from resqued.resque.queuestats import plausible_queue_time
 from resqued.protocols.reportpipe import (UNKNOWN_CLASS, ExitAnnouncement, JobOutcome, WorkerState,
                                           outcome_record, state_line, state_line_carrying)
@@ -104,6 +104,8 @@ def job_outcome(failure, skipped: bool) -> JobOutcome:
     Failure or None, and whether a hook skipped it)."""
     if failure is None:
         return JobOutcome.SKIPPED if skipped else JobOutcome.DONE
+    if failure.exception == JOB_TIMEOUT:
+        return JobOutcome.TIMEOUT
     return JobOutcome.DIRTY_EXIT if failure.exception == DIRTY_EXIT else JobOutcome.FAILED
 
 

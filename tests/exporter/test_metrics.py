@@ -208,3 +208,18 @@ def test_a_queue_time_no_clock_could_give_neither_crashes_a_worker_nor_a_scrape(
     assert not [labels for (name, labels), v in samples.items() if name == "resqued_worker_exits_total" and v]
     assert "OverflowError" not in log_text(master.proc)
     assert stop(master.proc) == 0
+
+
+def test_a_job_past_its_timeout_counts_as_timeout(master_factory, resque, r):
+    address = f"127.0.0.1:{free_port()}"
+    master = master_factory(["queues: metrics\ncount: 1\njob_timeout: 1"], metrics=address, term_timeout=1)
+    wait_until(lambda: serving(address), timeout=20, message="the exporter serving")
+    resque.enqueue("metrics", "Slow")
+
+    def counted():
+        samples = serving(address)
+        return samples if samples and value(samples, "resqued_jobs_total", queue="metrics", outcome="timeout",
+                                             **{"class": "Slow"}) == 1 else None
+    samples = wait_until(counted, timeout=30, message="the timed-out job counted")
+    assert value(samples, "resqued_jobs_total", queue="metrics", outcome="failed", **{"class": "Slow"}) is None
+    assert stop(master.proc) == 0
