@@ -163,7 +163,10 @@ class ErrorReport:
     text: str
 
     def encode(self) -> bytes:
-        return json.dumps({"error": self.text}).encode() + b"\n"
+        # Cut by encoded bytes, not characters: JSON escapes a non-ASCII
+        # character to up to 12 bytes, and a line past PIPE_BUF is no
+        # longer written whole or not at all.
+        return report_line({"error": self.text})
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,7 @@ class MasterReports:
         if self.pending:
             line, carried = state_line_carrying(self._last_fields, self.pending)
         try:
-            os.write(self.fd, line)   # at most PIPE_BUF: written whole or not at all
+            write_whole(self.fd, line)
         except BrokenPipeError:
             return None
         except OSError:
@@ -97,6 +97,16 @@ class MasterReports:
         del self.pending[:carried]
         self._last_line = self._last_plain
         return True
+
+
+def write_whole(fd: int, line: bytes) -> None:
+    """Write ``line`` on the report pipe whole, or raise OSError (a full
+    pipe: BlockingIOError). A line of at most PIPE_BUF bytes is written
+    whole or not at all (POSIX): a fragment would glue the next line to
+    it, and the master would refuse both (their outcome records lost)."""
+    assert len(line) <= select.PIPE_BUF, f"a report line of {len(line)} bytes"
+    if os.write(fd, line) != len(line):
+        raise BlockingIOError("a short write on the report pipe")   # cannot happen below PIPE_BUF
 
 
 def job_outcome(failure, skipped: bool) -> JobOutcome:
@@ -125,7 +135,7 @@ def announce_exit(fd: int, code: int, settled: bool) -> None:
     deadline = time.monotonic() + ANNOUNCE_TIMEOUT
     while True:
         try:
-            os.write(fd, line)   # shorter than PIPE_BUF: written whole or not at all
+            write_whole(fd, line)
             return
         except BlockingIOError:
             left = deadline - time.monotonic()
