@@ -16,7 +16,9 @@ A line longer than MAX_LINE bytes is cut into pieces of that size, each a
 line of its own, so that a job writing megabytes without a newline costs a
 bounded buffer and never blocks on a full pipe. A last partial line is
 logged when the job ends. Output written after the job's outcome (by what
-it left running) is not read.
+it left running) is not read. In an inline worker, a thread the job
+started and left running writes, after the job's end, to the worker's own
+fds 1 and 2: its output comes out raw, as no job's.
 
 The app's ``logging`` records that no handler of its own takes (its root
 logger is not configured: Python would print them to stderr through its
