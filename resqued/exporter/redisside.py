@@ -40,8 +40,7 @@ class RedisFigures:
 class RedisSide:
     def __init__(self, url: str, namespace: str):
         self.keys = Keys(namespace)
-        self.client = connect(url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT,
-                              retry=Retry(NoBackoff(), 0))
+        self.client = connect(url, fixed_timeout=TIMEOUT, retry=Retry(NoBackoff(), 0))
         self._said_down = False
 
     def read(self) -> RedisFigures:

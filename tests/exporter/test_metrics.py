@@ -223,3 +223,25 @@ def test_a_job_past_its_timeout_counts_as_timeout(master_factory, resque, r):
     samples = wait_until(counted, timeout=30, message="the timed-out job counted")
     assert value(samples, "resqued_jobs_total", queue="metrics", outcome="failed", **{"class": "Slow"}) is None
     assert stop(master.proc) == 0
+
+
+def test_a_hung_redis_with_a_url_timeout_still_answers_within_a_second(master_factory, tmp_path):
+    # redis-py applies the URL's socket_timeout over the exporter's 0.25 s.
+    server = RedisServer(str(tmp_path / "private-redis")).start()
+    try:
+        address = f"127.0.0.1:{free_port()}"
+        master = master_factory(["queues: metrics\ncount: 1"], metrics=address,
+                                redis=server.url + "?socket_timeout=5")
+        wait_until(lambda: (s := serving(address)) and value(s, "resqued_redis_up") == 1, timeout=20,
+                   message="the exporter serving, Redis up")
+        server.process.send_signal(signal.SIGSTOP)   # hung: connects, never answers
+        try:
+            started = time.monotonic()
+            samples = scrape(address, timeout=10)
+            assert time.monotonic() - started < 1.5
+            assert value(samples, "resqued_redis_up") == 0
+        finally:
+            server.process.send_signal(signal.SIGCONT)
+        assert stop(master.proc) == 0
+    finally:
+        server.stop()
