@@ -222,6 +222,9 @@ def test_a_job_past_its_timeout_counts_as_timeout(master_factory, resque, r):
                                              **{"class": "Slow"}) == 1 else None
     samples = wait_until(counted, timeout=30, message="the timed-out job counted")
     assert value(samples, "resqued_jobs_total", queue="metrics", outcome="failed", **{"class": "Slow"}) is None
+    # Every exit reason is there at 0 before its first count (alerting.md).
+    assert value(samples, "resqued_worker_exits_total", pool="metrics", reason="boot_failure") == 0
+    assert value(samples, "resqued_worker_exits_total", pool="metrics", reason="recycled_memory") == 0
     assert stop(master.proc) == 0
 
 
