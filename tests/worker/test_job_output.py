@@ -46,6 +46,12 @@ class Floods:
     def perform(self):
         os.write(1, b"x" * 100000 + b"\\n")
         print("after the flood")
+
+
+class Wide:
+    def perform(self):
+        os.write(1, "\\U0001f600\\x1b".encode() * 3000 + b"\\n")
+        print("after the wide line")
 '''
 
 POOL = "queues: [default]\ncount: 1"
@@ -127,7 +133,25 @@ def test_a_line_without_end_is_cut_and_does_not_block(master_factory, tmp_path, 
     wait_until(lambda: int(r.get("resque:stat:processed") or 0) == 1, message="the job recorded")
     assert stop(master.proc) == 0
     outputs = [e["message"] for e in json_lines(log_text(master.proc)) if e["event"] == "job_output"]
-    assert [len(m) for m in outputs] == [16384] * 6 + [100000 - 6 * 16384, len("after the flood")]
+    # Pieces of 16 KiB, each shown cut so that its log line stays under PIPE_BUF.
+    assert outputs == [f"{'x' * 2998}… (cut: {16384 - 2998} bytes)"] * 6 + ["x" * (100000 - 6 * 16384),
+                                                                          "after the flood"]
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_a_wide_line_is_cut_so_that_its_log_line_is_written_whole(master_factory, tmp_path, resque, r, fmt):
+    # Escaped, each of these characters takes up to 12 bytes: a 15,000-byte
+    # line made a JSON line of ~100 KB, which a write to a shared stderr
+    # can interleave with other processes' lines past PIPE_BUF (4096).
+    master = start(master_factory, tmp_path, fmt)
+    resque.enqueue("default", "Wide", {})
+    wait_until(lambda: int(r.get("resque:stat:processed") or 0) == 1, message="the job recorded")
+    assert stop(master.proc) == 0
+    text = log_text(master.proc)
+    lines = text.splitlines()
+    assert all(len(line.encode()) < 4096 for line in lines), max(len(line.encode()) for line in lines)
+    (cut,) = [line for line in lines if "(cut: " in line]
+    assert re.search(r"(…|\\u2026) \(cut: \d+ bytes\)", cut) and "after the wide line" in text
 
 
 def test_resqueds_own_lines_in_a_job_child_are_not_the_jobs_output(master_factory, tmp_path, resque, r):
@@ -154,4 +178,4 @@ def test_job_output_lines_are_cut_at_the_bound_and_flushed():
     finally:
         logging.getLogger("resqued").handlers[:] = []
     messages = [json.loads(line)["message"] for line in stream.getvalue().splitlines()]
-    assert messages == ["one", "two", "x" * MAX_LINE, "x" * MAX_LINE, "xxxxx\\xff"]
+    assert messages == ["one", "two", *[f"{'x' * 2998}… (cut: {MAX_LINE - 2998} bytes)"] * 2, "xxxxx\\xff"]

@@ -14,7 +14,8 @@ itself, so a thread of the worker reads its pipes (``InlineCapture``).
 
 A line longer than MAX_LINE bytes is cut into pieces of that size, each a
 line of its own, so that a job writing megabytes without a newline costs a
-bounded buffer and never blocks on a full pipe. A last partial line is
+bounded buffer and never blocks on a full pipe. Each piece's text is then
+cut to TEXT_ROOM bytes, escaped, saying "(cut: N bytes)" (shown_text). A last partial line is
 logged when the job ends. Output written after the job's outcome (by what
 it left running) is not read. In an inline worker, a thread the job
 started and left running writes, after the job's end, to the worker's own
@@ -27,6 +28,7 @@ level (``JobRecords``). An app that configured its own handlers keeps
 them; what they write to stderr comes out as the job's stderr lines.
 """
 
+import json
 import logging
 import os
 import select
@@ -39,6 +41,10 @@ from resqued.process.logs import job_event
 log = logging.getLogger("resqued.worker")
 
 MAX_LINE = 16384     # bytes: a longer line is cut into pieces this long
+# Bytes of a line's text, once escaped, in its log line: the whole log line
+# then stays under PIPE_BUF (4096), which a write to a shared stderr needs
+# so that it is not interleaved with another process's line.
+TEXT_ROOM = 3000
 CHUNK = 65536        # bytes read at a time
 DRAIN_LIMIT = 1 << 20   # bytes read from a pipe once its job has ended (a full pipe holds 64 KiB)
 STREAMS = (("stdout", logging.INFO), ("stderr", logging.WARNING))
@@ -160,7 +166,27 @@ class Lines:
             self.extra = job_event("job_output", job, stream=self.stream) if job else \
                 {"event": "job_output", "event_fields": {"stream": self.stream}}
             self.extra["text_prefix"] = f"job {job.label} {job.job_class}: " if job else ""
-        log.log(self.level, "%s", bytes(line).decode("utf-8", "backslashreplace"), extra=self.extra)
+        log.log(self.level, "%s", shown_text(bytes(line)), extra=self.extra)
+
+
+def shown_text(line: bytes) -> str:
+    """``line`` as its log line's text, cut so that it takes at most
+    TEXT_ROOM bytes once escaped. JSON's escaping (up to 12 bytes a
+    character) is the measure for both formats: the text format's (UTF-8,
+    printable's escapes) never takes more."""
+    text = line.decode("utf-8", "backslashreplace")
+    if len(line) * 12 <= TEXT_ROOM or len(json.dumps(text)) <= TEXT_ROOM:
+        return text
+    low, high = 0, min(len(line), TEXT_ROOM)   # the longest prefix that fits: in [low, high]
+    while low < high:
+        middle = (low + high + 1) // 2
+        if len(json.dumps(line[:middle].decode("utf-8", "backslashreplace"))) <= TEXT_ROOM:
+            low = middle
+        else:
+            high = middle - 1
+    while 0 < low < len(line) and line[low] & 0xC0 == 0x80:
+        low -= 1   # not in the middle of a UTF-8 character
+    return f"{line[:low].decode('utf-8', 'backslashreplace')}… (cut: {len(line) - low} bytes)"
 
 
 class JobOutput:
