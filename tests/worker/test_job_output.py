@@ -138,6 +138,34 @@ def test_a_line_without_end_is_cut_and_does_not_block(master_factory, tmp_path, 
                                                                           "after the flood"]
 
 
+IMPORT_TALK = '''
+import logging
+import sys
+import warnings
+
+print("printed at import")
+sys.stderr.write("written to stderr at import\\n")
+warnings.warn("an old API")
+logging.getLogger("app").warning("the app logs at import")
+'''
+
+
+@pytest.mark.parametrize("pool", [POOL, POOL + "\nfork: false"], ids=["forking", "inline"])
+def test_json_what_the_app_says_outside_a_job_is_json_lines_too(master_factory, tmp_path, resque, r, pool):
+    (tmp_path / "outjobs.py").write_text(IMPORT_TALK + JOBS)
+    master = master_factory([pool], jobs=f"[{tmp_path / 'outjobs.py'}]", log="{level: info, format: json}")
+    master.wait_workers(1)
+    entries = json_lines(run_jobs(master, resque, r))   # each line is JSON
+    said = {(e["event"], e["message"]) for e in entries if e["event"] in ("app_output", "app_log")}
+    assert {("app_output", "printed at import"), ("app_output", "written to stderr at import"),
+            ("app_log", "the app logs at import")} <= said, said
+    assert any(event == "app_log" and "an old API" in message for event, message in said), said
+    assert not [e for e in entries if e["event"] in ("app_output", "app_log") and "job_id" in e]
+    # A job's own output still carries its job.
+    assert any(e["event"] == "job_output" and e["message"] == "said on stdout hello" and e.get("job_id")
+               for e in entries)
+
+
 @pytest.mark.parametrize("fmt", ["json", "text"])
 def test_a_wide_line_is_cut_so_that_its_log_line_is_written_whole(master_factory, tmp_path, resque, r, fmt):
     # Escaped, each of these characters takes up to 12 bytes: a 15,000-byte

@@ -35,7 +35,7 @@ import select
 import sys
 import threading
 
-from resqued.process import logfile
+from resqued.process import appoutput, logfile
 from resqued.process.logs import job_event
 
 log = logging.getLogger("resqued.worker")
@@ -92,6 +92,7 @@ def capture_in_child(write_fds) -> None:
     """In a job child (or a standby, before its job comes): fds 1 and 2
     to the output pipes' write ends, the app's unhandled records to
     JOB_RECORDS."""
+    appoutput.real_streams()
     logfile.capture(*write_fds)
     for fd in write_fds:
         os.close(fd)
@@ -102,10 +103,11 @@ def capture_in_child(write_fds) -> None:
 def _line_buffered() -> None:
     # On a pipe, print() would otherwise reach the log only every 8 KB or at
     # the job's end; line by line is what a terminal shows.
-    try:
-        sys.stdout.reconfigure(line_buffering=True)
-    except (AttributeError, ValueError):
-        pass   # sys.stdout replaced by the app, or closed
+    for stream in {id(s): s for s in (sys.stdout, sys.__stdout__)}.values():
+        try:
+            stream.reconfigure(line_buffering=True)
+        except (AttributeError, ValueError):
+            pass   # replaced (by the app, or appoutput), or closed
 
 
 def job_begins(job) -> None:
@@ -262,18 +264,22 @@ class InlineCapture:
         self._drained = threading.Event()
         self._busy = False
         self._previous_last_resort = None
+        self._app_streams = sys.stdout, sys.stderr
         _line_buffered()
         threading.Thread(target=self._run, name="job output", daemon=True).start()
 
     def begin(self, job) -> None:
         self.output.job_is(job)
         JOB_RECORDS.job = job
+        self._app_streams = sys.stdout, sys.stderr
+        appoutput.real_streams()
         logfile.capture(*self.write_fds)
         self._previous_last_resort, logging.lastResort = logging.lastResort, JOB_RECORDS
 
     def end(self) -> None:
         job_ends()
         logfile.release()
+        sys.stdout, sys.stderr = self._app_streams
         logging.lastResort = self._previous_last_resort
         JOB_RECORDS.job = None
         # Asked in this order, nothing is left unlogged when all say so: the
