@@ -127,12 +127,17 @@ def state_line(fields: dict) -> bytes:
     return report_line(state_fields(fields))
 
 
-def state_line_carrying(fields: dict, outcomes) -> tuple[bytes, int]:
+def state_line_carrying(fields: dict, outcomes, plain: bytes | None = None) -> tuple[bytes, int]:
     """The line of a state report with ``fields`` that carries the first
     of the encoded ``outcomes`` (outcome_record's) that fit under
-    LINE_LIMIT, and how many it carries (at least one)."""
+    LINE_LIMIT, and how many it carries (at least one). ``plain``: the
+    line of ``fields`` without records (state_line's), if the caller has
+    it: not encoded again when it leaves room for a record (a line per job)."""
     # Room for one record at least: a long job id is cut sooner.
-    line = report_line(state_fields(fields), LINE_LIMIT - OUTCOMES_ROOM)
+    if plain is not None and len(plain) <= LINE_LIMIT - OUTCOMES_ROOM:
+        line = plain
+    else:
+        line = report_line(state_fields(fields), LINE_LIMIT - OUTCOMES_ROOM)
     room = LINE_LIMIT - len(line) - len(_OUTCOMES_OPEN) - 2
     taken = []
     for record in outcomes:

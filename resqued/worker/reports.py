@@ -87,7 +87,7 @@ class MasterReports:
         fit: True written, False not now (full), None nobody reads."""
         line, carried = self._last_plain, 0
         if self.pending:
-            line, carried = state_line_carrying(self._last_fields, self.pending)
+            line, carried = state_line_carrying(self._last_fields, self.pending, self._last_plain)
         try:
             write_whole(self.fd, line)
         except BrokenPipeError:
