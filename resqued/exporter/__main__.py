@@ -12,6 +12,7 @@ import signal
 import socket
 import socketserver
 import sys
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CollectorRegistry, ProcessCollector
@@ -40,11 +41,16 @@ def registry_for(settings: dict) -> CollectorRegistry:
     return registry
 
 
+MAX_CLIENTS = 16        # connections served at once; more are closed at once (a thread each, and memory)
+CLIENT_TIMEOUT = 10.0   # seconds a client may take to send its request or to read a reply
+
+
 class MetricsServer(ThreadingHTTPServer):
     daemon_threads = True    # a client that never reads must not keep the process from exiting
 
     def __init__(self, address, registry):
         self.registry = registry
+        self.slots = threading.BoundedSemaphore(MAX_CLIENTS)
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, MetricsHandler)
 
@@ -54,8 +60,32 @@ class MetricsServer(ThreadingHTTPServer):
         socketserver.TCPServer.server_bind(self)
         self.server_name, self.server_port = self.server_address[:2]
 
+    def process_request(self, request, client_address):
+        if not self.slots.acquire(blocking=False):
+            self.shutdown_request(request)   # too many at once: closed, not queued behind the others
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+    def handle_error(self, request, client_address):
+        # socketserver's own prints a traceback to stderr: a client that
+        # resets mid-reply is routine, one line says it.
+        exc = sys.exc_info()[1]
+        log.info("metrics: a client at %s went away: %s", client_address[0], exc)
+
 
 class MetricsHandler(BaseHTTPRequestHandler):
+    timeout = CLIENT_TIMEOUT   # a client that sends nothing must not hold its slot for good
+
     def do_GET(self):
         if self.path.split("?", 1)[0] != "/metrics":
             self._send(404, b"resqued's metrics are at /metrics\n", "text/plain; charset=utf-8")

@@ -57,13 +57,49 @@ class MemoryWatch:
                 self._figures = figures
 
 
+class SingleFlight:
+    """Concurrent calls of ``run`` share one call of ``work``: the first
+    runs it, those that come while it runs wait for its result."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._flight = None   # [done Event, result, exception] of the call running now
+
+    def run(self, work):
+        with self._lock:
+            flight, leader = self._flight, self._flight is None
+            if leader:
+                flight = self._flight = [threading.Event(), None, None]
+        if not leader:
+            flight[0].wait()
+            if flight[2] is not None:
+                raise flight[2]
+            return flight[1]
+        try:
+            flight[1] = work()
+        except Exception as exc:
+            flight[2] = exc
+            raise
+        finally:
+            with self._lock:
+                self._flight = None
+            flight[0].set()
+        return flight[1]
+
+
 class ResquedCollector:
     def __init__(self, master_side, redis_side, memory: MemoryWatch | None = None):
         self.master_side = master_side
         self.redis_side = redis_side
         self.memory = memory or MemoryWatch()
+        self._flight = SingleFlight()
 
     def collect(self):
+        # Scrapes that come together (two Prometheis, a retry) share one
+        # read of Redis and of the master, rather than stacking them up.
+        return iter(self._flight.run(lambda: list(self._collect())))
+
+    def _collect(self):
         master = self.master_side.read()
         redis = self.redis_side.read()
         yield gauge("resqued_up", "1 when the master answered this scrape, else 0", value=int(master is not None))

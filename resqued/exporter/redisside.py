@@ -6,7 +6,6 @@ Short socket timeouts and no retry: with Redis away, a scrape still answers
 within a second, saying resqued_redis_up 0.
 """
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from redis.retry import Retry
 
 from resqued.redisio.connection import connect
 from resqued.resque.keys import Keys
+from resqued.resque.queuestats import queue_time_of
 
 log = logging.getLogger("resqued.exporter")
 
@@ -40,8 +40,7 @@ class RedisFigures:
 class RedisSide:
     def __init__(self, url: str, namespace: str):
         self.keys = Keys(namespace)
-        self.client = connect(url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT,
-                              retry=Retry(NoBackoff(), 0))
+        self.client = connect(url, fixed_timeout=TIMEOUT, retry=Retry(NoBackoff(), 0))
         self._said_down = False
 
     def read(self) -> RedisFigures:
@@ -64,21 +63,9 @@ class RedisSide:
         pipe.llen(self.keys.failed)
         pipe.scard(self.keys.workers)
         *per_queue, failed, workers = pipe.execute()
-        queues = {name: QueueFigures(per_queue[2 * i], queue_time(per_queue[2 * i + 1]))
+        queues = {name: QueueFigures(per_queue[2 * i], queue_time_of(per_queue[2 * i + 1]))
                   for i, name in enumerate(names)}
         return RedisFigures(up=True, queues=queues, failed=failed, workers=workers)
-
-
-def queue_time(raw: bytes | None) -> float | None:
-    """The ``queue_time`` of a payload (php-resque's and resqued's; Ruby's
-    have none), or None."""
-    if raw is None:
-        return None
-    try:
-        value = json.loads(raw).get("queue_time")
-    except (ValueError, AttributeError, RecursionError):
-        return None
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def latency(figures: QueueFigures, now: float | None = None) -> float | None:

@@ -52,7 +52,10 @@ def runtime_warnings(config, timeout: float = 2.0) -> list[str]:
 def probe_settings(config) -> dict:
     """What a check reads of a config (spawner/probe.py)."""
     return {"redis_url": config.redis_url, "namespace": config.namespace, "jobs": list(config.jobs),
-            "aliases": config.aliases, "max_memory": [pool.max_memory for pool in config.pools]}
+            "aliases": config.aliases, "max_memory": [pool.max_memory for pool in config.pools],
+            # A check at start runs before the master's logging is set up (no
+            # --log-format): how the app's output at import must come out.
+            "log": [config.log_level, config.log_format]}
 
 
 def _run(config, check: str, *extra) -> tuple[str, int]:

@@ -106,11 +106,15 @@ class Tally:
             histogram = table[queue] = Histogram()
         return histogram
 
-    def to_json(self) -> dict:
-        """The tally as the ``metrics`` answer carries it (controlsocket.MetricsTally)."""
+    def to_json(self, pools=()) -> dict:
+        """The tally as the ``metrics`` answer carries it (controlsocket.MetricsTally).
+        Each of ``pools`` (names) has every exit reason, at 0 until counted:
+        a counter born at 1 shows no increase() for its first sample, so an
+        alert on the first recycle or boot failure would never fire."""
+        exits = {**{(pool, reason): 0 for pool in pools for reason in EXIT_REASONS}, **self.exits}
         return {"buckets": list(BUCKETS),
                 "jobs": [[*key, count] for key, count in self.jobs.items()],
                 "durations": {queue: h.to_json() for queue, h in self.durations.items()},
                 "waits": {queue: h.to_json() for queue, h in self.waits.items()},
-                "exits": [[*key, count] for key, count in self.exits.items()],
+                "exits": [[*key, count] for key, count in exits.items()],
                 "reloads": dict(self.reloads)}

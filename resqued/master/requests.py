@@ -168,7 +168,7 @@ class RequestHandlers:
         for child in view.children:
             job_child = child.report.child if child.busy else None   # its memory is the job's, not the pool's
             pools.setdefault(child.pool.name, []).append([child.pid, child.describe_state(), job_child])
-        return {"tally": view.tally.to_json(),
+        return {"tally": view.tally.to_json(pool.name for pool in view.config.pools),
                 "pools": [{"name": pool.name, "failed": view.supervision[pool.name].failed,
                            "workers": pools.get(pool.name, [])} for pool in view.config.pools]}
 

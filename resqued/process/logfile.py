@@ -99,9 +99,12 @@ def capture(out_fd: int, err_fd: int) -> None:
     global _saved, _capturing
     if _saved is None:
         _saved = (os.dup(1), os.dup(2))   # close-on-exec: what the job runs writes to the pipes
+    # The flag first: an inline worker's capture thread logs through
+    # real_stderr(); told fd 2 between the dup2s, it would write into the
+    # pipe that only it reads, and block there once the pipe is full.
+    _capturing = True
     os.dup2(out_fd, 1)
     os.dup2(err_fd, 2)
-    _capturing = True
 
 
 def release() -> None:

@@ -12,7 +12,7 @@ import os
 import signal
 import time
 
-from resqued.process import logfile
+from resqued.process import appoutput, logfile
 
 DEFAULT_EVENT = "log"
 
@@ -146,8 +146,12 @@ def add_exec_arguments(parser) -> None:
     parser.add_argument("--log-file", help="the daemon's log file (process/logfile.py), followed")
 
 
-def apply_exec_arguments(args) -> None:
+def apply_exec_arguments(args, app_code: bool = False) -> None:
+    """``app_code``: this process imports the app's code (the spawner, the
+    probe), whose output must come out as JSON lines too."""
     if args.log_level:
         setup(args.log_level, args.log_format)
+        if app_code and args.log_format == "json":
+            appoutput.route()
     if args.log_file:
         logfile.inherit(args.log_file)

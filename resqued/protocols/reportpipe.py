@@ -45,7 +45,9 @@ class JobOutcome(StrEnum):
     DIRTY_EXIT = "dirty_exit"   # its child died without reporting (SIGKILL, OOM, os._exit)
     REQUEUED = "requeued"       # a stop killed it and gave it back to its queue
     LOST = "lost"               # its worker died; a recovery run settled it (the master counts these)
-    TIMEOUT = "timeout"         # reserved: jobs have no timeout yet
+    # Past its job_timeout (resqued.JobTimeout). Declared before workers sent
+    # it, so that a master older than its workers (a hot restart) accepts it.
+    TIMEOUT = "timeout"
 
 
 class WorkerState(StrEnum):
@@ -125,12 +127,17 @@ def state_line(fields: dict) -> bytes:
     return report_line(state_fields(fields))
 
 
-def state_line_carrying(fields: dict, outcomes) -> tuple[bytes, int]:
+def state_line_carrying(fields: dict, outcomes, plain: bytes | None = None) -> tuple[bytes, int]:
     """The line of a state report with ``fields`` that carries the first
     of the encoded ``outcomes`` (outcome_record's) that fit under
-    LINE_LIMIT, and how many it carries (at least one)."""
+    LINE_LIMIT, and how many it carries (at least one). ``plain``: the
+    line of ``fields`` without records (state_line's), if the caller has
+    it: not encoded again when it leaves room for a record (a line per job)."""
     # Room for one record at least: a long job id is cut sooner.
-    line = report_line(state_fields(fields), LINE_LIMIT - OUTCOMES_ROOM)
+    if plain is not None and len(plain) <= LINE_LIMIT - OUTCOMES_ROOM:
+        line = plain
+    else:
+        line = report_line(state_fields(fields), LINE_LIMIT - OUTCOMES_ROOM)
     room = LINE_LIMIT - len(line) - len(_OUTCOMES_OPEN) - 2
     taken = []
     for record in outcomes:
@@ -161,7 +168,10 @@ class ErrorReport:
     text: str
 
     def encode(self) -> bytes:
-        return json.dumps({"error": self.text}).encode() + b"\n"
+        # Cut by encoded bytes, not characters: JSON escapes a non-ASCII
+        # character to up to 12 bytes, and a line past PIPE_BUF is no
+        # longer written whole or not at all.
+        return report_line({"error": self.text})
 
 
 @dataclass(frozen=True)

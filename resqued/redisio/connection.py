@@ -24,17 +24,28 @@ if TYPE_CHECKING:
 log = logging.getLogger("resqued.redisio")
 
 
-def connect(url: str, **options) -> "redis.Redis":
+def connect(url: str, fixed_timeout: float | None = None, **options) -> "redis.Redis":
     """A client for ``url``. Responses stay bytes: payloads are decoded by us,
-    so an item that is not UTF-8 reaches the failed list instead of crashing."""
+    so an item that is not UTF-8 reaches the failed list instead of crashing.
+    ``fixed_timeout``: seconds to connect and for each reply, whatever the
+    URL says (redis-py applies a URL's ``?socket_timeout=`` over the
+    caller's options: the exporter must answer a scrape within a second)."""
     import redis  # here, not at the top: resquectl imports this module, and its master commands never connect
 
+    if fixed_timeout is not None:
+        options.update(socket_timeout=fixed_timeout, socket_connect_timeout=fixed_timeout)
     if sentinelurl.is_sentinel(url):
-        return _sentinel_client(url, options)
-    try:
-        return redis.Redis.from_url(url, **options)
-    except ValueError as exc:
-        raise BadRedisURL(f"redis URL {redact(url)!r}: {exc}") from None
+        client = _sentinel_client(url, options)
+    else:
+        try:
+            client = redis.Redis.from_url(url, **options)
+        except ValueError as exc:
+            raise BadRedisURL(f"redis URL {redact(url)!r}: {exc}") from None
+    if fixed_timeout is not None:
+        # Each connection of the pool is made from these: set after the URL's.
+        client.connection_pool.connection_kwargs.update(socket_timeout=fixed_timeout,
+                                                        socket_connect_timeout=fixed_timeout)
+    return client
 
 
 def check_url(url: str) -> None:

@@ -19,6 +19,7 @@ exception: these are read from other people's data.
 
 import json
 import math
+import time
 from dataclasses import asdict, dataclass
 
 from resqued.resque.keys import Keys
@@ -106,24 +107,38 @@ def oldest_age(raw, now: float) -> float | None:
     return None if queue_time is None else max(0.0, now - queue_time)
 
 
-def queue_time_of(raw) -> float | None:
-    """A payload's ``queue_time`` (epoch seconds), or None. php-resque and
-    resqued write a number; Ruby's Oj has been seen to write such a float
-    back as a string, so a numeric string counts too."""
+def queue_time_of(raw, now: float | None = None) -> float | None:
+    """A payload's ``queue_time`` (epoch seconds), or None (see
+    plausible_queue_time). ``raw``: the payload's JSON."""
     if raw is None:
         return None
     try:
         payload = json.loads(raw)
     except (ValueError, RecursionError):   # UnicodeDecodeError is a ValueError
         return None
-    value = payload.get("queue_time") if isinstance(payload, dict) else None
+    return plausible_queue_time(payload.get("queue_time") if isinstance(payload, dict) else None, now)
+
+
+MAX_CLOCK_AHEAD = 86400.0   # an enqueuer's clock this far ahead of ours is no clock: its queue_time is garbage
+
+
+def plausible_queue_time(value, now: float | None = None) -> float | None:
+    """A decoded payload's ``queue_time`` as epoch seconds, or None unless
+    it is a finite number in (0, now + 1 day). The one reading of it for
+    every reader (the worker's wait, queue latency here and in the
+    exporter): it comes from other people's enqueuers, so a 400-digit
+    integer (float() raises OverflowError), NaN, -1e308 or "Infinity" must
+    give no figure rather than a crash or a poisoned histogram sum.
+    php-resque and resqued write a number; Ruby's Oj has been seen to
+    write such a float back as a string, so a numeric string counts too."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         return None
     try:
         value = float(value)
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
-    return value if math.isfinite(value) and value > 0 else None
+    limit = (time.time() if now is None else now) + MAX_CLOCK_AHEAD
+    return value if math.isfinite(value) and 0 < value < limit else None
 
 
 def pause_requested(value) -> bool:

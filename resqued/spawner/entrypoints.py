@@ -26,7 +26,7 @@ from resqued.redisio import refusals
 from resqued.resque.client import Resque
 from resqued.resque.presence import unregister_commands
 from resqued.resque.recovery import Recovery
-from resqued.worker.reports import announce_exit
+from resqued.worker.reports import announce_exit, write_whole
 from resqued.worker.worker import Worker
 
 log = logging.getLogger("resqued.master")   # test_architecture.LOGGER_OF says why
@@ -47,7 +47,8 @@ class ErrorReports(logging.Handler):
             exc = record.exc_info[1] if record.exc_info else None
             text = f"{type(exc).__name__}: {exc}" if exc is not None else record.getMessage()
             # Shown by resquectl status and in systemd's STATUS=: one line, escaped.
-            os.write(self.report_fd, ErrorReport(printable(" ".join(text.split()))[:500]).encode())
+            line = ErrorReport(printable(" ".join(text.split()))[:500]).encode()
+            write_whole(self.report_fd, line)
         except Exception:
             pass  # a closed pipe, a full one: the log still has it
 

@@ -59,7 +59,7 @@ def main(argv) -> int:
     p.add_argument("--master-pid", type=int, required=True)
     logs.add_exec_arguments(p)
     args = p.parse_args(argv)
-    logs.apply_exec_arguments(args)
+    logs.apply_exec_arguments(args, app_code=True)
     # As the master's forked children had it: Python's KeyboardInterrupt
     # handler is no disposition for a worker to inherit.
     signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -38,9 +38,12 @@ def main(argv) -> int:
     logs.add_exec_arguments(p)
     args = p.parse_args(argv)
     exit_on_parent_death(signal.SIGKILL)   # the master waits for the answer: nobody else would
-    logs.apply_exec_arguments(args)
+    logs.apply_exec_arguments(args, app_code=True)
     with os.fdopen(args.config_fd, "rb") as f:
         config = json.load(f)
+    if not args.log_level and config.get("log", [None, None])[1] == "json":
+        args.log_level, args.log_format = config["log"]
+        logs.apply_exec_arguments(args, app_code=True)
     if args.check == "warnings":
         try:
             warnings(config, args.timeout, args.answer_fd)

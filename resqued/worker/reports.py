@@ -23,7 +23,8 @@ import os
 import select
 import time
 
-from resqued.resque.outcome import DIRTY_EXIT
+from resqued.resque.outcome import DIRTY_EXIT, JOB_TIMEOUT
+from resqued.resque.queuestats import plausible_queue_time
 from resqued.protocols.reportpipe import (UNKNOWN_CLASS, ExitAnnouncement, JobOutcome, WorkerState,
                                           outcome_record, state_line, state_line_carrying)
 
@@ -62,8 +63,8 @@ class MasterReports:
         registry resolved, or None. Sent with the next report."""
         if self.fd is None:
             return   # nobody counts
-        queued = payload.get("queue_time") if isinstance(payload, dict) else None
-        wait = picked - queued if isinstance(queued, (int, float)) and not isinstance(queued, bool) else None
+        queued = plausible_queue_time(payload.get("queue_time") if isinstance(payload, dict) else None, picked)
+        wait = None if queued is None else picked - queued
         self.pending.append(outcome_record(queue, job_class or UNKNOWN_CLASS, outcome, duration,
                                            None if wait is None else max(0.0, wait)))
 
@@ -86,9 +87,9 @@ class MasterReports:
         fit: True written, False not now (full), None nobody reads."""
         line, carried = self._last_plain, 0
         if self.pending:
-            line, carried = state_line_carrying(self._last_fields, self.pending)
+            line, carried = state_line_carrying(self._last_fields, self.pending, self._last_plain)
         try:
-            os.write(self.fd, line)   # at most PIPE_BUF: written whole or not at all
+            write_whole(self.fd, line)
         except BrokenPipeError:
             return None
         except OSError:
@@ -98,11 +99,23 @@ class MasterReports:
         return True
 
 
+def write_whole(fd: int, line: bytes) -> None:
+    """Write ``line`` on the report pipe whole, or raise OSError (a full
+    pipe: BlockingIOError). A line of at most PIPE_BUF bytes is written
+    whole or not at all (POSIX): a fragment would glue the next line to
+    it, and the master would refuse both (their outcome records lost)."""
+    assert len(line) <= select.PIPE_BUF, f"a report line of {len(line)} bytes"
+    if os.write(fd, line) != len(line):
+        raise BlockingIOError("a short write on the report pipe")   # cannot happen below PIPE_BUF
+
+
 def job_outcome(failure, skipped: bool) -> JobOutcome:
     """How a job that ran ended, from what its execution returned (a
     Failure or None, and whether a hook skipped it)."""
     if failure is None:
         return JobOutcome.SKIPPED if skipped else JobOutcome.DONE
+    if failure.exception == JOB_TIMEOUT:
+        return JobOutcome.TIMEOUT
     return JobOutcome.DIRTY_EXIT if failure.exception == DIRTY_EXIT else JobOutcome.FAILED
 
 
@@ -122,7 +135,7 @@ def announce_exit(fd: int, code: int, settled: bool) -> None:
     deadline = time.monotonic() + ANNOUNCE_TIMEOUT
     while True:
         try:
-            os.write(fd, line)   # shorter than PIPE_BUF: written whole or not at all
+            write_whole(fd, line)
             return
         except BlockingIOError:
             left = deadline - time.monotonic()

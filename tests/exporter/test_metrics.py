@@ -180,3 +180,71 @@ def test_reloads_are_counted_by_result_and_one_that_moves_metrics_moves_the_expo
     assert value(samples, "resqued_reloads_total", result="ok") == 1
     wait_until(lambda: serving(first) is None, timeout=10, message="the old address free")
     assert stop(master.proc) == 0
+
+
+def test_a_queue_time_no_clock_could_give_neither_crashes_a_worker_nor_a_scrape(master_factory, resque, r):
+    # Other people's enqueuers: a 400-digit integer (float() of it raises
+    # OverflowError), -1e308 (it would sink the wait histogram's sum).
+    huge = '{"class": "PhpJob", "args": [{"tag": "huge"}], "id": "huge", "queue_time": %s}' % ("9" * 400)
+    r.rpush("resque:queue:nobody", huge)
+    r.sadd("resque:queues", "nobody")
+    address = f"127.0.0.1:{free_port()}"
+    master = master_factory(["queues: metrics\ncount: 1"], metrics=address)
+    wait_until(lambda: serving(address), timeout=20, message="the exporter serving")
+    r.rpush("resque:queue:metrics", huge,
+            '{"class": "PhpJob", "args": [{"tag": "tiny"}], "id": "tiny", "queue_time": -1e308}')
+    r.sadd("resque:queues", "metrics")
+    resque.enqueue("metrics", "PhpJob", {"tag": "plain"})
+
+    def counted():
+        samples = serving(address)
+        return samples if samples and value(samples, "resqued_jobs_total", queue="metrics", outcome="done",
+                                             **{"class": "PhpJob"}) == 3 else None
+    samples = wait_until(counted, timeout=30, message="the three jobs counted")
+    assert value(samples, "resqued_queue_length", queue="nobody") == 1
+    assert value(samples, "resqued_queue_latency_seconds", queue="nobody") is None
+    assert value(samples, "resqued_job_wait_seconds_count", queue="metrics") == 1   # only the plain job's
+    assert 0 <= value(samples, "resqued_job_wait_seconds_sum", queue="metrics") < 60
+    assert not [labels for (name, labels), v in samples.items() if name == "resqued_worker_exits_total" and v]
+    assert "OverflowError" not in log_text(master.proc)
+    assert stop(master.proc) == 0
+
+
+def test_a_job_past_its_timeout_counts_as_timeout(master_factory, resque, r):
+    address = f"127.0.0.1:{free_port()}"
+    master = master_factory(["queues: metrics\ncount: 1\njob_timeout: 1"], metrics=address, term_timeout=1)
+    wait_until(lambda: serving(address), timeout=20, message="the exporter serving")
+    resque.enqueue("metrics", "Slow")
+
+    def counted():
+        samples = serving(address)
+        return samples if samples and value(samples, "resqued_jobs_total", queue="metrics", outcome="timeout",
+                                             **{"class": "Slow"}) == 1 else None
+    samples = wait_until(counted, timeout=30, message="the timed-out job counted")
+    assert value(samples, "resqued_jobs_total", queue="metrics", outcome="failed", **{"class": "Slow"}) is None
+    # Every exit reason is there at 0 before its first count (alerting.md).
+    assert value(samples, "resqued_worker_exits_total", pool="metrics", reason="boot_failure") == 0
+    assert value(samples, "resqued_worker_exits_total", pool="metrics", reason="recycled_memory") == 0
+    assert stop(master.proc) == 0
+
+
+def test_a_hung_redis_with_a_url_timeout_still_answers_within_a_second(master_factory, tmp_path):
+    # redis-py applies the URL's socket_timeout over the exporter's 0.25 s.
+    server = RedisServer(str(tmp_path / "private-redis")).start()
+    try:
+        address = f"127.0.0.1:{free_port()}"
+        master = master_factory(["queues: metrics\ncount: 1"], metrics=address,
+                                redis=server.url + "?socket_timeout=5")
+        wait_until(lambda: (s := serving(address)) and value(s, "resqued_redis_up") == 1, timeout=20,
+                   message="the exporter serving, Redis up")
+        server.process.send_signal(signal.SIGSTOP)   # hung: connects, never answers
+        try:
+            started = time.monotonic()
+            samples = scrape(address, timeout=10)
+            assert time.monotonic() - started < 1.5
+            assert value(samples, "resqued_redis_up") == 0
+        finally:
+            server.process.send_signal(signal.SIGCONT)
+        assert stop(master.proc) == 0
+    finally:
+        server.stop()

@@ -40,6 +40,16 @@ def test_the_tally_counts_outcomes_times_exits_and_reloads():
     assert data["buckets"] == list(BUCKETS)
 
 
+def test_every_pool_has_every_exit_reason_from_the_start():
+    # A counter born at 1 shows no increase() for its first sample: an
+    # alert on the first boot failure or memory recycle would not fire.
+    t = Tally()
+    t.worker_exited("q", "recycled_jobs")
+    exits = {(pool, reason): count for pool, reason, count in t.to_json(["q", "r"])["exits"]}
+    assert exits == {**{(pool, reason): 0 for pool in ("q", "r") for reason in EXIT_REASONS},
+                     ("q", "recycled_jobs"): 1}
+
+
 @pytest.mark.parametrize("verdict, code, mid_job, announced, reason", [
     (Exit.STOPPED, EXIT_OK, False, True, "stopped"),
     (Exit.RECYCLED, EXIT_RECYCLE_JOBS, False, True, "recycled_jobs"),

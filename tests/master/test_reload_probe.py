@@ -109,6 +109,7 @@ def test_a_check_that_never_answers_is_a_refusal_after_the_timeout_and_is_killed
 
     class Config:   # what begin reads of a Config
         path, redis_url, namespace, jobs, aliases, pools = "pool.yml", "redis://x", "resque", (), {}, ()
+        log_level, log_format = "info", "text"
 
     hung = subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"])
     read_fd, write_fd = os.pipe()

@@ -113,3 +113,16 @@ def test_malformed_outcomes_refuse_the_line(outcomes):
     # A line must not create label values at will: an outcome of JobOutcome's, names of bounded length.
     with pytest.raises(ReportRefused, match="outcomes"):
         decode(b'{"state": "idle", "outcomes": %s}' % outcomes.encode())
+
+
+def test_a_line_carrying_records_reuses_the_plain_line_it_is_given():
+    # A worker has the line without records already (it compares it with
+    # the last one): carrying records must not encode the fields again.
+    fields = {"state": "idle", "pid": 7, "jobs": 1, "paused": False}
+    record = outcome_record("q", "Echo", "done", 0.5, None)
+    plain = state_line(fields)
+    line, carried = state_line_carrying(fields, [record], plain)
+    assert line.startswith(plain[:-2]) and carried == 1
+    assert decode(line.rstrip(b"\n")).outcomes == (["q", "Echo", "done", 0.5, None],)
+    marked = plain.replace(b'"idle"', b'"busy"')   # not what the fields say: seen only if reused
+    assert state_line_carrying(fields, [record], marked)[0].startswith(marked[:-2])

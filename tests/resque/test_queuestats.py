@@ -79,6 +79,9 @@ def test_a_clock_ahead_of_redis_gives_zero_not_a_negative_age(r):
     b'{"class":"J","args":[],"queue_time":NaN}', b'{"class":"J","args":[],"queue_time":1e400}',
     b'{"class":"J","args":[],"queue_time":-5}', b'{"class":"J","args":[],"queue_time":null}',
     b'{"class":"J","args":[],"queue_time":[1]}', b"",
+    b'{"class":"J","args":[],"queue_time":%s}' % (b"9" * 400), b'{"class":"J","args":[],"queue_time":-1e308}',
+    b'{"class":"J","args":[],"queue_time":"-Infinity"}', b'{"class":"J","args":[],"queue_time":"NaN"}',
+    b'{"class":"J","args":[],"queue_time":4e9}',
 ])
 def test_a_head_no_one_can_read_gives_no_age_and_no_crash(r, head):
     push(r, "bad", head, enqueued_ago(60))

@@ -46,6 +46,12 @@ class Floods:
     def perform(self):
         os.write(1, b"x" * 100000 + b"\\n")
         print("after the flood")
+
+
+class Wide:
+    def perform(self):
+        os.write(1, "\\U0001f600\\x1b".encode() * 3000 + b"\\n")
+        print("after the wide line")
 '''
 
 POOL = "queues: [default]\ncount: 1"
@@ -127,7 +133,53 @@ def test_a_line_without_end_is_cut_and_does_not_block(master_factory, tmp_path, 
     wait_until(lambda: int(r.get("resque:stat:processed") or 0) == 1, message="the job recorded")
     assert stop(master.proc) == 0
     outputs = [e["message"] for e in json_lines(log_text(master.proc)) if e["event"] == "job_output"]
-    assert [len(m) for m in outputs] == [16384] * 6 + [100000 - 6 * 16384, len("after the flood")]
+    # Pieces of 16 KiB, each shown cut so that its log line stays under PIPE_BUF.
+    assert outputs == [f"{'x' * 2998}… (cut: {16384 - 2998} bytes)"] * 6 + ["x" * (100000 - 6 * 16384),
+                                                                          "after the flood"]
+
+
+IMPORT_TALK = '''
+import logging
+import sys
+import warnings
+
+print("printed at import")
+sys.stderr.write("written to stderr at import\\n")
+warnings.warn("an old API")
+logging.getLogger("app").warning("the app logs at import")
+'''
+
+
+@pytest.mark.parametrize("pool", [POOL, POOL + "\nfork: false"], ids=["forking", "inline"])
+def test_json_what_the_app_says_outside_a_job_is_json_lines_too(master_factory, tmp_path, resque, r, pool):
+    (tmp_path / "outjobs.py").write_text(IMPORT_TALK + JOBS)
+    master = master_factory([pool], jobs=f"[{tmp_path / 'outjobs.py'}]", log="{level: info, format: json}")
+    master.wait_workers(1)
+    entries = json_lines(run_jobs(master, resque, r))   # each line is JSON
+    said = {(e["event"], e["message"]) for e in entries if e["event"] in ("app_output", "app_log")}
+    assert {("app_output", "printed at import"), ("app_output", "written to stderr at import"),
+            ("app_log", "the app logs at import")} <= said, said
+    assert any(event == "app_log" and "an old API" in message for event, message in said), said
+    assert not [e for e in entries if e["event"] in ("app_output", "app_log") and "job_id" in e]
+    # A job's own output still carries its job.
+    assert any(e["event"] == "job_output" and e["message"] == "said on stdout hello" and e.get("job_id")
+               for e in entries)
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_a_wide_line_is_cut_so_that_its_log_line_is_written_whole(master_factory, tmp_path, resque, r, fmt):
+    # Escaped, each of these characters takes up to 12 bytes: a 15,000-byte
+    # line made a JSON line of ~100 KB, which a write to a shared stderr
+    # can interleave with other processes' lines past PIPE_BUF (4096).
+    master = start(master_factory, tmp_path, fmt)
+    resque.enqueue("default", "Wide", {})
+    wait_until(lambda: int(r.get("resque:stat:processed") or 0) == 1, message="the job recorded")
+    assert stop(master.proc) == 0
+    text = log_text(master.proc)
+    lines = text.splitlines()
+    assert all(len(line.encode()) < 4096 for line in lines), max(len(line.encode()) for line in lines)
+    (cut,) = [line for line in lines if "(cut: " in line]
+    assert re.search(r"(…|\\u2026) \(cut: \d+ bytes\)", cut) and "after the wide line" in text
 
 
 def test_resqueds_own_lines_in_a_job_child_are_not_the_jobs_output(master_factory, tmp_path, resque, r):
@@ -154,4 +206,4 @@ def test_job_output_lines_are_cut_at_the_bound_and_flushed():
     finally:
         logging.getLogger("resqued").handlers[:] = []
     messages = [json.loads(line)["message"] for line in stream.getvalue().splitlines()]
-    assert messages == ["one", "two", "x" * MAX_LINE, "x" * MAX_LINE, "xxxxx\\xff"]
+    assert messages == ["one", "two", *[f"{'x' * 2998}… (cut: {MAX_LINE - 2998} bytes)"] * 2, "xxxxx\\xff"]

@@ -4,7 +4,9 @@ when the worker reports. No process but a pipe: the records wait in the
 worker until a line carrying them is written whole."""
 
 import fcntl
+import logging
 import os
+import select
 import threading
 
 import pytest
@@ -128,7 +130,54 @@ def test_a_job_without_queue_time_has_no_wait_and_an_unresolved_class_is_unknown
     assert report.outcomes == (["q", "(unknown)", "failed", 0.0, None], ["q", "Echo", "done", 0.5, None])
 
 
+@pytest.mark.parametrize("queued", [10 ** 400, -1e308, float("nan"), "-Infinity", 5.0 + 2 * 86400])
+def test_a_queue_time_no_clock_could_give_has_no_wait_and_no_crash(pipe, queued):
+    read_fd, write_fd = pipe
+    reports = MasterReports(write_fd)
+    reports.finished("q", "Echo", JobOutcome.DONE, 0.5, {"queue_time": queued}, picked=5.0)
+    reports.send({"state": WorkerState.IDLE}, pid=1, jobs=1, paused=False)
+    (report,) = drain(read_fd)
+    assert report.outcomes == (["q", "Echo", "done", 0.5, None],)
+
+
 def test_without_a_master_nothing_is_kept():
     reports = MasterReports(None)
     reports.finished("q", "Echo", JobOutcome.DONE, 0.5, {}, picked=1.0)
     assert reports.pending == []
+
+
+def test_an_error_report_of_escaped_characters_stays_one_whole_line(pipe):
+    # 500 characters that JSON escapes to 12 bytes each: 6,000 bytes cut at
+    # 500 characters, past PIPE_BUF. On a nearly full pipe such a write went
+    # in part, and the next state line (with its records) glued to it.
+    from resqued.spawner.entrypoints import ErrorReports
+    read_fd, write_fd = pipe
+    fcntl.fcntl(write_fd, F_SETPIPE_SZ, 65536)   # room for a line of 6,000 bytes to go in part
+    reports = MasterReports(write_fd)
+    handler = ErrorReports(write_fd)
+    for _ in range(40):
+        fill(write_fd)
+        drain_some(read_fd, 5000)
+        handler.emit(logging.makeLogRecord({"msg": "\U0001f600" * 600, "levelno": logging.ERROR}))
+        finish(reports, 1)
+        reports.send({"state": WorkerState.IDLE}, pid=1, jobs=1, paused=False)
+    data = b""
+    while True:
+        try:
+            chunk = os.read(read_fd, 65536)
+        except BlockingIOError:
+            break
+        data += chunk
+    lines = [line for line in data.split(b"\n") if line.startswith(b"{")]   # the rest: cut by drain_some
+    for line in lines:
+        assert len(line) < select.PIPE_BUF
+        decode(line)   # no fragment: each line is a whole report
+    assert len(lines) > 20
+
+
+def drain_some(read_fd, n):
+    while n > 0:
+        try:
+            n -= len(os.read(read_fd, min(n, 4096)))
+        except BlockingIOError:
+            return

@@ -14,9 +14,12 @@ itself, so a thread of the worker reads its pipes (``InlineCapture``).
 
 A line longer than MAX_LINE bytes is cut into pieces of that size, each a
 line of its own, so that a job writing megabytes without a newline costs a
-bounded buffer and never blocks on a full pipe. A last partial line is
+bounded buffer and never blocks on a full pipe. Each piece's text is then
+cut to TEXT_ROOM bytes, escaped, saying "(cut: N bytes)" (shown_text). A last partial line is
 logged when the job ends. Output written after the job's outcome (by what
-it left running) is not read.
+it left running) is not read. In an inline worker, a thread the job
+started and left running writes, after the job's end, to the worker's own
+fds 1 and 2: its output comes out raw, as no job's.
 
 The app's ``logging`` records that no handler of its own takes (its root
 logger is not configured: Python would print them to stderr through its
@@ -25,18 +28,23 @@ level (``JobRecords``). An app that configured its own handlers keeps
 them; what they write to stderr comes out as the job's stderr lines.
 """
 
+import json
 import logging
 import os
 import select
 import sys
 import threading
 
-from resqued.process import logfile
+from resqued.process import appoutput, logfile
 from resqued.process.logs import job_event
 
 log = logging.getLogger("resqued.worker")
 
 MAX_LINE = 16384     # bytes: a longer line is cut into pieces this long
+# Bytes of a line's text, once escaped, in its log line: the whole log line
+# then stays under PIPE_BUF (4096), which a write to a shared stderr needs
+# so that it is not interleaved with another process's line.
+TEXT_ROOM = 3000
 CHUNK = 65536        # bytes read at a time
 DRAIN_LIMIT = 1 << 20   # bytes read from a pipe once its job has ended (a full pipe holds 64 KiB)
 STREAMS = (("stdout", logging.INFO), ("stderr", logging.WARNING))
@@ -84,6 +92,7 @@ def capture_in_child(write_fds) -> None:
     """In a job child (or a standby, before its job comes): fds 1 and 2
     to the output pipes' write ends, the app's unhandled records to
     JOB_RECORDS."""
+    appoutput.real_streams()
     logfile.capture(*write_fds)
     for fd in write_fds:
         os.close(fd)
@@ -94,10 +103,11 @@ def capture_in_child(write_fds) -> None:
 def _line_buffered() -> None:
     # On a pipe, print() would otherwise reach the log only every 8 KB or at
     # the job's end; line by line is what a terminal shows.
-    try:
-        sys.stdout.reconfigure(line_buffering=True)
-    except (AttributeError, ValueError):
-        pass   # sys.stdout replaced by the app, or closed
+    for stream in {id(s): s for s in (sys.stdout, sys.__stdout__)}.values():
+        try:
+            stream.reconfigure(line_buffering=True)
+        except (AttributeError, ValueError):
+            pass   # replaced (by the app, or appoutput), or closed
 
 
 def job_begins(job) -> None:
@@ -158,7 +168,27 @@ class Lines:
             self.extra = job_event("job_output", job, stream=self.stream) if job else \
                 {"event": "job_output", "event_fields": {"stream": self.stream}}
             self.extra["text_prefix"] = f"job {job.label} {job.job_class}: " if job else ""
-        log.log(self.level, "%s", bytes(line).decode("utf-8", "backslashreplace"), extra=self.extra)
+        log.log(self.level, "%s", shown_text(bytes(line)), extra=self.extra)
+
+
+def shown_text(line: bytes) -> str:
+    """``line`` as its log line's text, cut so that it takes at most
+    TEXT_ROOM bytes once escaped. JSON's escaping (up to 12 bytes a
+    character) is the measure for both formats: the text format's (UTF-8,
+    printable's escapes) never takes more."""
+    text = line.decode("utf-8", "backslashreplace")
+    if len(line) * 12 <= TEXT_ROOM or len(json.dumps(text)) <= TEXT_ROOM:
+        return text
+    low, high = 0, min(len(line), TEXT_ROOM)   # the longest prefix that fits: in [low, high]
+    while low < high:
+        middle = (low + high + 1) // 2
+        if len(json.dumps(line[:middle].decode("utf-8", "backslashreplace"))) <= TEXT_ROOM:
+            low = middle
+        else:
+            high = middle - 1
+    while 0 < low < len(line) and line[low] & 0xC0 == 0x80:
+        low -= 1   # not in the middle of a UTF-8 character
+    return f"{line[:low].decode('utf-8', 'backslashreplace')}… (cut: {len(line) - low} bytes)"
 
 
 class JobOutput:
@@ -234,18 +264,22 @@ class InlineCapture:
         self._drained = threading.Event()
         self._busy = False
         self._previous_last_resort = None
+        self._app_streams = sys.stdout, sys.stderr
         _line_buffered()
         threading.Thread(target=self._run, name="job output", daemon=True).start()
 
     def begin(self, job) -> None:
         self.output.job_is(job)
         JOB_RECORDS.job = job
+        self._app_streams = sys.stdout, sys.stderr
+        appoutput.real_streams()
         logfile.capture(*self.write_fds)
         self._previous_last_resort, logging.lastResort = logging.lastResort, JOB_RECORDS
 
     def end(self) -> None:
         job_ends()
         logfile.release()
+        sys.stdout, sys.stderr = self._app_streams
         logging.lastResort = self._previous_last_resort
         JOB_RECORDS.job = None
         # Asked in this order, nothing is left unlogged when all say so: the
