@@ -135,3 +135,23 @@ def test_the_lock_is_resque_schedulers_key_value_and_ttl(r):
     assert not lock.take() and lock.holder() == "rubyhost:7"
     assert not r.exists("resque:resque_scheduler_master_lock")
     assert not lock.release() and r.get("resque:resque:resque_scheduler_master_lock") == b"rubyhost:7"
+
+
+def test_a_failed_count_that_is_not_a_number_moves_nothing_twice(r, mover, caplog):
+    # INCRBY fails after the good job was pushed: every check comes first.
+    r.set("resque:stat:failed", "n/a")
+    push_raw(r, TS, b'{"class":"Good","args":[],"queue":"q"}', b'not json')
+    with caplog.at_level(logging.ERROR, logger="resqued.resque"):
+        for _ in range(3):
+            assert mover.move_due(TS) == 0
+            mover._skipped.clear()
+    assert not r.exists("resque:queue:q") and not r.exists("resque:failed")
+    assert r.llen(f"resque:delayed:{TS}") == 2
+    assert caplog.text.count("resque:stat:failed is not a whole number") == 1
+    with pytest.raises(Exception, match="stat:failed"):
+        mover.move_one(TS, b'not json')
+    assert r.llen(f"resque:delayed:{TS}") == 2 and not r.exists("resque:failed")
+    r.set("resque:stat:failed", "4")
+    mover._skipped.clear()
+    assert mover.move_due(TS) == 2
+    assert len(queued(r, "q")) == 1 and r.get("resque:stat:failed") == b"5"
