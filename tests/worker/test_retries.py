@@ -204,3 +204,32 @@ def test_a_bad_class_retry_is_refused_at_start(tmp_path, redis_url, attributes, 
     code, out = check(tmp_path, f"redis: {redis_url}\njobs: [{jobs}]\npools:\n  - queues: [default]\n    count: 1\n")
     assert code == 78, out
     assert f"jobs: job Flaky ({jobs}): {problem}" in out, out
+
+
+@pytest.mark.parametrize("bad_key", ["resque:delayed_queue_schedule", "timestamp"])
+def test_a_retry_into_keys_of_the_wrong_type_is_failed_not_lost(procs, redis_url, r, resque, bad_key):
+    # A MULTI goes on past a failing ZADD: the retry is one script that checks first.
+    worker = procs.resqued(redis_url, extra_env={"APP_INCLUDE": f"{JOBS_FILE},{RETRY_JOBS}"})
+    wait_registered(r, worker)
+    if bad_key == "timestamp":
+        # AlwaysFails retries 1 s later: every delayed:<ts> near now is a string.
+        import time
+        now = int(time.time())
+        for ts in range(now, now + 30):
+            r.set(f"resque:delayed:{ts}", "oops")
+        bad_key = "resque:delayed:"
+    else:
+        r.set(bad_key, "oops")
+    job_id = resque.enqueue("default", "AlwaysFails", track_status=True)
+    wait_until(lambda: r.llen("resque:failed") == 1, 20, message="the failure")
+    failure = failures(r)[0]
+    assert failure["exception"] == "ValueError" and failure["attempts"] == 1
+    assert "could not be scheduled: " + bad_key in failure["error"] and "is not of its type" in failure["error"]
+    assert failure["payload"]["id"] == job_id and "attempt" not in failure["payload"]
+    assert r.get("resque:stat:failed") == b"1"
+    assert json.loads(r.get(f"resque:job:{job_id}:status"))["status"] == 3
+    assert not [k for k in r.keys("resque:resqued:inflight:*") if r.llen(k)]
+    assert not r.exists("resque:delayed_queue_schedule") or r.type("resque:delayed_queue_schedule") == b"string"
+    resque.enqueue("default", "FlakyTwice")
+    wait_until(lambda: r.llen("resque:failed") == 2, 20, message="the next job's failure")
+    assert worker.poll() is None                 # it lived on
