@@ -100,9 +100,15 @@ def split_cron(text: str) -> tuple[list[str], ZoneInfo | None]:
                          f"first, then an optional timezone; got {len(text.split())}")
     croniter, CroniterError = _croniter()
     try:
-        croniter(" ".join(fields), 0, second_at_beginning=len(fields) == 6)
+        parsed = croniter(" ".join(fields), 0, second_at_beginning=len(fields) == 6)
     except (CroniterError, ValueError, KeyError) as exc:
         raise ValueError(f"{text!r} is not a valid cron expression ({exc})") from None
+    try:
+        # Parsed is not enough: "0 0 31 2 *" parses but never occurs, and
+        # croniter says so only when asked for an occurrence.
+        parsed.get_next(float)
+    except (CroniterError, ValueError) as exc:
+        raise ValueError(f"{text!r} never occurs (no date matches it: {exc})") from None
     return fields, zone
 
 
