@@ -218,4 +218,5 @@ def _member_ts(member) -> int | None:
     """A schedule member as Ruby reads it (``to_i``), or None when it is not
     a whole number of seconds (nothing resque-scheduler or PHP writes)."""
     text = member.decode(errors="replace") if isinstance(member, bytes) else str(member)
-    return int(text) if text.isdigit() else None
+    # isascii too: str.isdigit() is true of "²" and other digits int() refuses.
+    return int(text) if text.isascii() and text.isdigit() else None

@@ -155,3 +155,15 @@ def test_a_failed_count_that_is_not_a_number_moves_nothing_twice(r, mover, caplo
     mover._skipped.clear()
     assert mover.move_due(TS) == 2
     assert len(queued(r, "q")) == 1 and r.get("resque:stat:failed") == b"5"
+
+
+@pytest.mark.parametrize("member", ["²", "١٢", "12a"])
+def test_a_schedule_member_that_is_not_ascii_digits_is_skipped_and_logged_once(r, mover, caplog, member):
+    r.zadd("resque:delayed_queue_schedule", {member: TS - 1})
+    push_raw(r, TS, b'{"class":"J","args":[],"queue":"q"}')
+    with caplog.at_level(logging.ERROR, logger="resqued.resque"):
+        assert mover.move_due(TS) == 1
+        assert mover.move_due(TS) == 0
+    assert caplog.text.count("is not a whole number of seconds") == 1
+    assert len(queued(r, "q")) == 1
+    assert r.zrange("resque:delayed_queue_schedule", 0, -1) == [member.encode()]
