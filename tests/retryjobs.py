@@ -115,3 +115,22 @@ class SleepsFirst:
     def perform(self):
         if _run(self.job) == 1:
             time.sleep(30)
+
+
+class HasARetryMethod:
+    """A ``retry`` of its own that is no policy: ignored, with a warning."""
+
+    def retry(self):
+        pass
+
+    def perform(self):
+        raise ValueError("fails")
+
+
+class OwnJobRetry:
+    """job_retry (ours) beats a plain retry, which says none."""
+    job_retry = {"attempts": 2, "backoff": "fixed", "base": 60, "jitter": 0}
+    retry = None
+
+    def perform(self):
+        raise ValueError("fails")

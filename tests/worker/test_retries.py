@@ -195,8 +195,9 @@ def test_check_shows_a_pools_retry(tmp_path, redis_url):
 
 
 @pytest.mark.parametrize("attributes, problem", [
-    ("retry = {'attempts': 'many'}", "retry: attempts: expected a whole number >= 1, got 'many'"),
+    ("job_retry = {'attempts': 'many'}", "job_retry: attempts: expected a whole number >= 1, got 'many'"),
     ("retry = 3\n    retry_on = (3,)", "retry_on must be exception classes or their names, not 3"),
+    ("job_retry = 'x'\n    retry = 3", "job_retry: expected a number of attempts or a mapping, got 'x'"),
 ])
 def test_a_bad_class_retry_is_refused_at_start(tmp_path, redis_url, attributes, problem):
     jobs = tmp_path / "badretry.py"
@@ -233,3 +234,14 @@ def test_a_retry_into_keys_of_the_wrong_type_is_failed_not_lost(procs, redis_url
     resque.enqueue("default", "FlakyTwice")
     wait_until(lambda: r.llen("resque:failed") == 2, 20, message="the next job's failure")
     assert worker.poll() is None                 # it lived on
+
+
+def test_a_plain_retry_that_is_no_policy_is_ignored_and_job_retry_wins(procs, redis_url, r, resque):
+    worker = procs.resqued(redis_url, extra_env={"APP_INCLUDE": f"{JOBS_FILE},{RETRY_JOBS}"})
+    wait_registered(r, worker)
+    assert log_text(worker).count(f"job HasARetryMethod ({RETRY_JOBS}): retry is not a retry policy") == 1
+    resque.enqueue("default", "HasARetryMethod")
+    resque.enqueue("default", "OwnJobRetry")
+    wait_until(lambda: r.llen("resque:failed") == 1 and r.exists("resque:delayed_queue_schedule"), 20,
+               message="one failure, one retry")
+    assert failures(r)[0]["payload"]["class"] == "HasARetryMethod"       # no policy: failed at once
