@@ -134,3 +134,17 @@ class OwnJobRetry:
 
     def perform(self):
         raise ValueError("fails")
+
+
+class RaisesAClassOnlyItsChildKnows:
+    """Raises an OSError subclass the worker never imported (defined in the
+    job child as it runs, as a library imported there would): its
+    retry_on = (OSError,) must still match."""
+    retry = FAST
+    retry_on = (OSError,)
+
+    def perform(self):
+        class ServiceDown(ConnectionError):
+            pass
+        if _run(self.job) <= 1:
+            raise ServiceDown("the service is away")

@@ -11,12 +11,14 @@ from resqued.resque.retried import ATTEMPT, retry_command
 
 
 class Failure:
-    """Why a job failed, as the failure entry will show it. ``retry``:
+    """Why a job failed, as the failure entry will show it. ``lineage``:
+    the exception's class names, itself first (jobs/job.exception_lineage). ``retry``:
     (due time, next attempt) when this attempt is retried instead (set by
     worker/retrying.py); ``attempts``: the runs a job that had retries made."""
 
     retry = None
     attempts = None
+    lineage = None      # the exception's class and base names, when the job raised one
 
     def __init__(self, exception: str, error: str, backtrace=None):
         self.exception = exception

@@ -245,3 +245,14 @@ def test_a_plain_retry_that_is_no_policy_is_ignored_and_job_retry_wins(procs, re
     wait_until(lambda: r.llen("resque:failed") == 1 and r.exists("resque:delayed_queue_schedule"), 20,
                message="one failure, one retry")
     assert failures(r)[0]["payload"]["class"] == "HasARetryMethod"       # no policy: failed at once
+
+
+@pytest.mark.parametrize("fork", ["true", "false"])
+def test_retry_on_matches_a_class_only_the_job_imported(procs, redis_url, r, resque, fork):
+    procs.spawn(command(redis_url), name="scheduler")
+    worker = procs.resqued(redis_url, extra_env={"APP_INCLUDE": f"{JOBS_FILE},{RETRY_JOBS}", "FORK_PER_JOB": fork})
+    wait_registered(r, worker)
+    resque.enqueue("default", "RaisesAClassOnlyItsChildKnows")
+    wait_log(r, "run:RaisesAClassOnlyItsChildKnows:2:")
+    wait_settled(r, 2)
+    assert r.llen("resque:failed") == 0
