@@ -138,3 +138,19 @@ def test_resqued_check_refuses_a_cron_that_never_occurs(tmp_path):
     assert done.returncode == EX_CONFIG
     assert f"{path}:6: schedule.leap.cron: '0 0 31 2 *' never occurs" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("cron, expected", [
+    # A fixed time once when the clocks go back, as Vixie cron runs it...
+    ("30 1 * * * America/New_York", ["2025-11-02 05:30", "2025-11-03 06:30"]),
+    ("0 30 1 * * * America/New_York", ["2025-11-02 05:30", "2025-11-03 06:30"]),
+    # ...while a step runs through both hours.
+    ("0 */1 * * * America/New_York", ["2025-11-02 03:00", "2025-11-02 04:00", "2025-11-02 05:00",
+                                      "2025-11-02 06:00", "2025-11-02 07:00"]),
+])
+def test_a_fixed_time_runs_once_when_the_clocks_go_back(cron, expected):
+    from datetime import datetime, timezone
+    start = datetime(2025, 11, 2, 2, 30, tzinfo=timezone.utc).timestamp()
+    found = ScheduleEntry("x", "X", "q", [], cron=cron).occurrences(start, start + 2 * 86400)
+    shown = [datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M") for t in found]
+    assert shown[:len(expected)] == expected
