@@ -256,3 +256,16 @@ def test_retry_on_matches_a_class_only_the_job_imported(procs, redis_url, r, res
     wait_log(r, "run:RaisesAClassOnlyItsChildKnows:2:")
     wait_settled(r, 2)
     assert r.llen("resque:failed") == 0
+
+
+def test_a_pools_retry_without_the_scheduler_is_warned_of_at_check_and_start(tmp_path, master_factory, redis_url):
+    pools = "pools:\n  - queues: [a]\n    count: 1\n    retry: 3\n  - queues: [b]\n    count: 1\n"
+    code, out = check(tmp_path, f"redis: {redis_url}\njobs: [{JOBS_FILE}]\n{pools}")
+    assert code == 0, out
+    assert out.count("resqued: warning: retries wait for a scheduler: set scheduler: true (pools with retry: a)") \
+        == 1, out
+    code, out = check(tmp_path, f"redis: {redis_url}\njobs: [{JOBS_FILE}]\nscheduler: true\n{pools}")
+    assert code == 0 and "retries wait" not in out, out
+    master = master_factory(["queues: [a]\ncount: 1\nretry: 3"], jobs=f"[{JOBS_FILE}]")
+    master.wait_workers(1)
+    assert log_text(master.proc).count("retries wait for a scheduler: set scheduler: true") == 1
