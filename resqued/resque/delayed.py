@@ -113,7 +113,9 @@ for t = 1, tonumber(ARGV[1]) do
       if redis.call('TYPE', KEYS[k]).ok == 'set' then redis.call('SREM', KEYS[k], index_member) end
       a, k = a + 1, k + 1
     end
-    if redis.call('LLEN', list) == 0 then redis.call('ZREM', KEYS[1], member) end
+    if redis.call('LLEN', list) == 0 and redis.call('TYPE', KEYS[1]).ok == 'zset' then
+      redis.call('ZREM', KEYS[1], member)
+    end
   else
     a, k = a + n, k + n
   end

@@ -58,7 +58,7 @@ if n > 0 then
     if head[i] ~= ARGV[4 + 3 * i] then return -2 end
   end
 end
-local want = {[KEYS[3]] = 'set', [KEYS[4]] = 'list', [KEYS[5]] = 'string'}
+local want = {[KEYS[1]] = 'zset', [KEYS[3]] = 'set', [KEYS[4]] = 'list', [KEYS[5]] = 'string'}
 for i = 1, n do
   local q = ARGV[5 + 3 * i]
   if q ~= '' then want[ARGV[4] .. q] = 'list' end
@@ -88,7 +88,7 @@ return n
 # One job, wherever it is in its list: KEYS as _MOVE's (no locks), ARGV: raw,
 # queue ('' = failed), data, timestamps: prefix, index member, ts member.
 _MOVE_ONE = _LUA_NOT_A_COUNT + """
-local want = {[KEYS[3]] = 'set', [KEYS[4]] = 'list', [KEYS[5]] = 'string'}
+local want = {[KEYS[1]] = 'zset', [KEYS[3]] = 'set', [KEYS[4]] = 'list', [KEYS[5]] = 'string'}
 if ARGV[2] ~= '' then want[KEYS[6]] = 'list' end
 for key, kind in pairs(want) do
   local t = redis.call('TYPE', key).ok

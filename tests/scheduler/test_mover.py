@@ -167,3 +167,13 @@ def test_a_schedule_member_that_is_not_ascii_digits_is_skipped_and_logged_once(r
     assert caplog.text.count("is not a whole number of seconds") == 1
     assert len(queued(r, "q")) == 1
     assert r.zrange("resque:delayed_queue_schedule", 0, -1) == [member.encode()]
+
+
+def test_a_schedule_of_the_wrong_type_stops_resquectl_delayed_run_before_it_moves(r, mover):
+    # ZREM on the schedule came last, after the job was pushed: checked first now.
+    push_raw(r, TS, b'{"class":"J","args":[],"queue":"q"}')
+    r.delete("resque:delayed_queue_schedule")
+    r.set("resque:delayed_queue_schedule", "oops")
+    with pytest.raises(Exception, match="delayed_queue_schedule"):
+        mover.move_one(TS, b'{"class":"J","args":[],"queue":"q"}')
+    assert not r.exists("resque:queue:q") and r.llen(f"resque:delayed:{TS}") == 1
