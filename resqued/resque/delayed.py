@@ -123,6 +123,19 @@ end
 return removed
 """
 
+# KEYS: delayed:<ts>, the job's timestamps: index, the schedule.
+# ARGV: the job, the index member, ts. {'wrongtype', key, kind} before any write.
+_PUSH = """
+for i, kind in ipairs({'list', 'set', 'zset'}) do
+  local t = redis.call('TYPE', KEYS[i]).ok
+  if t ~= kind and t ~= 'none' then return {'wrongtype', KEYS[i], kind} end
+end
+redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('SADD', KEYS[2], ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[3])
+return 1
+"""
+
 PAGE = 200
 
 
@@ -133,18 +146,22 @@ class Delayed:
         self.redis = redis
         self.keys = DelayedKeys(keys)
         self._remove = redis.register_script(_REMOVE)
+        self._push = redis.register_script(_PUSH)
 
     def push(self, when, queue: str, job_class: str, args: list) -> int:
         """Schedule one job; returns its timestamp. The list, the index and
         the schedule are written in one MULTI (delaying_extensions.rb:85-96
-        writes them one by one)."""
+        writes them one by one), by a script that checks their types first:
+        a MULTI goes on past a failing ZADD, leaving the job in a list no
+        scheduler looks at."""
         ts = timestamp_of(when)
         encoded = encodings(job_hash(queue, job_class, args))[0]
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.rpush(self.keys.delayed(ts), encoded)
-        pipe.sadd(self.keys.timestamps(encoded), self.keys.index_member(ts))
-        pipe.zadd(self.keys.schedule, {str(ts): ts})
-        pipe.execute()
+        result = self._push(keys=[self.keys.delayed(ts), self.keys.timestamps(encoded), self.keys.schedule],
+                            args=[encoded, self.keys.index_member(ts), ts])
+        if isinstance(result, list):
+            key = result[1].decode(errors="replace")
+            # ValueError, not redis-py's: the master's config code imports this module.
+            raise ValueError(f"{key} is not a {result[2].decode()}: the job was not scheduled")
         return ts
 
     def remove(self, queue: str, job_class: str, args: list, when=None) -> int:
