@@ -13,7 +13,7 @@ import sys
 
 # Only what every path needs: the master (run_master) must not load redis-py,
 # so the worker's modules are imported where env mode runs them.
-from resqued.config import limits
+from resqued.config import advice, limits
 from resqued.config.model import ConfigError
 from resqued.envmode import variables
 from resqued.exits import EX_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE
@@ -161,7 +161,7 @@ def run_master(args) -> int:
         return EX_CONFIG
     if args.check:
         for warning in limits.warnings(sum(p.count for p in config.pools), config.max_workers) \
-                + runtime_warnings(config):
+                + advice.warnings(config) + runtime_warnings(config):
             # "info: ": what the check found, not a problem (a sentinel URL's primary).
             info = warning.removeprefix("info: ")
             print(f"resqued: {info}" if info != warning else f"resqued: warning: {warning}", file=sys.stderr)
@@ -180,6 +180,8 @@ def run_master(args) -> int:
                 print(f"resqued: daemon pid {daemon_pid}, log {log_file}")
                 return EXIT_OK
         logs.setup(config.log_level, config.log_format)
+        for warning in advice.warnings(config):
+            log.warning("%s", warning)
         return Arbiter(config, read_config, term_mode=args.term, probe_reloads=True).run()
     except (PidfileError, ControlError, OSError) as exc:
         print(f"resqued: {exc}", file=sys.stderr)

@@ -115,3 +115,36 @@ class SleepsFirst:
     def perform(self):
         if _run(self.job) == 1:
             time.sleep(30)
+
+
+class HasARetryMethod:
+    """A ``retry`` of its own that is no policy: ignored, with a warning."""
+
+    def retry(self):
+        pass
+
+    def perform(self):
+        raise ValueError("fails")
+
+
+class OwnJobRetry:
+    """job_retry (ours) beats a plain retry, which says none."""
+    job_retry = {"attempts": 2, "backoff": "fixed", "base": 60, "jitter": 0}
+    retry = None
+
+    def perform(self):
+        raise ValueError("fails")
+
+
+class RaisesAClassOnlyItsChildKnows:
+    """Raises an OSError subclass the worker never imported (defined in the
+    job child as it runs, as a library imported there would): its
+    retry_on = (OSError,) must still match."""
+    retry = FAST
+    retry_on = (OSError,)
+
+    def perform(self):
+        class ServiceDown(ConnectionError):
+            pass
+        if _run(self.job) <= 1:
+            raise ServiceDown("the service is away")

@@ -72,3 +72,14 @@ class LeavesAHelper:
         helper = subprocess.Popen(["sleep", "60"], start_new_session=True)
         _log("helper", helper.pid)
         time.sleep(60)
+
+
+class OwnJobTimeout:
+    """Sleeps ``seconds``: job_timeout (ours) beats the plain timeout, which
+    may be another library's setting."""
+    job_timeout = 1
+    timeout = 60
+
+    def perform(self):
+        _log("started", os.getpid())
+        time.sleep((self.args or {}).get("seconds", 30))

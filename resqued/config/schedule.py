@@ -57,9 +57,19 @@ class ScheduleEntry:
         if self.every is not None:
             return (int(after) // self.every + 1) * self.every
         fields, zone = split_cron(self.cron)
-        start = datetime.fromtimestamp(after, zone or timezone.utc)
-        croniter, _ = _croniter()
-        return int(croniter(" ".join(fields), start, second_at_beginning=len(fields) == 6).get_next(float))
+        found = _cron_next(fields, zone, after)
+        minute, hour = fields[-5:-3]
+        if zone is not None and not minute.startswith("*") and not hour.startswith("*"):
+            # When clocks go back, a wall-clock time comes twice: the second
+            # (fold 1) is skipped when the first was this entry's previous
+            # occurrence, as Vixie cron runs a fixed time once ("30 1 * * *"),
+            # while a wildcard minute or hour ("0 * * * *") runs through both hours.
+            local = datetime.fromtimestamp(found, zone)
+            if local.fold:
+                first = int(local.replace(fold=0).timestamp())
+                if _cron_next(fields, zone, first - 1) == first and _cron_next(fields, zone, first) >= found:
+                    found = _cron_next(fields, zone, found)
+        return found
 
     def occurrences(self, after: float, until: float, limit: int = 1000) -> list[int]:
         """Occurrences in (after, until], earliest first, at most ``limit``."""
@@ -69,6 +79,12 @@ class ScheduleEntry:
             found.append(t)
             t = self.next_after(t)
         return found
+
+
+def _cron_next(fields, zone, after: float) -> int:
+    croniter, _ = _croniter()
+    start = datetime.fromtimestamp(after, zone or timezone.utc)
+    return int(croniter(" ".join(fields), start, second_at_beginning=len(fields) == 6).get_next(float))
 
 
 def _croniter():
@@ -100,9 +116,15 @@ def split_cron(text: str) -> tuple[list[str], ZoneInfo | None]:
                          f"first, then an optional timezone; got {len(text.split())}")
     croniter, CroniterError = _croniter()
     try:
-        croniter(" ".join(fields), 0, second_at_beginning=len(fields) == 6)
+        parsed = croniter(" ".join(fields), 0, second_at_beginning=len(fields) == 6)
     except (CroniterError, ValueError, KeyError) as exc:
         raise ValueError(f"{text!r} is not a valid cron expression ({exc})") from None
+    try:
+        # Parsed is not enough: "0 0 31 2 *" parses but never occurs, and
+        # croniter says so only when asked for an occurrence.
+        parsed.get_next(float)
+    except (CroniterError, ValueError) as exc:
+        raise ValueError(f"{text!r} never occurs (no date matches it: {exc})") from None
     return fields, zone
 
 

@@ -24,7 +24,11 @@ def cmd_schedule(resque, args) -> int:
     now = time.time()
     rows = []
     for entry in entries:
-        upcoming, last = entry.next_after(now), claims[entry.name]
+        try:
+            upcoming = entry.next_after(now)
+        except ValueError:      # a cron no date matches (croniter's CroniterBadDateError)
+            upcoming = None
+        last = claims[entry.name]
         rows.append({"name": entry.name, "cron": entry.cron, "every": entry.every_text,
                      "class": entry.job_class, "queue": entry.queue, "args": entry.args,
                      "description": entry.description,
@@ -42,7 +46,7 @@ def _render(data) -> str:
     for row in rows:
         rule = f"cron {row['cron']}" if row["cron"] is not None else f"every {row['every']}"
         table.append((printable(row["name"]), rule, printable(row["class"]), printable(row["queue"]),
-                      row["next"], row["last_enqueued"] or "never"))
+                      row["next"] or "never", row["last_enqueued"] or "never"))
     widths = [max(len(line[i]) for line in table) for i in range(len(table[0]) - 1)]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)) + "  " + line[-1]
                      for line in table)

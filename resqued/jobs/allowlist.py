@@ -10,13 +10,16 @@ passed to getattr, never evaluated: a name that is not in the table — such as
 import importlib
 import importlib.util
 import inspect
+import logging
 import os
 import re
 import sys
 import traceback
 
-from resqued.jobs.retries import retry_problem
-from resqued.jobs.timeouts import timeout_problem
+from resqued.jobs.retries import retry_ignored, retry_problem
+from resqued.jobs.timeouts import timeout_ignored, timeout_problem
+
+log = logging.getLogger("resqued.jobs")
 
 
 _OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep   # the resqued package
@@ -174,7 +177,9 @@ class JobRegistry:
         self.entries: list[str] = []   # as jobs: names them (a module, or a file's path), for messages
 
     @classmethod
-    def build(cls, modules=(), aliases=None) -> "JobRegistry":
+    def build(cls, modules=(), aliases=None, warn: bool = True) -> "JobRegistry":
+        """``warn``: log the class attributes ignored (false where another
+        build in the same check said it already)."""
         registry = cls()
         for spec in modules:
             registry.add_module(import_module_or_file(spec))
@@ -183,9 +188,12 @@ class JobRegistry:
             registry.add_alias(name, target)
         for target in registry.targets():
             problem = timeout_problem(target) or retry_problem(target)
+            where = getattr(sys.modules.get(target.__module__), "__file__", None) or target.__module__
             if problem:
-                where = getattr(sys.modules.get(target.__module__), "__file__", None) or target.__module__
                 raise RegistryError(f"job {target.__qualname__} ({where}): {problem}")
+            ignored = [why for why in (timeout_ignored(target), retry_ignored(target)) if why] if warn else []
+            if ignored:
+                log.warning("job %s (%s): %s", target.__qualname__, where, "; ".join(ignored))
         return registry
 
     def add_module(self, module) -> None:

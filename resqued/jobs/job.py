@@ -164,6 +164,14 @@ def exception_name(exc: BaseException) -> str:
     return cls.__qualname__ if module in ("builtins", "__main__") else f"{module}.{cls.__qualname__}"
 
 
+def exception_lineage(exc: BaseException) -> list[str]:
+    """The names of the exception's class and of its exception bases, as
+    exception_name gives them: the worker matches retry_on against these,
+    as the job child may have imported a class the worker never did."""
+    return [cls.__qualname__ if cls.__module__ in ("builtins", "__main__") else f"{cls.__module__}.{cls.__qualname__}"
+            for cls in type(exc).__mro__ if issubclass(cls, BaseException)]
+
+
 def backtrace(exc: BaseException) -> list[str]:
     """The frames of the job's own code, innermost last, in Resque's
     ``file:line:in `name'`` form (resqued's frames are left out, as Resque

@@ -25,6 +25,8 @@ KEYS = ("attempts", *DEFAULTS)
 DIRTY_EXIT = "Resque::DirtyExit"
 JOB_TIMEOUT = "resqued.JobTimeout"
 _UNSET = object()
+OWN = "job_retry"     # ours: wins over PLAIN, refused when invalid
+PLAIN = "retry"       # the common name: ignored when not a policy
 
 
 def class_name(cls) -> str:
@@ -134,10 +136,23 @@ def exception_names(value, attribute: str) -> tuple[str, ...]:
 class ClassRetries:
     """What a job class (or function) says about retries, validated once."""
 
+    # ``job_retry`` is ours: it wins and a bad one is refused (PolicyError).
+    # A plain ``retry`` (the name users ask for) may be some library's
+    # method or setting: not a valid policy, it is ignored (``ignored``
+    # says why, the registry warns at load).
     def __init__(self, target):
-        own = getattr(target, "retry", _UNSET)
-        self.has_own = own is not _UNSET
-        self.policy = normalize(own) if self.has_own else None
+        self.ignored = None
+        own = getattr(target, OWN, _UNSET)
+        if own is not _UNSET:
+            self.has_own, self.policy = True, normalize(own)
+        else:
+            plain = getattr(target, PLAIN, _UNSET)
+            try:
+                self.policy = None if plain is _UNSET else normalize(plain)
+                self.has_own = plain is not _UNSET
+            except PolicyError as exc:
+                self.has_own, self.policy = False, None
+                self.ignored = f"{PLAIN} is not a retry policy ({exc}): ignored (set {OWN} for the job's own)"
         on = getattr(target, "retry_on", None)
         self.retry_on = None if on is None else exception_names(on, "retry_on")
         self.give_up_on = exception_names(getattr(target, "give_up_on", None) or (), "give_up_on")
@@ -147,12 +162,20 @@ class ClassRetries:
         return self.policy if self.has_own else pool_policy
 
 
+def retry_ignored(target) -> str | None:
+    """Why a class's plain ``retry`` is not taken as its policy, if it is not."""
+    try:
+        return ClassRetries(target).ignored
+    except ValueError:      # refused instead: retry_problem says why
+        return None
+
+
 def retry_problem(target) -> str | None:
-    """What is wrong with a job's ``retry``, ``retry_on`` or ``give_up_on``, if anything."""
+    """What is wrong with a job's ``job_retry``, ``retry_on`` or ``give_up_on``, if anything."""
     try:
         ClassRetries(target)
     except PolicyError as exc:
-        return f"retry: {exc}" if exc.key else f"retry: {exc.problem}"
+        return f"{OWN}: {exc}" if exc.key else f"{OWN}: {exc.problem}"
     except ValueError as exc:
         return str(exc)
     return None

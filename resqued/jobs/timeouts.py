@@ -23,22 +23,49 @@ class JobTimeout(Exception):
 JobTimeout.__module__ = "resqued"
 
 
+# ``job_timeout`` is ours and unambiguous: it wins and is checked strictly.
+# ``timeout`` is the name users ask for, but a class may carry one meant for
+# something else (requests' ``(3.05, 27)``, a ``timeout()`` method, a
+# client's own number): an invalid one is ignored with a warning at load,
+# not refused, and a valid number is taken as the job's (the hazard the
+# docs name).
+OWN = "job_timeout"
+PLAIN = "timeout"
+
+
 def class_timeout(target) -> float | None:
-    """The job class's (or function's) own ``timeout``, in seconds; None
-    without one. Checked when the worker's job table is built (timeout_problem)."""
-    value = getattr(target, "timeout", None)
-    return None if value is None else float(value)
+    """The job class's (or function's) own timeout, in seconds; None
+    without one. ``job_timeout`` (checked at load: timeout_problem) beats
+    ``timeout``, which counts only when valid (timeout_ignored)."""
+    if hasattr(target, OWN):
+        value = getattr(target, OWN)
+        return None if value is None else float(value)
+    value = getattr(target, PLAIN, None)
+    return None if value is None or _problem(value) else float(value)
+
+
+def _problem(value) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        return f"must be a number of seconds greater than 0 (or None), not {shown}"
+    return None
 
 
 def timeout_problem(target) -> str | None:
-    """What is wrong with the ``timeout`` of a job class or function, if anything."""
-    value = getattr(target, "timeout", None)
-    if value is None:
+    """What is wrong with the ``job_timeout`` of a job class or function,
+    if anything (the job is refused)."""
+    value = getattr(target, OWN, None)
+    problem = None if value is None else _problem(value)
+    return f"{OWN} {problem}" if problem else None
+
+
+def timeout_ignored(target) -> str | None:
+    """Why a class's plain ``timeout`` is not taken as its job's, if it is not."""
+    if hasattr(target, OWN):
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
-        return f"timeout must be a number of seconds greater than 0 (or None), not {shown}"
-    return None
+    value = getattr(target, PLAIN, None)
+    problem = None if value is None else _problem(value)
+    return f"{PLAIN} {problem}: ignored (set {OWN} for the job's own)" if problem else None
 
 
 def limit_for(pool_timeout: float | None, target) -> float | None:

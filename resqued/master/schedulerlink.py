@@ -14,6 +14,7 @@ command line would show to anyone running ``ps``.
 """
 
 import os
+import secrets
 
 from resqued.master.keptprocess import KeptProcess
 from resqued.process import logs
@@ -28,6 +29,9 @@ class SchedulerLink(KeptProcess):
     def __init__(self, name: str):
         # "resqued-scheduler[pool.yml]: active" (or ": standing by"), as it titles itself.
         super().__init__(f"resqued-scheduler[{name}]")
+        # Containers may share a hostname and each run its master as pid 1:
+        # hostname:pid alone could be another master's lock value.
+        self.lock_token = secrets.token_hex(6)
 
     def wanted(self, config):
         """Its command line's arguments and the recurring jobs it enqueues (it
@@ -39,8 +43,8 @@ class SchedulerLink(KeptProcess):
         # The master lock's value names this master, not each scheduler it
         # starts: the one it starts after a crash (the master reaped the dead
         # one first) holds the lock at once, rather than standing by for the
-        # lock's TTL (180 s) as a stranger must.
-        lock_value = f"{hostname()}:{os.getpid()}"
+        # lock's TTL (180 s) as a stranger must. Its token is made once per master.
+        lock_value = f"{hostname()}:{os.getpid()}:{self.lock_token}"
         argv = command(None, config.namespace, schedule=config.path if config.schedule else None,
                        title=self.title, lock_value=lock_value, master_pid=os.getpid(),
                        log_arguments=logs.exec_arguments())

@@ -113,12 +113,27 @@ for t = 1, tonumber(ARGV[1]) do
       if redis.call('TYPE', KEYS[k]).ok == 'set' then redis.call('SREM', KEYS[k], index_member) end
       a, k = a + 1, k + 1
     end
-    if redis.call('LLEN', list) == 0 then redis.call('ZREM', KEYS[1], member) end
+    if redis.call('LLEN', list) == 0 and redis.call('TYPE', KEYS[1]).ok == 'zset' then
+      redis.call('ZREM', KEYS[1], member)
+    end
   else
     a, k = a + n, k + n
   end
 end
 return removed
+"""
+
+# KEYS: delayed:<ts>, the job's timestamps: index, the schedule.
+# ARGV: the job, the index member, ts. {'wrongtype', key, kind} before any write.
+_PUSH = """
+for i, kind in ipairs({'list', 'set', 'zset'}) do
+  local t = redis.call('TYPE', KEYS[i]).ok
+  if t ~= kind and t ~= 'none' then return {'wrongtype', KEYS[i], kind} end
+end
+redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('SADD', KEYS[2], ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[3])
+return 1
 """
 
 PAGE = 200
@@ -131,18 +146,22 @@ class Delayed:
         self.redis = redis
         self.keys = DelayedKeys(keys)
         self._remove = redis.register_script(_REMOVE)
+        self._push = redis.register_script(_PUSH)
 
     def push(self, when, queue: str, job_class: str, args: list) -> int:
         """Schedule one job; returns its timestamp. The list, the index and
         the schedule are written in one MULTI (delaying_extensions.rb:85-96
-        writes them one by one)."""
+        writes them one by one), by a script that checks their types first:
+        a MULTI goes on past a failing ZADD, leaving the job in a list no
+        scheduler looks at."""
         ts = timestamp_of(when)
         encoded = encodings(job_hash(queue, job_class, args))[0]
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.rpush(self.keys.delayed(ts), encoded)
-        pipe.sadd(self.keys.timestamps(encoded), self.keys.index_member(ts))
-        pipe.zadd(self.keys.schedule, {str(ts): ts})
-        pipe.execute()
+        result = self._push(keys=[self.keys.delayed(ts), self.keys.timestamps(encoded), self.keys.schedule],
+                            args=[encoded, self.keys.index_member(ts), ts])
+        if isinstance(result, list):
+            key = result[1].decode(errors="replace")
+            # ValueError, not redis-py's: the master's config code imports this module.
+            raise ValueError(f"{key} is not a {result[2].decode()}: the job was not scheduled")
         return ts
 
     def remove(self, queue: str, job_class: str, args: list, when=None) -> int:
@@ -218,4 +237,5 @@ def _member_ts(member) -> int | None:
     """A schedule member as Ruby reads it (``to_i``), or None when it is not
     a whole number of seconds (nothing resque-scheduler or PHP writes)."""
     text = member.decode(errors="replace") if isinstance(member, bytes) else str(member)
-    return int(text) if text.isdigit() else None
+    # isascii too: str.isdigit() is true of "²" and other digits int() refuses.
+    return int(text) if text.isascii() and text.isdigit() else None

@@ -29,6 +29,16 @@ from resqued.resque.outcome import INVALID_PAYLOAD
 
 log = logging.getLogger("resqued.resque")
 
+# INCRBY refuses a string that is not a whole number, and it runs after a
+# batch's earlier jobs were pushed: the count is checked with the types, or
+# every retry of the batch would push those jobs again.
+_LUA_NOT_A_COUNT = """
+local function not_a_count(key)
+  local v = redis.call('GET', key)
+  return v and (not string.match(v, '^-?%d+$') or #v > 18)
+end
+"""
+
 # KEYS: schedule, delayed:<ts>, queues, failed, stat:failed, the two lock keys
 # ARGV: ts member, timestamps: prefix, index member, queue: prefix, lock value
 #       ('' unguarded), n, then per job: raw, queue ('' = failed), data
@@ -36,7 +46,7 @@ log = logging.getLogger("resqued.resque")
 # read; {'wrongtype', key} a destination is not of its type. Every check
 # comes before the first write: a script stops at an error, keeping its
 # writes, and must not stop halfway.
-_MOVE = """
+_MOVE = _LUA_NOT_A_COUNT + """
 if ARGV[5] ~= '' and (redis.call('GET', KEYS[6]) ~= ARGV[5] or redis.call('GET', KEYS[7]) ~= ARGV[5]) then
   return -1
 end
@@ -48,7 +58,7 @@ if n > 0 then
     if head[i] ~= ARGV[4 + 3 * i] then return -2 end
   end
 end
-local want = {[KEYS[3]] = 'set', [KEYS[4]] = 'list', [KEYS[5]] = 'string'}
+local want = {[KEYS[1]] = 'zset', [KEYS[3]] = 'set', [KEYS[4]] = 'list', [KEYS[5]] = 'string'}
 for i = 1, n do
   local q = ARGV[5 + 3 * i]
   if q ~= '' then want[ARGV[4] .. q] = 'list' end
@@ -57,6 +67,7 @@ for key, kind in pairs(want) do
   local t = redis.call('TYPE', key).ok
   if t ~= kind and t ~= 'none' then return {'wrongtype', key} end
 end
+if not_a_count(KEYS[5]) then return {'wrongtype', KEYS[5]} end
 for i = 1, n do
   local raw, q, data = ARGV[4 + 3 * i], ARGV[5 + 3 * i], ARGV[6 + 3 * i]
   local index = ARGV[2] .. raw
@@ -76,13 +87,14 @@ return n
 
 # One job, wherever it is in its list: KEYS as _MOVE's (no locks), ARGV: raw,
 # queue ('' = failed), data, timestamps: prefix, index member, ts member.
-_MOVE_ONE = """
-local want = {[KEYS[3]] = 'set', [KEYS[4]] = 'list', [KEYS[5]] = 'string'}
+_MOVE_ONE = _LUA_NOT_A_COUNT + """
+local want = {[KEYS[1]] = 'zset', [KEYS[3]] = 'set', [KEYS[4]] = 'list', [KEYS[5]] = 'string'}
 if ARGV[2] ~= '' then want[KEYS[6]] = 'list' end
 for key, kind in pairs(want) do
   local t = redis.call('TYPE', key).ok
   if t ~= kind and t ~= 'none' then return {'wrongtype', key} end
 end
+if not_a_count(KEYS[5]) then return {'wrongtype', KEYS[5]} end
 if redis.call('TYPE', KEYS[2]).ok ~= 'list' or redis.call('LREM', KEYS[2], 1, ARGV[1]) == 0 then return 0 end
 local index = ARGV[4] .. ARGV[1]
 if redis.call('TYPE', index).ok == 'set' and redis.call('LPOS', KEYS[2], ARGV[1]) == false then
@@ -188,6 +200,10 @@ class Mover:
             try:
                 result = self._run_batch(member, ts, key, raws, lock_value)
             except WrongType as exc:
+                if exc.key == self.keys.failed_count:
+                    self._skip(member, f"{exc.key} is not a whole number: timestamp {ts} skipped "
+                                       "(a job there goes to the failed list, which counts it)")
+                    return moved
                 if not exc.key.startswith(self.dkeys.queue_prefix):
                     self._skip(member, f"{exc.key} is not of its type: timestamp {ts} skipped")
                     return moved

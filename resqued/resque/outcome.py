@@ -7,16 +7,18 @@ record every failure the same way: a ``failed`` entry, ``stat:failed`` +1
 """
 
 from resqued.resque import jobstatus, wire
-from resqued.resque.retried import ATTEMPT, add_retry
+from resqued.resque.retried import ATTEMPT, retry_command
 
 
 class Failure:
-    """Why a job failed, as the failure entry will show it. ``retry``:
+    """Why a job failed, as the failure entry will show it. ``lineage``:
+    the exception's class names, itself first (jobs/job.exception_lineage). ``retry``:
     (due time, next attempt) when this attempt is retried instead (set by
     worker/retrying.py); ``attempts``: the runs a job that had retries made."""
 
     retry = None
     attempts = None
+    lineage = None      # the exception's class and base names, when the job raised one
 
     def __init__(self, exception: str, error: str, backtrace=None):
         self.exception = exception
@@ -46,7 +48,7 @@ def add_outcome(pipe, keys, worker_id: str, queue: str, payload, failure: Failur
     """Queue the commands that record a finished job on ``pipe`` (a redis-py
     pipeline or a ``direct.Batch``: anything with ``execute_command``)."""
     if failure is not None and failure.retry is not None:
-        add_retry(pipe, keys, queue, payload, *failure.retry)
+        pipe.execute_command(*retry_command(keys, worker_id, queue, payload, failure, *failure.retry))
     elif failure is not None:
         extra = None
         if failure.attempts is not None:

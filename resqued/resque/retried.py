@@ -8,6 +8,9 @@ failure does (resque-retry's MultipleWithRetrySuppression keeps the retried
 attempts out of the failed list, though Ruby's worker still counts them).
 """
 
+import time
+import uuid
+
 from resqued.resque import jobstatus, wire
 from resqued.resque.delayed import DelayedKeys, encodings
 
@@ -31,15 +34,58 @@ def retry_item(queue: str, payload: dict, attempt: int) -> dict:
     return item
 
 
-def add_retry(pipe, keys, queue: str, payload: dict, due: int, attempt: int) -> None:
-    """Queue on ``pipe`` the commands that schedule attempt ``attempt`` of
-    the job at ``due`` (whole seconds), as Delayed.push writes a job."""
+# A MULTI does not stop at a failing command: had the delayed keys a wrong
+# type, RPUSH could land, ZADD fail and the in-flight LREM after it still
+# run, stranding the job. So the retry is one script that checks every type
+# before its first write and, when one is wrong, records the attempt as the
+# final failure instead (ARGV[4] and ARGV[10] around the key's name): the
+# job is in one place or the other when it leaves the in-flight list.
+# KEYS: delayed:<due>, its timestamps: index, the schedule, failed,
+#       stat:failed, stat:failed:<worker>, the status key (or the schedule)
+# ARGV: entry, index member, due, failure entry's head, now, tracked ('1' or ''),
+#       waiting code, failed code, failed status TTL, failure entry's tail
+_RETRY = jobstatus.LUA_UPDATE_STATUS + """
+local bad
+for i, kind in ipairs({'list', 'set', 'zset'}) do
+  local t = redis.call('TYPE', KEYS[i]).ok
+  if t ~= kind and t ~= 'none' then bad = KEYS[i]; break end
+end
+if not bad then
+  redis.call('RPUSH', KEYS[1], ARGV[1])
+  redis.call('SADD', KEYS[2], ARGV[2])
+  redis.call('ZADD', KEYS[3], ARGV[3], ARGV[3])
+  if ARGV[6] ~= '' then update_status(KEYS[7], ARGV[7], ARGV[5], 0) end
+  return 1
+end
+local entry = ARGV[4] .. string.gsub(bad, '[\\\\"]', '\\\\%0') .. ARGV[10]
+redis.call('RPUSH', KEYS[4], entry)
+for i = 5, 6 do
+  local v = redis.call('GET', KEYS[i])
+  if not v or string.match(v, '^%d+$') then redis.call('INCRBY', KEYS[i], 1) end
+end
+if ARGV[6] ~= '' then update_status(KEYS[7], ARGV[8], ARGV[5], ARGV[9]) end
+return 0
+"""
+
+
+def retry_command(keys, worker_id: str, queue: str, payload: dict, failure, due: int, attempt: int) -> tuple:
+    """The command that schedules attempt ``attempt`` of the job at ``due``
+    (whole seconds), as Delayed.push writes a job, or, when a delayed key is
+    of the wrong type, records ``failure`` as the job's final one."""
     delayed = DelayedKeys(keys)
     encoded = encodings(retry_item(queue, payload, attempt))[0]
-    pipe.execute_command("RPUSH", delayed.delayed(due), encoded)
-    pipe.execute_command("SADD", delayed.timestamps(encoded), delayed.index_member(due))
-    pipe.execute_command("ZADD", delayed.schedule, due, str(due))
+    final = {key: value for key, value in payload.items() if key != ATTEMPT}
+    # Where the script names the key it found wrong: unique, so that no
+    # payload or backtrace text can be taken for it.
+    marker = f"<wrong-key-{uuid.uuid4().hex}>"
+    error = (f"{failure.error} (its retry, attempt {attempt} at {wire.utc_iso(due)}, could not be "
+             f"scheduled: {marker} is not of its type)")
+    entry = wire.failure_record(final, failure.exception, error, failure.backtrace, worker_id, queue,
+                                extra={"attempts": attempt - 1})
+    head, _, tail = entry.partition(marker)
     status_key = keys.job_status(payload)
-    if status_key is not None:
-        # Waiting again, as when it was first enqueued: failed only at the end.
-        jobstatus.add_update(pipe, status_key, wire.STATUS_WAITING)
+    # EVAL, not EVALSHA: in a transaction a NOSCRIPT error could not be retried alone.
+    return ("EVAL", _RETRY, 7, delayed.delayed(due), delayed.timestamps(encoded), delayed.schedule,
+            keys.failed, keys.failed_count, keys.worker_failed(worker_id), status_key or delayed.schedule,
+            encoded, delayed.index_member(due), str(due), head, int(time.time()),
+            "1" if status_key is not None else "", wire.STATUS_WAITING, wire.STATUS_FAILED, wire.STATUS_TTL, tail)

@@ -15,6 +15,7 @@ past the TTL and replaced moves nothing when it wakes.
 """
 
 import os
+import secrets
 
 from resqued.resque.delayed import DelayedKeys
 from resqued.process.hostname import hostname
@@ -48,8 +49,9 @@ class MasterLock:
         self.redis = redis
         self.names = list(DelayedKeys(keys).master_locks)
         self.timeout = int(timeout)
-        # Ruby's value: hostname and pid (lock/base.rb:22-24).
-        self.value = value or f"{hostname()}:{os.getpid()}"
+        # Ruby's value, hostname and pid (lock/base.rb:22-24), and a token:
+        # containers may share a hostname and each run as pid 1.
+        self.value = value or f"{hostname()}:{os.getpid()}:{secrets.token_hex(6)}"
         self._take = redis.register_script(_TAKE)
         self._release = redis.register_script(_RELEASE)
 

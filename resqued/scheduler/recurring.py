@@ -81,6 +81,7 @@ class Recurring:
         self.catch_up = catch_up
         self._claim = redis.register_script(_CLAIM)
         self._warned: set[str] = set()
+        self._never: set[str] = set()     # entries said to have no next occurrence
         self.load(entries)
 
     def load(self, entries) -> None:
@@ -105,15 +106,37 @@ class Recurring:
         for entry in self.entries:
             last = claims[entry.name]
             after = max(self.loaded_at if last is None else last, floor)
-            for occurrence in entry.occurrences(after, now, MAX_PER_LOOK):
+            for occurrence in self._occurrences(entry, after, now):
                 result = self._enqueue(entry, occurrence, lock_value)
                 if result == LOCK_LOST:
                     return None
                 if result is None:
                     break       # its queue is not a list: said once, tried at the next look
                 enqueued += result
-        self.due_at = min((e.next_after(now) for e in self.entries), default=math.inf)
+        self.due_at = min((self._next_after(e, now) for e in self.entries), default=math.inf)
         return enqueued
+
+    # A cron croniter finds no next date for (validation calls it once, but
+    # a date it can reach now may be beyond it later) must not stop the
+    # other entries nor the delayed moves: said once, that entry skipped.
+    def _occurrences(self, entry, after: float, now: float) -> list[int]:
+        try:
+            return entry.occurrences(after, now, MAX_PER_LOOK)
+        except ValueError as exc:     # croniter's CroniterError is one
+            self._warn_never(entry, exc)
+            return []
+
+    def _next_after(self, entry, now: float) -> float:
+        try:
+            return entry.next_after(now)
+        except ValueError as exc:
+            self._warn_never(entry, exc)
+            return math.inf
+
+    def _warn_never(self, entry, exc) -> None:
+        if entry.name not in self._never:
+            self._never.add(entry.name)
+            log.error("schedule %s (%s) has no next occurrence, skipped: %s", entry.name, entry.rule, exc)
 
     def _enqueue(self, entry, occurrence: int, lock_value: str) -> int | None:
         payload = wire.dumps(wire.payload(entry.job_class, entry.args, wire.new_job_id()))

@@ -110,7 +110,8 @@ def warnings(config, timeout, answer_fd) -> None:
     from resqued.process.memory import approx_size, tree_memory
     try:
         import resqued.worker.worker  # noqa: F401  (here: what a worker imports, measured below)
-        JobRegistry.build(config["jobs"], config["aliases"])
+        # probe() said what the job classes' attributes ignore: not again.
+        JobRegistry.build(config["jobs"], config["aliases"], warn=False)
         idle = tree_memory(os.getpid())
     except BaseException:
         return   # the start's own check (probe) reports job modules that do not import

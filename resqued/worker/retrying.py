@@ -22,7 +22,8 @@ _by_target: dict = {}   # id(target) -> ClassRetries: validated when the registr
 
 
 def exception_chain(name: str) -> list[str]:
-    """The failure's exception name, then its base classes' names, when
+    """For a failure that carries no lineage (one the worker detected, or
+    reported by an older job child): the exception name, then its base classes' names, when
     the class is loaded in this worker (the job child raised it, the worker
     imported the same modules); else the name alone. Nothing is imported:
     ``retry_on = (OSError,)`` then also covers ConnectionError."""
@@ -47,7 +48,8 @@ def judge(job, target, failure, spec) -> bool:
     if policy is None:
         return False
     attempt = attempt_of(job.payload)
-    seconds = retry_delay(policy, retries, exception_chain(failure.exception), attempt, random.random())
+    chain = failure.lineage or exception_chain(failure.exception)
+    seconds = retry_delay(policy, retries, chain, attempt, random.random())
     if seconds is None:
         failure.attempts = attempt
         return False

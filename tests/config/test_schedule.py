@@ -59,6 +59,7 @@ def test_entries_in_resque_schedulers_format(tmp_path):
 @pytest.mark.parametrize("entry, expected", [
     ('x: {cron: "61 * * * *", queue: q}', "pool.yml:5: schedule.x.cron: '61 * * * *' is not a valid cron expression"),
     ('x: {cron: "* * *", queue: q}', "pool.yml:5: schedule.x.cron: '* * *': expected 5 fields"),
+    ('x: {cron: "0 0 31 2 *", queue: q}', "pool.yml:5: schedule.x.cron: '0 0 31 2 *' never occurs"),
     ('x: {cron: "0 5 * * * * Mars/Olympus", queue: q}', "pool.yml:5: schedule.x.cron: 'Mars/Olympus' is not a timezone"),
     ("x: {every: 1x, queue: q}", "pool.yml:5: schedule.x.every: expected a duration such as 30s"),
     ("x: {every: 0s, queue: q}", "pool.yml:5: schedule.x.every: '0s': must be between 1 second"),
@@ -127,3 +128,29 @@ def test_every_falls_on_multiples_of_its_interval_since_the_epoch():
     for bad in ("1.5s", "1M", "", True, 0):
         with pytest.raises(ValueError):
             parse_every(bad)
+
+
+def test_resqued_check_refuses_a_cron_that_never_occurs(tmp_path):
+    path = tmp_path / "pool.yml"
+    path.write_text(POOLS + 'schedule:\n  leap:\n    cron: "0 0 31 2 *"\n    queue: q\n')
+    done = subprocess.run([sys.executable, "-m", "resqued", "-c", str(path), "--check"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == EX_CONFIG
+    assert f"{path}:6: schedule.leap.cron: '0 0 31 2 *' never occurs" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("cron, expected", [
+    # A fixed time once when the clocks go back, as Vixie cron runs it...
+    ("30 1 * * * America/New_York", ["2025-11-02 05:30", "2025-11-03 06:30"]),
+    ("0 30 1 * * * America/New_York", ["2025-11-02 05:30", "2025-11-03 06:30"]),
+    # ...while a step runs through both hours.
+    ("0 */1 * * * America/New_York", ["2025-11-02 03:00", "2025-11-02 04:00", "2025-11-02 05:00",
+                                      "2025-11-02 06:00", "2025-11-02 07:00"]),
+])
+def test_a_fixed_time_runs_once_when_the_clocks_go_back(cron, expected):
+    from datetime import datetime, timezone
+    start = datetime(2025, 11, 2, 2, 30, tzinfo=timezone.utc).timestamp()
+    found = ScheduleEntry("x", "X", "q", [], cron=cron).occurrences(start, start + 2 * 86400)
+    shown = [datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M") for t in found]
+    assert shown[:len(expected)] == expected

@@ -104,8 +104,8 @@ def test_exception_chain_reads_loaded_classes_only():
 
 
 def test_retry_problem_names_the_attribute():
-    class Bad: retry = {"attempts": 2, "base": "x"}
+    class Bad: job_retry = {"attempts": 2, "base": "x"}
     class BadOn: retry_on = [None]
-    assert retry_problem(Bad) == "retry: base: expected a number of seconds, got 'x'"
+    assert retry_problem(Bad) == "job_retry: base: expected a number of seconds, got 'x'"
     assert retry_problem(BadOn) == "retry_on must be exception classes or their names, not None"
     assert retry_problem(Job) is None

@@ -154,3 +154,17 @@ def test_the_scheduler_gets_its_redis_url_off_its_command_line(procs, tmp_path):
         assert stop(master.proc) == 0
     finally:
         server.stop()
+
+
+def test_the_lock_value_carries_a_token_made_once_per_master(master_factory, r):
+    # hostname:pid alone collides between containers sharing a hostname, each master pid 1.
+    import re
+    import socket
+    master = master_factory(["queues: [default]\ncount: 1"], jobs=f"[{JOBS}]", scheduler="true")
+    first = active_scheduler(master.pid, "pool.yml")
+    value = r.get(LOCK).decode()
+    assert re.fullmatch(rf"{re.escape(socket.gethostname())}:{master.pid}:[0-9a-f]{{12}}", value), value
+    os.kill(first, signal.SIGKILL)
+    active_scheduler(master.pid, "pool.yml", other_than=first)
+    assert r.get(LOCK).decode() == value       # the same master's next scheduler: the same value
+    assert stop(master.proc) == 0

@@ -123,3 +123,11 @@ def test_enqueue_in_counts_from_now(resque):
     ts = resque.enqueue_in(100, "q", "J")
     assert before + 100 <= ts <= int(time.time()) + 100
     assert json.loads(json.dumps(resque.delayed_at(ts))) == [{"class": "J", "args": [None], "queue": "q"}]
+
+
+def test_a_schedule_of_the_wrong_type_refuses_enqueue_at_before_writing(resque, r):
+    # A MULTI went on past the failing ZADD: the job sat in a list no scheduler reads.
+    r.set("resque:delayed_queue_schedule", "oops")
+    with pytest.raises(ValueError, match="resque:delayed_queue_schedule is not a zset"):
+        resque.enqueue_at(1700000000, "default", "Job", [1])
+    assert not r.exists("resque:delayed:1700000000")

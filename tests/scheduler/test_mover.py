@@ -135,3 +135,45 @@ def test_the_lock_is_resque_schedulers_key_value_and_ttl(r):
     assert not lock.take() and lock.holder() == "rubyhost:7"
     assert not r.exists("resque:resque_scheduler_master_lock")
     assert not lock.release() and r.get("resque:resque:resque_scheduler_master_lock") == b"rubyhost:7"
+
+
+def test_a_failed_count_that_is_not_a_number_moves_nothing_twice(r, mover, caplog):
+    # INCRBY fails after the good job was pushed: every check comes first.
+    r.set("resque:stat:failed", "n/a")
+    push_raw(r, TS, b'{"class":"Good","args":[],"queue":"q"}', b'not json')
+    with caplog.at_level(logging.ERROR, logger="resqued.resque"):
+        for _ in range(3):
+            assert mover.move_due(TS) == 0
+            mover._skipped.clear()
+    assert not r.exists("resque:queue:q") and not r.exists("resque:failed")
+    assert r.llen(f"resque:delayed:{TS}") == 2
+    assert caplog.text.count("resque:stat:failed is not a whole number") == 1
+    with pytest.raises(Exception, match="stat:failed"):
+        mover.move_one(TS, b'not json')
+    assert r.llen(f"resque:delayed:{TS}") == 2 and not r.exists("resque:failed")
+    r.set("resque:stat:failed", "4")
+    mover._skipped.clear()
+    assert mover.move_due(TS) == 2
+    assert len(queued(r, "q")) == 1 and r.get("resque:stat:failed") == b"5"
+
+
+@pytest.mark.parametrize("member", ["²", "١٢", "12a"])
+def test_a_schedule_member_that_is_not_ascii_digits_is_skipped_and_logged_once(r, mover, caplog, member):
+    r.zadd("resque:delayed_queue_schedule", {member: TS - 1})
+    push_raw(r, TS, b'{"class":"J","args":[],"queue":"q"}')
+    with caplog.at_level(logging.ERROR, logger="resqued.resque"):
+        assert mover.move_due(TS) == 1
+        assert mover.move_due(TS) == 0
+    assert caplog.text.count("is not a whole number of seconds") == 1
+    assert len(queued(r, "q")) == 1
+    assert r.zrange("resque:delayed_queue_schedule", 0, -1) == [member.encode()]
+
+
+def test_a_schedule_of_the_wrong_type_stops_resquectl_delayed_run_before_it_moves(r, mover):
+    # ZREM on the schedule came last, after the job was pushed: checked first now.
+    push_raw(r, TS, b'{"class":"J","args":[],"queue":"q"}')
+    r.delete("resque:delayed_queue_schedule")
+    r.set("resque:delayed_queue_schedule", "oops")
+    with pytest.raises(Exception, match="delayed_queue_schedule"):
+        mover.move_one(TS, b'{"class":"J","args":[],"queue":"q"}')
+    assert not r.exists("resque:queue:q") and r.llen(f"resque:delayed:{TS}") == 1

@@ -67,7 +67,7 @@ def test_a_killed_holder_neither_loses_nor_doubles_an_occurrence(procs, redis_ur
     path = pool_yml(tmp_path, EVERY_SECOND)
     first = scheduler(procs, redis_url, path, "--lock-timeout", "2", name="first")
     holder = wait_until(lambda: r.get(LOCK), message="a scheduler to take the lock").decode()
-    assert holder.endswith(f":{first.pid}")
+    assert f":{first.pid}:" in holder
     second = scheduler(procs, redis_url, path, "--lock-timeout", "2", name="second")
     wait_until(lambda: "standing by" in log_text(second), message="the second to stand by")
     wait_until(lambda: sum(occurrences(first).values()) >= 2, timeout=10, message="the first to enqueue")
@@ -173,3 +173,27 @@ def test_resquectl_schedule_lists_next_runs_and_the_last_enqueued(procs, redis_u
     (tmp_path / "pool.yml").write_text(POOLS + "schedule:\n  x:\n    every: 1s\n")
     bad = resquectl(redis_url, "schedule", "-c", path)
     assert bad.returncode == EX_CONFIG and "schedule.x: missing 'queue'" in bad.stderr
+
+
+def test_an_entry_with_no_next_occurrence_is_skipped_and_the_others_go_on(r, caplog):
+    # Validation refuses such a cron; this one got past it (built here): the
+    # scheduler must not die on it, nor stop enqueuing the others.
+    import logging
+    from resqued.config.schedule import ScheduleEntry
+    from resqued.resque.keys import Keys
+    from resqued.scheduler.lock import MasterLock
+    from resqued.scheduler.recurring import Recurring
+    keys = Keys("resque")
+    lock = MasterLock(r, keys, 60, value="host:1")
+    assert lock.take()
+    never = ScheduleEntry("leap", "Leap", "q", [], cron="0 0 31 2 *")
+    often = ScheduleEntry("often", "Often", "q", [], every=1, every_text="1s")
+    recurring = Recurring(r, keys, [never, often], catch_up=10)
+    recurring.loaded_at = time.time() - 5
+    with caplog.at_level(logging.ERROR, logger="resqued.scheduler"):
+        assert recurring.enqueue_due(time.time(), "host:1") >= 4
+        recurring.due_at = 0
+        recurring.enqueue_due(time.time() + 2, "host:1")
+    assert {json.loads(raw)["class"] for raw in r.lrange("resque:queue:q", 0, -1)} == {"Often"}
+    assert caplog.text.count("schedule leap (cron 0 0 31 2 *) has no next occurrence") == 1
+    assert recurring.due_at < time.time() + 5

@@ -37,9 +37,10 @@ def test_timed_out_once_past_the_deadline_unless_already_killed():
 
 def test_a_class_timeout_must_be_positive_seconds():
     for good in (None, 1, 0.5):
-        assert timeout_problem(type("Job", (), {"timeout": good})) is None
+        assert timeout_problem(type("Job", (), {"job_timeout": good})) is None
     for bad in (0, -1, "30", True, float("inf"), [1]):
-        assert "greater than 0" in timeout_problem(type("Job", (), {"timeout": bad}))
+        assert "greater than 0" in timeout_problem(type("Job", (), {"job_timeout": bad}))
+        assert timeout_problem(type("Job", (), {"timeout": bad})) is None      # ignored, not refused
 
 
 def test_over_the_hard_limit_only_when_there_is_one():

@@ -175,10 +175,10 @@ def test_a_job_timeout_from_defaults_names_the_fork_false_pool(tmp_path, redis_u
 
 def test_a_bad_class_timeout_is_refused_at_start(tmp_path, redis_url):
     jobs = tmp_path / "badtimeout.py"
-    jobs.write_text("class Soon:\n    timeout = 'soon'\n\n    def perform(self):\n        pass\n")
+    jobs.write_text("class Soon:\n    job_timeout = 'soon'\n\n    def perform(self):\n        pass\n")
     code, out = check(tmp_path, f"redis: {redis_url}\njobs: [{jobs}]\npools:\n  - queues: [default]\n    count: 1\n")
     assert code == 78, out
-    assert f"jobs: job Soon ({jobs}): timeout must be a number of seconds greater than 0 (or None), not 'soon'" \
+    assert f"jobs: job Soon ({jobs}): job_timeout must be a number of seconds greater than 0 (or None), not 'soon'" \
         in out, out
 
 
@@ -202,3 +202,50 @@ def test_a_class_timeout_in_a_fork_false_pool_is_said_once_and_ignored(procs, re
     assert r.llen("resque:failed") == 0
     said = [line for line in log_text(worker).splitlines() if "is not enforced" in line]
     assert len(said) == 1 and "timeoutjobs.OwnTimeout" in said[0] and "LongOwnTimeout" in said[0], said
+
+
+FOREIGN_ATTRIBUTES = """
+import os, redis
+
+class CallsAnApi:
+    timeout = (3.05, 27)        # meant for requests.get(..., timeout=timeout)
+
+    def retry(self):            # its own helper, not a policy
+        pass
+
+    def perform(self):
+        redis.Redis.from_url(os.environ["REDIS_URL"]).rpush("test:log", "ran:CallsAnApi")
+
+
+class HasATimeoutMethod:
+    def timeout(self):
+        return 5
+
+    def perform(self):
+        pass
+"""
+
+
+def test_a_timeout_or_retry_meant_for_something_else_is_ignored_with_one_warning(procs, tmp_path, redis_url, r,
+                                                                                 resque):
+    jobs = tmp_path / "foreign.py"
+    jobs.write_text(FOREIGN_ATTRIBUTES)
+    code, out = check(tmp_path, f"redis: {redis_url}\njobs: [{jobs}]\npools:\n  - queues: [default]\n    count: 1\n")
+    assert code == 0, out
+    assert (f"job CallsAnApi ({jobs}): timeout must be a number of seconds greater than 0 (or None), not "
+            "(3.05, 27): ignored (set job_timeout for the job's own); retry is not a retry policy") in out, out
+    assert out.count("job HasATimeoutMethod (") == 1 and out.count("job CallsAnApi (") == 1, out
+    worker = procs.resqued(redis_url, extra_env={"APP_INCLUDE": str(jobs), "REDIS_URL": redis_url})
+    wait_registered(r, worker)
+    resque.enqueue("default", "CallsAnApi")
+    wait_log(r, "ran:CallsAnApi")
+    wait_until(lambda: r.get("resque:stat:processed") == b"1", message="the job recorded")
+    assert r.llen("resque:failed") == 0
+    assert log_text(worker).count(f"job CallsAnApi ({jobs}): timeout must be") == 1
+
+
+def test_job_timeout_beats_a_plain_timeout(procs, redis_url, r, resque):
+    start_worker(procs, redis_url, r)
+    resque.enqueue("default", "OwnJobTimeout", {"seconds": 30})
+    failure = wait_failure(r)
+    assert failure["exception"] == "resqued.JobTimeout" and "its 1 s timeout" in failure["error"], failure

@@ -195,8 +195,9 @@ def test_check_shows_a_pools_retry(tmp_path, redis_url):
 
 
 @pytest.mark.parametrize("attributes, problem", [
-    ("retry = {'attempts': 'many'}", "retry: attempts: expected a whole number >= 1, got 'many'"),
+    ("job_retry = {'attempts': 'many'}", "job_retry: attempts: expected a whole number >= 1, got 'many'"),
     ("retry = 3\n    retry_on = (3,)", "retry_on must be exception classes or their names, not 3"),
+    ("job_retry = 'x'\n    retry = 3", "job_retry: expected a number of attempts or a mapping, got 'x'"),
 ])
 def test_a_bad_class_retry_is_refused_at_start(tmp_path, redis_url, attributes, problem):
     jobs = tmp_path / "badretry.py"
@@ -204,3 +205,67 @@ def test_a_bad_class_retry_is_refused_at_start(tmp_path, redis_url, attributes, 
     code, out = check(tmp_path, f"redis: {redis_url}\njobs: [{jobs}]\npools:\n  - queues: [default]\n    count: 1\n")
     assert code == 78, out
     assert f"jobs: job Flaky ({jobs}): {problem}" in out, out
+
+
+@pytest.mark.parametrize("bad_key", ["resque:delayed_queue_schedule", "timestamp"])
+def test_a_retry_into_keys_of_the_wrong_type_is_failed_not_lost(procs, redis_url, r, resque, bad_key):
+    # A MULTI goes on past a failing ZADD: the retry is one script that checks first.
+    worker = procs.resqued(redis_url, extra_env={"APP_INCLUDE": f"{JOBS_FILE},{RETRY_JOBS}"})
+    wait_registered(r, worker)
+    if bad_key == "timestamp":
+        # AlwaysFails retries 1 s later: every delayed:<ts> near now is a string.
+        import time
+        now = int(time.time())
+        for ts in range(now, now + 30):
+            r.set(f"resque:delayed:{ts}", "oops")
+        bad_key = "resque:delayed:"
+    else:
+        r.set(bad_key, "oops")
+    job_id = resque.enqueue("default", "AlwaysFails", track_status=True)
+    wait_until(lambda: r.llen("resque:failed") == 1, 20, message="the failure")
+    failure = failures(r)[0]
+    assert failure["exception"] == "ValueError" and failure["attempts"] == 1
+    assert "could not be scheduled: " + bad_key in failure["error"] and "is not of its type" in failure["error"]
+    assert failure["payload"]["id"] == job_id and "attempt" not in failure["payload"]
+    assert r.get("resque:stat:failed") == b"1"
+    assert json.loads(r.get(f"resque:job:{job_id}:status"))["status"] == 3
+    assert not [k for k in r.keys("resque:resqued:inflight:*") if r.llen(k)]
+    assert not r.exists("resque:delayed_queue_schedule") or r.type("resque:delayed_queue_schedule") == b"string"
+    resque.enqueue("default", "FlakyTwice")
+    wait_until(lambda: r.llen("resque:failed") == 2, 20, message="the next job's failure")
+    assert worker.poll() is None                 # it lived on
+
+
+def test_a_plain_retry_that_is_no_policy_is_ignored_and_job_retry_wins(procs, redis_url, r, resque):
+    worker = procs.resqued(redis_url, extra_env={"APP_INCLUDE": f"{JOBS_FILE},{RETRY_JOBS}"})
+    wait_registered(r, worker)
+    assert log_text(worker).count(f"job HasARetryMethod ({RETRY_JOBS}): retry is not a retry policy") == 1
+    resque.enqueue("default", "HasARetryMethod")
+    resque.enqueue("default", "OwnJobRetry")
+    wait_until(lambda: r.llen("resque:failed") == 1 and r.exists("resque:delayed_queue_schedule"), 20,
+               message="one failure, one retry")
+    assert failures(r)[0]["payload"]["class"] == "HasARetryMethod"       # no policy: failed at once
+
+
+@pytest.mark.parametrize("fork", ["true", "false"])
+def test_retry_on_matches_a_class_only_the_job_imported(procs, redis_url, r, resque, fork):
+    procs.spawn(command(redis_url), name="scheduler")
+    worker = procs.resqued(redis_url, extra_env={"APP_INCLUDE": f"{JOBS_FILE},{RETRY_JOBS}", "FORK_PER_JOB": fork})
+    wait_registered(r, worker)
+    resque.enqueue("default", "RaisesAClassOnlyItsChildKnows")
+    wait_log(r, "run:RaisesAClassOnlyItsChildKnows:2:")
+    wait_settled(r, 2)
+    assert r.llen("resque:failed") == 0
+
+
+def test_a_pools_retry_without_the_scheduler_is_warned_of_at_check_and_start(tmp_path, master_factory, redis_url):
+    pools = "pools:\n  - queues: [a]\n    count: 1\n    retry: 3\n  - queues: [b]\n    count: 1\n"
+    code, out = check(tmp_path, f"redis: {redis_url}\njobs: [{JOBS_FILE}]\n{pools}")
+    assert code == 0, out
+    assert out.count("resqued: warning: retries wait for a scheduler: set scheduler: true (pools with retry: a)") \
+        == 1, out
+    code, out = check(tmp_path, f"redis: {redis_url}\njobs: [{JOBS_FILE}]\nscheduler: true\n{pools}")
+    assert code == 0 and "retries wait" not in out, out
+    master = master_factory(["queues: [a]\ncount: 1\nretry: 3"], jobs=f"[{JOBS_FILE}]")
+    master.wait_workers(1)
+    assert log_text(master.proc).count("retries wait for a scheduler: set scheduler: true") == 1

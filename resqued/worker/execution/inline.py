@@ -12,7 +12,7 @@ report to the master.
 import logging
 
 from resqued.jobs import events
-from resqued.jobs.job import backtrace, exception_name, perform, warm
+from resqued.jobs.job import backtrace, exception_lineage, exception_name, perform, warm
 from resqued.process.title import stamp
 from resqued.resque.outcome import Failure
 from resqued.worker import reports
@@ -53,7 +53,9 @@ class InlineExecution:
                 events.trigger("onFailure", exc, job)
             except Exception:
                 log.exception("onFailure listener raised")
-            outcome = Failure(exception_name(exc), str(exc), backtrace(exc)), False
+            failure = Failure(exception_name(exc), str(exc), backtrace(exc))
+            failure.lineage = exception_lineage(exc)
+            outcome = failure, False
         finally:
             self.capture.end()
         self.worker.read_marked(marked)

@@ -13,7 +13,7 @@ import sys
 
 from resqued.jobs import events
 from resqued.resque import wire
-from resqued.jobs.job import Job, backtrace, exception_name, perform
+from resqued.jobs.job import Job, backtrace, exception_lineage, exception_name, perform
 from resqued.resque.outcome import DIRTY_EXIT, Failure
 from resqued.process import logfile
 from resqued.process.title import set_title, stamp
@@ -116,7 +116,7 @@ def _run_and_report(job, target, write_fd: int) -> int:
         result = {"ok": True, "skipped": not performed}
     except BaseException as exc:  # SystemExit and KeyboardInterrupt fail the job too
         result = {"ok": False, "exception": exception_name(exc), "error": str(exc),
-                  "backtrace": backtrace(exc)}
+                  "backtrace": backtrace(exc), "lineage": exception_lineage(exc)}
         try:
             events.trigger("onFailure", exc, job)
         except BaseException:
@@ -163,7 +163,11 @@ def interpret(job, pid: int, status: int, report: bytes, kill_reason: str | None
             result = json.loads(report.split(b"\n", 1)[0])
             if result.get("ok"):
                 return None, bool(result.get("skipped"))
-            return Failure(result["exception"], result["error"], result.get("backtrace")), False
+            failure = Failure(result["exception"], result["error"], result.get("backtrace"))
+            lineage = result.get("lineage")
+            if isinstance(lineage, list) and all(isinstance(name, str) for name in lineage):
+                failure.lineage = lineage
+            return failure, False
         except (ValueError, KeyError, TypeError, AttributeError):
             pass
     if os.WIFSIGNALED(status):
