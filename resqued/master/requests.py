@@ -68,15 +68,16 @@ class RequestHandlers:
             if isinstance(step, Wait):
                 self.waiting.append((conn, step, time.monotonic() + step.within))
             else:
-                conn.reply(self._reply(step, view()))
+                conn.reply(self._reply(step, view(), memory=conn.request.memory))
         except OSError as exc:
             # Out of descriptors (EMFILE) while reading /proc for a status,
             # say: this request fails, the master goes on.
             conn.reply(Refusal(f"the master cannot answer {conn.request.command.value!r} now: {exc}"))
 
-    def _reply(self, step, view: MasterView):
+    def _reply(self, step, view: MasterView, memory: bool = True):
         if isinstance(step, ReplyStatus):
-            return Answer(self.status(view), pid=os.getpid() if step.with_pid else None, message=step.message)
+            return Answer(self.status(view, memory), pid=os.getpid() if step.with_pid else None,
+                          message=step.message)
         return step
 
     def reloaded(self) -> None:
@@ -142,7 +143,7 @@ class RequestHandlers:
                            reload_probing=view.reload_probing, reload_error=view.reload_error,
                            on_hup=view.config.on_hup)
 
-    def status(self, view: MasterView) -> Status:
+    def status(self, view: MasterView, memory: bool = True) -> Status:
         pools = []
         for pool in view.config.pools:
             state = view.supervision[pool.name]
@@ -157,7 +158,7 @@ class RequestHandlers:
                 "spawner": self._spawner_status(view),
                 **{name: {**kept, "rss": _rss(kept["pid"])} for name, kept in (view.kept or {}).items()},
                 "pools": pools,
-                "workers": [c.describe() for c in sorted(view.children, key=lambda c: c.pid)]}
+                "workers": [c.describe(memory) for c in sorted(view.children, key=lambda c: c.pid)]}
 
     @staticmethod
     def metrics(view: MasterView) -> Metrics:

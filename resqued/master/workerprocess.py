@@ -122,7 +122,9 @@ class Child:
         """Its state as status shows it: stopping once told to stop or announced."""
         return WorkerState.STOPPING if self.stopping or self.exit_notice else self.reported
 
-    def describe(self) -> WorkerStatus:
+    def describe(self, memory: bool = True) -> WorkerStatus:
+        """``memory``: read each worker's memory (PSS, from /proc: the costly
+        part of a status; the fleet advertiser asks every 2 s without it)."""
         reported = self.reported
         state = self.describe_state()
         report = self.report or StateReport(WorkerState.STARTING)
@@ -138,8 +140,8 @@ class Child:
                 "since": report.since if reported in (WorkerState.BUSY, WorkerState.REDIS_DOWN) else None,
                 "error": report.error if state == WorkerState.REDIS_DOWN else None,
                 "jobs_done": report.jobs or 0,
-                "memory": tree_memory(self.pid, exclude={child} if child else ()),
-                "job_memory": job_memory(self.pid, child),
+                "memory": tree_memory(self.pid, exclude={child} if child else ()) if memory else None,
+                "job_memory": job_memory(self.pid, child) if memory else None,
                 "started": self.started_wall, "stop_reason": self.stop_reason or None}
 
 

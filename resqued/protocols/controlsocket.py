@@ -49,6 +49,7 @@ class Request:
     wait: float | None = None     # pause: also until running jobs finish, this many seconds at most
     pools: tuple[str, ...] = ()   # restart: these pools only (none: every pool)
     now: bool = False             # stop: at once, not after the running jobs
+    memory: bool = True           # status: each worker's memory too (reading /proc: the costly part)
 
     def __post_init__(self):
         object.__setattr__(self, "command", Command(self.command))
@@ -63,6 +64,8 @@ class Request:
             fields["pools"] = list(self.pools)
         elif self.command == Command.STOP:
             fields["now"] = self.now
+        elif self.command == Command.STATUS and not self.memory:
+            fields["memory"] = False
         return json.dumps(fields).encode() + b"\n"
 
 
@@ -86,9 +89,13 @@ def decode_request(line: bytes) -> Request:
     if command == Command.PAUSE and wait is not None and (isinstance(wait, bool) or not isinstance(wait, (int, float))
                                                           or not 0 < wait < math.inf):   # NaN too: JSON allows it
         raise BadRequest("pause: wait must be a number of seconds above 0")
+    memory = fields.get("memory", True)
+    if command == Command.STATUS and not isinstance(memory, bool):
+        raise BadRequest("status: memory must be true or false")
     return Request(command, wait=wait if command == Command.PAUSE else None,
                    pools=tuple(pools) if command == Command.RESTART else (),
-                   now=bool(fields.get("now")) if command == Command.STOP else False)
+                   now=bool(fields.get("now")) if command == Command.STOP else False,
+                   memory=memory if command == Command.STATUS else True)
 
 
 def _shown(command) -> str:

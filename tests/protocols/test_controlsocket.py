@@ -75,3 +75,18 @@ def test_an_answer_that_is_no_json_object_is_refused():
     for data in (b"[1]\n", b"nope\n"):
         with pytest.raises(ValueError):
             decode_answer(data)
+
+
+def test_a_status_without_memory_travels_and_a_bad_memory_flag_is_refused():
+    # The fleet advertiser asks every 2 s: the workers' /proc reads stay out of it.
+    from resqued.protocols.controlsocket import BadRequest, Command, Request, decode_request
+    line = Request(Command.STATUS, memory=False).encode()
+    assert decode_request(line).memory is False
+    assert Request(Command.STATUS).encode() == b'{"command": "status"}\n'   # resquectl's line, as always
+    assert decode_request(b'{"command": "status"}').memory is True
+    try:
+        decode_request(b'{"command": "status", "memory": "no"}')
+    except BadRequest as exc:
+        assert "memory" in str(exc)
+    else:
+        raise AssertionError("a memory flag that is no boolean was taken")
