@@ -26,7 +26,6 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from resqued.resque.keys import check_queue_name
 
@@ -94,7 +93,7 @@ def _croniter():
     return croniter.croniter, croniter.CroniterError
 
 
-def split_cron(text: str) -> tuple[list[str], ZoneInfo | None]:
+def split_cron(text: str) -> tuple:
     """(cron fields, timezone or None); ValueError saying what is wrong.
     rufus-scheduler's forms: 5 fields, or 6 with seconds first, then an
     optional IANA timezone ("0 5 * * * Europe/Stockholm")."""
@@ -103,6 +102,9 @@ def split_cron(text: str) -> tuple[list[str], ZoneInfo | None]:
     if len(fields) in (6, 7):
         # Six fields are seconds-first unless the sixth names a zone: no
         # cron field (5, */10, MON, JAN) is a zone's name.
+        # Here: zoneinfo brings sysconfig, uuid and platform (~2 MB) into
+        # every master, while only a schedule with a timezone needs it.
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
         try:
             zone = ZoneInfo(fields[-1])
         except (ZoneInfoNotFoundError, ValueError, OSError):

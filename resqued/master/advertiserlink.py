@@ -9,7 +9,7 @@ hold a password, which a command line would show to anyone. A reload that
 changes what it reports of the config (its digest) starts a new one.
 """
 
-import hashlib
+import zlib
 import json
 import os
 import time
@@ -35,7 +35,9 @@ class AdvertiserLink(KeptProcess):
         if self._digest_of[0] is not config:
             # What the master runs with, not the file's bytes: two hosts whose
             # pool.yml differ only in comments have the same digest.
-            self._digest_of = (config, hashlib.sha256(repr(config).encode()).hexdigest()[:12])
+            self._digest_of = (config, f"{zlib.crc32(repr(config).encode()):08x}")
+            # crc32, not hashlib: a digest to tell configs apart on sight, and
+            # hashlib loads OpenSSL (~3 MB) into the master.
         return {"redis_url": config.redis_url, "namespace": config.namespace,
                 "control_socket": config.control_socket, "master_pid": os.getpid(), "title": self.title,
                 "host": hostname(), "version": __version__, "config": str(config.path or "(environment)"),

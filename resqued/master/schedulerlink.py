@@ -14,7 +14,6 @@ command line would show to anyone running ``ps``.
 """
 
 import os
-import secrets
 
 from resqued.master.keptprocess import KeptProcess
 from resqued.process import logs
@@ -31,7 +30,7 @@ class SchedulerLink(KeptProcess):
         super().__init__(f"resqued-scheduler[{name}]")
         # Containers may share a hostname and each run its master as pid 1:
         # hostname:pid alone could be another master's lock value.
-        self.lock_token = secrets.token_hex(6)
+        self.lock_token = os.urandom(6).hex()   # not secrets: it would load OpenSSL into the master
 
     def wanted(self, config):
         """Its command line's arguments and the recurring jobs it enqueues (it

@@ -8,8 +8,8 @@ failure does (resque-retry's MultipleWithRetrySuppression keeps the retried
 attempts out of the failed list, though Ruby's worker still counts them).
 """
 
+import os
 import time
-import uuid
 
 from resqued.resque import jobstatus, wire
 from resqued.resque.delayed import DelayedKeys, encodings
@@ -77,7 +77,7 @@ def retry_command(keys, worker_id: str, queue: str, payload: dict, failure, due:
     final = {key: value for key, value in payload.items() if key != ATTEMPT}
     # Where the script names the key it found wrong: unique, so that no
     # payload or backtrace text can be taken for it.
-    marker = f"<wrong-key-{uuid.uuid4().hex}>"
+    marker = f"<wrong-key-{os.urandom(16).hex()}>"   # not uuid: it loads platform into the master
     error = (f"{failure.error} (its retry, attempt {attempt} at {wire.utc_iso(due)}, could not be "
              f"scheduled: {marker} is not of its type)")
     entry = wire.failure_record(final, failure.exception, error, failure.backtrace, worker_id, queue,
