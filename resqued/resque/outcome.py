@@ -10,7 +10,7 @@ import logging
 import time
 
 from resqued.resque import jobstatus, wire
-from resqued.resque.retried import ATTEMPT, retry_command
+from resqued.resque.retried import ATTEMPT, retry_command, retry_refused
 
 
 log = logging.getLogger("resqued.resque")
@@ -85,8 +85,13 @@ def check_outcome_replies(commands, replies) -> None:
     holds no integer (someone SET it) refuses INCRBY; the transaction's other
     commands were applied all the same (Redis runs every command of a MULTI),
     so the job is recorded: a counter is not worth stopping the worker, which
-    would retry or crash on every job. Said once per COUNTER_WARN_INTERVAL."""
+    would retry or crash on every job. Said once per COUNTER_WARN_INTERVAL.
+    A retry the script turned into a final failure is said too."""
     for command, reply in zip(commands, replies):
+        if retry_refused(command, reply):
+            # The worker logged "retry in N s" before the transaction; correct it.
+            log.error("the retry could not be scheduled (%s): the attempt was recorded as the job's final "
+                      "failure", retry_refused(command, reply))
         if not isinstance(reply, Exception):   # an error reply (no redis-py here: config imports this)
             continue
         if command[0] != "INCRBY":
