@@ -8,6 +8,7 @@ from resqued.config.redisurl import BadRedisURL, normalize_url, redact, split_ur
 from resqued.resque.keys import check_queue_name
 from resqued.config.sizes import parse_size
 from resqued.jobs.retries import KEYS as RETRY_KEYS, PolicyError, normalize as retry_normalize
+from resqued.numbers import is_whole_number
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
@@ -81,7 +82,7 @@ def listen_address(r, node, path):
 
 def check_listen_address(value: str) -> str:
     host, _, port = value.strip().rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536 or any(c.isspace() for c in host):
+    if not host or not is_whole_number(port) or not 0 < int(port) < 65536 or any(c.isspace() for c in host):
         raise ValueError(f"{value!r}: expected HOST:PORT, e.g. 127.0.0.1:9640 or [::1]:9640")
     return f"{host}:{int(port)}"
 
@@ -101,7 +102,7 @@ def check_redis_url(url: str | None) -> str:
         return url   # normalize_url checked it whole
     parts = split_url(url)
     database = parts.path.strip("/")
-    if parts.scheme != "unix" and (not parts.hostname or (database and not database.isdigit())):
+    if parts.scheme != "unix" and (not parts.hostname or (database and not is_whole_number(database))):
         raise BadRedisURL(f"redis URL {redact(url)!r}: expected redis://[user:password@]host[:port][/db]")
     return url
 

@@ -35,7 +35,8 @@ from resqued.worker.execution import Execution
 from resqued.worker.execution.forking import ForkingExecution
 from resqued.worker.execution.inline import InlineExecution
 from resqued.jobs.job import Job
-from resqued.resque.outcome import INVALID_PAYLOAD, JOB_TIMEOUT, UNKNOWN_JOB, Failure, add_outcome
+from resqued.resque.outcome import (INVALID_PAYLOAD, JOB_TIMEOUT, UNKNOWN_JOB, Failure, add_outcome,
+                                    check_outcome_replies)
 from resqued.process import logfile
 from resqued.process.pidfile import Pidfile
 from resqued.process.title import set_title
@@ -428,9 +429,7 @@ class Worker:
             # the in-flight lists for reclaiming (the next job may have moved).
             replies = direct.execute(self.redis, batch.commands, transaction=True, retry=False,
                                      raise_errors=False, held=self._outcome_conn)
-            for reply in replies[:-2] if take else replies:
-                if isinstance(reply, redis.ResponseError):
-                    raise reply
+            check_outcome_replies(batch.commands, replies[:-2] if take else replies)
             return self.reserver.taken(take, *replies[-2:]) if take else None
         # An outcome is never dropped: keep trying until Redis takes it.
         try:
