@@ -1,6 +1,7 @@
 """A job module with a childReady listener (tests/worker/test_child_ready.py):
 it opens a redis-py client and an sqlite3 database in each job child before
-its job, and logs its pid and time; READY_FAIL=1 makes it raise. It takes
+its job, and logs its pid and time; READY_FAIL=1 (or the file
+READY_FAIL_FILE names, while it exists) makes it raise. It takes
 resqued's own client at import, so standbys connect it ahead."""
 
 import os
@@ -17,7 +18,7 @@ warm = {}
 
 @resqued.listen("childReady")
 def open_connections():
-    if os.environ.get("READY_FAIL"):
+    if os.environ.get("READY_FAIL") or os.path.exists(os.environ.get("READY_FAIL_FILE", "/nonexistent")):
         raise ConnectionRefusedError("database at db.invalid:5432 refused the connection")
     warm["redis"] = redis.Redis.from_url(os.environ["REDIS_BACKEND"])
     warm["db"] = sqlite3.connect(":memory:")

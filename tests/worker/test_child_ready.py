@@ -71,6 +71,25 @@ def test_a_failing_listener_is_logged_once_and_no_job_is_taken(procs, redis_url,
     assert stop(proc) == 0
 
 
+def test_jobs_taken_while_it_starts_failing_go_back_to_their_queue_and_run_once_it_succeeds(procs, redis_url, r,
+                                                                                            resque, tmp_path):
+    fail = tmp_path / "fail"
+    proc = procs.resqued(redis_url, extra_env={"APP_INCLUDE": f"{JOBS_FILE},{READY_JOBS}",
+                                               "READY_FAIL_FILE": str(fail)})
+    wait_registered(r, proc)
+    wait_log(r, "ready:")   # this standby is ready; the next ones fail
+    fail.touch()
+    for _ in range(4):
+        resque.enqueue_call("default", "uses_warm")
+    wait_until(lambda: "listeners failed 2 time" in title(proc.pid), message="two failures")
+    assert r.get("resque:stat:processed") == b"1" and r.llen("resque:queue:default") == 3   # the taken one went back
+    fail.unlink()
+    wait_until(lambda: r.get("resque:stat:processed") == b"4", message="the jobs, once it succeeds")
+    assert r.get("resque:stat:failed") is None
+    assert "childReady listeners succeeded after" in log_text(proc)
+    assert stop(proc) == 0
+
+
 def test_a_jobs_enqueue_uses_the_connection_opened_in_its_standby(procs, redis_url, r, resque):
     proc = procs.resqued(redis_url, extra_env={"APP_INCLUDE": f"{JOBS_FILE},{READY_JOBS}"})
     wait_registered(r, proc)
