@@ -102,18 +102,18 @@ def test_a_jobs_enqueue_uses_the_connection_opened_in_its_standby(procs, redis_u
 
 def test_failures_are_logged_once_a_minute_with_a_growing_delay(caplog):
     failures = childready.Failures("w1")
-    delays = [failures.failed(10 + i, "ValueError: boom") for i in range(8)]
+    delays = [failures.failed(f"job child {10 + i}", "ValueError: boom") for i in range(8)]
     assert delays == [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
     assert [r.getMessage() for r in caplog.records].count(
         "worker w1: childReady listener failed in job child 10: ValueError: boom; no job is taken until they "
         "succeed (next try in 0.25s)") == 1
     assert len(caplog.records) == 1
     failures.logged_at -= childready.LOG_EVERY
-    failures.failed(20, "ValueError: boom")
+    failures.failed("job child 20", "ValueError: boom")
     assert "7 more failure(s) since the last line" in caplog.records[-1].getMessage()
     failures.succeeded()
     assert "succeeded after 9 failure(s)" in caplog.records[-1].getMessage()
-    assert failures.failed(21, "x") == 0.25
+    assert failures.failed("the worker", "x") == 0.25
 
 
 def test_listen_is_a_decorator_too():

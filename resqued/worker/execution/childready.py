@@ -107,8 +107,9 @@ class Failures:
         self.unlogged = 0         # since the last line
         self.logged_at = None
 
-    def failed(self, pid, text: str) -> float:
-        """Note a failure; the seconds to wait before the next attempt."""
+    def failed(self, where: str, text: str) -> float:
+        """Note a failure in ``where`` ("job child 1234", "the worker"); the
+        seconds to wait before the next attempt."""
         self.count += 1
         delay = min(MAX_DELAY, FIRST_DELAY * 2 ** (self.count - 1))
         now = time.monotonic()
@@ -116,8 +117,8 @@ class Failures:
             self.unlogged += 1
             return delay
         more = f"; {self.unlogged} more failure(s) since the last line" if self.unlogged else ""
-        log.error("worker %s: childReady listener failed in job child %s: %s; no job is taken until they "
-                  "succeed (next try in %gs%s)", self.worker_id, pid, text, delay, more,
+        log.error("worker %s: childReady listener failed in %s: %s; no job is taken until they "
+                  "succeed (next try in %gs%s)", self.worker_id, where, text, delay, more,
                   extra=event("child_ready_failed", worker=self.worker_id, error=text, failures=self.count))
         self.logged_at, self.unlogged = now, 0
         return delay

@@ -69,7 +69,7 @@ class ForkingExecution:
                 return True
             if word is not None:
                 # Its job waits in the queue rather than run without them (childready.py).
-                delay = self.failures.failed(self.standbys.last_failed, word)
+                delay = self.failures.failed(f"job child {self.standbys.last_failed}", word)
                 worker.show_title(f"Waiting: childReady listeners failed {self.failures.count} time(s)")
                 worker.idle_wait(delay)
                 return False

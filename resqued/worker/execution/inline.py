@@ -47,7 +47,7 @@ class InlineExecution:
         try:
             childready.run()
         except Exception as exc:
-            delay = self.failures.failed(self.worker.pid, childready.describe_failure(exc))
+            delay = self.failures.failed("the worker", childready.describe_failure(exc))
             self.worker.show_title(f"Waiting: childReady listeners failed {self.failures.count} time(s)")
             self.worker.idle_wait(delay)
             return False
