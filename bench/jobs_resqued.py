@@ -5,6 +5,8 @@ harness for the jobs that report."""
 import os
 import time
 
+import redis
+
 
 class NoopJob:
     """The job every throughput scenario runs: nothing at all."""
@@ -29,3 +31,11 @@ class LatencyJob:
         import redis
         redis.Redis.from_url(os.environ["BENCH_REDIS_URL"]).rpush(
             "bench:latency", f"{self.args['t']!r} {started!r}")
+
+
+class WriteKeyJob:
+    """drain1_io: what an unmodified app's job does, build a redis-py client
+    and write one key (in a fresh child, each time)."""
+
+    def perform(self):
+        redis.Redis.from_url(os.environ["BENCH_REDIS_URL"]).set(f"bench:io:{self.args['i']}", 1)

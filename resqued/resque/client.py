@@ -54,6 +54,15 @@ class Resque:
     def __repr__(self):
         return f"<Resque {redact(self.url)} namespace={self.keys.namespace}>"
 
+    def connect_ahead(self) -> None:
+        """Connect the connection ``enqueue`` uses, now rather than on the first
+        call (a job child's standby does, jobs/ownclient.py)."""
+        if self._conns is not None and self._conns.held is not None:
+            self._conns.held.take()
+            return
+        pool = self.redis.connection_pool
+        pool.release(direct.connection(pool))   # connected, and left in the pool for the next call
+
     # -- enqueue -----------------------------------------------------------
     def enqueue(self, queue: str, job_class: str, args=None, track_status: bool = False, prefix: str = ""):
         """php-resque's ``Resque::enqueue``: ``args`` (a dict, a list or None)
