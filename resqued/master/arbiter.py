@@ -20,7 +20,7 @@ import time
 
 from resqued.config.limits import worker_bound
 from resqued.master import workerprocess
-from resqued.master import reconcile, signalactions, workerexits
+from resqued.master import commandworkers, reconcile, signalactions, workerexits
 from resqued.master.adopted import end_adopted
 from resqued.master.control import ControlServer
 from resqued.master.headline import Headline
@@ -137,6 +137,7 @@ class Arbiter:
             self.notifier.watchdog()   # a reload takes a while: systemd must not think us hung
         self._finish_reload()
         self._reap()
+        commandworkers.check(self.children.values(), self.supervision)
         self._keep_spawner()
         for kept in self.kept():
             kept.start_due(self.config)
@@ -331,7 +332,8 @@ class Arbiter:
         can_spawn = self.spawner.ready and now >= self._spawn_retry_at
         for pool in plan.spawn if can_spawn else ():
             try:
-                child = workerprocess.spawn(self.config, pool, self.paused, self.spawner, self.tally)
+                kind = commandworkers if pool.command else workerprocess   # who starts it: the master, the spawner
+                child = kind.spawn(self.config, pool, self.paused, self.spawner, self.tally)
             except (SpawnerError, OSError) as exc:
                 # E.g. fork failed (a process limit): try again in a second,
                 # not on every turn of the loop (each job's report is one).
@@ -377,6 +379,7 @@ class Arbiter:
                 hand_exit(self.helpers(), pid, code, describe_exit(code))
                 continue
             child.read_reports()
+            commandworkers.reaped(child)
             os.close(child.report_fd)
             workerprocess.remove_worker_pidfile(self.config, child)
             self._account(child, code)

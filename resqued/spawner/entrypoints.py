@@ -25,6 +25,7 @@ from resqued.redisio.connection import connect
 from resqued.redisio import refusals
 from resqued.resque.client import Resque
 from resqued.resque.presence import unregister_commands
+from resqued.resque.dirtyexit import DirtyExits
 from resqued.resque.recovery import Recovery
 from resqued.worker.reports import announce_exit, write_whole
 from resqued.worker.worker import Worker
@@ -101,8 +102,14 @@ def recovery_main(spec: dict) -> int:
     resque = Resque(spec["redis_url"], spec["namespace"],
                     redis=connect(spec["redis_url"], socket_timeout=2, socket_connect_timeout=2))
     recovery = Recovery(resque.redis, resque.keys, spec["on_lost"], spec["max_lost"])
+    # A command pool's worker (php-resque, Ruby) keeps no in-flight list: its
+    # job is in its working-on record (dirtyexit.py).
+    dirty = DirtyExits(resque.redis, resque.keys, spec["on_lost"], spec["max_lost"]) if spec.get("command") else None
     try:
         for worker_id, why in spec["workers"]:
+            if dirty is not None:
+                dirty.settle(worker_id, why)
+                continue
             recovery.recover(worker_id, why)
             pipe = resque.redis.pipeline(transaction=False)
             unregister_commands(pipe, resque.keys, worker_id)
