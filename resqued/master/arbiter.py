@@ -329,8 +329,10 @@ class Arbiter:
         plan = reconcile.plan(self.config.pools, counts, alive, blocked)
         for pid, reason in plan.retire:
             retire([self.children[pid]], reason)
-        can_spawn = self.spawner.ready and now >= self._spawn_retry_at
-        for pool in plan.spawn if can_spawn else ():
+        # A command pool's workers are the master's own forks: no spawner to wait for.
+        for pool in plan.spawn if now >= self._spawn_retry_at else ():
+            if not (pool.command or self.spawner.ready):
+                continue
             try:
                 kind = commandworkers if pool.command else workerprocess   # who starts it: the master, the spawner
                 child = kind.spawn(self.config, pool, self.paused, self.spawner, self.tally)

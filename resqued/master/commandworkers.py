@@ -59,9 +59,13 @@ class CommandChild(Child):
     pause_pending: bool = False   # started while the master is paused: USR2 once it listens
     checked_at: float = 0.0
     title: str = ""
+    started_up: bool = False
 
     def read_reports(self) -> None:
         pass   # it writes none: check() looks at it instead
+
+    def job_label(self) -> str:
+        return "a job"   # which one is in Redis: the recovery run names it
 
     def observe(self, now: float) -> None:
         """Its state from its title and its tree: busy while it has a job
@@ -73,14 +77,21 @@ class CommandChild(Child):
         paused = PAUSED_TITLE in self.title
         # Started (Supervisor's startsecs): alive MIN_UPTIME seconds, or at
         # work; until then an exit is a boot failure, which backs off.
-        if self.report is None and not busy and now - self.started < MIN_UPTIME:
-            return
+        self.started_up = self.started_up or busy or now - self.started >= MIN_UPTIME
+        if not (self.started_up or any(t in self.title for t in READY_TITLES)):
+            return   # still starting (its interpreter, its app)
         state = WorkerState.BUSY if busy else WorkerState.PAUSED if paused else WorkerState.IDLE
-        if self.report is not None and self.report.state == state:
+        job_child = children[0] if children else None
+        if self.report is not None and (self.report.state, self.report.paused, self.report.child) == \
+                (state, paused, job_child):
             return
         since = self.report.since if self.report and self.report.state == state else time.time()
-        self.report = StateReport(state, since=since if busy else None, child=children[0] if children else None,
-                                  pid=self.pid, paused=paused)
+        self.report = StateReport(state, since=since if busy else None, child=job_child, pid=self.pid, paused=paused)
+
+    @property
+    def ready(self) -> bool:
+        """Started: an exit from now on is no boot failure."""
+        return self.started_up
 
     @property
     def listening(self) -> bool:
@@ -150,11 +161,19 @@ def reaped(child) -> None:
     """The master reaped ``child``: for a command worker, end what its
     process group still runs (php-resque's job child outlives a killed
     worker and would finish a job about to be settled as lost)."""
-    if isinstance(child, CommandChild):
-        try:
-            os.killpg(child.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+    if not isinstance(child, CommandChild):
+        return
+    try:
+        os.killpg(child.pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return   # nothing left in its group
+    if not child.busy:   # its job child outlived it: it died mid-job, whatever check() last saw
+        child.report = StateReport(WorkerState.BUSY, pid=child.pid, since=time.time())
+        child.started_up = True
+    try:
+        os.killpg(child.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _signal(child, signum) -> None:

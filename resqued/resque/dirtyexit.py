@@ -17,10 +17,10 @@ import socket
 import time
 
 from resqued.resque import jobstatus, wire
+from resqued.resque.outcome import DIRTY_EXIT   # what Ruby's prune records
 from resqued.resque.presence import unregister_commands
 from resqued.resque.recovery import Recovery, log_settled
 
-DIRTY_EXIT = "Resque::DirtyExit"   # what Ruby's prune records (php-resque's parent: Resque_Job_DirtyExitException)
 
 # KEYS: working-on record, queue, failed, stat:failed, queues set, status key
 # ARGV: the record as read, action, requeued payload or failure record, queue,

@@ -37,7 +37,7 @@ def busy_worker(r):
     return None
 
 
-def test_kept_at_count_registered_shown_and_stopped_gracefully(master_factory, r, tmp_path):
+def test_kept_at_count_registered_paused_shown_and_stopped_gracefully(master_factory, r, tmp_path):
     m = master_factory([command_pool(count=2)])
     first = m.wait_workers(2)
     wait_until(lambda: r.scard("resque:workers") == 2, message="two registrations")
@@ -47,6 +47,12 @@ def test_kept_at_count_registered_shown_and_stopped_gracefully(master_factory, r
     assert sorted(os.listdir(tmp_path / "var/run/workers")) == sorted(f"default.{pid}.pid" for pid in first)
     human = m.ctl("status").stdout
     assert f"pool default runs a command: {sys.executable} {STAND_IN}" in human
+
+    paused = m.ctl("pause")   # USR2, as resque-pool relays it: the title says Paused
+    assert paused.returncode == 0, paused.stderr
+    assert [(w["state"], w["paused"]) for w in m.status()["workers"]] == [("paused", True)] * 2
+    resumed = m.ctl("resume")   # CONT
+    assert resumed.returncode == 0, resumed.stderr
 
     os.kill(first[0], signal.SIGKILL)   # idle: nothing to settle, its registration removed
     wait_until(lambda: len(m.workers()) == 2 and first[0] not in m.workers(), message="a replacement")
@@ -105,3 +111,4 @@ def test_a_worker_killed_mid_job_has_its_job_requeued_at_once(master_factory, r)
     assert not r.sismember("resque:workers", worker_id) and not r.exists(f"resque:stat:processed:{worker_id}")
     assert r.llen("resque:failed") == 0
     assert stop(m.proc) == 0
+
