@@ -16,9 +16,6 @@ REFUSED = {
     "retry": "the command's worker records its jobs' failures itself (use its own retry plugin)",
     "max_memory_hard": "resqued cannot tell the command's job child from the rest of its tree "
                        "(max_memory recycles it between jobs)",
-    "max_jobs": "not yet for a command pool: its job count is in Redis, which the master does not read "
-                "(use max_memory)",
-    "max_jobs_jitter": "not yet for a command pool (nor max_jobs)",
 }
 # Variables the pool's settings give: COUNT is one worker per process, always.
 SINGLE_PROCESS = "a command pool runs one worker per process (php-resque's COUNT > 1 forks them and exits): " \

@@ -28,6 +28,7 @@ from resqued.master.exporterlink import Exporter
 from resqued.master.schedulerlink import SchedulerLink
 from resqued.master.advertiserlink import AdvertiserLink
 from resqued.master.helperprocess import HelperProcess, hand_exit
+from resqued.master.jobcounts import JobCounts
 from resqued.master.metricstally import Tally, exit_reason
 from resqued.master.requestdecisions import (REQUEST_TIMEOUT, Pause, Reload, Restart, Resume, StopMaster, Wait,
                                              after_reload, after_restart)
@@ -81,6 +82,7 @@ class Arbiter:
         self.hostname = hostname()   # RESQUED_HOSTNAME, else the system's
         self.tally, self.exporter = Tally(), Exporter(self.name)   # metrics: what is counted, what serves it
         self.lost = RecoveryRuns(self.tally)
+        self.job_counts = JobCounts()   # a command pool's max_jobs: its workers' counts, read from Redis
         self.spawner = Spawner(self.name)
         self.scheduler = SchedulerLink(self.name)   # moves delayed jobs, when the config enables it
         self.advertiser = AdvertiserLink(self.name)   # writes this master's record for resquectl fleet
@@ -137,7 +139,8 @@ class Arbiter:
             self.notifier.watchdog()   # a reload takes a while: systemd must not think us hung
         self._finish_reload()
         self._reap()
-        commandworkers.check(self.children.values(), self.supervision)
+        commandworkers.check(self.children.values(), self.supervision, self.job_counts.counts)
+        self.job_counts.start_due(self.spawner, self.children.values(), self.config)
         self._keep_spawner()
         for kept in self.kept():
             kept.start_due(self.config)
@@ -391,7 +394,7 @@ class Arbiter:
         (helperprocess.py), in the order they are served. Read each turn: a
         rolling restart replaces ``self.spawner``. A new kind of helper is
         one more entry here."""
-        return [self.spawner, self.restart, self.lost, self.reloading, *self.kept()]
+        return [self.spawner, self.restart, self.lost, self.reloading, self.job_counts, *self.kept()]
 
     def kept(self) -> list:
         """The processes kept running while the config asks for them (keptprocess.py)."""

@@ -18,6 +18,7 @@ the job its ``worker:<id>`` record says it was running (resque/dirtyexit.py).
 
 import logging
 import os
+import random
 import signal
 import socket
 import time
@@ -60,6 +61,7 @@ class CommandChild(Child):
     checked_at: float = 0.0
     title: str = ""
     started_up: bool = False
+    max_jobs: int | None = None   # its pool's max_jobs plus its jitter (jobcounts.py reads its count)
 
     def read_reports(self) -> None:
         pass   # it writes none: check() looks at it instead
@@ -127,16 +129,17 @@ def spawn(config, pool, paused: bool, spawner=None, tally=None) -> CommandChild:
                          recovery={**recovery_settings(config), "command": True}, tally=tally,
                          worker_id=f"{socket.gethostname()}:{pid}:{queues}", pause_pending=paused)
     child.last_error = error
+    child.max_jobs = pool.max_jobs + random.randint(0, pool.max_jobs_jitter) if pool.max_jobs else None
     if config.pid_dir and not error:
         Pidfile(worker_pidfile(config.pid_dir, pool, pid)).create(pid)
     return child
 
 
-def check(children, supervision, now: float | None = None) -> None:
+def check(children, supervision, job_counts=None, now: float | None = None) -> None:
     """Each turn of the master's loop: look at each command worker due a
-    look; recycle one whose tree's memory passed its pool's max_memory (a
-    QUIT: a Resque worker finishes its job first), and tell one started
-    during a pause to pause once it listens."""
+    look; recycle one whose tree's memory passed its pool's max_memory, or
+    whose job count (``job_counts``: pid -> jobs done, jobcounts.py) reached
+    its max_jobs; tell one started during a pause to pause once it listens."""
     now = time.monotonic() if now is None else now
     for child in children:
         if not isinstance(child, CommandChild) or child.stopping or now - child.checked_at < CHECK_EVERY:
@@ -145,16 +148,23 @@ def check(children, supervision, now: float | None = None) -> None:
         if child.pause_pending and child.listening:
             child.pause_pending = False
             _signal(child, signal.SIGUSR2)
-        limit = child.pool.max_memory
+        limit, done = child.pool.max_memory, (job_counts or {}).get(child.pid, 0)
         if limit and (memory := tree_memory(child.pid)) > limit:
-            reason = f"its memory {approx_size(memory)} passed max_memory {approx_size(limit)}"
-            log.info("recycling worker %d (%s): %s%s", child.pid, child.pool.name, reason,
-                     ", after its job" if child.busy else "", extra=child.event("worker_recycling", reason=reason))
-            child.stopping, child.stop_reason = True, f"recycled: {reason}"
-            _signal(child, signal.SIGQUIT)
-            pool = supervision.get(child.pool.name)
-            if pool is not None:
-                pool.recycles += 1
+            _recycle(child, f"its memory {approx_size(memory)} passed max_memory {approx_size(limit)}", supervision)
+        elif child.max_jobs and done >= child.max_jobs:
+            _recycle(child, f"{done} jobs done, max_jobs {child.max_jobs}", supervision)
+
+
+def _recycle(child, reason: str, supervision) -> None:
+    """QUIT: a Resque worker finishes its job first; its replacement starts
+    at once (a stopping worker no longer counts)."""
+    log.info("recycling worker %d (%s): %s%s", child.pid, child.pool.name, reason,
+             ", after its job" if child.busy else "", extra=child.event("worker_recycling", reason=reason))
+    child.stopping, child.stop_reason = True, f"recycled: {reason}"
+    _signal(child, signal.SIGQUIT)
+    pool = supervision.get(child.pool.name)
+    if pool is not None:
+        pool.recycles += 1
 
 
 def reaped(child) -> None:

@@ -137,6 +137,20 @@ class Spawner:
             os.close(write_fd)
         return pid, read_fd
 
+    def count_jobs(self, spec: dict) -> tuple[int, int]:
+        """Have the spawner fork a child of its own that reads the command
+        workers' job counts from Redis (spawner/entrypoints.count_jobs_main);
+        returns its pid and the read end of the pipe the counts come on."""
+        read_fd, write_fd = os.pipe()
+        try:
+            pid = self._request(protocol.CountJobs(spec), [write_fd])
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
+        return pid, read_fd
+
     def stop(self) -> None:
         """The master is leaving: the spawner has nothing to finish."""
         if self.pid is not None:

@@ -1,6 +1,7 @@
 """The job of a dead foreign worker (a command pool's php-resque or Ruby
 Resque worker, docs/command-pools.md), settled at once by the master's
-recovery run instead of at some later worker's prune.
+recovery run instead of at some later worker's prune; and a live one's job
+count, for max_jobs.
 
 Such a worker keeps no in-flight list: the job it runs is only in its
 ``worker:<id>`` working-on record (``{"queue", "run_at", "payload"}``),
@@ -54,6 +55,14 @@ def registered_ids(client, keys, worker_id: str) -> list[str]:
         if len(parts) >= 3 and parts[1] == pid and parts[0] in hosts and member not in found:
             found.append(member)
     return found
+
+
+def jobs_done(client, keys, worker_id: str) -> int:
+    """How many jobs the live foreign worker of ``worker_id`` has done: its
+    ``stat:processed:<id>``, which php-resque and Ruby Resque count after
+    every job, failed ones included (master/jobcounts.py)."""
+    ids = registered_ids(client, keys, worker_id)
+    return max(int(value or 0) for value in client.mget([keys.worker_processed(i) for i in ids]))
 
 
 class DirtyExits:

@@ -28,8 +28,8 @@ def test_a_command_pool_resolves_its_command_env_and_directory(tmp_path):
     [pool] = config.pools
     assert pool.kind == "command" and pool.command == ("php", "bin/resque", "3")
     assert pool.env == {"APP_INCLUDE": "app.php", "VERBOSE": "1"} and pool.directory == str(tmp_path / "app")
-    # defaults: of Python pools do not reach it
-    assert pool.job_timeout is None and pool.max_jobs is None and pool.max_jobs_jitter == 0
+    # defaults: reach it, but for the settings of Python pools only
+    assert pool.job_timeout is None and pool.max_jobs == 9
     assert load(tmp_path, []).pools[0].kind == "python"
 
 
@@ -47,7 +47,7 @@ def test_a_command_pool_resolves_its_command_env_and_directory(tmp_path):
     (["command: [php]", "job_timeout: 3"], "pool.yml:5: pools[0].job_timeout: not for a command pool: resqued "
                                            "cannot stop a job inside another program's worker"),
     (["command: [php]", "fork: false"], "pool.yml:5: pools[0].fork: not for a command pool:"),
-    (["command: [php]", "max_jobs: 100"], "pool.yml:5: pools[0].max_jobs: not for a command pool: not yet"),
+    (["command: [php]", "max_memory_hard: 1GB"], "pool.yml:5: pools[0].max_memory_hard: not for a command pool:"),
 ])
 def test_a_bad_command_pool_is_refused_in_one_line_at_its_key(tmp_path, lines, expected):
     text = error(tmp_path, lines)

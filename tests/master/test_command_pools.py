@@ -7,6 +7,7 @@ its job settled at once."""
 
 import json
 import os
+import re
 import signal
 import sys
 
@@ -112,3 +113,16 @@ def test_a_worker_killed_mid_job_has_its_job_requeued_at_once(master_factory, r)
     assert r.llen("resque:failed") == 0
     assert stop(m.proc) == 0
 
+
+
+def test_max_jobs_recycles_by_the_count_resque_keeps_in_redis(master_factory, r):
+    m = master_factory([command_pool(extra="\nmax_jobs: 2")])
+    [worker] = m.wait_workers(1)
+    for _ in range(3):
+        enqueue(r, "default", "Sleep", 0)
+    # The master has a child of the spawner read stat:processed:<id> (jobcounts.py).
+    wait_until(lambda: worker not in m.workers() and len(m.workers()) == 1, message="a recycle")
+    assert re.search(rf"recycling worker {worker} \(default\): [23] jobs done, max_jobs 2", log_text(m.proc))
+    wait_until(lambda: r.get("resque:stat:processed") == b"3", message="every job run")
+    assert r.llen("resque:failed") == 0 and m.status()["pools"][0]["recycles"] == 1
+    assert stop(m.proc) == 0
