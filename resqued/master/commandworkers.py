@@ -62,6 +62,7 @@ class CommandChild(Child):
     title: str = ""
     started_up: bool = False
     max_jobs: int | None = None   # its pool's max_jobs plus its jitter (jobcounts.py reads its count)
+    quiet_fd: int | None = None   # without pidfds: the write end of its never-written pipe
 
     def read_reports(self) -> None:
         pass   # it writes none: check() looks at it instead
@@ -120,15 +121,16 @@ def spawn(config, pool, paused: bool, spawner=None, tally=None) -> CommandChild:
         error = os.read(error_fd, 1000).decode(errors="replace")   # EOF as soon as exec succeeded
     finally:
         os.close(error_fd)
+    keep = None
     try:
         pidfd = os.pidfd_open(pid)
-    except OSError:
-        pidfd = os.open("/dev/null", os.O_RDONLY)   # never readable in epoll's sense: SIGCHLD wakes us
+    except (OSError, AttributeError):   # before Linux 5.3: a pipe never written, SIGCHLD wakes us
+        pidfd, keep = os.pipe()
     queues = (pool.env or {}).get("QUEUE") or ",".join(pool.queues)
     child = CommandChild(pid=pid, pool=pool, settings=global_settings(config), report_fd=pidfd,
                          recovery={**recovery_settings(config), "command": True}, tally=tally,
                          worker_id=f"{socket.gethostname()}:{pid}:{queues}", pause_pending=paused)
-    child.last_error = error
+    child.last_error, child.quiet_fd = error, keep
     child.max_jobs = pool.max_jobs + random.randint(0, pool.max_jobs_jitter) if pool.max_jobs else None
     if config.pid_dir and not error:
         Pidfile(worker_pidfile(config.pid_dir, pool, pid)).create(pid)
@@ -173,6 +175,8 @@ def reaped(child) -> None:
     worker and would finish a job about to be settled as lost)."""
     if not isinstance(child, CommandChild):
         return
+    if child.quiet_fd is not None:
+        os.close(child.quiet_fd)
     try:
         os.killpg(child.pid, 0)
     except (ProcessLookupError, PermissionError):
