@@ -71,20 +71,21 @@ class CommandChild(Child):
         return "a job"   # which one is in Redis: the recovery run names it
 
     def observe(self, now: float) -> None:
-        """Its state from its title and its tree: busy while it has a job
-        child (each job's fork) or says Forked/Processing."""
+        """Its state from its title (busy: Forked/Processing), or from its
+        tree where it sets no Resque title (busy: it has a job child)."""
         self.checked_at = now
         self.title = read_title(self.pid)
         children = descendants(self.pid)
-        busy = bool(children) or any(t in self.title for t in BUSY_TITLES)
+        titled = any(t in self.title for t in READY_TITLES)
+        busy = any(t in self.title for t in BUSY_TITLES) if titled else bool(children)
         paused = PAUSED_TITLE in self.title
         # Started (Supervisor's startsecs): alive MIN_UPTIME seconds, or at
         # work; until then an exit is a boot failure, which backs off.
         self.started_up = self.started_up or busy or now - self.started >= MIN_UPTIME
-        if not (self.started_up or any(t in self.title for t in READY_TITLES)):
+        if not (self.started_up or titled):
             return   # still starting (its interpreter, its app)
         state = WorkerState.BUSY if busy else WorkerState.PAUSED if paused else WorkerState.IDLE
-        job_child = children[0] if children else None
+        job_child = children[0] if children and busy else None
         if self.report is not None and (self.report.state, self.report.paused, self.report.child) == \
                 (state, paused, job_child):
             return

@@ -101,7 +101,7 @@ def test_a_worker_killed_mid_job_has_its_job_requeued_at_once(master_factory, r)
     payload = enqueue(r, "default", "Sleep", 3)
     worker_id, working = wait_until(lambda: busy_worker(r), message="the job running")
     assert worker_id.split(":")[1] == str(worker) and working["payload"] == payload
-    job_child = psutil.Process(worker).children()[0]
+    [job_child] = wait_until(lambda: psutil.Process(worker).children(), message="its job child")
     os.kill(worker, signal.SIGKILL)
     # The job child is killed with it (it would finish a job now requeued),
     # the job goes back to the head of its queue and the replacement runs it.
@@ -109,7 +109,8 @@ def test_a_worker_killed_mid_job_has_its_job_requeued_at_once(master_factory, r)
                message="the job child killed")
     again = wait_until(lambda: (b := busy_worker(r)) and b[0] != worker_id and b[1], message="the job run again")
     assert again["payload"] == {**payload, "resqued_lost": 1}
-    assert not r.sismember("resque:workers", worker_id) and not r.exists(f"resque:stat:processed:{worker_id}")
+    wait_until(lambda: not r.sismember("resque:workers", worker_id), message="its registration removed")
+    assert not r.exists(f"resque:stat:processed:{worker_id}")
     assert r.llen("resque:failed") == 0
     assert stop(m.proc) == 0
 

@@ -49,14 +49,16 @@ def test_a_foreign_worker_is_kept_at_count_and_its_killed_job_failed_as_a_dirty_
     worker_id, working = wait_until(lambda: busy_worker(r), message="the job running")
     assert working["payload"] == payload and worker_id.split(":")[2] == name
     busy = int(worker_id.split(":")[1])
-    assert busy in workers and psutil.Process(busy).children()
+    assert busy in workers
+    wait_until(lambda: psutil.Process(busy).children(), message="its job child")   # forked after the record
     os.kill(busy, signal.SIGKILL)
     [failure] = wait_until(lambda: r.lrange("resque:failed", 0, -1), message="the job failed")
     failure = json.loads(failure)
     assert (failure["exception"], failure["payload"], failure["worker"], failure["queue"]) == \
         ("Resque::DirtyExit", payload, worker_id, name)
     assert "died (signal SIGKILL) while processing it (on_lost: fail)" in failure["error"]
-    assert not r.sismember("resque:workers", worker_id) and not r.exists(f"resque:worker:{worker_id}")
+    assert not r.exists(f"resque:worker:{worker_id}")   # with the job, in one call; then unregistered:
+    wait_until(lambda: not r.sismember("resque:workers", worker_id), message="its registration removed")
     wait_until(lambda: len(m.workers()) == 2 and busy not in m.workers(), message="a replacement")
     assert stop(m.proc) == 0
     assert r.scard("resque:workers") == 0 and r.get("resque:stat:processed") is None
