@@ -178,7 +178,7 @@ class Arbiter:
         (signalactions.py; None: nothing) asks for; returns what follows it."""
         if isinstance(action, Reload):
             if action.hup:
-                self._reopen_log()
+                logfile.reopen_or_keep(log)
             error = self.reload(action.hup)
             return Wait("probed", REQUEST_TIMEOUT) if error is PROBING else after_reload(error, self.config.on_hup)
         if isinstance(action, Restart):
@@ -227,14 +227,6 @@ class Arbiter:
             return
         for name, value in adjusted.items():
             self.supervision[name].adjust = value
-
-    def _reopen_log(self) -> None:
-        """--daemonize's log, after a rotation that renamed it (resque-pool's
-        HUP does this too); the other processes follow (logfile.py)."""
-        try:
-            logfile.reopen()
-        except OSError as exc:
-            log.error("cannot reopen the log file, still writing the old one: %s", exc)
 
     def winch(self) -> None:
         if has_controlling_terminal():
