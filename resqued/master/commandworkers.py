@@ -16,6 +16,7 @@ knows: when it dies unannounced (it never announces), a recovery run settles
 the job its ``worker:<id>`` record says it was running (resque/dirtyexit.py).
 """
 
+import dataclasses
 import logging
 import os
 import random
@@ -152,6 +153,8 @@ def check(children, supervision, job_counts=None, now: float | None = None) -> N
             child.pause_pending = False
             _signal(child, signal.SIGUSR2)
         limit, done = child.pool.max_memory, (job_counts or {}).get(child.pid, 0)
+        if done and child.report is not None and child.report.jobs != done:   # status's JOBS
+            child.report = dataclasses.replace(child.report, jobs=done)
         if limit and (memory := tree_memory(child.pid)) > limit:
             _recycle(child, f"its memory {approx_size(memory)} passed max_memory {approx_size(limit)}", supervision)
         elif child.max_jobs and done >= child.max_jobs:

@@ -126,4 +126,6 @@ def test_max_jobs_recycles_by_the_count_resque_keeps_in_redis(master_factory, r)
     assert re.search(rf"recycling worker {worker} \(default\): [23] jobs done, max_jobs 2", log_text(m.proc))
     wait_until(lambda: r.get("resque:stat:processed") == b"3", message="every job run")
     assert r.llen("resque:failed") == 0 and m.status()["pools"][0]["recycles"] == 1
+    enqueue(r, "default", "Sleep", 0)
+    wait_until(lambda: m.status()["workers"][0]["jobs_done"] >= 1, message="the replacement's count shown")
     assert stop(m.proc) == 0
