@@ -3,6 +3,8 @@
 setting, used for pool.yml and, on the same nodes, for env mode's variables
 (settings.py declares which check each setting has)."""
 
+import yaml
+
 from resqued.config import sentinelurl
 from resqued.config.redisurl import BadRedisURL, normalize_url, redact, split_url
 from resqued.resque.keys import check_queue_name
@@ -176,6 +178,43 @@ def check_queues(r, located):
         seen.add(queue)
     return tuple(queue for queue, _, _ in located)
 
+
+
+def command_argv(r, node, path):
+    """A command pool's ``command``: its argv, a non-empty list of strings
+    (no shell: a string would have to be split, and quoting guessed)."""
+    if r.is_string(node):
+        raise r.fail(node, path, "expected a list of strings (the program and its arguments, no shell), "
+                                 f"e.g. [php, bin/resque], got the string {node.value!r}")
+    items = r.items(node, path, "a list of strings (the program and its arguments)")
+    if not items:
+        raise r.fail(node, path, "empty: name the program to run, e.g. [php, bin/resque]")
+    argv = []
+    for item, item_path in items:
+        value = r.scalar(item, item_path) if r.is_string(item) or r.is_integer(item) else None
+        if value is None or isinstance(value, bool):
+            raise r.fail(item, item_path, f"expected a string, got {r.kind(item, item_path)}")
+        argv.append(str(value))
+    if "\0" in "".join(argv):
+        raise r.fail(node, path, "an argument contains a NUL character")
+    return tuple(argv)
+
+
+def environment(r, node, path):
+    """A command pool's ``env``: variable name -> text."""
+    found = {}
+    for name, (_, value, value_path) in r.mapping(node, path).items():
+        if not name or "=" in name or "\0" in name:
+            raise r.fail(value, value_path, f"{name!r} is not an environment variable name")
+        text = r.scalar(value, value_path) if isinstance(value, yaml.ScalarNode) and not r.is_null(value) else None
+        if isinstance(text, bool) or not isinstance(text, (str, int, float)):
+            raise r.fail(value, value_path, f"expected a string, got {r.kind(value, value_path)}")
+        found[name] = str(text)
+    return found
+
+
+def directory(r, node, path):
+    return None if r.is_null(node) else file_path(r, node, path)
 
 
 def retry_policy(r, node, path):
