@@ -41,6 +41,7 @@ class PoolConfig:
     command: tuple[str, ...] | None = default("command")   # a command pool's argv (docs/command-pools.md)
     env: dict | None = default("env")                      # ... its environment variables
     directory: str | None = default("directory")           # ... and working directory
+    start_retries: int = default("start_retries")
 
     @property
     def name(self) -> str:

@@ -149,6 +149,9 @@ SETTINGS = (
     Setting("max_jobs_jitter", checks.integer(0), None,
             "plus 0..jitter jobs per worker, so a pool does not recycle at once",
             pool=True, doc_type="integer, >= 0", default_doc="max_jobs / 10"),
+    Setting("start_retries", checks.integer(0), 5,
+            "boot failures in a row retried (after 0.5 s, 1 s, 2 s... up to 30 s) before the pool turns FAILED "
+            "until a reload (Supervisor's startretries)", pool=True, env="START_RETRIES", doc_type="integer, >= 0"),
     Setting("fork", checks.boolean, True, "false: run jobs inside the worker (trusted, short jobs)",
             pool=True, env="FORK_PER_JOB", flag="--no-fork", kind="switch", doc_type="boolean", worker=True),
     Setting("job_forker", checks.boolean, True,

@@ -403,7 +403,7 @@ class Arbiter:
                           child.report.job if child.busy else None)
         self.tally.worker_exited(facts.pool, exit_reason(decision.verdict, code, mid_job=facts.busy and not facts.announced,
                                                          announced=facts.announced))
-        delay = workerexits.record(decision, facts, pool, now)
+        delay = workerexits.record(decision, facts, pool, now, child.pool.start_retries)
         log.log(*workerexits.report(decision, facts, pool, delay),
                 extra=workerexits.log_event(decision, facts, pool, self.hostname))
         if decision.verdict is Exit.BOOT_FAILURE and pool.failed and self.exit_when_failed \

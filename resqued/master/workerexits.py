@@ -63,14 +63,15 @@ def worker_id(facts: ExitFacts, hostname: str) -> str:
     return f"{hostname}:{facts.pid}:{facts.pool}"
 
 
-def record(decision: ExitDecision, facts: ExitFacts, pool, now: float) -> float | None:
+def record(decision: ExitDecision, facts: ExitFacts, pool, now: float, start_retries: int) -> float | None:
     """Write the exit into ``pool`` (its supervision record; None when a
-    reload removed it). Returns the backoff delay after a boot failure."""
+    reload removed it; ``start_retries``: its pool.yml setting). Returns the
+    backoff delay after a boot failure."""
     if decision.verdict is Exit.STOPPED:
         return None
     if decision.verdict is not Exit.RECYCLED:
         pool.last_exit, pool.last_error = facts.how, facts.last_error
-    return pool.worker_exited(decision.verdict, now)
+    return pool.worker_exited(decision.verdict, now, start_retries)
 
 
 def report(decision: ExitDecision, facts: ExitFacts, pool, delay: float | None) -> tuple[int, str]:

@@ -3,7 +3,7 @@ of a pool across its workers' lives (PoolSupervision), as pure code (no processe
 master's arbiter, which env mode runs too, acts on it.
 
 A pool (a pool.yml entry, config/model.PoolConfig) is RUNNING, in BACKOFF after its workers died at boot (each start
-waits longer), or FATAL after MAX_BOOT_FAILURES boot deaths in a row, until
+waits longer), or FATAL after its start_retries (pool.yml) boot deaths in a row were retried, until
 a reload: Supervisor's STARTING/BACKOFF/FATAL, per pool.
 """
 
@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from resqued.exits import CLEAN_EXITS, EXIT_BOOT_ERROR, EXIT_RECYCLE_JOBS, EXIT_RECYCLE_MEMORY
 from resqued.supervise.backoff import Backoff
 
-MAX_BOOT_FAILURES = 6      # then the pool is FATAL until the next reload
 # A worker that exits with an error sooner than this after its start did not
 # really start (Supervisor's startsecs): e.g. an ACL user without a command
 # it needs, which it finds at its first reserve, after reporting for work.
@@ -93,14 +92,15 @@ class PoolSupervision:
     def may_start(self, now: float) -> bool:
         return self.state(now) is SupervisionState.RUNNING
 
-    def worker_exited(self, verdict: Exit, now: float) -> float | None:
+    def worker_exited(self, verdict: Exit, now: float, start_retries: int) -> float | None:
         """Record a worker's exit. Returns the backoff delay after a boot
-        failure (None when the pool just turned FATAL, or for other exits)."""
+        failure (None when the pool just turned FATAL, after ``start_retries``
+        boot failures in a row were retried, or for other exits)."""
         if verdict is Exit.RECYCLED:
             self.recycles += 1
         elif verdict is Exit.BOOT_FAILURE:
             self.restarts += 1
-            if self.backoff.failures + 1 >= MAX_BOOT_FAILURES:
+            if self.backoff.failures >= start_retries:
                 self.backoff.failures += 1
                 self.failed = True
                 return None

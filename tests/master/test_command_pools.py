@@ -69,15 +69,16 @@ def test_kept_at_count_registered_paused_shown_and_stopped_gracefully(master_fac
 
 def test_a_crashing_command_backs_off_then_fails_with_its_reason(master_factory):
     crash = f"[{sys.executable}, -c, 'import sys; sys.exit(3)']"
-    m = master_factory([f"queues: [crash]\ncount: 1\ncommand: {crash}",
-                        "queues: [missing]\ncount: 1\ncommand: [/nonexistent/resque-worker]"])
+    # start_retries: 2 (0.5 + 1 s of backoff), not the default's 5 (15.5 s).
+    m = master_factory([f"queues: [crash]\ncount: 1\nstart_retries: 2\ncommand: {crash}",
+                        "queues: [missing]\ncount: 1\nstart_retries: 0\ncommand: [/nonexistent/resque-worker]"])
     wait_until(lambda: m.ctl("status").returncode == 0 or m.proc.poll() is not None, message="the master up")
     status = wait_until(lambda: (s := m.status()) and all(p["failed"] for p in s["pools"]) and s, timeout=60,
                         message="both pools to fail")
     crashed, missing = status["pools"]
-    assert crashed["reason"] == "its workers died at boot 6 times in a row (last: exit code 3)"
+    assert crashed["reason"] == "its workers died at boot 3 times in a row (last: exit code 3)"
     assert missing["last_error"] == "cannot run '/nonexistent/resque-worker': No such file or directory"
-    assert "backoff" not in status and crashed["restarts"] == 6
+    assert "backoff" not in status and crashed["restarts"] == 3
     assert stop(m.proc) == 0
 
 

@@ -129,7 +129,7 @@ def test_a_restart_whose_new_workers_die_at_boot_ends_with_the_reason(master_fac
     flag = tmp_path / "configured"
     jobs = tmp_path / "versioned.py"
     write_jobs(jobs, "v1")
-    m = master_factory(["queues: [default]\ncount: 1"], jobs=f"[{jobs}]")
+    m = master_factory(["queues: [default]\ncount: 1\nstart_retries: 1"], jobs=f"[{jobs}]")
     [old] = m.wait_workers(1)
     # v2 imports while the flag exists (the restart's check), then not.
     flag.write_text("")
@@ -142,7 +142,7 @@ def test_a_restart_whose_new_workers_die_at_boot_ends_with_the_reason(master_fac
     flag.unlink()
     out, err = ctl.communicate(timeout=90)
     assert ctl.returncode == 1, (out, err)
-    assert "restart stopped: pool default FAILED: its workers died at boot 6 times in a row" in err
+    assert "restart stopped: pool default FAILED: its workers died at boot 2 times in a row" in err
     status = m.status()
     assert [w["pid"] for w in status["workers"] if w["state"] != "stopping"] == [old]
     assert status["master"]["state"] == "running" and status["pools"][0]["failed"]

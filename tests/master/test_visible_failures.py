@@ -16,7 +16,8 @@ def test_a_failed_pool_says_why(master_factory, tmp_path):
     # Imports while the flag exists (the start's check passes), then not.
     jobs.write_text(f"import os\nif not os.path.exists({str(flag)!r}):\n"
                     "    raise RuntimeError('db not configured')\n\n\nclass Ok:\n    def perform(self):\n        pass\n")
-    m = master_factory(["queues: [default]\ncount: 1"], jobs=f"[{jobs}]")
+    # start_retries: 1, so that the test does not wait out the default's backoff (0.5+1+2+4+8 s).
+    m = master_factory(["queues: [default]\ncount: 1\nstart_retries: 1"], jobs=f"[{jobs}]")
     [worker] = m.wait_workers(1)
     flag.unlink()
     os.kill(worker, signal.SIGKILL)
@@ -24,7 +25,7 @@ def test_a_failed_pool_says_why(master_factory, tmp_path):
                         message="the pool to fail")
     [pool] = status["pools"]
     assert "RuntimeError: db not configured" in pool["last_error"]
-    assert pool["reason"] == "its workers died at boot 6 times in a row (last: exit code 3)"
+    assert pool["reason"] == "its workers died at boot 2 times in a row (last: exit code 3)"
     human = m.ctl("status")
     assert human.returncode == 0
     assert f"pool default FAILED: {pool['reason']}; last error: {pool['last_error']}" in human.stdout.splitlines()

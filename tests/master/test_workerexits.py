@@ -11,7 +11,10 @@ import pytest
 from resqued.exits import EXIT_BOOT_ERROR, EXIT_FAILURE, EXIT_OK, EXIT_RECYCLE_JOBS, EXIT_RECYCLE_MEMORY
 from resqued.master.workercontrol import describe_exit
 from resqued.master.workerexits import ExitFacts, judge, record, report
-from resqued.supervise.states import MAX_BOOT_FAILURES, Exit, PoolSupervision
+from resqued.config.settings import default
+from resqued.supervise.states import Exit, PoolSupervision
+
+START_RETRIES = default("start_retries")
 
 HOST = "box"
 
@@ -19,7 +22,7 @@ HOST = "box"
 def account(facts, pool=None, now=100.0, pool_known=True):
     pool = pool if pool is not None else PoolSupervision()
     decision = judge(facts, HOST, pool_known)
-    delay = record(decision, facts, pool if pool_known else None, now)
+    delay = record(decision, facts, pool if pool_known else None, now, START_RETRIES)
     return decision, pool, delay, report(decision, facts, pool, delay)
 
 
@@ -65,7 +68,7 @@ def test_an_exit_while_stopping_or_after_its_pool_was_removed_is_a_stop_and_touc
 def test_boot_failures_back_off_then_the_pool_is_fatal_with_its_reason():
     pool = PoolSupervision()
     delays = []
-    for n in range(MAX_BOOT_FAILURES):
+    for n in range(START_RETRIES + 1):
         facts = ExitFacts(10 + n, "mail", EXIT_BOOT_ERROR, announced=True, settled=True, ready=False,
                           last_error="ImportError: no module jobs")
         decision, pool, delay, (level, line) = account(facts, pool, now=100.0 + n)

@@ -5,7 +5,7 @@ import pytest
 
 from resqued.exits import EXIT_BOOT_ERROR, EXIT_FAILURE, EXIT_OK, EXIT_RECYCLE_JOBS, EXIT_RECYCLE_MEMORY
 from resqued.supervise.backoff import Backoff
-from resqued.supervise.states import MAX_BOOT_FAILURES, Exit, PoolSupervision, SupervisionState, Stop, judge_exit, left_jobs_behind
+from resqued.supervise.states import Exit, PoolSupervision, SupervisionState, Stop, judge_exit, left_jobs_behind
 
 
 def test_backoff_doubles_up_to_its_cap_and_starts_over_after_a_success():
@@ -50,22 +50,24 @@ def test_only_announced_settled_clean_exits_leave_no_jobs_to_recover():
 
 def test_a_pool_backs_off_on_boot_failures_then_turns_fatal():
     pool = PoolSupervision()
-    delays = [pool.worker_exited(Exit.BOOT_FAILURE, now=10.0) for _ in range(MAX_BOOT_FAILURES - 1)]
+    delays = [pool.worker_exited(Exit.BOOT_FAILURE, now=10.0, start_retries=5) for _ in range(5)]
     assert delays == [0.5, 1, 2, 4, 8]
     assert pool.state(10.0) is SupervisionState.BACKOFF and not pool.may_start(10.0)
     assert pool.state(18.0) is SupervisionState.RUNNING
-    assert pool.worker_exited(Exit.BOOT_FAILURE, now=20.0) is None
+    assert pool.worker_exited(Exit.BOOT_FAILURE, now=20.0, start_retries=5) is None
     assert pool.state(1e9) is SupervisionState.FATAL and pool.failed and not pool.may_start(1e9)
-    assert pool.restarts == MAX_BOOT_FAILURES and pool.backoff.failures == MAX_BOOT_FAILURES
+    assert pool.restarts == 6 and pool.backoff.failures == 6
+    no_retries = PoolSupervision()   # start_retries: 0 fails at the first boot failure
+    assert no_retries.worker_exited(Exit.BOOT_FAILURE, now=0.0, start_retries=0) is None and no_retries.failed
 
 
 def test_a_worker_that_dies_at_work_resets_the_boot_failures():
     pool = PoolSupervision()
-    pool.worker_exited(Exit.BOOT_FAILURE, now=0.0)
-    pool.worker_exited(Exit.DIED, now=1.0)
+    pool.worker_exited(Exit.BOOT_FAILURE, now=0.0, start_retries=5)
+    pool.worker_exited(Exit.DIED, now=1.0, start_retries=5)
     assert pool.backoff.failures == 0 and pool.may_start(1.0) and pool.restarts == 2
-    pool.worker_exited(Exit.RECYCLED, now=2.0)
-    pool.worker_exited(Exit.STOPPED, now=3.0)
+    pool.worker_exited(Exit.RECYCLED, now=2.0, start_retries=5)
+    pool.worker_exited(Exit.STOPPED, now=3.0, start_retries=5)
     assert (pool.recycles, pool.restarts) == (1, 2)
 
 
