@@ -18,7 +18,7 @@ itself. A standby
 is forked before its job is known, so it cannot run ``beforeFork`` listeners
 first: when any are registered, the worker forks children on demand. With
 childReady listeners, a standby is handed a job only once it has said they
-succeeded (childready.py, ``ready``).
+succeeded (childready.py, ``ready``); ``start`` never waits for that word.
 """
 
 import array
@@ -30,9 +30,9 @@ import time
 
 from resqued.jobs import events
 from resqued.worker.execution import childready, jobforker
-from resqued.worker.execution.jobcapture import output_pipes
+from resqued.worker.execution.jobcapture import JobOutput, output_pipes
 from resqued.jobs.job import warm
-from resqued.worker.execution.jobchild import child_main, fork_job_child, standby_main
+from resqued.worker.execution.jobchild import child_main, fork_job_child, signal_group, standby_main
 from resqued.process.descendants import KILL_WAIT
 from resqued.process.signals import wait_readable
 from resqued.protocols.forkersocket import (MAX_MESSAGE, STANDBY_FDS, ChildExited, ForkerMessageRefused,
@@ -44,17 +44,24 @@ LINK_TIMEOUT = 10.0  # a job forker that takes longer to answer is taken for hun
 
 
 class Standby:
-    def __init__(self, pid: int, job_fd: int, report_fd: int, output_fds):
+    def __init__(self, pid: int, job_fd: int, report_fd: int, output_fds, says: bool):
+        """``says``: it runs childReady listeners and says how they went
+        (decided where it was forked, with the listeners it has)."""
         self.pid = pid
         self.job_fd = job_fd
         self.report_fd = report_fd
-        self.output_fds = tuple(output_fds)   # its stdout and stderr pipes' read ends (jobcapture.py)
-        self.ready = not childready.has_listeners()   # else once it says so on report_fd
+        # Its stdout and stderr pipes' read ends (jobcapture.py): read while
+        # its listeners run, else one that writes 64 KiB blocks for ever.
+        self.output = JobOutput(output_fds)
+        self.ready = not says   # else once it says so on report_fd
+        self.born = time.monotonic()
 
     def discard(self) -> None:
-        """Close our ends: a standby that has no job yet then exits quietly."""
-        for fd in (self.job_fd, self.report_fd, *self.output_fds):
+        """Close our ends: a standby that has no job yet then exits quietly.
+        What it wrote (its listeners' lines, a traceback) is logged first."""
+        for fd in (self.job_fd, self.report_fd):
             os.close(fd)
+        self.output.close()
 
 
 class JobForkerLink:
@@ -89,9 +96,11 @@ class JobForkerLink:
 
 class Standbys:
     def __init__(self, signals, registry, worker_id: str, queues: str, term_timeout: float,
-                 job_forker: bool = True):
+                 job_forker: bool = True, ready_timeout: float = 30.0):
         """``term_timeout``: how long what a job left running has after SIGTERM
-        (jobchild.end_leftovers)."""
+        (jobchild.end_leftovers). ``ready_timeout``: how long a standby's
+        childReady listeners may take (``ready``)."""
+        self.ready_timeout = ready_timeout
         self.signals = signals
         self.term_timeout = term_timeout
         self.registry = registry
@@ -133,22 +142,36 @@ class Standbys:
             self._lose_link("it stopped listening")
         self.standby = self._fork_standby(rehearse=idle)
 
-    def ready(self, timeout: float | None):
-        """With childReady listeners, after ``prepare``: True once the standby
-        has run them, None if it has not yet said (``timeout`` passed or a
-        signal came), or the line of their failure (the standby is gone:
-        ``prepare`` forks another)."""
+    def ready(self, timeout: float):
+        """After ``prepare``: True once the standby has run its childReady
+        listeners (at once if it has none), None if it has not yet said
+        (``timeout`` passed or a signal came), or the line of their failure:
+        they raised, the standby died, or they took more than
+        ``ready_timeout`` (it is killed). The standby is then gone:
+        ``prepare`` brings another."""
         while self.standby is None and self._asked:
             self._receive(block=True)
         if self.standby is None:
+            self.prepare()
+            while self.standby is None and self._asked:
+                self._receive(block=True)
+        if self.standby is None:   # (the forker died meanwhile)
             self.standby = self._fork_standby()
         standby = self.standby
         if standby.ready:
             return True
-        word = childready.read_word(standby.report_fd, [self.signals], timeout)
+        left = standby.born + self.ready_timeout - time.monotonic()
+        word = childready.read_word(standby.report_fd, [self.signals, *standby.output.open],
+                                    max(0.0, min(timeout, left)))
+        if word is None:
+            standby.output.drain()   # its lines as they come: a full pipe would block it
+            if time.monotonic() - standby.born < self.ready_timeout:
+                return None
+            signal_group(standby.pid, signal.SIGKILL)
+            word = f"its childReady listeners did not finish in {self.ready_timeout:g}s (killed)"
         if word is True:
             standby.ready = True
-        elif word is not None:
+        else:
             self.standby, self.last_failed = None, standby.pid
             standby.discard()
             self.reap()
@@ -156,19 +179,25 @@ class Standbys:
 
     def start(self, job, target):
         """Start ``job`` in a fresh child; returns (pid, report fd, its
-        stdout and stderr pipes' read ends)."""
+        stdout and stderr: a JobOutput), or None if no ready standby is
+        here: the one here has not said that its childReady listeners
+        succeeded (``ready`` waits for its word; the job must not go to a
+        child that may be dying)."""
         if self.using_standby:
             message = job.queue.encode() + b"\n" + job.raw
             for attempt in range(3):
                 standby = self._take_standby()
+                if standby is None:
+                    return None
                 if self._hand_over(standby, message) or attempt == 2:
                     break  # (after three dead ones: a dirty exit, not a hang)
                 # Dead before a byte of the job reached it (killed just now,
                 # its exit not yet heard of): the job goes to another one.
-                for fd in (standby.report_fd, *standby.output_fds):
-                    os.close(fd)
+                os.close(standby.report_fd)
+                standby.output.close()
             # The caller asks for the next one with prepare(), while this job runs.
-            return standby.pid, standby.report_fd, standby.output_fds
+            standby.output.job_is(job)
+            return standby.pid, standby.report_fd, standby.output
         read_fd, write_fd = os.pipe()
         output_r, output_w = output_pipes()
         pid = fork_job_child(lambda: child_main(job, target, write_fd, output_w, term_timeout=self.term_timeout),
@@ -177,7 +206,7 @@ class Standbys:
             os.close(fd)
         _own_group(pid)
         self.unreaped.add(pid)
-        return pid, read_fd, output_r
+        return pid, read_fd, JobOutput(output_r, job)
 
     @staticmethod
     def _hand_over(standby: Standby, message: bytes) -> bool:
@@ -192,27 +221,32 @@ class Standbys:
         os.close(standby.job_fd)
         return sent > 0
 
-    def _take_standby(self) -> Standby:
+    def _take_standby(self) -> Standby | None:
+        """The standby, if it is ready; None while it has not said so (it
+        stays, for ``ready``)."""
         self._receive(block=False)
         for _ in range(3):
             if self.standby is None and not self._asked and self._linked():
                 self._asked = self._link.ask(rehearse=False)
             while self.standby is None and self._asked:
                 self._receive(block=True)
-            standby, self.standby = self.standby, None
+            standby = self.standby
             if standby is None:
                 break
-            if not self._exited(standby.pid) and (standby.ready or childready.read_word(
-                    standby.report_fd, [], None) is True):
+            if not self._exited(standby.pid):
+                if not standby.ready:
+                    return None
+                self.standby = None
                 return standby
-            # It died waiting (killed, say), or its childReady listeners
-            # failed: a job must not be handed to it.
+            # It died waiting (killed, say): a job must not be handed to it.
+            self.standby = None
             self.reaped.pop(standby.pid, None)
             standby.discard()
-        standby = self._fork_standby()
-        if not standby.ready:   # (failed: the hand-over finds it dead)
-            standby.ready = childready.read_word(standby.report_fd, [], None) is True
-        return standby
+        standby = self.standby = self._fork_standby()
+        if not standby.ready:
+            return None
+        self.standby = None
+        return standby   # (if it died already: a dirty exit, not a hang)
 
     def _exited(self, pid: int) -> bool:
         if pid in self.served:
@@ -231,7 +265,7 @@ class Standbys:
             os.close(fd)
         _own_group(pid)
         self.unreaped.add(pid)
-        return Standby(pid, job_w, report_r, output_r)
+        return Standby(pid, job_w, report_r, output_r, says=childready.has_listeners())
 
     # -- the job forker ----------------------------------------------------
     def _linked(self) -> bool:
@@ -277,7 +311,7 @@ class Standbys:
             log.warning("worker %s: job forker %d: %s; ignored", self.worker_id, self._link.pid, exc)
             news = None
         if isinstance(news, StandbyForked):
-            self.standby = Standby(news.pid, fds[0], fds[1], fds[2:])
+            self.standby = Standby(news.pid, fds[0], fds[1], fds[2:], news.says)
             self.served.add(news.pid)
             self.unreaped.add(news.pid)
             self._asked = False
@@ -357,6 +391,8 @@ class Standbys:
         while self._asked:
             self._receive(block=True)  # the standby on its way, to dismiss it too
         if self.standby is not None:
+            if not self.standby.ready:   # its childReady listeners may take long, for nothing now
+                signal_group(self.standby.pid, signal.SIGKILL)
             self.standby.discard()
             self.standby = None
         # A job child that has reported may still be ending what its job left
