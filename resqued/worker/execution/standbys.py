@@ -21,22 +21,20 @@ childReady listeners, a standby is handed a job only once it has said they
 succeeded (childready.py, ``ready``); ``start`` never waits for that word.
 """
 
-import array
 import logging
 import os
 import signal
-import socket
 import time
 
 from resqued.jobs import events
-from resqued.worker.execution import childready, jobforker
+from resqued.worker.execution import childready
 from resqued.worker.execution.jobcapture import JobOutput, output_pipes
 from resqued.jobs.job import warm
-from resqued.worker.execution.jobchild import child_main, fork_job_child, signal_group, standby_main
+from resqued.worker.execution.forkerlink import JobForkerLink, recv_with_fds
+from resqued.worker.execution.jobchild import child_main, fork_job_child, own_group, signal_group, standby_main
 from resqued.process.descendants import KILL_WAIT
 from resqued.process.signals import wait_readable
-from resqued.protocols.forkersocket import (MAX_MESSAGE, STANDBY_FDS, ChildExited, ForkerMessageRefused,
-                                             ForkerReady, StandbyForked, StandbyWanted, decode_news)
+from resqued.protocols.forkersocket import ChildExited, ForkerMessageRefused, ForkerReady, StandbyForked, decode_news
 
 log = logging.getLogger("resqued.worker")
 
@@ -62,36 +60,6 @@ class Standby:
         for fd in (self.job_fd, self.report_fd):
             os.close(fd)
         self.output.close()
-
-
-class JobForkerLink:
-    """The worker's end of its job forker (jobforker.py): the process and
-    the socket to it."""
-
-    def __init__(self, signals, registry, worker_id: str, queues: str, term_timeout: float):
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        pid = jobforker.fork_forker(ours, theirs, signals, registry, worker_id, queues, term_timeout)
-        theirs.close()
-        _own_group(pid)  # a Ctrl-C meant for the worker is the worker's to act on
-        self.pid = pid
-        self.sock = ours
-        self.ready = False
-
-    def ask(self, rehearse: bool) -> bool:
-        try:
-            self.sock.send(StandbyWanted(rehearse).encode())
-            return True
-        except OSError:
-            return False
-
-    def close(self) -> None:
-        self.sock.close()  # EOF: it exits, and anything it still has dies with it
-        for _ in range(200):
-            if os.waitpid(self.pid, os.WNOHANG)[0]:
-                return
-            time.sleep(0.01)
-        os.kill(self.pid, signal.SIGKILL)
-        os.waitpid(self.pid, 0)
 
 
 class Standbys:
@@ -204,7 +172,7 @@ class Standbys:
                              (read_fd, *output_r), self.signals)
         for fd in (write_fd, *output_w):
             os.close(fd)
-        _own_group(pid)
+        own_group(pid)
         self.unreaped.add(pid)
         return pid, read_fd, JobOutput(output_r, job)
 
@@ -263,7 +231,7 @@ class Standbys:
                              (job_w, report_r, *output_r), self.signals, self.standby_title)
         for fd in (job_r, report_w, *output_w):
             os.close(fd)
-        _own_group(pid)
+        own_group(pid)
         self.unreaped.add(pid)
         return Standby(pid, job_w, report_r, output_r, says=childready.has_listeners())
 
@@ -293,7 +261,7 @@ class Standbys:
                 self._lose_link(f"it did not answer in {LINK_TIMEOUT:g}s")
                 return
             try:
-                message, fds = _recv_with_fds(self._link.sock)
+                message, fds = recv_with_fds(self._link.sock)
             except BlockingIOError:
                 return
             except OSError:
@@ -416,22 +384,3 @@ class Standbys:
         if self._link is not None:
             self._link.close()
             self._link, self._asked = None, False
-
-
-def _recv_with_fds(sock):
-    """One message and the descriptors that came with it, without waiting
-    (socket.recv_fds before Python 3.12 drops its ``flags``)."""
-    fds = array.array("i")
-    message, ancdata, _, _ = sock.recvmsg(MAX_MESSAGE, socket.CMSG_LEN(STANDBY_FDS * fds.itemsize),
-                                          socket.MSG_DONTWAIT)
-    for level, kind, data in ancdata:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            fds.frombytes(data[:len(data) - len(data) % fds.itemsize])
-    return message, list(fds)
-
-
-def _own_group(pid: int) -> None:
-    try:
-        os.setpgid(pid, pid)  # also done by the child; whichever runs first wins
-    except OSError:
-        pass
