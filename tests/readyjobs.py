@@ -1,11 +1,14 @@
 """A job module with a childReady listener (tests/worker/test_child_ready.py):
 it opens a redis-py client and an sqlite3 database in each job child before
 its job, and logs its pid and time; READY_FAIL=1 (or the file
-READY_FAIL_FILE names, while it exists) makes it raise. It takes
-resqued's own client at import, so standbys connect it ahead."""
+READY_FAIL_FILE names, while it exists) makes it raise, READY_EXIT_FILE
+call sys.exit(), READY_SLOW_FILE sleep as many seconds as the file says
+(after a line on stdout), READY_PRINT=N write N bytes of lines to stdout.
+It takes resqued's own client at import, so standbys connect it ahead."""
 
 import os
 import sqlite3
+import sys
 import time
 
 import redis
@@ -18,11 +21,25 @@ warm = {}
 
 @resqued.listen("childReady")
 def open_connections():
-    if os.environ.get("READY_FAIL") or os.path.exists(os.environ.get("READY_FAIL_FILE", "/nonexistent")):
+    if os.environ.get("READY_FAIL") or _exists("READY_FAIL_FILE"):
         raise ConnectionRefusedError("database at db.invalid:5432 refused the connection")
+    if _exists("READY_EXIT_FILE"):
+        sys.exit(3)
+    if _exists("READY_SLOW_FILE"):
+        print(f"warming up slowly in {os.getpid()}", flush=True)
+        with open(os.environ["READY_SLOW_FILE"]) as f:
+            time.sleep(float(f.read() or 30))
+    if os.environ.get("READY_PRINT"):
+        line = "w" * 99 + "\n"
+        sys.stdout.write(line * (int(os.environ["READY_PRINT"]) // len(line)))
+        sys.stdout.flush()
     warm["redis"] = redis.Redis.from_url(os.environ["REDIS_BACKEND"])
     warm["db"] = sqlite3.connect(":memory:")
     warm["redis"].rpush("test:log", f"ready:{os.getpid()}:{time.time()}")
+
+
+def _exists(variable):
+    return os.path.exists(os.environ.get(variable, "/nonexistent"))
 
 
 def uses_warm():

@@ -375,7 +375,8 @@ PROTOCOL_ENDS = {
     "resqued.protocols.controlsocket": ["resqued.master.control", "resqued.master.requests",
                                         "resqued.ctl.masterclient", "resqued.ctl.mastercommands",
                                         "resqued.exporter.masterside", "resqued.fleet.advertiser"],
-    "resqued.protocols.forkersocket": ["resqued.worker.execution.jobforker", "resqued.worker.execution.standbys"],
+    "resqued.protocols.forkersocket": ["resqued.worker.execution.jobforker", "resqued.worker.execution.standbys",
+                                       "resqued.worker.execution.forkerlink"],
     "resqued.protocols.spawnersocket": ["resqued.master.spawnerlink", "resqued.spawner.main"],
 }
 

@@ -77,6 +77,7 @@ class Config:
     metrics: str | None = default("metrics")           # the exporter's HOST:PORT (None: no metrics)
     schedule: tuple = ()           # recurring jobs: config/schedule.py's ScheduleEntry
     scheduler: bool = default("scheduler")             # as set; whether it runs: scheduler_enabled
+    child_ready_timeout: float = default("child_ready_timeout")   # a job child's childReady listeners
 
     @property
     def scheduler_enabled(self) -> bool:

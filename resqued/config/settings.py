@@ -94,6 +94,10 @@ SETTINGS = (
     Setting("term_timeout", checks.seconds(0.0), 4.0,
             "seconds a job child (and what a job left running) has after TERM before KILL",
             env="RESQUE_TERM_TIMEOUT", doc_type="seconds, >= 0", worker=True),
+    Setting("child_ready_timeout", checks.seconds(0.0, above=True), 30.0,
+            "seconds a job child's childReady listeners may take: past it, the child is killed and "
+            "it counts as their failure", env="RESQUED_CHILD_READY_TIMEOUT", doc_type="seconds, > 0",
+            worker=True),
     # -- limits ----------------------------------------------------------------
     Setting("max_workers", checks.integer(1, nullable=True), None,
             "the most workers the master runs, all pools together: a config above it is refused "

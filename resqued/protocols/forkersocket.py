@@ -5,9 +5,11 @@ socketpair, one message per send; descriptors ride along with SCM_RIGHTS.
     worker -> forker   b"S0", b"S1"          StandbyWanted (S1: the worker is
                                               idle, so it rehearses the job path)
     forker -> worker   b"R"                  ForkerReady
-                       b"P <pid>"            StandbyForked, with its job pipe's
+                       b"P <pid> <says>"     StandbyForked, with its job pipe's
                                               write end, its report pipe's read end and
-                                              its stdout and stderr pipes' read ends
+                                              its stdout and stderr pipes' read ends;
+                                              says 1: it runs childReady listeners and
+                                              says how they went before its job
                        b"X <pid> <status>"   ChildExited (its wait status)
 
 The worker closing its end means "stop".
@@ -39,11 +41,15 @@ class ForkerReady:
 
 @dataclass(frozen=True)
 class StandbyForked:
-    """A standby child, forked; its descriptors travel beside this message."""
+    """A standby child, forked; its descriptors travel beside this message.
+    ``says``: the forker (whose listeners the standby has) registered
+    childReady listeners, so the standby's word comes first on its report
+    pipe: the worker's own table of listeners may differ."""
     pid: int
+    says: bool = False
 
     def encode(self) -> bytes:
-        return b"P %d" % self.pid
+        return b"P %d %d" % (self.pid, self.says)
 
 
 @dataclass(frozen=True)
@@ -70,10 +76,10 @@ def decode_news(message: bytes, fds: int) -> ForkerReady | StandbyForked | Child
         raise ForkerMessageRefused(f"malformed message {message[:MAX_MESSAGE]!r}")
     if kind == b"R" and not numbers:
         return ForkerReady()
-    if kind == b"P" and len(numbers) == 1:
+    if kind == b"P" and len(numbers) == 2 and numbers[1] in (b"0", b"1"):
         if fds != STANDBY_FDS:
             raise ForkerMessageRefused(f"a standby with {fds} descriptors, not {STANDBY_FDS}")
-        return StandbyForked(int(numbers[0]))
+        return StandbyForked(int(numbers[0]), numbers[1] == b"1")
     if kind == b"X" and len(numbers) == 2:
         return ChildExited(int(numbers[0]), int(numbers[1]))
     raise ForkerMessageRefused(f"unknown message {message[:MAX_MESSAGE]!r}")

@@ -283,10 +283,9 @@ class Worker:
 
     def _orphaned(self) -> bool:
         master = self.spec.parent_pid
-        if master is not None and os.getppid() != master:
+        if orphaned := master is not None and os.getppid() != master:
             log.warning("worker %s: master %d is gone; stopping", self.id, master)
-            return True
-        return False
+        return orphaned
 
     def show_title(self, text: str) -> None:
         if text != self._title:
@@ -356,7 +355,10 @@ class Worker:
             return
         log.info("job %s %s on %s started", job.label, job.job_class, queue, extra=job_event("job_started", job))
         started = time.monotonic()
-        failure, skipped = self.execution.run(job, target)
+        if (outcome := self.execution.run(job, target)) is None:   # no job child ready for it (childReady)
+            self._held = (queue, raw)   # the loop gives it back
+            return
+        failure, skipped = outcome
         elapsed = (time.monotonic() - started) * 1000
         if failure is not None and self.killed_by_stop and failure.exception != JOB_TIMEOUT:
             # Whatever it reported (a job may catch TERM and raise), the stop killed it.

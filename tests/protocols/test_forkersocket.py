@@ -14,7 +14,8 @@ def test_a_standby_asked_for_round_trips(ask, message):
 
 @pytest.mark.parametrize("news, message, fds", [
     (ForkerReady(), b"R", 0),
-    (StandbyForked(1234), b"P 1234", STANDBY_FDS),
+    (StandbyForked(1234), b"P 1234 0", STANDBY_FDS),
+    (StandbyForked(1234, says=True), b"P 1234 1", STANDBY_FDS),
     (ChildExited(1234, 9), b"X 1234 9", 0),
     (ChildExited(4194304, 65535), b"X 4194304 65535", 0),
 ])
@@ -30,8 +31,10 @@ def test_an_unknown_ask_is_refused(message):
 
 
 @pytest.mark.parametrize("message, fds, problem", [
-    (b"P 12", 1, "a standby with 1 descriptors, not 4"),
-    (b"P 12", 0, "a standby with 0"),
+    (b"P 12 0", 1, "a standby with 1 descriptors, not 4"),
+    (b"P 12 1", 0, "a standby with 0"),
+    (b"P 12", 4, "unknown message"),
+    (b"P 12 2", 4, "unknown message"),
     (b"P", 2, "unknown message"),
     (b"X 12", 0, "unknown message"),
     (b"X 12 x", 0, "malformed"),

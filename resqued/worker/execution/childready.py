@@ -10,10 +10,13 @@ its first job (inline.py). resqued's own client is connected after them
 A standby with listeners tells the worker how they went, on its report
 pipe, before its job is handed over: ``READY``, or ``FAILED`` and one line
 (the exception's last traceback line and where it was raised) before it
-exits. The worker hands a job only to a ready standby: while the listeners
-fail, it takes no job (a job taken with the last outcome goes back to the
-head of its queue), tries a new standby after a growing delay, and logs
-the failure once a minute (``Failures``). Jobs wait in their queue rather
+exits. Whether it will say is decided where it is forked, with the
+listeners it has (the job forker says so with the standby). The worker
+hands a job only to a ready standby: while the listeners fail (or take
+more than child_ready_timeout: the standby is killed), it takes no job (a
+job taken with the last outcome, or one whose standby died after it was
+ready, goes back to the head of its queue), tries a new standby after a
+growing delay, and logs the failure once a minute (``Failures``). Jobs wait in their queue rather
 than run without what the listeners set up, as a gunicorn worker whose
 ``post_fork`` fails serves no request.
 """
@@ -99,20 +102,25 @@ def read_word(fd: int, wake, timeout: float | None):
 
 class Failures:
     """The worker's account of failed childReady listeners: when to try
-    again, and one log line per LOG_EVERY seconds, not one per attempt."""
+    again, and one log line per LOG_EVERY seconds, not one per attempt (a
+    success between two failures does not restart the minute: listeners
+    that fail one time in two log once a minute too)."""
 
     def __init__(self, worker_id: str):
         self.worker_id = worker_id
         self.count = 0            # failures in a row
         self.unlogged = 0         # since the last line
         self.logged_at = None
+        self.said = False         # a failure line since the last success: say the recovery
+        self.retry_at = 0.0       # monotonic: no new attempt before it
 
     def failed(self, where: str, text: str) -> float:
         """Note a failure in ``where`` ("job child 1234", "the worker"); the
-        seconds to wait before the next attempt."""
+        seconds to wait before the next attempt (``wait_left``)."""
         self.count += 1
         delay = min(MAX_DELAY, FIRST_DELAY * 2 ** (self.count - 1))
         now = time.monotonic()
+        self.retry_at = now + delay
         if self.logged_at is not None and now - self.logged_at < LOG_EVERY:
             self.unlogged += 1
             return delay
@@ -120,12 +128,16 @@ class Failures:
         log.error("worker %s: childReady listener failed in %s: %s; no job is taken until they "
                   "succeed (next try in %gs%s)", self.worker_id, where, text, delay, more,
                   extra=event("child_ready_failed", worker=self.worker_id, error=text, failures=self.count))
-        self.logged_at, self.unlogged = now, 0
+        self.logged_at, self.unlogged, self.said = now, 0, True
         return delay
 
+    def wait_left(self) -> float:
+        """Seconds before the next attempt may start (0: now)."""
+        return max(0.0, self.retry_at - time.monotonic()) if self.count else 0.0
+
     def succeeded(self) -> None:
-        if self.count:
+        if self.said:
             log.warning("worker %s: childReady listeners succeeded after %d failure(s): taking jobs again",
                         self.worker_id, self.count,
                         extra=event("child_ready_recovered", worker=self.worker_id, failures=self.count))
-        self.count, self.unlogged, self.logged_at = 0, 0, None
+        self.count, self.said = 0, False

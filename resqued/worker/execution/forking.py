@@ -11,6 +11,7 @@ and the job's bounds (childwatch.py, jobbounds.py), and has it mark the job
 running, set its title and report to the master.
 """
 
+import logging
 import os
 import time
 
@@ -24,9 +25,10 @@ from resqued.worker.execution.childwatch import ChildWatch, WorkerHooks
 from resqued.jobs import ownclient
 from resqued.worker.execution import childready, jobtimeout
 from resqued.worker.execution.jobbounds import JobBounds
-from resqued.worker.execution.jobcapture import JobOutput
 from resqued.worker.execution.jobchild import interpret
 from resqued.worker.execution.standbys import Standbys
+
+log = logging.getLogger("resqued.worker")
 
 
 class ForkingExecution:
@@ -36,7 +38,7 @@ class ForkingExecution:
         # job_forker: job children are forked by a process beside the worker
         # (jobforker.py), not by the worker.
         self.standbys = Standbys(worker.signals, worker.registry, worker.id, spec.name, spec.term_timeout,
-                                 job_forker=spec.job_forker)
+                                 job_forker=spec.job_forker, ready_timeout=spec.child_ready_timeout)
         self.watch = None              # the running job's ChildWatch
         self._hooks, self._bounds = WorkerHooks.of(worker), JobBounds.of(spec)   # what each watch is given
         jobtimeout.use_pool_timeout(spec.job_timeout)  # before any fork: job children title themselves with it
@@ -58,35 +60,59 @@ class ForkingExecution:
         (childwatch.py). False: no job may be taken now (childReady
         listeners failed, or the worker must act on a signal first)."""
         self._idle = idle
+        if self.failures.wait_left():
+            # The listeners failed: the next attempt waits, but a held job goes back first.
+            if idle:
+                self.worker.idle_wait(self.failures.wait_left())
+            return False
         self.standbys.prepare(idle=idle)
-        if not self.standbys.using_standby or not childready.has_listeners():
+        # (Only a hint: a standby from a forker that has listeners says so, and run waits for it.)
+        return not childready.has_listeners() or self._standby_ready()
+
+    def _standby_ready(self) -> bool:
+        """Wait until the standby has said that its childReady listeners
+        succeeded, acting on signals and beating meanwhile. False if they
+        failed (its job waits in its queue rather than run without them:
+        childready.py), or a signal must be acted on first."""
+        if not self.standbys.using_standby:
             return True
         worker = self.worker
         while True:
-            word = self.standbys.ready(timeout=max(0.0, worker.registration.heartbeat_due_in()))
+            # (Redis refusing the heartbeat leaves it due: wait anyway, do not spin.)
+            word = self.standbys.ready(timeout=worker.registration.heartbeat_due_in() or 1.0)
             if word is True:
                 self.failures.succeeded()
                 return True
+            failed = f" (failed {self.failures.count} time(s))" if self.failures.count else ""
             if word is not None:
-                # Its job waits in the queue rather than run without them (childready.py).
-                delay = self.failures.failed(f"job child {self.standbys.last_failed}", word)
+                self.failures.failed(f"job child {self.standbys.last_failed}", word)
                 worker.show_title(f"Waiting: childReady listeners failed {self.failures.count} time(s)")
-                worker.idle_wait(delay)
                 return False
+            worker.show_title(f"Waiting: childReady listeners of job child {self.standbys.standby.pid}{failed}")
             worker.dispatch_signals()
             worker.beat_if_due()
             if worker.shutdown or worker.paused:
                 return False
 
     def run(self, job, target):
-        """Run the job in a fresh child and wait for its report. Returns (failure, skipped)."""
+        """Run the job in a fresh child and wait for its report. Returns
+        (failure, skipped), or None if it was not started: no job child is
+        ready for it (childReady listeners fail), or a signal must be acted
+        on first; the worker gives it back to its queue."""
         try:
             events.trigger("beforeFork", job)
         except Exception as exc:
             return Failure(exception_name(exc), f"beforeFork hook failed: {exc}", backtrace(exc)), False
-        pid, read_fd, output_fds = self.standbys.start(job, target)
+        started = None
+        for _ in range(2):   # (twice: the ready one may have died, and the next one not said yet)
+            if started is None and self._standby_ready():
+                started = self.standbys.start(job, target)
+        if started is None:
+            log.info("job %s %s on %s not started: no job child is ready for it; back to the head of its queue",
+                     job.label, job.job_class, job.queue)
+            return None
+        pid, read_fd, output = started
         self.last_child = pid
-        output = JobOutput(output_fds, job)
         watch = self.watch = ChildWatch(self._hooks, self._bounds, self.standbys, pid, read_fd, idle=self._idle,
                                         limit=limit_for(self._bounds.job_timeout, target), output=output)
         # Marked running once the child has the job, so the round trip

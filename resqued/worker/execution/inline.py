@@ -44,12 +44,16 @@ class InlineExecution:
         while they fail: no job is taken (as a forking worker's, childready.py)."""
         if self._warmed:
             return True
+        if self.failures.wait_left():
+            # The next attempt waits, but a held job goes back first (as forking.py).
+            if idle:
+                self.worker.idle_wait(self.failures.wait_left())
+            return False
         try:
             childready.run()
-        except Exception as exc:
-            delay = self.failures.failed("the worker", childready.describe_failure(exc))
+        except BaseException as exc:  # sys.exit() too, as in a standby and a job: back off, do not stop
+            self.failures.failed("the worker", childready.describe_failure(exc))
             self.worker.show_title(f"Waiting: childReady listeners failed {self.failures.count} time(s)")
-            self.worker.idle_wait(delay)
             return False
         self.failures.succeeded()
         self._warmed = True

@@ -217,3 +217,10 @@ def read_rest(fd: int) -> bytes:
         pass
     return b"".join(chunks)
 
+
+def own_group(pid: int) -> None:
+    """Make the child ``pid`` lead its own process group, from the parent's side."""
+    try:
+        os.setpgid(pid, pid)  # also done by the child; whichever runs first wins
+    except OSError:
+        pass

@@ -26,6 +26,7 @@ import select
 import signal
 import socket
 
+from resqued.worker.execution import childready
 from resqued.worker.execution.jobcapture import output_pipes
 from resqued.worker.execution.jobchild import flush_and_exit, fork_job_child, standby_main
 from resqued.process import logfile
@@ -133,7 +134,7 @@ def _fork_standby(sock, reset, registry, worker_id: str, title: str, term_timeou
     except OSError:
         pass
     try:
-        socket.send_fds(sock, [StandbyForked(pid).encode()], [job_w, report_r, *output_r])
+        socket.send_fds(sock, [StandbyForked(pid, childready.has_listeners()).encode()], [job_w, report_r, *output_r])
         return True
     except OSError:
         return False

@@ -18,25 +18,23 @@ itself. A standby
 is forked before its job is known, so it cannot run ``beforeFork`` listeners
 first: when any are registered, the worker forks children on demand. With
 childReady listeners, a standby is handed a job only once it has said they
-succeeded (childready.py, ``ready``).
+succeeded (childready.py, ``ready``); ``start`` never waits for that word.
 """
 
-import array
 import logging
 import os
 import signal
-import socket
 import time
 
 from resqued.jobs import events
-from resqued.worker.execution import childready, jobforker
-from resqued.worker.execution.jobcapture import output_pipes
+from resqued.worker.execution import childready
+from resqued.worker.execution.jobcapture import JobOutput, output_pipes
 from resqued.jobs.job import warm
-from resqued.worker.execution.jobchild import child_main, fork_job_child, standby_main
+from resqued.worker.execution.forkerlink import JobForkerLink, recv_with_fds
+from resqued.worker.execution.jobchild import child_main, fork_job_child, own_group, signal_group, standby_main
 from resqued.process.descendants import KILL_WAIT
 from resqued.process.signals import wait_readable
-from resqued.protocols.forkersocket import (MAX_MESSAGE, STANDBY_FDS, ChildExited, ForkerMessageRefused,
-                                             ForkerReady, StandbyForked, StandbyWanted, decode_news)
+from resqued.protocols.forkersocket import ChildExited, ForkerMessageRefused, ForkerReady, StandbyForked, decode_news
 
 log = logging.getLogger("resqued.worker")
 
@@ -44,54 +42,33 @@ LINK_TIMEOUT = 10.0  # a job forker that takes longer to answer is taken for hun
 
 
 class Standby:
-    def __init__(self, pid: int, job_fd: int, report_fd: int, output_fds):
+    def __init__(self, pid: int, job_fd: int, report_fd: int, output_fds, says: bool):
+        """``says``: it runs childReady listeners and says how they went
+        (decided where it was forked, with the listeners it has)."""
         self.pid = pid
         self.job_fd = job_fd
         self.report_fd = report_fd
-        self.output_fds = tuple(output_fds)   # its stdout and stderr pipes' read ends (jobcapture.py)
-        self.ready = not childready.has_listeners()   # else once it says so on report_fd
+        # Its stdout and stderr pipes' read ends (jobcapture.py): read while
+        # its listeners run, else one that writes 64 KiB blocks for ever.
+        self.output = JobOutput(output_fds)
+        self.ready = not says   # else once it says so on report_fd
+        self.born = time.monotonic()
 
     def discard(self) -> None:
-        """Close our ends: a standby that has no job yet then exits quietly."""
-        for fd in (self.job_fd, self.report_fd, *self.output_fds):
+        """Close our ends: a standby that has no job yet then exits quietly.
+        What it wrote (its listeners' lines, a traceback) is logged first."""
+        for fd in (self.job_fd, self.report_fd):
             os.close(fd)
-
-
-class JobForkerLink:
-    """The worker's end of its job forker (jobforker.py): the process and
-    the socket to it."""
-
-    def __init__(self, signals, registry, worker_id: str, queues: str, term_timeout: float):
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        pid = jobforker.fork_forker(ours, theirs, signals, registry, worker_id, queues, term_timeout)
-        theirs.close()
-        _own_group(pid)  # a Ctrl-C meant for the worker is the worker's to act on
-        self.pid = pid
-        self.sock = ours
-        self.ready = False
-
-    def ask(self, rehearse: bool) -> bool:
-        try:
-            self.sock.send(StandbyWanted(rehearse).encode())
-            return True
-        except OSError:
-            return False
-
-    def close(self) -> None:
-        self.sock.close()  # EOF: it exits, and anything it still has dies with it
-        for _ in range(200):
-            if os.waitpid(self.pid, os.WNOHANG)[0]:
-                return
-            time.sleep(0.01)
-        os.kill(self.pid, signal.SIGKILL)
-        os.waitpid(self.pid, 0)
+        self.output.close()
 
 
 class Standbys:
     def __init__(self, signals, registry, worker_id: str, queues: str, term_timeout: float,
-                 job_forker: bool = True):
+                 job_forker: bool = True, ready_timeout: float = 30.0):
         """``term_timeout``: how long what a job left running has after SIGTERM
-        (jobchild.end_leftovers)."""
+        (jobchild.end_leftovers). ``ready_timeout``: how long a standby's
+        childReady listeners may take (``ready``)."""
+        self.ready_timeout = ready_timeout
         self.signals = signals
         self.term_timeout = term_timeout
         self.registry = registry
@@ -133,22 +110,36 @@ class Standbys:
             self._lose_link("it stopped listening")
         self.standby = self._fork_standby(rehearse=idle)
 
-    def ready(self, timeout: float | None):
-        """With childReady listeners, after ``prepare``: True once the standby
-        has run them, None if it has not yet said (``timeout`` passed or a
-        signal came), or the line of their failure (the standby is gone:
-        ``prepare`` forks another)."""
+    def ready(self, timeout: float):
+        """After ``prepare``: True once the standby has run its childReady
+        listeners (at once if it has none), None if it has not yet said
+        (``timeout`` passed or a signal came), or the line of their failure:
+        they raised, the standby died, or they took more than
+        ``ready_timeout`` (it is killed). The standby is then gone:
+        ``prepare`` brings another."""
         while self.standby is None and self._asked:
             self._receive(block=True)
         if self.standby is None:
+            self.prepare()
+            while self.standby is None and self._asked:
+                self._receive(block=True)
+        if self.standby is None:   # (the forker died meanwhile)
             self.standby = self._fork_standby()
         standby = self.standby
         if standby.ready:
             return True
-        word = childready.read_word(standby.report_fd, [self.signals], timeout)
+        left = standby.born + self.ready_timeout - time.monotonic()
+        word = childready.read_word(standby.report_fd, [self.signals, *standby.output.open],
+                                    max(0.0, min(timeout, left)))
+        if word is None:
+            standby.output.drain()   # its lines as they come: a full pipe would block it
+            if time.monotonic() - standby.born < self.ready_timeout:
+                return None
+            signal_group(standby.pid, signal.SIGKILL)
+            word = f"its childReady listeners did not finish in {self.ready_timeout:g}s (killed)"
         if word is True:
             standby.ready = True
-        elif word is not None:
+        else:
             self.standby, self.last_failed = None, standby.pid
             standby.discard()
             self.reap()
@@ -156,28 +147,34 @@ class Standbys:
 
     def start(self, job, target):
         """Start ``job`` in a fresh child; returns (pid, report fd, its
-        stdout and stderr pipes' read ends)."""
+        stdout and stderr: a JobOutput), or None if no ready standby is
+        here: the one here has not said that its childReady listeners
+        succeeded (``ready`` waits for its word; the job must not go to a
+        child that may be dying)."""
         if self.using_standby:
             message = job.queue.encode() + b"\n" + job.raw
             for attempt in range(3):
                 standby = self._take_standby()
+                if standby is None:
+                    return None
                 if self._hand_over(standby, message) or attempt == 2:
                     break  # (after three dead ones: a dirty exit, not a hang)
                 # Dead before a byte of the job reached it (killed just now,
                 # its exit not yet heard of): the job goes to another one.
-                for fd in (standby.report_fd, *standby.output_fds):
-                    os.close(fd)
+                os.close(standby.report_fd)
+                standby.output.close()
             # The caller asks for the next one with prepare(), while this job runs.
-            return standby.pid, standby.report_fd, standby.output_fds
+            standby.output.job_is(job)
+            return standby.pid, standby.report_fd, standby.output
         read_fd, write_fd = os.pipe()
         output_r, output_w = output_pipes()
         pid = fork_job_child(lambda: child_main(job, target, write_fd, output_w, term_timeout=self.term_timeout),
                              (read_fd, *output_r), self.signals)
         for fd in (write_fd, *output_w):
             os.close(fd)
-        _own_group(pid)
+        own_group(pid)
         self.unreaped.add(pid)
-        return pid, read_fd, output_r
+        return pid, read_fd, JobOutput(output_r, job)
 
     @staticmethod
     def _hand_over(standby: Standby, message: bytes) -> bool:
@@ -192,27 +189,32 @@ class Standbys:
         os.close(standby.job_fd)
         return sent > 0
 
-    def _take_standby(self) -> Standby:
+    def _take_standby(self) -> Standby | None:
+        """The standby, if it is ready; None while it has not said so (it
+        stays, for ``ready``)."""
         self._receive(block=False)
         for _ in range(3):
             if self.standby is None and not self._asked and self._linked():
                 self._asked = self._link.ask(rehearse=False)
             while self.standby is None and self._asked:
                 self._receive(block=True)
-            standby, self.standby = self.standby, None
+            standby = self.standby
             if standby is None:
                 break
-            if not self._exited(standby.pid) and (standby.ready or childready.read_word(
-                    standby.report_fd, [], None) is True):
+            if not self._exited(standby.pid):
+                if not standby.ready:
+                    return None
+                self.standby = None
                 return standby
-            # It died waiting (killed, say), or its childReady listeners
-            # failed: a job must not be handed to it.
+            # It died waiting (killed, say): a job must not be handed to it.
+            self.standby = None
             self.reaped.pop(standby.pid, None)
             standby.discard()
-        standby = self._fork_standby()
-        if not standby.ready:   # (failed: the hand-over finds it dead)
-            standby.ready = childready.read_word(standby.report_fd, [], None) is True
-        return standby
+        standby = self.standby = self._fork_standby()
+        if not standby.ready:
+            return None
+        self.standby = None
+        return standby   # (if it died already: a dirty exit, not a hang)
 
     def _exited(self, pid: int) -> bool:
         if pid in self.served:
@@ -229,9 +231,9 @@ class Standbys:
                              (job_w, report_r, *output_r), self.signals, self.standby_title)
         for fd in (job_r, report_w, *output_w):
             os.close(fd)
-        _own_group(pid)
+        own_group(pid)
         self.unreaped.add(pid)
-        return Standby(pid, job_w, report_r, output_r)
+        return Standby(pid, job_w, report_r, output_r, says=childready.has_listeners())
 
     # -- the job forker ----------------------------------------------------
     def _linked(self) -> bool:
@@ -259,7 +261,7 @@ class Standbys:
                 self._lose_link(f"it did not answer in {LINK_TIMEOUT:g}s")
                 return
             try:
-                message, fds = _recv_with_fds(self._link.sock)
+                message, fds = recv_with_fds(self._link.sock)
             except BlockingIOError:
                 return
             except OSError:
@@ -277,7 +279,7 @@ class Standbys:
             log.warning("worker %s: job forker %d: %s; ignored", self.worker_id, self._link.pid, exc)
             news = None
         if isinstance(news, StandbyForked):
-            self.standby = Standby(news.pid, fds[0], fds[1], fds[2:])
+            self.standby = Standby(news.pid, fds[0], fds[1], fds[2:], news.says)
             self.served.add(news.pid)
             self.unreaped.add(news.pid)
             self._asked = False
@@ -357,6 +359,8 @@ class Standbys:
         while self._asked:
             self._receive(block=True)  # the standby on its way, to dismiss it too
         if self.standby is not None:
+            if not self.standby.ready:   # its childReady listeners may take long, for nothing now
+                signal_group(self.standby.pid, signal.SIGKILL)
             self.standby.discard()
             self.standby = None
         # A job child that has reported may still be ending what its job left
@@ -380,22 +384,3 @@ class Standbys:
         if self._link is not None:
             self._link.close()
             self._link, self._asked = None, False
-
-
-def _recv_with_fds(sock):
-    """One message and the descriptors that came with it, without waiting
-    (socket.recv_fds before Python 3.12 drops its ``flags``)."""
-    fds = array.array("i")
-    message, ancdata, _, _ = sock.recvmsg(MAX_MESSAGE, socket.CMSG_LEN(STANDBY_FDS * fds.itemsize),
-                                          socket.MSG_DONTWAIT)
-    for level, kind, data in ancdata:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            fds.frombytes(data[:len(data) - len(data) % fds.itemsize])
-    return message, list(fds)
-
-
-def _own_group(pid: int) -> None:
-    try:
-        os.setpgid(pid, pid)  # also done by the child; whichever runs first wins
-    except OSError:
-        pass
