@@ -60,6 +60,16 @@ POLL_INTERVAL = 0.25
 # is skipped, not allowed to stop the worker, and looked at again this often.
 BAD_QUEUE_RECHECK = 30.0
 
+# KEYS: queue1, inflight1, queue2, inflight2, ... -> {index, job} of the first
+# job found, in priority order, moved to its in-flight list.
+_MOVE_FIRST = """
+for i = 1, #KEYS, 2 do
+  local job = redis.call('LMOVE', KEYS[i], KEYS[i + 1], 'LEFT', 'RIGHT')
+  if job then return {(i + 1) / 2, job} end
+end
+return false
+"""
+
 # KEYS: inflight, queue -> how many jobs went back to the head of the queue, in
 # their order.
 _RECLAIM = """
@@ -139,7 +149,7 @@ class Reserver:
                     # A half-read reply would poison the next command: start afresh.
                     self.close()
                     raise
-            if found and (self.pause_seen or found[0] in self.pauses.queues):
+            if found and (self.pause_seen or self.must_give_back(found[0])):
                 self.give_back(found[0])
                 return None
             return found
@@ -152,29 +162,65 @@ class Reserver:
             self.reclaim(self.usable(queues))
             return None
 
-    def take_in(self, pipe, queues: list[str]) -> None:
+    def take_in(self, pipe, queues: list[str]) -> int:
         """Queue on ``pipe`` (a transaction: a pipeline or a direct.Batch) the
         command that moves the first waiting job of ``queues`` to its in-flight
-        list, and the read of the pause switch; ``taken`` reads their two
-        replies. Never blocks: an empty queue just answers nothing."""
-        pipe.execute_command(*self.pauses.take_command(queues, self.inflight))
-        pipe.execute_command(*self.pauses.read_command())
+        list, and the read of the pause switch and of the queues paused
+        (queuepause.py). Returns how many commands that is: ``taken`` reads
+        that many replies, the last of the transaction's. Never blocks: an
+        empty queue just answers nothing."""
+        commands = self._take_and_read(queues)
+        for command in commands:
+            pipe.execute_command(*command)
+        return len(commands)
 
-    def taken(self, queues: list[str], reply, pause_reply):
+    def taken(self, queues: list[str], replies: list):
         """``(queue, raw)`` from the replies to ``take_in``'s commands, or
         None. An error reply (a queue whose key is not a list) takes nothing.
-        A job taken while the pause switch is set is returned all the same
-        (the caller holds it, and gives it back when it sees ``pause_seen``)."""
-        self.pause_seen = self.pauses.seen(pause_reply)
-        if reply is None:  # not "not reply": an empty string is a (bad) job too
+        A job taken while the pause switch is set, or from a queue the same
+        read found paused, is returned all the same (the caller holds it, and
+        gives it back when it sees ``pause_seen`` or ``must_give_back``)."""
+        *take, get, members = replies
+        offered = self.pauses.takeable(queues)   # as ``take_in`` left them, before this read
+        self.pause_seen = self.pauses.seen([get, members])
+        if not take or take[0] is None:  # not "not reply": an empty string is a (bad) job too
             return None
+        reply = take[0]
         if isinstance(reply, redis.ResponseError):
             if not _wrong_type(reply):
                 raise reply
             self._skip_wrong_types(queues)
             return None
+        return self._found(offered, reply)
+
+    def must_give_back(self, queue: str) -> bool:
+        """Whether a job taken from ``queue`` must not run: the read that
+        came with its take found the queue paused fleet-wide."""
+        return self.pauses.paused(queue)
+
+    def _take_and_read(self, queues: list[str]) -> list[tuple]:
+        # The queues the last read found paused are left out; one paused
+        # since is caught by the read that follows (the job goes back).
+        offered = self.pauses.takeable(queues)
+        if len(offered) == 1:
+            take = [("LMOVE", self.keys.queue(offered[0]), self.inflight(offered[0]), "LEFT", "RIGHT")]
+        elif offered:
+            keys = []
+            for queue in offered:
+                keys += [self.keys.queue(queue), self.inflight(queue)]
+            # EVAL, not EVALSHA: a redis-py pipeline with a script in it first
+            # asks the server whether it knows the script, a round trip per
+            # job; the server caches the script body by its hash anyway.
+            take = [("EVAL", _MOVE_FIRST, len(keys), *keys)]
+        else:
+            take = []
+        return take + self.pauses.read_commands()
+
+    def _found(self, offered: list[str], reply):
+        if len(offered) == 1:
+            return offered[0], reply
         index, raw = reply
-        return queues[int(index) - 1], raw
+        return offered[int(index) - 1], raw
 
     def give_back(self, queue: str) -> None:
         """Return the job last taken from ``queue`` (not yet run) to its head."""
@@ -211,16 +257,10 @@ class Reserver:
     def _first_waiting(self, queues):
         # No retry: a reply lost after the server moved a job must reach the
         # caller, whose outage handling reclaims the in-flight lists.
-        found, pause = direct.execute(self.client, [self.pauses.take_command(queues, self.inflight),
-                                                    self.pauses.read_command()],
-                                      retry=False, raise_errors=False)
-        if isinstance(found, redis.ResponseError):
-            raise found
-        self.pause_seen = self.pauses.seen(pause)
-        if not found:
-            return None
-        index, raw = found
-        return queues[int(index) - 1], raw
+        replies = direct.execute(self.client, self._take_and_read(queues), retry=False, raise_errors=False)
+        if len(replies) > 2 and isinstance(replies[0], redis.ResponseError):
+            raise replies[0]   # pop's handling of a queue that is not a list
+        return self.taken(queues, replies)
 
     def _connection(self, queue):
         conn = self._conns.get(queue)
@@ -241,10 +281,10 @@ class Reserver:
             conn.send_packed_command(conn.pack_commands([
                 ("CLIENT", "ID"),
                 ("BLMOVE", self.keys.queue(queue), self.inflight(queue), "LEFT", "RIGHT", timeout),
-                self.pauses.read_command()]))
+                *self.pauses.read_commands()]))
         client_ids = [conn.read_response() for conn in conns]
         replies = self._await_replies(conns, client_ids, timeout)
-        self.pause_seen = any([self.pauses.seen(conn.read_response()) for conn in conns])
+        self.pause_seen = any([self.pauses.seen(direct.read_replies(conn, 2)) for conn in conns])
         taken = [(i, raw) for i, raw in sorted(replies.items()) if raw is not None]
         if not taken:
             return None

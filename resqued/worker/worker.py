@@ -28,7 +28,6 @@ import redis
 from resqued.redisio import direct, refusals
 from resqued.jobs import events
 from resqued.resque import jobstatus, wire
-from resqued.resque.wire import HEARTBEAT_INTERVAL
 from resqued.redisio.deferred import Deferred
 from resqued.config.workerspec import WorkerSpec
 from resqued.worker.execution import Execution
@@ -182,6 +181,8 @@ class Worker:
                 self.report(state=WorkerState.PAUSED)
                 self.idle_wait(self.spec.interval or 1.0)
                 continue
+            if self._held is not None and self.reserver.must_give_back(self._held[0]):
+                self.outage.retry(self._give_back_held, until_shutdown=True)   # its queue was just paused
             if self._held is not None:
                 reserved, self._held = self._held, None
                 self.execution.prepare()  # taken with the last outcome: the queue is busy
@@ -265,7 +266,7 @@ class Worker:
             self.shutdown = True
 
     def _wait_time(self) -> float:
-        wait = self.spec.interval if self.spec.interval > 0 else HEARTBEAT_INTERVAL
+        wait = self.spec.interval if self.spec.interval > 0 else wire.HEARTBEAT_INTERVAL
         return max(0.01, min(wait, self.registration.heartbeat_due_in() or 0.01))
 
     def _current_queues(self) -> list[str]:
@@ -422,16 +423,15 @@ class Worker:
             add_outcome(batch, self.keys, self.id, queue, payload, failure)
             batch.execute_command("DEL", self.keys.worker(self.id))
             batch.execute_command("LREM", self.reserver.inflight(queue), 1, raw)
-            if take:
-                self.reserver.take_in(batch, take)
+            taking = self.reserver.take_in(batch, take) if take else 0   # its replies come last
             # No silent retry: a lost reply must reach outage.retry, which marks
             # the in-flight lists for reclaiming (the next job may have moved).
             replies = direct.execute(self.redis, batch.commands, transaction=True, retry=False,
                                      raise_errors=False, held=self._outcome_conn)
-            for reply in replies[:-2] if take else replies:
+            for reply in replies[:len(replies) - taking]:
                 if isinstance(reply, redis.ResponseError):
                     raise reply
-            return self.reserver.taken(take, *replies[-2:]) if take else None
+            return self.reserver.taken(take, replies[-taking:]) if take else None
         # An outcome is never dropped: keep trying until Redis takes it.
         try:
             self._held = self.outage.retry(commands)
