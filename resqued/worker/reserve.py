@@ -43,6 +43,7 @@ import redis
 
 from resqued.process.signals import wait_readable
 from resqued.redisio import connection, direct, following
+from resqued.worker import nextmark
 from resqued.worker.queuepause import RECHECK, QueuePauses
 
 log = logging.getLogger("resqued.worker")
@@ -105,6 +106,9 @@ class Reserver:
         # (None: not read since the worker last asked, see pausekey.py).
         self.pause_seen: bool | None = None
         self.pauses = QueuePauses(client, keys)   # and the queues paused fleet-wide
+        # The job last taken was marked running by its take (nextmark.py):
+        # None if not, else whether it may have a status record to update.
+        self.premarked: bool | None = None
 
     def inflight(self, queue: str) -> str:
         return self.keys.inflight(self.worker_id, queue)
@@ -131,7 +135,7 @@ class Reserver:
         then in ``inflight(queue)`` — or None (timed out, a signal came, or a
         queue's key turned out not to be a list, or the pause switch is set:
         then a job taken meanwhile is back at the head of its queue)."""
-        self.pause_seen = None
+        self.pause_seen = self.premarked = None
         if not queues:
             wait_readable([self.signals], min(timeout, RECHECK))   # a paused queue may resume
             return None
@@ -169,7 +173,7 @@ class Reserver:
         (queuepause.py). Returns how many commands that is: ``taken`` reads
         that many replies, the last of the transaction's. Never blocks: an
         empty queue just answers nothing."""
-        commands = self._take_and_read(queues)
+        commands = self._take_and_read(queues, mark=True)
         for command in commands:
             pipe.execute_command(*command)
         return len(commands)
@@ -180,6 +184,7 @@ class Reserver:
         A job taken while the pause switch is set, or from a queue the same
         read found paused, is returned all the same (the caller holds it, and
         gives it back when it sees ``pause_seen`` or ``must_give_back``)."""
+        self.premarked = None
         *take, get, members = replies
         offered = self.pauses.takeable(queues)   # as ``take_in`` left them, before this read
         self.pause_seen = self.pauses.seen([get, members])
@@ -193,16 +198,24 @@ class Reserver:
             return None
         return self._found(offered, reply)
 
+    def running_marks(self, job) -> list[tuple]:
+        """The commands that mark ``job`` (the job last taken) running that
+        its take did not send (nextmark.py)."""
+        premarked, self.premarked = self.premarked, None
+        return nextmark.running_marks(self.keys, self.worker_id, job, premarked)
+
     def must_give_back(self, queue: str) -> bool:
         """Whether a job taken from ``queue`` must not run: the read that
         came with its take found the queue paused fleet-wide."""
         return self.pauses.paused(queue)
 
-    def _take_and_read(self, queues: list[str]) -> list[tuple]:
+    def _take_and_read(self, queues: list[str], mark: bool = False) -> list[tuple]:
         # The queues the last read found paused are left out; one paused
         # since is caught by the read that follows (the job goes back).
         offered = self.pauses.takeable(queues)
-        if len(offered) == 1:
+        if mark and offered:
+            take = [nextmark.take_command(self.keys, self.worker_id, offered, self.inflight)]
+        elif len(offered) == 1:
             take = [("LMOVE", self.keys.queue(offered[0]), self.inflight(offered[0]), "LEFT", "RIGHT")]
         elif offered:
             keys = []
@@ -217,14 +230,21 @@ class Reserver:
         return take + self.pauses.read_commands()
 
     def _found(self, offered: list[str], reply):
-        if len(offered) == 1:
+        if not isinstance(reply, list):   # a plain LMOVE's
+            self.premarked = None
             return offered[0], reply
-        index, raw = reply
+        index, raw, *marked = reply
+        self.premarked = bool(marked[0]) if marked else None
         return offered[int(index) - 1], raw
 
     def give_back(self, queue: str) -> None:
-        """Return the job last taken from ``queue`` (not yet run) to its head."""
-        self.client.lmove(self.inflight(queue), self.keys.queue(queue), "RIGHT", "LEFT")
+        """Return the job last taken from ``queue`` (not yet run) to its head;
+        the working-on key its take wrote goes with it (nextmark.py)."""
+        commands = [("LMOVE", self.inflight(queue), self.keys.queue(queue), "RIGHT", "LEFT")]
+        if self.premarked is not None:
+            commands.append(("DEL", self.keys.worker(self.worker_id)))
+        direct.execute(self.client, commands, transaction=len(commands) > 1)
+        self.premarked = None
 
     def reclaim(self, queues: list[str]) -> int:
         """Move everything in our in-flight lists back to the head of its
@@ -233,6 +253,8 @@ class Reserver:
         moved = 0
         for queue in queues:
             moved += self._reclaim(keys=[self.inflight(queue), self.keys.queue(queue)])
+        # A take whose reply was lost may have marked its job running (nextmark.py).
+        self.client.delete(self.keys.worker(self.worker_id))
         return moved
 
     def _skip_wrong_types(self, queues: list[str]) -> None:

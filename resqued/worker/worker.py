@@ -27,7 +27,7 @@ import redis
 
 from resqued.redisio import direct, refusals
 from resqued.jobs import events
-from resqued.resque import jobstatus, wire
+from resqued.resque import wire
 from resqued.redisio.deferred import Deferred
 from resqued.config.workerspec import WorkerSpec
 from resqued.worker.execution import Execution
@@ -397,10 +397,9 @@ class Worker:
         """Send the working-on key and the running status; ``read_marked`` reads
         the replies (see deferred.py). While Redis is away the job runs
         unmarked rather than waiting: its outcome is what must not be lost."""
-        commands = [("SET", self.keys.worker(self.id), wire.working_on(job.queue, job.payload))]
-        status_key = self.keys.job_status(job.payload)
-        if status_key is not None:
-            commands.append(jobstatus.update_command(status_key, wire.STATUS_RUNNING))
+        commands = self.reserver.running_marks(job)   # those its take did not write (nextmark.py)
+        if not commands:
+            return None
         try:
             return Deferred(self.redis, commands, held=self._deferred_conn)
         except redis.RedisError as exc:

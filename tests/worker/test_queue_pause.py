@@ -16,7 +16,7 @@ PAUSED = "resque:resqued:paused_queues"
 
 
 def queue_tags(r, queue):
-    return [json.loads(raw)["args"][0]["tag"] for raw in r.lrange(f"resque:queue:{queue}", 0, -1)]
+    return [json.loads(raw)["args"][0].get("tag") for raw in r.lrange(f"resque:queue:{queue}", 0, -1)]
 
 
 def no_inflight(r):
