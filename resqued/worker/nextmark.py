@@ -57,19 +57,25 @@ return false
 """
 
 
+_heads: dict = {}   # (working-on key, queues, second) -> the script's keys and arguments, made once a second
+
+
 def take_command(keys, worker_id: str, queues: list[str], inflight) -> tuple:
     """The command that moves the first waiting job of ``queues`` to its
     in-flight list (``inflight(queue)``) and marks it running."""
-    now = time.time()
-    argv = [keys.status("")[:-len(":status")]]
-    names = [keys.worker(worker_id)]
-    for queue in queues:
-        names += [keys.queue(queue), inflight(queue)]
-        # The record as wire.working_on writes it, up to its payload.
-        record = wire.working_on(queue, None, now)
-        argv.append(record[:-len("null}")])
+    now = int(time.time())   # run_at's resolution
+    cached = _heads.get((worker_id, tuple(queues), now))
+    if cached is None:
+        argv = [keys.status("")[:-len(":status")]]
+        names = [keys.worker(worker_id)]
+        for queue in queues:
+            names += [keys.queue(queue), inflight(queue)]
+            # The record as wire.working_on writes it, up to its payload.
+            argv.append(wire.working_on(queue, None, now)[:-len("null}")])
+        _heads.clear()
+        cached = _heads[(worker_id, tuple(queues), now)] = ("EVAL", TAKE_MARKED, len(names), *names, *argv)
     # EVAL, not EVALSHA: see reserve.py.
-    return ("EVAL", TAKE_MARKED, len(names), *names, *argv)
+    return cached
 
 
 def running_marks(keys, worker_id: str, job, premarked: bool | None) -> list[tuple]:
