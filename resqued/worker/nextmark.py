@@ -9,7 +9,8 @@ a third of a no-fork worker's time (each request wakes the server). So when
 the next job is taken in that transaction (reserve.py ``take_in``), the
 script that takes it writes the working-on key too, and says whether the
 job has a status record: only then is the running status still sent apart
-(its update keeps fields of the old record; see jobstatus.py).
+(its update keeps fields of the old record; see jobstatus.py), and only
+then does the outcome's transaction update it (``Reserver.tracked``).
 
 The key holds the payload as it was queued, byte for byte (what Ruby's
 worker writes for a payload Ruby encoded); a job marked so that is not run
@@ -17,7 +18,10 @@ worker writes for a payload Ruby encoded); a job marked so that is not run
 back to its queue (reserve.py ``give_back``).
 """
 
+import hashlib
 import time
+
+import redis
 
 from resqued.resque import jobstatus, wire
 
@@ -57,6 +61,8 @@ return false
 """
 
 
+TAKE_MARKED_SHA = hashlib.sha1(TAKE_MARKED.encode()).hexdigest()
+
 _heads: dict = {}   # (working-on key, queues, second) -> the script's keys and arguments, made once a second
 
 
@@ -73,9 +79,21 @@ def take_command(keys, worker_id: str, queues: list[str], inflight) -> tuple:
             # The record as wire.working_on writes it, up to its payload.
             argv.append(wire.working_on(queue, None, now)[:-len("null}")])
         _heads.clear()
-        cached = _heads[(worker_id, tuple(queues), now)] = ("EVAL", TAKE_MARKED, len(names), *names, *argv)
-    # EVAL, not EVALSHA: see reserve.py.
+        # EVALSHA: the server need not read and hash the script's kilobyte
+        # each time. A server that does not know it (restarted, failed over)
+        # answers NOSCRIPT and nothing is taken: ``load`` then teaches it.
+        cached = _heads[(worker_id, tuple(queues), now)] = ("EVALSHA", TAKE_MARKED_SHA, len(names), *names, *argv)
     return cached
+
+
+def unknown_script(reply) -> bool:
+    """Whether ``reply`` (an error) says the server lacks the take's script."""
+    # redis-py makes "NOSCRIPT ..." a NoScriptError, without the word.
+    return isinstance(reply, redis.exceptions.NoScriptError) or str(reply).startswith("NOSCRIPT")
+
+
+def load(client) -> None:
+    client.execute_command("SCRIPT", "LOAD", TAKE_MARKED)
 
 
 def running_marks(keys, worker_id: str, job, premarked: bool | None) -> list[tuple]:

@@ -109,6 +109,7 @@ class Reserver:
         # The job last taken was marked running by its take (nextmark.py):
         # None if not, else whether it may have a status record to update.
         self.premarked: bool | None = None
+        self._untracked = None   # the job that runs, if its take found it has no status record
 
     def inflight(self, queue: str) -> str:
         return self.keys.inflight(self.worker_id, queue)
@@ -192,6 +193,9 @@ class Reserver:
             return None
         reply = take[0]
         if isinstance(reply, redis.ResponseError):
+            if nextmark.unknown_script(reply):
+                nextmark.load(self.client)   # nothing was taken: the next take has it
+                return None
             if not _wrong_type(reply):
                 raise reply
             self._skip_wrong_types(queues)
@@ -202,7 +206,14 @@ class Reserver:
         """The commands that mark ``job`` (the job last taken) running that
         its take did not send (nextmark.py)."""
         premarked, self.premarked = self.premarked, None
+        self._untracked = job.raw if premarked is False else None
         return nextmark.running_marks(self.keys, self.worker_id, job, premarked)
+
+    def tracked(self, raw) -> bool:
+        """Whether the job ``raw`` may have a status record to update with
+        its outcome: not if its take found none (a status record is written
+        before its job is queued, never after)."""
+        return raw != self._untracked
 
     def must_give_back(self, queue: str) -> bool:
         """Whether a job taken from ``queue`` must not run: the read that

@@ -419,7 +419,7 @@ class Worker:
             # busy, the next job is taken in it too (see reserve.py).
             take = take_from if not self.outage.reclaim_due else []
             batch = direct.Batch()
-            add_outcome(batch, self.keys, self.id, queue, payload, failure)
+            add_outcome(batch, self.keys, self.id, queue, payload, failure, tracked=self.reserver.tracked(raw))
             batch.execute_command("DEL", self.keys.worker(self.id))
             batch.execute_command("LREM", self.reserver.inflight(queue), 1, raw)
             taking = self.reserver.take_in(batch, take) if take else 0   # its replies come last
