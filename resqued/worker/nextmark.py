@@ -70,10 +70,11 @@ def take_command(keys, worker_id: str, queues: list[str], inflight) -> tuple:
     """The command that moves the first waiting job of ``queues`` to its
     in-flight list (``inflight(queue)``) and marks it running."""
     now = int(time.time())   # run_at's resolution
-    cached = _heads.get((worker_id, tuple(queues), now))
+    working_on = keys.worker(worker_id)
+    cached = _heads.get((working_on, tuple(queues), now))
     if cached is None:
         argv = [keys.status("")[:-len(":status")]]
-        names = [keys.worker(worker_id)]
+        names = [working_on]
         for queue in queues:
             names += [keys.queue(queue), inflight(queue)]
             # The record as wire.working_on writes it, up to its payload.
@@ -82,7 +83,7 @@ def take_command(keys, worker_id: str, queues: list[str], inflight) -> tuple:
         # EVALSHA: the server need not read and hash the script's kilobyte
         # each time. A server that does not know it (restarted, failed over)
         # answers NOSCRIPT and nothing is taken: ``load`` then teaches it.
-        cached = _heads[(worker_id, tuple(queues), now)] = ("EVALSHA", TAKE_MARKED_SHA, len(names), *names, *argv)
+        cached = _heads[(working_on, tuple(queues), now)] = ("EVALSHA", TAKE_MARKED_SHA, len(names), *names, *argv)
     return cached
 
 
