@@ -8,6 +8,8 @@ every process it started is killed and reaped at the end, also on error or
 Ctrl-C. See BENCHMARKS.md.
 
   bench/run.py [--idle 60] [--reps 3] [--budget 840] [--only drain1_fork,latency] [--quick]
+
+nofork_vs_sidekiq runs only where Debian's ruby-sidekiq is installed (sidekiq.py).
 """
 
 import argparse
@@ -29,11 +31,12 @@ import redis  # noqa: E402
 import report  # noqa: E402
 import scenarios  # noqa: E402
 import scenarios_web_scheduler  # noqa: E402
+import sidekiq  # noqa: E402
 from procs import LOGS, RESULTS, Budget, BudgetExceeded, Procs  # noqa: E402
 from redis_server import RedisServer, find_redis_server  # noqa: E402  (tests/redis_server.py)
 
 ALL = ("floor", "enqueue", "latency", "master", "master64", "drain1_nofork", "drain1_fork", "drain2",
-       "drain1_metrics", "scrape64", "web_pages", "delayed_moves", "drain1_io")
+       "drain1_metrics", "scrape64", "web_pages", "delayed_moves", "nofork_vs_sidekiq", "drain1_io")
 
 
 class Context:
@@ -52,9 +55,11 @@ class Context:
         self.redis.config_resetstat()
 
     def redis_counters(self):
-        """(commands processed so far, redis-server CPU seconds) in one INFO."""
+        """(commands processed so far, redis-server CPU seconds, read events:
+        the requests clients sent, a pipeline at once being one) in one INFO."""
         info = self.redis.info()
-        return info["total_commands_processed"], info["used_cpu_sys"] + info["used_cpu_user"]
+        return (info["total_commands_processed"], info["used_cpu_sys"] + info["used_cpu_user"],
+                info["total_reads_processed"])
 
     def queued(self, system) -> int:
         key = {"resqued": "resque:queue:bench", "rq": "rq:queue:bench", "celery": "bench"}[system]
@@ -175,6 +180,8 @@ def main(argv=None) -> int:
                     scenarios_web_scheduler.web(ctx, res, 100_000 // scale, 1000 // scale, 200 // scale, 20)
                 elif name == "delayed_moves":
                     scenarios_web_scheduler.delayed(ctx, res, 100_000 // scale, 10 if scale == 1 else 3, 500, reps)
+                elif name == "nofork_vs_sidekiq":
+                    sidekiq.nofork_vs_sidekiq(ctx, res, 4000 // scale, reps)
                 elif name == "drain1_io":   # last, and half as many jobs: RQ's run of them takes ~15 s
                     scenarios.drain(ctx, res, name, scenarios.MAKERS[name], 1000 // scale, reps, timeout=120)
                 elif name == "drain2":

@@ -79,7 +79,8 @@ def drain(ctx, res, scenario, makers, n, reps, timeout):
                 value, extra = out
                 res.add(scenario, key, c.label, "jobs/s", value, extra)
                 print(f"  {tag}: {value:,.1f} jobs/s ({extra['seconds']:.2f}s, "
-                      f"{extra['redis_cmds_per_job']:.1f} Redis commands/job, "
+                      f"{extra['redis_cmds_per_job']:.1f} Redis commands/job in "
+                      f"{extra['redis_reads_per_job']:.2f} requests, "
                       f"{extra['cpu_ms_per_job']:.2f} CPU ms/job)", flush=True)
 
 
@@ -90,7 +91,7 @@ def drain_once(ctx, c, n, tag, timeout):
         warm = c.warmup(handle)
         push = c.prepare_push(n)
         base = c.progress_base()
-        cmds0, redis_cpu0 = ctx.redis_counters()
+        cmds0, redis_cpu0, reads0 = ctx.redis_counters()
         cpu0 = tree_cpu(handle.root_pid)
         load0 = os.getloadavg()
         t0 = time.perf_counter()
@@ -115,7 +116,7 @@ def drain_once(ctx, c, n, tag, timeout):
             if handle.proc.poll() is not None:
                 raise RuntimeError(f"{c.label} exited {handle.proc.returncode} mid-run")
             time.sleep(POLL)
-        cmds1, redis_cpu1 = ctx.redis_counters()
+        cmds1, redis_cpu1, reads1 = ctx.redis_counters()
         cpu1 = tree_cpu(handle.root_pid)
         timed_out = done < n
         if timed_out:
@@ -127,6 +128,8 @@ def drain_once(ctx, c, n, tag, timeout):
             "seconds": seconds, "jobs": n, "finished": finished, "timed_out": timed_out,
             "job_ran_in_worker_process": warm["job_ran_in_worker_process"],
             "redis_cmds_per_job": (cmds1 - cmds0 - harness_cmds) / max(finished, 1),
+            # The workers' round trips: the harness's are its polls and INFO (its push, a few reads, is not counted).
+            "redis_reads_per_job": (reads1 - reads0 - polls - 1) / max(finished, 1),
             "redis_cpu_ms_per_job": (redis_cpu1 - redis_cpu0) * 1000 / max(finished, 1),
             "cpu_ms_per_job": (cpu1 - cpu0) * 1000 / max(finished, 1),
             "worker_rss_mb": c.rss(handle) / 1e6,

@@ -166,3 +166,10 @@ class CountsAndFails:
         with open(self.args["path"], "a") as ledger:
             ledger.write(f"{os.getpid()}\n")
         raise RuntimeError("counted")
+
+
+class Nothing:
+    """Does nothing: the only Redis traffic of its run is the worker's."""
+
+    def perform(self):
+        pass

@@ -43,6 +43,7 @@ import redis
 
 from resqued.process.signals import wait_readable
 from resqued.redisio import connection, direct, following
+from resqued.worker import nextmark
 from resqued.worker.queuepause import RECHECK, QueuePauses
 
 log = logging.getLogger("resqued.worker")
@@ -59,6 +60,16 @@ POLL_INTERVAL = 0.25
 # A queue whose key holds something other than a list (someone SET it, say)
 # is skipped, not allowed to stop the worker, and looked at again this often.
 BAD_QUEUE_RECHECK = 30.0
+
+# KEYS: queue1, inflight1, queue2, inflight2, ... -> {index, job} of the first
+# job found, in priority order, moved to its in-flight list.
+_MOVE_FIRST = """
+for i = 1, #KEYS, 2 do
+  local job = redis.call('LMOVE', KEYS[i], KEYS[i + 1], 'LEFT', 'RIGHT')
+  if job then return {(i + 1) / 2, job} end
+end
+return false
+"""
 
 # KEYS: inflight, queue -> how many jobs went back to the head of the queue, in
 # their order.
@@ -95,6 +106,10 @@ class Reserver:
         # (None: not read since the worker last asked, see pausekey.py).
         self.pause_seen: bool | None = None
         self.pauses = QueuePauses(client, keys)   # and the queues paused fleet-wide
+        # The job last taken was marked running by its take (nextmark.py):
+        # None if not, else whether it may have a status record to update.
+        self.premarked: bool | None = None
+        self._untracked = None   # the job that runs, if its take found it has no status record
 
     def inflight(self, queue: str) -> str:
         return self.keys.inflight(self.worker_id, queue)
@@ -121,7 +136,7 @@ class Reserver:
         then in ``inflight(queue)`` — or None (timed out, a signal came, or a
         queue's key turned out not to be a list, or the pause switch is set:
         then a job taken meanwhile is back at the head of its queue)."""
-        self.pause_seen = None
+        self.pause_seen = self.premarked = None
         if not queues:
             wait_readable([self.signals], min(timeout, RECHECK))   # a paused queue may resume
             return None
@@ -139,7 +154,7 @@ class Reserver:
                     # A half-read reply would poison the next command: start afresh.
                     self.close()
                     raise
-            if found and (self.pause_seen or found[0] in self.pauses.queues):
+            if found and (self.pause_seen or self.must_give_back(found[0])):
                 self.give_back(found[0])
                 return None
             return found
@@ -152,33 +167,95 @@ class Reserver:
             self.reclaim(self.usable(queues))
             return None
 
-    def take_in(self, pipe, queues: list[str]) -> None:
+    def take_in(self, pipe, queues: list[str]) -> int:
         """Queue on ``pipe`` (a transaction: a pipeline or a direct.Batch) the
         command that moves the first waiting job of ``queues`` to its in-flight
-        list, and the read of the pause switch; ``taken`` reads their two
-        replies. Never blocks: an empty queue just answers nothing."""
-        pipe.execute_command(*self.pauses.take_command(queues, self.inflight))
-        pipe.execute_command(*self.pauses.read_command())
+        list, and the read of the pause switch and of the queues paused
+        (queuepause.py). Returns how many commands that is: ``taken`` reads
+        that many replies, the last of the transaction's. Never blocks: an
+        empty queue just answers nothing."""
+        commands = self._take_and_read(queues, mark=True)
+        for command in commands:
+            pipe.execute_command(*command)
+        return len(commands)
 
-    def taken(self, queues: list[str], reply, pause_reply):
+    def taken(self, queues: list[str], replies: list):
         """``(queue, raw)`` from the replies to ``take_in``'s commands, or
         None. An error reply (a queue whose key is not a list) takes nothing.
-        A job taken while the pause switch is set is returned all the same
-        (the caller holds it, and gives it back when it sees ``pause_seen``)."""
-        self.pause_seen = self.pauses.seen(pause_reply)
-        if reply is None:  # not "not reply": an empty string is a (bad) job too
+        A job taken while the pause switch is set, or from a queue the same
+        read found paused, is returned all the same (the caller holds it, and
+        gives it back when it sees ``pause_seen`` or ``must_give_back``)."""
+        self.premarked = None
+        *take, get, members = replies
+        offered = self.pauses.takeable(queues)   # as ``take_in`` left them, before this read
+        self.pause_seen = self.pauses.seen([get, members])
+        if not take or take[0] is None:  # not "not reply": an empty string is a (bad) job too
             return None
+        reply = take[0]
         if isinstance(reply, redis.ResponseError):
+            if nextmark.unknown_script(reply):
+                nextmark.load(self.client)   # nothing was taken: the next take has it
+                return None
             if not _wrong_type(reply):
                 raise reply
             self._skip_wrong_types(queues)
             return None
-        index, raw = reply
-        return queues[int(index) - 1], raw
+        return self._found(offered, reply)
+
+    def running_marks(self, job) -> list[tuple]:
+        """The commands that mark ``job`` (the job last taken) running that
+        its take did not send (nextmark.py)."""
+        premarked, self.premarked = self.premarked, None
+        self._untracked = job.raw if premarked is False else None
+        return nextmark.running_marks(self.keys, self.worker_id, job, premarked)
+
+    def tracked(self, raw) -> bool:
+        """Whether the job ``raw`` may have a status record to update with
+        its outcome: not if its take found none (a status record is written
+        before its job is queued, never after)."""
+        return raw != self._untracked
+
+    def must_give_back(self, queue: str) -> bool:
+        """Whether a job taken from ``queue`` must not run: the read that
+        came with its take found the queue paused fleet-wide."""
+        return self.pauses.paused(queue)
+
+    def _take_and_read(self, queues: list[str], mark: bool = False) -> list[tuple]:
+        # The queues the last read found paused are left out; one paused
+        # since is caught by the read that follows (the job goes back).
+        offered = self.pauses.takeable(queues)
+        if mark and offered:
+            take = [nextmark.take_command(self.keys, self.worker_id, offered, self.inflight)]
+        elif len(offered) == 1:
+            take = [("LMOVE", self.keys.queue(offered[0]), self.inflight(offered[0]), "LEFT", "RIGHT")]
+        elif offered:
+            keys = []
+            for queue in offered:
+                keys += [self.keys.queue(queue), self.inflight(queue)]
+            # EVAL, not EVALSHA: a redis-py pipeline with a script in it first
+            # asks the server whether it knows the script, a round trip per
+            # job; the server caches the script body by its hash anyway.
+            take = [("EVAL", _MOVE_FIRST, len(keys), *keys)]
+        else:
+            take = []
+        return take + self.pauses.read_commands()
+
+    def _found(self, offered: list[str], reply):
+        if not isinstance(reply, list):   # a plain LMOVE's
+            self.premarked = None
+            return offered[0], reply
+        index, raw, *marked = reply
+        self.premarked = bool(marked[0]) if marked else None
+        return offered[int(index) - 1], raw
 
     def give_back(self, queue: str) -> None:
-        """Return the job last taken from ``queue`` (not yet run) to its head."""
-        self.client.lmove(self.inflight(queue), self.keys.queue(queue), "RIGHT", "LEFT")
+        """Return the job last taken from ``queue`` (not yet run) to its head;
+        the working-on key its take wrote goes with it (nextmark.py)."""
+        commands = [("LMOVE", self.inflight(queue), self.keys.queue(queue), "RIGHT", "LEFT")]
+        if self.premarked is not None:
+            commands.append(("DEL", self.keys.worker(self.worker_id)))
+        direct.execute(self.client, commands, transaction=len(commands) > 1)
+        self.premarked = None
 
     def reclaim(self, queues: list[str]) -> int:
         """Move everything in our in-flight lists back to the head of its
@@ -187,6 +264,8 @@ class Reserver:
         moved = 0
         for queue in queues:
             moved += self._reclaim(keys=[self.inflight(queue), self.keys.queue(queue)])
+        # A take whose reply was lost may have marked its job running (nextmark.py).
+        self.client.delete(self.keys.worker(self.worker_id))
         return moved
 
     def _skip_wrong_types(self, queues: list[str]) -> None:
@@ -211,16 +290,10 @@ class Reserver:
     def _first_waiting(self, queues):
         # No retry: a reply lost after the server moved a job must reach the
         # caller, whose outage handling reclaims the in-flight lists.
-        found, pause = direct.execute(self.client, [self.pauses.take_command(queues, self.inflight),
-                                                    self.pauses.read_command()],
-                                      retry=False, raise_errors=False)
-        if isinstance(found, redis.ResponseError):
-            raise found
-        self.pause_seen = self.pauses.seen(pause)
-        if not found:
-            return None
-        index, raw = found
-        return queues[int(index) - 1], raw
+        replies = direct.execute(self.client, self._take_and_read(queues), retry=False, raise_errors=False)
+        if len(replies) > 2 and isinstance(replies[0], redis.ResponseError):
+            raise replies[0]   # pop's handling of a queue that is not a list
+        return self.taken(queues, replies)
 
     def _connection(self, queue):
         conn = self._conns.get(queue)
@@ -241,10 +314,10 @@ class Reserver:
             conn.send_packed_command(conn.pack_commands([
                 ("CLIENT", "ID"),
                 ("BLMOVE", self.keys.queue(queue), self.inflight(queue), "LEFT", "RIGHT", timeout),
-                self.pauses.read_command()]))
+                *self.pauses.read_commands()]))
         client_ids = [conn.read_response() for conn in conns]
         replies = self._await_replies(conns, client_ids, timeout)
-        self.pause_seen = any([self.pauses.seen(conn.read_response()) for conn in conns])
+        self.pause_seen = any([self.pauses.seen(direct.read_replies(conn, 2)) for conn in conns])
         taken = [(i, raw) for i, raw in sorted(replies.items()) if raw is not None]
         if not taken:
             return None

@@ -26,8 +26,7 @@ import redis
 
 from resqued.redisio import direct, refusals
 from resqued.jobs import events
-from resqued.resque import jobstatus, wire
-from resqued.resque.wire import HEARTBEAT_INTERVAL
+from resqued.resque import wire
 from resqued.redisio.deferred import Deferred
 from resqued.config.workerspec import WorkerSpec
 from resqued.worker.execution import Execution
@@ -181,6 +180,8 @@ class Worker:
                 self.report(state=WorkerState.PAUSED)
                 self.idle_wait(self.spec.interval or 1.0)
                 continue
+            if self._held is not None and self.reserver.must_give_back(self._held[0]):
+                self.outage.retry(self._give_back_held, until_shutdown=True)   # its queue was just paused
             if self._held is not None:
                 if not self.execution.prepare():  # taken with the last outcome: the queue is busy
                     self.outage.retry(self._give_back_held, until_shutdown=True)   # no child for it now
@@ -267,7 +268,7 @@ class Worker:
             self.shutdown = True
 
     def _wait_time(self) -> float:
-        wait = self.spec.interval if self.spec.interval > 0 else HEARTBEAT_INTERVAL
+        wait = self.spec.interval if self.spec.interval > 0 else wire.HEARTBEAT_INTERVAL
         return max(0.01, min(wait, self.registration.heartbeat_due_in() or 0.01))
 
     def _current_queues(self) -> list[str]:
@@ -400,10 +401,9 @@ class Worker:
         """Send the working-on key and the running status; ``read_marked`` reads
         the replies (see deferred.py). While Redis is away the job runs
         unmarked rather than waiting: its outcome is what must not be lost."""
-        commands = [("SET", self.keys.worker(self.id), wire.working_on(job.queue, job.payload))]
-        status_key = self.keys.job_status(job.payload)
-        if status_key is not None:
-            commands.append(jobstatus.update_command(status_key, wire.STATUS_RUNNING))
+        commands = self.reserver.running_marks(job)   # those its take did not write (nextmark.py)
+        if not commands:
+            return None
         try:
             return Deferred(self.redis, commands, held=self._deferred_conn)
         except redis.RedisError as exc:
@@ -422,17 +422,16 @@ class Worker:
             # again. While the queue is busy, the next job is taken in it too (see reserve.py).
             take = take_from if not self.outage.reclaim_due else []
             batch = direct.Batch()
-            add_outcome(batch, self.keys, self.id, queue, payload, failure)
+            add_outcome(batch, self.keys, self.id, queue, payload, failure, tracked=self.reserver.tracked(raw))
             batch.execute_command("DEL", self.keys.worker(self.id))
             batch.execute_command("LREM", self.reserver.inflight(queue), 1, raw)
-            if take:
-                self.reserver.take_in(batch, take)
+            taking = self.reserver.take_in(batch, take) if take else 0   # its replies come last
             # No silent retry: a lost reply must reach outage.retry, which marks
             # the in-flight lists for reclaiming (the next job may have moved).
             replies = direct.execute(self.redis, batch.commands, transaction=True, retry=False,
                                      raise_errors=False, held=self._outcome_conn)
-            check_outcome_replies(batch.commands, replies[:-2] if take else replies)
-            return self.reserver.taken(take, *replies[-2:]) if take else None
+            check_outcome_replies(batch.commands, replies[:len(replies) - taking])
+            return self.reserver.taken(take, replies[-taking:]) if take else None
         # An outcome is never dropped: keep trying until Redis takes it.
         try:
             self._held = self.outage.retry(commands)

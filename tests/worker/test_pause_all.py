@@ -49,10 +49,11 @@ def test_a_job_taken_with_an_outcome_after_the_switch_is_not_run(procs, redis_ur
     resque.enqueue("default", "PausesAll", {"seconds": 0})
     resque.enqueue("default", "PhpJob", {"tag": "next"})
     proc = procs.resqued(redis_url, extra_env={"FORK_PER_JOB": fork})
-    wait_registered(r, proc)
+    worker = wait_registered(r, proc)
     wait_until(lambda: title(proc.pid) == f"{PREFIX}: Paused", message="the worker paused")
     assert log_entries(r) == ["paused-all"]
     assert queue_tags(r) == ["next"] and no_inflight(r)
+    assert not r.exists(f"resque:worker:{worker}")   # its take said it ran "next": no more
     r.delete(PAUSE_KEY)
     wait_log(r, "perform:next")
     stop(proc)

@@ -16,7 +16,7 @@ PAUSED = "resque:resqued:paused_queues"
 
 
 def queue_tags(r, queue):
-    return [json.loads(raw)["args"][0]["tag"] for raw in r.lrange(f"resque:queue:{queue}", 0, -1)]
+    return [json.loads(raw)["args"][0].get("tag") for raw in r.lrange(f"resque:queue:{queue}", 0, -1)]
 
 
 def no_inflight(r):
@@ -69,4 +69,25 @@ def test_a_paused_key_of_the_wrong_type_pauses_nothing(procs, redis_url, r, resq
     wait_registered(r, proc, "mail")
     resque.enqueue("mail", "PhpJob", {"tag": "runs"})
     wait_log(r, "perform:runs")
+    stop(proc)
+
+
+@pytest.mark.parametrize("fork", ["true", "false"])
+def test_a_queue_paused_between_a_plain_take_and_its_read_does_not_run_its_job(procs, redis_url, r, resque, fork):
+    # While no queue is paused the next job is taken with a plain LMOVE, not
+    # a script that checks the set first. PausesQueue pauses mail as it runs:
+    # the LMOVE in its outcome's transaction takes "next" all the same, and
+    # the read in that transaction sees mail paused: "next" goes back to the
+    # head of its queue, unrun, before "after".
+    resque.enqueue("mail", "PausesQueue", {"queue": "mail"})
+    resque.enqueue("mail", "PhpJob", {"tag": "next"})
+    resque.enqueue("mail", "PhpJob", {"tag": "after"})
+    proc = procs.resqued(redis_url, queue="mail", extra_env={"FORK_PER_JOB": fork, "INTERVAL": "5"})
+    wait_registered(r, proc, "mail")
+    wait_until(lambda: queue_tags(r, "mail") == ["next", "after"] and no_inflight(r),
+               message="the job taken with the outcome back at the head of its queue")
+    assert log_entries(r) == ["paused-queue:mail"]
+    r.srem(PAUSED, "mail")
+    wait_log(r, "perform:after", timeout=15)
+    assert [e.split(":")[1] for e in log_entries(r) if e.startswith("perform:")] == ["next", "after"]
     stop(proc)
