@@ -44,6 +44,7 @@ import redis
 from resqued.process.signals import wait_readable
 from resqued.redisio import connection, direct, following
 from resqued.worker.queuepause import RECHECK, QueuePauses
+from resqued.worker.replicawait import ReplicaWait
 
 log = logging.getLogger("resqued.worker")
 
@@ -83,7 +84,8 @@ def check_server(client) -> None:
 
 
 class Reserver:
-    def __init__(self, client: redis.Redis, keys, worker_id: str, signals):
+    def __init__(self, client: redis.Redis, keys, worker_id: str, signals, wait: tuple[int, float] = (0, 1.0)):
+        """``wait``: wait_replicas and wait_timeout (replicawait.py)."""
         self.client = client
         self.keys = keys
         self.worker_id = worker_id
@@ -95,6 +97,7 @@ class Reserver:
         # (None: not read since the worker last asked, see pausekey.py).
         self.pause_seen: bool | None = None
         self.pauses = QueuePauses(client, keys)   # and the queues paused fleet-wide
+        self.wait = ReplicaWait(worker_id, *wait)
 
     def inflight(self, queue: str) -> str:
         return self.keys.inflight(self.worker_id, queue)
@@ -211,14 +214,15 @@ class Reserver:
     def _first_waiting(self, queues):
         # No retry: a reply lost after the server moved a job must reach the
         # caller, whose outage handling reclaims the in-flight lists.
-        found, pause = direct.execute(self.client, [self.pauses.take_command(queues, self.inflight),
-                                                    self.pauses.read_command()],
-                                      retry=False, raise_errors=False)
+        found, pause, *waited = direct.execute(self.client, [self.pauses.take_command(queues, self.inflight),
+                                                             self.pauses.read_command(), *self.wait.commands()],
+                                               retry=False, raise_errors=False)
         if isinstance(found, redis.ResponseError):
             raise found
         self.pause_seen = self.pauses.seen(pause)
         if not found:
             return None
+        self.wait.split(waited)
         index, raw = found
         return queues[int(index) - 1], raw
 
@@ -238,16 +242,19 @@ class Reserver:
             # the connection that is blocked, even after a reconnect.
             # The GET runs once the BLMOVE returns: after the push of any job
             # it took, so it sees a pause switch set before that push.
+            # A WAIT (wait_replicas) runs once the BLMOVE returns, on the connection that wrote the take.
             conn.send_packed_command(conn.pack_commands([
                 ("CLIENT", "ID"),
                 ("BLMOVE", self.keys.queue(queue), self.inflight(queue), "LEFT", "RIGHT", timeout),
-                self.pauses.read_command()]))
+                self.pauses.read_command(), *self.wait.commands()]))
         client_ids = [conn.read_response() for conn in conns]
         replies = self._await_replies(conns, client_ids, timeout)
         self.pause_seen = any([self.pauses.seen(conn.read_response()) for conn in conns])
+        waited = [direct.read_replies(conn, len(self.wait.commands())) for conn in conns]
         taken = [(i, raw) for i, raw in sorted(replies.items()) if raw is not None]
         if not taken:
             return None
+        self.wait.split(waited[taken[0][0]])
         # Several queues answered at once: keep the highest priority, give the
         # others back to the head of their queues (they never left Redis).
         for i, _ in taken[1:]:
