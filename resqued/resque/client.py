@@ -40,10 +40,36 @@ def _check_prefix(prefix) -> None:
         raise ValueError(f"invalid status prefix {prefix!r}: a string other than '0' ('' for none)")
 
 
+# Seconds a command waits to connect (Redis restarting, sentinels electing a
+# new primary) before it raises: more than a failover takes with Sentinel's
+# down-after-milliseconds of 5 to 10 s (docs/sentinel.md).
+CONNECT_WAIT = 30.0
+
+
+class NotReplicated(Exception):
+    """An enqueue the primary took but fewer replicas than ``wait_replicas``
+    acknowledged in time: a failover now could lose it (docs/sentinel.md)."""
+
+    def __init__(self, job_ids: list, acknowledged: int, asked: int, timeout: float):
+        super().__init__(f"enqueued on the primary, but {acknowledged} of {asked} replica(s) acknowledged "
+                         f"within {timeout:g}s: a failover now could lose it")
+        self.job_ids = job_ids
+
+
 class Resque:
-    def __init__(self, url: str | None = None, namespace: str = "resque", *, db=None, redis=None):
+    def __init__(self, url: str | None = None, namespace: str = "resque", *, db=None, redis=None,
+                 connect_wait: float | None = CONNECT_WAIT, wait_replicas: int = 0, wait_timeout: float = 1.0):
+        """``connect_wait``: seconds each command may wait to connect before it
+        raises ConnectionError; a command that reached the server is never
+        sent again, and an error after sending raises at once (the command may
+        have run). None: no waiting (resqued's workers: they ride outages
+        themselves). Not used with ``redis`` (a client of yours).
+        ``wait_replicas``: each enqueue then waits (Redis WAIT, in the same
+        round trip) until that many replicas have it, at most ``wait_timeout``
+        seconds, and raises NotReplicated if fewer did."""
         self.url = normalize_url(url, db)
-        self.redis = redis if redis is not None else connect(self.url)
+        self.redis = redis if redis is not None else connect(self.url, connect_wait=connect_wait)
+        self._wait = [("WAIT", wait_replicas, max(1, round(wait_timeout * 1000)))] if wait_replicas else []
         self.keys = Keys(namespace)
         self.failures = FailureBackend(self.redis, self.keys)
         self.delayed = Delayed(self.redis, self.keys)
@@ -99,7 +125,9 @@ class Resque:
         if track_status:
             commands.append(("SET", self.keys.status(job_id, prefix),
                              wire.status_record(wire.STATUS_WAITING, started=True)))
-        direct.execute(self.redis, commands, held=self._conns and self._conns.held)  # one round trip
+        replies = direct.execute(self.redis, commands, held=self._conns and self._conns.held,  # one round trip
+                                 then=self._wait)
+        self._check_replicated(replies, [job_id])
         events.trigger("afterEnqueue", job_class, hook_args, queue, job_id)
         return job_id
 
@@ -137,11 +165,18 @@ class Resque:
             if track_status:
                 for _, job_id in created[start:start + batch]:
                     pipe.set(self.keys.status(job_id, prefix), status)
-            pipe.execute()
+            for command in self._wait:   # on the pipeline's connection: WAIT counts its own writes
+                pipe.execute_command(*command)
+            self._check_replicated(pipe.execute(), [job_id for _, job_id in created[start:start + batch]])
         if hooks:
             for args, job_id in created:
                 events.trigger("afterEnqueue", job_class, args, queue, job_id)
         return ids
+
+    def _check_replicated(self, replies, job_ids) -> None:
+        if self._wait and int(replies[-1]) < self._wait[0][1]:
+            _, asked, timeout_ms = self._wait[0]
+            raise NotReplicated(job_ids, int(replies[-1]), asked, timeout_ms / 1000)
 
     def push_payload(self, queue: str, payload: dict) -> None:
         """Put an already-built payload on a queue (used to requeue)."""
