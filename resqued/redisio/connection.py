@@ -12,7 +12,9 @@ ConnectionError, which the callers already ride as an outage
 (redisio/refusals.py); their retry then connects to the new primary.
 """
 
+import contextlib
 import logging
+import threading
 import time
 from typing import TYPE_CHECKING
 
@@ -63,6 +65,19 @@ def connect(url: str, fixed_timeout: float | None = None, connect_wait: float | 
 
 
 WAIT_FIRST, WAIT_MOST = 0.05, 1.0   # the first pause between connection attempts, and the longest
+_at_once = threading.local()
+
+
+@contextlib.contextmanager
+def at_once():
+    """Connections made inside try once, whatever their ``connect_wait``:
+    for a connect ahead of need (a job child's standby), which must not
+    hold anything up while Redis is away."""
+    _at_once.on = True
+    try:
+        yield
+    finally:
+        _at_once.on = False
 
 
 def _waiting(base: type, seconds: float) -> type:
@@ -74,6 +89,8 @@ def _waiting(base: type, seconds: float) -> type:
 
     class Waiting(base):
         def connect(self):
+            if getattr(_at_once, "on", False):
+                return super().connect()
             deadline = time.monotonic() + seconds
             pause = WAIT_FIRST
             while True:

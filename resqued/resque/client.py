@@ -14,8 +14,10 @@ from resqued.redisio import direct
 from resqued.jobs import events
 from resqued.resque import wire
 from resqued.config.redisurl import normalize_url, redact
-from resqued.redisio.connection import connect
+from resqued.redisio.connection import at_once, connect
+from resqued.resque import enqueuewait
 from resqued.resque.delayed import Delayed
+from resqued.resque.enqueuewait import CONNECT_WAIT, NotReplicated  # noqa: F401 (NotReplicated: part of the API)
 from resqued.resque.failures import FailureBackend
 from resqued.resque.keys import Keys, check_queue_name  # noqa: F401 (part of the API)
 from resqued.numbers import whole_number
@@ -40,22 +42,6 @@ def _check_prefix(prefix) -> None:
         raise ValueError(f"invalid status prefix {prefix!r}: a string other than '0' ('' for none)")
 
 
-# Seconds a command waits to connect (Redis restarting, sentinels electing a
-# new primary) before it raises: more than a failover takes with Sentinel's
-# down-after-milliseconds of 5 to 10 s (docs/sentinel.md).
-CONNECT_WAIT = 30.0
-
-
-class NotReplicated(Exception):
-    """An enqueue the primary took but fewer replicas than ``wait_replicas``
-    acknowledged in time: a failover now could lose it (docs/sentinel.md)."""
-
-    def __init__(self, job_ids: list, acknowledged: int, asked: int, timeout: float):
-        super().__init__(f"enqueued on the primary, but {acknowledged} of {asked} replica(s) acknowledged "
-                         f"within {timeout:g}s: a failover now could lose it")
-        self.job_ids = job_ids
-
-
 class Resque:
     def __init__(self, url: str | None = None, namespace: str = "resque", *, db=None, redis=None,
                  connect_wait: float | None = CONNECT_WAIT, wait_replicas: int = 0, wait_timeout: float = 1.0):
@@ -69,7 +55,7 @@ class Resque:
         seconds, and raises NotReplicated if fewer did."""
         self.url = normalize_url(url, db)
         self.redis = redis if redis is not None else connect(self.url, connect_wait=connect_wait)
-        self._wait = [("WAIT", wait_replicas, max(1, round(wait_timeout * 1000)))] if wait_replicas else []
+        self._wait = enqueuewait.commands(wait_replicas, wait_timeout)
         self.keys = Keys(namespace)
         self.failures = FailureBackend(self.redis, self.keys)
         self.delayed = Delayed(self.redis, self.keys)
@@ -82,12 +68,14 @@ class Resque:
 
     def connect_ahead(self) -> None:
         """Connect the connection ``enqueue`` uses, now rather than on the first
-        call (a job child's standby does, jobs/ownclient.py)."""
-        if self._conns is not None and self._conns.held is not None:
-            self._conns.held.take()
-            return
-        pool = self.redis.connection_pool
-        pool.release(direct.connection(pool))   # connected, and left in the pool for the next call
+        call (a job child's standby does, jobs/ownclient.py). One try: a
+        Redis away now is the job's to wait for (connect_wait), not the standby's."""
+        with at_once():
+            if self._conns is not None and self._conns.held is not None:
+                self._conns.held.take()
+                return
+            pool = self.redis.connection_pool
+            pool.release(direct.connection(pool))   # connected, and left in the pool for the next call
 
     # -- enqueue -----------------------------------------------------------
     def enqueue(self, queue: str, job_class: str, args=None, track_status: bool = False, prefix: str = ""):
@@ -127,7 +115,7 @@ class Resque:
                              wire.status_record(wire.STATUS_WAITING, started=True)))
         replies = direct.execute(self.redis, commands, held=self._conns and self._conns.held,  # one round trip
                                  then=self._wait)
-        self._check_replicated(replies, [job_id])
+        enqueuewait.check(self._wait, replies, [job_id])
         events.trigger("afterEnqueue", job_class, hook_args, queue, job_id)
         return job_id
 
@@ -167,16 +155,11 @@ class Resque:
                     pipe.set(self.keys.status(job_id, prefix), status)
             for command in self._wait:   # on the pipeline's connection: WAIT counts its own writes
                 pipe.execute_command(*command)
-            self._check_replicated(pipe.execute(), [job_id for _, job_id in created[start:start + batch]])
+            enqueuewait.check(self._wait, pipe.execute(), [job_id for _, job_id in created[start:start + batch]])
         if hooks:
             for args, job_id in created:
                 events.trigger("afterEnqueue", job_class, args, queue, job_id)
         return ids
-
-    def _check_replicated(self, replies, job_ids) -> None:
-        if self._wait and int(replies[-1]) < self._wait[0][1]:
-            _, asked, timeout_ms = self._wait[0]
-            raise NotReplicated(job_ids, int(replies[-1]), asked, timeout_ms / 1000)
 
     def push_payload(self, queue: str, payload: dict) -> None:
         """Put an already-built payload on a queue (used to requeue)."""

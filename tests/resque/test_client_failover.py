@@ -111,6 +111,16 @@ def test_connect_wait_is_bounded(tmp_path):
     assert 0.25 <= time.monotonic() - started < 3
 
 
+def test_a_connect_ahead_does_not_wait(tmp_path):
+    """A job child's standby connects ahead (jobs/ownclient.py): one try, so
+    that a Redis away holds nothing up; the job's own calls wait."""
+    resque = Resque(f"unix://{tmp_path}/nobody.sock", connect_wait=5)
+    started = time.monotonic()
+    with pytest.raises(redis.ConnectionError):
+        resque.connect_ahead()
+    assert time.monotonic() - started < 1
+
+
 def test_an_enqueue_waits_out_a_restart(tmp_path):
     """Redis away for a second: the enqueue that comes meanwhile waits."""
     from redis_server import RedisServer
