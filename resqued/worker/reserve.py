@@ -217,12 +217,12 @@ class Reserver:
         found, pause, *waited = direct.execute(self.client, [self.pauses.take_command(queues, self.inflight),
                                                              self.pauses.read_command(), *self.wait.commands()],
                                                retry=False, raise_errors=False)
+        self.wait.split(waited, judge=bool(found))
         if isinstance(found, redis.ResponseError):
             raise found
         self.pause_seen = self.pauses.seen(pause)
         if not found:
             return None
-        self.wait.split(waited)
         index, raw = found
         return queues[int(index) - 1], raw
 
@@ -236,6 +236,7 @@ class Reserver:
 
     def _block(self, queues, timeout):
         conns = [self._connection(q) for q in queues]
+        wait = self.wait.commands()
         for queue, conn in zip(queues, conns):
             direct.ready(conn)   # a Sentinel pool's finds the primary as it connects
             # CLIENT ID travels with the BLMOVE, so the id is always the one of
@@ -246,15 +247,15 @@ class Reserver:
             conn.send_packed_command(conn.pack_commands([
                 ("CLIENT", "ID"),
                 ("BLMOVE", self.keys.queue(queue), self.inflight(queue), "LEFT", "RIGHT", timeout),
-                self.pauses.read_command(), *self.wait.commands()]))
+                self.pauses.read_command(), *wait]))
         client_ids = [conn.read_response() for conn in conns]
         replies = self._await_replies(conns, client_ids, timeout)
         self.pause_seen = any([self.pauses.seen(conn.read_response()) for conn in conns])
-        waited = [direct.read_replies(conn, len(self.wait.commands())) for conn in conns]
+        waited = [direct.read_replies(conn, len(wait)) for conn in conns]
         taken = [(i, raw) for i, raw in sorted(replies.items()) if raw is not None]
+        self.wait.split(waited[taken[0][0]] if taken else [], judge=bool(taken))
         if not taken:
             return None
-        self.wait.split(waited[taken[0][0]])
         # Several queues answered at once: keep the highest priority, give the
         # others back to the head of their queues (they never left Redis).
         for i, _ in taken[1:]:

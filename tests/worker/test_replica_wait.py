@@ -11,6 +11,7 @@ from conftest import log_text, stop, wait_until
 from sentinels import SentinelSetup
 from resqued.redisio import direct
 from resqued.resque.client import Resque
+from resqued.worker import replicawait
 from resqued.worker.replicawait import ReplicaWait
 
 
@@ -33,13 +34,17 @@ def test_then_runs_after_exec_and_its_replies_follow(pair):
     assert pair.client("replica").get("k") == b"v"
 
 
-def test_a_short_wait_is_counted_and_said_once_per_interval(caplog):
+def test_a_short_wait_is_counted_said_once_per_interval_and_then_skipped_a_while(caplog, monkeypatch):
     wait = ReplicaWait("w", 1, 0.1)
     assert wait.commands() == [("WAIT", 1, 100)] and ReplicaWait("w", 0, 0.1).commands() == []
     assert wait.split([b"OK", 1]) == [b"OK"] and wait.short == 0
-    wait.split([b"OK", 0])
+    assert wait.commands() and wait.split([b"OK", 0]) == [b"OK"] and wait.short == 1
+    # Quiet a while after a short one: no WAIT, each write counted as not replicated.
+    assert wait.commands() == [] and wait.split([b"OK"]) == [b"OK"] and wait.short == 2
+    assert wait.commands() == [] and wait.split([], judge=False) == [] and wait.short == 2   # nothing written
+    monkeypatch.setattr(replicawait, "QUIET_AFTER_SHORT", 0.0)
     wait.judge(redis.ResponseError("WAIT cannot be used with replica instances"))
-    assert wait.short == 2
+    assert wait.short == 3 and wait.commands() == [("WAIT", 1, 100)]
     assert len([r for r in caplog.records if "WAIT" in r.getMessage()]) == 1
 
 
