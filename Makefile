@@ -38,7 +38,7 @@ docs: $(STAMP)
 # The full chaos test (10,000 jobs; CHAOS_JOBS=N to change); a 1,000-job run
 # is part of `make test`.
 chaos: $(STAMP)
-	$(PY) tests/chaos.py --jobs $${CHAOS_JOBS:-10000}
+	$(PY) tests/chaos.py --jobs $${CHAOS_JOBS:-10000} --failover
 
 # The soak (not part of `make test`): one master fed jobs through reloads,
 # restarts, kills and a Redis restart; fails on a lost job or on drift in the

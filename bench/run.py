@@ -30,13 +30,15 @@ import redis  # noqa: E402
 
 import report  # noqa: E402
 import scenarios  # noqa: E402
+import scenarios_replica  # noqa: E402
 import scenarios_web_scheduler  # noqa: E402
 import sidekiq  # noqa: E402
 from procs import LOGS, RESULTS, Budget, BudgetExceeded, Procs  # noqa: E402
 from redis_server import RedisServer, find_redis_server  # noqa: E402  (tests/redis_server.py)
 
 ALL = ("floor", "enqueue", "latency", "master", "master64", "drain1_nofork", "drain1_fork", "drain2",
-       "drain1_metrics", "scrape64", "web_pages", "delayed_moves", "nofork_vs_sidekiq", "drain1_io")
+       "drain1_metrics", "drain1_nofork_wait", "scrape64", "web_pages", "delayed_moves", "nofork_vs_sidekiq",
+       "drain1_io")
 
 
 class Context:
@@ -176,6 +178,8 @@ def main(argv=None) -> int:
                     scenarios.scrape64(ctx, res, reps)
                 elif name in ("drain1_fork", "drain1_nofork", "drain1_metrics"):
                     scenarios.drain(ctx, res, name, scenarios.MAKERS[name], 2000 // scale, reps, timeout=120)
+                elif name == scenarios_replica.SCENARIO:
+                    scenarios_replica.drain_wait(ctx, res, 2000 // scale, reps)
                 elif name == "web_pages":
                     scenarios_web_scheduler.web(ctx, res, 100_000 // scale, 1000 // scale, 200 // scale, 20)
                 elif name == "delayed_moves":

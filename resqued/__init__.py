@@ -8,14 +8,14 @@ from resqued.jobs.retries import DontRetry
 from resqued.jobs.timeouts import JobTimeout
 from resqued.version import __version__
 
-__all__ = ["Resque", "Job", "DontCreate", "DontPerform", "DontRetry", "JobTimeout", "listen", "stop_listening",
-           "client", "enqueue", "enqueue_call", "__version__"]
+__all__ = ["Resque", "NotReplicated", "Job", "DontCreate", "DontPerform", "DontRetry", "JobTimeout", "listen",
+           "stop_listening", "client", "enqueue", "enqueue_call", "__version__"]
 
 
 def __getattr__(name):
-    if name == "Resque":
+    if name in ("Resque", "NotReplicated"):
         # Resque (and with it redis-py, ~19 MB of RSS with asyncio) loads on first
         # use: the master process imports resqued.* and must not pay for it.
-        from resqued.resque.client import Resque
-        return Resque
+        from resqued.resque import client as library
+        return getattr(library, name)
     raise AttributeError(f"module 'resqued' has no attribute {name!r}")

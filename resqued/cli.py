@@ -116,7 +116,7 @@ def run_worker(config, registry) -> int:
     from resqued.config.workerspec import for_pool
     from resqued.worker.worker import Worker
 
-    resque = Resque(config.redis_url, config.namespace)
+    resque = Resque(config.redis_url, config.namespace, connect_wait=None)   # as spawner/entrypoints.py's
     worker = Worker(resque, registry, for_pool(config, config.pools[0]))
     return worker.work()
 

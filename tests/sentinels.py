@@ -29,13 +29,19 @@ class SentinelSetup:
 
     @property
     def url(self) -> str:
+        """The sentinels' URL (``primary_url``: the primary's own)."""
         hosts = ",".join(f"127.0.0.1:{self.servers[name][1]}" for name in ("s1", "s2", "s3"))
         return f"redis+sentinel://{hosts}/{SERVICE}/0"
 
-    def start(self, timeout: float = 15.0) -> "SentinelSetup":
+    @property
+    def primary_url(self) -> str:
+        return f"redis://127.0.0.1:{self.servers['primary'][1]}/0"
+
+    def start(self, timeout: float = 15.0, sentinels: bool = True) -> "SentinelSetup":
+        """``sentinels=False``: only the primary and its replica."""
         primary = self._server("primary", [])
         self._server("replica", ["--replicaof", "127.0.0.1", str(primary)])
-        for name in ("s1", "s2", "s3"):
+        for name in ("s1", "s2", "s3") if sentinels else ():
             path = os.path.join(self.directory, f"{name}.conf")
             with open(path, "w") as conf:
                 conf.write(f"sentinel monitor {SERVICE} 127.0.0.1 {primary} 2\n"
@@ -47,7 +53,7 @@ class SentinelSetup:
         # Ready once each sentinel knows the replica and the other two.
         while True:
             try:
-                if all(self._sentinel_ready(name) for name in ("s1", "s2", "s3")) \
+                if all(self._sentinel_ready(name) for name in ("s1", "s2", "s3") if sentinels) \
                         and self.client("replica").info("replication")["master_link_status"] == "up":
                     return self
             except redis.RedisError:

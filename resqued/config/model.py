@@ -72,6 +72,8 @@ class Config:
     pools: tuple[PoolConfig, ...]
     on_lost: str = default("on_lost")
     max_lost: int = default("max_lost")
+    wait_replicas: int = default("wait_replicas")
+    wait_timeout: float = default("wait_timeout")
     on_hup: str = default("on_hup")
     max_workers: int | None = default("max_workers")   # None: derived (config/limits.py)
     metrics: str | None = default("metrics")           # the exporter's HOST:PORT (None: no metrics)

@@ -109,6 +109,15 @@ SETTINGS = (
             worker=True),
     Setting("max_lost", checks.integer(1), DEFAULT_MAX_LOST, "fail a job lost this many times instead",
             doc_type="integer, >= 1", worker=True),
+    # -- replication -----------------------------------------------------------
+    Setting("wait_replicas", checks.integer(0), 0,
+            "after each write that records an outcome or takes a job, wait (Redis WAIT) until this many "
+            "replicas have it, so that a failover loses less (docs/sentinel.md#what-a-failover-can-lose); "
+            "0: do not wait", env="RESQUED_WAIT_REPLICAS", doc_type="integer, >= 0", default_doc="0: off",
+            worker=True),
+    Setting("wait_timeout", checks.seconds(0.0, above=True), 0.1,
+            "the longest such a wait lasts: past it the worker goes on, and counts and logs the write "
+            "as not replicated", env="RESQUED_WAIT_TIMEOUT", doc_type="seconds, > 0", worker=True),
     # -- deploys --------------------------------------------------------------
     Setting("on_hup", checks.choice(ON_HUP), "reload",
             "what HUP does: reload pool.yml, or also restart every worker with the code on disk "

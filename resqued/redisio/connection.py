@@ -12,7 +12,10 @@ ConnectionError, which the callers already ride as an outage
 (redisio/refusals.py); their retry then connects to the new primary.
 """
 
+import contextlib
 import logging
+import threading
+import time
 from typing import TYPE_CHECKING
 
 from resqued.config import sentinelurl
@@ -24,16 +27,26 @@ if TYPE_CHECKING:
 log = logging.getLogger("resqued.redisio")
 
 
-def connect(url: str, fixed_timeout: float | None = None, **options) -> "redis.Redis":
+def connect(url: str, fixed_timeout: float | None = None, connect_wait: float | None = None,
+            **options) -> "redis.Redis":
     """A client for ``url``. Responses stay bytes: payloads are decoded by us,
     so an item that is not UTF-8 reaches the failed list instead of crashing.
     ``fixed_timeout``: seconds to connect and for each reply, whatever the
     URL says (redis-py applies a URL's ``?socket_timeout=`` over the
-    caller's options: the exporter must answer a scrape within a second)."""
+    caller's options: the exporter must answer a scrape within a second).
+    ``connect_wait``: seconds a connection keeps trying to connect (refused,
+    or no primary named while the sentinels elect one) before it raises;
+    a command is never sent twice (no retry after a send: an RPUSH twice is
+    a job enqueued twice). None: no waiting (resqued's processes, which
+    ride outages themselves)."""
     import redis  # here, not at the top: resquectl imports this module, and its master commands never connect
 
     if fixed_timeout is not None:
         options.update(socket_timeout=fixed_timeout, socket_connect_timeout=fixed_timeout)
+    if connect_wait is not None:
+        from redis.backoff import NoBackoff   # here, as redis
+        from redis.retry import Retry   # here, as redis
+        options.setdefault("retry", Retry(NoBackoff(), 0))
     if sentinelurl.is_sentinel(url):
         client = _sentinel_client(url, options)
     else:
@@ -45,7 +58,53 @@ def connect(url: str, fixed_timeout: float | None = None, **options) -> "redis.R
         # Each connection of the pool is made from these: set after the URL's.
         client.connection_pool.connection_kwargs.update(socket_timeout=fixed_timeout,
                                                         socket_connect_timeout=fixed_timeout)
+    if connect_wait is not None:
+        pool = client.connection_pool
+        pool.connection_class = _waiting(pool.connection_class, connect_wait)
     return client
+
+
+WAIT_FIRST, WAIT_MOST = 0.05, 1.0   # the first pause between connection attempts, and the longest
+_at_once = threading.local()
+
+
+@contextlib.contextmanager
+def at_once():
+    """Connections made inside try once, whatever their ``connect_wait``:
+    for a connect ahead of need (a job child's standby), which must not
+    hold anything up while Redis is away."""
+    _at_once.on = True
+    try:
+        yield
+    finally:
+        _at_once.on = False
+
+
+def _waiting(base: type, seconds: float) -> type:
+    """``base`` (the pool's connection class: TCP, unix socket, TLS or
+    Sentinel's) whose ``connect`` tries again for up to ``seconds``. Only
+    the connect: nothing was sent yet, so trying again cannot run a command
+    twice."""
+    import redis  # here, as connect's
+
+    class Waiting(base):
+        def connect(self):
+            if getattr(_at_once, "on", False):
+                return super().connect()
+            deadline = time.monotonic() + seconds
+            pause = WAIT_FIRST
+            while True:
+                try:
+                    return super().connect()
+                except (redis.ConnectionError, redis.TimeoutError):   # MasterNotFoundError is one
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise
+                    time.sleep(min(pause, left))   # and a last try at the deadline
+                    pause = min(pause * 2, WAIT_MOST)
+
+    Waiting.__name__ = Waiting.__qualname__ = base.__name__
+    return Waiting
 
 
 def check_url(url: str) -> None:

@@ -122,7 +122,8 @@ class PerThread(threading.local):
 
 
 def execute(client: redis.Redis, commands: list[tuple], transaction: bool = False,
-            retry: bool = True, raise_errors: bool = True, held: Held | None = None) -> list:
+            retry: bool = True, raise_errors: bool = True, held: Held | None = None,
+            then: list[tuple] = ()) -> list:
     """Send ``commands`` (tuples of command name and arguments) and return
     their replies, in order. With ``transaction``, they run in MULTI/EXEC and
     the replies are EXEC's. An error reply raises ``redis.ResponseError``
@@ -131,10 +132,12 @@ def execute(client: redis.Redis, commands: list[tuple], transaction: bool = Fals
     redis-py. ``retry=False``: no retry on a connection error, for a caller
     that must know that a reply was lost (the commands may have run).
     ``raise_errors=False``: error replies are returned in their place.
-    ``held``: use that connection (and keep it), not one from the pool."""
+    ``held``: use that connection (and keep it), not one from the pool.
+    ``then``: commands sent after EXEC in the same round trip (a WAIT,
+    which inside MULTI would not wait); their replies follow the others."""
     pool = client.connection_pool
     conn = held.take() if held is not None else connection(pool)
-    wire = [("MULTI",), *commands, ("EXEC",)] if transaction else commands
+    wire = [("MULTI",), *commands, ("EXEC",), *then] if transaction else [*commands, *then]
     def round_trip():
         ready(conn)
         send(conn, wire)
@@ -151,16 +154,19 @@ def execute(client: redis.Redis, commands: list[tuple], transaction: bool = Fals
     finally:
         if held is None:
             pool.release(conn)
+    after = replies[len(replies) - len(then):] if then else []
     if transaction:
-        queued, replies = replies[1:-1], replies[-1]
+        queued, replies = replies[1:len(wire) - len(then) - 1], replies[len(wire) - len(then) - 1]
         if isinstance(replies, redis.ResponseError):
             # EXECABORT: nothing ran. Raise why a command was refused as it
             # was queued (OOM, READONLY, NOPERM): the caller judges by it.
             raise next((q for q in queued if isinstance(q, redis.ResponseError)), replies)
-    for reply in replies if raise_errors else ():
+    elif then:
+        replies = replies[:len(replies) - len(then)]
+    for reply in [*replies, *after] if raise_errors else ():
         if isinstance(reply, redis.ResponseError):
             raise reply
-    return replies
+    return [*replies, *after] if then else replies
 
 
 def ready(conn) -> None:

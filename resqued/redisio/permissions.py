@@ -17,6 +17,9 @@ from resqued.redisio.refusals import lacks_permission
 
 
 NO_CLIENT = str(2 ** 63 - 1)   # client ids count up from 1: this one is never reached
+# Sent, but not needed: wait_replicas' WAIT, whose refusal a worker counts and
+# logs as a write not replicated (worker/replicawait.py), and goes on.
+NOT_NEEDED = ("wait",)
 
 
 def _probes(k: str) -> list[tuple[str, tuple]]:

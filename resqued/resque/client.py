@@ -14,8 +14,10 @@ from resqued.redisio import direct
 from resqued.jobs import events
 from resqued.resque import wire
 from resqued.config.redisurl import normalize_url, redact
-from resqued.redisio.connection import connect
+from resqued.redisio.connection import at_once, connect
+from resqued.resque import enqueuewait
 from resqued.resque.delayed import Delayed
+from resqued.resque.enqueuewait import CONNECT_WAIT, NotReplicated  # noqa: F401 (NotReplicated: part of the API)
 from resqued.resque.failures import FailureBackend
 from resqued.resque.keys import Keys, check_queue_name  # noqa: F401 (part of the API)
 from resqued.numbers import whole_number
@@ -41,9 +43,19 @@ def _check_prefix(prefix) -> None:
 
 
 class Resque:
-    def __init__(self, url: str | None = None, namespace: str = "resque", *, db=None, redis=None):
+    def __init__(self, url: str | None = None, namespace: str = "resque", *, db=None, redis=None,
+                 connect_wait: float | None = CONNECT_WAIT, wait_replicas: int = 0, wait_timeout: float = 1.0):
+        """``connect_wait``: seconds each command may wait to connect before it
+        raises ConnectionError; a command that reached the server is never
+        sent again, and an error after sending raises at once (the command may
+        have run). None: no waiting (resqued's workers: they ride outages
+        themselves). Not used with ``redis`` (a client of yours).
+        ``wait_replicas``: each enqueue then waits (Redis WAIT, in the same
+        round trip) until that many replicas have it, at most ``wait_timeout``
+        seconds, and raises NotReplicated if fewer did."""
         self.url = normalize_url(url, db)
-        self.redis = redis if redis is not None else connect(self.url)
+        self.redis = redis if redis is not None else connect(self.url, connect_wait=connect_wait)
+        self._wait = enqueuewait.commands(wait_replicas, wait_timeout)
         self.keys = Keys(namespace)
         self.failures = FailureBackend(self.redis, self.keys)
         self.delayed = Delayed(self.redis, self.keys)
@@ -56,12 +68,14 @@ class Resque:
 
     def connect_ahead(self) -> None:
         """Connect the connection ``enqueue`` uses, now rather than on the first
-        call (a job child's standby does, jobs/ownclient.py)."""
-        if self._conns is not None and self._conns.held is not None:
-            self._conns.held.take()
-            return
-        pool = self.redis.connection_pool
-        pool.release(direct.connection(pool))   # connected, and left in the pool for the next call
+        call (a job child's standby does, jobs/ownclient.py). One try: a
+        Redis away now is the job's to wait for (connect_wait), not the standby's."""
+        with at_once():
+            if self._conns is not None and self._conns.held is not None:
+                self._conns.held.take()
+                return
+            pool = self.redis.connection_pool
+            pool.release(direct.connection(pool))   # connected, and left in the pool for the next call
 
     # -- enqueue -----------------------------------------------------------
     def enqueue(self, queue: str, job_class: str, args=None, track_status: bool = False, prefix: str = ""):
@@ -99,7 +113,9 @@ class Resque:
         if track_status:
             commands.append(("SET", self.keys.status(job_id, prefix),
                              wire.status_record(wire.STATUS_WAITING, started=True)))
-        direct.execute(self.redis, commands, held=self._conns and self._conns.held)  # one round trip
+        replies = direct.execute(self.redis, commands, held=self._conns and self._conns.held,  # one round trip
+                                 then=self._wait)
+        enqueuewait.check(self._wait, replies, [job_id])
         events.trigger("afterEnqueue", job_class, hook_args, queue, job_id)
         return job_id
 
@@ -137,7 +153,9 @@ class Resque:
             if track_status:
                 for _, job_id in created[start:start + batch]:
                     pipe.set(self.keys.status(job_id, prefix), status)
-            pipe.execute()
+            for command in self._wait:   # on the pipeline's connection: WAIT counts its own writes
+                pipe.execute_command(*command)
+            enqueuewait.check(self._wait, pipe.execute(), [job_id for _, job_id in created[start:start + batch]])
         if hooks:
             for args, job_id in created:
                 events.trigger("afterEnqueue", job_class, args, queue, job_id)

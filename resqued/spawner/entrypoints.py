@@ -85,7 +85,7 @@ def _worker_main(spec, report_fd) -> tuple[int, bool]:
         log.error("worker for %s cannot start: %s", spec.name, exc,
                   extra=event("worker_boot_failed", pool=spec.name, error=str(exc)))
         return EXIT_BOOT_ERROR, True   # it never reserved a job
-    resque = Resque(spec.redis_url, spec.namespace)
+    resque = Resque(spec.redis_url, spec.namespace, connect_wait=None)   # it waits out outages itself (outage.py)
     # What only this process knows: its report pipe's fd and its own pid.
     spec = dataclasses.replace(spec, report_fd=report_fd,
                                pidfile=worker_pidfile(spec.pid_dir, spec, os.getpid()))

@@ -45,6 +45,7 @@ from resqued.process.signals import wait_readable
 from resqued.redisio import connection, direct, following
 from resqued.worker import nextmark
 from resqued.worker.queuepause import RECHECK, QueuePauses
+from resqued.worker.replicawait import ReplicaWait
 
 log = logging.getLogger("resqued.worker")
 
@@ -94,7 +95,8 @@ def check_server(client) -> None:
 
 
 class Reserver:
-    def __init__(self, client: redis.Redis, keys, worker_id: str, signals):
+    def __init__(self, client: redis.Redis, keys, worker_id: str, signals, wait: tuple[int, float] = (0, 1.0)):
+        """``wait``: wait_replicas and wait_timeout (replicawait.py)."""
         self.client = client
         self.keys = keys
         self.worker_id = worker_id
@@ -110,6 +112,7 @@ class Reserver:
         # None if not, else whether it may have a status record to update.
         self.premarked: bool | None = None
         self._untracked = None   # the job that runs, if its take found it has no status record
+        self.wait = ReplicaWait(worker_id, *wait)
 
     def inflight(self, queue: str) -> str:
         return self.keys.inflight(self.worker_id, queue)
@@ -290,8 +293,11 @@ class Reserver:
     def _first_waiting(self, queues):
         # No retry: a reply lost after the server moved a job must reach the
         # caller, whose outage handling reclaims the in-flight lists.
-        replies = direct.execute(self.client, self._take_and_read(queues), retry=False, raise_errors=False)
-        if len(replies) > 2 and isinstance(replies[0], redis.ResponseError):
+        commands = self._take_and_read(queues)
+        replies = direct.execute(self.client, commands + self.wait.commands(), retry=False, raise_errors=False)
+        took = len(commands) > 2 and replies[0] is not None and not isinstance(replies[0], Exception)
+        replies = self.wait.split(replies, judge=took)   # wait_replicas: replicawait.py
+        if len(commands) > 2 and isinstance(replies[0], redis.ResponseError):
             raise replies[0]   # pop's handling of a queue that is not a list
         return self.taken(queues, replies)
 
@@ -305,20 +311,24 @@ class Reserver:
 
     def _block(self, queues, timeout):
         conns = [self._connection(q) for q in queues]
+        wait = self.wait.commands()
         for queue, conn in zip(queues, conns):
             direct.ready(conn)   # a Sentinel pool's finds the primary as it connects
             # CLIENT ID travels with the BLMOVE, so the id is always the one of
             # the connection that is blocked, even after a reconnect.
             # The GET runs once the BLMOVE returns: after the push of any job
             # it took, so it sees a pause switch set before that push.
+            # A WAIT (wait_replicas) runs once the BLMOVE returns, on the connection that wrote the take.
             conn.send_packed_command(conn.pack_commands([
                 ("CLIENT", "ID"),
                 ("BLMOVE", self.keys.queue(queue), self.inflight(queue), "LEFT", "RIGHT", timeout),
-                *self.pauses.read_commands()]))
+                *self.pauses.read_commands(), *wait]))
         client_ids = [conn.read_response() for conn in conns]
         replies = self._await_replies(conns, client_ids, timeout)
         self.pause_seen = any([self.pauses.seen(direct.read_replies(conn, 2)) for conn in conns])
+        waited = [direct.read_replies(conn, len(wait)) for conn in conns]
         taken = [(i, raw) for i, raw in sorted(replies.items()) if raw is not None]
+        self.wait.split(waited[taken[0][0]] if taken else [], judge=bool(taken))
         if not taken:
             return None
         # Several queues answered at once: keep the highest priority, give the

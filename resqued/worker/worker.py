@@ -85,7 +85,7 @@ class Worker:
         self.recovery = Recovery(self.redis, self.keys, spec.on_lost, spec.max_lost)
         self.registration = Registration(self.redis, self.keys, self.id, self.hostname, spec.heartbeat_interval,
                                          self.recovery)
-        self.reserver = Reserver(self.redis, self.keys, self.id, self.signals)
+        self.reserver = Reserver(self.redis, self.keys, self.id, self.signals, (spec.wait_replicas, spec.wait_timeout))
         self.outage = RedisOutage(self)
         self.pause_key = PauseKey(self)
         self.recycle = RecyclePolicy(spec.max_jobs, spec.max_memory)
@@ -428,8 +428,9 @@ class Worker:
             taking = self.reserver.take_in(batch, take) if take else 0   # its replies come last
             # No silent retry: a lost reply must reach outage.retry, which marks
             # the in-flight lists for reclaiming (the next job may have moved).
-            replies = direct.execute(self.redis, batch.commands, transaction=True, retry=False,
-                                     raise_errors=False, held=self._outcome_conn)
+            replies = direct.execute(self.redis, batch.commands, transaction=True, retry=False, raise_errors=False,
+                                     held=self._outcome_conn, then=self.reserver.wait.commands())
+            replies = self.reserver.wait.split(replies)   # wait_replicas (replicawait.py): a WAIT after EXEC
             check_outcome_replies(batch.commands, replies[:len(replies) - taking])
             return self.reserver.taken(take, replies[-taking:]) if take else None
         # An outcome is never dropped: keep trying until Redis takes it.

@@ -45,11 +45,12 @@ def sentinels(tmp_path):
 
 
 def enqueue_replicated(resque, ids):
-    """Enqueue, then WAIT until the replica has it: the test's own enqueues
-    are outside the replication window (docs/sentinel.md)."""
+    """Enqueue, each waiting until the replica has it (wait_replicas; a WAIT
+    on another connection than the enqueue's would not wait for it): the
+    test's own enqueues are outside the replication window (docs/sentinel.md)."""
+    waiting = Resque(resque.url, wait_replicas=1, wait_timeout=5.0)
     for job_id in ids:
-        resque.enqueue_call("ledger", "Ledger", job_id)
-    assert resque.redis.execute_command("WAIT", 1, 5000) >= 1
+        waiting.enqueue_call("ledger", "Ledger", job_id)
 
 
 def retried(action, *args):
