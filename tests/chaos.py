@@ -172,6 +172,9 @@ class Chaos:
             self.failover = (*self.failover[:2], time.monotonic() - self.failover[0])
             log(f"the sentinels promoted the replica {self.failover[2]:.1f}s after the kill")
 
+    def missing_kills(self) -> list[str]:
+        return [kind for kind in ("job", "worker", "spawner", "master") if not self.kills[kind]]
+
     def run(self) -> int:
         self.redis.start()
         self.config = self.write_config()
@@ -191,7 +194,11 @@ class Chaos:
         chaos_until = time.monotonic() + self.args.chaos_seconds
         redis_restart_at = time.monotonic() + self.args.chaos_seconds / 2
         try:
-            while time.monotonic() < chaos_until:
+            # Past its time, the chaos goes on (up to three times as long) while a
+            # kind of kill has not landed yet: on a loaded machine the workers a
+            # restarted master forks may not be up when their turn comes.
+            grace_until = chaos_until + 3 * self.args.chaos_seconds
+            while time.monotonic() < chaos_until or (self.missing_kills() and time.monotonic() < grace_until):
                 time.sleep(self.rng.uniform(0.05, 0.3))
                 if redis_restart_at and time.monotonic() >= redis_restart_at:
                     self.restart_redis()
@@ -202,7 +209,7 @@ class Chaos:
                 if time.monotonic() > chaos_until - self.args.chaos_seconds / 3:
                     # Past two thirds of the time, make sure every kind of
                     # kill happened at least once (the test checks that).
-                    missing = [kind for kind in ("job", "worker", "spawner", "master") if not self.kills[kind]]
+                    missing = self.missing_kills()
                     if missing:
                         action = {"job": 0.0, "worker": 0.6, "spawner": 0.85, "master": 0.95}[missing[0]]
                 if action < 0.5:
