@@ -25,11 +25,9 @@ from resqued.config.model import ConfigError
 from resqued.ctl import masterclient, tables, topview
 from resqued.ctl.locate import locate
 from resqued.ctl.output import CtlError, UsageError, print_json
-from resqued.ctl.topframe import Sampler
 from resqued.exits import EXIT_OK
 from resqued.protocols.controlsocket import ControlError
 from resqued.redisio.connection import connect
-from resqued.resque.client import Resque
 from resqued.resque.keys import Keys
 
 DEFAULT_INTERVAL = 2.0
@@ -51,6 +49,10 @@ def cmd_top(resque, args) -> int:
     if not args.once and not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UsageError("top draws on a terminal, and its input or output is not one: "
                          "give --once for one frame as plain text (with --json, as JSON)")
+    # Here, not at the top: resquectl imports this module for its arguments,
+    # and its other commands never need redis-py (topframe and the client load it).
+    from resqued.ctl.topframe import Sampler
+    from resqued.resque.client import Resque
     client = connect(resque.url, socket_connect_timeout=REDIS_TIMEOUT, socket_timeout=REDIS_TIMEOUT)
     try:
         sampler = Sampler(Resque(resque.url, resque.keys.namespace, redis=client), args.redis_read,
