@@ -29,3 +29,10 @@ class LatencyJob:
         import redis
         redis.Redis.from_url(os.environ["BENCH_REDIS_URL"]).rpush(
             "bench:latency", f"{self.args['t']!r} {started!r}")
+
+
+class SleepJob:
+    """Keeps its worker busy for ``seconds`` without using a CPU (the scale scenario)."""
+
+    def perform(self):
+        time.sleep(self.args["seconds"])
