@@ -16,7 +16,7 @@ import time
 
 import psutil
 
-from contenders import QUEUE, write_pool_yml
+from contenders import QUEUE
 from procs import wait_for
 from scenarios import _cpu, _title, live_workers, replace_one, start_master
 
