@@ -26,21 +26,11 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
+from master_costs import children  # noqa: E402  (from /proc/PID/task/TID/children)
 from redis_server import RedisServer  # noqa: E402  (the tests' helper)
 
 JOBS = ("import time\n\nclass Noop:\n    def perform(self):\n        pass\n\n"
         "class SleepJob:\n    def perform(self):\n        time.sleep(self.args['seconds'])\n")
-
-
-def children(pid):
-    found = []
-    for task in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{task}/children") as f:
-                found += [int(c) for c in f.read().split()]
-        except OSError:
-            pass
-    return found
 
 
 def title(pid):
