@@ -34,6 +34,12 @@ def noop(*args):
     pass
 
 
+@app.task(name="benchapp.write_key")
+def write_key(i):
+    """drain1_io: build a redis-py client and write one key, as jobs_resqued.WriteKeyJob."""
+    _client().set(f"bench:io:{i}", 1)
+
+
 @app.task(name="benchapp.pid_job")
 def pid_job(key):
     _client().rpush(key, os.getpid())

@@ -3,7 +3,8 @@
 Each contender starts its worker(s) the way its users would (its own CLI),
 waits until they are registered/ready, runs one warm-up job, and then:
 
-* ``prepare_push(n)`` builds n no-op jobs with the system's own API into one
+* ``prepare_push(n)`` builds n jobs (no-ops; with ``job="io"`` each builds a
+  redis-py client and writes one key, drain1_io) with the system's own API into one
   Redis pipeline and returns a callable that sends it (the clock starts just
   before that one round trip, as in Ruby Resque's and php-resque's benches);
 * ``progress(base)`` says how many jobs are finished, from the system's own
@@ -118,8 +119,11 @@ class Resqued(Contender):
     system = "resqued"
 
     def __init__(self, ctx, fork: bool = True, count: int = 1, master: bool = False, job_forker: bool = True,
-                 metrics: bool = False):
+                 metrics: bool = False, job: str = "noop"):
+        """``job``: noop, io (jobs_resqued.WriteKeyJob) or io_warm (its client
+        connected by a childReady listener: jobs_resqued_warm.py)."""
         super().__init__(ctx)
+        self.job = job
         self.metrics = metrics   # a master with metrics: on, scraped every SCRAPE_EVERY during the run
         from resqued import Resque
         self.resque = Resque(ctx.url)
@@ -133,6 +137,7 @@ class Resqued(Contender):
             self.label = f"resqued -c pool.yml (count {count}{extra})"
         elif fork:
             self.label = "resqued (env mode, fork per job" + (")" if job_forker else ", JOB_FORKER=false)")
+            self.label += {"noop": "", "io": ": WriteKeyJob", "io_warm": ": WriteKeyJob, childReady connects"}[job]
         else:
             self.label = "resqued FORK_PER_JOB=false"
         self.forks_per_job = fork
@@ -140,6 +145,8 @@ class Resqued(Contender):
     def env(self) -> dict:
         env = {"BENCH_REDIS_URL": self.ctx.url, "REDIS_BACKEND": self.ctx.url,
                "APP_INCLUDE": os.path.join(BENCH, "jobs_resqued.py"), "QUEUE": QUEUE}
+        if self.job == "io_warm":
+            env["APP_INCLUDE"] += "," + os.path.join(BENCH, "jobs_resqued_warm.py")
         if not self.fork:
             env["FORK_PER_JOB"] = "false"
         if not self.job_forker:
@@ -176,7 +183,8 @@ class Resqued(Contender):
 
     def prepare_push(self, n):
         from resqued.resque import wire
-        raws = [wire.dumps(wire.payload("NoopJob", [{"i": i}], wire.new_job_id())) for i in range(n)]
+        name = {"noop": "NoopJob", "io": "WriteKeyJob", "io_warm": "WarmWriteKeyJob"}[self.job]
+        raws = [wire.dumps(wire.payload(name, [{"i": i}], wire.new_job_id())) for i in range(n)]
         pipe = self.r.pipeline(transaction=False)
         pipe.sadd("resque:queues", QUEUE)
         for start in range(0, n, 1000):
@@ -255,8 +263,9 @@ class RQ(Contender):
     system = "rq"
     poll_commands = 1
 
-    def __init__(self, ctx, worker_class: str = "Worker", pool: int = 0):
+    def __init__(self, ctx, worker_class: str = "Worker", pool: int = 0, job: str = "noop"):
         super().__init__(ctx)
+        self.job = job
         from rq import Queue
         import jobs_rq
         self.jobs = jobs_rq
@@ -265,6 +274,7 @@ class RQ(Contender):
         self.pool = pool
         self.forks_per_job = worker_class != "SimpleWorker"
         self.label = f"rq worker-pool -n {pool}" if pool else f"rq {worker_class}"
+        self.label += ": write_key" if job == "io" else ""
 
     def start(self, tag):
         common = ["-u", self.ctx.url, "--path", BENCH]
@@ -290,7 +300,8 @@ class RQ(Contender):
     def prepare_push(self, n):
         from rq import Queue
         pipe = self.r.pipeline()
-        self.queue.enqueue_many([Queue.prepare_data(self.jobs.noop, (i,)) for i in range(n)], pipeline=pipe)
+        func = self.jobs.write_key if self.job == "io" else self.jobs.noop
+        self.queue.enqueue_many([Queue.prepare_data(func, (i,)) for i in range(n)], pipeline=pipe)
         sent = len(pipe.command_stack) + 2  # MULTI/EXEC
         return lambda: (pipe.execute(), sent)[1]
 
@@ -311,13 +322,14 @@ class Celery(Contender):
     confirm_done = True
     poll_commands = 2
 
-    def __init__(self, ctx, pool: str = "solo", concurrency: int = 1):
+    def __init__(self, ctx, pool: str = "solo", concurrency: int = 1, job: str = "noop"):
         super().__init__(ctx)
+        self.job = job
         import benchapp
         self.app = benchapp
         self.pool = pool
         self.concurrency = concurrency
-        self.label = f"celery -P {pool} -c {concurrency}"
+        self.label = f"celery -P {pool} -c {concurrency}" + (": write_key" if job == "io" else "")
         self.forks_per_job = False
 
     def start(self, tag):
@@ -340,11 +352,12 @@ class Celery(Contender):
         app = self.app.app
         producer_cm = app.producer_or_acquire()
         producer = producer_cm.__enter__()
+        task = self.app.write_key if self.job == "io" else self.app.noop
         batch = producer.batch(max_size=4 * n + 16)
         batch.__enter__()
         try:
             for i in range(n):
-                self.app.noop.apply_async((i,), producer=producer)
+                task.apply_async((i,), producer=producer)
             session = batch.state.session
             sent = session._buffered if session is not None else n
         except BaseException:

@@ -5,6 +5,8 @@ harness for the jobs that report."""
 import os
 import time
 
+import redis
+
 
 class NoopJob:
     """The job every throughput scenario runs: nothing at all."""
@@ -36,3 +38,11 @@ class SleepJob:
 
     def perform(self):
         time.sleep(self.args["seconds"])
+
+
+class WriteKeyJob:
+    """drain1_io: what an unmodified app's job does, build a redis-py client
+    and write one key (in a fresh child, each time)."""
+
+    def perform(self):
+        redis.Redis.from_url(os.environ["BENCH_REDIS_URL"]).set(f"bench:io:{self.args['i']}", 1)

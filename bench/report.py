@@ -6,13 +6,13 @@ import os
 import statistics
 
 HIGHER_IS_BETTER = {"jobs/s", "enq/s"}
-SCENARIO_ORDER = ("drain1_fork", "drain1_nofork", "drain2", "enqueue_single", "enqueue_bulk",
+SCENARIO_ORDER = ("drain1_fork", "drain1_nofork", "drain2", "drain1_io", "enqueue_single", "enqueue_bulk",
                   "latency_p50", "latency_p95", "latency_p99", "master_idle_rss", "master_idle_cpu",
                   "master_replace_worker", "master_reload", "master64_idle_cpu", "memory_check",
                   "master64_status", "drain1_metrics", "scrape64", "scale_master_cpu", "scale_master_rss",
                   "scale_pss_per_worker", "scale_replace_worker", "web_failed_page", "web_slowest_page",
                   "delayed_burst", "delayed_lateness_p99", "floor")
-CONTENDER_ORDER = ("resqued", "resqued_noforker", "resqued_nofork", "resqued_master", "resqued_metrics", "rq", "celery", "fork_lean", "fork_with_imports", "redis_min_commands",
+CONTENDER_ORDER = ("resqued", "resqued_hook", "resqued_noop", "resqued_noforker", "resqued_nofork", "resqued_master", "resqued_metrics", "rq", "celery", "fork_lean", "fork_with_imports", "redis_min_commands",
                    "w1", "w8", "w32", "w64")
 RATIO_NOTE = ("ratios are resqued ÷ contender for throughput (jobs/s, enq/s) and contender ÷ resqued "
               "for latency, so that in both cases a ratio above 1 means resqued is better; "
@@ -117,6 +117,7 @@ def targets(scenarios: dict, ratio: dict, floor: dict) -> list:
     fr = floor["resqued_fraction"]
     on, off = fig("drain1_metrics", "resqued_metrics"), fig("drain1_metrics", "resqued_master")
     metrics_share = on / off if on and off else None
+    hooked, noop = fig("drain1_io", "resqued_hook"), fig("drain1_io", "resqued_noop")
     rows = [
         ("drain1_fork ≥ 5× RQ Worker", r("drain1_fork", "rq"), ">=", 5, "×"),
         ("drain1_fork ≥ 90 % of the fork floor with the worker's imports",
@@ -134,6 +135,9 @@ def targets(scenarios: dict, ratio: dict, floor: dict) -> list:
         ("reload applied in ≤ 1 s (resquectl reload wall time)", fig("master_reload"), "<=", 1000, "ms"),
         ("master idle CPU ≤ 0.5 % with 64 workers", fig("master64_idle_cpu"), "<=", 0.5, "%"),
         ("drain1_fork with metrics on ≥ 97 % of metrics off", metrics_share, ">=", 0.97, "fraction"),
+        ("drain1_io, client connected by childReady, ≥ 80 % of resqued's no-op rate",
+         hooked / noop if hooked and noop else None, ">=", 0.8, "fraction"),
+        ("drain1_io, client connected by childReady, ≥ 5× RQ Worker", r("drain1_io:resqued_hook", "rq"), ">=", 5, "×"),
         ("a scrape with 64 workers and 100 queues < 50 ms", fig("scrape64"), "<=", 50, "ms"),
         ("the failed page with 100,000 failures < 200 ms", fig("web_failed_page"), "<=", 200, "ms"),
         ("delayed jobs moved ≥ 20,000/s when 100,000 fall due at once", fig("delayed_burst"), ">=", 20000, "jobs/s"),

@@ -34,7 +34,7 @@ from procs import LOGS, RESULTS, Budget, BudgetExceeded, Procs  # noqa: E402
 from redis_server import RedisServer, find_redis_server  # noqa: E402  (tests/redis_server.py)
 
 ALL = ("floor", "enqueue", "latency", "master", "master64", "drain1_nofork", "drain1_fork", "drain2",
-       "drain1_metrics", "scrape64", "scale", "web_pages", "delayed_moves")
+       "drain1_metrics", "scrape64", "scale", "web_pages", "delayed_moves", "drain1_io")
 
 
 class Context:
@@ -178,6 +178,8 @@ def main(argv=None) -> int:
                     scenarios_web_scheduler.web(ctx, res, 100_000 // scale, 1000 // scale, 200 // scale, 20)
                 elif name == "delayed_moves":
                     scenarios_web_scheduler.delayed(ctx, res, 100_000 // scale, 10 if scale == 1 else 3, 500, reps)
+                elif name == "drain1_io":   # last, and half as many jobs: RQ's run of them takes ~15 s
+                    scenarios.drain(ctx, res, name, scenarios.MAKERS[name], 1000 // scale, reps, timeout=120)
                 elif name == "drain2":
                     scenarios.drain(ctx, res, name, scenarios.MAKERS[name], 4000 // scale, reps, timeout=120)
             except BudgetExceeded as exc:

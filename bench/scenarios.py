@@ -433,6 +433,13 @@ MAKERS = {
     # METRICS runs one), its exporter scraped every second while the jobs drain.
     "drain1_metrics": [("resqued_master", lambda ctx: Resqued(ctx, fork=True, master=True)),
                        ("resqued_metrics", lambda ctx: Resqued(ctx, fork=True, master=True, metrics=True))],
+    # Jobs that do what real jobs do first: build a redis-py client and write one key (issue 23);
+    # resqued's no-op rate beside them, from the same run.
+    "drain1_io": [("resqued_noop", lambda ctx: Resqued(ctx, fork=True)),
+                  ("resqued", lambda ctx: Resqued(ctx, fork=True, job="io")),
+                  ("resqued_hook", lambda ctx: Resqued(ctx, fork=True, job="io_warm")),
+                  ("rq", lambda ctx: RQ(ctx, "Worker", job="io")),
+                  ("celery", lambda ctx: Celery(ctx, "solo", 1, job="io"))],
     "latency": [("resqued", lambda ctx: Resqued(ctx, fork=True)),
                 ("resqued_noforker", lambda ctx: Resqued(ctx, fork=True, job_forker=False)),
                 ("rq", lambda ctx: RQ(ctx, "Worker")),

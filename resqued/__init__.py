@@ -3,11 +3,13 @@ operators need around them. See README.md."""
 
 from resqued.jobs.events import DontCreate, DontPerform, listen, stop_listening
 from resqued.jobs.job import Job
+from resqued.jobs.ownclient import client, enqueue, enqueue_call
 from resqued.jobs.retries import DontRetry
 from resqued.jobs.timeouts import JobTimeout
 from resqued.version import __version__
 
-__all__ = ["Resque", "Job", "DontCreate", "DontPerform", "DontRetry", "JobTimeout", "listen", "stop_listening", "__version__"]
+__all__ = ["Resque", "Job", "DontCreate", "DontPerform", "DontRetry", "JobTimeout", "listen", "stop_listening",
+           "client", "enqueue", "enqueue_call", "__version__"]
 
 
 def __getattr__(name):

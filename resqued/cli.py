@@ -139,7 +139,7 @@ def run_master(args) -> int:
         config = load_config(args.config, args.environment)
         if apps:
             config = dataclasses.replace(config, jobs=config.jobs + tuple(a for a in apps if a not in config.jobs))
-        if not config.jobs:
+        if not config.jobs and any(pool.command is None for pool in config.pools):   # command pools run none
             raise ConfigError(f"{config.path}: jobs: no job modules: add `jobs:` to the file, or pass --app")
         check_paths(config)   # at a reload too: a pid_dir swapped for a symlink is refused
         limits.check_worker_count(sum(p.count for p in config.pools), config.max_workers, "pools",

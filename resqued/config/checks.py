@@ -3,11 +3,14 @@
 setting, used for pool.yml and, on the same nodes, for env mode's variables
 (settings.py declares which check each setting has)."""
 
+import yaml
+
 from resqued.config import sentinelurl
 from resqued.config.redisurl import BadRedisURL, normalize_url, redact, split_url
 from resqued.resque.keys import check_queue_name
 from resqued.config.sizes import parse_size
 from resqued.jobs.retries import KEYS as RETRY_KEYS, PolicyError, normalize as retry_normalize
+from resqued.numbers import is_whole_number
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
@@ -81,7 +84,7 @@ def listen_address(r, node, path):
 
 def check_listen_address(value: str) -> str:
     host, _, port = value.strip().rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536 or any(c.isspace() for c in host):
+    if not host or not is_whole_number(port) or not 0 < int(port) < 65536 or any(c.isspace() for c in host):
         raise ValueError(f"{value!r}: expected HOST:PORT, e.g. 127.0.0.1:9640 or [::1]:9640")
     return f"{host}:{int(port)}"
 
@@ -101,7 +104,7 @@ def check_redis_url(url: str | None) -> str:
         return url   # normalize_url checked it whole
     parts = split_url(url)
     database = parts.path.strip("/")
-    if parts.scheme != "unix" and (not parts.hostname or (database and not database.isdigit())):
+    if parts.scheme != "unix" and (not parts.hostname or (database and not is_whole_number(database))):
         raise BadRedisURL(f"redis URL {redact(url)!r}: expected redis://[user:password@]host[:port][/db]")
     return url
 
@@ -175,6 +178,43 @@ def check_queues(r, located):
         seen.add(queue)
     return tuple(queue for queue, _, _ in located)
 
+
+
+def command_argv(r, node, path):
+    """A command pool's ``command``: its argv, a non-empty list of strings
+    (no shell: a string would have to be split, and quoting guessed)."""
+    if r.is_string(node):
+        raise r.fail(node, path, "expected a list of strings (the program and its arguments, no shell), "
+                                 f"e.g. [php, bin/resque], got the string {node.value!r}")
+    items = r.items(node, path, "a list of strings (the program and its arguments)")
+    if not items:
+        raise r.fail(node, path, "empty: name the program to run, e.g. [php, bin/resque]")
+    argv = []
+    for item, item_path in items:
+        value = r.scalar(item, item_path) if r.is_string(item) or r.is_integer(item) else None
+        if value is None or isinstance(value, bool):
+            raise r.fail(item, item_path, f"expected a string, got {r.kind(item, item_path)}")
+        argv.append(str(value))
+    if "\0" in "".join(argv):
+        raise r.fail(node, path, "an argument contains a NUL character")
+    return tuple(argv)
+
+
+def environment(r, node, path):
+    """A command pool's ``env``: variable name -> text."""
+    found = {}
+    for name, (_, value, value_path) in r.mapping(node, path).items():
+        if not name or "=" in name or "\0" in name:
+            raise r.fail(value, value_path, f"{name!r} is not an environment variable name")
+        text = r.scalar(value, value_path) if isinstance(value, yaml.ScalarNode) and not r.is_null(value) else None
+        if isinstance(text, bool) or not isinstance(text, (str, int, float)):
+            raise r.fail(value, value_path, f"expected a string, got {r.kind(value, value_path)}")
+        found[name] = str(text)
+    return found
+
+
+def directory(r, node, path):
+    return None if r.is_null(node) else file_path(r, node, path)
 
 
 def retry_policy(r, node, path):

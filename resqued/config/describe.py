@@ -2,6 +2,7 @@
 password redacted), and the settings table as the docs' markdown tables."""
 
 import re
+import shlex
 import sys
 
 from resqued.config.model import Config
@@ -47,6 +48,12 @@ def describe(config: Config) -> str:
             timeout += f"; retry {pool.retry['attempts']} attempts, " + (
                 f"delays {', '.join(map(seconds, backoff))}" if isinstance(backoff, list)
                 else f"{backoff} backoff, base {seconds(pool.retry['base'])}, max {seconds(pool.retry['max'])}")
+        if pool.command:   # a command pool (commandpool.py): none of the job settings apply
+            env = f"; env {', '.join(pool.env)}" if pool.env else ""   # names only: values may be secrets
+            where = f"; in {pool.directory}" if pool.directory else ""
+            lines.append(f"  {pool.name}: count {pool.count}; {memory}; interval {seconds(pool.interval)}; "
+                         f"command {shlex.join(pool.command)}{env}{where}")
+            continue
         lines.append(f"  {pool.name}: count {pool.count}; {memory}; {jobs}; interval {seconds(pool.interval)}"
                      f"{timeout}{inline}")
     return "\n".join(lines)

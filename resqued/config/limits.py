@@ -12,6 +12,7 @@ import os
 import resource
 
 from resqued.config.model import ConfigError
+from resqued.numbers import whole_number
 
 # The master holds one descriptor per worker for as long as it runs (the read
 # end of its report pipe) and three more while forking it (the pipe's other
@@ -57,7 +58,7 @@ def _cgroup_memory_max() -> int | None:
             text = f.read().strip()
     except OSError:
         return None
-    return int(text) if text.isdigit() else None
+    return whole_number(text)
 
 
 def worker_bound(max_workers: int | None) -> tuple[int, str]:

@@ -15,7 +15,7 @@ import os
 
 import yaml
 
-from resqued.config import checks, schedule
+from resqued.config import checks, commandpool, schedule
 from resqued.config.model import Config, ConfigError, PoolConfig
 from resqued.config.settings import LIMITS, LOG, POOL, TOP
 from resqued.config.sizes import human_size
@@ -132,7 +132,8 @@ def _native(r, root, top) -> dict:
 
 def _resolve_pool(r, settings, defaults) -> PoolConfig:
     merged = {**defaults, **settings}
-    value = {key: located[0] for key, located in merged.items()}
+    value = commandpool.check(r, merged)
+    merged = {key: located for key, located in merged.items() if key in value}
     soft, hard = value.get("max_memory"), value.get("max_memory_hard")
     if soft is not None and hard is not None and hard <= soft:
         (_, hard_node, hard_path), (_, soft_node, soft_path) = merged["max_memory_hard"], merged["max_memory"]

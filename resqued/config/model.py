@@ -38,10 +38,18 @@ class PoolConfig:
     job_forker: bool = default("job_forker")
     job_timeout: float | None = default("job_timeout")
     retry: dict | None = default("retry")
+    command: tuple[str, ...] | None = default("command")   # a command pool's argv (docs/command-pools.md)
+    env: dict | None = default("env")                      # ... its environment variables
+    directory: str | None = default("directory")           # ... and working directory
 
     @property
     def name(self) -> str:
         return ",".join(self.queues)
+
+    @property
+    def kind(self) -> str:
+        """"command": its workers run ``command``; "python": resqued's own."""
+        return "python" if self.command is None else "command"
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import re
 from urllib.parse import urlsplit, urlunsplit
 
 from resqued.config import sentinelurl
+from resqued.numbers import is_whole_number
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
@@ -28,7 +29,7 @@ def normalize_url(backend: str | None, db: int | str | None = None) -> str:
         try:
             sentinelurl.parse(backend)
             if db is not None and str(db) != "":
-                if not str(db).isdigit():
+                if not is_whole_number(str(db)):
                     raise BadRedisURL(f"redis database {db!r} is not a number")
                 backend = sentinelurl.with_db(backend, db)
         except sentinelurl.BadSentinelURL as exc:
@@ -39,7 +40,7 @@ def normalize_url(backend: str | None, db: int | str | None = None) -> str:
         host, _, port = backend.partition(":")
         if not host:
             raise BadRedisURL(f"redis backend {backend!r} has no host")
-        if port and not port.isdigit():
+        if port and not is_whole_number(port):
             raise BadRedisURL(f"redis backend {backend!r}: port {port!r} is not a number")
         backend = f"redis://{host}:{port or 6379}"
     parts = split_url(backend)
@@ -47,7 +48,7 @@ def normalize_url(backend: str | None, db: int | str | None = None) -> str:
         raise BadRedisURL(f"redis URL {redact(backend)!r}: "
                           "scheme must be redis, rediss, unix or redis+sentinel")
     if db is not None and str(db) != "":
-        if not str(db).isdigit():
+        if not is_whole_number(str(db)):
             raise BadRedisURL(f"redis database {db!r} is not a number")
         if parts.scheme == "unix":
             query = "&".join(q for q in parts.query.split("&") if q and not q.startswith("db="))

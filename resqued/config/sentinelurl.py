@@ -15,6 +15,8 @@ import dataclasses
 import re
 from urllib.parse import parse_qsl, unquote
 
+from resqued.numbers import is_whole_number
+
 SCHEME = "redis+sentinel"
 DEFAULT_PORT = 26379
 QUERY_OPTIONS = ("sentinel_password", "sentinel_username")
@@ -64,7 +66,7 @@ def parse(url: str) -> SentinelURL:
     parts = [p for p in path.split("/")] if slash else []
     if not parts or not parts[0]:
         raise BadSentinelURL(f"no service name: expected {_SHAPE}")
-    if len(parts) > 2 or (len(parts) == 2 and not parts[1].isdigit()):
+    if len(parts) > 2 or (len(parts) == 2 and not is_whole_number(parts[1])):
         raise BadSentinelURL(f"the database after the service must be a number: expected {_SHAPE}")
     options = {}
     for key, value in parse_qsl(query, keep_blank_values=True):
@@ -93,6 +95,6 @@ def _host_port(text: str) -> tuple[str, int]:
         host, _, port = text.rpartition(":") if ":" in text else (text, "", "")
     if not host:
         raise BadSentinelURL(f"sentinel {text!r} has no host: expected {_SHAPE}")
-    if port and not (port.isdigit() and 0 < int(port) < 65536):
+    if port and not (is_whole_number(port) and 0 < int(port) < 65536):
         raise BadSentinelURL(f"sentinel {text!r}: the port is not a number from 1 to 65535")
     return host, int(port) if port else DEFAULT_PORT

@@ -154,6 +154,17 @@ SETTINGS = (
     Setting("job_forker", checks.boolean, True,
             "false: the worker forks its job children itself, not a job forker beside it",
             pool=True, env="JOB_FORKER", flag="--no-job-forker", kind="switch", doc_type="boolean", worker=True),
+    # -- a command pool: a non-Python Resque worker (docs/command-pools.md) ----
+    Setting("command", checks.command_argv, None,
+            "run this Resque worker command (php-resque's, Ruby's) COUNT times instead of Python workers: "
+            "the program and its arguments, no shell", pool=True, doc_type="list of strings",
+            default_doc="none: Python workers"),
+    Setting("env", checks.environment, None,
+            "a command pool's environment variables, over the master's and over QUEUE, COUNT, INTERVAL, "
+            "PREFIX, REDIS_BACKEND and REDIS_URL, which the pool's settings give", pool=True,
+            doc_type="mapping: name -> text", default_doc="none"),
+    Setting("directory", checks.directory, None, "a command pool's working directory", pool=True,
+            doc_type="path", default_doc="the master's"),
 )
 
 BY_KEY = {s.key: s for s in SETTINGS}
@@ -163,8 +174,10 @@ LOG = {s.key.split(".", 1)[1]: s for s in SETTINGS if s.key.startswith("log.")}
 POOL = {s.key: s for s in SETTINGS if s.pool}
 # What a worker runs with, as it stands (config/workerspec.py).
 WORKER = {s.key: s for s in SETTINGS if s.worker}
+# A command pool's own keys: only a pool may set them, never defaults:.
+COMMAND = ("command", "env", "directory")
 # A pool's limits, which defaults: may set for every pool.
-LIMITS = {key: s for key, s in POOL.items() if key not in ("queues", "count")}
+LIMITS = {key: s for key, s in POOL.items() if key not in ("queues", "count", *COMMAND)}
 
 
 def default(key: str):

@@ -13,6 +13,7 @@ from resqued.ctl.output import CtlError, UsageError, emit, heading, print_json
 from resqued.exits import EXIT_OK
 from resqued.process.logs import printable
 from resqued.resque.wire import utc_iso
+from resqued.numbers import is_whole_number
 
 
 def cmd_delayed_list(resque, args) -> int:
@@ -118,7 +119,7 @@ def _shown(args, job_args) -> str:
 
 def _timestamp(text: str) -> int:
     """Epoch seconds, or a UTC ISO 8601 time as resquectl prints them."""
-    if text.isdigit():
+    if is_whole_number(text):
         return int(text)
     try:
         return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())

@@ -9,6 +9,7 @@ With ``--json`` each prints one shape: ``{"ok": true, "message": ...}`` and
 the master's status (``master``, ``spawner``, ``pools``, ``workers``) when it
 answered; ``message`` is the line printed without ``--json``."""
 
+import shlex
 import time
 
 import psutil
@@ -133,6 +134,8 @@ def render_status(status: Status) -> str:
     lines += [f"pool {','.join(p['queues'])} FAILED: {printable(p['reason'])}"
               + (f"; last error: {printable(p['last_error'])}" if p.get("last_error") else "")
               for p in status["pools"] if p.get("reason")]
+    lines += [f"pool {','.join(p['queues'])} runs a command: {printable(shlex.join(p['command']))}"
+              for p in status["pools"] if p.get("kind") == "command" and p.get("command")]
     lines.append("")
     now = time.time()
     rows = []

@@ -5,6 +5,7 @@ name, called in registration order.
 event              called with                 where
 =================  ==========================  ===============================
 beforeFirstFork    worker                      worker, once, before its first job
+childReady         (nothing)                   each job child as it starts, before its job is known
 beforeFork         job                         worker, before forking the job child
 afterFork          job                         job child, right after the fork
 beforePerform      job                         job child; raise DontPerform to skip
@@ -15,11 +16,12 @@ afterEnqueue       class, args, queue, id      enqueuing process
 =================  ==========================  ===============================
 
 Python spellings (``before_perform``) are accepted for every name.
+``listen(name)`` without a callback is a decorator.
 """
 
 import re
 
-EVENTS = ("beforeFirstFork", "beforeFork", "afterFork", "beforePerform",
+EVENTS = ("beforeFirstFork", "childReady", "beforeFork", "afterFork", "beforePerform",
           "afterPerform", "onFailure", "beforeEnqueue", "afterEnqueue")
 _BY_SNAKE = {re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower(): name for name in EVENTS}
 
@@ -42,8 +44,17 @@ def _canonical(event: str) -> str:
     raise ValueError(f"unknown event {event!r}; events are: {', '.join(EVENTS)}")
 
 
-def listen(event: str, callback) -> None:
-    _listeners[_canonical(event)].append(callback)
+def listen(event: str, callback=None):
+    """Call ``callback`` on ``event``; without one, a decorator that
+    registers the function it decorates (and returns it unchanged)."""
+    callbacks = _listeners[_canonical(event)]
+    if callback is None:
+        def register(func):
+            callbacks.append(func)
+            return func
+        return register
+    callbacks.append(callback)
+    return None
 
 
 def stop_listening(event: str, callback) -> bool:

@@ -20,7 +20,7 @@ import time
 
 from resqued.config.limits import worker_bound
 from resqued.master import workerprocess
-from resqued.master import reconcile, signalactions, workerexits
+from resqued.master import commandworkers, reconcile, signalactions, workerexits
 from resqued.master.adopted import end_adopted
 from resqued.master.control import ControlServer
 from resqued.master.headline import Headline
@@ -28,6 +28,7 @@ from resqued.master.exporterlink import Exporter
 from resqued.master.schedulerlink import SchedulerLink
 from resqued.master.advertiserlink import AdvertiserLink
 from resqued.master.helperprocess import HelperProcess, hand_exit
+from resqued.master.jobcounts import JobCounts
 from resqued.master.metricstally import Tally, exit_reason
 from resqued.master.requestdecisions import (REQUEST_TIMEOUT, Pause, Reload, Restart, Resume, StopMaster, Wait,
                                              after_reload, after_restart)
@@ -82,6 +83,7 @@ class Arbiter:
         self.hostname = hostname()   # RESQUED_HOSTNAME, else the system's
         self.tally, self.exporter = Tally(), Exporter(self.name)   # metrics: what is counted, what serves it
         self.lost = RecoveryRuns(self.tally)
+        self.job_counts = JobCounts()   # a command pool's max_jobs: its workers' counts, read from Redis
         self.spawner = Spawner(self.name)
         self.scheduler = SchedulerLink(self.name)   # moves delayed jobs, when the config enables it
         self.advertiser = AdvertiserLink(self.name)   # writes this master's record for resquectl fleet
@@ -139,6 +141,8 @@ class Arbiter:
             self.notifier.watchdog()   # a reload takes a while: systemd must not think us hung
         self._finish_reload()
         self._reap()
+        commandworkers.check(self.children.values(), self.supervision, self.job_counts.counts)
+        self.job_counts.start_due(self.spawner, self.children.values(), self.config)
         self._keep_spawner()
         for kept in self.kept():
             kept.start_due(self.config)
@@ -177,7 +181,7 @@ class Arbiter:
         (signalactions.py; None: nothing) asks for; returns what follows it."""
         if isinstance(action, Reload):
             if action.hup:
-                self._reopen_log()
+                logfile.reopen_or_keep(log)
             error = self.reload(action.hup)
             return Wait("probed", REQUEST_TIMEOUT) if error is PROBING else after_reload(error, self.config.on_hup)
         if isinstance(action, Restart):
@@ -226,14 +230,6 @@ class Arbiter:
             return
         for name, value in adjusted.items():
             self.supervision[name].adjust = value
-
-    def _reopen_log(self) -> None:
-        """--daemonize's log, after a rotation that renamed it (resque-pool's
-        HUP does this too); the other processes follow (logfile.py)."""
-        try:
-            logfile.reopen()
-        except OSError as exc:
-            log.error("cannot reopen the log file, still writing the old one: %s", exc)
 
     def winch(self) -> None:
         if has_controlling_terminal():
@@ -331,10 +327,13 @@ class Arbiter:
         plan = reconcile.plan(self.config.pools, counts, alive, blocked)
         for pid, reason in plan.retire:
             retire([self.children[pid]], reason)
-        can_spawn = self.spawner.ready and now >= self._spawn_retry_at
-        for pool in plan.spawn if can_spawn else ():
+        # A command pool's workers are the master's own forks: no spawner to wait for.
+        for pool in plan.spawn if now >= self._spawn_retry_at else ():
+            if not (pool.command or self.spawner.ready):
+                continue
             try:
-                child = workerprocess.spawn(self.config, pool, self.paused, self.spawner, self.tally)
+                kind = commandworkers if pool.command else workerprocess   # who starts it: the master, the spawner
+                child = kind.spawn(self.config, pool, self.paused, self.spawner, self.tally)
             except (SpawnerError, OSError) as exc:
                 # E.g. fork failed (a process limit): try again in a second,
                 # not on every turn of the loop (each job's report is one).
@@ -380,6 +379,7 @@ class Arbiter:
                 hand_exit(self.helpers(), pid, code, describe_exit(code))
                 continue
             child.read_reports()
+            commandworkers.reaped(child)
             os.close(child.report_fd)
             workerprocess.remove_worker_pidfile(self.config, child)
             self._account(child, code)
@@ -389,7 +389,7 @@ class Arbiter:
         (helperprocess.py), in the order they are served. Read each turn: a
         rolling restart replaces ``self.spawner``. A new kind of helper is
         one more entry here."""
-        return [self.spawner, self.restart, self.lost, self.reloading, *self.kept()]
+        return [self.spawner, self.restart, self.lost, self.reloading, self.job_counts, *self.kept()]
 
     def kept(self) -> list:
         """The processes kept running while the config asks for them (keptprocess.py)."""

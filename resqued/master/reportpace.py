@@ -51,5 +51,6 @@ class ReportPace:
         """Take in the reports of the workers whose pipes are ``ready``; of
         every worker when a request is ``asked`` (its answer reads them)."""
         for child in children:
-            if (asked or child in ready) and child.read_reports() >= FLOODED:
+            # A command worker reads none (commandworkers.py: None).
+            if (asked or child in ready) and (child.read_reports() or 0) >= FLOODED:
                 self.flooded_until = time.monotonic() + self.pace

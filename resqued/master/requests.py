@@ -152,7 +152,8 @@ class RequestHandlers:
                           "failed": state.failed, "reason": state.reason or None,
                           "last_exit": state.last_exit or None, "last_error": state.last_error or None,
                           "recycles": state.recycles, "restarts": state.restarts,
-                          "max_memory": pool.max_memory, "max_jobs": pool.max_jobs})
+                          "max_memory": pool.max_memory, "max_jobs": pool.max_jobs,
+                          "kind": pool.kind, "command": list(pool.command) if pool.command else None})
         return {"master": {"pid": os.getpid(), "config": view.config.path, "state": self.state(view),
                            "rss": psutil.Process().memory_info().rss},
                 "spawner": self._spawner_status(view),

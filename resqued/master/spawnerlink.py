@@ -127,9 +127,20 @@ class Spawner:
         """Have the spawner fork a child of its own that checks a config's
         code (spawner/probe.forked); returns its pid and the read end of the
         pipe its verdict comes on (protocols/spawnersocket.ProbeVerdict)."""
+        return self._answered(protocol.ProbeCode(settings))
+
+    def count_jobs(self, spec: dict) -> tuple[int, int]:
+        """Have the spawner fork a child of its own that reads the command
+        workers' job counts from Redis (spawner/entrypoints.count_jobs_main);
+        returns its pid and the read end of the pipe the counts come on."""
+        return self._answered(protocol.CountJobs(spec))
+
+    def _answered(self, request) -> tuple[int, int]:
+        """``request`` with the write end of a new pipe, on which the child
+        answers: its pid, and the pipe's read end."""
         read_fd, write_fd = os.pipe()
         try:
-            pid = self._request(protocol.ProbeCode(settings), [write_fd])
+            pid = self._request(request, [write_fd])
         except BaseException:
             os.close(read_fd)
             raise

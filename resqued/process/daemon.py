@@ -15,6 +15,7 @@ import daemon
 
 from resqued.process import logfile
 from resqued.process.fork import fork_continuing
+from resqued.numbers import is_whole_number
 
 
 def default_log_file(config) -> str:
@@ -39,7 +40,7 @@ def detach(log_file: str) -> int | None:
         with os.fdopen(read_fd, "rb") as pipe:
             said = pipe.read()     # the daemon's pid; nothing if it could not detach
         os.waitpid(pid, 0)         # the first of python-daemon's forks, gone at once
-        if not said.isdigit():
+        if not is_whole_number(said):
             raise OSError(f"the daemon did not start; see {log_file}")
         return int(said)
     os.close(read_fd)

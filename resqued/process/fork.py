@@ -81,6 +81,55 @@ def fork_child(run, *, close=(), own_group=False, reset=None, ignore=(), subreap
         exit(code)
 
 
+# What exec keeps that a foreign program must not inherit: Python ignores
+# SIGPIPE (and SIGXFSZ), which a shell pipeline in a PHP or Ruby job expects
+# to end it (subprocess's restore_signals).
+RESTORED = tuple(getattr(signal, name) for name in ("SIGPIPE", "SIGXFZ", "SIGXFSZ") if hasattr(signal, name))
+
+
+def fork_exec(argv, env, *, cwd=None, reset=None, pdeathsig=None, parent_pid=None) -> tuple[int, int]:
+    """Fork and exec ``argv`` (PATH searched) with exactly ``env``, in
+    ``cwd``, leading a process group of its own, with default signal
+    dispositions, nothing blocked and no descriptor but 0-2 (``reset``:
+    the parent's SignalQueue). Returns (pid, error_fd): error_fd is the read
+    end of a close-on-exec pipe that is at EOF once the exec succeeded, or
+    holds why it failed ("cannot run 'php': ..."); the child then exits 127."""
+    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+
+    def run():
+        os.closerange(3, write_fd)
+        os.closerange(write_fd + 1, _max_fd())
+        for signum in RESTORED:
+            signal.signal(signum, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, ())
+        try:
+            if cwd is not None:
+                os.chdir(cwd)
+            os.execvpe(argv[0], argv, env)
+        except OSError as exc:
+            where = f" in {cwd}" if cwd is not None else ""
+            os.write(write_fd, f"cannot run {argv[0]!r}{where}: {exc.strerror or exc}".encode()[:500])
+        return 127
+
+    try:
+        pid = fork_child(run, close=(read_fd,), own_group=True, reset=reset, pdeathsig=pdeathsig,
+                         parent_pid=parent_pid)
+    finally:
+        os.close(write_fd)
+    try:
+        os.setpgid(pid, pid)  # as the child does: whichever runs first wins
+    except OSError:
+        pass
+    return pid, read_fd
+
+
+def _max_fd() -> int:
+    try:
+        return os.sysconf("SC_OPEN_MAX")
+    except (ValueError, OSError):
+        return 65536
+
+
 def fork_continuing() -> int:
     """A plain fork whose child returns here too (0 in the child, the pid
     in the parent): only for a child that becomes the caller (daemon.py)."""

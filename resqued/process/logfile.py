@@ -73,6 +73,16 @@ def reopen() -> None:
         _install(open_for_append(PATH))
 
 
+def reopen_or_keep(log) -> None:
+    """The master's HUP: --daemonize's log, after a rotation that renamed it
+    (resque-pool's HUP does this too; the other processes follow); when it
+    cannot, it says so on ``log`` and keeps writing the old file."""
+    try:
+        reopen()
+    except OSError as exc:
+        log.error("cannot reopen the log file, still writing the old one: %s", exc)
+
+
 def follow() -> None:
     """Any other process: if the master has reopened the log (another file
     is at the path), write to that one too. Two syscalls when nothing changed."""

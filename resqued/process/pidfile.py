@@ -9,6 +9,7 @@ import re
 import tempfile
 
 from resqued.process.signals import process_alive
+from resqued.numbers import whole_number
 
 
 class PidfileError(RuntimeError):
@@ -28,7 +29,7 @@ def read_pid(path: str) -> int | None:
             text = f.read().strip()
     except FileNotFoundError:
         return None
-    return int(text) if text.isdigit() else None
+    return whole_number(text)
 
 
 class Pidfile:

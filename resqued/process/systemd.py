@@ -9,6 +9,8 @@ import os
 import socket
 import time
 
+from resqued.numbers import is_whole_number
+
 
 class Notifier:
     def __init__(self, environ=None):
@@ -20,7 +22,7 @@ class Notifier:
         self.watchdog_interval = None
         usec = environ.get("WATCHDOG_USEC", "")
         pid = environ.get("WATCHDOG_PID", "")
-        if usec.isdigit() and int(usec) > 0 and (not pid or pid == str(os.getpid())):
+        if is_whole_number(usec) and int(usec) > 0 and (not pid or pid == str(os.getpid())):
             self.watchdog_interval = int(usec) / 1e6 / 2
         self._last_watchdog = 0.0
         # Our workers and their jobs must not talk to systemd as if they were us.

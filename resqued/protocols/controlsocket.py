@@ -142,6 +142,8 @@ class PoolStatus(TypedDict):
     restarts: int
     max_memory: int | None
     max_jobs: int | None
+    kind: str             # python, or command: its workers run ``command`` (not in an older master's answer)
+    command: list[str] | None
 
 
 class WorkerStatus(TypedDict):

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 MAX_KIND = 16               # bytes of a request besides its descriptors
 MAX_REPLY = 4096
-REQUEST_FDS = {b"W": 2, b"L": 1, b"C": 2}
+REQUEST_FDS = {b"W": 2, b"L": 1, b"C": 2, b"J": 2}
 PROBE_OK = b"ok"
 
 
@@ -66,6 +66,16 @@ class ProbeCode:
     spec: dict          # the config's Redis URL, job modules and aliases (codeprobe.probe_settings)
 
     kind = b"C"
+
+    def settings(self) -> bytes:
+        return json.dumps(self.spec).encode()
+
+
+@dataclass(frozen=True)
+class CountJobs:
+    spec: dict          # the command workers' ids and their Redis (master/jobcounts.py)
+
+    kind = b"J"
 
     def settings(self) -> bytes:
         return json.dumps(self.spec).encode()
@@ -112,10 +122,10 @@ def check_request(kind: bytes, fds: int) -> None:
         raise SpawnerMessageRefused(f"request {kind.decode()} with {fds} descriptors, not {REQUEST_FDS[kind]}")
 
 
-def decode_request(kind: bytes, fds: int, settings: bytes) -> ForkWorker | ForkRecovery | ProbeCode:
+def decode_request(kind: bytes, fds: int, settings: bytes) -> ForkWorker | ForkRecovery | ProbeCode | CountJobs:
     """A request: its kind, how many descriptors came with it, the settings
-    read from the first. The report pipe of a ForkWorker, or the verdict pipe
-    of a ProbeCode, is the second."""
+    read from the first. The report pipe of a ForkWorker, the verdict pipe
+    of a ProbeCode, or the answer pipe of a CountJobs, is the second."""
     check_request(kind, fds)
     try:
         text = settings.decode()
@@ -126,6 +136,8 @@ def decode_request(kind: bytes, fds: int, settings: bytes) -> ForkWorker | ForkR
         raise SpawnerMessageRefused(f"request {kind.decode()} with settings that are no JSON object")
     if kind == b"W":
         return ForkWorker(text)
+    if kind == b"J":
+        return CountJobs(spec)
     return ForkRecovery(spec) if kind == b"L" else ProbeCode(spec)
 
 

@@ -18,6 +18,7 @@ from resqued.redisio.connection import connect
 from resqued.resque.delayed import Delayed
 from resqued.resque.failures import FailureBackend
 from resqued.resque.keys import Keys, check_queue_name  # noqa: F401 (part of the API)
+from resqued.numbers import whole_number
 
 
 
@@ -52,6 +53,15 @@ class Resque:
 
     def __repr__(self):
         return f"<Resque {redact(self.url)} namespace={self.keys.namespace}>"
+
+    def connect_ahead(self) -> None:
+        """Connect the connection ``enqueue`` uses, now rather than on the first
+        call (a job child's standby does, jobs/ownclient.py)."""
+        if self._conns is not None and self._conns.held is not None:
+            self._conns.held.take()
+            return
+        pool = self.redis.connection_pool
+        pool.release(direct.connection(pool))   # connected, and left in the pool for the next call
 
     # -- enqueue -----------------------------------------------------------
     def enqueue(self, queue: str, job_class: str, args=None, track_status: bool = False, prefix: str = ""):
@@ -317,11 +327,11 @@ class Resque:
             elif worker_id in paused:
                 state, since = "paused", wire.parse_time(paused[worker_id])
             result.append({
-                "id": worker_id, "host": host, "pid": int(pid) if pid.isdigit() else None,
+                "id": worker_id, "host": host, "pid": whole_number(pid),
                 "queues": queues.split(","), "state": state, "since": wire.utc_iso(since),
                 "job": job, "started": wire.utc_iso(wire.parse_time(started)),
                 "heartbeat": wire.utc_iso(wire.parse_time(heartbeats.get(worker_id))),
-                "processed": int(processed or 0), "failed": int(failed or 0),
+                "processed": whole_number(processed) or 0, "failed": whole_number(failed) or 0,
             })
         return result
 
@@ -378,7 +388,7 @@ class Resque:
         for name in names:
             pipe.llen(self.keys.queue(name))
         sizes = dict(zip(names, pipe.execute()))
-        return {"processed": int(processed or 0), "failed": int(failed or 0),
+        return {"processed": whole_number(processed) or 0, "failed": whole_number(failed) or 0,
                 "pending": sum(sizes.values()), "queues": sizes, "workers": workers,
                 "failures": failures}
 

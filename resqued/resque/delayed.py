@@ -21,6 +21,7 @@ from datetime import datetime
 
 from resqued.resque import wire
 from resqued.resque.keys import check_queue_name
+from resqued.numbers import whole_number
 
 # php-resque's json_encode differs from Ruby's JSON.generate on '/' and on
 # non-ASCII text; an entry PHP wrote holds its bytes, not Ruby's.
@@ -237,5 +238,4 @@ def _member_ts(member) -> int | None:
     """A schedule member as Ruby reads it (``to_i``), or None when it is not
     a whole number of seconds (nothing resque-scheduler or PHP writes)."""
     text = member.decode(errors="replace") if isinstance(member, bytes) else str(member)
-    # isascii too: str.isdigit() is true of "²" and other digits int() refuses.
-    return int(text) if text.isascii() and text.isdigit() else None
+    return whole_number(text)

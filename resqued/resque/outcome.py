@@ -6,8 +6,18 @@ record every failure the same way: a ``failed`` entry, ``stat:failed`` +1
 (global and per worker), and a failed status for tracked jobs.
 """
 
+import logging
+import time
+
 from resqued.resque import jobstatus, wire
-from resqued.resque.retried import ATTEMPT, retry_command
+from resqued.resque.retried import ATTEMPT, retry_command, retry_refused
+
+
+log = logging.getLogger("resqued.resque")
+
+# How often to say again that a stat counter refused to count.
+COUNTER_WARN_INTERVAL = 60.0
+_counter_warned: dict = {}   # key -> time.monotonic() of the last warning
 
 
 class Failure:
@@ -67,3 +77,28 @@ def add_outcome(pipe, keys, worker_id: str, queue: str, payload, failure: Failur
     if processed:
         pipe.execute_command("INCRBY", keys.processed, 1)
         pipe.execute_command("INCRBY", keys.worker_processed(worker_id), 1)
+
+
+def check_outcome_replies(commands, replies) -> None:
+    """Raise the first error reply among ``replies`` (to ``commands``, an
+    outcome's transaction) unless it is a stat counter's. A counter whose key
+    holds no integer (someone SET it) refuses INCRBY; the transaction's other
+    commands were applied all the same (Redis runs every command of a MULTI),
+    so the job is recorded: a counter is not worth stopping the worker, which
+    would retry or crash on every job. Said once per COUNTER_WARN_INTERVAL.
+    A retry the script turned into a final failure is said too."""
+    for command, reply in zip(commands, replies):
+        if retry_refused(command, reply):
+            # The worker logged "retry in N s" before the transaction; correct it.
+            log.error("the retry could not be scheduled (%s): the attempt was recorded as the job's final "
+                      "failure", retry_refused(command, reply))
+        if not isinstance(reply, Exception):   # an error reply (no redis-py here: config imports this)
+            continue
+        if command[0] != "INCRBY":
+            raise reply
+        key = command[1]
+        now = time.monotonic()
+        if now - _counter_warned.get(key, -COUNTER_WARN_INTERVAL) >= COUNTER_WARN_INTERVAL:
+            _counter_warned[key] = now
+            log.warning("stat counter %s holds no integer (%s): jobs are not counted there until it is "
+                        "deleted or reset", key, reply)

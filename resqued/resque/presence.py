@@ -34,6 +34,7 @@ from resqued.resque import wire
 from resqued.resque.localpids import LocalPid
 from resqued.resque.wire import HEARTBEAT_INTERVAL, PRUNE_BEATS
 from resqued.resque.outcome import DIRTY_EXIT, PRUNED_DIRTY_EXIT, Failure, add_outcome
+from resqued.numbers import whole_number
 
 log = logging.getLogger("resqued.resque")
 
@@ -43,7 +44,7 @@ PRUNE_LOCK_SECONDS = 60
 def split_worker_id(worker_id: str):
     host, _, rest = worker_id.partition(":")
     pid, _, queues = rest.partition(":")
-    return host, int(pid) if pid.isdigit() else None, queues
+    return host, whole_number(pid), queues
 
 
 def redis_time(client) -> float:

@@ -126,15 +126,31 @@ class Recovery:
         return any(pipe.execute())
 
     def _settle_one(self, worker_id, queue, key, raw, why):
+        payload, action, data, status, expire = self.outcome(worker_id, queue, raw, why)
+        job_id = payload.get("id") if payload else None
+        # (A key is needed in any case: scripts declare the keys they touch.)
+        status_key = self.keys.job_status(payload) or self.keys.status("none")
+        # The working-on record goes with it: left behind, a prune would
+        # record the job as failed although it was requeued.
+        done = self._settle(keys=[key, self.keys.queue(queue), self.keys.failed, self.keys.failed_count,
+                                  self.keys.queues, status_key, self.keys.worker(worker_id)],
+                            args=[raw, action, data, queue, status, int(time.time()), expire])
+        if not done:
+            return None  # someone else settled it first
+        log_settled(worker_id, queue, job_id, action, why)
+        return action, job_id
+
+    def outcome(self, worker_id: str, queue: str, raw: bytes, why: str, exception: str = LOST_JOB):
+        """What becomes of a lost job's ``raw`` payload: (payload or None,
+        "requeue" or "fail", the requeued payload or the failure record,
+        its status code, the status's TTL), by on_lost and max_lost; a
+        failure is ``exception``, with ``why``."""
         try:
             payload = wire.decode_payload(raw)
         except wire.InvalidPayload:
             payload = None
         lost = (payload.get(LOST_FIELD, 0) if payload else 0)
         lost = (lost if isinstance(lost, int) and not isinstance(lost, bool) else 0) + 1
-        job_id = payload.get("id") if payload else None
-        # (A key is needed in any case: scripts declare the keys they touch.)
-        status_key = self.keys.job_status(payload) or self.keys.status("none")
         if payload is not None and self.on_lost == "requeue" and lost <= self.max_lost:
             action, data = "requeue", wire.dumps({**payload, LOST_FIELD: lost})
             status, expire = wire.STATUS_WAITING, 0
@@ -145,21 +161,17 @@ class Recovery:
                 error = f"{why} (on_lost: fail)"
             else:
                 error = f"{why}; lost {lost} times, more than max_lost {self.max_lost}: not requeued again"
-            failure = Failure(LOST_JOB, error)
+            failure = Failure(exception, error)
             action = "fail"
             data = wire.failure_record(payload if payload is not None else wire.raw_payload_record(raw),
                                        failure.exception, failure.error, [], worker_id, queue)
             status, expire = wire.STATUS_FAILED, wire.STATUS_TTL
-        # The working-on record goes with it: left behind, a prune would
-        # record the job as failed although it was requeued.
-        done = self._settle(keys=[key, self.keys.queue(queue), self.keys.failed, self.keys.failed_count,
-                                  self.keys.queues, status_key, self.keys.worker(worker_id)],
-                            args=[raw, action, data, queue, status, int(time.time()), expire])
-        if not done:
-            return None  # someone else settled it first
-        (log.warning if action == "requeue" else log.error)(
-            "job %s of %s from queue %s %s: %s", job_id or "(no id)", worker_id, queue,
-            "requeued at the head of its queue" if action == "requeue" else "failed", why,
-            extra=event("job_lost", job_id=job_id, queue=queue, worker=worker_id, reason=why,
-                        outcome="requeued" if action == "requeue" else "failed"))
-        return action, job_id
+        return payload, action, data, status, expire
+
+
+def log_settled(worker_id: str, queue: str, job_id, action: str, why: str) -> None:
+    (log.warning if action == "requeue" else log.error)(
+        "job %s of %s from queue %s %s: %s", job_id or "(no id)", worker_id, queue,
+        "requeued at the head of its queue" if action == "requeue" else "failed", why,
+        extra=event("job_lost", job_id=job_id, queue=queue, worker=worker_id, reason=why,
+                    outcome="requeued" if action == "requeue" else "failed"))

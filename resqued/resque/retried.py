@@ -89,3 +89,11 @@ def retry_command(keys, worker_id: str, queue: str, payload: dict, failure, due:
             keys.failed, keys.failed_count, keys.worker_failed(worker_id), status_key or delayed.schedule,
             encoded, delayed.index_member(due), str(due), head, int(time.time()),
             "1" if status_key is not None else "", wire.STATUS_WAITING, wire.STATUS_FAILED, wire.STATUS_TTL, tail)
+
+
+def retry_refused(command, reply) -> str | None:
+    """When ``command`` is ``retry_command``'s and ``reply`` says it fell back
+    to a final failure: which keys it could not write to; else None."""
+    if reply == 0 and len(command) > 5 and command[0] == "EVAL" and command[1] is _RETRY:
+        return f"{command[3]}, {command[4]} or {command[5]} holds a value of the wrong type"
+    return None

@@ -7,6 +7,7 @@ and the worker's code, which the master never does.
 """
 
 import dataclasses
+import json
 import logging
 import os
 import signal
@@ -25,6 +26,7 @@ from resqued.redisio.connection import connect
 from resqued.redisio import refusals
 from resqued.resque.client import Resque
 from resqued.resque.presence import unregister_commands
+from resqued.resque.dirtyexit import DirtyExits, jobs_done
 from resqued.resque.recovery import Recovery
 from resqued.worker.reports import announce_exit, write_whole
 from resqued.worker.worker import Worker
@@ -101,8 +103,14 @@ def recovery_main(spec: dict) -> int:
     resque = Resque(spec["redis_url"], spec["namespace"],
                     redis=connect(spec["redis_url"], socket_timeout=2, socket_connect_timeout=2))
     recovery = Recovery(resque.redis, resque.keys, spec["on_lost"], spec["max_lost"])
+    # A command pool's worker (php-resque, Ruby) keeps no in-flight list: its
+    # job is in its working-on record (dirtyexit.py).
+    dirty = DirtyExits(resque.redis, resque.keys, spec["on_lost"], spec["max_lost"]) if spec.get("command") else None
     try:
         for worker_id, why in spec["workers"]:
+            if dirty is not None:
+                dirty.settle(worker_id, why)
+                continue
             recovery.recover(worker_id, why)
             pipe = resque.redis.pipeline(transaction=False)
             unregister_commands(pipe, resque.keys, worker_id)
@@ -119,4 +127,22 @@ def recovery_main(spec: dict) -> int:
         return EX_TEMPFAIL
     if spec["down"]:
         log.warning("Redis is back: lost jobs recovered", extra=event("recovery_redis_back"))
+    return EXIT_OK
+
+
+def count_jobs_main(spec: dict, answer_fd: int) -> int:
+    """In a child of the spawner (not adopted: it answers on its pipe): the
+    job counts of the command workers in ``spec`` (master/jobcounts.py), as
+    JSON {"counts": {pid: jobs}}, or {"error": why} when Redis is away."""
+    set_raw_title(spec["title"])
+    resque = Resque(spec["redis_url"], spec["namespace"],
+                    redis=connect(spec["redis_url"], socket_timeout=2, socket_connect_timeout=2))
+    try:
+        answer = {"counts": {str(pid): jobs_done(resque.redis, resque.keys, worker_id)
+                             for pid, worker_id in spec["workers"]}}
+    except redis.RedisError as exc:
+        answer = {"error": refusals.describe(exc)}
+    data = json.dumps(answer).encode()
+    while data:   # the master reads it to EOF, whatever its size
+        data = data[os.write(answer_fd, data):]
     return EXIT_OK

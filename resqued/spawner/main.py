@@ -106,6 +106,11 @@ def serve(sock, title: str, master_pid: int) -> int:
             if isinstance(request, protocol.ProbeCode):
                 pid = _fork_probe(request.spec, fds[1], [sock.fileno(), fds[0]], title)
                 probes.add(pid)
+            elif isinstance(request, protocol.CountJobs):   # as a probe: our child, answering on its pipe
+                pid = fork_child(lambda: entrypoints.count_jobs_main(request.spec, fds[1]),
+                                 close=[sock.fileno(), fds[0]], pdeathsig=signal.SIGKILL, parent_pid=os.getpid(),
+                                 on_crash=lambda: log.exception("a job count crashed"))
+                probes.add(pid)
             elif isinstance(request, protocol.ForkWorker):
                 pid = fork_adopted(lambda: entrypoints.worker_main(request.spec_json, fds[1]), master_pid,
                                    [sock.fileno(), fds[0]])

@@ -139,7 +139,7 @@ class Reads:
     # -- one job ----------------------------------------------------------------
     def locate_job(self, job_id: str, prefix: str = "") -> dict:
         """Where job ``job_id`` is: its tracked status, the workers running
-        it, its failure entries, and the queues it waits in (looked for in at
+        it, the in-flight lists holding it otherwise, its failure entries, and the queues it waits in (looked for in at
         most QUEUE_SCAN_BUDGET waiting jobs)."""
         # Most waiting jobs are not this one: look for its id before decoding.
         needle = id_needle(job_id)
@@ -147,6 +147,11 @@ class Reads:
                    if isinstance(w.get("job"), dict) and isinstance(w["job"].get("payload"), dict)
                    and str(w["job"]["payload"].get("id")) == job_id]
         failed = self.resque.failures.find(job_id)
+        # Taken off its queue and not settled, and no worker shows it running:
+        # between take and start, or left by a worker that died (recovery
+        # puts it back). Found by SCAN of the in-flight lists.
+        held = [i for i in self.resque.inflight() if str(i["id"]) == job_id
+                and not any(w["id"] == i["worker"] for w in running)]
         queued, scanned, complete = [], 0, True
         figures = queuestats.read(self.redis, self.keys).queues
         unreadable = [{"queue": q.name, "error": q.error} for q in figures if q.error]
@@ -166,7 +171,7 @@ class Reads:
             if not complete:
                 break
         return {"id": job_id, "prefix": prefix, "status": self.resque.status(job_id, prefix),
-                "running": running, "failed": failed, "queued": queued, "scanned": scanned,
+                "running": running, "held": held, "failed": failed, "queued": queued, "scanned": scanned,
                 "scan_complete": complete, "unreadable": unreadable}
 
     # -- stats ------------------------------------------------------------------

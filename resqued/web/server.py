@@ -30,6 +30,7 @@ from resqued.web import pools
 from resqued.web.app import Dashboard
 from resqued.web.reads import Reads
 from resqued.web.security import Guard, exposure_problem
+from resqued.numbers import is_whole_number
 
 log = logging.getLogger("resqued.web")
 
@@ -44,7 +45,7 @@ BUSY = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain; charset=
 def parse_listen(text: str) -> tuple[str, int]:
     """``host:port``, ``[v6]:port``; port 0 takes a free one (printed at start)."""
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or int(port) > 65535:
+    if not sep or not is_whole_number(port) or int(port) > 65535:
         raise argparse.ArgumentTypeError(f"not HOST:PORT: {text!r} (e.g. 127.0.0.1:5640, [::1]:5640)")
     host = host.strip("[]") or "127.0.0.1"
     return host, int(port)

@@ -1,15 +1,14 @@
 """The worker: reserve a job, fork a child to run it, record the outcome.
 
-One process, one loop (``work``). Signal handlers only record; the loop
-dispatches them between steps, and every wait (BLPOP, waiting for the job
-child, backing off while Redis is away) ends as soon as a signal arrives.
+One process, one loop (``work``). Signal handlers only record; the loop dispatches them
+between steps, and every wait (BLPOP, waiting for the job child, backing off while Redis is
+away) ends as soon as a signal arrives.
 
-The job runs as ``execution`` says (execution/: in a fresh child that reports
-through a pipe, or inline); the worker records the outcome in one Redis
-transaction. A child that dies without reporting (SIGKILL, OOM, ``os._exit``)
-is a dirty exit, recorded as a failure — never counted as done. Redis
-outages are ridden out by ``outage`` (outage.py). Both are objects the
-worker owns; they hold it and read its state explicitly.
+The job runs as ``execution`` says (execution/: in a fresh child that reports through a pipe,
+or inline); the worker records the outcome in one Redis transaction. A child that dies without
+reporting (SIGKILL, OOM, ``os._exit``) is a dirty exit, recorded as a failure — never counted
+as done. Redis outages are ridden out by ``outage`` (outage.py). Both are objects the worker
+owns; they hold it and read its state explicitly.
 
 Signals (Resque's meanings):
   QUIT        finish the current job, then exit
@@ -35,7 +34,8 @@ from resqued.worker.execution import Execution
 from resqued.worker.execution.forking import ForkingExecution
 from resqued.worker.execution.inline import InlineExecution
 from resqued.jobs.job import Job
-from resqued.resque.outcome import INVALID_PAYLOAD, JOB_TIMEOUT, UNKNOWN_JOB, Failure, add_outcome
+from resqued.resque.outcome import (INVALID_PAYLOAD, JOB_TIMEOUT, UNKNOWN_JOB, Failure, add_outcome,
+                                    check_outcome_replies)
 from resqued.process import logfile
 from resqued.process.pidfile import Pidfile
 from resqued.process.title import set_title
@@ -152,11 +152,10 @@ class Worker:
                 # Redis away now: the registration is left for a prune, with nothing to recover.
                 self.outage.retry(self.registration.unregister, until_shutdown=True)
             else:
-                # Redis was away as we stopped, or refused a job's outcome.
-                # Unregistering without emptying the lists would leave their
-                # jobs where nobody looks; a worker left registered is pruned
-                # once its heartbeat is stale, and the prune recovers them (a
-                # master recovers them at once).
+                # Redis was away as we stopped, or refused a job's outcome. Unregistering
+                # without emptying the lists would leave their jobs where nobody looks; a worker
+                # left registered is pruned once its heartbeat is stale, and the prune recovers
+                # them (a master recovers them at once).
                 log.warning("worker %s: stopping with jobs still in its in-flight lists (%s); its master, "
                             "or the next prune of this worker, recovers them", self.id,
                             "a job's outcome was refused" if self._unrecorded else "Redis unavailable")
@@ -183,8 +182,10 @@ class Worker:
                 self.idle_wait(self.spec.interval or 1.0)
                 continue
             if self._held is not None:
+                if not self.execution.prepare():  # taken with the last outcome: the queue is busy
+                    self.outage.retry(self._give_back_held, until_shutdown=True)   # no child for it now
+                    continue
                 reserved, self._held = self._held, None
-                self.execution.prepare()  # taken with the last outcome: the queue is busy
                 queues = self._take_from
                 if "*" in self.spec.queues and time.monotonic() - self._queues_read_at >= QUEUES_REREAD:
                     queues = self.outage.retry(self._current_queues, until_shutdown=True) or queues
@@ -193,7 +194,8 @@ class Worker:
                 if queues is None or (self.outage.reclaim_due and
                                       not self.outage.retry(self._reclaim, until_shutdown=True)):
                     continue
-                self.execution.prepare(idle=True)  # fork while idle, not once the job is here
+                if not self.execution.prepare(idle=True):  # fork while idle, not once the job is here
+                    continue   # (childReady listeners fail: no job is taken)
                 self.show_title(f"Waiting for {self.spec.name}")
                 self.outage.retry(lambda: self.registration.mark_paused(False), until_shutdown=True)
                 self.report(state=WorkerState.IDLE)
@@ -413,10 +415,9 @@ class Worker:
         take_from = self._take_from if self._may_take_next() else []
 
         def commands():
-            # One transaction: the job leaves the in-flight list exactly when
-            # its outcome is recorded, so a crash can neither lose it nor
-            # leave a recorded job to be recovered again. While the queue is
-            # busy, the next job is taken in it too (see reserve.py).
+            # One transaction: the job leaves the in-flight list exactly when its outcome is
+            # recorded, so a crash can neither lose it nor leave a recorded job to be recovered
+            # again. While the queue is busy, the next job is taken in it too (see reserve.py).
             take = take_from if not self.outage.reclaim_due else []
             batch = direct.Batch()
             add_outcome(batch, self.keys, self.id, queue, payload, failure)
@@ -428,9 +429,7 @@ class Worker:
             # the in-flight lists for reclaiming (the next job may have moved).
             replies = direct.execute(self.redis, batch.commands, transaction=True, retry=False,
                                      raise_errors=False, held=self._outcome_conn)
-            for reply in replies[:-2] if take else replies:
-                if isinstance(reply, redis.ResponseError):
-                    raise reply
+            check_outcome_replies(batch.commands, replies[:-2] if take else replies)
             return self.reserver.taken(take, *replies[-2:]) if take else None
         # An outcome is never dropped: keep trying until Redis takes it.
         try:

@@ -10,6 +10,7 @@ import time
 from conftest import stop, wait_until
 from helpers import wait_log, wait_registered
 from resqued.resque import wire
+from resqued.resque.keys import Keys
 from webclient import (PHP_FAILED_JOB, PHP_WORKER, RUBY_WORKER, XSS, Client, load_foreign_fleet, start_web,
                        text_of)
 
@@ -88,6 +89,11 @@ def test_a_job_page_says_where_the_job_is(procs, redis_url, r, resque):
     page = text_of(client.page(f"/job?id={PHP_FAILED_JOB}"))
     assert "failed: failure" in page and "RuntimeException" in page
     assert "not running, not waiting" in text_of(client.page("/job?id=nosuchjob"))
+    # Left in the in-flight list of a worker that died before it ran it.
+    dead = "gonehost:4242:default"
+    r.rpush(Keys("resque").inflight(dead, "default"), json.dumps({"class": "Job", "args": [], "id": "heldjob1"}))
+    page = text_of(client.page("/job?id=heldjob1"))
+    assert f"taken from queue default by worker {dead}, not running" in page and "recovery puts" in page
 
 
 def test_values_from_redis_render_as_text(procs, redis_url, r):

@@ -234,6 +234,8 @@ def test_a_retry_into_keys_of_the_wrong_type_is_failed_not_lost(procs, redis_url
     resque.enqueue("default", "FlakyTwice")
     wait_until(lambda: r.llen("resque:failed") == 2, 20, message="the next job's failure")
     assert worker.poll() is None                 # it lived on
+    # Its "retry in 1 s" line is corrected, naming the keys it could not write.
+    assert "the retry could not be scheduled (resque:delayed:" in log_text(worker)
 
 
 def test_a_plain_retry_that_is_no_policy_is_ignored_and_job_retry_wins(procs, redis_url, r, resque):

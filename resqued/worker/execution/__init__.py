@@ -14,8 +14,9 @@ class Execution(Protocol):
     busy: bool                      # a job is running that kill() can reach
     last_child: int | None          # the last job child's pid (None: jobs run inline)
 
-    def prepare(self, idle: bool = False) -> None:
-        """Before each reserve (``idle``) or held job: get ready to run it."""
+    def prepare(self, idle: bool = False) -> bool:
+        """Before each reserve (``idle``) or held job: get ready to run it.
+        False: take no job now (childReady listeners fail: childready.py)."""
 
     def run(self, job, target) -> tuple:
         """Run one job; returns (Failure or None, skipped)."""

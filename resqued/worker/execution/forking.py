@@ -21,7 +21,8 @@ from resqued.process.title import stamp
 from resqued.resque.outcome import Failure
 from resqued.worker import reports
 from resqued.worker.execution.childwatch import ChildWatch, WorkerHooks
-from resqued.worker.execution import jobtimeout
+from resqued.jobs import ownclient
+from resqued.worker.execution import childready, jobtimeout
 from resqued.worker.execution.jobbounds import JobBounds
 from resqued.worker.execution.jobcapture import JobOutput
 from resqued.worker.execution.jobchild import interpret
@@ -40,6 +41,8 @@ class ForkingExecution:
         self._hooks, self._bounds = WorkerHooks.of(worker), JobBounds.of(spec)   # what each watch is given
         jobtimeout.use_pool_timeout(spec.job_timeout)  # before any fork: job children title themselves with it
         self.last_child = None         # the last job child's pid
+        self.failures = childready.Failures(worker.id)   # of the childReady listeners
+        ownclient.attach(worker.resque.url, worker.resque.keys.namespace)   # before any fork: children inherit it
         self._idle = True              # the next job comes to an idle worker (see prepare)
 
     @property
@@ -47,14 +50,33 @@ class ForkingExecution:
         """A job child is running."""
         return self.watch is not None
 
-    def prepare(self, idle: bool = False) -> None:
+    def prepare(self, idle: bool = False) -> bool:
         """Be ready for the next job: have a standby ready or on its way.
         ``idle``: the worker is about to wait for a job (not to run one
         taken with the last outcome): the standby rehearses the job path
         meanwhile, and the job's own wait forks the next one a little later
-        (childwatch.py)."""
+        (childwatch.py). False: no job may be taken now (childReady
+        listeners failed, or the worker must act on a signal first)."""
         self._idle = idle
         self.standbys.prepare(idle=idle)
+        if not self.standbys.using_standby or not childready.has_listeners():
+            return True
+        worker = self.worker
+        while True:
+            word = self.standbys.ready(timeout=max(0.0, worker.registration.heartbeat_due_in()))
+            if word is True:
+                self.failures.succeeded()
+                return True
+            if word is not None:
+                # Its job waits in the queue rather than run without them (childready.py).
+                delay = self.failures.failed(f"job child {self.standbys.last_failed}", word)
+                worker.show_title(f"Waiting: childReady listeners failed {self.failures.count} time(s)")
+                worker.idle_wait(delay)
+                return False
+            worker.dispatch_signals()
+            worker.beat_if_due()
+            if worker.shutdown or worker.paused:
+                return False
 
     def run(self, job, target):
         """Run the job in a fresh child and wait for its report. Returns (failure, skipped)."""

@@ -11,11 +11,12 @@ report to the master.
 
 import logging
 
-from resqued.jobs import events
+from resqued.jobs import events, ownclient
 from resqued.jobs.job import backtrace, exception_lineage, exception_name, perform, warm
 from resqued.process.title import stamp
 from resqued.resque.outcome import Failure
 from resqued.worker import reports
+from resqued.worker.execution import childready
 from resqued.worker.execution.jobtimeout import warn_unenforced
 from resqued.worker.execution.jobcapture import InlineCapture
 
@@ -34,9 +35,25 @@ class InlineExecution:
         for target in worker.registry.targets():
             warm(target)  # as a forking worker does, once (standbys.py)
         warn_unenforced(worker.registry.targets(), worker.id)
+        ownclient.attach(worker.resque.url, worker.resque.keys.namespace)
+        self.failures = childready.Failures(worker.id)
+        self._warmed = False           # the childReady listeners have run here (once)
 
-    def prepare(self, idle: bool = False) -> None:
-        """Nothing to have ready: the job runs here."""
+    def prepare(self, idle: bool = False) -> bool:
+        """Before the first job: the childReady listeners, here, once. False
+        while they fail: no job is taken (as a forking worker's, childready.py)."""
+        if self._warmed:
+            return True
+        try:
+            childready.run()
+        except Exception as exc:
+            delay = self.failures.failed("the worker", childready.describe_failure(exc))
+            self.worker.show_title(f"Waiting: childReady listeners failed {self.failures.count} time(s)")
+            self.worker.idle_wait(delay)
+            return False
+        self.failures.succeeded()
+        self._warmed = True
+        return True
 
     def run(self, job, target):
         """Run the job in this process. Returns (failure, skipped)."""

@@ -21,7 +21,7 @@ from resqued.worker.execution.jobtimeout import processing_title
 from resqued.process.descendants import end_processes, has_children, reap_children, running_descendants
 from resqued.process.fork import fork_child
 from resqued.process.signals import describe
-from resqued.worker.execution import jobcapture
+from resqued.worker.execution import childready, jobcapture
 
 log = logging.getLogger("resqued.worker")
 
@@ -50,7 +50,7 @@ def child_main(job, target, write_fd: int, output_fds, term_timeout: float) -> N
     exit_code = 1
     try:
         jobcapture.capture_in_child(output_fds)
-        exit_code = _run_and_report(job, target, write_fd)
+        exit_code = _run_and_report(job, target, write_fd, warm_up=True)
         end_leftovers(job, term_timeout)
     finally:
         flush_and_exit(exit_code)
@@ -63,12 +63,15 @@ def standby_main(job_fd: int, write_fd: int, output_fds, registry, worker_id: st
     ``write_fd``; never returns. The worker closing ``job_fd`` without
     sending a job means "not needed": exit quietly. ``output_fds``: the
     job's stdout and stderr pipes, put in place now (jobcapture.py), off
-    the job's path. ``rehearse``: the worker
+    the job's path, as are the childReady listeners (childready.py: a
+    standby whose listeners fail says so and exits). ``rehearse``: the worker
     is idle, so take the job path's page faults now (``_rehearse``).
     ``term_timeout``: how long what the job left running has after SIGTERM."""
     exit_code = 1
     try:
         jobcapture.capture_in_child(output_fds)
+        if not childready.prepare_standby(write_fd):
+            return
         if rehearse:
             _rehearse(registry, worker_id)
         data = bytearray()
@@ -105,12 +108,16 @@ def _rehearse(registry, worker_id: str) -> None:
     json.dumps({"ok": True, "skipped": False}).encode()
 
 
-def _run_and_report(job, target, write_fd: int) -> int:
+def _run_and_report(job, target, write_fd: int, warm_up: bool = False) -> int:
+    """``warm_up``: a child forked on demand, with its job: the childReady
+    listeners run here, and their failure fails the job."""
     # A standby may have waited since before the master reopened its log (HUP).
     logfile.follow()
     set_title(processing_title(job, target))
     jobcapture.job_begins(job)
     try:
+        if warm_up:
+            childready.run()
         events.trigger("afterFork", job)
         performed = perform(job, target)
         result = {"ok": True, "skipped": not performed}

@@ -16,7 +16,9 @@ copy-on-write faults); it reports their exits here. With ``job_forker``
 false, or after a forker died before it was ready, the worker forks them
 itself. A standby
 is forked before its job is known, so it cannot run ``beforeFork`` listeners
-first: when any are registered, the worker forks children on demand.
+first: when any are registered, the worker forks children on demand. With
+childReady listeners, a standby is handed a job only once it has said they
+succeeded (childready.py, ``ready``).
 """
 
 import array
@@ -27,7 +29,7 @@ import socket
 import time
 
 from resqued.jobs import events
-from resqued.worker.execution import jobforker
+from resqued.worker.execution import childready, jobforker
 from resqued.worker.execution.jobcapture import output_pipes
 from resqued.jobs.job import warm
 from resqued.worker.execution.jobchild import child_main, fork_job_child, standby_main
@@ -47,6 +49,7 @@ class Standby:
         self.job_fd = job_fd
         self.report_fd = report_fd
         self.output_fds = tuple(output_fds)   # its stdout and stderr pipes' read ends (jobcapture.py)
+        self.ready = not childready.has_listeners()   # else once it says so on report_fd
 
     def discard(self) -> None:
         """Close our ends: a standby that has no job yet then exits quietly."""
@@ -104,6 +107,7 @@ class Standbys:
         # children are forked here, by the worker.
         self._link_broken = not job_forker
         self._asked = False                # a standby asked of the forker, not yet here
+        self.last_failed = None            # the last standby whose childReady listeners failed
         for target in registry.targets():
             warm(target)  # once, here: every child (and the forker) inherits it
 
@@ -128,6 +132,27 @@ class Standbys:
                 return
             self._lose_link("it stopped listening")
         self.standby = self._fork_standby(rehearse=idle)
+
+    def ready(self, timeout: float | None):
+        """With childReady listeners, after ``prepare``: True once the standby
+        has run them, None if it has not yet said (``timeout`` passed or a
+        signal came), or the line of their failure (the standby is gone:
+        ``prepare`` forks another)."""
+        while self.standby is None and self._asked:
+            self._receive(block=True)
+        if self.standby is None:
+            self.standby = self._fork_standby()
+        standby = self.standby
+        if standby.ready:
+            return True
+        word = childready.read_word(standby.report_fd, [self.signals], timeout)
+        if word is True:
+            standby.ready = True
+        elif word is not None:
+            self.standby, self.last_failed = None, standby.pid
+            standby.discard()
+            self.reap()
+        return word
 
     def start(self, job, target):
         """Start ``job`` in a fresh child; returns (pid, report fd, its
@@ -177,12 +202,17 @@ class Standbys:
             standby, self.standby = self.standby, None
             if standby is None:
                 break
-            if not self._exited(standby.pid):
+            if not self._exited(standby.pid) and (standby.ready or childready.read_word(
+                    standby.report_fd, [], None) is True):
                 return standby
-            # It died waiting (killed, say): a job must not be handed to it.
+            # It died waiting (killed, say), or its childReady listeners
+            # failed: a job must not be handed to it.
             self.reaped.pop(standby.pid, None)
             standby.discard()
-        return self._fork_standby()
+        standby = self._fork_standby()
+        if not standby.ready:   # (failed: the hand-over finds it dead)
+            standby.ready = childready.read_word(standby.report_fd, [], None) is True
+        return standby
 
     def _exited(self, pid: int) -> bool:
         if pid in self.served:
