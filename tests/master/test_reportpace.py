@@ -23,18 +23,18 @@ def test_the_pipes_wait_out_the_pace_unless_something_waits_on_a_state():
 class Pipe:
     """What ReportPace reads of a worker: how many bytes its pipe held."""
 
-    def __init__(self, held: int):
+    def __init__(self, held: int | None):
         self.held = held
 
-    def read_reports(self) -> int:
+    def read_reports(self) -> int | None:
         return self.held
 
 
 def test_a_worker_that_floods_its_pipe_has_every_pipe_read_at_once_for_a_pace():
     pace = ReportPace(pace=60.0)   # longer than this test: only the flood can lift it
-    calm, flooding = Pipe(300), Pipe(FLOODED)
+    calm, flooding, command = Pipe(300), Pipe(FLOODED), Pipe(None)   # a command worker reads none
     assert pace.watched([calm, flooding], urgent=False, now=time.monotonic()) == [calm, flooding]
-    pace.read([calm, flooding], ready=[calm], asked=False)
+    pace.read([calm, flooding, command], ready=[calm, command], asked=False)
     assert pace.watched([calm, flooding], urgent=False, now=time.monotonic()) == []
     pace.read([calm, flooding], ready=[flooding], asked=False)
     assert pace.watched([calm, flooding], urgent=False, now=time.monotonic()) == [calm, flooding]
