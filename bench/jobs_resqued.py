@@ -33,6 +33,13 @@ class LatencyJob:
             "bench:latency", f"{self.args['t']!r} {started!r}")
 
 
+class SleepJob:
+    """Keeps its worker busy for ``seconds`` without using a CPU (the scale scenario)."""
+
+    def perform(self):
+        time.sleep(self.args["seconds"])
+
+
 class WriteKeyJob:
     """drain1_io: what an unmodified app's job does, build a redis-py client
     and write one key (in a fresh child, each time)."""

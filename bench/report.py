@@ -9,10 +9,12 @@ HIGHER_IS_BETTER = {"jobs/s", "enq/s"}
 SCENARIO_ORDER = ("drain1_fork", "drain1_nofork", "drain2", "drain1_io", "enqueue_single", "enqueue_bulk",
                   "latency_p50", "latency_p95", "latency_p99", "master_idle_rss", "master_idle_cpu",
                   "master_replace_worker", "master_reload", "master64_idle_cpu", "memory_check",
-                  "master64_status", "drain1_metrics", "drain1_nofork_wait", "scrape64", "web_failed_page",
+                  "master64_status", "drain1_metrics", "drain1_nofork_wait", "scrape64", "scale_master_cpu",
+                  "scale_master_rss", "scale_pss_per_worker", "scale_replace_worker", "web_failed_page",
                   "web_slowest_page", "delayed_burst", "delayed_lateness_p99", "sidekiq_drain1", "sidekiq_drain2",
                   "sidekiq_pickup_p50", "floor")
-CONTENDER_ORDER = ("resqued", "resqued_hook", "resqued_noop", "resqued_noforker", "resqued_nofork", "resqued_master", "resqued_metrics", "resqued_wait", "rq", "celery", "sidekiq", "fork_lean", "fork_with_imports", "redis_min_commands")
+CONTENDER_ORDER = ("resqued", "resqued_hook", "resqued_noop", "resqued_noforker", "resqued_nofork", "resqued_master", "resqued_metrics", "resqued_wait", "rq", "celery", "sidekiq", "fork_lean", "fork_with_imports", "redis_min_commands",
+                   "w1", "w8", "w32", "w64")
 RATIO_NOTE = ("ratios are resqued ÷ contender for throughput (jobs/s, enq/s) and contender ÷ resqued "
               "for latency, so that in both cases a ratio above 1 means resqued is better; "
               "'<scenario>:resqued_noforker' and 'drain2:resqued_nofork' hold the same ratios for resqued's "
@@ -61,7 +63,7 @@ def ratios(scenarios: dict) -> dict:
     for scenario, entries in scenarios.items():
         ours = entries.get("resqued", {}).get("figure")
         peers = {k: v for k, v in entries.items() if not k.startswith("resqued")}
-        if scenario == "floor" or not peers:
+        if scenario == "floor" or scenario.startswith("scale_") or not peers:
             continue
         out[scenario] = {}
         for key, entry in peers.items():

@@ -29,6 +29,7 @@ sys.path[:0] = [BENCH, os.path.join(ROOT, "tests")]
 import redis  # noqa: E402
 
 import report  # noqa: E402
+import scaling  # noqa: E402
 import scenarios  # noqa: E402
 import scenarios_replica  # noqa: E402
 import scenarios_web_scheduler  # noqa: E402
@@ -37,8 +38,8 @@ from procs import LOGS, RESULTS, Budget, BudgetExceeded, Procs  # noqa: E402
 from redis_server import RedisServer, find_redis_server  # noqa: E402  (tests/redis_server.py)
 
 ALL = ("floor", "enqueue", "latency", "master", "master64", "drain1_nofork", "drain1_fork", "drain2",
-       "drain1_metrics", "drain1_nofork_wait", "scrape64", "web_pages", "delayed_moves", "nofork_vs_sidekiq",
-       "drain1_io")
+       "drain1_metrics", "drain1_nofork_wait", "scrape64", "scale", "web_pages", "delayed_moves",
+       "nofork_vs_sidekiq", "drain1_io")
 
 
 class Context:
@@ -176,6 +177,8 @@ def main(argv=None) -> int:
                     scenarios.master64(ctx, res, args.idle / 3)
                 elif name == "scrape64":
                     scenarios.scrape64(ctx, res, reps)
+                elif name == "scale":
+                    scaling.scale(ctx, res, args.idle / 3, reps)
                 elif name in ("drain1_fork", "drain1_nofork", "drain1_metrics"):
                     scenarios.drain(ctx, res, name, scenarios.MAKERS[name], 2000 // scale, reps, timeout=120)
                 elif name == scenarios_replica.SCENARIO:

@@ -16,15 +16,12 @@ import os
 import sys
 import time
 
-import redis
-
 from resqued.config.loader import load_config
 from resqued.config.model import ConfigError
 from resqued.ctl import delayed, failed, fleet, mastercommands, queues, schedule, tables, top, workers
 from resqued.ctl.output import CtlError, UsageError, emit, fail, print_json, scrub
 from resqued.exits import EX_CONFIG, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from resqued.fleet.paused import paused_queues as fleet_paused_queues
-from resqued.resque.client import Resque
 from resqued.config.redisurl import DEFAULT_URL, BadRedisURL, normalize_url, redact
 from resqued.redisio.connection import connect
 from resqued.resque.failures import FailureError
@@ -298,6 +295,10 @@ def main(argv=None) -> int:
             return EXIT_INTERRUPTED
         except BrokenPipeError:
             return _reader_gone()
+    # Here, not at the top: redis-py (and the asyncio it loads) is a third of
+    # resquectl's start-up, and the master's commands above never use it.
+    import redis
+    from resqued.resque.client import Resque
     try:
         url, namespace, origin = connection_settings(args, os.environ)
         client = connect(url, socket_connect_timeout=CONNECT_TIMEOUT)
@@ -331,6 +332,7 @@ def main(argv=None) -> int:
 def _paused_queues(args):
     """The queues paused fleet-wide, for ``status`` (which asks the master,
     not Redis: None when Redis does not answer within a second)."""
+    import redis   # as in main: only the commands that reach Redis load redis-py
     try:
         url, namespace, _ = connection_settings(args, os.environ)
         client = connect(url, socket_connect_timeout=1.0, socket_timeout=1.0)

@@ -12,7 +12,6 @@ from resqued.ctl.failed import _paging
 from resqued.ctl.output import CtlError, UsageError, emit, heading, print_json
 from resqued.exits import EXIT_OK
 from resqued.process.logs import printable
-from resqued.resque.delayedmove import Mover, WrongType
 from resqued.resque.wire import utc_iso
 from resqued.numbers import is_whole_number
 
@@ -76,6 +75,8 @@ def cmd_delayed_remove(resque, args) -> int:
 
 def cmd_delayed_run(resque, args) -> int:
     """Move a timestamp's jobs (or the one at --index) to their queues now."""
+    # Here, not at the top: it loads redis-py, which resquectl's master commands never need.
+    from resqued.resque.delayedmove import Mover, WrongType
     mover = Mover(resque.redis, resque.keys, owner=f"{socket.gethostname()}:resquectl")
     ts = args.timestamp
     try:

@@ -7,12 +7,14 @@ change the fleet-wide pause (resqued/fleet/paused.py)."""
 
 from resqued.ctl.output import UsageError, emit
 from resqued.exits import EXIT_OK
-from resqued.fleet import paused, view
+from resqued.fleet import paused
 from resqued.resque.keys import check_queue_name
 from resqued.resque.wire import utc_iso
 
 
 def cmd_fleet(resque, args) -> int:
+    # Here, not at the top: it loads redis-py, which resquectl's master commands never need.
+    from resqued.fleet import view
     data = view.read(resque.redis, resque.keys.namespace)
     for master in data["masters"]:
         for key in ("started", "seen"):

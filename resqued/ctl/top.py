@@ -25,11 +25,9 @@ from resqued.config.model import ConfigError
 from resqued.ctl import masterclient, tables, topview
 from resqued.ctl.locate import locate
 from resqued.ctl.output import CtlError, UsageError, print_json
-from resqued.ctl.topframe import Sampler
 from resqued.exits import EXIT_OK
 from resqued.protocols.controlsocket import ControlError
 from resqued.redisio.connection import connect
-from resqued.resque.client import Resque
 from resqued.resque.keys import Keys
 
 DEFAULT_INTERVAL = 2.0
@@ -51,6 +49,10 @@ def cmd_top(resque, args) -> int:
     if not args.once and not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UsageError("top draws on a terminal, and its input or output is not one: "
                          "give --once for one frame as plain text (with --json, as JSON)")
+    # Here, not at the top: resquectl imports this module for its arguments,
+    # and its other commands never need redis-py (topframe and the client load it).
+    from resqued.ctl.topframe import Sampler
+    from resqued.resque.client import Resque
     client = connect(resque.url, socket_connect_timeout=REDIS_TIMEOUT, socket_timeout=REDIS_TIMEOUT)
     try:
         sampler = Sampler(Resque(resque.url, resque.keys.namespace, redis=client), args.redis_read,
@@ -100,7 +102,9 @@ def _serves(path: str, resque) -> bool:
     and namespace are ``resque``'s? (Another master's pools, beside this
     Redis's queues, would mislead.)"""
     try:
-        master = masterclient.request(path, "status", timeout=PROBE_TIMEOUT).get("master")
+        # Without the workers' memory: top probes every master of this user,
+        # and a master reads /proc for each worker to answer with it.
+        master = masterclient.request(path, "status", timeout=PROBE_TIMEOUT, memory=False).get("master")
         # The file as the master reads it: REDIS_URL here is top's, not the master's.
         config = load_config(master["config"], environ={k: v for k, v in os.environ.items() if k != "REDIS_URL"})
     except (ControlError, ConfigError, OSError, ValueError, TypeError, KeyError):

@@ -4,16 +4,12 @@ Its settings come on a descriptor (--settings-fd), as JSON: the Redis URL
 may hold a password. An address it cannot listen on is one line and exit
 69 (EX_UNAVAILABLE): the master tries again later, the pools run on."""
 
-import argparse
-import json
 import logging
 import os
 import signal
-import socket
 import socketserver
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
@@ -23,7 +19,8 @@ from resqued.exits import EX_UNAVAILABLE, EXIT_OK
 from resqued.exporter.collector import ResquedCollector
 from resqued.exporter.masterside import MasterSide
 from resqued.exporter.redisside import RedisSide
-from resqued.process import logs
+from resqued.process.httpserver import BoundedThreadingMixIn, family_for
+from resqued.process.settingsfd import settings_from_argv
 from resqued.process.signals import exit_on_parent_death
 from resqued.process.title import set_raw_title
 from resqued.config.redisurl import redact
@@ -45,13 +42,12 @@ MAX_CLIENTS = 16        # connections served at once; more are closed at once (a
 CLIENT_TIMEOUT = 10.0   # seconds a client may take to send its request or to read a reply
 
 
-class MetricsServer(ThreadingHTTPServer):
-    daemon_threads = True    # a client that never reads must not keep the process from exiting
+class MetricsServer(BoundedThreadingMixIn, HTTPServer):
+    max_connections = MAX_CLIENTS   # more are closed at once, not queued
 
     def __init__(self, address, registry):
         self.registry = registry
-        self.slots = threading.BoundedSemaphore(MAX_CLIENTS)
-        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.address_family = family_for(address[0])
         super().__init__(address, MetricsHandler)
 
     def server_bind(self):
@@ -59,22 +55,6 @@ class MetricsServer(ThreadingHTTPServer):
         # which may hang on a host without DNS: the name is not needed.
         socketserver.TCPServer.server_bind(self)
         self.server_name, self.server_port = self.server_address[:2]
-
-    def process_request(self, request, client_address):
-        if not self.slots.acquire(blocking=False):
-            self.shutdown_request(request)   # too many at once: closed, not queued behind the others
-            return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self.slots.release()
-            raise
-
-    def process_request_thread(self, request, client_address):
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self.slots.release()
 
     def handle_error(self, request, client_address):
         # socketserver's own prints a traceback to stderr: a client that
@@ -110,13 +90,7 @@ class MetricsHandler(BaseHTTPRequestHandler):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m resqued.exporter")
-    parser.add_argument("--settings-fd", type=int, required=True)
-    logs.add_exec_arguments(parser)
-    args = parser.parse_args(argv)
-    logs.apply_exec_arguments(args)
-    with os.fdopen(args.settings_fd, "rb") as f:
-        settings = json.load(f)
+    settings = settings_from_argv("python -m resqued.exporter", argv)
     # Nothing to finish, and the address must be free for the next master.
     exit_on_parent_death(signal.SIGTERM)
     if os.getppid() != settings["master_pid"]:

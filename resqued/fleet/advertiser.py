@@ -12,7 +12,6 @@ loop). Its settings come on a descriptor (--settings-fd), as JSON: the
 Redis URL may hold a password.
 """
 
-import argparse
 import json
 import logging
 import os
@@ -27,7 +26,7 @@ from resqued.ctl.masterclient import request
 from resqued.exits import EXIT_OK
 from resqued.fleet import record
 from resqued.fleet.keys import ADVERTISE_EVERY, RECORD_TTL, FleetKeys
-from resqued.process import logs
+from resqued.process.settingsfd import settings_from_argv
 from resqued.process.signals import SignalQueue, exit_on_parent_death
 from resqued.process.title import set_raw_title
 from resqued.protocols.controlsocket import Command, ControlError
@@ -88,13 +87,7 @@ class Advertiser:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m resqued.fleet")
-    parser.add_argument("--settings-fd", type=int, required=True)
-    logs.add_exec_arguments(parser)
-    args = parser.parse_args(argv)
-    logs.apply_exec_arguments(args)
-    with os.fdopen(args.settings_fd, "rb") as f:
-        settings = json.load(f)
+    settings = settings_from_argv("python -m resqued.fleet", argv)
     signals = SignalQueue([signal.SIGTERM, signal.SIGINT])
     signals.install()
     exit_on_parent_death(signal.SIGTERM)

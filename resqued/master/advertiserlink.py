@@ -17,7 +17,6 @@ import time
 from resqued.master.keptprocess import KeptProcess
 from resqued.process import logs
 from resqued.process.hostname import hostname
-from resqued.process.interpreter import start_module
 from resqued.version import __version__
 
 GRACE = 3.0   # seconds to remove its record after TERM
@@ -44,15 +43,8 @@ class AdvertiserLink(KeptProcess):
                 "digest": self._digest_of[1], "started": self.master_started}
 
     def launch(self, serves) -> int:
-        settings_fd = os.memfd_create("resqued-advertiser", os.MFD_CLOEXEC)
-        try:
-            os.write(settings_fd, json.dumps(serves).encode())
-            os.lseek(settings_fd, 0, os.SEEK_SET)
-            # In a group of its own: Ctrl-C on the master's terminal is the master's to handle.
-            return start_module("resqued.fleet", ["--settings-fd", str(settings_fd), *logs.exec_arguments()],
-                                pass_fds=[settings_fd], new_group=True)
-        finally:
-            os.close(settings_fd)
+        return self.launch_module("resqued.fleet", "--settings-fd", json.dumps(serves).encode(),
+                                  logs.exec_arguments())
 
     def grace_for(self, config) -> float:
         return GRACE

@@ -38,6 +38,7 @@ from resqued.process import logfile, logs
 from resqued.process.hostname import hostname
 from resqued.process.pidfile import Pidfile
 from resqued.master.recoveryruns import RecoveryRuns
+from resqued.master.reportpace import ReportPace
 from resqued.master.reloadprobe import PROBING, ReloadProbe, reconfigured
 from resqued.exits import EXIT_FAILURE, EXIT_OK
 from resqued.process.signals import (SignalQueue, become_child_subreaper, collapse_repeats, describe,
@@ -88,6 +89,7 @@ class Arbiter:
         self.advertiser = AdvertiserLink(self.name)   # writes this master's record for resquectl fleet
         self._spawn_retry_at = 0.0
         self.headline = Headline(self.name, self.notifier)   # ps and systemd's STATUS=
+        self.reports = ReportPace()   # when the workers' report pipes are read
 
     # -- lifecycle ---------------------------------------------------------
     def run(self) -> int:
@@ -162,14 +164,15 @@ class Arbiter:
         # the new spawner's until it says it is ready.
         watched = [(helper, waitable) for helper in self.helpers() for waitable in helper.waitables()]
         control, sending = self.control.waitables() if self.control else ([], [])
-        ready, writable = wait_ready([self.signals, *(w for _, w in watched), *control, *self.children.values()],
+        urgent = not self.requests.ready_sent or self.requests.waiting or self.stopping or self.restart.active \
+            or self.reloading.active
+        reports = self.reports.watched(self.children.values(), urgent, time.monotonic())
+        ready, writable = wait_ready([self.signals, *(w for _, w in watched), *control, *reports],
                                      sending, self._next_timeout())
         for helper, waitable in watched:
             if waitable in ready:
                 helper.on_readable(waitable)
-        for child in self.children.values():
-            if child in ready:
-                child.read_reports()
+        self.reports.read(self.children.values(), ready, asked=any(c in ready for c in control))
         for conn in self.control.service(ready, writable) if self.control else ():
             self.requests.handle(conn, self._apply, self.view)
 
@@ -211,7 +214,7 @@ class Arbiter:
         times += [s.backoff.until for s in self.supervision.values() if s.backoff.waiting(now)]
         times += self.stopping.deadlines() if self.stopping else []
         times += [t for t in (*(helper.deadline() for helper in self.helpers()),
-                              self.control and self.control.next_deadline()) if t]
+                              self.control and self.control.next_deadline(), self.reports.deadline()) if t]
         due = self.notifier.watchdog_due_in()
         if due is not None:
             times.append(now + due)

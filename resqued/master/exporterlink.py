@@ -17,7 +17,6 @@ import os
 from resqued.exits import EX_UNAVAILABLE
 from resqued.master.keptprocess import KeptProcess
 from resqued.process import logs
-from resqued.process.interpreter import start_module
 
 log = logging.getLogger("resqued.master")
 
@@ -37,15 +36,8 @@ class Exporter(KeptProcess):
                 "master_pid": os.getpid(), "title": self.title}
 
     def launch(self, serves) -> int:
-        settings_fd = os.memfd_create("resqued-exporter", os.MFD_CLOEXEC)
-        try:
-            os.write(settings_fd, json.dumps(serves).encode())
-            os.lseek(settings_fd, 0, os.SEEK_SET)
-            # In a group of its own: Ctrl-C on the master's terminal is the master's to handle.
-            return start_module("resqued.exporter", ["--settings-fd", str(settings_fd), *logs.exec_arguments()],
-                                pass_fds=[settings_fd], new_group=True)
-        finally:
-            os.close(settings_fd)
+        return self.launch_module("resqued.exporter", "--settings-fd", json.dumps(serves).encode(),
+                                  logs.exec_arguments())
 
     def died(self, serves, code: int, how: str, delay: float) -> None:
         if code == EX_UNAVAILABLE:

@@ -2,8 +2,9 @@
 a fresh interpreter (process/interpreter.py) started when due, restarted
 with backoff when it dies, stopped with the master, and replaced (or
 stopped) by a reload that changes (or removes) what it runs with. The
-metrics exporter (exporterlink.py) and the scheduler (schedulerlink.py)
-are two; each says only what it runs with and how it starts.
+metrics exporter (exporterlink.py), the scheduler (schedulerlink.py) and
+the fleet advertiser (advertiserlink.py) are three; each says only what it
+runs with and how it starts.
 
 What it runs with is one value (``wanted``, compared whole): a reload that
 changes any part of it restarts the process; one that changes nothing
@@ -16,6 +17,7 @@ import signal
 import time
 
 from resqued.process import logs
+from resqued.process.interpreter import start_module
 from resqued.supervise.backoff import Backoff
 
 log = logging.getLogger("resqued.master")
@@ -67,6 +69,19 @@ class KeptProcess:
 
     def status(self) -> dict:
         return {"pid": self.pid, "state": self.state()}
+
+    def launch_module(self, module: str, fd_option: str, secret: bytes, args=()) -> int:
+        """Start ``python -m module fd_option N *args`` with ``secret`` on
+        descriptor N, a memfd: what a command line holds, anyone running
+        ``ps`` reads, and ``secret`` may hold the Redis password. Its pid."""
+        fd = os.memfd_create(self.title.partition("[")[0], os.MFD_CLOEXEC)   # as in /proc/PID/fd
+        try:
+            os.write(fd, secret)
+            os.lseek(fd, 0, os.SEEK_SET)
+            # In a group of its own: Ctrl-C on the master's terminal is the master's to handle.
+            return start_module(module, [fd_option, str(fd), *args], pass_fds=[fd], new_group=True)
+        finally:
+            os.close(fd)
 
     # -- as a HelperProcess (helperprocess.py) --------------------------
     def waitables(self) -> list:

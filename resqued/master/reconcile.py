@@ -8,7 +8,7 @@ starts at once while it finishes its job. Surplus workers are retired oldest
 first (resque-pool's rule): the oldest has the most memory to give back.
 """
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields
 
 
 @dataclass(frozen=True)
@@ -31,8 +31,14 @@ class Plan:
 
 def same_settings(a, b) -> bool:
     """Do two PoolConfigs run workers the same way? The count is not a
-    worker's setting: changing it adds or retires workers, it replaces none."""
-    return replace(a, count=0) == replace(b, count=0)
+    worker's setting: changing it adds or retires workers, it replaces none.
+    Asked of every worker on every turn of the master's loop (a turn per
+    job's report): no copies of the configs (dataclasses.replace made two a
+    worker a turn, most of a busy master's CPU), and the same object, as
+    every worker's is until a reload, answers at once."""
+    if a is b:
+        return True
+    return type(a) is type(b) and all(getattr(a, f.name) == getattr(b, f.name) for f in fields(a) if f.name != "count")
 
 
 def plan(pools, counts: dict, alive, blocked=frozenset()) -> Plan:

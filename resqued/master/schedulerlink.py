@@ -17,7 +17,6 @@ import os
 
 from resqued.master.keptprocess import KeptProcess
 from resqued.process import logs
-from resqued.process.interpreter import start_module
 from resqued.scheduler.command import command
 from resqued.process.hostname import hostname
 
@@ -53,14 +52,7 @@ class SchedulerLink(KeptProcess):
     def launch(self, serves) -> int:
         (flag, module, *args), redis_url, _ = serves
         assert flag == "-m", serves
-        url_fd = os.memfd_create("resqued-scheduler", os.MFD_CLOEXEC)
-        try:
-            os.write(url_fd, redis_url.encode())
-            os.lseek(url_fd, 0, os.SEEK_SET)
-            # In a group of its own: Ctrl-C on the master's terminal is the master's to handle.
-            return start_module(module, ["--redis-fd", str(url_fd), *args], pass_fds=[url_fd], new_group=True)
-        finally:
-            os.close(url_fd)
+        return self.launch_module(module, "--redis-fd", redis_url.encode(), args)
 
     def grace_for(self, config) -> float:
         return config.shutdown_timeout

@@ -88,9 +88,11 @@ class Child:
     def fileno(self) -> int:
         return self.report_fd
 
-    def read_reports(self) -> None:
-        """Take in what the worker wrote; the last complete line is its state."""
+    def read_reports(self) -> int:
+        """Take in what the worker wrote; the last complete line is its state.
+        Returns how many bytes it had written (reportpace.py: how busy it is)."""
         # All of it: once reaped, what is left in the pipe is its last word.
+        taken = 0
         while True:
             try:
                 data = os.read(self.report_fd, 65536)
@@ -99,6 +101,7 @@ class Child:
             except OSError:
                 data = b""
             self.buffer += data
+            taken += len(data)
             if not data:
                 break
         *lines, self.buffer = self.buffer.split(b"\n")
@@ -117,6 +120,7 @@ class Child:
                 if report.outcomes and self.tally is not None:
                     for record in report.outcomes:
                         self.tally.add(record)
+        return taken
 
     def describe_state(self) -> WorkerState:
         """Its state as status shows it: stopping once told to stop or announced."""

@@ -15,10 +15,7 @@ import argparse
 import logging
 import os
 import signal
-import socket
-import socketserver
 import sys
-import threading
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from resqued.config.redisurl import BadRedisURL, redact
@@ -26,6 +23,7 @@ from resqued.ctl.cli import connection_settings
 from resqued.ctl.output import CtlError
 from resqued.exits import EX_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from resqued.process import logs
+from resqued.process.httpserver import BoundedThreadingMixIn, family_for
 from resqued.redisio.connection import connect
 from resqued.resque.client import Resque
 from resqued.web import pools
@@ -101,37 +99,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-class ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
-    daemon_threads = True   # a slow client never holds up the stop
+class ThreadingServer(BoundedThreadingMixIn, WSGIServer):
     allow_reuse_address = True
     request_queue_size = 128
     max_connections = MAX_CONNECTIONS
 
-    def server_activate(self):
-        super().server_activate()
-        self.slots = threading.BoundedSemaphore(self.max_connections)
-
-    def process_request(self, request, client_address):
-        if not self.slots.acquire(blocking=False):
-            log.warning("%d connections already: refused one from %s", self.max_connections, client_address[0])
-            try:
-                request.setblocking(False)   # a client that reads nothing holds nothing up
-                request.send(BUSY)
-            except OSError:
-                pass
-            self.shutdown_request(request)
-            return
+    def refuse(self, request, client_address):
+        log.warning("%d connections already: refused one from %s", self.max_connections, client_address[0])
         try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self.slots.release()
-            raise
-
-    def process_request_thread(self, request, client_address):
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self.slots.release()
+            request.setblocking(False)   # a client that reads nothing holds nothing up
+            request.send(BUSY)
+        except OSError:
+            pass
 
     def handle_error(self, request, client_address):
         # A client that went quiet (timed out) or away: one line, not a traceback.
@@ -152,8 +131,7 @@ class QuietHandler(WSGIRequestHandler):
 
 
 def make_server(host: str, port: int, app, client_timeout: float = CLIENT_TIMEOUT) -> ThreadingServer:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    server_class = type("Server", (ThreadingServer,), {"address_family": family})
+    server_class = type("Server", (ThreadingServer,), {"address_family": family_for(host)})
     handler = type("Handler", (QuietHandler,), {"timeout": client_timeout})
     server = server_class((host, port), handler)
     server.set_app(app)

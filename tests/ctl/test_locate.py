@@ -53,3 +53,39 @@ def test_a_master_whose_paths_cannot_be_read_is_found_by_its_own_record(master_f
     result = m.ctl("stop")
     assert result.returncode == 0, result.stderr
     assert m.proc.wait(15) == 0
+
+
+def test_probing_a_master_for_its_config_does_not_ask_for_the_workers_memory(tmp_path):
+    """locate and top ask every master of this user which pool.yml it runs:
+    a status with each worker's memory costs a master a /proc read per worker
+    process (about a second of its CPU with 32 busy workers, under load)."""
+    import socket
+    import threading
+
+    from resqued.ctl import locate, top
+
+    path = str(tmp_path / "probe.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(4)
+    asked = []
+
+    def answer_twice():
+        for _ in range(2):
+            conn, _ = server.accept()
+            with conn:
+                data = b""
+                while not data.endswith(b"\n"):
+                    data += conn.recv(4096)
+                asked.append(json.loads(data))
+                conn.sendall(b'{"ok": true, "master": {"pid": 1, "config": "/nonexistent/pool.yml"}}\n')
+
+    thread = threading.Thread(target=answer_twice, daemon=True)
+    thread.start()
+    try:
+        assert locate._config_of(path) == "/nonexistent/pool.yml"
+        assert top._serves(path, None) is False   # its pool.yml does not load
+        thread.join(5)
+    finally:
+        server.close()
+    assert [(a["command"], a.get("memory")) for a in asked] == [("status", False), ("status", False)]

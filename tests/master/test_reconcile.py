@@ -71,3 +71,34 @@ def test_a_count_change_adds_or_retires_but_replaces_nobody():
     assert result.retire == () and list(result.spawn) == [bigger]
     smaller = Pool(("high", "default"), 1)
     assert [pid for pid, _ in plan([smaller], counts(smaller), alive).retire] == [10]
+
+
+@dataclass(frozen=True)
+class CountedPool(Pool):
+    """A pool that counts its copies: each one is made through __init__."""
+
+    made = [0]
+
+    def __post_init__(self):
+        self.made[0] += 1
+
+
+def test_a_steady_turn_copies_no_pool_config():
+    # plan() runs on every turn of the master's loop, a turn per job's
+    # report: copying each worker's config there cost a busy master most of its CPU.
+    pool = CountedPool(("busy",), 64)
+    made = pool.made[0]
+    alive = [Alive(pid, pool, float(pid)) for pid in range(100, 164)]
+    assert plan([pool], counts(pool), alive).empty
+    assert pool.made[0] == made
+
+
+def test_a_reloaded_pool_of_the_same_settings_keeps_its_workers():
+    # Equal settings in another object (a reload that changed nothing of this pool, or only its count).
+    before = Pool(("high",), 2, max_jobs=5)
+    after = Pool(("high",), 3, max_jobs=5)
+    result = plan([after], counts(after), [Alive(10, before, 1.0), Alive(11, before, 2.0)])
+    assert result.retire == () and len(result.spawn) == 1
+    changed = Pool(("high",), 2, max_jobs=6)
+    result = plan([changed], counts(changed), [Alive(10, before, 1.0)])
+    assert [reason for _, reason in result.retire] == ["its pool settings changed"]
