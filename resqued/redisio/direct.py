@@ -21,7 +21,8 @@ import os
 import threading
 
 import redis
-from redis.sentinel import SentinelConnectionPool
+from redis.exceptions import ReadOnlyError
+from redis.sentinel import SentinelConnectionPool, SentinelManagedConnection
 
 from resqued.redisio import following
 
@@ -189,8 +190,11 @@ def send(conn, commands) -> None:
 def read_replies(conn, count: int) -> list:
     """Read ``count`` replies; an error reply is returned in its place (a
     ``redis.ResponseError``), not raised, so that every reply is read."""
-    reader = getattr(getattr(conn, "_parser", None), "_reader", None)
-    if reader is not None and _NOT_ENOUGH_DATA is not None:
+    parser = getattr(conn, "_parser", None)
+    reader = getattr(parser, "_reader", None)
+    # An older redis-py's parser may hold a reply its can_read took from the
+    # reader (``_next_response``): read_response hands that one out first.
+    if reader is not None and _NOT_ENOUGH_DATA is not None and getattr(parser, "_next_response", False) is False:
         return _read_from_hiredis(conn, reader, count)
     replies = []
     for _ in range(count):
@@ -209,6 +213,7 @@ def _read_from_hiredis(conn, reader, count: int) -> list:
     replies = []
     parser, gets = conn._parser, reader.gets
     push = getattr(parser, "_hiredis_PushNotificationType", None) or ()   # RESP3's out-of-band messages
+    following_primary = isinstance(conn, SentinelManagedConnection) and conn.connection_pool.is_master
     try:
         while len(replies) < count:
             reply = gets()
@@ -216,6 +221,13 @@ def _read_from_hiredis(conn, reader, count: int) -> list:
                 parser.read_from_socket()
             elif isinstance(reply, redis.ConnectionError):
                 raise reply
+            elif following_primary and _demoted(reply):
+                # As SentinelManagedConnection.read_response says it: the
+                # server we took for the primary was demoted; reconnecting
+                # asks the sentinels for the new one (else every retry would
+                # meet READONLY until following.drop_if_stale notices).
+                conn.disconnect()
+                raise redis.ConnectionError("The previous master is now a slave")
             elif push and isinstance(reply, push):
                 parser.handle_push_response(reply)
             else:
@@ -224,3 +236,12 @@ def _read_from_hiredis(conn, reader, count: int) -> list:
         conn.disconnect()
         raise redis.ConnectionError(f"Error while reading from Redis: {exc}") from exc
     return replies
+
+
+_UNBLOCKED_BY_DEMOTION = "UNBLOCKED force unblock from blocking operation, instance state changed"
+
+
+def _demoted(reply) -> bool:
+    """Whether ``reply`` is a primary's refusal for having turned replica."""
+    return isinstance(reply, ReadOnlyError) or (isinstance(reply, redis.ResponseError)
+                                                and str(reply).startswith(_UNBLOCKED_BY_DEMOTION))

@@ -109,10 +109,13 @@ class Resque:
             encoded = wire.dumps(wire.payload(job_class, payload_args, job_id, prefix=prefix), allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"job args for {job_class} are not JSON-serializable: {exc}") from None
-        commands = [("SADD", self.keys.queues, queue), ("RPUSH", self.keys.queue(queue), encoded)]
+        commands = [("SADD", self.keys.queues, queue)]
         if track_status:
+            # Before the push, not after: a worker may take the job at once,
+            # and a record written after its outcome would stay "waiting".
             commands.append(("SET", self.keys.status(job_id, prefix),
                              wire.status_record(wire.STATUS_WAITING, started=True)))
+        commands.append(("RPUSH", self.keys.queue(queue), encoded))
         replies = direct.execute(self.redis, commands, held=self._conns and self._conns.held,  # one round trip
                                  then=self._wait)
         enqueuewait.check(self._wait, replies, [job_id])
@@ -149,10 +152,10 @@ class Resque:
         for start in range(0, len(encoded), batch):
             pipe = self.redis.pipeline(transaction=False)
             pipe.sadd(self.keys.queues, queue)
-            pipe.rpush(self.keys.queue(queue), *encoded[start:start + batch])
-            if track_status:
+            if track_status:   # before the push, as in enqueue
                 for _, job_id in created[start:start + batch]:
                     pipe.set(self.keys.status(job_id, prefix), status)
+            pipe.rpush(self.keys.queue(queue), *encoded[start:start + batch])
             for command in self._wait:   # on the pipeline's connection: WAIT counts its own writes
                 pipe.execute_command(*command)
             enqueuewait.check(self._wait, pipe.execute(), [job_id for _, job_id in created[start:start + batch]])

@@ -54,11 +54,12 @@ JOB_TIMEOUT = "resqued.JobTimeout"      # jobs/timeouts.JobTimeout
 
 
 def add_outcome(pipe, keys, worker_id: str, queue: str, payload, failure: Failure | None,
-                processed: bool = True, tracked: bool = True) -> None:
+                processed: bool = True) -> None:
     """Queue the commands that record a finished job on ``pipe`` (a redis-py
-    pipeline or a ``direct.Batch``: anything with ``execute_command``).
-    ``tracked=False``: the job is known to have no status record (its take
-    looked, worker/nextmark.py), so no update of it is sent."""
+    pipeline or a ``direct.Batch``: anything with ``execute_command``). The
+    status update is sent for every job with an id: it writes nothing when
+    the job has no record, and a record may be written after its job was
+    queued, even after it was taken (php-resque's order)."""
     if failure is not None and failure.retry is not None:
         pipe.execute_command(*retry_command(keys, worker_id, queue, payload, failure, *failure.retry))
     elif failure is not None:
@@ -73,7 +74,7 @@ def add_outcome(pipe, keys, worker_id: str, queue: str, payload, failure: Failur
         pipe.execute_command("INCRBY", keys.failed_count, 1)
         pipe.execute_command("INCRBY", keys.worker_failed(worker_id), 1)
     status_key = keys.job_status(payload)
-    if tracked and status_key is not None and (failure is None or failure.retry is None):
+    if status_key is not None and (failure is None or failure.retry is None):
         code = wire.STATUS_FAILED if failure is not None else wire.STATUS_COMPLETE
         jobstatus.add_update(pipe, status_key, code, expire=wire.STATUS_TTL)
     if processed:

@@ -309,7 +309,9 @@ _TEXT_SURROGATE = re.compile("[\ud800-\udfff]|\\\\u[dD][89a-fA-F]")
 def _may_hold_surrogates(raw) -> bool:
     if isinstance(raw, str):
         return _TEXT_SURROGATE.search(raw) is not None
-    return _ESCAPED_SURROGATE.search(raw) is not None
+    # json.loads reads UTF-16 and UTF-32 bytes too (NULs between an escape's
+    # bytes), and a BOM or whitespace may come first: those are walked.
+    return b"\x00" in raw or not raw.startswith(b"{") or _ESCAPED_SURROGATE.search(raw) is not None
 
 
 _STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)

@@ -43,6 +43,7 @@ import redis
 
 from resqued.process.signals import wait_readable
 from resqued.redisio import connection, direct, following
+from resqued.resque import jobstatus, wire
 from resqued.worker import nextmark
 from resqued.worker.queuepause import RECHECK, QueuePauses
 from resqued.worker.replicawait import ReplicaWait
@@ -109,9 +110,10 @@ class Reserver:
         self.pause_seen: bool | None = None
         self.pauses = QueuePauses(client, keys)   # and the queues paused fleet-wide
         # The job last taken was marked running by its take (nextmark.py):
-        # None if not, else whether it may have a status record to update.
+        # None if not, else whether its running status was written too.
         self.premarked: bool | None = None
-        self._untracked = None   # the job that runs, if its take found it has no status record
+        self._taken_raw = None       # that job, as queued
+        self._script_unknown = False   # the server answered NOSCRIPT to the last take
         self.wait = ReplicaWait(worker_id, *wait)
 
     def inflight(self, queue: str) -> str:
@@ -195,28 +197,37 @@ class Reserver:
         if not take or take[0] is None:  # not "not reply": an empty string is a (bad) job too
             return None
         reply = take[0]
+        self._script_unknown = nextmark.unknown_script(reply)
         if isinstance(reply, redis.ResponseError):
-            if nextmark.unknown_script(reply):
-                nextmark.load(self.client)   # nothing was taken: the next take has it
-                return None
+            if self._script_unknown:
+                return None   # nothing was taken: the next take sends the script whole
             if not _wrong_type(reply):
                 raise reply
             self._skip_wrong_types(queues)
             return None
         return self._found(offered, reply)
 
+    def taken_after_outcome(self, queues: list[str], replies) -> tuple:
+        """``taken`` for a take sent in an outcome's transaction that was
+        committed: ``(found, doubtful)``. It never raises, for whatever
+        raised would make the worker's outage.retry send the outcome again
+        (the job counted twice, its retry scheduled twice). ``doubtful``:
+        an error reply left it unknown whether a job moved (a script may
+        fail after its LMOVE): the in-flight lists are to be reclaimed."""
+        if not queues:
+            return None, False
+        try:
+            return self.taken(queues, replies), False
+        except redis.RedisError as exc:
+            log.error("worker %s: taking the next job failed (%s): its in-flight lists are reclaimed",
+                      self.worker_id, exc)
+            return None, True
+
     def running_marks(self, job) -> list[tuple]:
         """The commands that mark ``job`` (the job last taken) running that
         its take did not send (nextmark.py)."""
         premarked, self.premarked = self.premarked, None
-        self._untracked = job.raw if premarked is False else None
         return nextmark.running_marks(self.keys, self.worker_id, job, premarked)
-
-    def tracked(self, raw) -> bool:
-        """Whether the job ``raw`` may have a status record to update with
-        its outcome: not if its take found none (a status record is written
-        before its job is queued, never after)."""
-        return raw != self._untracked
 
     def must_give_back(self, queue: str) -> bool:
         """Whether a job taken from ``queue`` must not run: the read that
@@ -228,7 +239,7 @@ class Reserver:
         # since is caught by the read that follows (the job goes back).
         offered = self.pauses.takeable(queues)
         if mark and offered:
-            take = [nextmark.take_command(self.keys, self.worker_id, offered, self.inflight)]
+            take = [nextmark.take_command(self.keys, self.worker_id, offered, self.inflight, self._script_unknown)]
         elif len(offered) == 1:
             take = [("LMOVE", self.keys.queue(offered[0]), self.inflight(offered[0]), "LEFT", "RIGHT")]
         elif offered:
@@ -249,14 +260,18 @@ class Reserver:
             return offered[0], reply
         index, raw, *marked = reply
         self.premarked = bool(marked[0]) if marked else None
+        self._taken_raw = raw
         return offered[int(index) - 1], raw
 
     def give_back(self, queue: str) -> None:
         """Return the job last taken from ``queue`` (not yet run) to its head;
-        the working-on key its take wrote goes with it (nextmark.py)."""
+        the working-on key its take wrote goes with it, and its status is
+        waiting again (nextmark.py)."""
         commands = [("LMOVE", self.inflight(queue), self.keys.queue(queue), "RIGHT", "LEFT")]
         if self.premarked is not None:
             commands.append(("DEL", self.keys.worker(self.worker_id)))
+        if self.premarked and (status_key := _status_key(self.keys, self._taken_raw)) is not None:
+            commands.append(jobstatus.update_command(status_key, wire.STATUS_WAITING))
         direct.execute(self.client, commands, transaction=len(commands) > 1)
         self.premarked = None
 
@@ -366,6 +381,13 @@ class Reserver:
         for conn in self._conns.values():
             connection.give_back(self.client, conn)
         self._conns.clear()
+
+
+def _status_key(keys, raw) -> str | None:
+    try:
+        return keys.job_status(wire.decode_payload(raw))
+    except wire.InvalidPayload:
+        return None
 
 
 def _wrong_type(error: Exception) -> bool:

@@ -422,24 +422,24 @@ class Worker:
             # again. While the queue is busy, the next job is taken in it too (see reserve.py).
             take = take_from if not self.outage.reclaim_due else []
             batch = direct.Batch()
-            add_outcome(batch, self.keys, self.id, queue, payload, failure, tracked=self.reserver.tracked(raw))
+            add_outcome(batch, self.keys, self.id, queue, payload, failure)
             batch.execute_command("DEL", self.keys.worker(self.id))
             batch.execute_command("LREM", self.reserver.inflight(queue), 1, raw)
             taking = self.reserver.take_in(batch, take) if take else 0   # its replies come last
-            # No silent retry: a lost reply must reach outage.retry, which marks
-            # the in-flight lists for reclaiming (the next job may have moved).
+            # No silent retry: a lost reply must reach outage.retry (the next job may have moved: reclaim).
             replies = direct.execute(self.redis, batch.commands, transaction=True, retry=False, raise_errors=False,
                                      held=self._outcome_conn, then=self.reserver.wait.commands())
             replies = self.reserver.wait.split(replies)   # wait_replicas (replicawait.py): a WAIT after EXEC
             check_outcome_replies(batch.commands, replies[:len(replies) - taking])
-            return self.reserver.taken(take, replies[-taking:]) if take else None
+            return take, replies[-taking:]   # read once the outcome is recorded: never retried
         # An outcome is never dropped: keep trying until Redis takes it.
         try:
-            self._held = self.outage.retry(commands)
+            took = self.outage.retry(commands)
         except BaseException:
-            # Refused for good (NOPERM, a bug): the job ran but stays in its
-            # in-flight list. It must not be reclaimed as if never run: the
-            # recovery counts it lost (max_lost, on_lost) instead.
+            # Refused for good (NOPERM, a bug): the job ran but stays in its in-flight list. Not to be
+            # reclaimed as if never run: the recovery counts it lost (max_lost, on_lost) instead.
             self._unrecorded = True
             raise
+        self._held, doubtful = self.reserver.taken_after_outcome(*took)
+        self.outage.reclaim_due = self.outage.reclaim_due or doubtful
         self.jobs_done += 1

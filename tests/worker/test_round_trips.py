@@ -1,7 +1,6 @@
 """A busy queue costs one request per job (worker/nextmark.py): the outcome
-of one job, the take of the next and the working-on key that says it runs
-are one transaction; the running status of a tracked job is still written
-before it runs. Real workers and Redis."""
+of one job, the take of the next, the working-on key that says it runs
+and its running status are one transaction. Real workers and Redis."""
 
 import json
 
