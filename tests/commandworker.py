@@ -19,7 +19,7 @@ import setproctitle
 QUEUES = os.environ["QUEUE"].split(",")
 PREFIX = os.environ.get("PREFIX", "resque").rstrip(":") + ":"
 ID = f"{socket.gethostname()}:{os.getpid()}:{os.environ['QUEUE']}"
-r = redis.Redis.from_url(os.environ["REDIS_BACKEND"])
+r = redis.Redis.from_url(os.environ["REDIS_URL"])   # REDIS_BACKEND is php-resque's host:port
 flags = {"quit": False, "paused": False}
 leaked = []
 

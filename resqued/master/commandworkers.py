@@ -24,7 +24,9 @@ import signal
 import socket
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
+from resqued.config.commandpool import MASTER_OWNED
 from resqued.master.workerprocess import Child, global_settings, recovery_settings
 from resqued.process.fork import fork_exec
 from resqued.process.memory import approx_size, descendants, tree_memory
@@ -45,12 +47,26 @@ def command_env(config, pool, environ=os.environ) -> dict:
     """What the command runs with: the master's environment, then Resque's
     variables from the pool's settings (php-resque reads them all; Ruby's
     rake resque:work reads QUEUE, INTERVAL and, through redis-rb,
-    REDIS_URL), then the pool's ``env:``, which wins."""
-    env = dict(environ)
+    REDIS_URL), then the pool's ``env:``, which wins. BACKGROUND and
+    PIDFILE are never passed on (config/commandpool.py: MASTER_OWNED)."""
+    env = {name: value for name, value in environ.items() if name not in MASTER_OWNED}
     env.update(QUEUE=",".join(pool.queues), COUNT="1", INTERVAL=f"{pool.interval:g}",
-               PREFIX=config.namespace, REDIS_BACKEND=config.redis_url, REDIS_URL=config.redis_url)
+               PREFIX=config.namespace, REDIS_URL=config.redis_url, **php_backend(config.redis_url))
     env.update(pool.env or {})
     return env
+
+
+def php_backend(url: str) -> dict:
+    """REDIS_BACKEND as php-resque reads it: 1.2 splits it as host:port (a
+    URL would be host "redis"), later versions take host:port or a DSN, and
+    the database from REDIS_BACKEND_DB. A URL with a password or TLS stays
+    a DSN: only php-resque after 1.2 can use it."""
+    parts = urlsplit(url)
+    if parts.scheme != "redis" or parts.username or parts.password or not parts.hostname:
+        return {"REDIS_BACKEND": url}
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    db = parts.path.strip("/") or "0"
+    return {"REDIS_BACKEND": f"{host}:{parts.port or 6379}", **({"REDIS_BACKEND_DB": db} if db != "0" else {})}
 
 
 @dataclass(eq=False)
