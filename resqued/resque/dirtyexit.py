@@ -43,9 +43,12 @@ return 1
 
 def registered_ids(client, keys, worker_id: str) -> list[str]:
     """The ids under which the worker of ``worker_id`` (host:pid:queues, as
-    the master knows it) may be registered: the same pid on this host, with
-    whatever queue list it wrote (QUEUE=* and the order are its own), and
-    the id itself."""
+    the master knows it) may be registered: the id itself when Redis knows
+    it, else the same pid on this host with whatever queue list it wrote
+    (its own spelling of QUEUE). The exact id comes first: a pid alone may be
+    another, live worker's (pid reuse, containers sharing a hostname)."""
+    if client.sismember(keys.workers, worker_id) or client.exists(keys.worker(worker_id)):
+        return [worker_id]
     host, pid = worker_id.split(":")[:2]
     hosts = {host, socket.gethostname()}
     found = [worker_id]

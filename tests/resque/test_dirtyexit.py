@@ -50,3 +50,15 @@ def test_failed_as_a_dirty_exit_and_found_by_its_pid(r):
         ("Resque::DirtyExit", "worker vm:14608 died (on_lost: fail)", payload, WORKER, "golden")
     assert r.get("resque:stat:failed") == b"1" and r.ttl(f"resque:job:{JOB}:status") > 0
     assert not r.exists("resque:workers", f"resque:worker:{WORKER}")
+
+
+def test_the_exact_id_is_settled_not_another_worker_with_the_same_pid(r):
+    # A live worker of another container (same hostname, same pid) runs a
+    # job: the dead worker's exact id is registered, so only it is settled.
+    payload = load_golden(r)
+    other = "vm:14608:other-queue"
+    r.sadd("resque:workers", other)
+    r.set(f"resque:worker:{other}", json.dumps({"queue": "other-queue", "run_at": "now", "payload": payload}))
+    assert DirtyExits(r, Keys("resque")).settle(WORKER, "worker died") == [("requeue", JOB)]
+    assert r.sismember("resque:workers", other) and r.exists(f"resque:worker:{other}")
+    assert not r.exists("resque:queue:other-queue")
