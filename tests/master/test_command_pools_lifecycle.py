@@ -78,3 +78,16 @@ def test_a_clean_exit_after_quit_leaves_its_process_group_alone(master_factory, 
     finally:
         left.kill()
     assert stop(m.proc) == 0
+
+
+def test_an_untitled_worker_is_not_taken_as_listening_after_the_startup_grace():
+    # A Rails app may boot for tens of seconds before Resque's handlers are
+    # in place: 5 s of life (the startup grace) does not make USR2 safe.
+    from resqued.master.commandworkers import UNTITLED_LISTENS, CommandChild
+    child = CommandChild(pid=os.getpid(), pool=None, settings=(), report_fd=-1)
+    child.started -= 10
+    assert not child.listening
+    child.title = "resque-1.2: Waiting for default"
+    assert child.listening
+    child.title, child.started = "", child.started - UNTITLED_LISTENS
+    assert child.listening
