@@ -151,6 +151,7 @@ def spawn(config, pool, paused: bool, spawner=None, tally=None) -> CommandChild:
     arguments; no spawner needed); raises OSError if it cannot fork. An exec
     that fails (no such program) is its last_error: it exits 127 at once,
     a boot failure, so the pool backs off and turns FAILED saying why."""
+    born = time.time()   # before it can register: its worker:<id>:started is not before this
     pid, error_fd = fork_exec(list(pool.command), command_env(config, pool), cwd=pool.directory,
                               pdeathsig=signal.SIGQUIT, parent_pid=os.getpid())
     try:
@@ -164,8 +165,10 @@ def spawn(config, pool, paused: bool, spawner=None, tally=None) -> CommandChild:
         pidfd, keep = os.pipe()
     queues = (pool.env or {}).get("QUEUE") or ",".join(pool.queues)
     child = CommandChild(pid=pid, pool=pool, settings=global_settings(config), report_fd=pidfd,
-                         recovery={**recovery_settings(config), "command": True}, tally=tally,
-                         worker_id=f"{socket.gethostname()}:{pid}:{queues}", pause_pending=paused)
+                         # "started": for dirtyexit.registered_ids (so a recovery run per dead worker)
+                         recovery={**recovery_settings(config), "command": True, "started": born}, tally=tally,
+                         worker_id=f"{socket.gethostname()}:{pid}:{queues}", pause_pending=paused,
+                         started_wall=born)
     child.last_error, child.quiet_fd = error, keep
     child.max_jobs = pool.max_jobs + random.randint(0, pool.max_jobs_jitter) if pool.max_jobs else None
     if config.pid_dir and not error:
