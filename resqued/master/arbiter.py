@@ -403,9 +403,9 @@ class Arbiter:
         decision = workerexits.judge(facts, self.hostname, pool_known=pool is not None)
         # decision.verdict: supervise/states.judge_exit's (STOPPED, RECYCLED, BOOT_FAILURE, DIED)
         if decision.lost:   # its in-flight job, if any, is recovered now (a recovery run)
-            self.lost.add(getattr(child, "worker_id", "") or workerexits.worker_id(facts, self.hostname),   # a command
-                          decision.lost, child.recovery,   # worker's: its own id, host:pid:queues
-                          child.report.job if child.busy else None)
+            # A command worker's own id (host:pid:queues): the one dirtyexit.py settles first.
+            worker = getattr(child, "worker_id", "") or workerexits.worker_id(facts, self.hostname)
+            self.lost.add(worker, decision.lost, child.recovery, child.report.job if child.busy else None)
         self.tally.worker_exited(facts.pool, exit_reason(decision.verdict, code, mid_job=facts.busy and not facts.announced,
                                                          announced=facts.announced))
         delay = workerexits.record(decision, facts, pool, now, child.pool.start_retries)
