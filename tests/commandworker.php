@@ -10,8 +10,8 @@ $id = gethostname() . ':' . getmypid() . ':' . getenv('QUEUE');
 
 function connect() {
     global $backend;
-    $address = str_starts_with($backend, 'unix://') ? $backend : 'tcp://' . parse_url($backend, PHP_URL_HOST)
-        . ':' . (parse_url($backend, PHP_URL_PORT) ?: 6379);
+    // As php-resque 1.2 reads it: host:port (the master gives that form), or unix:
+    $address = str_starts_with($backend, 'unix:') ? $backend : 'tcp://' . $backend;
     $socket = stream_socket_client($address, $errno, $error, 5);
     if (!$socket) { fwrite(STDERR, "cannot reach Redis at $address: $error\n"); exit(1); }
     return $socket;

@@ -4,7 +4,7 @@ as php-resque does (tests/golden/php-resque/README.md): registers in
 ``workers``, writes ``worker:<id>`` before it forks each job, counts
 ``stat:processed:<id>``, unregisters on QUIT/TERM/INT; USR2 pauses, CONT
 resumes; titles as Resque's. Its jobs: class ``Sleep`` (args [seconds],
-or [seconds, MB the job holds]); a
+or [seconds, MB the job holds]); BOOT_DELAY delays its handlers; a
 worker started with LEAK_MB keeps that much more memory after each job."""
 
 import json
@@ -19,7 +19,7 @@ import setproctitle
 QUEUES = os.environ["QUEUE"].split(",")
 PREFIX = os.environ.get("PREFIX", "resque").rstrip(":") + ":"
 ID = f"{socket.gethostname()}:{os.getpid()}:{os.environ['QUEUE']}"
-r = redis.Redis.from_url(os.environ["REDIS_BACKEND"])
+r = redis.Redis.from_url(os.environ["REDIS_URL"])   # REDIS_BACKEND is php-resque's host:port
 flags = {"quit": False, "paused": False}
 leaked = []
 
@@ -33,6 +33,9 @@ def title(text):
     setproctitle.setproctitle(f"resque-1.2: {text}")
 
 
+# BOOT_DELAY: seconds before its handlers are in place, as a Rails app boots
+# before Resque's (a USR2 meanwhile kills it).
+time.sleep(float(os.environ.get("BOOT_DELAY", "0")))
 for sig in (signal.SIGQUIT, signal.SIGTERM, signal.SIGINT, signal.SIGUSR2, signal.SIGCONT):
     signal.signal(sig, on_signal)
 r.sadd(PREFIX + "workers", ID)

@@ -9,7 +9,7 @@ require "redis"
 
 queues = ENV.fetch("QUEUE").split(",")
 prefix = ENV.fetch("PREFIX", "resque").chomp(":") + ":"
-backend = ENV.fetch("REDIS_BACKEND")
+backend = ENV.fetch("REDIS_URL")   # what redis-rb (and so Ruby Resque) reads
 id = "#{Socket.gethostname}:#{Process.pid}:#{ENV.fetch('QUEUE')}"
 redis = backend.start_with?("unix://") ? Redis.new(path: backend.delete_prefix("unix://")) : Redis.new(url: backend)
 quit = false

@@ -209,7 +209,9 @@ def environment(r, node, path):
         text = r.scalar(value, value_path) if isinstance(value, yaml.ScalarNode) and not r.is_null(value) else None
         if isinstance(text, bool) or not isinstance(text, (str, int, float)):
             raise r.fail(value, value_path, f"expected a string, got {r.kind(value, value_path)}")
-        found[name] = str(text)
+        if "\0" in value.value:   # exec would refuse the whole environment
+            raise r.fail(value, value_path, f"the value of {name} contains a NUL character")
+        found[name] = value.value   # as written: YAML would read 1.10 as 1.1, 0022 as 18
     return found
 
 

@@ -21,6 +21,13 @@ REFUSED = {
 SINGLE_PROCESS = "a command pool runs one worker per process (php-resque's COUNT > 1 forks them and exits): " \
                  "set the pool's count instead"
 
+# Variables the master must own, never given to a command worker: with them
+# it would leave the master's sight.
+MASTER_OWNED = {
+    "BACKGROUND": "the master runs the worker: Ruby's rake resque:work would daemonize out of its process group",
+    "PIDFILE": "the master writes each worker's pidfile (pid_dir): php-resque would overwrite one file per pool",
+}
+
 
 def check(r, merged: dict) -> dict:
     """``merged``: a pool's {key: (value, node, path)}, defaults: included.
@@ -43,6 +50,9 @@ def check(r, merged: dict) -> dict:
     if env.get("COUNT", "1").strip() != "1":
         _, node, path = merged["env"]
         raise r.fail(node, path, f"COUNT={env['COUNT']}: {SINGLE_PROCESS}")
+    for name in env.keys() & MASTER_OWNED:
+        _, node, path = merged["env"]
+        raise r.fail(node, path, f"{name}: {MASTER_OWNED[name]}")
     return value
 
 

@@ -39,6 +39,7 @@ from resqued.process.hostname import hostname
 from resqued.process.pidfile import Pidfile
 from resqued.master.recoveryruns import RecoveryRuns
 from resqued.master.reportpace import ReportPace
+from resqued.master.settlehold import SettleHold
 from resqued.master.reloadprobe import PROBING, ReloadProbe, reconfigured
 from resqued.exits import EXIT_FAILURE, EXIT_OK
 from resqued.process.signals import (SignalQueue, become_child_subreaper, collapse_repeats, describe,
@@ -83,6 +84,7 @@ class Arbiter:
         self.hostname = hostname()   # RESQUED_HOSTNAME, else the system's
         self.tally, self.exporter = Tally(), Exporter(self.name)   # metrics: what is counted, what serves it
         self.lost = RecoveryRuns(self.tally)
+        self.settle_hold = SettleHold()   # a command pool's replacement waits for its settle
         self.job_counts = JobCounts()   # a command pool's max_jobs: its workers' counts, read from Redis
         self.spawner = Spawner(self.name)
         self.scheduler = SchedulerLink(self.name)   # moves delayed jobs, when the config enables it
@@ -190,7 +192,8 @@ class Arbiter:
             self.stop(action.mode, action.bounded)
         elif isinstance(action, (Pause, Resume)):
             self.paused = isinstance(action, Pause)
-            signal_workers(self.children.values(), signal.SIGUSR2 if self.paused else signal.SIGCONT)
+            signal_workers(commandworkers.to_signal(self.children.values(), self.paused),
+                           signal.SIGUSR2 if self.paused else signal.SIGCONT)
         elif isinstance(action, signalactions.RelayToWorkers):
             signal_workers(self.children.values(), action.signum)
         elif isinstance(action, signalactions.AdjustCounts):
@@ -320,7 +323,8 @@ class Arbiter:
 
     def _reconcile(self) -> None:
         now = time.monotonic()
-        blocked = {name for name, s in self.supervision.items() if not s.may_start(now)}
+        blocked = {name for name, s in self.supervision.items() if not s.may_start(now)} | \
+            self.settle_hold.pools(self.lost, now)   # a command pool's dead worker's job settled first
         alive = [reconcile.Alive(c.pid, c.pool, c.started, c.stopping) for c in self.children.values()]
         # A rolling restart runs a pool one worker over its count (restart.py).
         counts = {name: n + self.restart.surge(name) for name, n in self.desired_counts().items()}
@@ -379,7 +383,7 @@ class Arbiter:
                 hand_exit(self.helpers(), pid, code, describe_exit(code))
                 continue
             child.read_reports()
-            commandworkers.reaped(child)
+            self.settle_hold.reaped(child, code)
             os.close(child.report_fd)
             workerprocess.remove_worker_pidfile(self.config, child)
             self._account(child, code)
@@ -402,8 +406,9 @@ class Arbiter:
         decision = workerexits.judge(facts, self.hostname, pool_known=pool is not None)
         # decision.verdict: supervise/states.judge_exit's (STOPPED, RECYCLED, BOOT_FAILURE, DIED)
         if decision.lost:   # its in-flight job, if any, is recovered now (a recovery run)
-            self.lost.add(workerexits.worker_id(facts, self.hostname), decision.lost, child.recovery,
-                          child.report.job if child.busy else None)
+            # A command worker's own id (host:pid:queues): the one dirtyexit.py settles first.
+            worker = getattr(child, "worker_id", "") or workerexits.worker_id(facts, self.hostname)
+            self.lost.add(worker, decision.lost, child.recovery, child.report.job if child.busy else None)
         self.tally.worker_exited(facts.pool, exit_reason(decision.verdict, code, mid_job=facts.busy and not facts.announced,
                                                          announced=facts.announced))
         delay = workerexits.record(decision, facts, pool, now, child.pool.start_retries)

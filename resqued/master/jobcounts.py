@@ -43,7 +43,9 @@ class JobCounts:
             log.warning("the command workers' job counts did not come within %gs: reading them again",
                         GIVE_UP_AFTER, extra=event("job_counts_late"))
             self._close()
-        workers = [[c.pid, c.worker_id] for c in children if getattr(c, "max_jobs", None) and not c.stopping]
+        # started_wall: registrations by the same pid before it are another worker's (dirtyexit.py)
+        workers = [[c.pid, c.worker_id, c.started_wall] for c in children
+                   if getattr(c, "max_jobs", None) and not c.stopping]
         if self.fd is not None or not workers or not spawner.ready or now < self.next_at:
             return
         self.next_at = now + COUNT_EVERY

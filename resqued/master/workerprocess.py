@@ -186,4 +186,7 @@ def global_settings(config) -> tuple:
 
 def remove_worker_pidfile(config, child: Child) -> None:
     if config.pid_dir:
-        Pidfile(worker_pidfile(config.pid_dir, child.pool, child.pid)).remove(child.pid)
+        try:
+            Pidfile(worker_pidfile(config.pid_dir, child.pool, child.pid)).remove(child.pid)
+        except OSError as exc:   # pid_dir replaced or unreadable: a reap must not end the master
+            log.warning("cannot remove worker %d's pidfile: %s", child.pid, exc)

@@ -41,27 +41,43 @@ return 1
 """
 
 
-def registered_ids(client, keys, worker_id: str) -> list[str]:
+def registered_ids(client, keys, worker_id: str, not_before: float | None = None) -> list[str]:
     """The ids under which the worker of ``worker_id`` (host:pid:queues, as
-    the master knows it) may be registered: the same pid on this host, with
-    whatever queue list it wrote (QUEUE=* and the order are its own), and
-    the id itself."""
+    the master knows it) may be registered: the id itself when Redis knows
+    it, else the same pid on this host with whatever queue list it wrote
+    (its own spelling of QUEUE). The exact id comes first: a pid alone may be
+    another, live worker's (pid reuse, containers sharing a hostname), so
+    a match by pid whose ``worker:<id>:started`` is before ``not_before``
+    (when the master started the worker, a timestamp) is not it."""
+    if client.sismember(keys.workers, worker_id) or client.exists(keys.worker(worker_id)):
+        return [worker_id]
     host, pid = worker_id.split(":")[:2]
     hosts = {host, socket.gethostname()}
     found = [worker_id]
     for member in client.smembers(keys.workers):
         member = member.decode(errors="replace")
         parts = member.split(":")
-        if len(parts) >= 3 and parts[1] == pid and parts[0] in hosts and member not in found:
+        if len(parts) >= 3 and parts[1] == pid and parts[0] in hosts and member not in found and \
+                not _started_before(client, keys, member, not_before):
             found.append(member)
     return found
 
 
-def jobs_done(client, keys, worker_id: str) -> int:
+def _started_before(client, keys, worker_id: str, moment: float | None) -> bool:
+    if moment is None:
+        return False
+    raw = client.get(keys.worker_started(worker_id))
+    # The latest moment its text can mean (php-resque writes a zone
+    # abbreviation): only a registration surely older is another worker's.
+    started = wire.failed_at_latest(raw.decode(errors="replace")) if raw else None
+    return started is not None and started < moment - 1   # Resque's started is to the second
+
+
+def jobs_done(client, keys, worker_id: str, not_before: float | None = None) -> int:
     """How many jobs the live foreign worker of ``worker_id`` has done: its
     ``stat:processed:<id>``, which php-resque and Ruby Resque count after
     every job, failed ones included (master/jobcounts.py)."""
-    ids = registered_ids(client, keys, worker_id)
+    ids = registered_ids(client, keys, worker_id, not_before)
     return max(int(value or 0) for value in client.mget([keys.worker_processed(i) for i in ids]))
 
 
@@ -71,11 +87,12 @@ class DirtyExits:
         self.recovery = Recovery(client, keys, on_lost, max_lost)
         self._settle = client.register_script(_SETTLE)
 
-    def settle(self, worker_id: str, why: str) -> list[tuple[str, str | None]]:
+    def settle(self, worker_id: str, why: str, not_before: float | None = None) -> list[tuple[str, str | None]]:
         """Settle the dead worker's job, if its record holds one, and
-        unregister it; returns (action, job id) pairs."""
+        unregister it; returns (action, job id) pairs. ``not_before``: when
+        it was started (registered_ids)."""
         settled = []
-        for registered in registered_ids(self.client, self.keys, worker_id):
+        for registered in registered_ids(self.client, self.keys, worker_id, not_before):
             record = self.client.get(self.keys.worker(registered))
             result = self._settle_record(registered, record, why) if record else None
             if result:

@@ -109,7 +109,7 @@ def recovery_main(spec: dict) -> int:
     try:
         for worker_id, why in spec["workers"]:
             if dirty is not None:
-                dirty.settle(worker_id, why)
+                dirty.settle(worker_id, why, spec.get("started"))
                 continue
             recovery.recover(worker_id, why)
             pipe = resque.redis.pipeline(transaction=False)
@@ -138,8 +138,8 @@ def count_jobs_main(spec: dict, answer_fd: int) -> int:
     resque = Resque(spec["redis_url"], spec["namespace"],
                     redis=connect(spec["redis_url"], socket_timeout=2, socket_connect_timeout=2))
     try:
-        answer = {"counts": {str(pid): jobs_done(resque.redis, resque.keys, worker_id)
-                             for pid, worker_id in spec["workers"]}}
+        answer = {"counts": {str(pid): jobs_done(resque.redis, resque.keys, worker_id, started)
+                             for pid, worker_id, started in spec["workers"]}}
     except redis.RedisError as exc:
         answer = {"error": refusals.describe(exc)}
     data = json.dumps(answer).encode()

@@ -7,7 +7,7 @@ import pytest
 from resqued.config.loader import load_config
 from resqued.config.model import ConfigError
 from resqued.config.describe import describe
-from resqued.master.commandworkers import command_env
+from resqued.master.commandworkers import command_env, php_backend
 
 
 def load(tmp_path, pool, top=""):
@@ -43,6 +43,11 @@ def test_a_command_pool_resolves_its_command_env_and_directory(tmp_path):
     (["command: [php]", "env: {COUNT: 5}"], "pool.yml:5: pools[0].env: COUNT=5: a command pool runs one worker "
                                             "per process (php-resque's COUNT > 1 forks them and exits): set the "
                                             "pool's count instead"),
+    (["command: [php]", 'env: {A: "x\\0y"}'], "pool.yml:5: pools[0].env.A: the value of A contains a NUL character"),
+    (["command: [php]", "env: {BACKGROUND: 'yes'}"], "pool.yml:5: pools[0].env: BACKGROUND: the master runs the "
+                                                   "worker: Ruby's rake resque:work would daemonize"),
+    (["command: [php]", "env: {PIDFILE: /run/w.pid}"], "pool.yml:5: pools[0].env: PIDFILE: the master writes "
+                                                       "each worker's pidfile"),
     (["env: {A: b}"], "pool.yml:4: pools[0].env: env is only for a command pool: add command: [program, args...]"),
     (["command: [php]", "job_timeout: 3"], "pool.yml:5: pools[0].job_timeout: not for a command pool: resqued "
                                            "cannot stop a job inside another program's worker"),
@@ -61,9 +66,28 @@ def test_command_is_a_pool_key_not_a_default(tmp_path):
 def test_the_command_runs_with_resques_variables_which_env_overrides(tmp_path):
     config = load(tmp_path, ["command: [php]", "interval: 0.5", "env: {PREFIX: myapp, APP_INCLUDE: a.php}"],
                   top="redis: redis://db:6379/2\n")
-    env = command_env(config, config.pools[0], environ={"PATH": "/bin", "QUEUE": "not-this"})
+    # BACKGROUND and PIDFILE from the master's environment would take the worker out of its sight
+    env = command_env(config, config.pools[0], environ={"PATH": "/bin", "QUEUE": "not-this", "BACKGROUND": "yes",
+                                                        "PIDFILE": "/run/x.pid"})
+    # REDIS_BACKEND as php-resque 1.2 splits it (host:port), the database apart as later versions read it
     assert env == {"PATH": "/bin", "QUEUE": "php", "COUNT": "1", "INTERVAL": "0.5", "PREFIX": "myapp",
-                   "REDIS_BACKEND": "redis://db:6379/2", "REDIS_URL": "redis://db:6379/2", "APP_INCLUDE": "a.php"}
+                   "REDIS_BACKEND": "db:6379", "REDIS_BACKEND_DB": "2", "REDIS_URL": "redis://db:6379/2",
+                   "APP_INCLUDE": "a.php"}
+
+
+@pytest.mark.parametrize("url, backend", [
+    ("redis://127.0.0.1:6380/0", {"REDIS_BACKEND": "127.0.0.1:6380"}),
+    ("redis://[::1]/0", {"REDIS_BACKEND": "[::1]:6379"}),
+    ("redis://:pw@db:6379/0", {"REDIS_BACKEND": "redis://:pw@db:6379/0"}),   # only a DSN carries a password
+    ("unix:///run/redis.sock", {"REDIS_BACKEND": "unix:///run/redis.sock"}),
+])
+def test_redis_backend_is_given_in_the_form_php_resque_reads(url, backend):
+    assert php_backend(url) == backend
+
+
+def test_env_values_are_passed_as_written_not_as_yaml_reads_them(tmp_path):
+    config = load(tmp_path, ["command: [php]", "env: {VERSION: 1.10, UMASK: 0022, N: 7, S: 'quoted'}"])
+    assert config.pools[0].env == {"VERSION": "1.10", "UMASK": "0022", "N": "7", "S": "quoted"}
 
 
 def test_check_shows_the_command_and_the_names_of_its_variables(tmp_path):

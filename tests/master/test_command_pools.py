@@ -14,6 +14,7 @@ import sys
 import psutil
 
 from conftest import HERE, log_text, stop, wait_until
+from resqued.ctl.masterclient import request
 
 STAND_IN = os.path.join(HERE, "commandworker.py")
 
@@ -96,7 +97,7 @@ def test_memory_over_max_recycles_after_the_job_not_during_it(master_factory, r)
     assert stop(m.proc) == 0
 
 
-def test_a_worker_killed_mid_job_has_its_job_requeued_at_once(master_factory, r):
+def test_a_worker_killed_mid_job_has_its_job_requeued_at_once(master_factory, r, tmp_path):
     m = master_factory([command_pool()])
     [worker] = m.wait_workers(1)
     payload = enqueue(r, "default", "Sleep", 3)
@@ -110,6 +111,15 @@ def test_a_worker_killed_mid_job_has_its_job_requeued_at_once(master_factory, r)
                message="the job child killed")
     again = wait_until(lambda: (b := busy_worker(r)) and b[0] != worker_id and b[1], message="the job run again")
     assert again["payload"] == {**payload, "resqued_lost": 1}
+    # The replacement starts once the job is settled (php-resque 1.x's
+    # prune at start would drop the record unsettled).
+    [replacement] = m.workers()
+    log = log_text(m.proc)
+    assert log.index(f"job {payload['id']} of {worker_id} from queue default requeued") < \
+        log.index(f"started worker {replacement} for default")
+    # and counted lost in the metrics (its queue from the job child's title)
+    metrics = lambda: request(str(tmp_path / "var/run/resqued.sock"), "metrics")["metrics"]["tally"]["jobs"]
+    wait_until(lambda: ["default", "unknown", "lost", 1] in metrics(), timeout=5, message="the job counted lost")
     wait_until(lambda: not r.sismember("resque:workers", worker_id), message="its registration removed")
     assert not r.exists(f"resque:stat:processed:{worker_id}")
     assert r.llen("resque:failed") == 0
