@@ -35,10 +35,12 @@ screenshots: $(STAMP)
 docs: $(STAMP)
 	$(PY) -m resqued.config.describe docs/*.md
 
-# The full chaos test (10,000 jobs; CHAOS_JOBS=N to change); a 1,000-job run
-# is part of `make test`.
+# The full chaos test (10,000 jobs; CHAOS_JOBS=N to change), then the
+# scheduler SIGKILLed in a loop while 10,000 delayed jobs fall due; `make test`
+# runs both with 1,000 jobs.
 chaos: $(STAMP)
 	$(PY) tests/chaos.py --jobs $${CHAOS_JOBS:-10000}
+	SCHEDULER_KILL_JOBS=10000 $(PY) -m pytest -q tests/scheduler/test_scheduler.py -k sigkilled_in_a_loop
 
 # The soak (not part of `make test`): one master fed jobs through reloads,
 # restarts, kills and a Redis restart; fails on a lost job or on drift in the

@@ -157,7 +157,9 @@ class Chaos:
         chaos_until = time.monotonic() + self.args.chaos_seconds
         redis_restart_at = time.monotonic() + self.args.chaos_seconds / 2
         try:
-            while time.monotonic() < chaos_until:
+            # Past chaos_until only while a kind of kill has not happened yet:
+            # on a loaded machine the loop may get round too few times.
+            while time.monotonic() < chaos_until or (self.missing_kills() and time.monotonic() < deadline):
                 time.sleep(self.rng.uniform(0.05, 0.3))
                 if redis_restart_at and time.monotonic() >= redis_restart_at:
                     self.restart_redis()
@@ -168,7 +170,7 @@ class Chaos:
                 if time.monotonic() > chaos_until - self.args.chaos_seconds / 3:
                     # Past two thirds of the time, make sure every kind of
                     # kill happened at least once (the test checks that).
-                    missing = [kind for kind in ("job", "worker", "spawner", "master") if not self.kills[kind]]
+                    missing = self.missing_kills()
                     if missing:
                         action = {"job": 0.0, "worker": 0.6, "spawner": 0.85, "master": 0.95}[missing[0]]
                 if action < 0.5:
@@ -191,6 +193,9 @@ class Chaos:
             return self.report(client)
         finally:
             self.stop()
+
+    def missing_kills(self):
+        return [kind for kind in ("job", "worker", "spawner", "master") if not self.kills[kind]]
 
     def accounted(self, client):
         done = {int(x) for x in client.redis.smembers("chaos:done")}
