@@ -25,7 +25,6 @@ import os
 import random
 import re
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,22 +35,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path[:0] = [ROOT, HERE]
 
+from harness import job_module, kill_left, logger, start_master, stop_master  # noqa: E402
 from redis_server import RedisServer  # noqa: E402
 from resqued import Resque  # noqa: E402
 from resqued.resque import wire
 
-JOB_MODULE = '''
-import os, random, time
-import redis
-
-_client = None
-
-def _redis():
-    global _client
-    if _client is None:
-        _client = redis.Redis.from_url(os.environ["CHAOS_REDIS"])
-    return _client
-
+JOB_MODULE = job_module("CHAOS_REDIS", '''
 class ChaosJob:
     def perform(self):
         n = self.args["n"]
@@ -60,11 +49,10 @@ class ChaosJob:
         pipe.hincrby("chaos:runs", n, 1)
         pipe.sadd("chaos:done", n)
         pipe.execute()
-'''
+''')
 
 
-def log(message):
-    print(f"[chaos {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+log = logger("chaos")
 
 
 class Chaos:
@@ -95,9 +83,7 @@ class Chaos:
         return config
 
     def start_master(self):
-        env = dict(os.environ, PYTHONPATH=ROOT, CHAOS_REDIS=self.redis.url)
-        self.master = subprocess.Popen([sys.executable, "-m", "resqued", "-c", self.config], env=env,
-                                       stdout=self.master_log, stderr=subprocess.STDOUT, cwd=self.workdir)
+        self.master = start_master(self.config, {"CHAOS_REDIS": self.redis.url}, self.master_log, self.workdir)
 
     def my_tree(self):
         """Every live process of this run: the master's descendants now, plus
@@ -272,22 +258,14 @@ class Chaos:
         return 1 if lost else 0
 
     def stop(self):
-        if self.master and self.master.poll() is None:
-            self.master.send_signal(signal.SIGTERM)
-            try:
-                self.master.wait(30)
-            except subprocess.TimeoutExpired:
-                self.master.kill()
-                self.master.wait()
+        stop_master(self.master)
         leftovers = []
         for pid in self.my_tree():
             try:
                 leftovers.append(psutil.Process(pid))
             except psutil.NoSuchProcess:
                 pass
-        for proc in leftovers:
-            _kill(proc.pid)
-        psutil.wait_procs(leftovers, timeout=10)
+        kill_left(leftovers)
         self.redis.stop()
         self.master_log.close()
 
