@@ -30,7 +30,6 @@ import os
 import random
 import re
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,24 +40,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path[:0] = [ROOT, HERE]
 
+from harness import job_module, kill_left, logger, start_master, stop_master  # noqa: E402
 from redis_server import RedisServer  # noqa: E402
 from sentinels import SentinelSetup  # noqa: E402
 from resqued import Resque  # noqa: E402
 from resqued.resque import wire
 
-JOB_MODULE = '''
-import os, random, time
-from resqued.redisio.connection import connect
-
-_client = None
-
-def _redis():
-    global _client
-    if _client is None:
-        # As an application's: a Sentinel URL follows a failover, and waits to connect meanwhile.
-        _client = connect(os.environ["CHAOS_REDIS"], connect_wait=30)
-    return _client
-
+JOB_MODULE = job_module("CHAOS_REDIS", '''
 class ChaosJob:
     def perform(self):
         n = self.args["n"]
@@ -67,11 +55,10 @@ class ChaosJob:
         pipe.hincrby("chaos:runs", n, 1)
         pipe.sadd("chaos:done", n)
         pipe.execute()
-'''
+''')
 
 
-def log(message):
-    print(f"[chaos {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+log = logger("chaos")
 
 
 class Chaos:
@@ -108,9 +95,7 @@ class Chaos:
         return config
 
     def start_master(self):
-        env = dict(os.environ, PYTHONPATH=ROOT, CHAOS_REDIS=self.redis.url)
-        self.master = subprocess.Popen([sys.executable, "-m", "resqued", "-c", self.config], env=env,
-                                       stdout=self.master_log, stderr=subprocess.STDOUT, cwd=self.workdir)
+        self.master = start_master(self.config, {"CHAOS_REDIS": self.redis.url}, self.master_log, self.workdir)
 
     def my_tree(self):
         """Every live process of this run: the master's descendants now, plus
@@ -194,11 +179,9 @@ class Chaos:
         chaos_until = time.monotonic() + self.args.chaos_seconds
         redis_restart_at = time.monotonic() + self.args.chaos_seconds / 2
         try:
-            # Past its time, the chaos goes on (up to three times as long) while a
-            # kind of kill has not landed yet: on a loaded machine the workers a
-            # restarted master forks may not be up when their turn comes.
-            grace_until = chaos_until + 3 * self.args.chaos_seconds
-            while time.monotonic() < chaos_until or (self.missing_kills() and time.monotonic() < grace_until):
+            # Past chaos_until only while a kind of kill has not happened yet:
+            # on a loaded machine the loop may get round too few times.
+            while time.monotonic() < chaos_until or (self.missing_kills() and time.monotonic() < deadline):
                 time.sleep(self.rng.uniform(0.05, 0.3))
                 if redis_restart_at and time.monotonic() >= redis_restart_at:
                     self.restart_redis()
@@ -317,22 +300,14 @@ class Chaos:
         return 1 if lost else 0
 
     def stop(self):
-        if self.master and self.master.poll() is None:
-            self.master.send_signal(signal.SIGTERM)
-            try:
-                self.master.wait(30)
-            except subprocess.TimeoutExpired:
-                self.master.kill()
-                self.master.wait()
+        stop_master(self.master)
         leftovers = []
         for pid in self.my_tree():
             try:
                 leftovers.append(psutil.Process(pid))
             except psutil.NoSuchProcess:
                 pass
-        for proc in leftovers:
-            _kill(proc.pid)
-        psutil.wait_procs(leftovers, timeout=10)
+        kill_left(leftovers)
         self.redis.stop()
         self.master_log.close()
 

@@ -15,6 +15,13 @@ from redis_server import RedisServer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
+# pytest-xdist's workers (make test) get LINES=24 and COLUMNS=80: curses
+# (resquectl top) would keep that size through a resize, and what reads
+# the terminal's width would see 80 columns where a plain run sees none.
+for _name in ("LINES", "COLUMNS"):
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ.pop(_name, None)
+
 # Orphans (a killed worker's job child, a killed master's workers) come back to
 # the test session instead of to init, so every one is reaped by pid here.
 PR_SET_CHILD_SUBREAPER = 36

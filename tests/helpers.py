@@ -1,10 +1,12 @@
 import json
 import os
 import socket
+import subprocess
+import sys
 
 import psutil
 
-from conftest import wait_until
+from conftest import ROOT, wait_until
 
 
 def title(pid: int) -> str:
@@ -61,3 +63,21 @@ def worker_of(job_pid: int) -> int:
     if "Job forker for" in title(parent.pid):
         parent = parent.parent()
     return parent.pid
+
+
+def check_pool_yml(tmp_path, text):
+    """``resqued --check`` on ``text`` written to pool.yml: (exit code, output)."""
+    path = tmp_path / "pool.yml"
+    path.write_text(text)
+    done = subprocess.run([sys.executable, "-m", "resqued", "--check", "-c", str(path)], capture_output=True,
+                          text=True, timeout=60, cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT})
+    return done.returncode, (done.stdout + done.stderr).strip()
+
+
+def queue_tags(r, queue="default"):
+    """The ``tag`` argument of each job waiting in ``queue``, in order."""
+    return [json.loads(raw)["args"][0]["tag"] for raw in r.lrange(f"resque:queue:{queue}", 0, -1)]
+
+
+def no_inflight(r):
+    return r.keys("resque:resqued:inflight:*") == []

@@ -40,15 +40,26 @@ class SentinelSetup:
     def start(self, timeout: float = 15.0, sentinels: bool = True) -> "SentinelSetup":
         """``sentinels=False``: only the primary and its replica."""
         primary = self._server("primary", [])
-        self._server("replica", ["--replicaof", "127.0.0.1", str(primary)])
-        for name in ("s1", "s2", "s3") if sentinels else ():
+        replica = self._server("replica", ["--replicaof", "127.0.0.1", str(primary)])
+        # Each sentinel is told the replica and the other two (ids chosen
+        # here): found by their hello messages, every 2 s, they would take
+        # seconds to be known.
+        names = ("s1", "s2", "s3") if sentinels else ()
+        ports = {name: free_port() for name in names}
+        ids = {name: os.urandom(20).hex() for name in names}
+        for name in names:
             path = os.path.join(self.directory, f"{name}.conf")
             with open(path, "w") as conf:
-                conf.write(f"sentinel monitor {SERVICE} 127.0.0.1 {primary} 2\n"
+                conf.write(f"sentinel myid {ids[name]}\n"
+                           f"sentinel monitor {SERVICE} 127.0.0.1 {primary} 2\n"
                            f"sentinel down-after-milliseconds {SERVICE} 1000\n"
                            f"sentinel failover-timeout {SERVICE} 3000\n"
-                           f"sentinel parallel-syncs {SERVICE} 1\n")
-            self._server(name, [], conf=path, sentinel=True)
+                           f"sentinel parallel-syncs {SERVICE} 1\n"
+                           f"sentinel known-replica {SERVICE} 127.0.0.1 {replica}\n")
+                for other in names:
+                    if other != name:
+                        conf.write(f"sentinel known-sentinel {SERVICE} 127.0.0.1 {ports[other]} {ids[other]}\n")
+            self._server(name, [], conf=path, sentinel=True, port=ports[name])
         deadline = time.monotonic() + timeout
         # Ready once each sentinel knows the replica and the other two.
         while True:
@@ -88,8 +99,9 @@ class SentinelSetup:
         process.send_signal(signal.SIGKILL)
         process.wait()
 
-    def _server(self, name: str, extra: list[str], conf: str | None = None, sentinel: bool = False) -> int:
-        port = free_port()
+    def _server(self, name: str, extra: list[str], conf: str | None = None, sentinel: bool = False,
+                port: int | None = None) -> int:
+        port = port or free_port()
         args = [find_redis_server(), *([conf] if conf else []), *(["--sentinel"] if sentinel else []),
                 "--port", str(port), "--bind", "127.0.0.1", "--dir", self.directory, "--daemonize", "no",
                 "--logfile", os.path.join(self.directory, f"{name}.log")]

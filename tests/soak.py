@@ -38,22 +38,12 @@ sys.path[:0] = [ROOT, HERE]
 
 import psutil  # noqa: E402
 import redis  # noqa: E402
+from harness import job_module, kill_left, logger, start_master, stop_master  # noqa: E402
 from redis_server import RedisServer  # noqa: E402
 from resqued.resque import wire  # noqa: E402
 from soakledger import Ledger, drift, hourly, memory_parts  # noqa: E402
 
-JOB_MODULE = '''
-import os, random, time
-import redis
-
-_client = None
-
-def _redis():
-    global _client
-    if _client is None:
-        _client = redis.Redis.from_url(os.environ["SOAK_REDIS"])
-    return _client
-
+JOB_MODULE = job_module("SOAK_REDIS", '''
 def _ancestry():
     """This process and its parents up to the master (or four levels)."""
     pids, pid = [], os.getpid()
@@ -83,15 +73,14 @@ class SoakJob:
             except redis.ConnectionError:
                 time.sleep(0.5)
         raise RuntimeError("could not record the run")
-'''
+''')
 
 EVENTS = ["kill job", "reload", "kill worker", "restart", "kill spawner"]
 
 
 # -- the run -------------------------------------------------------------------
 
-def log(message):
-    print(f"[soak {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+log = logger("soak")
 
 
 class Soak:
@@ -125,9 +114,8 @@ class Soak:
         self.redis.start()
         self.write_config()
         self.client = redis.Redis.from_url(self.redis.url)
-        env = dict(os.environ, PYTHONPATH=ROOT, SOAK_REDIS=self.redis.url, SOAK_MASTER_PARENT=str(os.getpid()))
-        self.master = subprocess.Popen([sys.executable, "-m", "resqued", "-c", self.config], env=env,
-                                       stdout=self.master_log, stderr=subprocess.STDOUT, cwd=self.workdir)
+        self.master = start_master(self.config, {"SOAK_REDIS": self.redis.url, "SOAK_MASTER_PARENT": str(os.getpid())},
+                                   self.master_log, self.workdir)
 
     def tree(self):
         try:
@@ -381,25 +369,11 @@ class Soak:
 
     def stop(self):
         tree = self.tree()
-        if self.master and self.master.poll() is None:
-            self.master.send_signal(signal.SIGTERM)
-            try:
-                self.master.wait(30)
-            except subprocess.TimeoutExpired:
-                self.master.kill()
-                self.master.wait()
+        stop_master(self.master)
         if self.pending_ctl:
             self.pending_ctl[1].kill()
             self.pending_ctl[1].wait()
-        left = []
-        for proc in tree:
-            try:
-                if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
-                    proc.kill()
-                    left.append(proc)
-            except psutil.NoSuchProcess:
-                pass
-        psutil.wait_procs(left, timeout=10)
+        kill_left(tree)
         self.redis.stop()
         self.master_log.close()
 

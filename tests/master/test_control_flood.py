@@ -54,11 +54,15 @@ def close_all(socks) -> None:
 
 
 def timed_ctl_status(master, limit=5.0):
+    """The master answers status within ``limit`` seconds, and resquectl
+    status works. The bound is on the master's answer alone: a fresh
+    resquectl interpreter on a loaded machine takes seconds of its own."""
     start = time.monotonic()
-    result = master.ctl("status", timeout=30)
+    request(str(master.config.parent / "var/run/resqued.sock"), "status", timeout=30)
     took = time.monotonic() - start
+    assert took < limit, f"the master took {took:.1f}s to answer status"
+    result = master.ctl("status", timeout=30)
     assert result.returncode == 0, result.stderr
-    assert took < limit, f"resquectl status took {took:.1f}s"
     return result
 
 

@@ -4,13 +4,12 @@ resqued.JobTimeout, and the worker takes the next job."""
 
 import os
 import re
-import subprocess
-import sys
 import time
 
 import pytest
 
-from conftest import HERE, JOBS_FILE, ROOT, log_text, stop, wait_until
+from conftest import HERE, JOBS_FILE, log_text, stop, wait_until
+from helpers import check_pool_yml as check
 from helpers import failures, job_child_pid, log_entries, pid_gone, title, wait_log, wait_registered
 from resqued.process.title import PREFIX
 
@@ -137,15 +136,6 @@ def test_a_pool_yml_job_timeout_reaches_the_workers(master_factory, r, resque):
 
 
 # -- fork: false, and bad values ----------------------------------------------------
-
-def check(tmp_path, text):
-    """``resqued --check`` on a pool.yml: (exit code, output)."""
-    path = tmp_path / "pool.yml"
-    path.write_text(text)
-    done = subprocess.run([sys.executable, "-m", "resqued", "--check", "-c", str(path)], capture_output=True,
-                          text=True, timeout=60, cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT})
-    return done.returncode, (done.stdout + done.stderr).strip()
-
 
 @pytest.mark.parametrize("pool, line, problem", [
     ("job_timeout: -1", 6, "pools[0].job_timeout: must be greater than 0, got -1"),

@@ -4,23 +4,14 @@ switch is set is never taken. A resqued worker may already be in its
 blocking wait (or take its next job with the last one's outcome) when the
 switch is set; the job must still not run, and stays at its queue."""
 
-import json
-
 import pytest
 
 from conftest import stop, wait_until
-from helpers import log_entries, title, wait_log, wait_registered
+from helpers import log_entries, no_inflight, queue_tags, title, wait_log, wait_registered
 from resqued.process.title import PREFIX
 
 PAUSE_KEY = "resque:pause-all-workers"
 
-
-def queue_tags(r, queue="default"):
-    return [json.loads(raw)["args"][0]["tag"] for raw in r.lrange(f"resque:queue:{queue}", 0, -1)]
-
-
-def no_inflight(r):
-    return r.keys("resque:resqued:inflight:*") == []
 
 
 @pytest.mark.parametrize("queues", ["default", "high,default"])

@@ -4,23 +4,14 @@ wait, the first waiting job of several queues, the next job taken with the
 last one's outcome), while its other queues go on; a resumed queue is taken
 from again. Real workers and Redis."""
 
-import json
-
 import pytest
 
 from conftest import stop, wait_until
-from helpers import log_entries, title, wait_log, wait_registered
+from helpers import log_entries, no_inflight, queue_tags, title, wait_log, wait_registered
 from resqued.process.title import PREFIX
 
 PAUSED = "resque:resqued:paused_queues"
 
-
-def queue_tags(r, queue):
-    return [json.loads(raw)["args"][0].get("tag") for raw in r.lrange(f"resque:queue:{queue}", 0, -1)]
-
-
-def no_inflight(r):
-    return r.keys("resque:resqued:inflight:*") == []
 
 
 @pytest.mark.parametrize("queues", ["mail", "mail,default"])

@@ -6,13 +6,11 @@ list and stat:failed."""
 import json
 import os
 import signal
-import subprocess
-import sys
 
 import pytest
 
-from conftest import HERE, JOBS_FILE, ROOT, log_text, stop, wait_until
-from helpers import failures, log_entries, wait_log, wait_registered
+from conftest import HERE, JOBS_FILE, log_text, stop, wait_until
+from helpers import check_pool_yml as check, failures, log_entries, wait_log, wait_registered
 from resqued.scheduler.command import command
 
 RETRY_JOBS = os.path.join(HERE, "retryjobs.py")
@@ -159,14 +157,6 @@ def test_a_pools_retry_applies_to_jobs_without_their_own(procs, master_factory, 
 
 
 # -- bad settings ----------------------------------------------------------------------
-
-def check(tmp_path, text):
-    path = tmp_path / "pool.yml"
-    path.write_text(text)
-    done = subprocess.run([sys.executable, "-m", "resqued", "--check", "-c", str(path)], capture_output=True,
-                          text=True, timeout=60, cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT})
-    return done.returncode, (done.stdout + done.stderr).strip()
-
 
 @pytest.mark.parametrize("pool, line, problem", [
     ("retry: 0", 6, "pools[0].retry: attempts: expected a whole number >= 1, got 0"),
