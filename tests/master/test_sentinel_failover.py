@@ -111,6 +111,7 @@ def test_a_failover_loses_no_job(procs, tmp_path, sentinels, how):
     # to it: the test's own enqueues stay out of the window in which the old
     # primary (demoted, not killed) still takes writes that it will drop.
     wait_until(lambda: sentinels.all_name("replica"), timeout=30, message="the replica promoted")
+    promoted_at = time.monotonic()
     # Jobs enqueued after the failover reach the new primary through the same URL.
     # Until every sentinel agrees on it, redis-py may find no primary
     # (MasterNotFoundError, a ConnectionError): a client retries, as this one.
@@ -130,8 +131,11 @@ def test_a_failover_loses_no_job(procs, tmp_path, sentinels, how):
     # Within seconds, also when the old primary lives on (Sentinel turns it
     # into a replica only ~10 s later: until then only redisio/following.py
     # moves the connections a worker keeps).
-    switched = time.monotonic() - killed_at
-    assert switched < 10, f"the workers moved to the new primary {switched:.1f}s after the failover began"
+    # Measured from the promotion: Sentinel's own detection (down-after 1 s,
+    # then an election) is not the workers' to shorten. This also holds the
+    # test's 100 enqueues and their runs, so the bound is loose.
+    switched = time.monotonic() - promoted_at
+    assert switched < 15, f"the workers moved to the new primary {switched:.1f}s after the promotion"
     # Settled on the new primary: nothing waiting, nothing in flight.
     primary = sentinels.client("replica")
     wait_until(lambda: primary.llen("resque:queue:ledger") == 0 and not primary.keys("resque:inflight:*"),

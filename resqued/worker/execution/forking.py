@@ -115,12 +115,14 @@ class ForkingExecution:
         self.last_child = pid
         watch = self.watch = ChildWatch(self._hooks, self._bounds, self.standbys, pid, read_fd, idle=self._idle,
                                         limit=limit_for(self._bounds.job_timeout, target), output=output)
+        # The master hears of the job first (a pipe write): a job that kills
+        # its worker at once is then judged as the worker's death mid-job.
+        # ``child``: for the master's status, which counts the job's memory apart from the worker's.
+        self.worker.report(**reports.busy(job), child=pid)
         # Marked running once the child has the job, so the round trip
         # overlaps the job instead of delaying its start.
         marked = self.worker.mark_running(job)
         self.worker.show_title(f"Forked {pid} at {stamp()}")
-        # ``child``: for the master's status, which counts the job's memory apart from the worker's.
-        self.worker.report(**reports.busy(job), child=pid)
         try:
             status, report = watch.wait()
         finally:
