@@ -170,3 +170,26 @@ def master_factory(procs, tmp_path, redis_url):
         from masters import Master
         return Master(procs, tmp_path, redis_url, pools, **kw)
     return make
+
+
+def _sentinel_setup(tmp_path, name: str, **start):
+    from sentinels import SentinelSetup   # late: only the Sentinel tests need it
+    directory = tmp_path / name
+    directory.mkdir()
+    setup = SentinelSetup(str(directory))
+    try:
+        yield setup.start(**start)
+    finally:
+        setup.stop()
+
+
+@pytest.fixture
+def sentinels(tmp_path):
+    """A primary, its replica and three sentinels (tests/sentinels.py)."""
+    yield from _sentinel_setup(tmp_path, "sentinels")
+
+
+@pytest.fixture
+def pair(tmp_path):
+    """A primary and its replica, no sentinels."""
+    yield from _sentinel_setup(tmp_path, "pair", sentinels=False)

@@ -13,7 +13,6 @@ import redis
 
 from conftest import ROOT, log_text, stop, wait_until
 from masters import Master, write_config
-from sentinels import SentinelSetup
 from resqued.resque.client import Resque
 
 LEDGER_JOB = '''
@@ -32,16 +31,6 @@ class Ledger:
         os.close(fd)
 '''
 
-
-@pytest.fixture
-def sentinels(tmp_path):
-    directory = tmp_path / "sentinels"
-    directory.mkdir()
-    setup = SentinelSetup(str(directory))
-    try:
-        yield setup.start()
-    finally:
-        setup.stop()
 
 
 def enqueue_replicated(resque, ids):

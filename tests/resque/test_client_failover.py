@@ -11,31 +11,10 @@ import pytest
 import redis
 
 from conftest import wait_until
-from sentinels import SentinelSetup
 from resqued import NotReplicated
 from resqued.resque.client import Resque
 
 
-@pytest.fixture
-def sentinels(tmp_path):
-    directory = tmp_path / "sentinels"
-    directory.mkdir()
-    setup = SentinelSetup(str(directory))
-    try:
-        yield setup.start()
-    finally:
-        setup.stop()
-
-
-@pytest.fixture
-def pair(tmp_path):
-    directory = tmp_path / "pair"
-    directory.mkdir()
-    setup = SentinelSetup(str(directory))
-    try:
-        yield setup.start(sentinels=False)
-    finally:
-        setup.stop()
 
 
 def test_wait_replicas_waits_for_the_replica_or_says_it_did_not_answer(pair):

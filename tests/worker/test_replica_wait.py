@@ -8,22 +8,11 @@ import pytest
 import redis
 
 from conftest import log_text, stop, wait_until
-from sentinels import SentinelSetup
 from resqued.redisio import direct
 from resqued.resque.client import Resque
 from resqued.worker import replicawait
 from resqued.worker.replicawait import ReplicaWait
 
-
-@pytest.fixture
-def pair(tmp_path):
-    directory = tmp_path / "pair"
-    directory.mkdir()
-    setup = SentinelSetup(str(directory))
-    try:
-        yield setup.start(sentinels=False)
-    finally:
-        setup.stop()
 
 
 def test_then_runs_after_exec_and_its_replies_follow(pair):
