@@ -9,10 +9,14 @@ a status, the metrics and the process title, none of which needs a state
 younger than PACE; so while the master is settled the pipes are read at
 most every PACE seconds, all that came meanwhile in one turn. A worker
 never waits on this: it writes without blocking and keeps the outcome
-records the pipe did not take for its next line (worker/reports.py). But
-a pipe holds 64 KB: once a worker has written FLOODED bytes within a pace
-(thousands of tiny jobs a second, fork: false), the pipes are read at once
-again, as before, for the next PACE, so that no records pile up for long.
+records the pipe did not take for its next line (worker/reports.py); but a
+state line that finds the pipe full is dropped, and a worker killed then
+is judged on an older state. So each pipe is enlarged (reportpipesize.py:
+256 KiB to 1 MiB), and while any worker writes FLOODED bytes or more within
+a pace (hundreds of tiny jobs a second, fork: false), every pipe is read at
+once, as before, until a whole pace has passed below that: its pipe then
+never holds more than a read's worth. Left: the first pace of a sudden
+flood, which a worker faster than the pipe's size a second still fills.
 
 Read at once, as before, whenever something waits on a worker's state:
 start-up until READY=1, a request waiting for its condition (pause --wait,
@@ -24,7 +28,7 @@ the latest states; a worker that exits is read to its end when reaped.
 import time
 
 PACE = 1.0        # seconds a report may wait while the master is settled: the loop's own idle tick
-FLOODED = 49152   # bytes from one worker in one read: three quarters of its pipe
+FLOODED = 49152   # bytes from one worker within a pace: three quarters of the kernel's default pipe
 
 
 class ReportPace:
@@ -33,6 +37,8 @@ class ReportPace:
         self.read_at = 0.0   # time.monotonic() of the last turn that watched the pipes
         self.resume_at = None   # while the pipes are not watched: when they are again
         self.flooded_until = 0.0   # a worker wrote a lot: every pipe read at once until then
+        self.window_from = 0.0     # time.monotonic() when the current pace's byte counts began
+        self.written = {}          # id(child): bytes read from its pipe since window_from
 
     def watched(self, children, urgent: bool, now: float) -> list:
         """The workers whose pipes this turn waits on: all of them when
@@ -47,10 +53,19 @@ class ReportPace:
         """When this turn's wait must end for the pipes to be watched again."""
         return self.resume_at
 
-    def read(self, children, ready, asked: bool) -> None:
+    def read(self, children, ready, asked: bool, now: float | None = None) -> None:
         """Take in the reports of the workers whose pipes are ``ready``; of
-        every worker when a request is ``asked`` (its answer reads them)."""
+        every worker when a request is ``asked`` (its answer reads them).
+        A worker's bytes are counted over the pace, not per read: while
+        flooded each read is small, and only the sum says the flood goes on."""
+        now = time.monotonic() if now is None else now
+        if now >= self.window_from + self.pace:
+            self.window_from, self.written = now, {}
         for child in children:
             # A command worker reads none (commandworkers.py: None).
-            if (asked or child in ready) and (child.read_reports() or 0) >= FLOODED:
-                self.flooded_until = time.monotonic() + self.pace
+            if asked or child in ready:
+                written = self.written.get(id(child), 0) + (child.read_reports() or 0)
+                self.written[id(child)] = written
+                if written >= FLOODED:
+                    # Through the next pace too: its count is only complete at its end.
+                    self.flooded_until = self.window_from + 2 * self.pace

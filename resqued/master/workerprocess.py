@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from resqued.config.settings import WORKER
 from resqued.config.workerspec import for_pool
+from resqued.master import reportpipesize
 from resqued.process import logs
 from resqued.process.pidfile import Pidfile, worker_pidfile
 from resqued.protocols import reportpipe
@@ -158,6 +159,7 @@ def spawn(config, pool, paused: bool, spawner, tally=None) -> Child:
     spec = for_pool(config, pool, max_jobs=max_jobs, start_paused=paused, parent_pid=os.getpid(),
                     orphan_timeout=config.shutdown_timeout)
     read_fd, write_fd = os.pipe()
+    reportpipesize.enlarge(read_fd, sum(p.count for p in config.pools))   # room for a pace's reports
     try:
         pid = spawner.spawn_worker(spec.to_json(), write_fd)
     except BaseException:

@@ -2,10 +2,19 @@
 (master/reportpace.py): the loop no longer turns at every job's report,
 and a status still shows the latest states."""
 
+import array
+import fcntl
+import os
+import signal
+import termios
 import time
 
-from conftest import stop, wait_until
+from conftest import log_text, stop, wait_until
+from resqued.config.loader import load_config
+from resqued.ctl import masterclient
 from resqued.master.reportpace import FLOODED, ReportPace
+from resqued.master.reportpipesize import enlarge, report_pipe_size
+from resqued.protocols.controlsocket import Command
 from resqued.resque import wire
 
 
@@ -68,4 +77,105 @@ def test_a_master_whose_workers_run_job_after_job_wakes_a_few_times_a_second(mas
     done = processed(r)
     assert sum(w["jobs_done"] for w in m.status()["workers"]) >= done - 4
     r.delete("resque:queue:default")
+    assert stop(m.proc) == 0
+
+
+def test_a_flood_keeps_every_pipe_read_at_once_while_the_worker_writes_a_pipes_worth_a_pace():
+    # The first read after a pace finds the pipe's worth; after that, read at
+    # once, each read is small: only the bytes over the pace say the flood goes on.
+    pace, flooding = ReportPace(pace=1.0), Pipe(FLOODED)
+    assert pace.watched([flooding], urgent=False, now=100.0) == [flooding]
+    pace.read([flooding], ready=[flooding], asked=False, now=100.0)
+    flooding.held = FLOODED // 10 + 1   # a tenth of a pace's worth, every tenth of a pace
+    for tick in range(1, 30):
+        now = 100.0 + tick / 10
+        assert pace.watched([flooding], urgent=False, now=now) == [flooding], f"not read at once at {now}"
+        pace.read([flooding], ready=[flooding], asked=False, now=now)
+    flooding.held = 300   # the flood ends: a pace below FLOODED, and the pipes wait out the pace again
+    for tick in range(30, 60):
+        pace.watched([flooding], urgent=False, now=100.0 + tick / 10)
+        pace.read([flooding], ready=[flooding], asked=False, now=100.0 + tick / 10)
+    assert pace.watched([flooding], urgent=False, now=106.05) == []
+
+
+def test_a_report_pipe_is_enlarged_within_the_users_pipe_budget():
+    # 64 MiB of pipes per unprivileged user (16384 pages, Linux's default soft limit).
+    assert report_pipe_size(4, 1 << 20, 16384) == 1 << 20
+    assert report_pipe_size(64, 1 << 20, 16384) == 256 << 10   # a quarter of the budget for 64 workers
+    assert report_pipe_size(100, 1 << 20, 16384) == 128 << 10   # a power of two, rounded down
+    assert report_pipe_size(2000, 1 << 20, 16384) == 64 << 10   # never below the kernel's default
+    assert report_pipe_size(4, 256 << 10, 0) == 256 << 10      # /proc's pipe-max-size; 0: no user limit
+    a, b = os.pipe()
+    try:
+        assert enlarge(a, 4) >= 256 << 10
+    finally:
+        os.close(a), os.close(b)
+
+
+def report_pipe(master: int, worker: int) -> int:
+    """A read end of ``worker``'s report pipe, opened anew through /proc (its
+    write end there: the pipe the master also holds), to see how full it is."""
+    def pipes(pid):
+        links = {}
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                links[fd] = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                pass
+        return {fd: link for fd, link in links.items() if link.startswith("pipe:")}
+    held = set(pipes(master).values())
+    [fd] = [fd for fd, link in pipes(worker).items() if link in held and writes_only(worker, fd)]
+    return os.open(f"/proc/{worker}/fd/{fd}", os.O_RDONLY | os.O_NONBLOCK)
+
+
+def writes_only(pid: int, fd: str) -> bool:
+    with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+        flags = int(next(line.split()[1] for line in f if line.startswith("flags:")), 8)
+    return flags & os.O_ACCMODE == os.O_WRONLY
+
+
+def nearly_full(fd: int) -> bool:
+    """No report line fits any more."""
+    held = array.array("i", [0])
+    fcntl.ioctl(fd, termios.FIONREAD, held)
+    return held[0] > fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ) - 4096
+
+
+def test_a_worker_killed_while_it_drains_tiny_jobs_is_judged_on_the_job_it_runs(master_factory, r, tmp_path):
+    # fork: false: thousands of tiny jobs a second, ~300 bytes of report each,
+    # more than a 64 KiB pipe holds in a pace. A state line the full pipe
+    # refused left the master naming an earlier job, or none.
+    m = master_factory(["queues: [block, quick]\ncount: 1\nfork: false"], on_lost="fail")
+    [worker] = m.wait_workers(1)
+    assert wait_until(lambda: m.status()["workers"][0]["state"] == "idle")   # READY: settled, the pace on
+    tiny = wire.dumps(wire.payload("Nothing", [], "tiny"))
+    r.rpush("resque:queue:quick", *([tiny] * 30_000))
+    # The blocking job comes once the worker's pipe has stayed full for 100
+    # jobs (their outcome records wait in the worker: each line carries as
+    # many as PIPE_BUF holds, and a line that size no longer fits), or once
+    # it has run 2,000 tiny jobs: past the master's first pace, when it filled.
+    pipe, full_at = report_pipe(m.pid, worker), []
+
+    def full_for_100_jobs():
+        if not nearly_full(pipe):
+            full_at.clear()
+            return processed(r) >= 2_000
+        full_at[:] = full_at or [processed(r)]
+        return processed(r) >= full_at[0] + 100
+    try:
+        wait_until(full_for_100_jobs, timeout=20, message="2,000 tiny jobs")
+    finally:
+        os.close(pipe)
+    blocker = wire.payload("FileSleep", [{"path": str(tmp_path / "block"), "seconds": 30}], "the-blocker")
+    r.rpush("resque:queue:block", wire.dumps(blocker))
+    wait_until(lambda: (tmp_path / "block.started").exists(), message="the blocking job running")
+    os.kill(worker, signal.SIGKILL)
+    line = wait_until(lambda: next((l for l in log_text(m.proc).splitlines() if f"worker {worker} " in l
+                                    and "died" in l), None), message="the worker's death logged")
+    assert f"running job {blocker['id']} (FileSleep)" in line, line
+    r.delete("resque:queue:quick")
+    socket_path = str(load_config(m.config).control_socket)
+    tally = wait_until(lambda: (t := masterclient.request(socket_path, Command.METRICS)["metrics"]["tally"])
+                       and ["block", "FileSleep", "lost", 1] in t["jobs"] and t, message="the job counted lost")
+    assert ["block,quick", "died_mid_job", 1] in tally["exits"]
     assert stop(m.proc) == 0
