@@ -29,6 +29,10 @@ def ctl(*args, env):
 
 def main():
     once = "--once" in sys.argv
+    # Ctrl-C stops the demo even when it was started with SIGINT ignored (from
+    # a background job of a script, or a test runner's worker): Python then
+    # installs no KeyboardInterrupt of its own.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     var = os.environ.get("RESQUED_DEMO_VAR") or os.path.join(ROOT, "var")
     redis = RedisServer(var, persistent=True).start()
     print(f"redis-server running on {redis.socket} (data in ./var)")

@@ -76,7 +76,7 @@ def check_pool_yml(tmp_path, text):
 
 def queue_tags(r, queue="default"):
     """The ``tag`` argument of each job waiting in ``queue``, in order."""
-    return [json.loads(raw)["args"][0]["tag"] for raw in r.lrange(f"resque:queue:{queue}", 0, -1)]
+    return [json.loads(raw)["args"][0].get("tag") for raw in r.lrange(f"resque:queue:{queue}", 0, -1)]
 
 
 def no_inflight(r):
