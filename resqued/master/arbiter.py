@@ -217,7 +217,8 @@ class Arbiter:
         times += [s.backoff.until for s in self.supervision.values() if s.backoff.waiting(now)]
         times += self.stopping.deadlines() if self.stopping else []
         times += [t for t in (*(helper.deadline() for helper in self.helpers()),
-                              self.control and self.control.next_deadline(), self.reports.deadline()) if t]
+                              self.control and self.control.next_deadline(), self.reports.deadline(),
+                              commandworkers.next_check(self.children.values())) if t]
         due = self.notifier.watchdog_due_in()
         if due is not None:
             times.append(now + due)

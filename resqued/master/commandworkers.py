@@ -196,6 +196,15 @@ def to_signal(children, paused: bool) -> list:
     return signalled
 
 
+def next_check(children) -> float | None:
+    """When the next command worker is due a look (time.monotonic()), for the
+    master's wait: its loop otherwise turns once a second, and a look due
+    just after a turn would wait for the turn after (a look every 2 s)."""
+    due = [child.checked_at + CHECK_EVERY for child in children
+           if isinstance(child, CommandChild) and not child.stopping]
+    return min(due) if due else None
+
+
 def check(children, supervision, job_counts=None, now: float | None = None) -> None:
     """Each turn of the master's loop: look at each command worker due a
     look; recycle one whose tree's memory passed its pool's max_memory, or

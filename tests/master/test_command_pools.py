@@ -88,8 +88,9 @@ def test_memory_over_max_recycles_after_the_job_not_during_it(master_factory, r)
     # mid-job; QUIT lets the job finish, then the worker is replaced.
     m = master_factory([command_pool(extra="\nmax_memory: 50MB")])
     [worker] = m.wait_workers(1)
-    enqueue(r, "default", "Sleep", 1.5, 80)
-    wait_until(lambda: f"recycling worker {worker} (default): its memory" in log_text(m.proc), message="a recycle")
+    enqueue(r, "default", "Sleep", 2.5, 80)
+    wait_until(lambda: f"recycling worker {worker} (default): its memory" in log_text(m.proc), timeout=20,
+               message="a recycle")
     assert "max_memory 50.0MB, after its job" in log_text(m.proc)   # told to QUIT while busy
     wait_until(lambda: worker not in m.workers() and len(m.workers()) == 1, message="the replacement")
     assert r.get("resque:stat:processed") == b"1" and r.llen("resque:failed") == 0   # the job finished
