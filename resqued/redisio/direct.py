@@ -142,7 +142,18 @@ def execute(client: redis.Redis, commands: list[tuple], transaction: bool = Fals
     def round_trip():
         ready(conn)
         send(conn, wire)
-        return read_replies(conn, len(wire))
+        replies = read_replies(conn, len(wire) - len(then))
+        if then:
+            # What follows the commands (a WAIT) must not undo what they did:
+            # a reply lost there (a timeout while WAIT waits, the connection
+            # dropped) is that command's error reply, not an error of the
+            # whole, which a caller would retry (an outcome recorded twice).
+            try:
+                replies += read_replies(conn, len(then))
+            except (redis.ConnectionError, redis.TimeoutError) as error:
+                conn.disconnect()
+                replies += [error] * len(then)
+        return replies
 
     try:
         if retry:

@@ -26,6 +26,10 @@ def commands(replicas: int, timeout: float) -> list[tuple]:
 
 def check(wait: list[tuple], replies: list, job_ids: list) -> None:
     """Raise NotReplicated if the WAIT (the last of ``replies``) counted too few."""
-    if wait and int(replies[-1]) < wait[0][1]:
+    if not wait:
+        return
+    # A WAIT whose reply was lost (a timeout while it waited) confirmed nothing.
+    acknowledged = 0 if isinstance(replies[-1], Exception) else int(replies[-1])
+    if acknowledged < wait[0][1]:
         _, asked, timeout_ms = wait[0]
-        raise NotReplicated(job_ids, int(replies[-1]), asked, timeout_ms / 1000)
+        raise NotReplicated(job_ids, acknowledged, asked, timeout_ms / 1000)

@@ -27,8 +27,6 @@ after the last WAIT.
 import logging
 import time
 
-import redis
-
 log = logging.getLogger("resqued.worker")
 
 LOG_EVERY = 60.0
@@ -80,7 +78,7 @@ class ReplicaWait:
         self._quiet_until = now + QUIET_AFTER_SHORT
         if self._said_at is not None and now - self._said_at < LOG_EVERY:
             return
-        got = reply if isinstance(reply, redis.ResponseError) else f"{int(reply)} of {self.replicas} replica(s)"
+        got = reply if isinstance(reply, Exception) else f"{int(reply)} of {self.replicas} replica(s)"
         log.warning("worker %s: WAIT: %s acknowledged within %d ms: %d write(s) of outcomes or takes stood on "
                     "the primary alone (%d since the start); a failover now could lose them", self.worker_id,
                     got, self.timeout_ms, self._unsaid, self.short)

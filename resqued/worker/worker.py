@@ -431,7 +431,7 @@ class Worker:
                                      held=self._outcome_conn, then=self.reserver.wait.commands())
             replies = self.reserver.wait.split(replies)   # wait_replicas (replicawait.py): a WAIT after EXEC
             check_outcome_replies(batch.commands, replies[:len(replies) - taking])
-            return take, replies[-taking:]   # read once the outcome is recorded: never retried
+            return take, replies[len(replies) - taking:]   # read once the outcome is recorded: never retried
         # An outcome is never dropped: keep trying until Redis takes it.
         try:
             took = self.outage.retry(commands)

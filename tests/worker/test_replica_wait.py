@@ -5,6 +5,7 @@ without sentinels)."""
 import signal
 
 import pytest
+import psutil
 import redis
 
 from conftest import log_text, stop, wait_until
@@ -21,6 +22,21 @@ def test_then_runs_after_exec_and_its_replies_follow(pair):
                              then=[("WAIT", 1, 5000)])
     assert replies == [b"OK", 1, 1]   # WAIT inside MULTI would not wait: after EXEC it does
     assert pair.client("replica").get("k") == b"v"
+
+
+def test_a_wait_whose_reply_times_out_is_its_error_reply_not_an_error_of_the_committed_commands(pair):
+    # A WAIT longer than the socket timeout: EXEC has committed; raising would
+    # make the worker send its outcome again (a job counted or failed twice).
+    client = redis.Redis.from_url(pair.primary_url, socket_timeout=0.2)
+    replica = psutil.Process(pair.servers["replica"][0].pid)
+    replica.suspend()
+    try:
+        replies = direct.execute(client, [("INCR", "n")], transaction=True, retry=False, raise_errors=False,
+                                 then=[("WAIT", 1, 2000)])
+    finally:
+        replica.resume()
+    assert replies[0] == 1 and isinstance(replies[1], redis.TimeoutError)
+    assert client.get("n") == b"1"   # once; the connection was dropped and is made again
 
 
 def test_a_short_wait_is_counted_said_once_per_interval_and_then_skipped_a_while(caplog, monkeypatch):
