@@ -105,9 +105,12 @@ def test_status_memory_of_an_idle_worker_is_the_pss_of_it_and_its_helpers(master
     m = master_factory(["queues: [default]\ncount: 1"])
     [worker] = m.wait_workers(1)
     path = str(tmp_path / "var/run/resqued.sock")
-    wait_until(lambda: len(psutil.Process(worker).children(recursive=True)) == 2, message="forker and standby")
-    helpers = psutil.Process(worker).children(recursive=True)
-    assert sorted(title(p.pid).split(": ")[1].split(" for ")[0] for p in helpers) == ["Job forker", "Standby"]
+    def titled():
+        # A standby has its forker's title until it sets its own, just after the fork.
+        found = psutil.Process(worker).children(recursive=True)
+        names = sorted(title(p.pid).split(": ")[1].split(" for ")[0] for p in found)
+        return found if names == ["Job forker", "Standby"] else None
+    helpers = wait_until(titled, message="the forker and its standby, titled")
     [entry] = request(path, "status")["workers"]
     processes = [psutil.Process(worker), *helpers]
     rss = sum(p.memory_info().rss for p in processes)
