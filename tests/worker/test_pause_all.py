@@ -13,7 +13,6 @@ from resqued.process.title import PREFIX
 PAUSE_KEY = "resque:pause-all-workers"
 
 
-
 @pytest.mark.parametrize("queues", ["default", "high,default"])
 def test_a_job_pushed_during_the_blocking_wait_after_the_switch_is_not_run(procs, redis_url, r, resque, queues):
     # INTERVAL 5: the worker sits in its blocking wait (BLMOVE) for 5 s.

@@ -13,7 +13,6 @@ from resqued.process.title import PREFIX
 PAUSED = "resque:resqued:paused_queues"
 
 
-
 @pytest.mark.parametrize("queues", ["mail", "mail,default"])
 def test_a_job_of_a_queue_paused_during_the_blocking_wait_is_not_run(procs, redis_url, r, resque, queues):
     # INTERVAL 5: the worker sits in its blocking wait (BLMOVE) for 5 s.
