@@ -24,7 +24,8 @@ from datetime import datetime, timezone
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH)
-sys.path[:0] = [BENCH, os.path.join(ROOT, "tests")]
+# ROOT too: tests/sentinels.py imports its neighbours as tests.<module>.
+sys.path[:0] = [BENCH, os.path.join(ROOT, "tests"), ROOT]
 
 import redis  # noqa: E402
 
