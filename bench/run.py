@@ -189,7 +189,9 @@ def main(argv=None) -> int:
                 elif name == "delayed_moves":
                     scenarios_web_scheduler.delayed(ctx, res, 100_000 // scale, 10 if scale == 1 else 3, 500, reps)
                 elif name == "nofork_vs_sidekiq":
-                    sidekiq.nofork_vs_sidekiq(ctx, res, 4000 // scale, reps)
+                    # 20,000 jobs: ~5 s a drain; at 4,000 (under a second) the
+                    # machine's noise made one run 0.5x and the next 1.1x.
+                    sidekiq.nofork_vs_sidekiq(ctx, res, 20_000 // scale, reps)
                 elif name == "drain1_io":   # last, and half as many jobs: RQ's run of them takes ~15 s
                     scenarios.drain(ctx, res, name, scenarios.MAKERS[name], 1000 // scale, reps, timeout=120)
                 elif name == "drain2":
