@@ -104,6 +104,7 @@ def _waiting(base: type, seconds: float) -> type:
                     pause = min(pause * 2, WAIT_MOST)
 
     Waiting.__name__ = Waiting.__qualname__ = base.__name__
+    Waiting.connect_wait = seconds
     return Waiting
 
 

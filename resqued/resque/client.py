@@ -13,11 +13,13 @@ import time
 from resqued.redisio import direct
 from resqued.jobs import events
 from resqued.resque import wire
+from resqued.config import sentinelurl
 from resqued.config.redisurl import normalize_url, redact
 from resqued.redisio.connection import at_once, connect
 from resqued.resque import enqueuewait
 from resqued.resque.delayed import Delayed
-from resqued.resque.enqueuewait import CONNECT_WAIT, NotReplicated  # noqa: F401 (NotReplicated: part of the API)
+from resqued.resque.enqueuewait import CONNECT_WAIT_PLAIN, CONNECT_WAIT_SENTINEL
+from resqued.resque.enqueuewait import NotReplicated  # noqa: F401 (part of the API)
 from resqued.resque.failures import FailureBackend
 from resqued.resque.keys import Keys, check_queue_name  # noqa: F401 (part of the API)
 from resqued.numbers import whole_number
@@ -44,16 +46,19 @@ def _check_prefix(prefix) -> None:
 
 class Resque:
     def __init__(self, url: str | None = None, namespace: str = "resque", *, db=None, redis=None,
-                 connect_wait: float | None = CONNECT_WAIT, wait_replicas: int = 0, wait_timeout: float = 1.0):
+                 connect_wait: float | None | str = "auto", wait_replicas: int = 0, wait_timeout: float = 1.0):
         """``connect_wait``: seconds each command may wait to connect before it
         raises ConnectionError; a command that reached the server is never
         sent again, and an error after sending raises at once (the command may
-        have run). None: no waiting (resqued's workers: they ride outages
-        themselves). Not used with ``redis`` (a client of yours).
+        have run). "auto": 30 s behind Sentinel (a failover), 3 s to a plain
+        server (a restart). None: no waiting (resqued's workers: they ride
+        outages themselves). Not used with ``redis`` (a client of yours).
         ``wait_replicas``: each enqueue then waits (Redis WAIT, in the same
         round trip) until that many replicas have it, at most ``wait_timeout``
         seconds, and raises NotReplicated if fewer did."""
         self.url = normalize_url(url, db)
+        if connect_wait == "auto":
+            connect_wait = CONNECT_WAIT_SENTINEL if sentinelurl.is_sentinel(self.url) else CONNECT_WAIT_PLAIN
         self.redis = redis if redis is not None else connect(self.url, connect_wait=connect_wait)
         self._wait = enqueuewait.commands(wait_replicas, wait_timeout)
         self.keys = Keys(namespace)

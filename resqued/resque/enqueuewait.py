@@ -3,10 +3,15 @@ have it (docs/sentinel.md). The WAIT rides in the enqueue's own round trip,
 on its own connection: WAIT counts the writes of the connection it is sent
 on, so one sent on another would cover nothing."""
 
-# Seconds a command waits to connect (Redis restarting, sentinels electing a
-# new primary) before it raises: more than a failover takes with Sentinel's
-# down-after-milliseconds of 5 to 10 s (docs/sentinel.md).
-CONNECT_WAIT = 30.0
+# Seconds a command of Resque(url) waits to connect before it raises, by
+# default ("auto"). Behind Sentinel: more than a failover takes with
+# Sentinel's down-after-milliseconds of 5 to 10 s (docs/sentinel.md). To a
+# plain server: long enough for a restart (its port is closed for a moment),
+# short enough that an app whose Redis is down fails its request in
+# seconds, not half a minute of every web worker's time (Celery's publish
+# retries for about a second).
+CONNECT_WAIT_SENTINEL = 30.0
+CONNECT_WAIT_PLAIN = 3.0
 
 
 class NotReplicated(Exception):

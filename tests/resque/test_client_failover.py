@@ -15,8 +15,6 @@ from resqued import NotReplicated
 from resqued.resque.client import Resque
 
 
-
-
 def test_wait_replicas_waits_for_the_replica_or_says_it_did_not_answer(pair):
     resque = Resque(pair.primary_url, wait_replicas=1, wait_timeout=0.2)
     replica = pair.client("replica")
@@ -88,6 +86,19 @@ def test_connect_wait_is_bounded(tmp_path):
     with pytest.raises(redis.ConnectionError):
         resque.enqueue_call("mail", "Send", "x")
     assert 0.25 <= time.monotonic() - started < 3
+
+
+def test_connect_wait_by_default_rides_a_failover_but_not_a_dead_plain_server(tmp_path):
+    """30 s behind Sentinel (an election takes seconds); 3 s to a plain
+    server, whose restart closes its port only for a moment: an app whose
+    Redis is down fails its request in seconds, not in half a minute."""
+    def waits(resque):
+        return resque.redis.connection_pool.connection_class.connect_wait
+    assert waits(Resque("redis+sentinel://127.0.0.1:1/resqued")) == 30.0
+    assert waits(Resque(f"unix://{tmp_path}/nobody.sock")) == waits(Resque("redis://127.0.0.1:1/0")) == 3.0
+    assert waits(Resque("redis://127.0.0.1:1/0", connect_wait=10)) == 10
+    plain = Resque(f"unix://{tmp_path}/nobody.sock", connect_wait=None)
+    assert not hasattr(plain.redis.connection_pool.connection_class, "connect_wait")
 
 
 def test_a_connect_ahead_does_not_wait(tmp_path):
