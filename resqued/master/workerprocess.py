@@ -27,8 +27,14 @@ from resqued.process.memory import job_memory, tree_memory
 
 log = logging.getLogger("resqued.master")
 
+READ_SIZE = 65536   # bytes of a report pipe read at a time
 
-@dataclass
+
+# eq=False: a worker is the process, not its fields. A generated __eq__
+# compared every field of two children each time the master's loop asked
+# "is this one among the ready?" (64 workers: ~160 whole-record compares
+# a turn, a third of the master's CPU between its waits).
+@dataclass(eq=False)
 class Child:
     pid: int
     pool: object              # the PoolConfig it was started with
@@ -96,14 +102,17 @@ class Child:
         taken = 0
         while True:
             try:
-                data = os.read(self.report_fd, 65536)
+                data = os.read(self.report_fd, READ_SIZE)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError:
                 data = b""
             self.buffer += data
             taken += len(data)
-            if not data:
+            # A pipe's read hands over all it holds, up to READ_SIZE: less
+            # means it is empty now (no second read to hear EAGAIN, which
+            # was a system call and an exception per worker per turn).
+            if len(data) < READ_SIZE:
                 break
         *lines, self.buffer = self.buffer.split(b"\n")
         for line in lines:
