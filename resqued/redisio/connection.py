@@ -93,18 +93,27 @@ def _waiting(base: type, seconds: float) -> type:
                 return super().connect()
             deadline = time.monotonic() + seconds
             pause = WAIT_FIRST
-            while True:
-                try:
-                    return super().connect()
-                except (redis.ConnectionError, redis.TimeoutError):   # MasterNotFoundError is one
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        raise
-                    time.sleep(min(pause, left))   # and a last try at the deadline
-                    pause = min(pause * 2, WAIT_MOST)
+            given = self.socket_connect_timeout
+            try:
+                while True:
+                    # Each try within the time left (at least WAIT_MOST): to a host that
+                    # drops packets, one try would otherwise last the kernel's SYN
+                    # retries (about two minutes) whatever ``seconds`` says.
+                    left = max(deadline - time.monotonic(), WAIT_MOST)
+                    self.socket_connect_timeout = left if given is None else min(given, left)
+                    try:
+                        return super().connect()
+                    except (redis.ConnectionError, redis.TimeoutError):   # MasterNotFoundError is one
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            raise
+                        time.sleep(min(pause, left))   # and a last try at the deadline
+                        pause = min(pause * 2, WAIT_MOST)
+            finally:
+                self.socket_connect_timeout = given
 
     Waiting.__name__ = Waiting.__qualname__ = base.__name__
-    Waiting.connect_wait = seconds
+    Waiting.connect_wait = seconds   # what it waits, for whoever inspects a pool (the tests)
     return Waiting
 
 

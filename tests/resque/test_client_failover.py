@@ -4,6 +4,7 @@ of raising, and is never sent twice."""
 
 import json
 import signal
+import socket
 import threading
 import time
 
@@ -99,6 +100,46 @@ def test_connect_wait_by_default_rides_a_failover_but_not_a_dead_plain_server(tm
     assert waits(Resque("redis://127.0.0.1:1/0", connect_wait=10)) == 10
     plain = Resque(f"unix://{tmp_path}/nobody.sock", connect_wait=None)
     assert not hasattr(plain.redis.connection_pool.connection_class, "connect_wait")
+    for wrong in ("30", "Auto", -1, True):
+        with pytest.raises(ValueError, match="invalid connect_wait"):
+            Resque(f"unix://{tmp_path}/nobody.sock", connect_wait=wrong)
+
+
+def test_a_try_to_connect_is_bounded_by_the_time_left():
+    """A server whose SYNs go unanswered (here a listener whose backlog is
+    full, which drops them as an unreachable host does) would hold one try
+    for its whole socket_connect_timeout (or the kernel's SYN retries);
+    each try gets the time left, so the call raises within connect_wait
+    (and the last try)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    address = listener.getsockname()
+    fillers = []
+    try:
+        for _ in range(4):
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(address)
+            fillers.append(filler)
+        probe = socket.socket()
+        probe.settimeout(0.3)
+        try:
+            probe.connect(address)
+            pytest.skip("this kernel answers a full backlog: no unanswered connect to test with")
+        except socket.timeout:
+            pass
+        finally:
+            probe.close()
+        resque = Resque(f"redis://127.0.0.1:{address[1]}/0?socket_connect_timeout=60", connect_wait=0.5)
+        started = time.monotonic()
+        with pytest.raises((redis.ConnectionError, redis.TimeoutError)):
+            resque.enqueue_call("mail", "Send", "x")
+        assert time.monotonic() - started < 5
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()
 
 
 def test_a_connect_ahead_does_not_wait(tmp_path):
@@ -116,7 +157,7 @@ def test_an_enqueue_waits_out_a_restart(tmp_path):
     from redis_server import RedisServer
     server = RedisServer(str(tmp_path / "redis")).start()
     try:
-        resque = Resque(server.url)
+        resque = Resque(server.url, connect_wait=30)   # the waiting, not the default, is under test
         resque.enqueue_call("mail", "Send", "before")
         server.stop()
         restart = threading.Timer(1.0, server.start)
