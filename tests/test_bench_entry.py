@@ -1,6 +1,9 @@
-"""The benchmark's entry points load: ``make bench`` is not part of
-``make test``, so an import a refactor broke (bench/ reaches into tests/)
-would otherwise be found only by the next person who runs it."""
+"""The benchmark's entry points that take --help load: ``make bench`` is
+not part of ``make test``, so an import a refactor broke (bench/ reaches
+into tests/) would otherwise be found only by the next person who runs it.
+run.py imports every scenario module; the small scripts that take plain
+arguments (floor.py, io_profile.py, enqueue_client.py, report.py) are not
+run here."""
 
 import os
 import subprocess

@@ -1,7 +1,7 @@
 """Signal handling for long-running processes (worker, master).
 
 Handlers only append the signal to a list; ``set_wakeup_fd`` writes a byte to
-a socketpair so that whatever the main loop is waiting on (epoll, BLPOP via
+a socketpair so that whatever the main loop is waiting on (poll, BLMOVE via
 the reserver) ends at once. The main loop drains and dispatches.
 """
 
