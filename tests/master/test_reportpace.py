@@ -39,15 +39,23 @@ class Pipe:
         return self.held
 
 
-def test_a_worker_that_floods_its_pipe_has_every_pipe_read_at_once_for_a_pace():
-    pace = ReportPace(pace=60.0)   # longer than this test: only the flood can lift it
+def test_a_worker_that_floods_its_pipe_has_every_pipe_read_at_the_flood_pace_for_a_pace():
+    pace = ReportPace(pace=60.0, flood_pace=0.05)   # a pace longer than this test: only the flood can lift it
     calm, flooding, command = Pipe(300), Pipe(FLOODED), Pipe(None)   # a command worker reads none
-    assert pace.watched([calm, flooding], urgent=False, now=time.monotonic()) == [calm, flooding]
-    pace.read([calm, flooding, command], ready=[calm, command], asked=False)
-    assert pace.watched([calm, flooding], urgent=False, now=time.monotonic()) == []
-    pace.read([calm, flooding], ready=[flooding], asked=False)
-    assert pace.watched([calm, flooding], urgent=False, now=time.monotonic()) == [calm, flooding]
-    assert pace.watched([calm], urgent=False, now=time.monotonic() + 61) == [calm]
+    t = time.monotonic()
+    assert pace.watched([calm, flooding], urgent=False, now=t) == [calm, flooding]
+    pace.read([calm, flooding, command], ready=[calm, command], asked=False, now=t)
+    assert pace.watched([calm, flooding], urgent=False, now=t + 0.01) == []
+    assert pace.deadline() == t + 60.0
+    pace.read([calm, flooding], ready=[flooding], asked=False, now=t + 0.01)
+    # Flooded: not at once (a turn per few lines), but every flood pace.
+    assert pace.watched([calm, flooding], urgent=False, now=t + 0.02) == []
+    assert pace.deadline() == t + 0.05
+    assert pace.watched([calm, flooding], urgent=False, now=t + 0.05) == [calm, flooding]
+    assert pace.watched([calm, flooding], urgent=False, now=t + 0.07) == []
+    assert pace.watched([calm, flooding], urgent=False, now=t + 0.11) == [calm, flooding]
+    assert pace.watched([calm], urgent=False, now=t + 121) == [calm]   # two paces later: calm again
+    assert pace.watched([calm], urgent=False, now=t + 121.1) == []
 
 
 def wakeups(pid: int) -> int:
