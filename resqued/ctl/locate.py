@@ -120,10 +120,10 @@ def _top_level_lines(text: str) -> dict:
 def _config_of(socket_path: str) -> str | None:
     """The config file the master at ``socket_path`` says it runs, or None."""
     try:
-        # Without the workers' memory: only the config is read, and a
-        # master reads /proc for each worker to answer with it (~1 s of its
-        # CPU with 32 busy workers on a loaded machine).
-        answer = masterclient.request(socket_path, "status", timeout=PROBE_TIMEOUT, memory=False)
+        # Without the workers: only the config is read, and a master reads
+        # /proc for each worker to answer with its memory (~1 s of its CPU
+        # with 32 busy workers on a loaded machine).
+        answer = masterclient.request(socket_path, "status", timeout=PROBE_TIMEOUT, memory=False, workers=False)
     except (ControlError, OSError, ValueError):
         return None
     master = answer.get("master") if isinstance(answer, dict) else None

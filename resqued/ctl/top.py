@@ -102,9 +102,10 @@ def _serves(path: str, resque) -> bool:
     and namespace are ``resque``'s? (Another master's pools, beside this
     Redis's queues, would mislead.)"""
     try:
-        # Without the workers' memory: top probes every master of this user,
-        # and a master reads /proc for each worker to answer with it.
-        master = masterclient.request(path, "status", timeout=PROBE_TIMEOUT, memory=False).get("master")
+        # Without the workers: top probes every master of this user, and a
+        # master reads /proc for each worker to answer with its memory.
+        master = masterclient.request(path, "status", timeout=PROBE_TIMEOUT, memory=False,
+                                      workers=False).get("master")
         # The file as the master reads it: REDIS_URL here is top's, not the master's.
         config = load_config(master["config"], environ={k: v for k, v in os.environ.items() if k != "REDIS_URL"})
     except (ControlError, ConfigError, OSError, ValueError, TypeError, KeyError):

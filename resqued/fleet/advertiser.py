@@ -50,8 +50,10 @@ class Advertiser:
         if not self.settings.get("control_socket"):
             return None
         try:
+            # Every 2 s: no /proc reads for each worker (6 % of the master's CPU at 64), and
+            # the pools' counts by state rather than each worker's record (1.1 ms of its CPU).
             answer = request(self.settings["control_socket"], Command.STATUS, timeout=STATUS_TIMEOUT,
-                             memory=False)   # every 2 s: /proc reads for each worker cost the master 6 % CPU at 64
+                             memory=False, workers=False)
         except ControlError:
             return None     # said in the record: state "not answering"
         return answer if answer.get("ok") else None

@@ -12,6 +12,7 @@ values ``snapshot`` takes of that view; the master applies the actions
 waiting for their condition and whether systemd was told READY.
 """
 
+import collections
 import os
 import time
 from dataclasses import dataclass
@@ -68,15 +69,15 @@ class RequestHandlers:
             if isinstance(step, Wait):
                 self.waiting.append((conn, step, time.monotonic() + step.within))
             else:
-                conn.reply(self._reply(step, view(), memory=conn.request.memory))
+                conn.reply(self._reply(step, view(), memory=conn.request.memory, workers=conn.request.workers))
         except OSError as exc:
             # Out of descriptors (EMFILE) while reading /proc for a status,
             # say: this request fails, the master goes on.
             conn.reply(Refusal(f"the master cannot answer {conn.request.command.value!r} now: {exc}"))
 
-    def _reply(self, step, view: MasterView, memory: bool = True):
+    def _reply(self, step, view: MasterView, memory: bool = True, workers: bool = True):
         if isinstance(step, ReplyStatus):
-            return Answer(self.status(view, memory), pid=os.getpid() if step.with_pid else None,
+            return Answer(self.status(view, memory, workers), pid=os.getpid() if step.with_pid else None,
                           message=step.message)
         return step
 
@@ -143,7 +144,10 @@ class RequestHandlers:
                            reload_probing=view.reload_probing, reload_error=view.reload_error,
                            on_hup=view.config.on_hup)
 
-    def status(self, view: MasterView, memory: bool = True) -> Status:
+    def status(self, view: MasterView, memory: bool = True, workers: bool = True) -> Status:
+        """``workers=False``: no worker's record, but each pool's count of
+        workers by state (the fleet advertiser's, every 2 s: describing and
+        encoding 64 workers was 1.1 ms of the master's CPU each time)."""
         pools = []
         for pool in view.config.pools:
             state = view.supervision[pool.name]
@@ -154,12 +158,15 @@ class RequestHandlers:
                           "recycles": state.recycles, "restarts": state.restarts,
                           "max_memory": pool.max_memory, "max_jobs": pool.max_jobs,
                           "kind": pool.kind, "command": list(pool.command) if pool.command else None})
+            if not workers:
+                pools[-1]["states"] = dict(collections.Counter(
+                    c.describe_state() for c in view.children if c.pool.name == pool.name))
         return {"master": {"pid": os.getpid(), "config": view.config.path, "state": self.state(view),
                            "rss": psutil.Process().memory_info().rss},
                 "spawner": self._spawner_status(view),
                 **{name: {**kept, "rss": _rss(kept["pid"])} for name, kept in (view.kept or {}).items()},
                 "pools": pools,
-                "workers": [c.describe(memory) for c in sorted(view.children, key=lambda c: c.pid)]}
+                "workers": [c.describe(memory) for c in sorted(view.children, key=lambda c: c.pid)] if workers else []}
 
     @staticmethod
     def metrics(view: MasterView) -> Metrics:

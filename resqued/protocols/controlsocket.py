@@ -50,6 +50,7 @@ class Request:
     pools: tuple[str, ...] = ()   # restart: these pools only (none: every pool)
     now: bool = False             # stop: at once, not after the running jobs
     memory: bool = True           # status: each worker's memory too (reading /proc: the costly part)
+    workers: bool = True          # status: each worker's record; False: per pool, how many in each state
 
     def __post_init__(self):
         object.__setattr__(self, "command", Command(self.command))
@@ -64,8 +65,11 @@ class Request:
             fields["pools"] = list(self.pools)
         elif self.command == Command.STOP:
             fields["now"] = self.now
-        elif self.command == Command.STATUS and not self.memory:
-            fields["memory"] = False
+        elif self.command == Command.STATUS:
+            if not self.memory:
+                fields["memory"] = False
+            if not self.workers:
+                fields["workers"] = False
         return json.dumps(fields).encode() + b"\n"
 
 
@@ -92,10 +96,14 @@ def decode_request(line: bytes) -> Request:
     memory = fields.get("memory", True)
     if command == Command.STATUS and not isinstance(memory, bool):
         raise BadRequest("status: memory must be true or false")
+    workers = fields.get("workers", True)
+    if command == Command.STATUS and not isinstance(workers, bool):
+        raise BadRequest("status: workers must be true or false")
     return Request(command, wait=wait if command == Command.PAUSE else None,
                    pools=tuple(pools) if command == Command.RESTART else (),
                    now=bool(fields.get("now")) if command == Command.STOP else False,
-                   memory=memory if command == Command.STATUS else True)
+                   memory=memory if command == Command.STATUS else True,
+                   workers=workers if command == Command.STATUS else True)
 
 
 def _shown(command) -> str:
@@ -144,6 +152,7 @@ class PoolStatus(TypedDict):
     max_jobs: int | None
     kind: str             # python, or command: its workers run ``command`` (not in an older master's answer)
     command: list[str] | None
+    states: dict          # only when asked without workers: state -> how many of its workers are in it
 
 
 class WorkerStatus(TypedDict):
@@ -167,7 +176,7 @@ class Status(TypedDict):
     scheduler: KeptInfo   # (not in an older master's answer)
     exporter: KeptInfo
     pools: list[PoolStatus]
-    workers: list[WorkerStatus]
+    workers: list[WorkerStatus]   # empty when asked without workers (the fleet advertiser: the pools' states)
 
 
 STATUS_KEYS = tuple(Status.__annotations__)

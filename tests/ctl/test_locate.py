@@ -88,4 +88,4 @@ def test_probing_a_master_for_its_config_does_not_ask_for_the_workers_memory(tmp
         thread.join(5)
     finally:
         server.close()
-    assert [(a["command"], a.get("memory")) for a in asked] == [("status", False), ("status", False)]
+    assert [(a["command"], a.get("memory"), a.get("workers")) for a in asked] == [("status", False, False)] * 2

@@ -90,3 +90,20 @@ def test_a_status_without_memory_travels_and_a_bad_memory_flag_is_refused():
         assert "memory" in str(exc)
     else:
         raise AssertionError("a memory flag that is no boolean was taken")
+
+
+def test_a_status_without_workers_travels_and_a_bad_workers_flag_is_refused():
+    # The fleet advertiser counts workers by state per pool: no record of each.
+    from resqued.protocols.controlsocket import BadRequest, Command, Request, decode_request
+    line = Request(Command.STATUS, memory=False, workers=False).encode()
+    assert json.loads(line) == {"command": "status", "memory": False, "workers": False}
+    request = decode_request(line)
+    assert request.workers is False and request.memory is False
+    assert decode_request(b'{"command": "status"}').workers is True
+    assert decode_request(b'{"command": "pause", "workers": false}').workers is True   # status's alone
+    try:
+        decode_request(b'{"command": "status", "workers": 0}')
+    except BadRequest as exc:
+        assert "workers" in str(exc)
+    else:
+        raise AssertionError("a workers flag that is no boolean was taken")
