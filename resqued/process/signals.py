@@ -6,9 +6,8 @@ the reserver) ends at once. The main loop drains and dispatches.
 """
 
 import ctypes
-import math
 import os
-import select
+import selectors
 import signal
 import socket
 
@@ -80,49 +79,30 @@ def wait_readable(fds, timeout):
 
 def wait_ready(readable, writable, timeout):
     """Wait until one of ``readable`` can be read or one of ``writable``
-    written (ints or objects with fileno; None: no timeout); returns the two
-    lists of those that can. Through poll(2), not select(): the master
-    watches a report pipe per worker and its control connections, and
-    select() fails outright once a descriptor's number passes 1023. Not
-    epoll either: built on each call, an epoll costs a descriptor (which a
-    master out of them has not got) and a system call per watched one
-    (11.5 ms a turn with 1,000 workers, 0.5 with poll). And select.poll
-    itself, not selectors.PollSelector, whose registration of each object
-    (a key tuple, two maps) was most of a master's turn with 64 workers."""
-    watched = {}   # fd -> [the first object given for it, poll events]
-    for obj in readable:
-        fd = _fd(obj)
-        if fd not in watched:
-            watched[fd] = [obj, select.POLLIN]
-    for obj in writable:
-        fd = _fd(obj)
-        if fd in watched:
-            watched[fd][1] |= select.POLLOUT
-        else:
-            watched[fd] = [obj, select.POLLOUT]
-    poller = select.poll()
-    for fd, (_, events) in watched.items():
-        poller.register(fd, events)
-    try:
-        ready = poller.poll(None if timeout is None else max(0, math.ceil(timeout * 1000)))
-    except InterruptedError:
-        return [], []
-    readers, writers = [], []
-    for fd, event in ready:
-        obj, events = watched[fd]
-        # As selectors reads them: an error or a hang-up is news to a reader and a writer alike.
-        if event & ~select.POLLOUT and events & select.POLLIN:
-            readers.append(obj)
-        if event & ~select.POLLIN and events & select.POLLOUT:
-            writers.append(obj)
-    return readers, writers
-
-
-def _fd(obj) -> int:
-    fd = obj if isinstance(obj, int) else obj.fileno()
-    if not isinstance(fd, int) or fd < 0:
-        raise ValueError(f"invalid file descriptor {fd!r}")
-    return fd
+    written; returns the two lists of those that can. Through poll(2)
+    (selectors.PollSelector), not select(): the master watches a report pipe
+    per worker and its control connections, and select() fails outright once
+    a descriptor's number passes 1023. Not epoll either: built on each call,
+    an epoll costs a descriptor (which a master out of them has not got) and
+    a system call per watched one (11.5 ms a turn with 1,000 workers, 0.5
+    with poll)."""
+    with selectors.PollSelector() as selector:
+        for obj in readable:
+            try:
+                selector.register(obj, selectors.EVENT_READ)
+            except KeyError:   # listed twice
+                pass
+        for obj in writable:
+            try:
+                selector.register(obj, selectors.EVENT_WRITE)
+            except KeyError:   # watched for reading too
+                selector.modify(obj, selectors.EVENT_READ | selectors.EVENT_WRITE)
+        try:
+            events = selector.select(timeout)
+        except InterruptedError:
+            return [], []
+    return ([key.fileobj for key, mask in events if mask & selectors.EVENT_READ],
+            [key.fileobj for key, mask in events if mask & selectors.EVENT_WRITE])
 
 
 def collapse_repeats(signums, counted=(), ignored=()) -> list[int]:
