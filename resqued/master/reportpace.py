@@ -13,14 +13,16 @@ records the pipe did not take for its next line (worker/reports.py); but a
 state line that finds the pipe full is dropped, and a worker killed then
 is judged on an older state. So each pipe is enlarged (reportpipesize.py:
 256 KiB to 1 MiB), and while any worker writes FLOODED bytes or more within
-a pace (thousands of tiny jobs a second, fork: false), every pipe is read
-every FLOOD_PACE instead, until a whole pace has passed below that: a pipe
-then holds what a worker writes in 50 ms (~40 KB at 4,000 jobs a second),
-well within even the kernel's default 64 KiB. Read at once (a turn of the
-loop per few lines), a flood cost the master 63 us of CPU per job, a third
-of what a fork: false job costs all its processes; in turns of 50 ms, the
-lines' decoding is what is left. Left: the first pace of a sudden flood,
-which a worker faster than the pipe's size a second still fills.
+a pace (a few hundred tiny jobs a second: a line is ~220-300 bytes), every
+pipe is read every FLOOD_PACE instead, until a whole pace has passed below
+that: a pipe then holds what a worker writes in 50 ms and a turn (45-60 KB
+at 4,000 jobs a second), within an enlarged pipe; at the kernel's default
+64 KiB (the user's pipe budget spent) a worker that fast may see a state
+line dropped, as it may while the master is busy. Read at once (a turn of
+the loop per few lines), a flood cost the master 63 us of CPU per job, a
+third of what a fork: false job costs all its processes; in turns of 50 ms,
+the lines' decoding is what is left. Left: the first pace of a sudden
+flood, which a worker faster than the pipe's size a second still fills.
 
 Read at once, as before, whenever something waits on a worker's state:
 start-up until READY=1, a request waiting for its condition (pause --wait,
@@ -42,7 +44,7 @@ class ReportPace:
         self.flood_pace = flood_pace
         self.read_at = 0.0   # time.monotonic() of the last turn that watched the pipes
         self.resume_at = None   # while the pipes are not watched: when they are again
-        self.flooded_until = 0.0   # a worker wrote a lot: every pipe read at once until then
+        self.flooded_until = 0.0   # a worker wrote a lot: every pipe read every flood_pace until then
         self.window_from = 0.0     # time.monotonic() when the current pace's byte counts began
         self.written = {}          # id(child): bytes read from its pipe since window_from
 

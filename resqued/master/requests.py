@@ -162,7 +162,7 @@ class RequestHandlers:
                 pools[-1]["states"] = dict(collections.Counter(
                     c.describe_state() for c in view.children if c.pool.name == pool.name))
         return {"master": {"pid": os.getpid(), "config": view.config.path, "state": self.state(view),
-                           "rss": psutil.Process().memory_info().rss},
+                           "rss": psutil.Process().memory_info().rss, "worker_count": len(view.children)},
                 "spawner": self._spawner_status(view),
                 **{name: {**kept, "rss": _rss(kept["pid"])} for name, kept in (view.kept or {}).items()},
                 "pools": pools,

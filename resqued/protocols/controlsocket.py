@@ -15,7 +15,7 @@ of the status, and is answered even while the master stops.
 import json
 import math
 from dataclasses import dataclass, field
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 from resqued.protocols.strenum import StrEnum
 
@@ -123,6 +123,7 @@ class MasterInfo(TypedDict):
     config: str
     state: str            # running, paused, restarting, winched, stopping
     rss: int
+    worker_count: int     # its worker processes, those retiring after a reload too (not in an older master's)
 
 
 class SpawnerInfo(TypedDict):
@@ -152,7 +153,7 @@ class PoolStatus(TypedDict):
     max_jobs: int | None
     kind: str             # python, or command: its workers run ``command`` (not in an older master's answer)
     command: list[str] | None
-    states: dict          # only when asked without workers: state -> how many of its workers are in it
+    states: NotRequired[dict[str, int]]   # asked without workers: state -> how many of its workers are in it
 
 
 class WorkerStatus(TypedDict):

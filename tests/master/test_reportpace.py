@@ -88,16 +88,16 @@ def test_a_master_whose_workers_run_job_after_job_wakes_a_few_times_a_second(mas
     assert stop(m.proc) == 0
 
 
-def test_a_flood_keeps_every_pipe_read_at_once_while_the_worker_writes_a_pipes_worth_a_pace():
+def test_a_flood_keeps_every_pipe_read_at_the_flood_pace_while_the_worker_writes_a_pipes_worth_a_pace():
     # The first read after a pace finds the pipe's worth; after that, read at
-    # once, each read is small: only the bytes over the pace say the flood goes on.
-    pace, flooding = ReportPace(pace=1.0), Pipe(FLOODED)
+    # the flood pace, each read is small: only the bytes over the pace say the flood goes on.
+    pace, flooding = ReportPace(pace=1.0, flood_pace=0.09), Pipe(FLOODED)   # below the reads: float sums
     assert pace.watched([flooding], urgent=False, now=100.0) == [flooding]
     pace.read([flooding], ready=[flooding], asked=False, now=100.0)
     flooding.held = FLOODED // 10 + 1   # a tenth of a pace's worth, every tenth of a pace
     for tick in range(1, 30):
         now = 100.0 + tick / 10
-        assert pace.watched([flooding], urgent=False, now=now) == [flooding], f"not read at once at {now}"
+        assert pace.watched([flooding], urgent=False, now=now) == [flooding], f"not read at {now}"
         pace.read([flooding], ready=[flooding], asked=False, now=now)
     flooding.held = 300   # the flood ends: a pace below FLOODED, and the pipes wait out the pace again
     for tick in range(30, 60):
