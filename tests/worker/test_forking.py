@@ -98,6 +98,10 @@ def test_a_standby_killed_while_it_waits_is_replaced_not_given_a_job(procs, redi
     wait_log(r, "started:")
     [standby] = wait_until(lambda: standby_children(proc.pid), message="a standby during the job")
     os.kill(standby, signal.SIGKILL)
+    # As above: dead before the next job comes. On a loaded machine a SIGKILL
+    # takes effect only once its target gets a CPU, and a job handed over
+    # before that is the job's death (a dirty exit), as the test once saw.
+    wait_until(lambda: pid_gone(standby), message="the standby to die")
     r.rpush("test:release", 1)
     wait_log(r, "finished:")
     resque.enqueue("default", "PhpJob", {"tag": "after-busy-kill"})
