@@ -93,7 +93,7 @@ def _waiting(base: type, seconds: float) -> type:
                 return super().connect()
             deadline = time.monotonic() + seconds
             pause = WAIT_FIRST
-            given = self.socket_connect_timeout
+            given = getattr(self, "socket_connect_timeout", None)   # (an older redis-py's class may lack it)
             try:
                 while True:
                     # Each try within the time left (at least WAIT_MOST): to a host that
