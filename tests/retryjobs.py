@@ -17,9 +17,14 @@ def _redis():
 
 
 def _run(job):
-    """Log this run; returns which run of this job it is (1 the first)."""
-    _redis().rpush("test:log", f"run:{job.job_class}:{job.payload.get('attempt', 1)}:{os.getpid()}")
-    return _redis().incr(f"test:runs:{job.job_class}")
+    """Log this run; returns which run of this job it is (1 the first).
+    The count and the log entry are written in one transaction: a test that
+    stops the worker once it sees the entry must not kill the child between
+    the two (the next run would then count itself the first)."""
+    with _redis().pipeline(transaction=True) as pipe:
+        pipe.rpush("test:log", f"run:{job.job_class}:{job.payload.get('attempt', 1)}:{os.getpid()}")
+        pipe.incr(f"test:runs:{job.job_class}")
+        return pipe.execute()[1]
 
 
 def _on_failure(exc, job):

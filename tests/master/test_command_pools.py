@@ -31,11 +31,13 @@ def enqueue(r, queue, cls, *args):
 
 
 def busy_worker(r):
-    """The id of the worker whose working-on record exists, and the record."""
+    """The id of the worker whose working-on record exists, and the record.
+    A record listed may be gone by the time it is read (the master settles a
+    killed worker's job meanwhile): that one is skipped."""
     for key in r.keys("resque:worker:*"):
         key = key.decode()
-        if key.count(":") == 4 and not key.endswith(":started"):
-            return key.removeprefix("resque:worker:"), json.loads(r.get(key))
+        if key.count(":") == 4 and not key.endswith(":started") and (record := r.get(key)) is not None:
+            return key.removeprefix("resque:worker:"), json.loads(record)
     return None
 
 
