@@ -116,7 +116,9 @@ def test_a_worker_killed_mid_job_has_its_job_requeued_at_once(master_factory, r,
     assert again["payload"] == {**payload, "resqued_lost": 1}
     # The replacement starts once the job is settled (php-resque 1.x's
     # prune at start would drop the record unsettled).
-    [replacement] = m.workers()
+    # (m.workers() goes by title: the stand-in takes a waiting job before it
+    # titles itself, and its busy record is written before its title.)
+    [replacement] = wait_until(lambda: m.workers(), message="the replacement titled")
     log = log_text(m.proc)
     assert log.index(f"job {payload['id']} of {worker_id} from queue default requeued") < \
         log.index(f"started worker {replacement} for default")
