@@ -72,6 +72,9 @@ def test_an_unknown_state_is_refused_where_it_is_built():
     (b'{"state": "idle", "pid": "4"}', "pid is malformed"),
     (b'{"state": "idle", "paused": 1}', "paused is malformed"),
     (b'{"state": "busy", "since": "now"}', "since is malformed"),
+    (b'{"state": "busy", "since": true}', "since is malformed"),   # a bool is no number here
+    (b'{"state": "busy", "child": false}', "child is malformed"),
+    (b'{"state": {"busy": 1}}', "unknown state"),                   # not hashable: refused all the same
 ])
 def test_a_line_that_is_no_report_is_refused_with_its_reason_in_one_line(line, reason):
     with pytest.raises(ReportRefused, match=reason) as refused:
