@@ -10,6 +10,7 @@ fixed sets (outcomes, reasons, results) or from records whose values the
 report pipe bounds (queue and class names, reportpipe._is_outcome).
 """
 
+from bisect import bisect_left
 from dataclasses import dataclass, field
 
 from resqued.exits import EXIT_OK, EXIT_RECYCLE_MEMORY
@@ -55,11 +56,10 @@ class Histogram:
     total: float = 0.0
 
     def observe(self, value: float) -> None:
-        for i, bound in enumerate(BUCKETS):
-            if value <= bound:
-                break
-        else:
-            i = len(BUCKETS)
+        # The first bucket whose bound is >= value (a bisection, not a walk:
+        # two observations per job). NaN, which JSON lets through, goes
+        # past every bound (the +Inf bucket), as the walk it replaces did.
+        i = bisect_left(BUCKETS, value) if value == value else len(BUCKETS)
         self.counts[i] += 1
         self.total += value
 

@@ -16,6 +16,10 @@ def test_a_histogram_counts_each_value_in_the_first_bucket_that_holds_it():
     assert h.counts[BUCKETS.index(1)] == 1 and h.counts[BUCKETS.index(600)] == 1
     assert h.counts[-1] == 2                                       # past every bound: +Inf
     assert h.total == pytest.approx(0.001 + 0.005 + 0.0051 + 1 + 600 + 601 + 1e9)
+    h = Histogram()
+    h.observe(float("nan"))    # json.loads lets NaN through: past every bound, not the first
+    h.observe(float("inf"))
+    assert h.counts[-1] == 2 and sum(h.counts) == 2
 
 
 def test_the_tally_counts_outcomes_times_exits_and_reloads():
