@@ -326,10 +326,9 @@ class Arbiter:
         now = time.monotonic()
         blocked = {name for name, s in self.supervision.items() if not s.may_start(now)} | \
             self.settle_hold.pools(self.lost, now)   # a command pool's dead worker's job settled first
-        alive = [reconcile.Alive(c.pid, c.pool, c.started, c.stopping) for c in self.children.values()]
         # A rolling restart runs a pool one worker over its count (restart.py).
         counts = {name: n + self.restart.surge(name) for name, n in self.desired_counts().items()}
-        plan = reconcile.plan(self.config.pools, counts, alive, blocked)
+        plan = reconcile.plan(self.config.pools, counts, self.children.values(), blocked)
         for pid, reason in plan.retire:
             retire([self.children[pid]], reason)
         # A command pool's workers are the master's own forks: no spawner to wait for.

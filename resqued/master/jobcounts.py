@@ -43,10 +43,17 @@ class JobCounts:
             log.warning("the command workers' job counts did not come within %gs: reading them again",
                         GIVE_UP_AFTER, extra=event("job_counts_late"))
             self._close()
+        if self.fd is not None or not spawner.ready or now < self.next_at:
+            return
+        # Asked on every turn of the master's loop: no walk over its workers
+        # unless a pool could have any to count (those of a pool since
+        # changed or removed are stopping, and are not counted).
+        if not any(pool.command and pool.max_jobs for pool in config.pools):
+            return
         # started_wall: registrations by the same pid before it are another worker's (dirtyexit.py)
         workers = [[c.pid, c.worker_id, c.started_wall] for c in children
                    if getattr(c, "max_jobs", None) and not c.stopping]
-        if self.fd is not None or not workers or not spawner.ready or now < self.next_at:
+        if not workers:
             return
         self.next_at = now + COUNT_EVERY
         spec = {"redis_url": config.redis_url, "namespace": config.namespace, "workers": workers,
