@@ -17,14 +17,13 @@ import os
 import time
 from dataclasses import dataclass
 
-import psutil
-
 from resqued.config.model import ENV_MODE_PATH
 from resqued.master import workerprocess
 from resqued.master import reconcile
 from resqued.master.requestdecisions import (ACTIONS, MasterState, PoolView, ReplyStatus, Wait, WorkerView,
                                              decide, ready_due, settle)
 from resqued.process.logs import counted
+from resqued.process.memory import resident
 from resqued.protocols.controlsocket import Answer, Command, Metrics, Refusal, Status
 from resqued.protocols.reportpipe import WorkerState
 from resqued.config.redisurl import redact
@@ -162,7 +161,7 @@ class RequestHandlers:
                 pools[-1]["states"] = dict(collections.Counter(
                     c.describe_state() for c in view.children if c.pool.name == pool.name))
         return {"master": {"pid": os.getpid(), "config": view.config.path, "state": self.state(view),
-                           "rss": psutil.Process().memory_info().rss, "worker_count": len(view.children)},
+                           "rss": resident(os.getpid()), "worker_count": len(view.children)},
                 "spawner": self._spawner_status(view),
                 **{name: {**kept, "rss": _rss(kept["pid"])} for name, kept in (view.kept or {}).items()},
                 "pools": pools,
@@ -225,7 +224,4 @@ class RequestHandlers:
 
 def _rss(pid: int | None) -> int | None:
     """A helper process's resident memory, if it is alive."""
-    try:
-        return psutil.Process(pid).memory_info().rss if pid else None
-    except psutil.Error:
-        return None
+    return resident(pid) if pid else None
