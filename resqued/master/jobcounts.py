@@ -49,11 +49,13 @@ class JobCounts:
         # unless a pool could have any to count (those of a pool since
         # changed or removed are stopping, and are not counted).
         if not any(pool.command and pool.max_jobs for pool in config.pools):
+            self.counts = {}   # none to count: a pid reused later must not inherit a count
             return
         # started_wall: registrations by the same pid before it are another worker's (dirtyexit.py)
         workers = [[c.pid, c.worker_id, c.started_wall] for c in children
                    if getattr(c, "max_jobs", None) and not c.stopping]
         if not workers:
+            self.counts = {}
             return
         self.next_at = now + COUNT_EVERY
         spec = {"redis_url": config.redis_url, "namespace": config.namespace, "workers": workers,

@@ -45,8 +45,8 @@ def plan(pools, counts: dict, alive, blocked=frozenset()) -> Plan:
     """``pools``: the configured PoolConfigs; ``counts``: pool name -> desired
     worker count (config count adjusted by TTIN/TTOU); ``alive``: Alive
     records, or anything with their four attributes (the master passes its
-    Child records as they are: copying 64 of them a turn was a tenth of its
-    loop's CPU);
+    Child records as they are: copying 64 of them a turn was a quarter of
+    this function's cost);
     ``blocked``: pool names that may not spawn now (backing off, or failed)."""
     by_name = {pool.name: pool for pool in pools}
     retire, spawn = [], []

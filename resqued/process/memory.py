@@ -117,7 +117,7 @@ def resident(pid: int) -> int | None:
     try:
         with open(f"/proc/{pid}/statm", "rb") as f:
             return int(f.read().split()[1]) * _PAGE
-    except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+    except (OSError, IndexError, ValueError):   # gone, or hidden (hidepid)
         return None
 
 

@@ -221,8 +221,9 @@ def decode(line: bytes) -> Report:
     """The message on one line (without its newline); ReportRefused if it is
     none. Keys a message does not know are ignored."""
     try:
-        # Decoded to text first, and by a decoder made once: json.loads of
-        # bytes guesses their encoding, and builds its call, on every line.
+        # Decoded to text first: json.loads of bytes guesses their encoding
+        # on every line (the worker's encoder writes ASCII JSON, as every
+        # version's did).
         fields = _JSON.decode(line.decode())
     except (ValueError, RecursionError):   # UnicodeDecodeError is a ValueError
         raise ReportRefused("not JSON") from None
@@ -265,7 +266,7 @@ def _is_outcome(record) -> bool:
     label values at will). Types compared exactly, as checked() does."""
     return (type(record) is list and len(record) == 5 and type(record[0]) is str
             and type(record[1]) is str and len(record[0]) <= LABEL_LIMIT and len(record[1]) <= LABEL_LIMIT
-            and record[2] in _OUTCOMES and type(record[3]) in _NUMBER
+            and type(record[2]) is str and record[2] in _OUTCOMES and type(record[3]) in _NUMBER
             and (record[4] is None or type(record[4]) in _NUMBER))
 
 

@@ -111,7 +111,8 @@ def test_a_line_carrying_outcomes_fits_a_pipe_write_whatever_its_names():
 
 @pytest.mark.parametrize("outcomes", [
     '"done"', '[["q", "C", "exploded", 1, 1]]', '[["q", "C", "done", "1", 1]]', '[["q", "C", "done", 1]]',
-    '[["q", 5, "done", 1, 1]]', '[["%s", "C", "done", 1, 1]]' % ("q" * 101), '[["q", "C", "done", true, 1]]'])
+    '[["q", 5, "done", 1, 1]]', '[["%s", "C", "done", 1, 1]]' % ("q" * 101), '[["q", "C", "done", true, 1]]',
+    '[["q", "C", ["done"], 1, 1]]', '[["q", "C", {"done": 1}, 1, 1]]'])   # unhashable: refused, not a TypeError
 def test_malformed_outcomes_refuse_the_line(outcomes):
     # A line must not create label values at will: an outcome of JobOutcome's, names of bounded length.
     with pytest.raises(ReportRefused, match="outcomes"):
