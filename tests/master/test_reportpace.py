@@ -18,44 +18,51 @@ from resqued.protocols.controlsocket import Command
 from resqued.resque import wire
 
 
-def test_the_pipes_wait_out_the_pace_unless_something_waits_on_a_state():
-    pace = ReportPace(pace=0.25)
-    assert pace.watched(["a", "b"], urgent=False, now=10.0) == ["a", "b"]
-    assert pace.deadline() is None   # watched: the loop's own timeout stands
-    assert pace.watched(["a", "b"], urgent=False, now=10.1) == []
-    assert pace.deadline() == 10.25
-    assert pace.watched(["a", "b"], urgent=True, now=10.2) == ["a", "b"]   # e.g. pause --wait
-    assert pace.watched(["a", "b"], urgent=False, now=10.3) == []
-    assert pace.watched(["a", "b"], urgent=False, now=10.45) == ["a", "b"]
-
-
 class Pipe:
-    """What ReportPace reads of a worker: how many bytes its pipe held."""
+    """What ReportPace reads of a worker: how many bytes its pipe held; and
+    how many times it was read."""
 
     def __init__(self, held: int | None):
         self.held = held
+        self.reads = 0
 
     def read_reports(self) -> int | None:
+        self.reads += 1
         return self.held
+
+
+def test_the_pipes_are_read_once_a_pace_without_a_poll_unless_something_waits_on_a_state():
+    pace = ReportPace(pace=0.25)
+    a, b = Pipe(300), Pipe(300)
+    assert pace.watched([a, b], urgent=False, now=10.0) == []   # the pace has passed: read now, not polled
+    assert (a.reads, b.reads) == (1, 1) and pace.deadline() == 10.25
+    assert pace.watched([a, b], urgent=False, now=10.1) == [] and a.reads == 1
+    assert pace.deadline() == 10.25
+    assert pace.watched([a, b], urgent=True, now=10.2) == [a, b]   # e.g. pause --wait: polled, read as they come
+    assert pace.deadline() is None and a.reads == 1                # (by the loop: read(ready=...))
+    assert pace.watched([a, b], urgent=False, now=10.3) == [] and a.reads == 1
+    assert pace.deadline() == 10.45                                 # a pace from the urgent turn's
+    assert pace.watched([a, b], urgent=False, now=10.45) == [] and (a.reads, b.reads) == (2, 2)
 
 
 def test_a_worker_that_floods_its_pipe_has_every_pipe_read_at_the_flood_pace_for_a_pace():
     pace = ReportPace(pace=60.0, flood_pace=0.05)   # a pace longer than this test: only the flood can lift it
-    calm, flooding, command = Pipe(300), Pipe(FLOODED), Pipe(None)   # a command worker reads none
+    calm, flooding, command = Pipe(300), Pipe(300), Pipe(None)   # a command worker reads none
     t = time.monotonic()
-    assert pace.watched([calm, flooding], urgent=False, now=t) == [calm, flooding]
-    pace.read([calm, flooding, command], ready=[calm, command], asked=False, now=t)
-    assert pace.watched([calm, flooding], urgent=False, now=t + 0.01) == []
-    assert pace.deadline() == t + 60.0
-    pace.read([calm, flooding], ready=[flooding], asked=False, now=t + 0.01)
+    assert pace.watched([calm, flooding, command], urgent=False, now=t) == []
+    assert calm.reads == 1 and pace.deadline() == t + 60.0
+    flooding.held = FLOODED
+    pace.read([calm, flooding], ready=[flooding], asked=False, now=t + 0.01)   # an urgent turn's read finds it
     # Flooded: not at once (a turn per few lines), but every flood pace.
-    assert pace.watched([calm, flooding], urgent=False, now=t + 0.02) == []
+    assert pace.watched([calm, flooding], urgent=False, now=t + 0.02) == [] and calm.reads == 1
     assert pace.deadline() == t + 0.05
-    assert pace.watched([calm, flooding], urgent=False, now=t + 0.05) == [calm, flooding]
-    assert pace.watched([calm, flooding], urgent=False, now=t + 0.07) == []
-    assert pace.watched([calm, flooding], urgent=False, now=t + 0.11) == [calm, flooding]
-    assert pace.watched([calm], urgent=False, now=t + 121) == [calm]   # two paces later: calm again
-    assert pace.watched([calm], urgent=False, now=t + 121.1) == []
+    assert pace.watched([calm, flooding], urgent=False, now=t + 0.05) == [] and calm.reads == 2
+    assert pace.watched([calm, flooding], urgent=False, now=t + 0.07) == [] and calm.reads == 2
+    assert pace.watched([calm, flooding], urgent=False, now=t + 0.11) == [] and calm.reads == 3
+    flooding.held = 300
+    assert pace.watched([calm], urgent=False, now=t + 121) == [] and calm.reads == 4   # two paces later: calm again
+    assert pace.deadline() == t + 181
+    assert pace.watched([calm], urgent=False, now=t + 121.1) == [] and calm.reads == 4
 
 
 def wakeups(pid: int) -> int:
@@ -92,18 +99,18 @@ def test_a_flood_keeps_every_pipe_read_at_the_flood_pace_while_the_worker_writes
     # The first read after a pace finds the pipe's worth; after that, read at
     # the flood pace, each read is small: only the bytes over the pace say the flood goes on.
     pace, flooding = ReportPace(pace=1.0, flood_pace=0.09), Pipe(FLOODED)   # below the reads: float sums
-    assert pace.watched([flooding], urgent=False, now=100.0) == [flooding]
-    pace.read([flooding], ready=[flooding], asked=False, now=100.0)
+    assert pace.watched([flooding], urgent=False, now=100.0) == [] and flooding.reads == 1
     flooding.held = FLOODED // 10 + 1   # a tenth of a pace's worth, every tenth of a pace
     for tick in range(1, 30):
-        now = 100.0 + tick / 10
-        assert pace.watched([flooding], urgent=False, now=now) == [flooding], f"not read at {now}"
-        pace.read([flooding], ready=[flooding], asked=False, now=now)
+        now, reads = 100.0 + tick / 10, flooding.reads
+        pace.watched([flooding], urgent=False, now=now)
+        assert flooding.reads == reads + 1, f"not read at {now}"
     flooding.held = 300   # the flood ends: a pace below FLOODED, and the pipes wait out the pace again
     for tick in range(30, 60):
         pace.watched([flooding], urgent=False, now=100.0 + tick / 10)
-        pace.read([flooding], ready=[flooding], asked=False, now=100.0 + tick / 10)
-    assert pace.watched([flooding], urgent=False, now=106.05) == []
+    reads = flooding.reads
+    pace.watched([flooding], urgent=False, now=106.05)
+    assert flooding.reads == reads and pace.deadline() > 106.05
 
 
 def test_a_report_pipe_is_enlarged_within_the_users_pipe_budget():
