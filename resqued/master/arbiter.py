@@ -143,6 +143,7 @@ class Arbiter:
             self.notifier.watchdog()   # a reload takes a while: systemd must not think us hung
         self._finish_reload()
         self._reap()
+        self.reports.read_due(self.children.values(), time.monotonic())   # once a pace: what the turn shows
         commandworkers.check(self.children.values(), self.supervision, self.job_counts.counts)
         self.job_counts.start_due(self.spawner, self.children.values(), self.config)
         self._keep_spawner()

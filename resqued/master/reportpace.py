@@ -42,27 +42,32 @@ class ReportPace:
     def __init__(self, pace: float = PACE, flood_pace: float = FLOOD_PACE):
         self.pace = pace
         self.flood_pace = flood_pace
-        self.read_at = 0.0   # time.monotonic() of the last turn that watched the pipes
-        self.resume_at = None   # while the pipes are not watched: when they are again
+        self.read_at = 0.0   # time.monotonic() of the last paced read, or of the last turn that polled the pipes
+        self.resume_at = None   # while the pipes are not polled: when they are read again
         self.flooded_until = 0.0   # a worker wrote a lot: every pipe read every flood_pace until then
         self.window_from = 0.0     # time.monotonic() when the current pace's byte counts began
         self.written = {}          # id(child): bytes read from its pipe since window_from
 
-    def watched(self, children, urgent: bool, now: float) -> list:
-        """The workers whose pipes this turn waits on: all of them while
-        something waits on their states, else none. Once the pace
-        (FLOOD_PACE while flooded) has passed, every pipe is read here, at
-        once, rather than polled: by then nearly every busy worker's pipe
-        holds a line, and polling them cost a poll(2) over every descriptor
-        and a second turn of the loop right after the one the pace woke
-        (80 us and a walk over every worker, a second, at 64 workers)."""
-        if urgent:
-            self.read_at, self.resume_at = now, None
-            return list(children)
+    def read_due(self, children, now: float) -> None:
+        """Once the pace (FLOOD_PACE while flooded) has passed, read every
+        pipe, at once: early in the loop's turn, so that what the turn shows
+        (the process title, systemd's STATUS=) is at most a pace old. Not
+        polled first: by then nearly every busy worker's pipe holds a line,
+        and polling them cost a poll(2) over every descriptor and a second
+        turn of the loop right after the one the pace woke (80 us and a walk
+        over every worker, a second, at 64 workers)."""
         if now >= self.read_at + self._pace(now):
             self.read_at = now
             self.read(children, (), asked=True, now=now)
-        self.resume_at = self.read_at + self._pace(now)   # (the read may have found a flood)
+
+    def watched(self, children, urgent: bool, now: float) -> list:
+        """The workers whose pipes this turn's wait polls: all of them while
+        something waits on their states (read as lines come), else none
+        (read_due reads them once a pace)."""
+        if urgent:
+            self.read_at, self.resume_at = now, None
+            return list(children)
+        self.resume_at = self.read_at + self._pace(now)   # (after read_due: a flood it found shortens it)
         return []
 
     def _pace(self, now: float) -> float:

@@ -31,38 +31,45 @@ class Pipe:
         return self.held
 
 
+def turn(pace, children, urgent, now):
+    """What the master's turn asks of the pace: the paced read early in the
+    turn (read_due), then which pipes its wait polls (watched)."""
+    pace.read_due(children, now)
+    return pace.watched(children, urgent, now)
+
+
 def test_the_pipes_are_read_once_a_pace_without_a_poll_unless_something_waits_on_a_state():
     pace = ReportPace(pace=0.25)
     a, b = Pipe(300), Pipe(300)
-    assert pace.watched([a, b], urgent=False, now=10.0) == []   # the pace has passed: read now, not polled
+    assert turn(pace, [a, b], urgent=False, now=10.0) == []   # the pace has passed: read now, not polled
     assert (a.reads, b.reads) == (1, 1) and pace.deadline() == 10.25
-    assert pace.watched([a, b], urgent=False, now=10.1) == [] and a.reads == 1
+    assert turn(pace, [a, b], urgent=False, now=10.1) == [] and a.reads == 1
     assert pace.deadline() == 10.25
-    assert pace.watched([a, b], urgent=True, now=10.2) == [a, b]   # e.g. pause --wait: polled, read as they come
+    assert turn(pace, [a, b], urgent=True, now=10.2) == [a, b]   # e.g. pause --wait: polled, read as they come
     assert pace.deadline() is None and a.reads == 1                # (by the loop: read(ready=...))
-    assert pace.watched([a, b], urgent=False, now=10.3) == [] and a.reads == 1
+    assert turn(pace, [a, b], urgent=False, now=10.3) == [] and a.reads == 1
     assert pace.deadline() == 10.45                                 # a pace from the urgent turn's
-    assert pace.watched([a, b], urgent=False, now=10.45) == [] and (a.reads, b.reads) == (2, 2)
+    assert turn(pace, [a, b], urgent=False, now=10.45) == [] and (a.reads, b.reads) == (2, 2)
 
 
 def test_a_worker_that_floods_its_pipe_has_every_pipe_read_at_the_flood_pace_for_a_pace():
     pace = ReportPace(pace=60.0, flood_pace=0.05)   # a pace longer than this test: only the flood can lift it
     calm, flooding, command = Pipe(300), Pipe(300), Pipe(None)   # a command worker reads none
     t = time.monotonic()
-    assert pace.watched([calm, flooding, command], urgent=False, now=t) == []
+    assert turn(pace, [calm, flooding, command], urgent=False, now=t) == []
     assert calm.reads == 1 and pace.deadline() == t + 60.0
     flooding.held = FLOODED
     pace.read([calm, flooding], ready=[flooding], asked=False, now=t + 0.01)   # an urgent turn's read finds it
     # Flooded: not at once (a turn per few lines), but every flood pace.
-    assert pace.watched([calm, flooding], urgent=False, now=t + 0.02) == [] and calm.reads == 1
+    assert turn(pace, [calm, flooding], urgent=False, now=t + 0.02) == [] and calm.reads == 1
     assert pace.deadline() == t + 0.05
-    assert pace.watched([calm, flooding], urgent=False, now=t + 0.05) == [] and calm.reads == 2
-    assert pace.watched([calm, flooding], urgent=False, now=t + 0.07) == [] and calm.reads == 2
-    assert pace.watched([calm, flooding], urgent=False, now=t + 0.11) == [] and calm.reads == 3
+    assert turn(pace, [calm, flooding], urgent=False, now=t + 0.05) == [] and calm.reads == 2
+    assert turn(pace, [calm, flooding], urgent=False, now=t + 0.07) == [] and calm.reads == 2
+    assert turn(pace, [calm, flooding], urgent=False, now=t + 0.11) == [] and calm.reads == 3
     flooding.held = 300
-    assert pace.watched([calm], urgent=False, now=t + 121) == [] and calm.reads == 4   # two paces later: calm again
+    assert turn(pace, [calm], urgent=False, now=t + 121) == [] and calm.reads == 4   # two paces later: calm again
     assert pace.deadline() == t + 181
-    assert pace.watched([calm], urgent=False, now=t + 121.1) == [] and calm.reads == 4
+    assert turn(pace, [calm], urgent=False, now=t + 121.1) == [] and calm.reads == 4
 
 
 def wakeups(pid: int) -> int:
@@ -99,17 +106,18 @@ def test_a_flood_keeps_every_pipe_read_at_the_flood_pace_while_the_worker_writes
     # The first read after a pace finds the pipe's worth; after that, read at
     # the flood pace, each read is small: only the bytes over the pace say the flood goes on.
     pace, flooding = ReportPace(pace=1.0, flood_pace=0.09), Pipe(FLOODED)   # below the reads: float sums
-    assert pace.watched([flooding], urgent=False, now=100.0) == [] and flooding.reads == 1
+    assert turn(pace, [flooding], urgent=False, now=100.0) == [] and flooding.reads == 1
+    assert pace.deadline() == 100.09   # the read found a flood: the wait ends at the flood pace
     flooding.held = FLOODED // 10 + 1   # a tenth of a pace's worth, every tenth of a pace
     for tick in range(1, 30):
         now, reads = 100.0 + tick / 10, flooding.reads
-        pace.watched([flooding], urgent=False, now=now)
+        turn(pace, [flooding], urgent=False, now=now)
         assert flooding.reads == reads + 1, f"not read at {now}"
     flooding.held = 300   # the flood ends: a pace below FLOODED, and the pipes wait out the pace again
     for tick in range(30, 60):
-        pace.watched([flooding], urgent=False, now=100.0 + tick / 10)
+        turn(pace, [flooding], urgent=False, now=100.0 + tick / 10)
     reads = flooding.reads
-    pace.watched([flooding], urgent=False, now=106.05)
+    turn(pace, [flooding], urgent=False, now=106.05)
     assert flooding.reads == reads and pace.deadline() > 106.05
 
 
