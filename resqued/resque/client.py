@@ -59,8 +59,8 @@ class Resque:
         self.url = normalize_url(url, db)
         if connect_wait == "auto":
             connect_wait = CONNECT_WAIT_SENTINEL if sentinelurl.is_sentinel(self.url) else CONNECT_WAIT_PLAIN
-        elif isinstance(connect_wait, str) or isinstance(connect_wait, bool) or (
-                connect_wait is not None and not (isinstance(connect_wait, (int, float)) and connect_wait >= 0)):
+        elif connect_wait is not None and (isinstance(connect_wait, bool) or not isinstance(connect_wait, (int, float))
+                                           or not connect_wait >= 0):   # (NaN too)
             raise ValueError(f"invalid connect_wait {connect_wait!r}: seconds (>= 0), None or 'auto'")
         self.redis = redis if redis is not None else connect(self.url, connect_wait=connect_wait)
         self._wait = enqueuewait.commands(wait_replicas, wait_timeout)
